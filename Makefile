@@ -1,0 +1,89 @@
+# forge — build, test, bench.  `make` builds build/forged, build/forgectl;
+# `make test` runs every test; `make bench` every benchmark.
+# Missing Debian packages are installed first when run as root (tools/deps.sh).
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Wshadow -Wno-missing-field-initializers
+BASE    := -std=c11 -D_GNU_SOURCE -Iinclude -pthread $(WARN)
+PKGS    := libcurl jansson yaml-0.1 libsystemd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LIBS    := $(PKG_LIBS) -pthread
+B       ?= build
+EXTRA   ?=
+
+LIB_SRC := src/log.c src/util.c src/crash.c src/region.c src/ring.c src/session.c \
+           src/registry.c src/config.c src/worker.c src/supervisor.c
+LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
+HDRS    := $(wildcard include/forge/*.h src/*.h)
+
+TESTS   := test_ring test_region test_session test_config test_registry
+BENCHES := bench_ring
+
+.PHONY: all deps test unit integration bench asan tsan clean install check-deps
+
+all: deps $(B)/forged $(B)/forgectl
+
+deps:
+	@sh tools/deps.sh
+
+$(B)/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) -c $< -o $@
+
+$(B)/libforge.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(B)/forged: $(B)/obj/forged.o $(B)/libforge.a
+	$(CC) $(CFLAGS) $(EXTRA) -o $@ $^ $(LIBS)
+
+$(B)/forgectl: $(B)/obj/forgectl.o $(B)/libforge.a
+	$(CC) $(CFLAGS) $(EXTRA) -o $@ $^ $(LIBS)
+
+$(B)/tests/%: tests/%.c $(B)/libforge.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) -o $@ $< $(B)/libforge.a $(LIBS) -lcmocka
+
+$(B)/bench/%: bench/%.c $(B)/libforge.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) -o $@ $< $(B)/libforge.a $(LIBS)
+
+# The test build: crash points compiled in.
+build/test/forged build/test/forgectl: FORCE
+	@$(MAKE) --no-print-directory B=build/test CFLAGS="-O1 -g" EXTRA=-DFG_CRASHPOINTS \
+		build/test/forged build/test/forgectl
+FORCE:
+
+unit: deps $(TESTS:%=$(B)/tests/%)
+	@sh tests/run_unit.sh $(B)/tests $(TESTS)
+
+integration: all build/test/forged build/test/forgectl
+	@sh tests/run_integration.sh
+
+test: unit integration
+
+bench: all $(BENCHES:%=$(B)/bench/%)
+	@sh bench/run.sh
+
+asan:
+	@$(MAKE) --no-print-directory B=build/asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+		EXTRA="-fsanitize=address,undefined -fno-sanitize-recover=all -DFG_CRASHPOINTS" \
+		build/asan/forged build/asan/forgectl $(TESTS:%=build/asan/tests/%)
+	@sh tests/run_unit.sh build/asan/tests $(TESTS)
+
+tsan:
+	@$(MAKE) --no-print-directory B=build/tsan CFLAGS="-O1 -g" EXTRA="-fsanitize=thread" \
+		build/tsan/tests/test_ring
+	@sh tests/run_unit.sh build/tsan/tests test_ring
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/forge $(DESTDIR)/lib/systemd/system
+	install -m 755 $(B)/forged $(B)/forgectl $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 config/forge.yaml $(DESTDIR)/etc/forge/forge.yaml
+	install -m 644 systemd/forge.service $(DESTDIR)/lib/systemd/system/forge.service
+
+clean:
+	rm -rf build

@@ -1,0 +1,67 @@
+/*
+ * config.h — forge's YAML configuration.
+ *
+ * Loading is all-or-nothing: the file is parsed (libyaml events, so that
+ * anchors and aliases can be refused outright: no alias bombs), every key
+ * is checked against the schema in src/config.c, and the first problem is
+ * reported as "FILE:LINE:COL: key.path: what is wrong".  Keys the file does
+ * not set keep their defaults.  "${VAR}" in a scalar expands from the
+ * environment; an unset VAR is an error.
+ */
+#ifndef FORGE_CONFIG_H
+#define FORGE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FG_EX_CONFIG 78   /* sysexits.h EX_CONFIG */
+#define FG_MAX_PROVIDERS 8
+
+typedef struct fg_provider_cfg {
+	char name[64];
+	char base_url[512];
+	char model[128];
+	char api_key_env[128];
+} fg_provider_cfg_t;
+
+typedef struct fg_config {
+	char     file[4096];
+
+	uint32_t workers;               /* supervisor.workers (0 in file = auto) */
+	uint32_t watchdog_ms;           /* supervisor.watchdog_ms                */
+	uint32_t heartbeat_ms;          /* supervisor.heartbeat_ms               */
+	uint32_t backoff_initial_ms;    /* supervisor.restart.backoff_initial_ms */
+	uint32_t backoff_max_ms;        /* supervisor.restart.backoff_max_ms     */
+	uint32_t restart_intensity;     /* supervisor.restart.intensity          */
+	uint32_t restart_period_s;      /* supervisor.restart.period_s           */
+	uint32_t shutdown_timeout_ms;   /* supervisor.shutdown_timeout_ms        */
+	uint32_t sweep_after_ms;        /* supervisor.sweep_after_ms             */
+
+	char     region_path[4096];     /* region.path                           */
+	uint32_t sessions;              /* region.sessions                       */
+	uint32_t checkpoint_bytes;      /* region.checkpoint_bytes               */
+
+	uint32_t max_inflight;          /* worker.max_inflight                   */
+
+	char     log_level[16];         /* log.level                             */
+
+	char     llm_default[64];       /* llm.default                           */
+	uint32_t nproviders;
+	fg_provider_cfg_t providers[FG_MAX_PROVIDERS];
+
+	char     http_listen[128];      /* http.listen                           */
+} fg_config_t;
+
+void fg_config_defaults(fg_config_t *c);
+
+/*
+ * Loads FILE over the defaults.  On error fills err with
+ * "FILE:LINE:COL: key.path: message" and returns -1; c is then unspecified.
+ */
+int fg_config_load(fg_config_t *c, const char *file, char *err, size_t errlen);
+
+/* Loads from a buffer (tests, fuzzing); name stands for the file in messages. */
+int fg_config_load_buf(fg_config_t *c, const char *name, const char *buf, size_t len,
+		       char *err, size_t errlen);
+
+#endif

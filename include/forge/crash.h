@@ -1,0 +1,29 @@
+/*
+ * crash.h — crash points (SQLite's test6.c in spirit).
+ *
+ * FG_CRASHPOINT("ring.enq.after_claim") marks a step of a shared operation.
+ * In builds made with -DFG_CRASHPOINTS (build/test/), the process kills
+ * itself with SIGKILL at the Nth hit of the point named by the environment
+ * variable FORGE_CRASHPOINT="name:N" once fg_crash_arm() has armed it.
+ * In release builds the macro is empty.
+ */
+#ifndef FORGE_CRASH_H
+#define FORGE_CRASH_H
+
+#ifdef FG_CRASHPOINTS
+extern const char *fg_crash_name;
+void fg_crash_hit(const char *name);
+/* Reads FORGE_CRASHPOINT; call where the process should become killable. */
+void fg_crash_arm(void);
+void fg_crash_disarm(void);
+#define FG_CRASHPOINT(name) do { if (fg_crash_name) fg_crash_hit(name); } while (0)
+#else
+#define FG_CRASHPOINT(name) do { } while (0)
+static inline void fg_crash_arm(void) { }
+static inline void fg_crash_disarm(void) { }
+#endif
+
+/* Every crash point compiled into forge, for the crash-point test. */
+extern const char *const fg_crash_points[];
+
+#endif

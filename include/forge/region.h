@@ -1,0 +1,439 @@
+/*
+ * region.h — the byte layout of forge's shared region.  THIS FILE IS AN ABI.
+ *
+ * The region is one file-backed MAP_SHARED mapping created by forged and
+ * mapped by every worker, the gateway, forgectl and a restarted supervisor,
+ * each at its own address.  Nothing in it is a pointer: every reference is an
+ * offset from the start of the mapping or an index into a table.
+ *
+ *   offset 0            fg_hdr_t (4096 bytes)
+ *     0   u64 magic          FG_REGION_MAGIC ("FORGERG\0")
+ *     8   u32 version        FG_REGION_VERSION
+ *    12   u32 hdr_size       4096
+ *    16   u64 total_size     bytes of the whole file
+ *    24   u32 capacity       session records
+ *    28   u32 nslots         registry slots (workers, gateway, clients)
+ *    32   u32 nworker_slots  slots 0..nworker_slots-1 are workers
+ *    36   u32 max_inflight   lease-table entries per slot
+ *    40   u32 ring_cap       cells per ring (power of two)
+ *    44   u32 nrings         one ring per worker slot
+ *    48   u32 log_bytes      checkpoint log bytes per session
+ *    52   u32 nsections
+ *    56   u64 created_ns
+ *    64   fg_section_t sections[8]   {u64 off, u64 size}
+ *   192.. runtime fields, each hot one on its own cache line (see below)
+ *   [FG_SEC_REGISTRY]  nslots      x fg_slot_t        (256 bytes, 64-aligned)
+ *   [FG_SEC_LEASES]    nslots      x max_inflight x u32  (session index+1, 0 = empty)
+ *   [FG_SEC_RINGS]     nrings      x (fg_ring_t 192 bytes + ring_cap x u64 cells)
+ *   [FG_SEC_SESSIONS]  capacity    x fg_session_t     (128 bytes)
+ *   [FG_SEC_LOGS]      capacity    x log_bytes        (conversation log)
+ *
+ * Changing any constant, field, size or order below changes the format and
+ * must bump FG_REGION_VERSION; a region of another version is refused.
+ *
+ * Crash rules (DESIGN.md): the session table is the truth and rings are
+ * hints; every RUNNING or ALLOCATING session carries a lease naming
+ * (slot, generation); every multi-step shared operation is covered by an
+ * intent in the acting process's own slot, which the supervisor's recovery
+ * pass rolls forward or back when that process dies.
+ */
+#ifndef FORGE_REGION_H
+#define FORGE_REGION_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FG_REGION_MAGIC   0x0047524547524f46ULL /* "FORGERG\0" little-endian */
+#define FG_REGION_VERSION 1u
+#define FG_HDR_SIZE       4096u
+#define FG_CACHELINE      64u
+
+#define FG_MAX_WORKERS    64u  /* worker slots reserved in every region   */
+#define FG_CLIENT_SLOTS   16u  /* slots for forgectl and other submitters */
+#define FG_SLOT_NONE      0xffu
+
+enum fg_section_id {
+	FG_SEC_REGISTRY = 0,
+	FG_SEC_LEASES,
+	FG_SEC_RINGS,
+	FG_SEC_SESSIONS,
+	FG_SEC_LOGS,
+	FG_SEC_N
+};
+
+typedef struct fg_section {
+	uint64_t off;
+	uint64_t size;
+} fg_section_t;
+
+/* Supervisor states, in fg_hdr_t.sup_state. */
+enum fg_sup_state {
+	FG_SUP_NONE = 0,      /* no supervisor has run on this region yet      */
+	FG_SUP_STARTING,
+	FG_SUP_RUNNING,
+	FG_SUP_DEGRADED,      /* a slot hit its restart-intensity limit        */
+	FG_SUP_DRAINING,      /* SIGTERM: no new claims, in-flight steps finish */
+	FG_SUP_STOPPED        /* clean exit                                    */
+};
+
+#define FG_RECOVERY_HIST 256u
+
+typedef struct fg_hdr {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_size;
+	uint64_t total_size;
+	uint32_t capacity;
+	uint32_t nslots;
+	uint32_t nworker_slots;
+	uint32_t max_inflight;
+	uint32_t ring_cap;
+	uint32_t nrings;
+	uint32_t log_bytes;
+	uint32_t nsections;
+	uint64_t created_ns;
+	fg_section_t sections[8];
+
+	/*
+	 * Supervisor-owned fields.  Written only by the supervisor holding the
+	 * region lock (release); read by anyone (acquire).  A reader may assume
+	 * nothing beyond the value itself.
+	 */
+	alignas(64) _Atomic uint32_t sup_state;
+	_Atomic int32_t  sup_pid;
+	_Atomic uint32_t sup_boots;      /* supervisor starts on this region   */
+	_Atomic uint32_t cfg_workers;    /* workers configured now            */
+	_Atomic uint32_t gateway_slot;   /* slot of the gateway               */
+	_Atomic uint32_t draining;       /* 1: workers must not claim          */
+	_Atomic uint64_t sup_heartbeat_ns;
+	_Atomic uint64_t recoveries;     /* recovery passes run               */
+	_Atomic uint64_t sweeps_requeued;/* sessions re-enqueued by the sweep */
+	_Atomic uint64_t restarts;       /* children restarted, all slots      */
+
+	/*
+	 * Allocation cursor: any submitter fetch_adds it (relaxed) to spread
+	 * its scan for a FREE record.  A hint only; never trusted.
+	 */
+	alignas(64) _Atomic uint64_t alloc_cursor;
+
+	/*
+	 * Doorbell: a worker with nothing to do increments sleepers (seq_cst),
+	 * reads doorbell, looks at the rings once more, and futex-waits on
+	 * doorbell.  A submitter that enqueued (seq_cst CAS) and then sees
+	 * sleepers > 0 increments doorbell and wakes.  The seq_cst pair makes
+	 * a lost wake-up impossible (Dekker).
+	 */
+	alignas(64) _Atomic uint32_t doorbell;
+	_Atomic uint32_t sleepers;
+
+	/*
+	 * Recovery timings: the supervisor writes rec_ns[n % HIST] then
+	 * increments rec_count (release).  Readers take rec_count (acquire) and
+	 * read at most HIST entries behind it.  rec_ns is from "the kernel
+	 * reported the death" (pidfd readable) to "every session of the dead
+	 * generation is QUEUED and enqueued"; ready_ns to "replacement READY".
+	 */
+	alignas(64) _Atomic uint64_t rec_count;
+	uint32_t rec_ns[FG_RECOVERY_HIST];
+	_Atomic uint64_t ready_count;
+	uint32_t ready_ns[FG_RECOVERY_HIST];
+} fg_hdr_t;
+
+_Static_assert(offsetof(fg_hdr_t, version) == 8, "layout");
+_Static_assert(offsetof(fg_hdr_t, total_size) == 16, "layout");
+_Static_assert(offsetof(fg_hdr_t, capacity) == 24, "layout");
+_Static_assert(offsetof(fg_hdr_t, log_bytes) == 48, "layout");
+_Static_assert(offsetof(fg_hdr_t, created_ns) == 56, "layout");
+_Static_assert(offsetof(fg_hdr_t, sections) == 64, "layout");
+_Static_assert(offsetof(fg_hdr_t, sup_state) == 192, "layout");
+_Static_assert(offsetof(fg_hdr_t, alloc_cursor) % 64 == 0, "own line");
+_Static_assert(offsetof(fg_hdr_t, rec_count) % 64 == 0, "own line");
+_Static_assert(sizeof(fg_hdr_t) <= FG_HDR_SIZE, "header fits its page");
+
+/* ------------------------------------------------------------------ */
+/* Worker registry                                                     */
+
+enum fg_slot_kind { FG_KIND_WORKER = 1, FG_KIND_GATEWAY, FG_KIND_CLIENT, FG_KIND_SUPERVISOR };
+
+enum fg_slot_state {
+	FG_SLOT_FREE = 0,    /* never used, or a client slot given back       */
+	FG_SLOT_STARTING,    /* forked, not yet ready                         */
+	FG_SLOT_READY,       /* running its loop                              */
+	FG_SLOT_DRAINING,    /* finishing in-flight steps, claims nothing      */
+	FG_SLOT_DEAD,        /* exited; recovered; waiting for restart        */
+	FG_SLOT_DISABLED,    /* restart intensity exceeded; not restarted     */
+	FG_SLOT_RECOVERING   /* supervisor is running the recovery pass        */
+};
+
+/* Intent operations (fg_slot_t.op_intent / ring_intent). */
+enum fg_intent_op {
+	FG_INTENT_NONE = 0,
+	FG_INTENT_RING_ENQ,  /* ring_intent: {op, ring, idx}, ring_pos = tail seen */
+	FG_INTENT_RING_DEQ,  /* ring_intent: {op, ring, -},   ring_pos = head seen */
+	FG_INTENT_RING_TAKEN /* ring_intent: {op, ring, idx}: idx dequeued, not yet claimed */
+};
+
+#define FG_INTENT(op, ring, idx) \
+	(((uint64_t)(op) & 0xff) | (((uint64_t)(ring) & 0xffff) << 8) | \
+	 ((uint64_t)(idx) << 32))
+#define FG_INTENT_OP(w)   ((uint32_t)((w) & 0xff))
+#define FG_INTENT_RING(w) ((uint32_t)(((w) >> 8) & 0xffff))
+#define FG_INTENT_IDX(w)  ((uint32_t)((w) >> 32))
+
+/*
+ * One slot per child or client.  256 bytes, aligned to a cache line, so
+ * that no two processes ever write the same line (false sharing made a
+ * ring 5-9x slower on this machine).
+ *
+ * Line 0 — identity, written by the supervisor (or, for a client slot, by
+ * the client that claims it by CAS on state):
+ *   state: CAS by the supervisor for children (and by the child itself for
+ *          STARTING->READY and READY->DRAINING); release/acquire.
+ *   gen:   bumped by the supervisor (release) before a new process runs in
+ *          the slot; a lease naming an older gen belongs to a dead process.
+ *   pid, starttime: the process now in the slot (starttime from
+ *          /proc/PID/stat, so a reused pid is never mistaken for it).
+ * Line 1 — owner-written, relaxed; read by the supervisor and forgectl:
+ *   heartbeat_ns (CLOCK_MONOTONIC), counters.
+ * Line 2 — intents, written only by the owner, read by the recovery pass
+ *   after the owner is dead (so plain release stores suffice).
+ * Line 3 — supervisor bookkeeping: last exit, restarts.
+ */
+typedef struct fg_slot {
+	alignas(64) _Atomic uint32_t state;
+	_Atomic uint32_t gen;
+	_Atomic int32_t  pid;
+	uint32_t kind;
+	_Atomic uint64_t starttime;
+	_Atomic uint64_t started_ns;
+
+	alignas(64) _Atomic uint64_t heartbeat_ns;
+	_Atomic uint64_t claims;        /* sessions claimed                 */
+	_Atomic uint64_t steps;         /* checkpoints committed            */
+	_Atomic uint64_t done;          /* sessions finished (any outcome)  */
+	_Atomic uint64_t released;      /* leases handed back on drain      */
+	_Atomic uint32_t inflight;      /* sessions leased now              */
+	_Atomic uint32_t sleeping;      /* 1 while waiting on the doorbell  */
+	_Atomic uint32_t lease_hint;    /* owner's next lease entry to try  */
+
+	alignas(64) _Atomic uint64_t ring_intent;
+	_Atomic uint64_t ring_pos;
+	_Atomic uint64_t op_intent;
+
+	alignas(64) _Atomic uint32_t restarts;      /* this slot, ever  */
+	_Atomic int32_t  last_pid;
+	_Atomic int32_t  last_status;   /* exit code, or -1 if signalled    */
+	_Atomic int32_t  last_signal;   /* 0 if exited                      */
+	_Atomic uint32_t last_core;     /* 1 if it dumped core              */
+	_Atomic uint32_t last_recovered;/* sessions requeued at its death   */
+	_Atomic uint64_t last_exit_ns;
+} fg_slot_t;
+
+_Static_assert(sizeof(fg_slot_t) == 256, "slot is four cache lines");
+_Static_assert(_Alignof(fg_slot_t) == 64, "slot is line-aligned");
+_Static_assert(offsetof(fg_slot_t, heartbeat_ns) == 64, "line 1");
+_Static_assert(offsetof(fg_slot_t, ring_intent) == 128, "line 2");
+_Static_assert(offsetof(fg_slot_t, restarts) == 192, "line 3");
+
+/* ------------------------------------------------------------------ */
+/* Rings                                                               */
+
+/*
+ * Bounded MPMC ring of session indices (Vyukov's sequence-per-cell design)
+ * with each cell one 64-bit word {seq - cell_index : 32 | idx : 32}, so
+ * that publishing and releasing a cell are single atomic steps that the
+ * recovery pass can CAS on behalf of a dead participant.  Storing the
+ * sequence relative to the cell index makes a zero-filled ring a valid
+ * empty ring, so ring pages are touched only when used.  See src/ring.c.
+ */
+typedef struct fg_ring {
+	alignas(64) _Atomic uint64_t tail;   /* producers' claim counter */
+	alignas(64) _Atomic uint64_t head;   /* consumers' claim counter */
+	alignas(64) uint32_t cap;            /* power of two, set at creation */
+	uint32_t mask;
+	uint64_t cells_off;                  /* offset of cells from region base */
+} fg_ring_t;
+
+_Static_assert(sizeof(fg_ring_t) == 192, "ring header is three lines");
+_Static_assert(offsetof(fg_ring_t, head) == 64, "head on its own line");
+_Static_assert(offsetof(fg_ring_t, cap) == 128, "constants on their own line");
+
+/* ------------------------------------------------------------------ */
+/* Sessions                                                            */
+
+enum fg_sess_state {
+	FG_S_FREE = 0,
+	FG_S_ALLOCATING,   /* leased to its submitter while it fills it in */
+	FG_S_QUEUED,
+	FG_S_RUNNING,      /* leased to one worker (slot, gen)              */
+	FG_S_DONE,
+	FG_S_FAILED,
+	FG_S_CANCELLED,
+	FG_S_NSTATES
+};
+
+/* ctl word: state(8) | lease slot(8) | lease gen(32) | spare(16) */
+#define FG_CTL(st, slot, gen) \
+	((uint64_t)(st) | ((uint64_t)(slot) << 8) | ((uint64_t)(uint32_t)(gen) << 16))
+#define FG_CTL_STATE(c) ((uint32_t)((c) & 0xff))
+#define FG_CTL_SLOT(c)  ((uint32_t)(((c) >> 8) & 0xff))
+#define FG_CTL_GEN(c)   ((uint32_t)(((c) >> 16) & 0xffffffffu))
+
+/* ckpt word: seq(32) | ab(1) | loglen(31) */
+#define FG_CKPT(seq, ab, len) \
+	(((uint64_t)(uint32_t)(seq) << 32) | ((uint64_t)((ab) & 1) << 31) | \
+	 ((uint64_t)(len) & 0x7fffffffu))
+#define FG_CKPT_SEQ(w) ((uint32_t)((w) >> 32))
+#define FG_CKPT_AB(w)  ((uint32_t)(((w) >> 31) & 1))
+#define FG_CKPT_LEN(w) ((uint32_t)((w) & 0x7fffffffu))
+
+enum fg_workflow { FG_WF_SYNTHETIC = 1 };
+
+/* One committed workflow state (one of a session's A/B copies). */
+typedef struct fg_wstate {
+	uint32_t step;       /* steps applied                      */
+	uint32_t status;     /* workflow-specific                  */
+	uint64_t checksum;   /* synthetic: fold of applied steps   */
+	uint64_t aux[2];
+} fg_wstate_t;
+
+_Static_assert(sizeof(fg_wstate_t) == 32, "wstate size");
+
+/*
+ * A session record, 128 bytes.
+ *   ctl:  state + lease.  Changed only by CAS (acq_rel).  RUNNING and
+ *         ALLOCATING carry the lease holder's (slot, gen); other states
+ *         carry FG_SLOT_NONE.
+ *   ckpt: the published checkpoint.  Written (release) only by the lease
+ *         holder after it has written st[!ab] and the log bytes up to len;
+ *         a reader that acquires it may read st[ab] and log[0..len).
+ *   gen:  handle generation, bumped by the submitter while ALLOCATING
+ *         (release); a handle (idx, gen) is valid while gen matches.
+ *   params (workflow, steps, delay_us, created_ns): written while
+ *         ALLOCATING, read-only afterwards (published by the QUEUED CAS).
+ *   queued_ns, started_ns (first claim), finished_ns: relaxed,
+ *         informational; the sweep uses queued_ns to find hints that went
+ *         missing.
+ *   claims: times this session was claimed (1 + resumptions); written by
+ *         the lease holder.
+ */
+typedef struct fg_session {
+	_Atomic uint64_t ctl;
+	_Atomic uint64_t ckpt;
+	_Atomic uint32_t gen;
+	uint16_t workflow;
+	_Atomic uint16_t claims;
+	uint32_t steps;
+	uint32_t delay_us;
+	_Atomic uint64_t queued_ns;
+	uint64_t created_ns;
+	_Atomic uint64_t started_ns;
+	_Atomic uint64_t finished_ns;
+	fg_wstate_t st[2];
+} fg_session_t;
+
+_Static_assert(sizeof(fg_session_t) == 128, "session record is 128 bytes");
+_Static_assert(offsetof(fg_session_t, st) == 64, "states on line 1");
+
+/* ------------------------------------------------------------------ */
+/* Accessors                                                           */
+
+typedef struct fg_region {
+	void      *base;
+	size_t     size;
+	int        fd;
+	int        writable;
+	fg_hdr_t  *hdr;
+	fg_slot_t *slots;
+	uint32_t  *leases;
+	uint8_t   *rings;
+	fg_session_t *sessions;
+	uint8_t   *logs;
+} fg_region_t;
+
+static inline fg_slot_t *fg_slot(const fg_region_t *r, uint32_t i)
+{
+	return &r->slots[i];
+}
+
+static inline fg_session_t *fg_sess(const fg_region_t *r, uint32_t i)
+{
+	return &r->sessions[i];
+}
+
+static inline uint32_t *fg_lease_table(const fg_region_t *r, uint32_t slot)
+{
+	return r->leases + (size_t)slot * r->hdr->max_inflight;
+}
+
+static inline size_t fg_ring_stride(uint32_t cap)
+{
+	return sizeof(fg_ring_t) + (size_t)cap * sizeof(uint64_t);
+}
+
+static inline fg_ring_t *fg_ring(const fg_region_t *r, uint32_t i)
+{
+	return (fg_ring_t *)(r->rings + (size_t)i * fg_ring_stride(r->hdr->ring_cap));
+}
+
+static inline uint8_t *fg_sess_log(const fg_region_t *r, uint32_t i)
+{
+	return r->logs + (size_t)i * r->hdr->log_bytes;
+}
+
+/* Slot numbering: workers 0..nworker_slots-1, then the gateway, then clients. */
+static inline uint32_t fg_gateway_slot(const fg_region_t *r)
+{
+	return r->hdr->nworker_slots;
+}
+
+static inline uint32_t fg_first_client_slot(const fg_region_t *r)
+{
+	return r->hdr->nworker_slots + 1;
+}
+
+static inline uint32_t fg_supervisor_slot(const fg_region_t *r)
+{
+	return r->hdr->nslots - 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Creating, opening and locking (src/region.c)                         */
+
+typedef struct fg_region_params {
+	uint32_t capacity;      /* session records                     */
+	uint32_t max_inflight;  /* lease entries per slot              */
+	uint32_t log_bytes;     /* checkpoint log bytes per session    */
+} fg_region_params_t;
+
+/* Fills hdr's geometry and section table for params; -EINVAL if out of range. */
+int fg_region_layout(const fg_region_params_t *p, fg_hdr_t *hdr);
+
+/*
+ * Checks a header read from a file of file_size bytes: magic, version,
+ * sizes, section bounds.  Writes what is wrong into err; -1 if invalid.
+ * Safe on arbitrary bytes (it is a fuzz target).
+ */
+int fg_region_validate(const fg_hdr_t *hdr, uint64_t file_size, char *err, size_t errlen);
+
+/* Creates PATH atomically (written aside, then renamed) and maps it. */
+int fg_region_create(const char *path, const fg_region_params_t *p,
+		     fg_region_t *out, char *err, size_t errlen);
+
+/* Maps an existing region read-only or read-write after validating it. */
+int fg_region_open(const char *path, int writable, fg_region_t *out,
+		   char *err, size_t errlen);
+
+void fg_region_close(fg_region_t *r);
+
+/*
+ * The supervisor lock: an OFD lock on PATH.lock, inherited by forked
+ * children (they share the open file description), so it is held until
+ * the supervisor and every child it forked are gone.  wait: block until
+ * it is free.  Returns the lock fd (close-on-exec), -EWOULDBLOCK or -errno.
+ */
+int fg_region_lock(const char *path, int wait);
+
+#endif

@@ -1,0 +1,116 @@
+/*
+ * session.h — the session table: allocation, claim, checkpoint commit,
+ * finish, lease release, and the recovery pass for a dead participant.
+ *
+ * Every state change of a record is a CAS on its ctl word (state + lease).
+ * Before an actor CASes a record into a state leased to itself (ALLOCATING
+ * or RUNNING), it writes the index into a free entry of its own lease table
+ * and clears the entry only after the lease is gone.  The recovery pass of
+ * a dead (slot, gen) therefore looks only at that slot's lease table:
+ *   entry -> ALLOCATING leased to the dead gen: back to FREE
+ *   entry -> RUNNING leased to the dead gen:    back to QUEUED at its last
+ *                                               published checkpoint, enqueued
+ *   entry -> QUEUED:                            enqueued again (its hint may
+ *                                               have been lost with the death)
+ *   anything else:                              untouched
+ * The supervisor's start-up pass scans the whole table instead, since every
+ * earlier generation is dead then.
+ */
+#ifndef FORGE_SESSION_H
+#define FORGE_SESSION_H
+
+#include "forge/region.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A handle: index and generation.  Printed as 16 hex digits (gen, idx). */
+typedef uint64_t fg_handle_t;
+#define FG_HANDLE(idx, gen) (((uint64_t)(uint32_t)(gen) << 32) | (uint32_t)(idx))
+#define FG_HANDLE_IDX(h)    ((uint32_t)(h))
+#define FG_HANDLE_GEN(h)    ((uint32_t)((h) >> 32))
+
+void fg_handle_format(fg_handle_t h, char buf[17]);
+int  fg_handle_parse(const char *s, fg_handle_t *out);
+
+/* Who acts on the region: one process, in its own registry slot. */
+typedef struct fg_actor {
+	fg_region_t *r;
+	fg_slot_t   *self;
+	uint32_t    *leases;   /* this slot's lease table */
+	uint32_t     slot;
+	uint32_t     gen;
+} fg_actor_t;
+
+void fg_actor_init(fg_actor_t *a, fg_region_t *r, uint32_t slot);
+
+typedef struct fg_submit {
+	uint16_t workflow;
+	uint32_t steps;
+	uint32_t delay_us;
+} fg_submit_t;
+
+const char *fg_state_name(uint32_t st);
+int         fg_state_parse(const char *s);
+
+/*
+ * Allocates a FREE record, fills it in, makes it QUEUED and enqueues its
+ * hint.  -ENOSPC when the table is full, -EBUSY when the actor's lease
+ * table is full.
+ */
+int fg_session_submit(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out);
+
+/* Enqueues idx's hint on its home ring and rings the doorbell. */
+int fg_session_enqueue(fg_actor_t *a, uint32_t idx);
+
+/*
+ * QUEUED -> RUNNING leased to the actor.  *entry receives the lease-table
+ * entry to pass to finish/release.  -EBUSY if not QUEUED (a stale or
+ * duplicate hint), -ENOSPC if the lease table is full.
+ */
+int fg_session_claim(fg_actor_t *a, uint32_t idx, uint32_t *entry);
+
+/*
+ * Commits a new workflow state, and appends n bytes to the session's log,
+ * by one atomic publish.  The caller holds the lease.  -ENOSPC if the log
+ * is full (nothing is published).
+ */
+int fg_session_commit(fg_actor_t *a, uint32_t idx, const fg_wstate_t *st,
+		      const void *log, uint32_t n);
+
+/* Reads the last published state (a consistent snapshot); returns the ckpt word. */
+uint64_t fg_session_read(const fg_region_t *r, uint32_t idx, fg_wstate_t *st);
+
+/* RUNNING -> final (DONE, FAILED, CANCELLED); clears the lease entry. */
+int fg_session_finish(fg_actor_t *a, uint32_t idx, uint32_t entry, uint32_t final_state);
+
+/* RUNNING -> QUEUED (drain): hands the session on at its last checkpoint. */
+int fg_session_release(fg_actor_t *a, uint32_t idx, uint32_t entry);
+
+/*
+ * The recovery pass for a dead (slot, gen), run by the supervisor (actor
+ * a) after the process was reaped: lease entries as above, then the ring
+ * intent.  Returns the number of sessions returned to QUEUED.
+ */
+uint32_t fg_session_recover_slot(fg_actor_t *a, uint32_t slot, uint32_t gen);
+
+/* Start-up pass: every lease in the table is stale.  Returns sessions requeued. */
+uint32_t fg_session_recover_all_unsafe(fg_actor_t *a);
+
+/* The synthetic workflow: folds step number k (1-based) into the checksum. */
+static inline uint64_t fg_synthetic_fold(uint64_t sum, uint32_t k)
+{
+	return (sum ^ (0x9e3779b97f4a7c15ull * k)) * 0x100000001b3ull + k;
+}
+
+static inline uint64_t fg_synthetic_expected(uint32_t steps)
+{
+	uint64_t s = 0xcbf29ce484222325ull;
+	for (uint32_t k = 1; k <= steps; k++)
+		s = fg_synthetic_fold(s, k);
+	return s;
+}
+
+#define FG_SYNTHETIC_SEED 0xcbf29ce484222325ull
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * util.h — small helpers shared by every program: clocks, process
+ * identity (pid + start time, so a reused pid is never taken for the
+ * process we knew), and the futex used as a doorbell between processes.
+ */
+#ifndef FORGE_UTIL_H
+#define FORGE_UTIL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define FG_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define FG_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+static inline uint64_t fg_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t fg_coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Start time of PID in clock ticks since boot (/proc/PID/stat field 22), 0 if gone. */
+uint64_t fg_proc_starttime(pid_t pid);
+
+/* 1 if PID is alive (not a zombie) and started at STARTTIME. */
+int fg_proc_alive(pid_t pid, uint64_t starttime);
+
+int  fg_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int timeout_ms);
+void fg_futex_wake(_Atomic uint32_t *addr);
+
+int  fg_pidfd_open(pid_t pid);
+int  fg_pidfd_send_signal(int pidfd, int sig);
+
+/* Parses a signal name ("KILL", "SIGKILL") or number; -1 if unknown. */
+int  fg_signal_parse(const char *s);
+const char *fg_signal_name(int sig);
+
+#endif

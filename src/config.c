@@ -1,0 +1,593 @@
+/*
+ * config.c — the YAML loader.  Two passes: libyaml's event stream is built
+ * into a small tree that keeps each node's line and column (refusing
+ * aliases, anchors, tags on the way, and limiting depth and size), then the
+ * tree is walked against the schema table below.  The table is the single
+ * list of keys: a key not in it is "unknown key".
+ */
+
+#include "forge/config.h"
+#include "forge/log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#define MAX_DEPTH 32
+#define MAX_NODES 10000
+#define MAX_FILE  (1 << 20)
+
+enum ntype { N_SCALAR, N_MAP, N_SEQ };
+
+typedef struct node {
+	enum ntype type;
+	int line, col;
+	char *val;              /* scalar */
+	int quoted;             /* scalar was quoted: never a number/bool/null */
+	struct node *kids;      /* map: key, value, key, value ...; seq: items */
+	int nkids, cap;
+} node_t;
+
+typedef struct ctx {
+	const char *file;
+	char *err;
+	size_t errlen;
+	int nnodes;
+} ctx_t;
+
+static void errat(ctx_t *x, int line, int col, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void errat(ctx_t *x, int line, int col, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(x->err, x->errlen, "%s:%d:%d: %s%s", x->file, line, col,
+			 path ? path : "", path && *path ? ": " : "");
+	if (n < 0 || (size_t)n >= x->errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(x->err + n, x->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static void node_free(node_t *n)
+{
+	for (int i = 0; i < n->nkids; i++)
+		node_free(&n->kids[i]);
+	free(n->kids);
+	free(n->val);
+}
+
+static node_t *node_add(node_t *parent)
+{
+	if (parent->nkids == parent->cap) {
+		int nc = parent->cap ? parent->cap * 2 : 8;
+		node_t *k = realloc(parent->kids, sizeof(node_t) * (size_t)nc);
+		if (!k)
+			return NULL;
+		parent->kids = k;
+		parent->cap = nc;
+	}
+	node_t *n = &parent->kids[parent->nkids++];
+	memset(n, 0, sizeof(*n));
+	return n;
+}
+
+/* Builds the node for the event just read; returns 0 or -1 (err set). */
+static int build(ctx_t *x, yaml_parser_t *p, yaml_event_t *ev, node_t *out, int depth)
+{
+	int line = (int)ev->start_mark.line + 1, col = (int)ev->start_mark.column + 1;
+	out->line = line;
+	out->col = col;
+	if (++x->nnodes > MAX_NODES) {
+		errat(x, line, col, NULL, "document has more than %d nodes", MAX_NODES);
+		return -1;
+	}
+	if (depth > MAX_DEPTH) {
+		errat(x, line, col, NULL, "nesting deeper than %d levels", MAX_DEPTH);
+		return -1;
+	}
+	switch (ev->type) {
+	case YAML_ALIAS_EVENT:
+		errat(x, line, col, NULL, "aliases (*%s) are not allowed in forge configuration",
+		      (char *)ev->data.alias.anchor);
+		return -1;
+	case YAML_SCALAR_EVENT:
+		if (ev->data.scalar.anchor) {
+			errat(x, line, col, NULL, "anchors (&%s) are not allowed in forge configuration",
+			      (char *)ev->data.scalar.anchor);
+			return -1;
+		}
+		out->type = N_SCALAR;
+		out->val = strndup((char *)ev->data.scalar.value, ev->data.scalar.length);
+		out->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+		if (strlen(out->val) != ev->data.scalar.length) {
+			errat(x, line, col, NULL, "NUL byte in a scalar");
+			return -1;
+		}
+		return 0;
+	case YAML_MAPPING_START_EVENT:
+	case YAML_SEQUENCE_START_EVENT: {
+		int map = ev->type == YAML_MAPPING_START_EVENT;
+		yaml_char_t *anchor = map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor;
+		if (anchor) {
+			errat(x, line, col, NULL, "anchors (&%s) are not allowed in forge configuration",
+			      (char *)anchor);
+			return -1;
+		}
+		out->type = map ? N_MAP : N_SEQ;
+		for (;;) {
+			yaml_event_t e;
+			if (!yaml_parser_parse(p, &e)) {
+				errat(x, (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1,
+				      NULL, "YAML syntax error: %s", p->problem ? p->problem : "?");
+				return -1;
+			}
+			if (e.type == YAML_MAPPING_END_EVENT || e.type == YAML_SEQUENCE_END_EVENT) {
+				yaml_event_delete(&e);
+				return 0;
+			}
+			node_t *k = node_add(out);
+			if (!k) {
+				yaml_event_delete(&e);
+				errat(x, line, col, NULL, "out of memory");
+				return -1;
+			}
+			int rc = build(x, p, &e, k, depth + 1);
+			yaml_event_delete(&e);
+			if (rc < 0)
+				return -1;
+			if (map && (out->nkids % 2) == 1 && k->type != N_SCALAR) {
+				errat(x, k->line, k->col, NULL, "mapping keys must be plain scalars");
+				return -1;
+			}
+		}
+	}
+	default:
+		errat(x, line, col, NULL, "unexpected YAML event");
+		return -1;
+	}
+}
+
+static int parse_tree(ctx_t *x, const char *buf, size_t len, node_t *root)
+{
+	yaml_parser_t p;
+	yaml_event_t ev;
+	int rc = -1, have_doc = 0;
+
+	memset(root, 0, sizeof(*root));
+	root->type = N_MAP;
+	root->line = root->col = 1;
+	if (!yaml_parser_initialize(&p)) {
+		errat(x, 1, 1, NULL, "cannot initialise the YAML parser");
+		return -1;
+	}
+	yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+	for (;;) {
+		if (!yaml_parser_parse(&p, &ev)) {
+			errat(x, (int)p.problem_mark.line + 1, (int)p.problem_mark.column + 1, NULL,
+			      "YAML syntax error: %s%s%s", p.problem ? p.problem : "?",
+			      p.context ? " " : "", p.context ? p.context : "");
+			goto out;
+		}
+		yaml_event_type_t t = ev.type;
+		if (t == YAML_STREAM_END_EVENT) {
+			yaml_event_delete(&ev);
+			break;
+		}
+		if (t == YAML_DOCUMENT_START_EVENT && have_doc) {
+			errat(x, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1, NULL,
+			      "more than one YAML document in the file");
+			yaml_event_delete(&ev);
+			goto out;
+		}
+		if (t == YAML_DOCUMENT_START_EVENT)
+			have_doc = 1;
+		if (t == YAML_MAPPING_START_EVENT || t == YAML_SEQUENCE_START_EVENT ||
+		    t == YAML_SCALAR_EVENT || t == YAML_ALIAS_EVENT) {
+			node_free(root);
+			memset(root, 0, sizeof(*root));
+			int r = build(x, &p, &ev, root, 0);
+			yaml_event_delete(&ev);
+			if (r < 0)
+				goto out;
+			if (root->type == N_SCALAR && root->val[0] == '\0') {
+				/* empty document */
+				free(root->val);
+				root->val = NULL;
+				root->type = N_MAP;
+			} else if (root->type != N_MAP) {
+				errat(x, root->line, root->col, NULL,
+				      "the top level must be a mapping of sections");
+				goto out;
+			}
+			continue;
+		}
+		yaml_event_delete(&ev);
+	}
+	rc = 0;
+out:
+	yaml_parser_delete(&p);
+	return rc;
+}
+
+/* ---- schema ---------------------------------------------------------- */
+
+enum ktype { K_SECTION, K_UINT, K_STR, K_WORKERS, K_LEVEL };
+
+typedef struct key {
+	const char *path;       /* dotted; a section's children follow it */
+	enum ktype type;
+	size_t off;             /* into fg_config_t */
+	size_t size;            /* for strings */
+	uint64_t min, max;      /* for numbers */
+} key_t_;
+
+#define U(p, f, lo, hi)  { p, K_UINT, offsetof(fg_config_t, f), 0, lo, hi }
+#define S(p, f)          { p, K_STR, offsetof(fg_config_t, f), sizeof(((fg_config_t *)0)->f), 0, 0 }
+#define SEC(p)           { p, K_SECTION, 0, 0, 0, 0 }
+
+static const key_t_ schema[] = {
+	SEC("supervisor"),
+	{ "supervisor.workers", K_WORKERS, offsetof(fg_config_t, workers), 0, 1, 64 },
+	U("supervisor.watchdog_ms", watchdog_ms, 50, 3600000),
+	U("supervisor.heartbeat_ms", heartbeat_ms, 1, 60000),
+	U("supervisor.shutdown_timeout_ms", shutdown_timeout_ms, 0, 3600000),
+	U("supervisor.sweep_after_ms", sweep_after_ms, 10, 3600000),
+	SEC("supervisor.restart"),
+	U("supervisor.restart.backoff_initial_ms", backoff_initial_ms, 0, 600000),
+	U("supervisor.restart.backoff_max_ms", backoff_max_ms, 0, 3600000),
+	U("supervisor.restart.intensity", restart_intensity, 1, 100000),
+	U("supervisor.restart.period_s", restart_period_s, 1, 86400),
+	SEC("region"),
+	S("region.path", region_path),
+	U("region.sessions", sessions, 1, 1u << 24),
+	U("region.checkpoint_bytes", checkpoint_bytes, 0, 1u << 20),
+	SEC("worker"),
+	U("worker.max_inflight", max_inflight, 1, 65536),
+	SEC("log"),
+	{ "log.level", K_LEVEL, offsetof(fg_config_t, log_level), sizeof(((fg_config_t *)0)->log_level), 0, 0 },
+	SEC("llm"),
+	S("llm.default", llm_default),
+	/* llm.providers is a map of names: handled in walk_providers() */
+	SEC("http"),
+	S("http.listen", http_listen),
+	{ NULL, 0, 0, 0, 0, 0 }
+};
+
+void fg_config_defaults(fg_config_t *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->workers = 2;
+	c->watchdog_ms = 2000;
+	c->heartbeat_ms = 100;
+	c->backoff_initial_ms = 100;
+	c->backoff_max_ms = 5000;
+	c->restart_intensity = 10;
+	c->restart_period_s = 60;
+	c->shutdown_timeout_ms = 10000;
+	c->sweep_after_ms = 2000;
+	snprintf(c->region_path, sizeof(c->region_path), "/dev/shm/forge");
+	c->sessions = 65536;
+	c->checkpoint_bytes = 896;
+	c->max_inflight = 1024;
+	snprintf(c->log_level, sizeof(c->log_level), "info");
+	snprintf(c->llm_default, sizeof(c->llm_default), "mock");
+	c->nproviders = 1;
+	fg_provider_cfg_t *p = &c->providers[0];
+	snprintf(p->name, sizeof(p->name), "mock");
+	snprintf(p->base_url, sizeof(p->base_url), "http://127.0.0.1:8089/v1");
+	snprintf(p->model, sizeof(p->model), "mock");
+	snprintf(p->api_key_env, sizeof(p->api_key_env), "OPENAI_API_KEY");
+	snprintf(c->http_listen, sizeof(c->http_listen), "127.0.0.1:8080");
+}
+
+/* Expands ${VAR} from the environment into out. */
+static int expand(ctx_t *x, const node_t *n, const char *path, char *out, size_t outlen)
+{
+	const char *s = n->val;
+	size_t o = 0;
+	while (*s) {
+		if (s[0] == '$' && s[1] == '{') {
+			const char *end = strchr(s + 2, '}');
+			if (!end) {
+				errat(x, n->line, n->col, path, "unterminated ${ in \"%s\"", n->val);
+				return -1;
+			}
+			char var[256];
+			size_t vl = (size_t)(end - s - 2);
+			if (vl == 0 || vl >= sizeof(var)) {
+				errat(x, n->line, n->col, path, "bad variable name in \"%s\"", n->val);
+				return -1;
+			}
+			memcpy(var, s + 2, vl);
+			var[vl] = '\0';
+			const char *v = getenv(var);
+			if (!v) {
+				errat(x, n->line, n->col, path, "environment variable %s is not set", var);
+				return -1;
+			}
+			size_t l = strlen(v);
+			if (o + l >= outlen) {
+				errat(x, n->line, n->col, path, "value longer than %zu bytes", outlen - 1);
+				return -1;
+			}
+			memcpy(out + o, v, l);
+			o += l;
+			s = end + 1;
+			continue;
+		}
+		if (o + 1 >= outlen) {
+			errat(x, n->line, n->col, path, "value longer than %zu bytes", outlen - 1);
+			return -1;
+		}
+		out[o++] = *s++;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+static int set_value(ctx_t *x, const key_t_ *k, const node_t *v, fg_config_t *c)
+{
+	char buf[4096];
+	if (v->type != N_SCALAR) {
+		errat(x, v->line, v->col, k->path, "expected a %s, got a %s",
+		      k->type == K_STR || k->type == K_LEVEL ? "string" : "number",
+		      v->type == N_MAP ? "mapping" : "sequence");
+		return -1;
+	}
+	if (expand(x, v, k->path, buf, sizeof(buf)) < 0)
+		return -1;
+	switch (k->type) {
+	case K_STR:
+		if (strlen(buf) >= k->size) {
+			errat(x, v->line, v->col, k->path, "value longer than %zu bytes", k->size - 1);
+			return -1;
+		}
+		if (buf[0] == '\0') {
+			errat(x, v->line, v->col, k->path, "must not be empty");
+			return -1;
+		}
+		memcpy((char *)c + k->off, buf, strlen(buf) + 1);
+		return 0;
+	case K_LEVEL:
+		if (fg_log_parse_level(buf) < 0) {
+			errat(x, v->line, v->col, k->path,
+			      "\"%s\" is not a log level (error, warn, info, debug)", buf);
+			return -1;
+		}
+		snprintf((char *)c + k->off, k->size, "%s", buf);
+		return 0;
+	case K_WORKERS:
+		if (strcmp(buf, "auto") == 0) {
+			long n = sysconf(_SC_NPROCESSORS_ONLN);
+			*(uint32_t *)((char *)c + k->off) = (uint32_t)(n < 1 ? 1 : n > 64 ? 64 : n);
+			return 0;
+		}
+		/* fallthrough */
+	case K_UINT: {
+		char *end;
+		if (v->quoted && k->type == K_UINT) {
+			errat(x, v->line, v->col, k->path, "expected a number, got the string \"%s\"", buf);
+			return -1;
+		}
+		errno = 0;
+		unsigned long long n = strtoull(buf, &end, 10);
+		if (buf[0] == '\0' || buf[0] == '-' || buf[0] == '+' || *end || errno) {
+			errat(x, v->line, v->col, k->path, "expected a%s number, got \"%s\"",
+			      k->type == K_WORKERS ? " whole" : " non-negative whole", buf);
+			if (k->type == K_WORKERS)
+				snprintf(x->err + strlen(x->err), x->errlen - strlen(x->err),
+					 " (or \"auto\")");
+			return -1;
+		}
+		if (n < k->min || n > k->max) {
+			errat(x, v->line, v->col, k->path, "%llu is out of range [%llu, %llu]", n,
+			      (unsigned long long)k->min, (unsigned long long)k->max);
+			return -1;
+		}
+		*(uint32_t *)((char *)c + k->off) = (uint32_t)n;
+		return 0;
+	}
+	default:
+		return -1;
+	}
+}
+
+static int check_dups(ctx_t *x, const node_t *map, const char *path)
+{
+	for (int i = 0; i < map->nkids; i += 2)
+		for (int j = i + 2; j < map->nkids; j += 2)
+			if (strcmp(map->kids[i].val, map->kids[j].val) == 0) {
+				char p[512];
+				snprintf(p, sizeof(p), "%s%s%s", path, *path ? "." : "", map->kids[j].val);
+				errat(x, map->kids[j].line, map->kids[j].col, p,
+				      "duplicate key (first at line %d)", map->kids[i].line);
+				return -1;
+			}
+	return 0;
+}
+
+static int walk_providers(ctx_t *x, const node_t *map, fg_config_t *c)
+{
+	static const char *const pkeys[] = { "base_url", "model", "api_key_env" };
+	if (map->type != N_MAP) {
+		errat(x, map->line, map->col, "llm.providers", "expected a mapping of provider names");
+		return -1;
+	}
+	if (check_dups(x, map, "llm.providers") < 0)
+		return -1;
+	c->nproviders = 0;
+	for (int i = 0; i < map->nkids; i += 2) {
+		const node_t *k = &map->kids[i], *v = &map->kids[i + 1];
+		char path[512];
+		snprintf(path, sizeof(path), "llm.providers.%s", k->val);
+		if (c->nproviders == FG_MAX_PROVIDERS) {
+			errat(x, k->line, k->col, path, "more than %d providers", FG_MAX_PROVIDERS);
+			return -1;
+		}
+		fg_provider_cfg_t *p = &c->providers[c->nproviders++];
+		memset(p, 0, sizeof(*p));
+		if (strlen(k->val) >= sizeof(p->name) || !k->val[0]) {
+			errat(x, k->line, k->col, path, "provider name must be 1 to %zu bytes",
+			      sizeof(p->name) - 1);
+			return -1;
+		}
+		snprintf(p->name, sizeof(p->name), "%s", k->val);
+		if (v->type != N_MAP) {
+			errat(x, v->line, v->col, path, "expected a mapping");
+			return -1;
+		}
+		if (check_dups(x, v, path) < 0)
+			return -1;
+		for (int j = 0; j < v->nkids; j += 2) {
+			const node_t *pk = &v->kids[j], *pv = &v->kids[j + 1];
+			char kp[640];
+			snprintf(kp, sizeof(kp), "%s.%s", path, pk->val);
+			int which = -1;
+			for (int q = 0; q < 3; q++)
+				if (strcmp(pk->val, pkeys[q]) == 0)
+					which = q;
+			if (which < 0) {
+				errat(x, pk->line, pk->col, kp, "unknown key");
+				return -1;
+			}
+			char *dst = which == 0 ? p->base_url : which == 1 ? p->model : p->api_key_env;
+			size_t dl = which == 0 ? sizeof(p->base_url) : which == 1 ? sizeof(p->model)
+										 : sizeof(p->api_key_env);
+			key_t_ kk = { kp, K_STR, 0, dl, 0, 0 };
+			if (set_value(x, &kk, pv, (fg_config_t *)(void *)dst) < 0)
+				return -1;
+		}
+		if (!p->base_url[0]) {
+			errat(x, v->line, v->col, path, "missing required key base_url");
+			return -1;
+		}
+		if (strncmp(p->base_url, "http://", 7) && strncmp(p->base_url, "https://", 8)) {
+			errat(x, v->line, v->col, path, "base_url must start with http:// or https://");
+			return -1;
+		}
+		if (!p->model[0])
+			memcpy(p->model, p->name, sizeof(p->name));
+	}
+	return 0;
+}
+
+static int walk(ctx_t *x, const node_t *map, const char *prefix, fg_config_t *c)
+{
+	if (check_dups(x, map, prefix) < 0)
+		return -1;
+	for (int i = 0; i < map->nkids; i += 2) {
+		const node_t *k = &map->kids[i], *v = &map->kids[i + 1];
+		char path[512];
+		snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", k->val);
+		if (strcmp(path, "llm.providers") == 0) {
+			if (walk_providers(x, v, c) < 0)
+				return -1;
+			continue;
+		}
+		const key_t_ *found = NULL;
+		for (const key_t_ *s = schema; s->path; s++)
+			if (strcmp(s->path, path) == 0)
+				found = s;
+		if (!found) {
+			errat(x, k->line, k->col, path, "unknown key");
+			return -1;
+		}
+		if (found->type == K_SECTION) {
+			if (v->type == N_SCALAR && v->val[0] == '\0' && !v->quoted)
+				continue;   /* "section:" with nothing under it */
+			if (v->type != N_MAP) {
+				errat(x, v->line, v->col, path, "expected a mapping");
+				return -1;
+			}
+			if (walk(x, v, path, c) < 0)
+				return -1;
+			continue;
+		}
+		if (set_value(x, found, v, c) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int cross_check(ctx_t *x, fg_config_t *c)
+{
+	int found = 0;
+	for (uint32_t i = 0; i < c->nproviders; i++)
+		if (strcmp(c->providers[i].name, c->llm_default) == 0)
+			found = 1;
+	if (!found) {
+		errat(x, 1, 1, "llm.default", "names provider \"%s\", which is not in llm.providers",
+		      c->llm_default);
+		return -1;
+	}
+	if (c->backoff_max_ms < c->backoff_initial_ms) {
+		errat(x, 1, 1, "supervisor.restart.backoff_max_ms",
+		      "%u is less than backoff_initial_ms (%u)", c->backoff_max_ms,
+		      c->backoff_initial_ms);
+		return -1;
+	}
+	if (c->checkpoint_bytes % 8) {
+		errat(x, 1, 1, "region.checkpoint_bytes", "%u is not a multiple of 8",
+		      c->checkpoint_bytes);
+		return -1;
+	}
+	if (c->heartbeat_ms * 2 > c->watchdog_ms) {
+		errat(x, 1, 1, "supervisor.watchdog_ms",
+		      "%u must be at least twice heartbeat_ms (%u)", c->watchdog_ms, c->heartbeat_ms);
+		return -1;
+	}
+	return 0;
+}
+
+int fg_config_load_buf(fg_config_t *c, const char *name, const char *buf, size_t len,
+		       char *err, size_t errlen)
+{
+	ctx_t x = { name, err, errlen, 0 };
+	node_t root;
+	fg_config_defaults(c);
+	snprintf(c->file, sizeof(c->file), "%s", name);
+	if (len > MAX_FILE) {
+		errat(&x, 1, 1, NULL, "file is larger than %d bytes", MAX_FILE);
+		return -1;
+	}
+	int rc = parse_tree(&x, buf, len, &root);
+	if (rc == 0)
+		rc = walk(&x, &root, "", c);
+	if (rc == 0)
+		rc = cross_check(&x, c);
+	node_free(&root);
+	return rc;
+}
+
+int fg_config_load(fg_config_t *c, const char *file, char *err, size_t errlen)
+{
+	FILE *f = fopen(file, "rb");
+	if (!f) {
+		snprintf(err, errlen, "%s:0:0: cannot open: %s", file, strerror(errno));
+		return -1;
+	}
+	char *buf = malloc(MAX_FILE + 1);
+	if (!buf) {
+		fclose(f);
+		snprintf(err, errlen, "%s:0:0: out of memory", file);
+		return -1;
+	}
+	size_t n = fread(buf, 1, MAX_FILE + 1, f);
+	int rerr = ferror(f);
+	fclose(f);
+	if (rerr) {
+		free(buf);
+		snprintf(err, errlen, "%s:0:0: read error", file);
+		return -1;
+	}
+	int rc = fg_config_load_buf(c, file, buf, n, err, errlen);
+	free(buf);
+	return rc;
+}

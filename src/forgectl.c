@@ -1,0 +1,762 @@
+/*
+ * forgectl — inspect and steer forge straight from its region.
+ * Reading commands map the region read-only; submit maps it read-write and
+ * takes a client slot (so a forgectl killed mid-submit is recovered like a
+ * worker); kill-worker only signals, after checking the pid.
+ */
+
+#include "forge/config.h"
+#include "forge/log.h"
+#include "forge/region.h"
+#include "forge/registry.h"
+#include "forge/ring.h"
+#include "forge/session.h"
+#include "forge/crash.h"
+#include "forge/util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *usage_text =
+"Usage: forgectl [-c FILE | --region PATH] COMMAND [ARGS] [--json]\n"
+"\n"
+"Inspects and steers a running (or stopped) forge through its shared region.\n"
+"\n"
+"Region selection:\n"
+"  -c, --config FILE   read region.path from FILE\n"
+"  -r, --region PATH   the region file (default /dev/shm/forge, or\n"
+"                      region.path of /etc/forge/forge.yaml if it exists)\n"
+"\n"
+"Commands:\n"
+"  status                      supervisor state and a summary\n"
+"  workers                     one line per worker slot\n"
+"  sessions [--state S] [--limit N]\n"
+"                              sessions, optionally in state S\n"
+"                              (queued, running, done, failed, cancelled)\n"
+"  session ID                  one session (ID as printed by submit)\n"
+"  stats                       counts by state, workers, recovery timings\n"
+"  check                       verify every invariant of the region;\n"
+"                              exit 1 naming each violation\n"
+"  submit --workflow synthetic --steps K [--count N] [--delay-us U]\n"
+"                              submit N sessions; prints one ID per line\n"
+"  wait [--timeout S]          exit 0 once nothing is queued or running,\n"
+"                              1 on timeout (default: wait forever)\n"
+"  kill-worker SLOT [--signal SIG]\n"
+"                              signal worker SLOT (default KILL) after\n"
+"                              checking that its pid is that worker\n"
+"\n"
+"Every reading command takes --json for machine-readable output.\n"
+"Exit status: 0 success, 1 failure (check violations, wait timeout),\n"
+"2 usage error, 3 region cannot be opened.\n";
+
+static struct {
+	const char *config, *region;
+	int json;
+	int state;
+	long limit, count, steps, delay_us, timeout_s;
+	const char *workflow, *signal;
+} o = { .state = -1, .limit = -1, .count = 1, .steps = -1, .timeout_s = -1 };
+
+static fg_region_t R;
+
+static int die_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "forgectl: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nRun 'forgectl --help' for usage.\n");
+	exit(2);
+}
+
+static long num_arg(const char *opt, const char *s, long lo, long hi)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || errno || v < lo || v > hi) {
+		fprintf(stderr, "forgectl: %s: '%s' is not a number in [%ld, %ld]\n", opt, s, lo, hi);
+		exit(2);
+	}
+	return v;
+}
+
+static void open_region(int writable)
+{
+	char path[4096], err[1024];
+	if (o.region) {
+		snprintf(path, sizeof(path), "%s", o.region);
+	} else {
+		static fg_config_t cfg;
+		const char *file = o.config;
+		struct stat st;
+		if (!file && stat("/etc/forge/forge.yaml", &st) == 0)
+			file = "/etc/forge/forge.yaml";
+		if (file) {
+			if (fg_config_load(&cfg, file, err, sizeof(err)) < 0) {
+				fprintf(stderr, "%s\n", err);
+				exit(FG_EX_CONFIG);
+			}
+		} else {
+			fg_config_defaults(&cfg);
+		}
+		snprintf(path, sizeof(path), "%s", cfg.region_path);
+	}
+	if (fg_region_open(path, writable, &R, err, sizeof(err)) < 0) {
+		fprintf(stderr, "forgectl: cannot open region %s\n", err);
+		exit(3);
+	}
+}
+
+static void print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	puts(s);
+	free(s);
+	json_decref(j);
+}
+
+static const char *sup_state_name(uint32_t s)
+{
+	static const char *const n[] = { "none", "starting", "running", "degraded",
+					  "draining", "stopped" };
+	return s < 6 ? n[s] : "invalid";
+}
+
+static int sup_alive(void)
+{
+	fg_slot_t *s = fg_slot(&R, fg_supervisor_slot(&R));
+	return fg_proc_alive(atomic_load(&s->pid), atomic_load(&s->starttime));
+}
+
+typedef struct counts {
+	uint64_t by[FG_S_NSTATES];
+	uint32_t alive, configured;
+	uint64_t restarts;
+} counts_t;
+
+static int worker_alive(uint32_t i)
+{
+	fg_slot_t *s = fg_slot(&R, i);
+	uint32_t st = atomic_load(&s->state);
+	return (st == FG_SLOT_READY || st == FG_SLOT_STARTING || st == FG_SLOT_DRAINING) &&
+	       atomic_load(&s->pid) != 0 && kill(atomic_load(&s->pid), 0) == 0;
+}
+
+static void count(counts_t *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (uint32_t i = 0; i < R.hdr->capacity; i++) {
+		uint32_t st = FG_CTL_STATE(atomic_load_explicit(&fg_sess(&R, i)->ctl,
+							       memory_order_relaxed));
+		if (st < FG_S_NSTATES)
+			c->by[st]++;
+	}
+	c->configured = atomic_load(&R.hdr->cfg_workers);
+	for (uint32_t i = 0; i < c->configured && i < R.hdr->nworker_slots; i++) {
+		c->alive += (uint32_t)worker_alive(i);
+		c->restarts += atomic_load(&fg_slot(&R, i)->restarts);
+	}
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* p50/p99 of the last recovery timings (µs) */
+static void percentiles(const uint32_t *hist, uint64_t n, double *p50, double *p99)
+{
+	uint32_t v[FG_RECOVERY_HIST];
+	uint32_t k = n < FG_RECOVERY_HIST ? (uint32_t)n : FG_RECOVERY_HIST;
+	*p50 = *p99 = 0;
+	if (k == 0)
+		return;
+	memcpy(v, hist, sizeof(uint32_t) * k);
+	qsort(v, k, sizeof(uint32_t), cmp_u32);
+	*p50 = v[(k - 1) / 2] / 1e3;
+	*p99 = v[(uint32_t)((k - 1) * 0.99)] / 1e3;
+}
+
+static int cmd_stats(void)
+{
+	counts_t c;
+	count(&c);
+	fg_hdr_t *h = R.hdr;
+	double r50, r99, y50, y99;
+	uint64_t rc = atomic_load(&h->rec_count), yc = atomic_load(&h->ready_count);
+	percentiles(h->rec_ns, rc, &r50, &r99);
+	percentiles(h->ready_ns, yc, &y50, &y99);
+	uint64_t depth = 0;
+	for (uint32_t i = 0; i < h->nrings; i++)
+		depth += fg_ring_depth(fg_ring_ref(&R, i));
+	uint64_t steps = 0, claims = 0;
+	for (uint32_t i = 0; i < h->nslots; i++) {
+		steps += atomic_load(&fg_slot(&R, i)->steps);
+		claims += atomic_load(&fg_slot(&R, i)->claims);
+	}
+	if (o.json) {
+		json_t *j = json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
+				      "s:{s:i,s:i,s:I},"
+				      "s:{s:I,s:f,s:f,s:I,s:f,s:f,s:I},"
+				      "s:{s:I,s:I,s:I}}",
+			"sessions", "queued", (json_int_t)c.by[FG_S_QUEUED],
+			"running", (json_int_t)c.by[FG_S_RUNNING],
+			"done", (json_int_t)c.by[FG_S_DONE],
+			"failed", (json_int_t)c.by[FG_S_FAILED],
+			"cancelled", (json_int_t)c.by[FG_S_CANCELLED],
+			"allocating", (json_int_t)c.by[FG_S_ALLOCATING],
+			"free", (json_int_t)c.by[FG_S_FREE],
+			"capacity", (json_int_t)h->capacity,
+			"workers", "configured", (int)c.configured, "alive", (int)c.alive,
+			"restarts", (json_int_t)c.restarts,
+			"recovery", "count", (json_int_t)rc, "p50_us", r50, "p99_us", r99,
+			"ready_count", (json_int_t)yc, "ready_p50_us", y50, "ready_p99_us", y99,
+			"sweeps_requeued", (json_int_t)atomic_load(&h->sweeps_requeued),
+			"totals", "steps", (json_int_t)steps, "claims", (json_int_t)claims,
+			"ring_depth", (json_int_t)depth);
+		print_json(j);
+		return 0;
+	}
+	printf("sessions   queued %llu  running %llu  done %llu  failed %llu  cancelled %llu"
+	       "  (capacity %u, free %llu)\n",
+	       (unsigned long long)c.by[FG_S_QUEUED], (unsigned long long)c.by[FG_S_RUNNING],
+	       (unsigned long long)c.by[FG_S_DONE], (unsigned long long)c.by[FG_S_FAILED],
+	       (unsigned long long)c.by[FG_S_CANCELLED], h->capacity,
+	       (unsigned long long)c.by[FG_S_FREE]);
+	printf("workers    configured %u  alive %u  restarts %llu\n", c.configured, c.alive,
+	       (unsigned long long)c.restarts);
+	printf("recovery   %llu passes  p50 %.1f us  p99 %.1f us;  replacement ready p50 %.1f us"
+	       "  p99 %.1f us\n", (unsigned long long)rc, r50, r99, y50, y99);
+	printf("totals     steps %llu  claims %llu  ring depth %llu  swept %llu\n",
+	       (unsigned long long)steps, (unsigned long long)claims, (unsigned long long)depth,
+	       (unsigned long long)atomic_load(&h->sweeps_requeued));
+	return 0;
+}
+
+static int cmd_status(void)
+{
+	counts_t c;
+	count(&c);
+	fg_hdr_t *h = R.hdr;
+	int alive = sup_alive();
+	uint32_t st = atomic_load(&h->sup_state);
+	const char *state = alive ? sup_state_name(st) :
+			    st == FG_SUP_STOPPED ? "stopped" : "not running";
+	if (o.json) {
+		json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:I,s:I,s:I}",
+			"supervisor", state, "pid", alive ? (int)atomic_load(&h->sup_pid) : 0,
+			"boots", (int)atomic_load(&h->sup_boots),
+			"workers_configured", (int)c.configured, "workers_alive", (int)c.alive,
+			"queued", (json_int_t)c.by[FG_S_QUEUED],
+			"running", (json_int_t)c.by[FG_S_RUNNING],
+			"done", (json_int_t)c.by[FG_S_DONE]);
+		print_json(j);
+		return 0;
+	}
+	printf("forge: %s", state);
+	if (alive)
+		printf(" (pid %d)", (int)atomic_load(&h->sup_pid));
+	printf(", %u/%u workers alive, boots %u\n", c.alive, c.configured,
+	       atomic_load(&h->sup_boots));
+	printf("sessions: %llu queued, %llu running, %llu done, %llu failed, %llu cancelled\n",
+	       (unsigned long long)c.by[FG_S_QUEUED], (unsigned long long)c.by[FG_S_RUNNING],
+	       (unsigned long long)c.by[FG_S_DONE], (unsigned long long)c.by[FG_S_FAILED],
+	       (unsigned long long)c.by[FG_S_CANCELLED]);
+	return 0;
+}
+
+static int cmd_workers(void)
+{
+	uint32_t nw = atomic_load(&R.hdr->cfg_workers);
+	uint64_t now = fg_coarse_ns();
+	json_t *arr = json_array();
+	if (!o.json)
+		printf("%-4s %-8s %-5s %-10s %8s %8s %10s %10s %8s  %s\n", "SLOT", "PID", "GEN",
+		       "STATE", "HB_MS", "INFLT", "CLAIMS", "DONE", "RESTARTS", "LAST EXIT");
+	for (uint32_t i = 0; i < R.hdr->nworker_slots; i++) {
+		fg_slot_t *s = fg_slot(&R, i);
+		uint32_t st = atomic_load(&s->state);
+		if (i >= nw && st == FG_SLOT_FREE)
+			continue;
+		uint64_t hb = atomic_load(&s->heartbeat_ns);
+		double age = hb && now > hb ? (now - hb) / 1e6 : 0;
+		int sig = atomic_load(&s->last_signal), code = atomic_load(&s->last_status);
+		char last[64] = "-";
+		if (atomic_load(&s->last_pid)) {
+			if (sig)
+				snprintf(last, sizeof(last), "pid %d signal %s%s",
+					 (int)atomic_load(&s->last_pid), fg_signal_name(sig),
+					 atomic_load(&s->last_core) ? " (core)" : "");
+			else
+				snprintf(last, sizeof(last), "pid %d status %d",
+					 (int)atomic_load(&s->last_pid), code);
+		}
+		if (o.json) {
+			json_array_append_new(arr, json_pack(
+				"{s:i,s:i,s:i,s:s,s:f,s:i,s:I,s:I,s:I,s:I,s:i,s:i,s:i,s:i}",
+				"slot", (int)i, "pid", (int)atomic_load(&s->pid),
+				"gen", (int)atomic_load(&s->gen), "state", fg_slot_state_name(st),
+				"heartbeat_age_ms", age, "inflight", (int)atomic_load(&s->inflight),
+				"claims", (json_int_t)atomic_load(&s->claims),
+				"steps", (json_int_t)atomic_load(&s->steps),
+				"done", (json_int_t)atomic_load(&s->done),
+				"released", (json_int_t)atomic_load(&s->released),
+				"restarts", (int)atomic_load(&s->restarts),
+				"last_pid", (int)atomic_load(&s->last_pid),
+				"last_status", code, "last_signal", sig));
+		} else {
+			printf("%-4u %-8d %-5u %-10s %8.0f %8u %10llu %10llu %8u  %s\n", i,
+			       (int)atomic_load(&s->pid), atomic_load(&s->gen), fg_slot_state_name(st),
+			       age, atomic_load(&s->inflight),
+			       (unsigned long long)atomic_load(&s->claims),
+			       (unsigned long long)atomic_load(&s->done), atomic_load(&s->restarts),
+			       last);
+		}
+	}
+	if (o.json)
+		print_json(arr);
+	else
+		json_decref(arr);
+	return 0;
+}
+
+static json_t *session_json(uint32_t idx, int full)
+{
+	fg_session_t *s = fg_sess(&R, idx);
+	fg_wstate_t st;
+	uint64_t c = atomic_load(&s->ctl);
+	uint64_t w = fg_session_read(&R, idx, &st);
+	char id[17];
+	fg_handle_format(FG_HANDLE(idx, atomic_load(&s->gen)), id);
+	json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:i}", "id", id,
+		"state", fg_state_name(FG_CTL_STATE(c)),
+		"workflow", s->workflow == FG_WF_SYNTHETIC ? "synthetic" : "unknown",
+		"steps", (int)st.step, "steps_total", (int)s->steps);
+	if (s->workflow == FG_WF_SYNTHETIC) {
+		char sum[32];
+		snprintf(sum, sizeof(sum), "%016llx", (unsigned long long)st.checksum);
+		json_object_set_new(j, "checksum", json_string(sum));
+		if (full) {
+			snprintf(sum, sizeof(sum), "%016llx",
+				 (unsigned long long)fg_synthetic_expected(s->steps));
+			json_object_set_new(j, "checksum_expected", json_string(sum));
+		}
+	}
+	if (full) {
+		json_object_set_new(j, "claims", json_integer(atomic_load(&s->claims)));
+		json_object_set_new(j, "checkpoint_seq", json_integer(FG_CKPT_SEQ(w)));
+		json_object_set_new(j, "checkpoint_log_bytes", json_integer(FG_CKPT_LEN(w)));
+		json_object_set_new(j, "delay_us", json_integer(s->delay_us));
+		if (FG_CTL_STATE(c) == FG_S_RUNNING || FG_CTL_STATE(c) == FG_S_ALLOCATING)
+			json_object_set_new(j, "lease", json_pack("{s:i,s:i}", "slot",
+				(int)FG_CTL_SLOT(c), "gen", (int)FG_CTL_GEN(c)));
+		uint64_t fin = atomic_load(&s->finished_ns), sta = atomic_load(&s->started_ns);
+		if (fin && FG_CTL_STATE(c) >= FG_S_DONE)
+			json_object_set_new(j, "duration_ms",
+				json_real((fin - s->created_ns) / 1e6));
+		if (sta)
+			json_object_set_new(j, "wait_ms", json_real((sta - s->created_ns) / 1e6));
+	}
+	return j;
+}
+
+static int cmd_sessions(void)
+{
+	json_t *arr = json_array();
+	long shown = 0;
+	if (!o.json)
+		printf("%-16s %-10s %-10s %11s %16s\n", "ID", "STATE", "WORKFLOW", "STEPS", "CHECKSUM");
+	for (uint32_t i = 0; i < R.hdr->capacity && (o.limit < 0 || shown < o.limit); i++) {
+		uint32_t st = FG_CTL_STATE(atomic_load(&fg_sess(&R, i)->ctl));
+		if (st == FG_S_FREE || (o.state >= 0 && (int)st != o.state))
+			continue;
+		json_t *j = session_json(i, 0);
+		shown++;
+		if (o.json) {
+			json_array_append_new(arr, j);
+		} else {
+			json_t *cs = json_object_get(j, "checksum");
+			printf("%-16s %-10s %-10s %5d/%-5d %16s\n",
+			       json_string_value(json_object_get(j, "id")),
+			       json_string_value(json_object_get(j, "state")),
+			       json_string_value(json_object_get(j, "workflow")),
+			       (int)json_integer_value(json_object_get(j, "steps")),
+			       (int)json_integer_value(json_object_get(j, "steps_total")),
+			       cs ? json_string_value(cs) : "-");
+			json_decref(j);
+		}
+	}
+	if (o.json)
+		print_json(arr);
+	else
+		json_decref(arr);
+	return 0;
+}
+
+static int cmd_session(const char *id)
+{
+	fg_handle_t h;
+	if (fg_handle_parse(id, &h) < 0)
+		die_usage("'%s' is not a session id (16 hex digits, as printed by submit)", id);
+	uint32_t idx = FG_HANDLE_IDX(h);
+	if (idx >= R.hdr->capacity || atomic_load(&fg_sess(&R, idx)->gen) != FG_HANDLE_GEN(h) ||
+	    FG_CTL_STATE(atomic_load(&fg_sess(&R, idx)->ctl)) == FG_S_FREE) {
+		fprintf(stderr, "forgectl: no session %s\n", id);
+		return 1;
+	}
+	json_t *j = session_json(idx, 1);
+	if (o.json) {
+		print_json(j);
+		return 0;
+	}
+	const char *k;
+	json_t *v;
+	json_object_foreach(j, k, v) {
+		char *s = json_dumps(v, JSON_ENCODE_ANY);
+		printf("%-22s %s\n", k, s);
+		free(s);
+	}
+	json_decref(j);
+	return 0;
+}
+
+/* ---- check ----------------------------------------------------------- */
+
+typedef struct viol {
+	json_t *list;
+} viol_t;
+
+static void violation(viol_t *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void violation(viol_t *v, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (json_array_size(v->list) < 1000)
+		json_array_append_new(v->list, json_string(buf));
+}
+
+static int slot_live(uint32_t sl, uint32_t gen)
+{
+	fg_slot_t *s = fg_slot(&R, sl);
+	if (atomic_load(&s->gen) != gen)
+		return 0;
+	if (s->kind == FG_KIND_CLIENT)
+		return fg_proc_alive(atomic_load(&s->pid), atomic_load(&s->starttime));
+	uint32_t st = atomic_load(&s->state);
+	return (st == FG_SLOT_READY || st == FG_SLOT_STARTING || st == FG_SLOT_DRAINING) &&
+	       atomic_load(&s->pid) > 0 && kill(atomic_load(&s->pid), 0) == 0;
+}
+
+static void check_once(viol_t *v)
+{
+	fg_hdr_t *h = R.hdr;
+	uint64_t by[FG_S_NSTATES] = { 0 };
+	char err[512];
+
+	for (uint32_t i = 0; i < h->capacity; i++) {
+		fg_session_t *s = fg_sess(&R, i);
+		uint64_t c = atomic_load(&s->ctl);
+		uint32_t st = FG_CTL_STATE(c), sl = FG_CTL_SLOT(c), g = FG_CTL_GEN(c);
+		char id[17];
+		fg_handle_format(FG_HANDLE(i, atomic_load(&s->gen)), id);
+		if (st >= FG_S_NSTATES || (c >> 48) != 0) {
+			violation(v, "session %s: invalid control word 0x%016llx", id,
+				  (unsigned long long)c);
+			continue;
+		}
+		by[st]++;
+		if (st == FG_S_RUNNING || st == FG_S_ALLOCATING) {
+			if (sl >= h->nslots)
+				violation(v, "session %s: %s with lease slot %u out of range", id,
+					  fg_state_name(st), sl);
+			else if (!slot_live(sl, g))
+				violation(v, "session %s: %s under a lease held by dead generation "
+					  "(slot %u, gen %u)", id, fg_state_name(st), sl, g);
+		} else if (st != FG_S_FREE && (sl != FG_SLOT_NONE || g != 0)) {
+			violation(v, "session %s: %s but still carries a lease (slot %u, gen %u)",
+				  id, fg_state_name(st), sl, g);
+		}
+		if (st == FG_S_FREE || st == FG_S_ALLOCATING)
+			continue;
+		fg_wstate_t ws;
+		uint64_t w = fg_session_read(&R, i, &ws);
+		if (FG_CKPT_LEN(w) > h->log_bytes)
+			violation(v, "session %s: checkpoint log length %u exceeds %u", id,
+				  FG_CKPT_LEN(w), h->log_bytes);
+		if (s->workflow == FG_WF_SYNTHETIC) {
+			if (ws.step > s->steps)
+				violation(v, "session %s: %u steps applied of %u", id, ws.step, s->steps);
+			uint64_t want = FG_SYNTHETIC_SEED;
+			for (uint32_t k = 1; k <= ws.step; k++)
+				want = fg_synthetic_fold(want, k);
+			if (ws.checksum != want)
+				violation(v, "session %s: checksum %016llx after %u steps, expected "
+					  "%016llx (a step applied twice or lost)", id,
+					  (unsigned long long)ws.checksum, ws.step,
+					  (unsigned long long)want);
+			if (st == FG_S_DONE && ws.step != s->steps)
+				violation(v, "session %s: done after %u of %u steps", id, ws.step,
+					  s->steps);
+		} else {
+			violation(v, "session %s: unknown workflow %u", id, s->workflow);
+		}
+	}
+	uint64_t total = 0, finished = by[FG_S_DONE] + by[FG_S_FAILED] + by[FG_S_CANCELLED];
+	for (int k = 0; k < FG_S_NSTATES; k++)
+		total += by[k];
+	if (total != h->capacity)
+		violation(v, "session states add up to %llu, capacity is %u",
+			  (unsigned long long)total, h->capacity);
+	uint64_t done_ctr = 0;
+	for (uint32_t sl = 0; sl < h->nslots; sl++) {
+		fg_slot_t *s = fg_slot(&R, sl);
+		done_ctr += atomic_load(&s->done);
+		int live = slot_live(sl, atomic_load(&s->gen));
+		if (live || (sl == fg_supervisor_slot(&R) && sup_alive()))
+			continue;
+		if (FG_INTENT_OP(atomic_load(&s->ring_intent)) != FG_INTENT_NONE)
+			violation(v, "slot %u: dead, but its ring intent 0x%016llx was never "
+				  "recovered", sl, (unsigned long long)atomic_load(&s->ring_intent));
+		uint32_t *tab = fg_lease_table(&R, sl);
+		for (uint32_t e = 0; e < h->max_inflight; e++) {
+			uint32_t x = __atomic_load_n(&tab[e], __ATOMIC_RELAXED);
+			if (x == 0)
+				continue;
+			if (x - 1 >= h->capacity)
+				violation(v, "slot %u: lease entry %u holds %u, out of range", sl, e, x);
+			else
+				violation(v, "slot %u: dead, but lease entry %u still names session %u",
+					  sl, e, x - 1);
+			break;
+		}
+	}
+	if (done_ctr > finished)
+		violation(v, "workers counted %llu finished sessions, the table holds %llu",
+			  (unsigned long long)done_ctr, (unsigned long long)finished);
+	uint64_t depth = 0;
+	for (uint32_t i = 0; i < h->nrings; i++) {
+		fg_ringref_t rr = fg_ring_ref(&R, i);
+		depth += fg_ring_depth(rr);
+		if (fg_ring_check(rr, err, sizeof(err)) < 0)
+			violation(v, "%s", err);
+	}
+	(void)depth;
+	for (uint32_t i = 0; i < atomic_load(&h->cfg_workers) && i < h->nworker_slots; i++) {
+		fg_slot_t *s = fg_slot(&R, i);
+		uint32_t st = atomic_load(&s->state);
+		if (sup_alive() && st == FG_SLOT_READY && !slot_live(i, atomic_load(&s->gen)))
+			violation(v, "worker %u: marked ready, but pid %d is not running", i,
+				  (int)atomic_load(&s->pid));
+	}
+}
+
+static int cmd_check(void)
+{
+	viol_t v = { NULL };
+	/* A live region moves under us: a violation counts only if it is seen
+	 * in three snapshots 100 ms apart. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if (v.list)
+			json_decref(v.list);
+		v.list = json_array();
+		check_once(&v);
+		if (json_array_size(v.list) == 0)
+			break;
+		usleep(100000);
+	}
+	size_t n = json_array_size(v.list);
+	if (o.json) {
+		print_json(json_pack("{s:b,s:o}", "ok", n == 0, "violations", v.list));
+	} else {
+		size_t i;
+		json_t *x;
+		json_array_foreach(v.list, i, x) {
+			if (i == 50) {
+				printf("... and %zu more violations (--json lists up to 1000)\n", n - 50);
+				break;
+			}
+			printf("violation: %s\n", json_string_value(x));
+		}
+		if (n == 0)
+			printf("ok: every invariant holds (%u sessions, %u rings, %u slots)\n",
+			       R.hdr->capacity, R.hdr->nrings, R.hdr->nslots);
+		json_decref(v.list);
+	}
+	return n ? 1 : 0;
+}
+
+/* ---- steering -------------------------------------------------------- */
+
+static int cmd_submit(void)
+{
+	if (!o.workflow)
+		die_usage("submit: --workflow is required%s", "");
+	if (strcmp(o.workflow, "synthetic") != 0)
+		die_usage("submit: unknown workflow '%s' (this build runs: synthetic)", o.workflow);
+	if (o.steps < 0)
+		die_usage("submit: --steps K is required for the synthetic workflow%s", "");
+	fg_actor_t a;
+	if (fg_client_attach(&R, &a) < 0) {
+		fprintf(stderr, "forgectl: all %u client slots are in use\n", FG_CLIENT_SLOTS);
+		return 1;
+	}
+	fg_crash_arm();
+	fg_submit_t p = { FG_WF_SYNTHETIC, (uint32_t)o.steps, (uint32_t)o.delay_us };
+	char *buf = malloc(18 * 4096);
+	size_t used = 0;
+	int rc = 0;
+	for (long i = 0; i < o.count; i++) {
+		fg_handle_t h;
+		int e = fg_session_submit(&a, &p, &h);
+		if (e < 0) {
+			fprintf(stderr, "forgectl: submit %ld of %ld: %s\n", i + 1, o.count,
+				e == -ENOSPC ? "the session table is full" : strerror(-e));
+			rc = 1;
+			break;
+		}
+		fg_handle_format(h, buf + used);
+		used += 16;
+		buf[used++] = '\n';
+		if (used > 17 * 4096) {
+			fwrite(buf, 1, used, stdout);
+			used = 0;
+		}
+	}
+	fwrite(buf, 1, used, stdout);
+	free(buf);
+	fg_client_detach(&a);
+	return rc;
+}
+
+static int cmd_wait(void)
+{
+	uint64_t deadline = o.timeout_s >= 0 ? fg_now_ns() + (uint64_t)o.timeout_s * 1000000000ull
+					     : UINT64_MAX;
+	for (;;) {
+		counts_t c;
+		count(&c);
+		if (c.by[FG_S_QUEUED] == 0 && c.by[FG_S_RUNNING] == 0 && c.by[FG_S_ALLOCATING] == 0)
+			return 0;
+		if (fg_now_ns() >= deadline) {
+			fprintf(stderr, "forgectl: wait: timed out with %llu queued, %llu running\n",
+				(unsigned long long)c.by[FG_S_QUEUED],
+				(unsigned long long)c.by[FG_S_RUNNING]);
+			return 1;
+		}
+		usleep(20000);
+	}
+}
+
+static int cmd_kill_worker(const char *slot_s)
+{
+	long slot = num_arg("kill-worker", slot_s, 0, FG_MAX_WORKERS - 1);
+	int sig = SIGKILL;
+	if (o.signal && (sig = fg_signal_parse(o.signal)) < 0)
+		die_usage("kill-worker: unknown signal '%s'", o.signal);
+	fg_slot_t *s = fg_slot(&R, (uint32_t)slot);
+	int32_t pid = atomic_load(&s->pid);
+	uint64_t st = atomic_load(&s->starttime);
+	if (pid <= 0 || st == 0) {
+		fprintf(stderr, "forgectl: worker %ld has no live process (state %s)\n", slot,
+			fg_slot_state_name(atomic_load(&s->state)));
+		return 1;
+	}
+	/* pidfd first, then check the pid is still that worker: no reused pid
+	 * can be signalled. */
+	int fd = fg_pidfd_open(pid);
+	if (fd < 0 || !fg_proc_alive(pid, st) || atomic_load(&s->pid) != pid) {
+		fprintf(stderr, "forgectl: worker %ld: pid %d is no longer that worker\n", slot,
+			(int)pid);
+		return 1;
+	}
+	if (fg_pidfd_send_signal(fd, sig) < 0) {
+		fprintf(stderr, "forgectl: kill-worker %ld (pid %d): %s\n", slot, (int)pid,
+			strerror(errno));
+		return 1;
+	}
+	close(fd);
+	if (!o.json)
+		printf("sent SIG%s to worker %ld (pid %d)\n", fg_signal_name(sig), slot, (int)pid);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_JSON = 256, O_STATE, O_LIMIT, O_WORKFLOW, O_STEPS, O_COUNT, O_DELAY,
+	       O_TIMEOUT, O_SIGNAL };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "region", required_argument, NULL, 'r' },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "state", required_argument, NULL, O_STATE },
+		{ "limit", required_argument, NULL, O_LIMIT },
+		{ "workflow", required_argument, NULL, O_WORKFLOW },
+		{ "steps", required_argument, NULL, O_STEPS },
+		{ "count", required_argument, NULL, O_COUNT },
+		{ "delay-us", required_argument, NULL, O_DELAY },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "signal", required_argument, NULL, O_SIGNAL },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int c;
+	const char *cmd = NULL, *arg = NULL;
+	fg_log_init("forgectl", FG_LOG_WARN);
+	/* GNU getopt permutes: options may come before or after the command. */
+	while ((c = getopt_long(argc, argv, "c:r:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o.config = optarg; break;
+		case 'r': o.region = optarg; break;
+		case 'h': fputs(usage_text, stdout); return 0;
+		case O_JSON: o.json = 1; break;
+		case O_STATE:
+			if ((o.state = fg_state_parse(optarg)) < 0)
+				die_usage("--state: unknown state '%s'", optarg);
+			break;
+		case O_LIMIT: o.limit = num_arg("--limit", optarg, 0, 1L << 30); break;
+		case O_WORKFLOW: o.workflow = optarg; break;
+		case O_STEPS: o.steps = num_arg("--steps", optarg, 0, 1000000); break;
+		case O_COUNT: o.count = num_arg("--count", optarg, 1, 1L << 24); break;
+		case O_DELAY: o.delay_us = num_arg("--delay-us", optarg, 0, 3600000000L); break;
+		case O_TIMEOUT: o.timeout_s = num_arg("--timeout", optarg, 0, 1L << 30); break;
+		case O_SIGNAL: o.signal = optarg; break;
+		default: fputs(usage_text, stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	cmd = argv[optind++];
+	if (optind < argc)
+		arg = argv[optind++];
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	int needs_arg = !strcmp(cmd, "session") || !strcmp(cmd, "kill-worker");
+	if (needs_arg && !arg)
+		die_usage("%s: missing argument", cmd);
+	if (!needs_arg && arg)
+		die_usage("unexpected argument '%s'", arg);
+
+	if (!strcmp(cmd, "status")) { open_region(0); return cmd_status(); }
+	if (!strcmp(cmd, "workers")) { open_region(0); return cmd_workers(); }
+	if (!strcmp(cmd, "sessions")) { open_region(0); return cmd_sessions(); }
+	if (!strcmp(cmd, "session")) { open_region(0); return cmd_session(arg); }
+	if (!strcmp(cmd, "stats")) { open_region(0); return cmd_stats(); }
+	if (!strcmp(cmd, "check")) { open_region(0); return cmd_check(); }
+	if (!strcmp(cmd, "submit")) { open_region(1); return cmd_submit(); }
+	if (!strcmp(cmd, "wait")) { open_region(0); return cmd_wait(); }
+	if (!strcmp(cmd, "kill-worker")) { open_region(0); return cmd_kill_worker(arg); }
+	die_usage("unknown command '%s'", cmd);
+	return 2;
+}

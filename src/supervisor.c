@@ -1,0 +1,530 @@
+/*
+ * supervisor.c — see include/forge/supervisor.h.
+ *
+ * Events and what each does:
+ *   pidfd readable (child died)  reap with waitid(P_PIDFD, WNOHANG), log pid,
+ *                                status or signal and core flag; recovery
+ *                                pass for (slot, gen); schedule a restart
+ *                                (none if exit code FG_EXIT_FATAL, or the
+ *                                slot exceeded R restarts in T seconds)
+ *   tick (timerfd, 20 ms)        due restarts; watchdog (stale heartbeat:
+ *                                SIGKILL through the pidfd); dead clients;
+ *                                the sweep; READY/STATUS to systemd
+ *   SIGTERM, SIGINT              drain: flag, SIGTERM to children, wait up
+ *                                to shutdown_timeout_ms, SIGKILL the rest
+ *   SIGHUP                       logged (reload comes with the operations work)
+ */
+
+#include "forge/supervisor.h"
+#include "forge/log.h"
+#include "forge/region.h"
+#include "forge/registry.h"
+#include "forge/ring.h"
+#include "forge/session.h"
+#include "forge/util.h"
+#include "forge/worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#define TICK_MS 20
+#define MAX_RESTART_HIST 64
+
+typedef struct child {
+	pid_t pid;
+	int pidfd;               /* -1 when no process */
+	uint64_t restart_at_ns;  /* 0: no restart pending */
+	uint64_t hist[MAX_RESTART_HIST]; /* restart times, newest last */
+	uint32_t nhist;
+	int killed_by_watchdog;
+	int disabled;
+} child_t;
+
+typedef struct sup {
+	const fg_config_t *cfg;
+	fg_region_t r;
+	fg_actor_t a;
+	int lockfd, epfd, sigfd, tfd;
+	uint32_t nworkers;
+	child_t kids[FG_MAX_WORKERS];
+	int stopping;
+	uint64_t stop_deadline_ns;
+	uint64_t next_sweep_ns;
+	int ready_sent;
+} sup_t;
+
+static void close_inherited(sup_t *s)
+{
+	close(s->epfd);
+	close(s->sigfd);
+	close(s->tfd);
+	for (uint32_t i = 0; i < s->nworkers; i++)
+		if (s->kids[i].pidfd >= 0)
+			close(s->kids[i].pidfd);
+}
+
+static int spawn(sup_t *s, uint32_t slot)
+{
+	child_t *k = &s->kids[slot];
+	fg_slot_t *sl = fg_slot(&s->r, slot);
+	pid_t parent = getpid();
+
+	atomic_fetch_add(&sl->gen, 1);
+	atomic_store(&sl->heartbeat_ns, fg_coarse_ns());
+	atomic_store(&sl->started_ns, fg_now_ns());
+	atomic_store(&sl->state, FG_SLOT_STARTING);
+	k->killed_by_watchdog = 0;
+
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_warn("worker %u: fork failed", slot);
+		atomic_store(&sl->state, FG_SLOT_DEAD);
+		return -1;
+	}
+	if (pid == 0) {
+		/* The child keeps the region lock's open file description: the
+		 * lock is held until every child of this supervisor is gone. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(0);
+		close_inherited(s);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		atomic_store(&sl->pid, (int32_t)getpid());
+		char name[32];
+		snprintf(name, sizeof(name), "forge-worker-%u", slot);
+		prctl(PR_SET_NAME, name);
+		fg_log_set_prog(name);
+		_exit(fg_worker_main(&s->r, slot, s->cfg));
+	}
+	atomic_store(&sl->pid, (int32_t)pid);
+	k->pid = pid;
+	k->pidfd = fg_pidfd_open(pid);
+	if (k->pidfd < 0)
+		fatal("pidfd_open(%d)", (int)pid);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = slot };
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, k->pidfd, &ev) < 0)
+		fatal("epoll_ctl");
+	log_info("worker %u started (pid %d, gen %u)", slot, (int)pid, atomic_load(&sl->gen));
+	return 0;
+}
+
+static void record_recovery(sup_t *s, uint64_t ns)
+{
+	fg_hdr_t *h = s->r.hdr;
+	uint64_t n = atomic_load_explicit(&h->rec_count, memory_order_relaxed);
+	h->rec_ns[n % FG_RECOVERY_HIST] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+	atomic_store_explicit(&h->rec_count, n + 1, memory_order_release);
+	atomic_fetch_add(&h->recoveries, 1);
+}
+
+static void schedule_restart(sup_t *s, uint32_t slot, int status_code)
+{
+	child_t *k = &s->kids[slot];
+	fg_slot_t *sl = fg_slot(&s->r, slot);
+	uint64_t now = fg_now_ns(), period = (uint64_t)s->cfg->restart_period_s * 1000000000ull;
+
+	if (status_code == FG_EXIT_FATAL) {
+		log_errx("worker %u exited with status %d (fatal): not restarting it", slot,
+			 FG_EXIT_FATAL);
+		k->disabled = 1;
+	}
+	/* restarts within the period, this one included */
+	uint32_t recent = 1;
+	for (uint32_t i = 0; i < k->nhist; i++)
+		if (now - k->hist[i] < period)
+			recent++;
+	if (!k->disabled && recent > s->cfg->restart_intensity) {
+		log_errx("worker %u: %u restarts within %u s exceed the limit of %u: "
+			 "not restarting it; forge is degraded", slot, recent,
+			 s->cfg->restart_period_s, s->cfg->restart_intensity);
+		k->disabled = 1;
+	}
+	if (k->disabled) {
+		atomic_store(&sl->state, FG_SLOT_DISABLED);
+		atomic_store(&s->r.hdr->sup_state, FG_SUP_DEGRADED);
+		return;
+	}
+	if (k->nhist == MAX_RESTART_HIST) {
+		memmove(k->hist, k->hist + 1, sizeof(k->hist[0]) * (MAX_RESTART_HIST - 1));
+		k->nhist--;
+	}
+	k->hist[k->nhist++] = now;
+	/* First restart at once; then initial, 2x, 4x ... up to max. */
+	uint64_t delay_ms = 0;
+	if (recent > 1) {
+		delay_ms = s->cfg->backoff_initial_ms;
+		for (uint32_t i = 2; i < recent && delay_ms < s->cfg->backoff_max_ms; i++)
+			delay_ms *= 2;
+		if (delay_ms > s->cfg->backoff_max_ms)
+			delay_ms = s->cfg->backoff_max_ms;
+	}
+	k->restart_at_ns = now + delay_ms * 1000000ull;
+	if (delay_ms)
+		log_info("worker %u: restarting in %llu ms (restart %u within %u s)", slot,
+			 (unsigned long long)delay_ms, recent, s->cfg->restart_period_s);
+}
+
+static void child_died(sup_t *s, uint32_t slot)
+{
+	uint64_t t0 = fg_now_ns();
+	child_t *k = &s->kids[slot];
+	fg_slot_t *sl = fg_slot(&s->r, slot);
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid((idtype_t)P_PIDFD, (id_t)k->pidfd, &si, WEXITED | WNOHANG) < 0 ||
+	    si.si_pid == 0)
+		return;   /* not dead yet (spurious wake-up) */
+	uint32_t gen = atomic_load(&sl->gen);
+	atomic_store(&sl->state, FG_SLOT_RECOVERING);
+	uint32_t n = fg_session_recover_slot(&s->a, slot, gen);
+	uint64_t t1 = fg_now_ns();
+	record_recovery(s, t1 - t0);
+
+	int code = si.si_code == CLD_EXITED ? si.si_status : -1;
+	int sig = si.si_code == CLD_EXITED ? 0 : si.si_status;
+	int core = si.si_code == CLD_DUMPED;
+	atomic_store(&sl->last_pid, (int32_t)k->pid);
+	atomic_store(&sl->last_status, code);
+	atomic_store(&sl->last_signal, sig);
+	atomic_store(&sl->last_core, (uint32_t)core);
+	atomic_store(&sl->last_recovered, n);
+	atomic_store(&sl->last_exit_ns, t0);
+	atomic_store(&sl->pid, 0);
+	atomic_store(&sl->state, FG_SLOT_DEAD);
+	if (sig)
+		log_warnx("worker %u (pid %d) killed by signal %d (SIG%s)%s%s; %u sessions "
+			  "requeued in %.1f us", slot, (int)k->pid, sig, fg_signal_name(sig),
+			  core ? " (core dumped)" : "",
+			  k->killed_by_watchdog ? " by the watchdog" : "", n, (t1 - t0) / 1e3);
+	else if (code != 0 || !s->stopping)
+		log_warnx("worker %u (pid %d) exited with status %d; %u sessions requeued",
+			  slot, (int)k->pid, code, n);
+	else
+		log_info("worker %u (pid %d) exited with status 0", slot, (int)k->pid);
+
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, k->pidfd, NULL);
+	close(k->pidfd);
+	k->pidfd = -1;
+	k->pid = 0;
+	if (s->stopping)
+		return;
+	atomic_fetch_add(&sl->restarts, 1);
+	atomic_fetch_add(&s->r.hdr->restarts, 1);
+	schedule_restart(s, slot, code);
+	if (k->restart_at_ns && k->restart_at_ns <= fg_now_ns()) {
+		k->restart_at_ns = 0;
+		spawn(s, slot);
+	}
+}
+
+static void watchdog(sup_t *s, uint64_t now)
+{
+	uint64_t limit = (uint64_t)s->cfg->watchdog_ms * 1000000ull;
+	for (uint32_t i = 0; i < s->nworkers; i++) {
+		child_t *k = &s->kids[i];
+		fg_slot_t *sl = fg_slot(&s->r, i);
+		if (k->pidfd < 0 || k->killed_by_watchdog)
+			continue;
+		uint64_t hb = atomic_load_explicit(&sl->heartbeat_ns, memory_order_relaxed);
+		if (now > hb && now - hb > limit) {
+			log_warnx("worker %u (pid %d): heartbeat stale for %llu ms (watchdog %u ms): "
+				  "killing it", i, (int)k->pid,
+				  (unsigned long long)((now - hb) / 1000000), s->cfg->watchdog_ms);
+			k->killed_by_watchdog = 1;
+			fg_pidfd_send_signal(k->pidfd, SIGKILL);
+		}
+	}
+}
+
+static void sweep_clients(sup_t *s)
+{
+	uint32_t first = fg_first_client_slot(&s->r), last = fg_supervisor_slot(&s->r);
+	for (uint32_t i = first; i < last; i++) {
+		fg_slot_t *sl = fg_slot(&s->r, i);
+		int32_t pid = atomic_load(&sl->pid);
+		if (pid == 0 || !fg_client_dead(sl))
+			continue;
+		uint32_t n = fg_session_recover_slot(&s->a, i, atomic_load(&sl->gen));
+		log_warnx("client slot %u: pid %d is gone; recovered (%u sessions requeued)",
+			  i, (int)pid, n);
+		atomic_store(&sl->state, FG_SLOT_FREE);
+		atomic_store(&sl->starttime, 0);
+		atomic_store(&sl->pid, 0);
+	}
+}
+
+/* Re-enqueues QUEUED sessions that waited too long, when the rings hold
+ * fewer hints than there are QUEUED sessions (so some hint was lost). */
+static void sweep_sessions(sup_t *s, uint64_t now)
+{
+	fg_region_t *r = &s->r;
+	uint64_t after = (uint64_t)s->cfg->sweep_after_ms * 1000000ull;
+	uint64_t queued = 0, stale = 0, depth = 0;
+	for (uint32_t i = 0; i < s->nworkers; i++)
+		depth += fg_ring_depth(fg_ring_ref(r, i));
+	for (uint32_t i = 0; i < r->hdr->capacity; i++) {
+		fg_session_t *x = fg_sess(r, i);
+		if (FG_CTL_STATE(atomic_load_explicit(&x->ctl, memory_order_relaxed)) != FG_S_QUEUED)
+			continue;
+		queued++;
+		if (now - atomic_load_explicit(&x->queued_ns, memory_order_relaxed) > after)
+			stale++;
+	}
+	if (stale == 0 || depth >= queued)
+		return;
+	uint64_t n = 0;
+	for (uint32_t i = 0; i < r->hdr->capacity; i++) {
+		fg_session_t *x = fg_sess(r, i);
+		if (FG_CTL_STATE(atomic_load_explicit(&x->ctl, memory_order_acquire)) != FG_S_QUEUED ||
+		    now - atomic_load_explicit(&x->queued_ns, memory_order_relaxed) <= after)
+			continue;
+		atomic_store_explicit(&x->queued_ns, now, memory_order_relaxed);
+		fg_session_enqueue(&s->a, i);
+		fg_ring_intent_clear(s->a.self);
+		n++;
+	}
+	atomic_fetch_add(&r->hdr->sweeps_requeued, n);
+	log_info("sweep: %llu queued sessions had no hint in the rings; re-enqueued %llu",
+		 (unsigned long long)(queued - depth), (unsigned long long)n);
+}
+
+static void notify_status(sup_t *s)
+{
+	uint32_t ready = 0;
+	for (uint32_t i = 0; i < s->nworkers; i++)
+		if (atomic_load(&fg_slot(&s->r, i)->state) == FG_SLOT_READY)
+			ready++;
+	if (!s->ready_sent && ready == s->nworkers) {
+		s->ready_sent = 1;
+		if (atomic_load(&s->r.hdr->sup_state) == FG_SUP_STARTING)
+			atomic_store(&s->r.hdr->sup_state, FG_SUP_RUNNING);
+		log_info("all %u workers ready", s->nworkers);
+		sd_notifyf(0, "READY=1\nSTATUS=%u/%u workers ready", ready, s->nworkers);
+	}
+}
+
+static void tick(sup_t *s)
+{
+	uint64_t now = fg_now_ns(), x;
+	ssize_t rd = read(s->tfd, &x, sizeof(x));
+	(void)rd;
+	atomic_store(&s->r.hdr->sup_heartbeat_ns, now);
+	if (s->stopping)
+		return;
+	for (uint32_t i = 0; i < s->nworkers; i++) {
+		child_t *k = &s->kids[i];
+		if (k->pidfd < 0 && !k->disabled && k->restart_at_ns && now >= k->restart_at_ns) {
+			k->restart_at_ns = 0;
+			spawn(s, i);
+		}
+	}
+	watchdog(s, fg_coarse_ns());
+	sweep_clients(s);
+	if (now >= s->next_sweep_ns) {
+		sweep_sessions(s, now);
+		s->next_sweep_ns = now + (uint64_t)s->cfg->sweep_after_ms * 500000ull;
+	}
+	notify_status(s);
+}
+
+static int open_region(sup_t *s, const fg_sup_opts_t *o)
+{
+	const fg_config_t *c = s->cfg;
+	fg_region_params_t p = { c->sessions, c->max_inflight, c->checkpoint_bytes };
+	char err[8192];
+	struct stat st;
+
+	if (stat(c->region_path, &st) == 0) {
+		int rc = fg_region_open(c->region_path, 1, &s->r, err, sizeof(err));
+		if (rc == 0) {
+			fg_hdr_t *h = s->r.hdr;
+			if (h->capacity == p.capacity && h->max_inflight == p.max_inflight &&
+			    h->log_bytes == p.log_bytes) {
+				log_info("re-attached region %s (%u sessions)", c->region_path,
+					 h->capacity);
+				return 0;
+			}
+			snprintf(err, sizeof(err), "%s: made for sessions=%u, checkpoint_bytes=%u, "
+				 "max_inflight=%u but the configuration asks for %u, %u, %u",
+				 c->region_path, h->capacity, h->log_bytes, h->max_inflight,
+				 p.capacity, p.log_bytes, p.max_inflight);
+			fg_region_close(&s->r);
+		}
+		if (!o->reset) {
+			log_errx("refusing region %s; its sessions are kept as they are. "
+				 "Start with --reset to delete it and create a new one", err);
+			return -1;
+		}
+		log_warnx("--reset: deleting region (%s)", err);
+		if (unlink(c->region_path) < 0) {
+			log_warn("unlink %s", c->region_path);
+			return -1;
+		}
+	}
+	if (fg_region_create(c->region_path, &p, &s->r, err, sizeof(err)) < 0) {
+		log_errx("cannot create the region: %s", err);
+		return -1;
+	}
+	log_info("created region %s (%u sessions, %.1f MiB)", c->region_path, p.capacity,
+		 s->r.size / 1048576.0);
+	return 0;
+}
+
+static void begin_stop(sup_t *s, int sig)
+{
+	if (s->stopping)
+		return;
+	s->stopping = 1;
+	s->stop_deadline_ns = fg_now_ns() + (uint64_t)s->cfg->shutdown_timeout_ms * 1000000ull;
+	log_info("signal %s: draining (timeout %u ms)", fg_signal_name(sig),
+		 s->cfg->shutdown_timeout_ms);
+	sd_notify(0, "STOPPING=1");
+	atomic_store(&s->r.hdr->draining, 1);
+	atomic_store(&s->r.hdr->sup_state, FG_SUP_DRAINING);
+	for (uint32_t i = 0; i < s->nworkers; i++)
+		if (s->kids[i].pidfd >= 0)
+			fg_pidfd_send_signal(s->kids[i].pidfd, SIGTERM);
+}
+
+static int alive_children(sup_t *s)
+{
+	int n = 0;
+	for (uint32_t i = 0; i < s->nworkers; i++)
+		n += s->kids[i].pidfd >= 0;
+	return n;
+}
+
+int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
+{
+	sup_t s;
+	memset(&s, 0, sizeof(s));
+	s.cfg = cfg;
+	s.nworkers = cfg->workers;
+	for (uint32_t i = 0; i < FG_MAX_WORKERS; i++)
+		s.kids[i].pidfd = -1;
+
+	s.lockfd = fg_region_lock(cfg->region_path, 0);
+	if (s.lockfd == -EWOULDBLOCK) {
+		log_warnx("%s.lock is held by another supervisor or the children of one; "
+			  "waiting until they are all gone", cfg->region_path);
+		s.lockfd = fg_region_lock(cfg->region_path, 1);
+	}
+	if (s.lockfd < 0) {
+		errno = -s.lockfd;
+		log_warn("cannot lock %s.lock", cfg->region_path);
+		return 1;
+	}
+	if (open_region(&s, opts) < 0)
+		return 1;
+
+	fg_hdr_t *h = s.r.hdr;
+	uint32_t sup_slot = fg_supervisor_slot(&s.r);
+	fg_slot_t *me = fg_slot(&s.r, sup_slot);
+	fg_actor_init(&s.a, &s.r, sup_slot);
+	/* Every process of an earlier boot is gone (we hold the lock): repair
+	 * the old supervisor's own half-done steps, then everyone else's. */
+	uint64_t t0 = fg_now_ns();
+	fg_session_recover_slot(&s.a, sup_slot, atomic_load(&me->gen));
+	atomic_fetch_add(&me->gen, 1);
+	atomic_store(&me->pid, (int32_t)getpid());
+	atomic_store(&me->starttime, fg_proc_starttime(getpid()));
+	atomic_store(&me->state, FG_SLOT_READY);
+	fg_actor_init(&s.a, &s.r, sup_slot);
+	atomic_store(&h->cfg_workers, s.nworkers);
+	uint32_t n = fg_session_recover_all_unsafe(&s.a);
+	for (uint32_t i = 0; i < h->nworker_slots; i++) {
+		fg_slot_t *sl = fg_slot(&s.r, i);
+		if (atomic_load(&sl->state) != FG_SLOT_FREE)
+			atomic_store(&sl->state, FG_SLOT_DEAD);
+		atomic_store(&sl->pid, 0);
+	}
+	if (atomic_load(&h->sup_boots) > 0)
+		log_info("start-up recovery: %u sessions returned to the queue in %.1f ms", n,
+			 (fg_now_ns() - t0) / 1e6);
+	atomic_store(&h->draining, 0);
+	atomic_store(&h->sup_pid, (int32_t)getpid());
+	atomic_fetch_add(&h->sup_boots, 1);
+	atomic_store(&h->sup_state, FG_SUP_STARTING);
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	s.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	s.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	s.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s.sigfd < 0 || s.tfd < 0 || s.epfd < 0)
+		fatal("cannot set up the event loop");
+	struct itimerspec its = { { 0, TICK_MS * 1000000L }, { 0, TICK_MS * 1000000L } };
+	timerfd_settime(s.tfd, 0, &its, NULL);
+	struct epoll_event ev = { .events = EPOLLIN };
+	ev.data.u32 = 1000;
+	epoll_ctl(s.epfd, EPOLL_CTL_ADD, s.sigfd, &ev);
+	ev.data.u32 = 1001;
+	epoll_ctl(s.epfd, EPOLL_CTL_ADD, s.tfd, &ev);
+
+	for (uint32_t i = 0; i < s.nworkers; i++)
+		spawn(&s, i);
+	s.next_sweep_ns = fg_now_ns() + (uint64_t)cfg->sweep_after_ms * 500000ull;
+
+	for (;;) {
+		struct epoll_event evs[16];
+		int ne = epoll_wait(s.epfd, evs, 16, TICK_MS * 5);
+		if (ne < 0 && errno != EINTR)
+			fatal("epoll_wait");
+		for (int i = 0; i < ne; i++) {
+			uint32_t id = evs[i].data.u32;
+			if (id < FG_MAX_WORKERS) {
+				child_died(&s, id);
+			} else if (id == 1000) {
+				struct signalfd_siginfo si;
+				while (read(s.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+					int sig = (int)si.ssi_signo;
+					if (sig == SIGTERM || sig == SIGINT)
+						begin_stop(&s, sig);
+					else if (sig == SIGHUP)
+						log_info("SIGHUP: configuration reload is not implemented "
+							 "yet; nothing changed");
+				}
+			} else if (id == 1001) {
+				tick(&s);
+			}
+		}
+		if (s.stopping) {
+			if (alive_children(&s) == 0)
+				break;
+			if (fg_now_ns() >= s.stop_deadline_ns) {
+				log_warnx("shutdown timeout: killing %d workers still running",
+					  alive_children(&s));
+				for (uint32_t i = 0; i < s.nworkers; i++)
+					if (s.kids[i].pidfd >= 0)
+						fg_pidfd_send_signal(s.kids[i].pidfd, SIGKILL);
+				s.stop_deadline_ns = UINT64_MAX;
+			}
+		}
+	}
+	atomic_store(&h->sup_state, FG_SUP_STOPPED);
+	atomic_store(&me->state, FG_SLOT_FREE);
+	atomic_store(&me->pid, 0);
+	log_info("stopped");
+	fg_region_close(&s.r);
+	close(s.lockfd);
+	return 0;
+}
