@@ -18,10 +18,10 @@ LIB_SRC := src/log.c src/util.c src/crash.c src/region.c src/ring.c src/session.
 LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 HDRS    := $(wildcard include/forge/*.h src/*.h)
 
-TESTS   := test_ring test_region test_session test_config test_registry
+TESTS   := test_ring test_region test_session test_config
 BENCHES := bench_ring
 
-.PHONY: all deps test unit integration bench asan tsan clean install check-deps
+.PHONY: all deps test unit integration bench asan tsan clean install testbin
 
 all: deps $(B)/forged $(B)/forgectl
 
@@ -50,15 +50,14 @@ $(B)/bench/%: bench/%.c $(B)/libforge.a $(HDRS)
 	$(CC) $(BASE) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) -o $@ $< $(B)/libforge.a $(LIBS)
 
 # The test build: crash points compiled in.
-build/test/forged build/test/forgectl: FORCE
+testbin:
 	@$(MAKE) --no-print-directory B=build/test CFLAGS="-O1 -g" EXTRA=-DFG_CRASHPOINTS \
 		build/test/forged build/test/forgectl
-FORCE:
 
 unit: deps $(TESTS:%=$(B)/tests/%)
 	@sh tests/run_unit.sh $(B)/tests $(TESTS)
 
-integration: all build/test/forged build/test/forgectl
+integration: all testbin
 	@sh tests/run_integration.sh
 
 test: unit integration

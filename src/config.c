@@ -125,7 +125,8 @@ static int build(ctx_t *x, yaml_parser_t *p, yaml_event_t *ev, node_t *out, int 
 			yaml_event_t e;
 			if (!yaml_parser_parse(p, &e)) {
 				errat(x, (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1,
-				      NULL, "YAML syntax error: %s", p->problem ? p->problem : "?");
+				      NULL, "YAML syntax error: %s%s%s", p->problem ? p->problem : "?",
+				      p->context ? " " : "", p->context ? p->context : "");
 				return -1;
 			}
 			if (e.type == YAML_MAPPING_END_EVENT || e.type == YAML_SEQUENCE_END_EVENT) {

@@ -612,11 +612,13 @@ static int cmd_submit(void)
 	}
 	fg_crash_arm();
 	fg_submit_t p = { FG_WF_SYNTHETIC, (uint32_t)o.steps, (uint32_t)o.delay_us };
-	char *buf = malloc(18 * 4096);
-	size_t used = 0;
+	/* One line per id as soon as it is queued, so that a caller killed (or
+	 * a forgectl killed) part-way knows exactly which sessions exist. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	int rc = 0;
 	for (long i = 0; i < o.count; i++) {
 		fg_handle_t h;
+		char id[17];
 		int e = fg_session_submit(&a, &p, &h);
 		if (e < 0) {
 			fprintf(stderr, "forgectl: submit %ld of %ld: %s\n", i + 1, o.count,
@@ -624,16 +626,9 @@ static int cmd_submit(void)
 			rc = 1;
 			break;
 		}
-		fg_handle_format(h, buf + used);
-		used += 16;
-		buf[used++] = '\n';
-		if (used > 17 * 4096) {
-			fwrite(buf, 1, used, stdout);
-			used = 0;
-		}
+		fg_handle_format(h, id);
+		printf("%s\n", id);
 	}
-	fwrite(buf, 1, used, stdout);
-	free(buf);
 	fg_client_detach(&a);
 	return rc;
 }

@@ -1,0 +1,59 @@
+#!/bin/sh
+# forged and forgectl at their edges: exact errors and exit statuses for a
+# bad config, a damaged region, bad arguments; and the supervisor itself
+# killed with SIGKILL under load, then started again: every session done.
+. "$(dirname "$0")/../lib.sh"
+
+expect() { # expect STATUS "MESSAGE" CMD...
+	want=$1 msg=$2; shift 2
+	set +e; out=$("$@" 2>&1); rc=$?; set -e
+	[ "$rc" = "$want" ] || fail "'$*' exited $rc, want $want: $out"
+	echo "$out" | grep -qF -- "$msg" || fail "'$*' said: $out; want: $msg"
+}
+
+printf 'supervisor:\n  workers: 1\n  bogus: 3\n' > "$T/bad.yaml"
+expect 78 "$T/bad.yaml:3:3: supervisor.bogus: unknown key" "$BIN/forged" --check-config -c "$T/bad.yaml"
+expect 78 "$T/bad.yaml:3:3: supervisor.bogus: unknown key" "$BIN/forged" -c "$T/bad.yaml"
+expect 78 "$T/missing.yaml:0:0: cannot open: No such file or directory" "$BIN/forged" -c "$T/missing.yaml"
+expect 64 "-c FILE is required" "$BIN/forged"
+expect 0 "Usage: forged" "$BIN/forged" --help
+expect 0 "Usage: forgectl" "$BIN/forgectl" --help
+write_config
+expect 0 "configuration is valid" "$BIN/forged" --check-config -c "$T/forge.yaml"
+expect 3 "cannot open region $REGION: No such file or directory" ctl status
+expect 2 "unknown command 'frobnicate'" ctl frobnicate
+expect 2 "--steps: 'x' is not a number" ctl submit --workflow synthetic --steps x
+
+start_forged
+expect 2 "unknown workflow 'nope'" ctl submit --workflow nope --steps 1
+expect 2 "kill-worker: '99' is not a number in [0, 63]" ctl kill-worker 99
+expect 1 "worker 5 has no live process" ctl kill-worker 5
+expect 1 "no session 00000000000000ff" ctl session 00000000000000ff
+expect 2 "is not a session id" ctl session zz
+ctl status | grep -q "forge: running" || fail "status: $(ctl status)"
+
+# supervisor SIGKILL under load, then a new supervisor on the same region
+ctl submit --workflow synthetic --steps 6 --count 2000 --delay-us 100000 > "$T/ids"
+until_true 10 sh -c "[ \$($BIN/forgectl --region $REGION stats --json | jq .sessions.running) -gt 100 ]" ||
+	fail "no sessions running"
+kill -KILL "$FORGED_PID"
+wait "$FORGED_PID" 2>/dev/null || true
+FORGED_PID=
+"$BIN/forged" -c "$T/forge.yaml" >> "$T/forged.log" 2>&1 &
+FORGED_PID=$!
+WAIT_S=60 expect_all_done 2000
+grep -q "re-attached region" "$T/forged.log" || fail "region was not re-attached"
+[ "$(ctl status --json | jq .boots)" = 2 ] || fail "boots != 2"
+stop_forged
+grep -q "stopped" "$T/forged.log" || fail "no clean stop logged"
+
+# a damaged region is refused, and nothing is wiped without --reset
+printf 'XXXXXXXX' | dd of="$REGION" conv=notrunc 2>/dev/null
+expect 1 "bad magic 0x5858585858585858: not a forge region" "$BIN/forged" -c "$T/forge.yaml"
+head -c 8 "$REGION" | grep -q XXXXXXXX || fail "the damaged region was modified"
+"$BIN/forged" -c "$T/forge.yaml" --reset >> "$T/forged.log" 2>&1 &
+FORGED_PID=$!
+until_true 10 workers_alive || fail "forged --reset did not start"
+[ "$(stat .sessions.done)" = 0 ] || fail "reset region is not empty"
+stop_forged
+echo "cli: errors exact, supervisor SIGKILL + restart lost nothing, damaged region refused"

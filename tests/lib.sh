@@ -1,0 +1,82 @@
+# tests/lib.sh — helpers for integration tests (sourced).
+# Each test gets its own directory, region and forged; everything it
+# started is stopped on exit.  Waits poll a condition with a deadline.
+
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${BIN:-$ROOT/build/test}
+T=$(mktemp -d /tmp/forge-it.XXXXXX)
+REGION=$T/region
+FORGED_PID=
+ctl() { "$BIN/forgectl" --region "$REGION" "$@"; }
+
+cleanup() {
+	if [ -n "$FORGED_PID" ] && kill -0 "$FORGED_PID" 2>/dev/null; then
+		kill -TERM "$FORGED_PID" 2>/dev/null || true
+		for _ in $(seq 100); do kill -0 "$FORGED_PID" 2>/dev/null || break; sleep 0.05; done
+		kill -KILL "$FORGED_PID" 2>/dev/null || true
+	fi
+	pkill -KILL -f "forge-it.*$(basename "$T")" 2>/dev/null || true
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; [ -f "$T/forged.log" ] && tail -20 "$T/forged.log" >&2; exit 1; }
+
+# write_config EXTRA_YAML...: a config for this test's region
+write_config() {
+	cat > "$T/forge.yaml" <<YAML
+supervisor:
+  workers: ${WORKERS:-2}
+  watchdog_ms: ${WATCHDOG_MS:-2000}
+  heartbeat_ms: 50
+  sweep_after_ms: 500
+  shutdown_timeout_ms: 5000
+  restart:
+    backoff_initial_ms: 10
+    backoff_max_ms: 200
+    intensity: 100000
+    period_s: 60
+region:
+  path: $REGION
+  sessions: ${SESSIONS:-8192}
+worker:
+  max_inflight: ${MAX_INFLIGHT:-256}
+YAML
+}
+
+# until_true SECONDS CMD...: polls CMD every 20 ms until it succeeds
+until_true() {
+	limit=$1; shift
+	end=$(( $(date +%s) + limit ))
+	while ! "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -lt "$end" ] || return 1
+		sleep 0.02
+	done
+}
+
+workers_alive() { [ "$(ctl stats --json | jq .workers.alive)" = "${1:-${WORKERS:-2}}" ]; }
+
+start_forged() {
+	[ -f "$T/forge.yaml" ] || write_config
+	"$BIN/forged" -c "$T/forge.yaml" >> "$T/forged.log" 2>&1 &
+	FORGED_PID=$!
+	until_true 10 workers_alive || fail "workers not ready within 10 s"
+}
+
+stop_forged() {
+	kill -TERM "$FORGED_PID"
+	wait "$FORGED_PID" || fail "forged exited with status $?"
+	FORGED_PID=
+}
+
+stat() { ctl stats --json | jq -r "$1"; }
+
+# expect_all_done N: every one of N sessions done, none elsewhere, check clean
+expect_all_done() {
+	ctl wait --timeout "${WAIT_S:-120}" || fail "sessions not finished in time: $(ctl stats)"
+	[ "$(stat .sessions.done)" = "$1" ] || fail "done $(stat .sessions.done), want $1"
+	[ "$(stat '.sessions.failed + .sessions.queued + .sessions.running + .sessions.allocating + .sessions.cancelled')" = 0 ] ||
+		fail "sessions left outside done: $(ctl stats)"
+	ctl check > "$T/check.out" || { cat "$T/check.out" >&2; fail "forgectl check found violations"; }
+}

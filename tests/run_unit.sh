@@ -1,0 +1,12 @@
+#!/bin/sh
+# Runs each unit-test binary in its own process with a timeout.
+# Usage: run_unit.sh DIR TEST...
+dir=$1; shift
+fail=0
+for t in "$@"; do
+	if ! timeout 300 "$dir/$t"; then
+		echo "unit test $t FAILED" >&2
+		fail=1
+	fi
+done
+exit $fail

@@ -1,0 +1,280 @@
+/*
+ * test_session.c — the session table and the recovery pass: submit,
+ * claim, commit, finish, release; a dead worker's sessions returned to
+ * QUEUED at their last published checkpoint; a dead submitter's half
+ * allocation rolled back; a commit cut before its publish leaving the
+ * previous checkpoint current; stale and duplicate hints skipped.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "forge/registry.h"
+#include "forge/ring.h"
+#include "forge/session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char path[256];
+static fg_region_t R;
+
+static int setup(void **state)
+{
+	(void)state;
+	char err[512];
+	fg_region_params_t p = { 256, 32, 128 };
+	snprintf(path, sizeof(path), "/tmp/forge-test-session.%d", (int)getpid());
+	unlink(path);
+	assert_int_equal(fg_region_create(path, &p, &R, err, sizeof(err)), 0);
+	atomic_store(&R.hdr->cfg_workers, 2);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	fg_region_close(&R);
+	unlink(path);
+	return 0;
+}
+
+static void worker_actor(fg_actor_t *a, uint32_t slot)
+{
+	atomic_fetch_add(&fg_slot(&R, slot)->gen, 1);
+	fg_actor_init(a, &R, slot);
+}
+
+static uint32_t state_of(uint32_t idx)
+{
+	return FG_CTL_STATE(atomic_load(&fg_sess(&R, idx)->ctl));
+}
+
+/* Takes one hint from any ring; UINT32_MAX if none. */
+static uint32_t take(fg_actor_t *a)
+{
+	uint32_t idx;
+	for (uint32_t r = 0; r < 2; r++)
+		if (fg_ring_dequeue_mc(fg_ring_ref(&R, r), &idx, a->self) == 0) {
+			fg_ring_intent_clear(a->self);
+			return idx;
+		}
+	return UINT32_MAX;
+}
+
+static void test_lifecycle(void **state)
+{
+	(void)state;
+	fg_actor_t c, w;
+	assert_int_equal(fg_client_attach(&R, &c), 0);
+	worker_actor(&w, 0);
+	fg_submit_t p = { FG_WF_SYNTHETIC, 3, 0 };
+	fg_handle_t h;
+	assert_int_equal(fg_session_submit(&c, &p, &h), 0);
+	uint32_t idx = FG_HANDLE_IDX(h);
+	assert_int_equal(FG_HANDLE_GEN(h), 1);
+	assert_int_equal(state_of(idx), FG_S_QUEUED);
+	char buf[17];
+	fg_handle_t back;
+	fg_handle_format(h, buf);
+	assert_int_equal(fg_handle_parse(buf, &back), 0);
+	assert_int_equal(back, h);
+	assert_int_equal(fg_handle_parse("xyz", &back), -EINVAL);
+
+	assert_int_equal(take(&w), idx);
+	uint32_t e;
+	assert_int_equal(fg_session_claim(&w, idx, &e), 0);
+	assert_int_equal(fg_session_claim(&w, idx, &e), -EBUSY);  /* duplicate hint */
+	uint64_t ctl = atomic_load(&fg_sess(&R, idx)->ctl);
+	assert_int_equal(FG_CTL_STATE(ctl), FG_S_RUNNING);
+	assert_int_equal(FG_CTL_SLOT(ctl), 0);
+	assert_int_equal(FG_CTL_GEN(ctl), w.gen);
+
+	fg_wstate_t st;
+	fg_session_read(&R, idx, &st);
+	for (uint32_t k = 1; k <= 3; k++) {
+		st.step = k;
+		st.checksum = fg_synthetic_fold(st.checksum, k);
+		assert_int_equal(fg_session_commit(&w, idx, &st, "ab", 2), 0);
+	}
+	fg_wstate_t got;
+	uint64_t ck = fg_session_read(&R, idx, &got);
+	assert_int_equal(FG_CKPT_SEQ(ck), 3);
+	assert_int_equal(FG_CKPT_LEN(ck), 6);
+	assert_int_equal(got.checksum, fg_synthetic_expected(3));
+	assert_memory_equal(fg_sess_log(&R, idx), "ababab", 6);
+	assert_int_equal(fg_session_finish(&w, idx, e, FG_S_DONE), 0);
+	assert_int_equal(state_of(idx), FG_S_DONE);
+	assert_int_equal(fg_lease_table(&R, 0)[e], 0);
+	fg_client_detach(&c);
+}
+
+static void test_log_full(void **state)
+{
+	(void)state;
+	fg_actor_t c, w;
+	assert_int_equal(fg_client_attach(&R, &c), 0);
+	worker_actor(&w, 1);
+	fg_submit_t p = { FG_WF_SYNTHETIC, 1, 0 };
+	fg_handle_t h;
+	assert_int_equal(fg_session_submit(&c, &p, &h), 0);
+	uint32_t e, idx = FG_HANDLE_IDX(h);
+	assert_int_equal(fg_session_claim(&w, idx, &e), 0);
+	char big[200] = { 0 };
+	fg_wstate_t st = { 0 };
+	assert_int_equal(fg_session_commit(&w, idx, &st, big, sizeof(big)), -ENOSPC);
+	assert_int_equal(FG_CKPT_SEQ(atomic_load(&fg_sess(&R, idx)->ckpt)), 0);
+	fg_client_detach(&c);
+}
+
+static void test_recover_dead_worker(void **state)
+{
+	(void)state;
+	fg_actor_t c, w, sup;
+	assert_int_equal(fg_client_attach(&R, &c), 0);
+	worker_actor(&w, 0);
+	fg_actor_init(&sup, &R, fg_supervisor_slot(&R));
+	fg_submit_t p = { FG_WF_SYNTHETIC, 4, 0 };
+	uint32_t idx[3], e[3];
+	for (int i = 0; i < 3; i++) {
+		fg_handle_t h;
+		assert_int_equal(fg_session_submit(&c, &p, &h), 0);
+		idx[i] = FG_HANDLE_IDX(h);
+	}
+	for (int i = 0; i < 3; i++) {
+		uint32_t got = take(&w);
+		assert_true(got != UINT32_MAX);
+		assert_int_equal(fg_session_claim(&w, got, &e[i]), 0);
+		idx[i] = got;
+	}
+	/* session 0: two steps committed; session 1: one step committed and a
+	 * second written aside but never published (killed mid-commit) */
+	fg_wstate_t st;
+	fg_session_read(&R, idx[0], &st);
+	for (uint32_t k = 1; k <= 2; k++) {
+		st.step = k;
+		st.checksum = fg_synthetic_fold(st.checksum, k);
+		fg_session_commit(&w, idx[0], &st, NULL, 0);
+	}
+	fg_session_read(&R, idx[1], &st);
+	st.step = 1;
+	st.checksum = fg_synthetic_fold(st.checksum, 1);
+	fg_session_commit(&w, idx[1], &st, NULL, 0);
+	fg_session_t *s1 = fg_sess(&R, idx[1]);
+	uint32_t aside = FG_CKPT_AB(atomic_load(&s1->ckpt)) ^ 1;
+	s1->st[aside].step = 999;   /* the unpublished half-write */
+	s1->st[aside].checksum = 0xdead;
+
+	/* the worker dies; its generation's leases come back */
+	uint32_t n = fg_session_recover_slot(&sup, 0, w.gen);
+	assert_int_equal(n, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(state_of(idx[i]), FG_S_QUEUED);
+	fg_wstate_t got;
+	fg_session_read(&R, idx[0], &got);
+	assert_int_equal(got.step, 2);
+	fg_session_read(&R, idx[1], &got);
+	assert_int_equal(got.step, 1);
+	assert_int_equal(got.checksum, fg_synthetic_fold(FG_SYNTHETIC_SEED, 1));
+	for (uint32_t k = 0; k < R.hdr->max_inflight; k++)
+		assert_int_equal(fg_lease_table(&R, 0)[k], 0);
+
+	/* a stale owner's finish fails: its generation is gone */
+	fg_actor_t stale = w;
+	worker_actor(&w, 0);
+	uint32_t e2;
+	assert_int_equal(fg_session_claim(&w, idx[0], &e2), 0);
+	assert_int_equal(fg_session_finish(&stale, idx[0], e[0], FG_S_DONE), -EIO);
+	assert_int_equal(fg_session_finish(&w, idx[0], e2, FG_S_DONE), 0);
+	/* every requeued session has a hint in the rings again */
+	uint64_t depth = fg_ring_depth(fg_ring_ref(&R, 0)) + fg_ring_depth(fg_ring_ref(&R, 1));
+	assert_true(depth >= 2);
+	fg_client_detach(&c);
+}
+
+static void test_recover_dead_submitter(void **state)
+{
+	(void)state;
+	fg_actor_t c, sup;
+	assert_int_equal(fg_client_attach(&R, &c), 0);
+	fg_actor_init(&sup, &R, fg_supervisor_slot(&R));
+	/* a submitter that died right after FREE -> ALLOCATING */
+	uint32_t idx = 77;
+	fg_session_t *s = fg_sess(&R, idx);
+	fg_lease_table(&R, c.slot)[0] = idx + 1;
+	atomic_store(&s->ctl, FG_CTL(FG_S_ALLOCATING, c.slot, c.gen));
+	assert_int_equal(fg_session_recover_slot(&sup, c.slot, c.gen), 0);
+	assert_int_equal(state_of(idx), FG_S_FREE);
+
+	/* one that died after QUEUED, before its hint was enqueued */
+	uint64_t before = fg_ring_depth(fg_ring_ref(&R, idx % 2));
+	fg_lease_table(&R, c.slot)[1] = idx + 1;
+	atomic_store(&s->ctl, FG_CTL(FG_S_QUEUED, FG_SLOT_NONE, 0));
+	fg_session_recover_slot(&sup, c.slot, c.gen);
+	assert_int_equal(fg_ring_depth(fg_ring_ref(&R, idx % 2)), before + 1);
+	fg_client_detach(&c);
+}
+
+static void test_release_on_drain(void **state)
+{
+	(void)state;
+	fg_actor_t c, w;
+	assert_int_equal(fg_client_attach(&R, &c), 0);
+	worker_actor(&w, 1);
+	fg_submit_t p = { FG_WF_SYNTHETIC, 2, 0 };
+	fg_handle_t h;
+	assert_int_equal(fg_session_submit(&c, &p, &h), 0);
+	uint32_t e, idx = FG_HANDLE_IDX(h);
+	assert_int_equal(fg_session_claim(&w, idx, &e), 0);
+	assert_int_equal(fg_session_release(&w, idx, e), 0);
+	assert_int_equal(state_of(idx), FG_S_QUEUED);
+	assert_int_equal(atomic_load(&fg_sess(&R, idx)->claims), 1);
+	fg_client_detach(&c);
+}
+
+static void test_table_full(void **state)
+{
+	(void)state;
+	fg_actor_t c;
+	assert_int_equal(fg_client_attach(&R, &c), 0);
+	fg_submit_t p = { FG_WF_SYNTHETIC, 1, 0 };
+	fg_handle_t h;
+	for (uint32_t i = 0; i < R.hdr->capacity; i++)
+		assert_int_equal(fg_session_submit(&c, &p, &h), 0);
+	assert_int_equal(fg_session_submit(&c, &p, &h), -ENOSPC);
+	fg_client_detach(&c);
+}
+
+static void test_client_slots(void **state)
+{
+	(void)state;
+	fg_actor_t a[FG_CLIENT_SLOTS + 1];
+	for (uint32_t i = 0; i < FG_CLIENT_SLOTS; i++)
+		assert_int_equal(fg_client_attach(&R, &a[i]), 0);
+	assert_int_equal(fg_client_attach(&R, &a[FG_CLIENT_SLOTS]), -EBUSY);
+	assert_int_equal(fg_client_dead(a[0].self), 0);
+	atomic_store(&a[0].self->starttime, 12345);   /* as if our pid were reused */
+	assert_int_equal(fg_client_dead(a[0].self), 1);
+	for (uint32_t i = 0; i < FG_CLIENT_SLOTS; i++)
+		fg_client_detach(&a[i]);
+	assert_int_equal(fg_client_attach(&R, &a[0]), 0);
+	fg_client_detach(&a[0]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_dead_worker, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_dead_submitter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_release_on_drain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_table_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_slots, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("session", tests, NULL, NULL);
+}
