@@ -21,7 +21,7 @@ HDRS    := $(wildcard include/forge/*.h src/*.h)
 TESTS   := test_ring test_region test_session test_config
 BENCHES := bench_ring
 
-.PHONY: all deps test unit integration bench asan tsan clean install testbin
+.PHONY: all deps test unit integration bench asan tsan clean install testbin run
 
 all: deps $(B)/forged $(B)/forgectl
 
@@ -53,6 +53,10 @@ $(B)/bench/%: bench/%.c $(B)/libforge.a $(HDRS)
 testbin:
 	@$(MAKE) --no-print-directory B=build/test CFLAGS="-O1 -g" EXTRA=-DFG_CRASHPOINTS \
 		build/test/forged build/test/forgectl
+
+# Runs forged in the foreground on config/forge.yaml (Ctrl-C drains and stops it).
+run: all
+	./build/forged -c config/forge.yaml
 
 unit: deps $(TESTS:%=$(B)/tests/%)
 	@sh tests/run_unit.sh $(B)/tests $(TESTS)

@@ -196,6 +196,21 @@ static int cmd_stats(void)
 	uint64_t depth = 0;
 	for (uint32_t i = 0; i < h->nrings; i++)
 		depth += fg_ring_depth(fg_ring_ref(&R, i));
+	/* throughput over the finished sessions: first claim to last finish */
+	uint64_t first = UINT64_MAX, lastf = 0;
+	for (uint32_t i = 0; i < h->capacity; i++) {
+		fg_session_t *x = fg_sess(&R, i);
+		if (FG_CTL_STATE(atomic_load_explicit(&x->ctl, memory_order_relaxed)) != FG_S_DONE)
+			continue;
+		uint64_t a = atomic_load_explicit(&x->started_ns, memory_order_relaxed);
+		uint64_t b = atomic_load_explicit(&x->finished_ns, memory_order_relaxed);
+		if (a && a < first)
+			first = a;
+		if (b > lastf)
+			lastf = b;
+	}
+	double window = lastf > first && first != UINT64_MAX ? (lastf - first) / 1e9 : 0;
+	double per_s = window > 0 ? c.by[FG_S_DONE] / window : 0;
 	uint64_t steps = 0, claims = 0;
 	for (uint32_t i = 0; i < h->nslots; i++) {
 		steps += atomic_load(&fg_slot(&R, i)->steps);
@@ -221,6 +236,8 @@ static int cmd_stats(void)
 			"sweeps_requeued", (json_int_t)atomic_load(&h->sweeps_requeued),
 			"totals", "steps", (json_int_t)steps, "claims", (json_int_t)claims,
 			"ring_depth", (json_int_t)depth);
+		json_object_set_new(j, "throughput", json_pack("{s:f,s:f}", "done_window_s", window,
+			"done_per_s", per_s));
 		print_json(j);
 		return 0;
 	}
@@ -234,6 +251,8 @@ static int cmd_stats(void)
 	       (unsigned long long)c.restarts);
 	printf("recovery   %llu passes  p50 %.1f us  p99 %.1f us;  replacement ready p50 %.1f us"
 	       "  p99 %.1f us\n", (unsigned long long)rc, r50, r99, y50, y99);
+	printf("throughput %.0f sessions/s over %.3f s (first claim to last finish)\n", per_s,
+	       window);
 	printf("totals     steps %llu  claims %llu  ring depth %llu  swept %llu\n",
 	       (unsigned long long)steps, (unsigned long long)claims, (unsigned long long)depth,
 	       (unsigned long long)atomic_load(&h->sweeps_requeued));

@@ -417,6 +417,17 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 	for (uint32_t i = 0; i < FG_MAX_WORKERS; i++)
 		s.kids[i].pidfd = -1;
 
+	/* Signals are events from the start: a SIGTERM that arrives while the
+	 * region is being created is read by the loop, never lost. */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	s.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+
 	s.lockfd = fg_region_lock(cfg->region_path, 0);
 	if (s.lockfd == -EWOULDBLOCK) {
 		log_warnx("%s.lock is held by another supervisor or the children of one; "
@@ -460,14 +471,6 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 	atomic_fetch_add(&h->sup_boots, 1);
 	atomic_store(&h->sup_state, FG_SUP_STARTING);
 
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	s.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	s.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	s.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s.sigfd < 0 || s.tfd < 0 || s.epfd < 0)
