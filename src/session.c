@@ -357,3 +357,35 @@ uint32_t fg_session_recover_all_unsafe(fg_actor_t *a)
 	}
 	return n;
 }
+
+uint64_t fg_session_sweep(fg_actor_t *a, uint64_t now, uint64_t after_ns, uint64_t *missing)
+{
+	fg_region_t *r = a->r;
+	uint64_t queued = 0, stale = 0, depth = 0, n = 0;
+	uint32_t nw = atomic_load(&r->hdr->cfg_workers);
+	for (uint32_t i = 0; i < nw && i < r->hdr->nrings; i++)
+		depth += fg_ring_depth(fg_ring_ref(r, i));
+	for (uint32_t i = 0; i < r->hdr->capacity; i++) {
+		fg_session_t *x = fg_sess(r, i);
+		if (FG_CTL_STATE(atomic_load_explicit(&x->ctl, memory_order_relaxed)) != FG_S_QUEUED)
+			continue;
+		queued++;
+		if (now - atomic_load_explicit(&x->queued_ns, memory_order_relaxed) > after_ns)
+			stale++;
+	}
+	*missing = queued > depth ? queued - depth : 0;
+	if (stale == 0 || depth >= queued)
+		return 0;
+	for (uint32_t i = 0; i < r->hdr->capacity; i++) {
+		fg_session_t *x = fg_sess(r, i);
+		if (FG_CTL_STATE(atomic_load_explicit(&x->ctl, memory_order_acquire)) != FG_S_QUEUED ||
+		    now - atomic_load_explicit(&x->queued_ns, memory_order_relaxed) <= after_ns)
+			continue;
+		atomic_store_explicit(&x->queued_ns, now, memory_order_relaxed);
+		fg_session_enqueue(a, i);
+		fg_ring_intent_clear(a->self);
+		n++;
+	}
+	atomic_fetch_add(&r->hdr->sweeps_requeued, n);
+	return n;
+}

@@ -267,39 +267,14 @@ static void sweep_clients(sup_t *s)
 	}
 }
 
-/* Re-enqueues QUEUED sessions that waited too long, when the rings hold
- * fewer hints than there are QUEUED sessions (so some hint was lost). */
 static void sweep_sessions(sup_t *s, uint64_t now)
 {
-	fg_region_t *r = &s->r;
-	uint64_t after = (uint64_t)s->cfg->sweep_after_ms * 1000000ull;
-	uint64_t queued = 0, stale = 0, depth = 0;
-	for (uint32_t i = 0; i < s->nworkers; i++)
-		depth += fg_ring_depth(fg_ring_ref(r, i));
-	for (uint32_t i = 0; i < r->hdr->capacity; i++) {
-		fg_session_t *x = fg_sess(r, i);
-		if (FG_CTL_STATE(atomic_load_explicit(&x->ctl, memory_order_relaxed)) != FG_S_QUEUED)
-			continue;
-		queued++;
-		if (now - atomic_load_explicit(&x->queued_ns, memory_order_relaxed) > after)
-			stale++;
-	}
-	if (stale == 0 || depth >= queued)
-		return;
-	uint64_t n = 0;
-	for (uint32_t i = 0; i < r->hdr->capacity; i++) {
-		fg_session_t *x = fg_sess(r, i);
-		if (FG_CTL_STATE(atomic_load_explicit(&x->ctl, memory_order_acquire)) != FG_S_QUEUED ||
-		    now - atomic_load_explicit(&x->queued_ns, memory_order_relaxed) <= after)
-			continue;
-		atomic_store_explicit(&x->queued_ns, now, memory_order_relaxed);
-		fg_session_enqueue(&s->a, i);
-		fg_ring_intent_clear(s->a.self);
-		n++;
-	}
-	atomic_fetch_add(&r->hdr->sweeps_requeued, n);
-	log_info("sweep: %llu queued sessions had no hint in the rings; re-enqueued %llu",
-		 (unsigned long long)(queued - depth), (unsigned long long)n);
+	uint64_t missing = 0;
+	uint64_t n = fg_session_sweep(&s->a, now, (uint64_t)s->cfg->sweep_after_ms * 1000000ull,
+				      &missing);
+	if (n)
+		log_info("sweep: %llu queued sessions had no hint in the rings; re-enqueued %llu",
+			 (unsigned long long)missing, (unsigned long long)n);
 }
 
 static void notify_status(sup_t *s)

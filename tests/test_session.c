@@ -265,6 +265,40 @@ static void test_client_slots(void **state)
 	fg_client_detach(&a[0]);
 }
 
+static void test_sweep_restores_lost_hints(void **state)
+{
+	(void)state;
+	fg_actor_t c, w, sup;
+	assert_int_equal(fg_client_attach(&R, &c), 0);
+	worker_actor(&w, 0);
+	fg_actor_init(&sup, &R, fg_supervisor_slot(&R));
+	fg_submit_t p = { FG_WF_SYNTHETIC, 1, 0 };
+	fg_handle_t h[3];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(fg_session_submit(&c, &p, &h[i]), 0);
+	/* lose every hint, as if they had been dropped */
+	for (uint32_t got; (got = take(&w)) != UINT32_MAX;)
+		;
+	uint64_t missing, t = fg_sess(&R, FG_HANDLE_IDX(h[0]))->created_ns;
+	/* not yet past the threshold: nothing */
+	assert_int_equal(fg_session_sweep(&sup, t + 1000, 1000000, &missing), 0);
+	assert_int_equal(missing, 3);
+	/* past it: all three come back, exactly once each */
+	assert_int_equal(fg_session_sweep(&sup, t + 2000000, 1000000, &missing), 3);
+	int seen[3] = { 0 };
+	for (uint32_t got; (got = take(&w)) != UINT32_MAX;)
+		for (int i = 0; i < 3; i++)
+			seen[i] += got == FG_HANDLE_IDX(h[i]);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(seen[i], 1);
+	/* hints present for every QUEUED session: the sweep adds none */
+	assert_int_equal(fg_session_sweep(&sup, t + 4000000, 1000000, &missing), 3);
+	assert_int_equal(fg_session_sweep(&sup, t + 9000000, 1000000, &missing), 0);
+	assert_int_equal(missing, 0);
+	assert_int_equal(atomic_load(&R.hdr->sweeps_requeued), 6);
+	fg_client_detach(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -275,6 +309,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_release_on_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_table_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_slots, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_restores_lost_hints, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("session", tests, NULL, NULL);
 }

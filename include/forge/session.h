@@ -97,6 +97,14 @@ uint32_t fg_session_recover_slot(fg_actor_t *a, uint32_t slot, uint32_t gen);
 /* Start-up pass: every lease in the table is stale.  Returns sessions requeued. */
 uint32_t fg_session_recover_all_unsafe(fg_actor_t *a);
 
+/*
+ * The sweep (rule 1: rings are hints).  When the worker rings hold fewer
+ * hints than there are QUEUED sessions, some hint was lost: every QUEUED
+ * session that waited longer than after_ns is enqueued again (a duplicate
+ * costs one failed claim).  Returns how many; *missing gets QUEUED - depth.
+ */
+uint64_t fg_session_sweep(fg_actor_t *a, uint64_t now, uint64_t after_ns, uint64_t *missing);
+
 /* The synthetic workflow: folds step number k (1-based) into the checksum. */
 static inline uint64_t fg_synthetic_fold(uint64_t sum, uint32_t k)
 {
