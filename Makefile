@@ -23,7 +23,7 @@ BENCHES := bench_ring
 
 .PHONY: all deps test unit integration bench asan tsan clean install testbin run
 
-all: deps $(B)/forged $(B)/forgectl
+all: deps $(B)/forged $(B)/forgectl $(B)/mock-llm
 
 deps:
 	@sh tools/deps.sh
@@ -40,6 +40,9 @@ $(B)/forged: $(B)/obj/forged.o $(B)/libforge.a
 
 $(B)/forgectl: $(B)/obj/forgectl.o $(B)/libforge.a
 	$(CC) $(CFLAGS) $(EXTRA) -o $@ $^ $(LIBS)
+
+$(B)/mock-llm: tools/mock-llm.c
+	$(CC) $(BASE) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) -o $@ $< $(LIBS)
 
 $(B)/tests/%: tests/%.c $(B)/libforge.a $(HDRS)
 	@mkdir -p $(dir $@)
@@ -84,7 +87,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/forge $(DESTDIR)/lib/systemd/system
-	install -m 755 $(B)/forged $(B)/forgectl $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(B)/forged $(B)/forgectl $(B)/mock-llm $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 config/forge.yaml $(DESTDIR)/etc/forge/forge.yaml
 	install -m 644 systemd/forge.service $(DESTDIR)/lib/systemd/system/forge.service
 

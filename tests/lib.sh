@@ -11,6 +11,7 @@ FORGED_PID=
 ctl() { "$BIN/forgectl" --region "$REGION" "$@"; }
 
 cleanup() {
+	[ -n "${MOCK_PID:-}" ] && kill "$MOCK_PID" 2>/dev/null || true
 	if [ -n "$FORGED_PID" ] && kill -0 "$FORGED_PID" 2>/dev/null; then
 		kill -TERM "$FORGED_PID" 2>/dev/null || true
 		for _ in $(seq 100); do kill -0 "$FORGED_PID" 2>/dev/null || break; sleep 0.05; done
