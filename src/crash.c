@@ -21,6 +21,8 @@ const char *const fg_crash_points[] = {
 	"ckpt.commit.after_publish",
 	"session.finish.after_cas",
 	"session.release.after_cas",
+	"registry.attach.after_cas",
+	"recover.after_entry",
 	NULL
 };
 
@@ -44,6 +46,17 @@ void fg_crash_arm(void)
 			crash_left = 1;
 	}
 	fg_crash_name = crash_buf;
+}
+
+void fg_crash_arm_if(const char *who, uint32_t gen)
+{
+	const char *slot = getenv("FORGE_CRASH_SLOT");
+	const char *g = getenv("FORGE_CRASH_GEN");
+	if (!slot || strcmp(slot, who) != 0)
+		return;
+	if ((g ? strtoul(g, NULL, 10) : 1) != gen)
+		return;
+	fg_crash_arm();
 }
 
 void fg_crash_disarm(void)

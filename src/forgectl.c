@@ -625,11 +625,11 @@ static int cmd_submit(void)
 	if (o.steps < 0)
 		die_usage("submit: --steps K is required for the synthetic workflow%s", "");
 	fg_actor_t a;
+	fg_crash_arm();
 	if (fg_client_attach(&R, &a) < 0) {
 		fprintf(stderr, "forgectl: all %u client slots are in use\n", FG_CLIENT_SLOTS);
 		return 1;
 	}
-	fg_crash_arm();
 	fg_submit_t p = { FG_WF_SYNTHETIC, (uint32_t)o.steps, (uint32_t)o.delay_us };
 	/* One line per id as soon as it is queued, so that a caller killed (or
 	 * a forgectl killed) part-way knows exactly which sessions exist. */

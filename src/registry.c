@@ -1,5 +1,6 @@
 /* registry.c — see include/forge/registry.h. */
 #include "forge/registry.h"
+#include "forge/crash.h"
 #include "forge/util.h"
 
 #include <errno.h>
@@ -23,6 +24,7 @@ int fg_client_attach(fg_region_t *r, fg_actor_t *a)
 			continue;
 		if (!atomic_compare_exchange_strong(&s->pid, &zero, me))
 			continue;
+		FG_CRASHPOINT("registry.attach.after_cas");
 		atomic_store(&s->starttime, fg_proc_starttime(me));
 		atomic_fetch_add(&s->gen, 1);
 		atomic_store(&s->heartbeat_ns, fg_now_ns());

@@ -309,6 +309,7 @@ uint32_t fg_session_recover_slot(fg_actor_t *a, uint32_t slot, uint32_t gen)
 			continue;
 		if (v - 1 < r->hdr->capacity)
 			n += (uint32_t)recover_one(a, v - 1, slot, gen, 0);
+		FG_CRASHPOINT("recover.after_entry");
 		__atomic_store_n(&tab[e], 0, __ATOMIC_RELEASE);
 	}
 	uint32_t idx = fg_ring_recover_unsafe(r, dead);

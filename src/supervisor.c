@@ -16,6 +16,7 @@
  */
 
 #include "forge/supervisor.h"
+#include "forge/crash.h"
 #include "forge/log.h"
 #include "forge/region.h"
 #include "forge/registry.h"
@@ -99,6 +100,7 @@ static int spawn(sup_t *s, uint32_t slot)
 		if (getppid() != parent)
 			_exit(0);
 		close_inherited(s);
+		fg_crash_disarm();   /* a worker arms itself, per its own slot */
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -430,6 +432,7 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 	atomic_store(&me->starttime, fg_proc_starttime(getpid()));
 	atomic_store(&me->state, FG_SLOT_READY);
 	fg_actor_init(&s.a, &s.r, sup_slot);
+	fg_crash_arm_if("supervisor", s.a.gen);
 	atomic_store(&h->cfg_workers, s.nworkers);
 	uint32_t n = fg_session_recover_all_unsafe(&s.a);
 	for (uint32_t i = 0; i < h->nworker_slots; i++) {

@@ -10,16 +10,25 @@
 #ifndef FORGE_CRASH_H
 #define FORGE_CRASH_H
 
+#include <stdint.h>
+
 #ifdef FG_CRASHPOINTS
 extern const char *fg_crash_name;
 void fg_crash_hit(const char *name);
 /* Reads FORGE_CRASHPOINT; call where the process should become killable. */
 void fg_crash_arm(void);
+/*
+ * Arms only the process that FORGE_CRASH_SLOT names ("0".."63" for a
+ * worker slot, "supervisor"), in its generation FORGE_CRASH_GEN (default 1,
+ * the first process in that slot), so that the restarted one runs clean.
+ */
+void fg_crash_arm_if(const char *who, uint32_t gen);
 void fg_crash_disarm(void);
 #define FG_CRASHPOINT(name) do { if (fg_crash_name) fg_crash_hit(name); } while (0)
 #else
 #define FG_CRASHPOINT(name) do { } while (0)
 static inline void fg_crash_arm(void) { }
+static inline void fg_crash_arm_if(const char *who, uint32_t gen) { (void)who; (void)gen; }
 static inline void fg_crash_disarm(void) { }
 #endif
 

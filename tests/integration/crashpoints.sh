@@ -13,10 +13,11 @@ session.finish.after_cas session.release.after_cas ring.enq.before_claim
 ring.enq.after_claim ring.enq.after_publish"
 submit_points="session.alloc.after_cas session.alloc.before_queue session.alloc.after_queue
 ring.enq.before_claim ring.enq.after_claim ring.enq.after_publish"
+other_points="registry.attach.after_cas recover.after_entry"
 
 # Every crash point compiled in must be exercised here.
-for p in $("$BIN/forgectl" --help >/dev/null; strings "$BIN/forged" | grep -E '^(ring|session|ckpt)\.[a-z]+\.[a-z_]+$' | sort -u); do
-	echo "$worker_points $submit_points" | tr ' ' '\n' | grep -qx "$p" ||
+for p in $("$BIN/forgectl" --help >/dev/null; strings "$BIN/forged" | grep -E '^(ring|session|ckpt|registry)\.[a-z]+\.[a-z_]+$|^recover\.[a-z_]+$' | sort -u); do
+	echo "$worker_points $submit_points $other_points" | tr ' ' '\n' | grep -qx "$p" ||
 		fail "crash point $p is not covered by this test"
 done
 
@@ -70,5 +71,41 @@ for p in $submit_points; do
 	expect_all_done $((104 + extra))
 	n=$((n + 1))
 done
+# forgectl killed right after taking a client slot: the slot comes back
+reset_region
+start_forged
+set +e
+FORGE_CRASHPOINT="registry.attach.after_cas:1" ctl submit --workflow synthetic --steps 4 --count 10 > "$T/ids"
+rc=$?
+set -e
+[ $rc = 137 ] && [ ! -s "$T/ids" ] || fail "attach: exit $rc, $(wc -l < "$T/ids") ids"
+until_true 10 sh -c "[ \$(grep -c 'client slot .* is gone' $T/forged.log) = 1 ]" ||
+	fail "attach: dead client slot never recovered"
+for i in $(seq 17); do   # more submitters than client slots: none leaked
+	ctl submit --workflow synthetic --steps 4 --count 2 > /dev/null || fail "attach: submit $i refused"
+done
+expect_all_done 34
+n=$((n + 1))
+
+# the supervisor killed in the middle of a recovery pass, then started again
+reset_region
+export FORGE_CRASHPOINT="recover.after_entry:2" FORGE_CRASH_SLOT=supervisor
+start_forged
+unset FORGE_CRASHPOINT FORGE_CRASH_SLOT
+ctl submit --workflow synthetic --steps 4 --count 400 --delay-us 200000 > /dev/null
+until_true 10 sh -c "[ \$($BIN/forgectl --region $REGION workers --json | jq '.[0].inflight') -ge 10 ]" ||
+	fail "recover: worker 0 never held sessions"
+pid=$FORGED_PID
+ctl kill-worker 0 > /dev/null
+set +e; wait "$pid"; rc=$?; set -e
+[ $rc = 137 ] || fail "recover: supervisor should have died by SIGKILL, exit $rc"
+FORGED_PID=
+grep -q "crash point reached" "$T/forged.log" || fail "recover: crash point never reached"
+"$BIN/forged" -c "$T/forge.yaml" >> "$T/forged.log" 2>&1 &
+FORGED_PID=$!
+WAIT_S=60 expect_all_done 400
+[ "$(ctl status --json | jq .boots)" = 2 ] || fail "recover: boots != 2"
+n=$((n + 1))
+
 stop_forged
 echo "crashpoints: $n crash windows, every session done with the right checksum"
