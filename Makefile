@@ -9,16 +9,16 @@ BASE    := -std=c11 -D_GNU_SOURCE -Iinclude -pthread $(WARN)
 PKGS    := libcurl jansson yaml-0.1 libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-LIBS    := $(PKG_LIBS) -pthread
+LIBS    := $(PKG_LIBS) -lm -pthread
 B       ?= build
 EXTRA   ?=
 
-LIB_SRC := src/log.c src/util.c src/crash.c src/region.c src/ring.c src/session.c \
+LIB_SRC := src/log.c src/util.c src/crash.c src/region.c src/ring.c src/session.c src/conv.c src/tool.c src/llm.c \
            src/registry.c src/config.c src/worker.c src/supervisor.c
 LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 HDRS    := $(wildcard include/forge/*.h src/*.h)
 
-TESTS   := test_ring test_region test_session test_config
+TESTS   := test_ring test_region test_session test_config test_llm
 BENCHES := bench_ring
 
 .PHONY: all deps test unit integration bench asan tsan clean install testbin run

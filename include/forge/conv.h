@@ -1,0 +1,80 @@
+/*
+ * conv.h — a session's conversation as records in its checkpoint log.
+ *
+ * The log is append-only while a session lives: each commit appends whole
+ * records and publishes the new length atomically (session.c), so a record
+ * is either entirely committed or not there at all, and a resumed session
+ * sees exactly the messages it had committed — never one twice.
+ *
+ * Record: u8 type, u8 flags, u16 payload length (little-endian), payload.
+ *   SYSTEM, USER, ASSISTANT, ERROR: UTF-8 text
+ *   TOOLCALLS: u8 n, then n x (str id, str name, str arguments)
+ *   TOOL:      str id, then the result text (rest of the payload)
+ *   INTENT:    str id (a non-idempotent tool is about to run)
+ *   USAGE:     u32 prompt tokens, u32 completion tokens (one LLM reply)
+ * where str = u16 length + bytes.
+ */
+#ifndef FORGE_CONV_H
+#define FORGE_CONV_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum fg_rec_type {
+	FG_REC_SYSTEM = 1, FG_REC_USER, FG_REC_ASSISTANT, FG_REC_TOOLCALLS,
+	FG_REC_TOOL, FG_REC_INTENT, FG_REC_ERROR, FG_REC_USAGE
+};
+
+#define FG_REC_HDR 4
+#define FG_MAX_CALLS 16
+
+typedef struct fg_rec {
+	uint8_t type;
+	uint16_t n;
+	const uint8_t *p;
+} fg_rec_t;
+
+typedef struct fg_str {
+	const char *p;
+	uint16_t n;
+} fg_str_t;
+
+typedef struct fg_call {
+	fg_str_t id, name, args;
+} fg_call_t;
+
+/* A byte buffer that records are built into before one commit. */
+typedef struct fg_buf {
+	uint8_t *p;
+	uint32_t n, cap;
+	int overflow;
+} fg_buf_t;
+
+void fg_buf_rec(fg_buf_t *b, uint8_t type, const void *payload, size_t n);
+void fg_buf_str(fg_buf_t *b, const char *s, size_t n);
+/* Appends a TOOLCALLS record. */
+void fg_buf_toolcalls(fg_buf_t *b, const fg_call_t *calls, uint32_t n);
+/* Appends a TOOL record: id and result text. */
+void fg_buf_tool(fg_buf_t *b, fg_str_t id, const char *text, size_t n);
+
+/* Reads the record at *off; 1 and advances, 0 at the end, -1 if corrupt. */
+int fg_rec_next(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r);
+
+/* Decodes a TOOLCALLS payload; returns the number of calls or -1. */
+int fg_rec_calls(const fg_rec_t *r, fg_call_t *calls, uint32_t max);
+
+/* Decodes a TOOL or INTENT payload's id (and the text for TOOL). */
+int fg_rec_tool(const fg_rec_t *r, fg_str_t *id, fg_str_t *text);
+
+/*
+ * The OpenAI "messages" array for a log; NULL with err set if the log is
+ * corrupt.  Caller owns the result.
+ */
+json_t *fg_conv_messages(const uint8_t *log, uint32_t len, char *err, size_t errlen);
+
+/* The whole conversation as JSON for forgectl and the API (messages + usage). */
+json_t *fg_conv_json(const uint8_t *log, uint32_t len, uint32_t *prompt_tok,
+		     uint32_t *completion_tok);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * llm.h — the OpenAI chat-completions wire format: request bodies, replies
+ * (whole and streamed as SSE chunks with tool-call deltas), and the
+ * in-process `scripted` provider.  Pure functions: the transport is in
+ * src/http.c, the decisions in src/workflow.c.
+ *
+ * A reply is refused with a message, never trusted: not JSON, an "error"
+ * object, a refusal, no choices, a tool call without a name or id, more
+ * than FG_MAX_CALLS calls, neither content nor tool calls.
+ */
+#ifndef FORGE_LLM_H
+#define FORGE_LLM_H
+
+#include "forge/conv.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fg_llm_reply {
+	int ok;                       /* 1: content or calls below; 0: error    */
+	char error[256];
+	uint32_t ncalls;
+	fg_call_t calls[FG_MAX_CALLS];
+	const char *content;          /* final answer when ncalls == 0          */
+	size_t content_n;
+	char finish[32];
+	uint32_t prompt_tokens, completion_tokens;
+	json_t *root;                 /* owns the strings above                 */
+} fg_llm_reply_t;
+
+void fg_llm_reply_free(fg_llm_reply_t *r);
+
+/* The request body; caller frees.  tools: NULL for none. */
+char *fg_llm_request(const char *model, json_t *messages, json_t *tools, int stream,
+		     size_t *len);
+
+/* Parses a whole (non-streamed) reply body. */
+void fg_llm_parse(const char *body, size_t len, fg_llm_reply_t *r);
+
+/* A streamed reply, fed as bytes arrive. */
+typedef struct fg_llm_stream {
+	char *line;
+	size_t linelen, linecap;
+	json_t *content;              /* string pieces, joined at the end */
+	struct { json_t *id, *name, *args; } calls[FG_MAX_CALLS];
+	uint32_t ncalls;
+	int done, failed;
+	char finish[32];
+	uint32_t prompt_tokens, completion_tokens;
+	char error[256];
+} fg_llm_stream_t;
+
+void fg_llm_stream_init(fg_llm_stream_t *s);
+/* Returns 0, or -1 once the stream is malformed (s->error says why). */
+int  fg_llm_stream_feed(fg_llm_stream_t *s, const char *data, size_t n);
+/* Ends the stream and fills r; frees what s held. */
+void fg_llm_stream_finish(fg_llm_stream_t *s, fg_llm_reply_t *r);
+
+/* One scripted reply: a tool call or a final text. */
+typedef struct fg_script_step {
+	char tool[64];          /* "" for a final answer */
+	char arguments[256];
+	char content[256];
+} fg_script_step_t;
+
+/* The reply of the scripted provider for the conversation's turn-th model turn. */
+void fg_llm_scripted(const fg_script_step_t *steps, uint32_t nsteps, uint32_t turn,
+		     fg_llm_reply_t *r, char idbuf[32]);
+
+#endif

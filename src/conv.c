@@ -1,0 +1,241 @@
+/* conv.c — see include/forge/conv.h for the record format. */
+#include "forge/conv.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void put(fg_buf_t *b, const void *p, size_t n)
+{
+	if (b->overflow || b->n + n > b->cap) {
+		b->overflow = 1;
+		return;
+	}
+	memcpy(b->p + b->n, p, n);
+	b->n += (uint32_t)n;
+}
+
+static void put16(fg_buf_t *b, uint16_t v)
+{
+	uint8_t x[2] = { (uint8_t)v, (uint8_t)(v >> 8) };
+	put(b, x, 2);
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+void fg_buf_rec(fg_buf_t *b, uint8_t type, const void *payload, size_t n)
+{
+	if (n > 65535) {
+		b->overflow = 1;
+		return;
+	}
+	uint8_t h[2] = { type, 0 };
+	put(b, h, 2);
+	put16(b, (uint16_t)n);
+	put(b, payload, n);
+}
+
+void fg_buf_str(fg_buf_t *b, const char *s, size_t n)
+{
+	if (n > 65535) {
+		b->overflow = 1;
+		return;
+	}
+	put16(b, (uint16_t)n);
+	put(b, s, n);
+}
+
+/* Builds a record whose payload is written after its header, then patches the length. */
+static uint32_t begin(fg_buf_t *b, uint8_t type)
+{
+	uint32_t at = b->n;
+	uint8_t h[4] = { type, 0, 0, 0 };
+	put(b, h, 4);
+	return at;
+}
+
+static void end(fg_buf_t *b, uint32_t at)
+{
+	if (b->overflow)
+		return;
+	uint32_t n = b->n - at - FG_REC_HDR;
+	if (n > 65535) {
+		b->overflow = 1;
+		return;
+	}
+	b->p[at + 2] = (uint8_t)n;
+	b->p[at + 3] = (uint8_t)(n >> 8);
+}
+
+void fg_buf_toolcalls(fg_buf_t *b, const fg_call_t *calls, uint32_t n)
+{
+	uint32_t at = begin(b, FG_REC_TOOLCALLS);
+	uint8_t k = (uint8_t)n;
+	put(b, &k, 1);
+	for (uint32_t i = 0; i < n; i++) {
+		fg_buf_str(b, calls[i].id.p, calls[i].id.n);
+		fg_buf_str(b, calls[i].name.p, calls[i].name.n);
+		fg_buf_str(b, calls[i].args.p, calls[i].args.n);
+	}
+	end(b, at);
+}
+
+void fg_buf_tool(fg_buf_t *b, fg_str_t id, const char *text, size_t n)
+{
+	uint32_t at = begin(b, FG_REC_TOOL);
+	fg_buf_str(b, id.p, id.n);
+	put(b, text, n);
+	end(b, at);
+}
+
+int fg_rec_next(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r)
+{
+	if (*off == len)
+		return 0;
+	if (*off + FG_REC_HDR > len)
+		return -1;
+	const uint8_t *h = log + *off;
+	r->type = h[0];
+	r->n = get16(h + 2);
+	r->p = h + FG_REC_HDR;
+	if (r->type < FG_REC_SYSTEM || r->type > FG_REC_USAGE || *off + FG_REC_HDR + r->n > len)
+		return -1;
+	*off += FG_REC_HDR + r->n;
+	return 1;
+}
+
+static int get_str(const uint8_t *p, uint32_t n, uint32_t *o, fg_str_t *s)
+{
+	if (*o + 2 > n)
+		return -1;
+	s->n = get16(p + *o);
+	if (*o + 2 + s->n > n)
+		return -1;
+	s->p = (const char *)p + *o + 2;
+	*o += 2u + s->n;
+	return 0;
+}
+
+int fg_rec_calls(const fg_rec_t *r, fg_call_t *calls, uint32_t max)
+{
+	if (r->type != FG_REC_TOOLCALLS || r->n < 1)
+		return -1;
+	uint32_t k = r->p[0], o = 1;
+	if (k == 0 || k > max)
+		return -1;
+	for (uint32_t i = 0; i < k; i++)
+		if (get_str(r->p, r->n, &o, &calls[i].id) < 0 ||
+		    get_str(r->p, r->n, &o, &calls[i].name) < 0 ||
+		    get_str(r->p, r->n, &o, &calls[i].args) < 0)
+			return -1;
+	return o == r->n ? (int)k : -1;
+}
+
+int fg_rec_tool(const fg_rec_t *r, fg_str_t *id, fg_str_t *text)
+{
+	uint32_t o = 0;
+	if ((r->type != FG_REC_TOOL && r->type != FG_REC_INTENT) || get_str(r->p, r->n, &o, id) < 0)
+		return -1;
+	if (text) {
+		text->p = (const char *)r->p + o;
+		text->n = (uint16_t)(r->n - o);
+	} else if (o != r->n) {
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *jstr(const void *p, size_t n)
+{
+	json_t *s = json_stringn((const char *)p, n);
+	/* invalid UTF-8 from a model or tool is carried, not fatal */
+	return s ? s : json_string("\xef\xbf\xbd");
+}
+
+static json_t *build(const uint8_t *log, uint32_t len, char *err, size_t errlen, int full,
+		     uint32_t *pt, uint32_t *ct)
+{
+	json_t *msgs = json_array();
+	uint32_t off = 0;
+	fg_rec_t r;
+	int rc;
+	if (pt)
+		*pt = *ct = 0;
+	while ((rc = fg_rec_next(log, len, &off, &r)) == 1) {
+		static const char *const roles[] = { "", "system", "user", "assistant" };
+		json_t *m = NULL;
+		switch (r.type) {
+		case FG_REC_SYSTEM:
+		case FG_REC_USER:
+		case FG_REC_ASSISTANT:
+			m = json_pack("{s:s,s:o}", "role", roles[r.type], "content", jstr(r.p, r.n));
+			break;
+		case FG_REC_TOOLCALLS: {
+			fg_call_t c[FG_MAX_CALLS];
+			int k = fg_rec_calls(&r, c, FG_MAX_CALLS);
+			if (k < 0)
+				goto corrupt;
+			json_t *tc = json_array();
+			for (int i = 0; i < k; i++)
+				json_array_append_new(tc, json_pack("{s:o,s:s,s:{s:o,s:o}}",
+					"id", jstr(c[i].id.p, c[i].id.n), "type", "function",
+					"function", "name", jstr(c[i].name.p, c[i].name.n),
+					"arguments", jstr(c[i].args.p, c[i].args.n)));
+			m = json_pack("{s:s,s:n,s:o}", "role", "assistant", "content", "tool_calls", tc);
+			break;
+		}
+		case FG_REC_TOOL: {
+			fg_str_t id, text;
+			if (fg_rec_tool(&r, &id, &text) < 0)
+				goto corrupt;
+			m = json_pack("{s:s,s:o,s:o}", "role", "tool", "tool_call_id",
+				      jstr(id.p, id.n), "content", jstr(text.p, text.n));
+			break;
+		}
+		case FG_REC_INTENT:
+			if (full) {
+				fg_str_t id;
+				if (fg_rec_tool(&r, &id, NULL) < 0)
+					goto corrupt;
+				m = json_pack("{s:s,s:o}", "role", "forge.intent", "tool_call_id",
+					      jstr(id.p, id.n));
+			}
+			break;
+		case FG_REC_ERROR:
+			if (full)
+				m = json_pack("{s:s,s:o}", "role", "forge.error", "content", jstr(r.p, r.n));
+			break;
+		case FG_REC_USAGE:
+			if (r.n != 8)
+				goto corrupt;
+			if (pt) {
+				*pt += (uint32_t)r.p[0] | (uint32_t)r.p[1] << 8 | (uint32_t)r.p[2] << 16 |
+				       (uint32_t)r.p[3] << 24;
+				*ct += (uint32_t)r.p[4] | (uint32_t)r.p[5] << 8 | (uint32_t)r.p[6] << 16 |
+				       (uint32_t)r.p[7] << 24;
+			}
+			break;
+		}
+		if (m)
+			json_array_append_new(msgs, m);
+	}
+	if (rc == 0)
+		return msgs;
+corrupt:
+	if (err)
+		snprintf(err, errlen, "checkpoint log is corrupt at byte %u of %u", off, len);
+	json_decref(msgs);
+	return NULL;
+}
+
+json_t *fg_conv_messages(const uint8_t *log, uint32_t len, char *err, size_t errlen)
+{
+	return build(log, len, err, errlen, 0, NULL, NULL);
+}
+
+json_t *fg_conv_json(const uint8_t *log, uint32_t len, uint32_t *pt, uint32_t *ct)
+{
+	return build(log, len, NULL, 0, 1, pt, ct);
+}

@@ -1,0 +1,346 @@
+/* llm.c — see include/forge/llm.h. */
+#include "forge/llm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LINE (1 << 20)
+
+void fg_llm_reply_free(fg_llm_reply_t *r)
+{
+	if (r->root)
+		json_decref(r->root);
+	memset(r, 0, sizeof(*r));
+}
+
+char *fg_llm_request(const char *model, json_t *messages, json_t *tools, int stream,
+		     size_t *len)
+{
+	json_t *j = json_pack("{s:s,s:O}", "model", model, "messages", messages);
+	if (tools && json_array_size(tools) > 0) {
+		json_object_set(j, "tools", tools);
+		json_object_set_new(j, "tool_choice", json_string("auto"));
+	}
+	if (stream) {
+		json_object_set_new(j, "stream", json_true());
+		json_object_set_new(j, "stream_options", json_pack("{s:b}", "include_usage", 1));
+	}
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	*len = s ? strlen(s) : 0;
+	return s;
+}
+
+static void fail(fg_llm_reply_t *r, const char *fmt, const char *a)
+{
+	r->ok = 0;
+	snprintf(r->error, sizeof(r->error), fmt, a ? a : "");
+}
+
+static void take_usage(fg_llm_reply_t *r, json_t *usage)
+{
+	json_t *p = json_object_get(usage, "prompt_tokens");
+	json_t *c = json_object_get(usage, "completion_tokens");
+	if (json_is_integer(p) && json_integer_value(p) >= 0)
+		r->prompt_tokens = (uint32_t)json_integer_value(p);
+	if (json_is_integer(c) && json_integer_value(c) >= 0)
+		r->completion_tokens = (uint32_t)json_integer_value(c);
+}
+
+/* Fills r from an assistant message object (owned by r->root). */
+static void take_message(fg_llm_reply_t *r, json_t *msg)
+{
+	json_t *refusal = json_object_get(msg, "refusal");
+	if (json_is_string(refusal)) {
+		fail(r, "the model refused: %.200s", json_string_value(refusal));
+		return;
+	}
+	json_t *tc = json_object_get(msg, "tool_calls");
+	if (json_is_array(tc) && json_array_size(tc) > 0) {
+		if (json_array_size(tc) > FG_MAX_CALLS) {
+			r->ok = 0;
+			snprintf(r->error, sizeof(r->error), "reply asks for %zu tool calls, at most %d",
+				 json_array_size(tc), FG_MAX_CALLS);
+			return;
+		}
+		size_t i;
+		json_t *c;
+		json_array_foreach(tc, i, c) {
+			json_t *id = json_object_get(c, "id");
+			json_t *fn = json_object_get(c, "function");
+			json_t *name = json_object_get(fn, "name");
+			json_t *args = json_object_get(fn, "arguments");
+			if (!json_is_string(id) || !json_string_length(id)) {
+				fail(r, "tool call without an id%s", NULL);
+				return;
+			}
+			if (!json_is_string(name) || !json_string_length(name)) {
+				fail(r, "tool call %s has no function name", json_string_value(id));
+				return;
+			}
+			if (args && !json_is_string(args)) {
+				fail(r, "tool call %s: arguments are not a string", json_string_value(id));
+				return;
+			}
+			if (json_string_length(id) > 255 || json_string_length(name) > 255) {
+				fail(r, "tool call id or name longer than 255 bytes%s", NULL);
+				return;
+			}
+			r->calls[i].id = (fg_str_t){ json_string_value(id), (uint16_t)json_string_length(id) };
+			r->calls[i].name = (fg_str_t){ json_string_value(name),
+						       (uint16_t)json_string_length(name) };
+			size_t an = args ? json_string_length(args) : 2;
+			if (an > 16384) {
+				fail(r, "tool call %s: arguments longer than 16384 bytes", json_string_value(id));
+				return;
+			}
+			r->calls[i].args = (fg_str_t){ args ? json_string_value(args) : "{}", (uint16_t)an };
+		}
+		r->ncalls = (uint32_t)json_array_size(tc);
+		r->ok = 1;
+		return;
+	}
+	json_t *content = json_object_get(msg, "content");
+	if (json_is_string(content)) {
+		r->content = json_string_value(content);
+		r->content_n = json_string_length(content);
+		r->ok = 1;
+		return;
+	}
+	fail(r, "reply has neither content nor tool_calls%s", NULL);
+}
+
+void fg_llm_parse(const char *body, size_t len, fg_llm_reply_t *r)
+{
+	json_error_t je;
+	memset(r, 0, sizeof(*r));
+	r->root = json_loadb(body, len, 0, &je);
+	if (!r->root) {
+		r->ok = 0;
+		snprintf(r->error, sizeof(r->error), "reply is not JSON: %s (byte %d of %zu)", je.text,
+			 je.position, len);
+		return;
+	}
+	json_t *err = json_object_get(r->root, "error");
+	if (err) {
+		const char *m = json_string_value(json_object_get(err, "message"));
+		fail(r, "provider error: %.200s", m ? m : json_string_value(err));
+		return;
+	}
+	json_t *ch = json_object_get(r->root, "choices");
+	json_t *c0 = json_array_get(ch, 0);
+	json_t *msg = json_object_get(c0, "message");
+	if (!json_is_object(msg)) {
+		fail(r, "reply has no choices[0].message%s", NULL);
+		return;
+	}
+	const char *fin = json_string_value(json_object_get(c0, "finish_reason"));
+	if (fin)
+		snprintf(r->finish, sizeof(r->finish), "%s", fin);
+	take_usage(r, json_object_get(r->root, "usage"));
+	take_message(r, msg);
+}
+
+void fg_llm_stream_init(fg_llm_stream_t *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->content = json_array();
+}
+
+static int stream_fail(fg_llm_stream_t *s, const char *msg, const char *detail)
+{
+	s->failed = 1;
+	snprintf(s->error, sizeof(s->error), "%s%s", msg, detail ? detail : "");
+	return -1;
+}
+
+static json_t *append(json_t *old, const char *piece)
+{
+	if (!old)
+		return json_string(piece);
+	size_t a = json_string_length(old), b = strlen(piece);
+	char *buf = malloc(a + b + 1);
+	memcpy(buf, json_string_value(old), a);
+	memcpy(buf + a, piece, b + 1);
+	json_t *n = json_stringn(buf, a + b);
+	free(buf);
+	json_decref(old);
+	return n;
+}
+
+static int stream_line(fg_llm_stream_t *s, const char *line, size_t n)
+{
+	if (n == 0 || line[0] == ':')
+		return 0;                       /* event separator, comment */
+	if (n < 5 || strncmp(line, "data:", 5) != 0)
+		return 0;                       /* event:, id:, retry: */
+	line += 5;
+	n -= 5;
+	while (n && *line == ' ') {
+		line++;
+		n--;
+	}
+	if (n == 6 && memcmp(line, "[DONE]", 6) == 0) {
+		s->done = 1;
+		return 0;
+	}
+	if (s->done)
+		return stream_fail(s, "data after [DONE]", NULL);
+	json_error_t je;
+	json_t *j = json_loadb(line, n, 0, &je);
+	if (!j)
+		return stream_fail(s, "malformed stream chunk: ", je.text);
+	json_t *err = json_object_get(j, "error");
+	if (err) {
+		const char *m = json_string_value(json_object_get(err, "message"));
+		int rc = stream_fail(s, "provider error: ", m ? m : "(no message)");
+		json_decref(j);
+		return rc;
+	}
+	json_t *usage = json_object_get(j, "usage");
+	if (json_is_object(usage)) {
+		json_t *p = json_object_get(usage, "prompt_tokens");
+		json_t *c = json_object_get(usage, "completion_tokens");
+		if (json_is_integer(p))
+			s->prompt_tokens = (uint32_t)json_integer_value(p);
+		if (json_is_integer(c))
+			s->completion_tokens = (uint32_t)json_integer_value(c);
+	}
+	json_t *c0 = json_array_get(json_object_get(j, "choices"), 0);
+	json_t *delta = json_object_get(c0, "delta");
+	const char *fin = json_string_value(json_object_get(c0, "finish_reason"));
+	if (fin)
+		snprintf(s->finish, sizeof(s->finish), "%s", fin);
+	const char *content = json_string_value(json_object_get(delta, "content"));
+	if (content && *content)
+		json_array_append_new(s->content, json_string(content));
+	json_t *refusal = json_object_get(delta, "refusal");
+	if (json_is_string(refusal)) {
+		int rc = stream_fail(s, "the model refused: ", json_string_value(refusal));
+		json_decref(j);
+		return rc;
+	}
+	json_t *tcs = json_object_get(delta, "tool_calls");
+	size_t i;
+	json_t *tc;
+	json_array_foreach(tcs, i, tc) {
+		json_t *ix = json_object_get(tc, "index");
+		json_int_t k = json_is_integer(ix) ? json_integer_value(ix) : (json_int_t)i;
+		if (k < 0 || k >= FG_MAX_CALLS) {
+			json_decref(j);
+			return stream_fail(s, "tool call index out of range", NULL);
+		}
+		if ((uint32_t)k >= s->ncalls)
+			s->ncalls = (uint32_t)k + 1;
+		json_t *id = json_object_get(tc, "id");
+		json_t *fn = json_object_get(tc, "function");
+		const char *name = json_string_value(json_object_get(fn, "name"));
+		const char *args = json_string_value(json_object_get(fn, "arguments"));
+		if (json_is_string(id)) {
+			json_decref(s->calls[k].id);
+			s->calls[k].id = json_copy(id);
+		}
+		if (name)
+			s->calls[k].name = append(s->calls[k].name, name);
+		if (args)
+			s->calls[k].args = append(s->calls[k].args, args);
+	}
+	json_decref(j);
+	return 0;
+}
+
+int fg_llm_stream_feed(fg_llm_stream_t *s, const char *data, size_t n)
+{
+	if (s->failed)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		char c = data[i];
+		if (c == '\n') {
+			size_t l = s->linelen;
+			if (l && s->line[l - 1] == '\r')
+				l--;
+			if (stream_line(s, s->line, l) < 0)
+				return -1;
+			s->linelen = 0;
+			continue;
+		}
+		if (s->linelen + 1 >= s->linecap) {
+			if (s->linecap >= MAX_LINE)
+				return stream_fail(s, "stream line longer than 1 MiB", NULL);
+			s->linecap = s->linecap ? s->linecap * 2 : 4096;
+			s->line = realloc(s->line, s->linecap);
+		}
+		s->line[s->linelen++] = c;
+	}
+	return 0;
+}
+
+void fg_llm_stream_finish(fg_llm_stream_t *s, fg_llm_reply_t *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (!s->failed && !s->done)
+		stream_fail(s, "stream ended before data: [DONE] (truncated)", NULL);
+	if (s->failed) {
+		r->ok = 0;
+		snprintf(r->error, sizeof(r->error), "%s", s->error);
+	} else {
+		/* Rebuild a whole message and read it like a non-streamed reply. */
+		json_t *msg = json_object();
+		if (s->ncalls) {
+			json_t *tc = json_array();
+			for (uint32_t k = 0; k < s->ncalls; k++)
+				json_array_append_new(tc, json_pack("{s:O*,s:s,s:{s:O*,s:O*}}",
+					"id", s->calls[k].id, "type", "function", "function",
+					"name", s->calls[k].name, "arguments", s->calls[k].args));
+			json_object_set_new(msg, "tool_calls", tc);
+		} else {
+			size_t i, total = 0;
+			json_t *p;
+			json_array_foreach(s->content, i, p)
+				total += json_string_length(p);
+			char *buf = malloc(total + 1), *o = buf;
+			json_array_foreach(s->content, i, p) {
+				memcpy(o, json_string_value(p), json_string_length(p));
+				o += json_string_length(p);
+			}
+			json_object_set_new(msg, "content", json_stringn(buf, total));
+			free(buf);
+		}
+		r->root = json_pack("{s:o}", "message", msg);
+		snprintf(r->finish, sizeof(r->finish), "%s", s->finish);
+		r->prompt_tokens = s->prompt_tokens;
+		r->completion_tokens = s->completion_tokens;
+		take_message(r, msg);
+	}
+	free(s->line);
+	json_decref(s->content);
+	for (uint32_t k = 0; k < FG_MAX_CALLS; k++) {
+		json_decref(s->calls[k].id);
+		json_decref(s->calls[k].name);
+		json_decref(s->calls[k].args);
+	}
+	memset(s, 0, sizeof(*s));
+}
+
+void fg_llm_scripted(const fg_script_step_t *steps, uint32_t nsteps, uint32_t turn,
+		     fg_llm_reply_t *r, char idbuf[32])
+{
+	memset(r, 0, sizeof(*r));
+	const fg_script_step_t *st = &steps[turn < nsteps ? turn : nsteps - 1];
+	r->ok = 1;
+	r->prompt_tokens = 16 + 8 * turn;
+	r->completion_tokens = 8;
+	if (st->tool[0]) {
+		int n = snprintf(idbuf, 32, "call_%u", turn + 1);
+		r->ncalls = 1;
+		r->calls[0].id = (fg_str_t){ idbuf, (uint16_t)n };
+		r->calls[0].name = (fg_str_t){ st->tool, (uint16_t)strlen(st->tool) };
+		r->calls[0].args = (fg_str_t){ st->arguments, (uint16_t)strlen(st->arguments) };
+		snprintf(r->finish, sizeof(r->finish), "tool_calls");
+	} else {
+		r->content = st->content;
+		r->content_n = strlen(st->content);
+		snprintf(r->finish, sizeof(r->finish), "stop");
+	}
+}

@@ -1,0 +1,285 @@
+/*
+ * test_llm.c — the wire format (recorded OpenAI-format replies, whole and
+ * streamed with tool-call deltas, split at every byte), the conversation
+ * records, and the calculator tool.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "forge/conv.h"
+#include "forge/llm.h"
+#include "forge/tool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *TOOLCALL =
+	"{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"gpt-4o\","
+	"\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,"
+	"\"tool_calls\":[{\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":"
+	"\"calculator\",\"arguments\":\"{\\\"expression\\\":\\\"2+2\\\"}\"}},{\"id\":\"call_b\","
+	"\"type\":\"function\",\"function\":{\"name\":\"calculator\",\"arguments\":"
+	"\"{\\\"expression\\\":\\\"3*3\\\"}\"}}]},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}],"
+	"\"usage\":{\"prompt_tokens\":82,\"completion_tokens\":17,\"total_tokens\":99}}";
+
+static void test_parse_tool_calls(void **state)
+{
+	(void)state;
+	fg_llm_reply_t r;
+	fg_llm_parse(TOOLCALL, strlen(TOOLCALL), &r);
+	assert_true(r.ok);
+	assert_int_equal(r.ncalls, 2);
+	assert_memory_equal(r.calls[1].id.p, "call_b", 6);
+	assert_memory_equal(r.calls[0].name.p, "calculator", 10);
+	assert_int_equal(r.calls[0].args.n, strlen("{\"expression\":\"2+2\"}"));
+	assert_string_equal(r.finish, "tool_calls");
+	assert_int_equal(r.prompt_tokens, 82);
+	assert_int_equal(r.completion_tokens, 17);
+	fg_llm_reply_free(&r);
+}
+
+static void test_parse_final_and_errors(void **state)
+{
+	(void)state;
+	static const struct { const char *body; const char *err; } cases[] = {
+		{ "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"The answer is 4.\"},"
+		  "\"finish_reason\":\"stop\"}]}", NULL },
+		{ "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\"}}",
+		  "provider error: Rate limit reached" },
+		{ "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":null,"
+		  "\"refusal\":\"I can't help with that.\"}}]}",
+		  "the model refused: I can't help with that." },
+		{ "{\"id\": \"chatcmpl-bad\", \"choices\": [", "reply is not JSON: " },
+		{ "{\"choices\":[]}", "reply has no choices[0].message" },
+		{ "{\"choices\":[{\"message\":{\"role\":\"assistant\"}}]}",
+		  "reply has neither content nor tool_calls" },
+		{ "{\"choices\":[{\"message\":{\"tool_calls\":[{\"id\":\"x\",\"function\":{}}]}}]}",
+		  "tool call x has no function name" },
+		{ "{\"choices\":[{\"message\":{\"tool_calls\":[{\"function\":{\"name\":\"f\"}}]}}]}",
+		  "tool call without an id" },
+		{ "[1,2]", "reply has no choices[0].message" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fg_llm_reply_t r;
+		fg_llm_parse(cases[i].body, strlen(cases[i].body), &r);
+		if (!cases[i].err) {
+			assert_true(r.ok);
+			assert_int_equal(r.ncalls, 0);
+			assert_memory_equal(r.content, "The answer is 4.", r.content_n);
+		} else if (r.ok || strncmp(r.error, cases[i].err, strlen(cases[i].err)) != 0) {
+			fail_msg("case %zu: ok=%d error \"%s\", want \"%s\"", i, r.ok, r.error, cases[i].err);
+		}
+		fg_llm_reply_free(&r);
+	}
+}
+
+/* Recorded stream: role chunk, tool call header, arguments in pieces, usage. */
+static const char *STREAM =
+	"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null},\"finish_reason\":null}]}\n\n"
+	": keep-alive\n\n"
+	"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_z\",\"type\":\"function\",\"function\":{\"name\":\"calculator\",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\n\n"
+	"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"expr\"}}]},\"finish_reason\":null}]}\r\n\r\n"
+	"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"ession\\\":\\\"2+2\\\"}\"}}]},\"finish_reason\":null}]}\n\n"
+	"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n"
+	"data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":5,\"total_tokens\":14}}\n\n"
+	"data: [DONE]\n\n";
+
+static void test_stream_every_split(void **state)
+{
+	(void)state;
+	size_t n = strlen(STREAM);
+	for (size_t cut = 0; cut <= n; cut += 7) {
+		fg_llm_stream_t s;
+		fg_llm_reply_t r;
+		fg_llm_stream_init(&s);
+		assert_int_equal(fg_llm_stream_feed(&s, STREAM, cut), 0);
+		assert_int_equal(fg_llm_stream_feed(&s, STREAM + cut, n - cut), 0);
+		fg_llm_stream_finish(&s, &r);
+		assert_true(r.ok);
+		assert_int_equal(r.ncalls, 1);
+		assert_memory_equal(r.calls[0].id.p, "call_z", 6);
+		assert_int_equal(r.calls[0].args.n, 20);
+		assert_memory_equal(r.calls[0].args.p, "{\"expression\":\"2+2\"}", 20);
+		assert_string_equal(r.finish, "tool_calls");
+		assert_int_equal(r.prompt_tokens, 9);
+		assert_int_equal(r.completion_tokens, 5);
+		fg_llm_reply_free(&r);
+	}
+}
+
+static void test_stream_content_and_faults(void **state)
+{
+	(void)state;
+	const char *ok = "data: {\"choices\":[{\"delta\":{\"content\":\"The answer \"}}]}\n\n"
+			 "data: {\"choices\":[{\"delta\":{\"content\":\"is 4.\"},\"finish_reason\":\"stop\"}]}\n\n"
+			 "data: [DONE]\n\n";
+	fg_llm_stream_t s;
+	fg_llm_reply_t r;
+	fg_llm_stream_init(&s);
+	fg_llm_stream_feed(&s, ok, strlen(ok));
+	fg_llm_stream_finish(&s, &r);
+	assert_true(r.ok);
+	assert_int_equal(r.content_n, 16);
+	assert_memory_equal(r.content, "The answer is 4.", 16);
+	fg_llm_reply_free(&r);
+
+	static const struct { const char *body; const char *err; } bad[] = {
+		{ "data: {\"choices\":[{\"delta\":{\"content\":\"The\"}}]}\n\n",
+		  "stream ended before data: [DONE] (truncated)" },
+		{ "data: {\"choices\":[{\"delta\":\n\n", "malformed stream chunk: " },
+		{ "data: {\"error\":{\"message\":\"overloaded\"}}\n\n", "provider error: overloaded" },
+		{ "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":99}]}}]}\n\n",
+		  "tool call index out of range" },
+		{ "data: [DONE]\n\ndata: {}\n\n", "data after [DONE]" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		fg_llm_stream_init(&s);
+		fg_llm_stream_feed(&s, bad[i].body, strlen(bad[i].body));
+		fg_llm_stream_finish(&s, &r);
+		if (r.ok || strncmp(r.error, bad[i].err, strlen(bad[i].err)) != 0)
+			fail_msg("case %zu: ok=%d \"%s\", want \"%s\"", i, r.ok, r.error, bad[i].err);
+		fg_llm_reply_free(&r);
+	}
+}
+
+static void test_request_body(void **state)
+{
+	(void)state;
+	json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", "hi");
+	json_t *tools = fg_tools_json();
+	size_t n;
+	char *body = fg_llm_request("gpt-4o", msgs, tools, 1, &n);
+	json_t *j = json_loads(body, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(j, "model")), "gpt-4o");
+	assert_true(json_is_true(json_object_get(j, "stream")));
+	assert_string_equal(json_string_value(json_object_get(j, "tool_choice")), "auto");
+	json_t *f = json_object_get(json_array_get(json_object_get(j, "tools"), 0), "function");
+	assert_string_equal(json_string_value(json_object_get(f, "name")), "calculator");
+	assert_true(json_is_object(json_object_get(f, "parameters")));
+	free(body);
+	json_decref(j);
+	json_decref(msgs);
+	json_decref(tools);
+}
+
+static void test_conv_roundtrip(void **state)
+{
+	(void)state;
+	uint8_t mem[512];
+	fg_buf_t b = { mem, 0, sizeof(mem), 0 };
+	fg_buf_rec(&b, FG_REC_USER, "what is 2+2?", 12);
+	fg_call_t c = { { "call_1", 6 }, { "calculator", 10 }, { "{\"expression\":\"2+2\"}", 20 } };
+	fg_buf_toolcalls(&b, &c, 1);
+	uint8_t usage[8] = { 10, 0, 0, 0, 5, 0, 0, 0 };
+	fg_buf_rec(&b, FG_REC_USAGE, usage, 8);
+	fg_buf_tool(&b, c.id, "4", 1);
+	fg_buf_rec(&b, FG_REC_ASSISTANT, "The answer is 4.", 16);
+	assert_false(b.overflow);
+	char err[128];
+	json_t *m = fg_conv_messages(mem, b.n, err, sizeof(err));
+	assert_non_null(m);
+	assert_int_equal(json_array_size(m), 4);
+	char *s = json_dumps(m, JSON_COMPACT);
+	assert_string_equal(s,
+		"[{\"role\":\"user\",\"content\":\"what is 2+2?\"},{\"role\":\"assistant\",\"content\":null,"
+		"\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":"
+		"\"calculator\",\"arguments\":\"{\\\"expression\\\":\\\"2+2\\\"}\"}}]},{\"role\":\"tool\","
+		"\"tool_call_id\":\"call_1\",\"content\":\"4\"},{\"role\":\"assistant\",\"content\":"
+		"\"The answer is 4.\"}]");
+	free(s);
+	json_decref(m);
+	uint32_t pt, ct;
+	json_decref(fg_conv_json(mem, b.n, &pt, &ct));
+	assert_int_equal(pt, 10);
+	assert_int_equal(ct, 5);
+	/* a truncated or corrupt log is refused with its position */
+	assert_null(fg_conv_messages(mem, b.n - 1, err, sizeof(err)));
+	assert_non_null(strstr(err, "checkpoint log is corrupt at byte"));
+	/* overflow is reported, not written past the buffer */
+	fg_buf_t small = { mem, 0, 8, 0 };
+	fg_buf_rec(&small, FG_REC_USER, "what is 2+2?", 12);
+	assert_true(small.overflow);
+}
+
+static void test_calculator(void **state)
+{
+	(void)state;
+	static const struct { const char *e; double v; } ok[] = {
+		{ "2+2", 4 }, { "2+3*4", 14 }, { "(2+3)*4", 20 }, { "2^3^2", 512 }, { "-2^2", -4 },
+		{ "10 % 4", 2 }, { "1.5e2 / 3", 50 }, { "--3", 3 }, { "((((1))))", 1 },
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		double v;
+		char err[128];
+		if (fg_calc(ok[i].e, strlen(ok[i].e), &v, err, sizeof(err)) < 0 || v != ok[i].v)
+			fail_msg("%s: got %g (%s), want %g", ok[i].e, v, err, ok[i].v);
+	}
+	static const struct { const char *e; const char *err; } bad[] = {
+		{ "1/0", "division by zero" }, { "2+", "expression ends with an operator" },
+		{ "(1", "unbalanced '('" }, { "1)", "unbalanced ')' at offset 1" },
+		{ "", "empty expression" }, { "2 x 3", "unexpected 'x' at offset 2" },
+		{ "9^999", "result is not a finite number" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		double v;
+		char err[128] = "";
+		if (fg_calc(bad[i].e, strlen(bad[i].e), &v, err, sizeof(err)) == 0 ||
+		    strcmp(err, bad[i].err) != 0)
+			fail_msg("%s: \"%s\", want \"%s\"", bad[i].e, err, bad[i].err);
+	}
+	/* 100,000 nested parentheses: an error, not a crash */
+	size_t n = 200001;
+	char *deep = malloc(n + 1);
+	memset(deep, '(', 100000);
+	deep[100000] = '1';
+	memset(deep + 100001, ')', 100000);
+	deep[n] = '\0';
+	double v;
+	char err[128];
+	assert_int_equal(fg_calc(deep, n, &v, err, sizeof(err)), -1);
+	assert_string_equal(err, "expression nested deeper than 64 parentheses");
+	free(deep);
+	/* through the tool interface */
+	const fg_tool_t *t = fg_tool_find("calculator", 10);
+	char out[128];
+	assert_int_equal(t->run("{\"expression\":\"6*7\"}", 20, out, sizeof(out)), 0);
+	assert_string_equal(out, "42");
+	assert_int_equal(t->run("{\"expr\":1}", 10, out, sizeof(out)), -1);
+	assert_string_equal(out, "error: \"expression\" (a string) is required");
+	assert_int_equal(t->run("nope", 4, out, sizeof(out)), -1);
+	assert_null(fg_tool_find("rm", 2));
+}
+
+static void test_scripted(void **state)
+{
+	(void)state;
+	fg_script_step_t sc[2] = { { "calculator", "{\"expression\":\"2+2\"}", "" },
+				   { "", "", "The answer is 4." } };
+	fg_llm_reply_t r;
+	char id[32];
+	fg_llm_scripted(sc, 2, 0, &r, id);
+	assert_int_equal(r.ncalls, 1);
+	assert_memory_equal(r.calls[0].id.p, "call_1", 6);
+	fg_llm_scripted(sc, 2, 1, &r, id);
+	assert_int_equal(r.ncalls, 0);
+	assert_memory_equal(r.content, "The answer is 4.", 16);
+	fg_llm_scripted(sc, 2, 7, &r, id);   /* past the end: the last step again */
+	assert_int_equal(r.ncalls, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_tool_calls),
+		cmocka_unit_test(test_parse_final_and_errors),
+		cmocka_unit_test(test_stream_every_split),
+		cmocka_unit_test(test_stream_content_and_faults),
+		cmocka_unit_test(test_request_body),
+		cmocka_unit_test(test_conv_roundtrip),
+		cmocka_unit_test(test_calculator),
+		cmocka_unit_test(test_scripted),
+	};
+	return cmocka_run_group_tests_name("llm", tests, NULL, NULL);
+}
