@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <yaml.h>
 
 #define MAX_DEPTH 32
@@ -219,7 +220,7 @@ out:
 
 /* ---- schema ---------------------------------------------------------- */
 
-enum ktype { K_SECTION, K_UINT, K_STR, K_WORKERS, K_LEVEL };
+enum ktype { K_SECTION, K_UINT, K_STR, K_WORKERS, K_LEVEL, K_BOOL };
 
 typedef struct key {
 	const char *path;       /* dotted; a section's children follow it */
@@ -258,8 +259,22 @@ static const key_t_ schema[] = {
 	/* llm.providers is a map of names: handled in walk_providers() */
 	SEC("http"),
 	S("http.listen", http_listen),
+	SEC("workflows"),
+	U("workflows.max_steps", max_steps, 1, 1000),
+	S("workflows.interrupted", interrupted),
 	{ NULL, 0, 0, 0, 0, 0 }
 };
+
+static void fg_provider_defaults(fg_provider_cfg_t *p)
+{
+	snprintf(p->type_name, sizeof(p->type_name), "openai");
+	p->type = FG_PROV_OPENAI;
+	p->connect_timeout_ms = 5000;
+	p->timeout_ms = 120000;
+	p->max_retries = 5;
+	p->retry_base_ms = 200;
+	p->max_reply_bytes = 1u << 20;
+}
 
 void fg_config_defaults(fg_config_t *c)
 {
@@ -286,6 +301,9 @@ void fg_config_defaults(fg_config_t *c)
 	snprintf(p->model, sizeof(p->model), "mock");
 	snprintf(p->api_key_env, sizeof(p->api_key_env), "OPENAI_API_KEY");
 	snprintf(c->http_listen, sizeof(c->http_listen), "127.0.0.1:8080");
+	c->max_steps = 10;
+	snprintf(c->interrupted, sizeof(c->interrupted), "result");
+	fg_provider_defaults(p);
 }
 
 /* Expands ${VAR} from the environment into out. */
@@ -356,6 +374,16 @@ static int set_value(ctx_t *x, const key_t_ *k, const node_t *v, fg_config_t *c)
 		}
 		memcpy((char *)c + k->off, buf, strlen(buf) + 1);
 		return 0;
+	case K_BOOL:
+		if (!strcmp(buf, "true") || !strcmp(buf, "yes") || !strcmp(buf, "on")) {
+			*(uint32_t *)((char *)c + k->off) = 1;
+		} else if (!strcmp(buf, "false") || !strcmp(buf, "no") || !strcmp(buf, "off")) {
+			*(uint32_t *)((char *)c + k->off) = 0;
+		} else {
+			errat(x, v->line, v->col, k->path, "expected true or false, got \"%s\"", buf);
+			return -1;
+		}
+		return 0;
 	case K_LEVEL:
 		if (fg_log_parse_level(buf) < 0) {
 			errat(x, v->line, v->col, k->path,
@@ -414,9 +442,92 @@ static int check_dups(ctx_t *x, const node_t *map, const char *path)
 	return 0;
 }
 
+#define PU(n, f, lo, hi) { n, K_UINT, offsetof(fg_provider_cfg_t, f), 0, lo, hi }
+#define PS(n, f) { n, K_STR, offsetof(fg_provider_cfg_t, f), sizeof(((fg_provider_cfg_t *)0)->f), 0, 0 }
+static const key_t_ pschema[] = {
+	PS("type", type_name),
+	PS("base_url", base_url),
+	PS("model", model),
+	PS("api_key_env", api_key_env),
+	{ "stream", K_BOOL, offsetof(fg_provider_cfg_t, stream), 0, 0, 1 },
+	PU("connect_timeout_ms", connect_timeout_ms, 1, 600000),
+	PU("timeout_ms", timeout_ms, 1, 3600000),
+	PU("max_retries", max_retries, 0, 100),
+	PU("retry_base_ms", retry_base_ms, 0, 600000),
+	PU("max_reply_bytes", max_reply_bytes, 1024, 64u << 20),
+	{ NULL, 0, 0, 0, 0, 0 }
+};
+
+/* script: a sequence of {tool: NAME, arguments: JSON} or {content: TEXT} */
+static int walk_script(ctx_t *x, const node_t *seq, const char *path, fg_provider_cfg_t *p)
+{
+	if (seq->type != N_SEQ || seq->nkids == 0) {
+		errat(x, seq->line, seq->col, path, "expected a non-empty sequence of replies");
+		return -1;
+	}
+	if (seq->nkids > FG_MAX_SCRIPT) {
+		errat(x, seq->line, seq->col, path, "more than %d replies", FG_MAX_SCRIPT);
+		return -1;
+	}
+	p->nscript = 0;
+	for (int i = 0; i < seq->nkids; i++) {
+		const node_t *m = &seq->kids[i];
+		char ip[700];
+		snprintf(ip, sizeof(ip), "%s[%d]", path, i);
+		if (m->type != N_MAP) {
+			errat(x, m->line, m->col, ip, "expected {tool, arguments} or {content}");
+			return -1;
+		}
+		if (check_dups(x, m, ip) < 0)
+			return -1;
+		memset(&p->script[i], 0, sizeof(p->script[i]));
+		for (int j = 0; j < m->nkids; j += 2) {
+			const node_t *k = &m->kids[j], *v = &m->kids[j + 1];
+			char kp[800];
+			snprintf(kp, sizeof(kp), "%s.%s", ip, k->val);
+			char *dst;
+			size_t dl;
+			if (!strcmp(k->val, "tool")) {
+				dst = p->script[i].tool;
+				dl = sizeof(p->script[i].tool);
+			} else if (!strcmp(k->val, "arguments")) {
+				dst = p->script[i].arguments;
+				dl = sizeof(p->script[i].arguments);
+			} else if (!strcmp(k->val, "content")) {
+				dst = p->script[i].content;
+				dl = sizeof(p->script[i].content);
+			} else {
+				errat(x, k->line, k->col, kp, "unknown key (tool, arguments or content)");
+				return -1;
+			}
+			key_t_ kk = { kp, K_STR, 0, dl, 0, 0 };
+			if (set_value(x, &kk, v, (fg_config_t *)(void *)dst) < 0)
+				return -1;
+		}
+		if (!!p->script[i].tool[0] == !!p->script[i].content[0]) {
+			errat(x, m->line, m->col, ip, "needs either tool (with arguments) or content");
+			return -1;
+		}
+		if (p->script[i].tool[0]) {
+			if (!p->script[i].arguments[0])
+				snprintf(p->script[i].arguments, sizeof(p->script[i].arguments), "{}");
+			json_error_t je;
+			json_t *j = json_loads(p->script[i].arguments, 0, &je);
+			if (!json_is_object(j)) {
+				errat(x, m->line, m->col, ip, "arguments are not a JSON object: %s",
+				      j ? "not an object" : je.text);
+				json_decref(j);
+				return -1;
+			}
+			json_decref(j);
+		}
+		p->nscript++;
+	}
+	return 0;
+}
+
 static int walk_providers(ctx_t *x, const node_t *map, fg_config_t *c)
 {
-	static const char *const pkeys[] = { "base_url", "model", "api_key_env" };
 	if (map->type != N_MAP) {
 		errat(x, map->line, map->col, "llm.providers", "expected a mapping of provider names");
 		return -1;
@@ -434,6 +545,7 @@ static int walk_providers(ctx_t *x, const node_t *map, fg_config_t *c)
 		}
 		fg_provider_cfg_t *p = &c->providers[c->nproviders++];
 		memset(p, 0, sizeof(*p));
+		fg_provider_defaults(p);
 		if (strlen(k->val) >= sizeof(p->name) || !k->val[0]) {
 			errat(x, k->line, k->col, path, "provider name must be 1 to %zu bytes",
 			      sizeof(p->name) - 1);
@@ -450,27 +562,51 @@ static int walk_providers(ctx_t *x, const node_t *map, fg_config_t *c)
 			const node_t *pk = &v->kids[j], *pv = &v->kids[j + 1];
 			char kp[640];
 			snprintf(kp, sizeof(kp), "%s.%s", path, pk->val);
-			int which = -1;
-			for (int q = 0; q < 3; q++)
-				if (strcmp(pk->val, pkeys[q]) == 0)
-					which = q;
-			if (which < 0) {
+			if (!strcmp(pk->val, "script")) {
+				if (walk_script(x, pv, kp, p) < 0)
+					return -1;
+				continue;
+			}
+			const key_t_ *found = NULL;
+			for (const key_t_ *q = pschema; q->path; q++)
+				if (!strcmp(q->path, pk->val))
+					found = q;
+			if (!found) {
 				errat(x, pk->line, pk->col, kp, "unknown key");
 				return -1;
 			}
-			char *dst = which == 0 ? p->base_url : which == 1 ? p->model : p->api_key_env;
-			size_t dl = which == 0 ? sizeof(p->base_url) : which == 1 ? sizeof(p->model)
-										 : sizeof(p->api_key_env);
-			key_t_ kk = { kp, K_STR, 0, dl, 0, 0 };
-			if (set_value(x, &kk, pv, (fg_config_t *)(void *)dst) < 0)
+			key_t_ kk = *found;
+			kk.path = kp;
+			if (set_value(x, &kk, pv, (fg_config_t *)(void *)p) < 0)
 				return -1;
 		}
-		if (!p->base_url[0]) {
-			errat(x, v->line, v->col, path, "missing required key base_url");
-			return -1;
-		}
-		if (strncmp(p->base_url, "http://", 7) && strncmp(p->base_url, "https://", 8)) {
-			errat(x, v->line, v->col, path, "base_url must start with http:// or https://");
+		if (!strcmp(p->type_name, "scripted")) {
+			p->type = FG_PROV_SCRIPTED;
+			if (p->nscript == 0) {
+				/* the mock LLM's script */
+				p->nscript = 2;
+				snprintf(p->script[0].tool, sizeof(p->script[0].tool), "calculator");
+				snprintf(p->script[0].arguments, sizeof(p->script[0].arguments),
+					 "{\"expression\":\"2+2\"}");
+				snprintf(p->script[1].content, sizeof(p->script[1].content),
+					 "The answer is 4.");
+			}
+		} else if (!strcmp(p->type_name, "openai")) {
+			p->type = FG_PROV_OPENAI;
+			if (!p->base_url[0]) {
+				errat(x, v->line, v->col, path, "missing required key base_url");
+				return -1;
+			}
+			if (strncmp(p->base_url, "http://", 7) && strncmp(p->base_url, "https://", 8)) {
+				errat(x, v->line, v->col, path, "base_url must start with http:// or https://");
+				return -1;
+			}
+			if (p->nscript) {
+				errat(x, v->line, v->col, path, "script is only for type: scripted");
+				return -1;
+			}
+		} else {
+			errat(x, v->line, v->col, path, "type \"%s\" is not openai or scripted", p->type_name);
 			return -1;
 		}
 		if (!p->model[0])
@@ -537,6 +673,10 @@ static int cross_check(ctx_t *x, fg_config_t *c)
 	if (c->checkpoint_bytes % 8) {
 		errat(x, 1, 1, "region.checkpoint_bytes", "%u is not a multiple of 8",
 		      c->checkpoint_bytes);
+		return -1;
+	}
+	if (strcmp(c->interrupted, "result") && strcmp(c->interrupted, "fail")) {
+		errat(x, 1, 1, "workflows.interrupted", "\"%s\" is not result or fail", c->interrupted);
 		return -1;
 	}
 	if (c->heartbeat_ms * 2 > c->watchdog_ms) {

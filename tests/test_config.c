@@ -47,6 +47,15 @@ static void test_env_and_providers(void **state)
 	assert_string_equal(c.providers[0].model, "m1");
 	assert_string_equal(c.providers[1].model, "other");
 	assert_string_equal(c.llm_default, "local");
+	const char *y2 = "llm:\n  default: s\n  providers:\n    s:\n      type: scripted\n"
+			 "    h:\n      base_url: http://x/v1\n      stream: true\n      max_retries: 2\n";
+	assert_int_equal(fg_config_load_buf(&c, "t.yaml", y2, strlen(y2), err, sizeof(err)), 0);
+	assert_int_equal(c.providers[0].type, FG_PROV_SCRIPTED);
+	assert_int_equal(c.providers[0].nscript, 2);
+	assert_string_equal(c.providers[0].script[1].content, "The answer is 4.");
+	assert_int_equal(c.providers[1].stream, 1);
+	assert_int_equal(c.providers[1].max_retries, 2);
+	assert_int_equal(c.providers[1].timeout_ms, 120000);
 }
 
 static const struct bad {
@@ -90,6 +99,18 @@ static const struct bad {
 	{ "supervisor:\n  restart:\n    backoff_initial_ms: 500\n    backoff_max_ms: 100\n",
 	  "b.yaml:1:1: supervisor.restart.backoff_max_ms: 100 is less than backoff_initial_ms (500)" },
 	{ "---\na: 1\n---\nb: 2\n", "b.yaml:3:1: more than one YAML document in the file" },
+	{ "llm:\n  providers:\n    s:\n      type: magic\n",
+	  "b.yaml:4:7: llm.providers.s: type \"magic\" is not openai or scripted" },
+	{ "llm:\n  providers:\n    s:\n      type: scripted\n      script:\n        - tool: calculator\n          content: x\n",
+	  "b.yaml:6:11: llm.providers.s.script[0]: needs either tool (with arguments) or content" },
+	{ "llm:\n  providers:\n    s:\n      type: scripted\n      script:\n        - tool: calculator\n          arguments: \"[1\"\n",
+	  "b.yaml:6:11: llm.providers.s.script[0]: arguments are not a JSON object: ']' expected near end of file" },
+	{ "llm:\n  providers:\n    m:\n      base_url: http://h\n      stream: maybe\n",
+	  "b.yaml:5:15: llm.providers.m.stream: expected true or false, got \"maybe\"" },
+	{ "llm:\n  providers:\n    m:\n      base_url: http://h\n      max_retries: 1000\n",
+	  "b.yaml:5:20: llm.providers.m.max_retries: 1000 is out of range [0, 100]" },
+	{ "workflows:\n  interrupted: retry\n",
+	  "b.yaml:1:1: workflows.interrupted: \"retry\" is not result or fail" },
 };
 
 static void test_bad_table(void **state)

@@ -17,11 +17,29 @@
 #define FG_EX_CONFIG 78   /* sysexits.h EX_CONFIG */
 #define FG_MAX_PROVIDERS 8
 
+#define FG_MAX_SCRIPT 8
+
+enum fg_provider_type { FG_PROV_OPENAI = 0, FG_PROV_SCRIPTED };
+
 typedef struct fg_provider_cfg {
 	char name[64];
+	char type_name[16];             /* openai (any OpenAI-compatible server) | scripted */
+	uint32_t type;
 	char base_url[512];
 	char model[128];
 	char api_key_env[128];
+	uint32_t stream;                /* 1: "stream": true, SSE replies        */
+	uint32_t connect_timeout_ms;
+	uint32_t timeout_ms;            /* whole request                         */
+	uint32_t max_retries;           /* on connection errors, 429 and 5xx     */
+	uint32_t retry_base_ms;         /* backoff base; doubles, with jitter    */
+	uint32_t max_reply_bytes;
+	uint32_t nscript;               /* scripted: replies by model turn       */
+	struct {
+		char tool[64];
+		char arguments[256];
+		char content[256];
+	} script[FG_MAX_SCRIPT];
 } fg_provider_cfg_t;
 
 typedef struct fg_config {
@@ -50,6 +68,9 @@ typedef struct fg_config {
 	fg_provider_cfg_t providers[FG_MAX_PROVIDERS];
 
 	char     http_listen[128];      /* http.listen                           */
+
+	uint32_t max_steps;             /* workflows.max_steps (LLM calls)       */
+	char     interrupted[16];       /* workflows.interrupted: result | fail  */
 } fg_config_t;
 
 void fg_config_defaults(fg_config_t *c);
