@@ -13,6 +13,8 @@
 #include "forge/session.h"
 #include "forge/crash.h"
 #include "forge/util.h"
+#include "forge/conv.h"
+#include "forge/workflow.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -45,7 +47,11 @@ static const char *usage_text =
 "  check                       verify every invariant of the region;\n"
 "                              exit 1 naming each violation\n"
 "  submit --workflow synthetic --steps K [--count N] [--delay-us U]\n"
+"  submit --workflow react --prompt TEXT [--system TEXT] [--provider NAME]\n"
+"         [--max-steps N] [--count N]\n"
 "                              submit N sessions; prints one ID per line\n"
+"                              (react: a tool-using agent; NAME from\n"
+"                              llm.providers, default llm.default)\n"
 "  wait [--timeout S]          exit 0 once nothing is queued or running,\n"
 "                              1 on timeout (default: wait forever)\n"
 "  kill-worker SLOT [--signal SIG]\n"
@@ -61,10 +67,13 @@ static struct {
 	int json;
 	int state;
 	long limit, count, steps, delay_us, timeout_s;
-	const char *workflow, *signal;
-} o = { .state = -1, .limit = -1, .count = 1, .steps = -1, .timeout_s = -1 };
+	const char *workflow, *signal, *prompt, *system, *provider;
+	long max_steps;
+} o = { .max_steps = -1, .state = -1, .limit = -1, .count = 1, .steps = -1, .timeout_s = -1 };
 
 static fg_region_t R;
+static fg_config_t CFG;      /* loaded when -c (or /etc/forge/forge.yaml) is there */
+static int have_cfg;
 
 static int die_usage(const char *fmt, const char *arg)
 {
@@ -89,24 +98,20 @@ static long num_arg(const char *opt, const char *s, long lo, long hi)
 static void open_region(int writable)
 {
 	char path[4096], err[1024];
-	if (o.region) {
-		snprintf(path, sizeof(path), "%s", o.region);
-	} else {
-		static fg_config_t cfg;
-		const char *file = o.config;
-		struct stat st;
-		if (!file && stat("/etc/forge/forge.yaml", &st) == 0)
-			file = "/etc/forge/forge.yaml";
-		if (file) {
-			if (fg_config_load(&cfg, file, err, sizeof(err)) < 0) {
-				fprintf(stderr, "%s\n", err);
-				exit(FG_EX_CONFIG);
-			}
-		} else {
-			fg_config_defaults(&cfg);
+	const char *file = o.config;
+	struct stat st;
+	if (!file && !o.region && stat("/etc/forge/forge.yaml", &st) == 0)
+		file = "/etc/forge/forge.yaml";
+	if (file) {
+		if (fg_config_load(&CFG, file, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s\n", err);
+			exit(FG_EX_CONFIG);
 		}
-		snprintf(path, sizeof(path), "%s", cfg.region_path);
+		have_cfg = 1;
+	} else {
+		fg_config_defaults(&CFG);
 	}
+	snprintf(path, sizeof(path), "%s", o.region ? o.region : CFG.region_path);
 	if (fg_region_open(path, writable, &R, err, sizeof(err)) < 0) {
 		fprintf(stderr, "forgectl: cannot open region %s\n", err);
 		exit(3);
@@ -211,10 +216,15 @@ static int cmd_stats(void)
 	}
 	double window = lastf > first && first != UINT64_MAX ? (lastf - first) / 1e9 : 0;
 	double per_s = window > 0 ? c.by[FG_S_DONE] / window : 0;
-	uint64_t steps = 0, claims = 0;
+	uint64_t steps = 0, claims = 0, calls = 0, retries = 0, tp = 0, tc = 0;
 	for (uint32_t i = 0; i < h->nslots; i++) {
-		steps += atomic_load(&fg_slot(&R, i)->steps);
-		claims += atomic_load(&fg_slot(&R, i)->claims);
+		fg_slot_t *x = fg_slot(&R, i);
+		steps += atomic_load(&x->steps);
+		claims += atomic_load(&x->claims);
+		calls += atomic_load(&x->llm_calls);
+		retries += atomic_load(&x->llm_retries);
+		tp += atomic_load(&x->tokens_prompt);
+		tc += atomic_load(&x->tokens_completion);
 	}
 	if (o.json) {
 		json_t *j = json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
@@ -238,6 +248,9 @@ static int cmd_stats(void)
 			"ring_depth", (json_int_t)depth);
 		json_object_set_new(j, "throughput", json_pack("{s:f,s:f}", "done_window_s", window,
 			"done_per_s", per_s));
+		json_object_set_new(j, "llm", json_pack("{s:I,s:I,s:I,s:I}", "calls", (json_int_t)calls,
+			"retries", (json_int_t)retries, "prompt_tokens", (json_int_t)tp,
+			"completion_tokens", (json_int_t)tc));
 		print_json(j);
 		return 0;
 	}
@@ -253,6 +266,9 @@ static int cmd_stats(void)
 	       "  p99 %.1f us\n", (unsigned long long)rc, r50, r99, y50, y99);
 	printf("throughput %.0f sessions/s over %.3f s (first claim to last finish)\n", per_s,
 	       window);
+	printf("llm        calls %llu  retries %llu  tokens %llu prompt + %llu completion\n",
+	       (unsigned long long)calls, (unsigned long long)retries, (unsigned long long)tp,
+	       (unsigned long long)tc);
 	printf("totals     steps %llu  claims %llu  ring depth %llu  swept %llu\n",
 	       (unsigned long long)steps, (unsigned long long)claims, (unsigned long long)depth,
 	       (unsigned long long)atomic_load(&h->sweeps_requeued));
@@ -356,8 +372,31 @@ static json_t *session_json(uint32_t idx, int full)
 	fg_handle_format(FG_HANDLE(idx, atomic_load(&s->gen)), id);
 	json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:i}", "id", id,
 		"state", fg_state_name(FG_CTL_STATE(c)),
-		"workflow", s->workflow == FG_WF_SYNTHETIC ? "synthetic" : "unknown",
+		"workflow", s->workflow == FG_WF_SYNTHETIC ? "synthetic" :
+			    s->workflow == FG_WF_REACT ? "react" : "unknown",
 		"steps", (int)st.step, "steps_total", (int)s->steps);
+	if (s->workflow == FG_WF_REACT) {
+		fg_react_view_t v;
+		char err[200];
+		const uint8_t *log = fg_sess_log(&R, idx);
+		uint32_t len = FG_CKPT_LEN(w) <= R.hdr->log_bytes ? FG_CKPT_LEN(w) : 0;
+		if (fg_react_view(log, len, &v, err, sizeof(err)) == 0) {
+			if (v.final)
+				json_object_set_new(j, "result", json_stringn(v.answer.p, v.answer.n));
+			if (v.failed)
+				json_object_set_new(j, "error", json_stringn(v.error.p, v.error.n));
+		} else {
+			json_object_set_new(j, "error", json_string(err));
+		}
+		json_object_set_new(j, "usage", json_pack("{s:I,s:I}", "prompt_tokens",
+			(json_int_t)st.aux[0], "completion_tokens", (json_int_t)st.aux[1]));
+		if (full && s->arg < CFG.nproviders && have_cfg)
+			json_object_set_new(j, "provider", json_string(CFG.providers[s->arg].name));
+		if (full) {
+			json_t *m = fg_conv_json(log, len, NULL, NULL);
+			json_object_set_new(j, "messages", m ? m : json_null());
+		}
+	}
 	if (s->workflow == FG_WF_SYNTHETIC) {
 		char sum[32];
 		snprintf(sum, sizeof(sum), "%016llx", (unsigned long long)st.checksum);
@@ -372,7 +411,8 @@ static json_t *session_json(uint32_t idx, int full)
 		json_object_set_new(j, "claims", json_integer(atomic_load(&s->claims)));
 		json_object_set_new(j, "checkpoint_seq", json_integer(FG_CKPT_SEQ(w)));
 		json_object_set_new(j, "checkpoint_log_bytes", json_integer(FG_CKPT_LEN(w)));
-		json_object_set_new(j, "delay_us", json_integer(s->delay_us));
+		if (s->workflow == FG_WF_SYNTHETIC)
+			json_object_set_new(j, "delay_us", json_integer(s->arg));
 		if (FG_CTL_STATE(c) == FG_S_RUNNING || FG_CTL_STATE(c) == FG_S_ALLOCATING)
 			json_object_set_new(j, "lease", json_pack("{s:i,s:i}", "slot",
 				(int)FG_CTL_SLOT(c), "gen", (int)FG_CTL_GEN(c)));
@@ -391,7 +431,8 @@ static int cmd_sessions(void)
 	json_t *arr = json_array();
 	long shown = 0;
 	if (!o.json)
-		printf("%-16s %-10s %-10s %11s %16s\n", "ID", "STATE", "WORKFLOW", "STEPS", "CHECKSUM");
+		printf("%-16s %-10s %-10s %11s %16s\n", "ID", "STATE", "WORKFLOW", "STEPS",
+		       "CHECKSUM/RESULT");
 	for (uint32_t i = 0; i < R.hdr->capacity && (o.limit < 0 || shown < o.limit); i++) {
 		uint32_t st = FG_CTL_STATE(atomic_load(&fg_sess(&R, i)->ctl));
 		if (st == FG_S_FREE || (o.state >= 0 && (int)st != o.state))
@@ -402,6 +443,10 @@ static int cmd_sessions(void)
 			json_array_append_new(arr, j);
 		} else {
 			json_t *cs = json_object_get(j, "checksum");
+			if (!cs)
+				cs = json_object_get(j, "result");
+			if (!cs)
+				cs = json_object_get(j, "error");
 			printf("%-16s %-10s %-10s %5d/%-5d %16s\n",
 			       json_string_value(json_object_get(j, "id")),
 			       json_string_value(json_object_get(j, "state")),
@@ -526,6 +571,19 @@ static void check_once(viol_t *v)
 			if (st == FG_S_DONE && ws.step != s->steps)
 				violation(v, "session %s: done after %u of %u steps", id, ws.step,
 					  s->steps);
+		} else if (s->workflow == FG_WF_REACT) {
+			fg_react_view_t rv;
+			char e2[200];
+			uint32_t len = FG_CKPT_LEN(w) <= h->log_bytes ? FG_CKPT_LEN(w) : 0;
+			if (fg_react_view(fg_sess_log(&R, i), len, &rv, e2, sizeof(e2)) < 0)
+				violation(v, "session %s: %s", id, e2);
+			else if (st == FG_S_DONE && !rv.final)
+				violation(v, "session %s: done without a final answer", id);
+			else if (st == FG_S_FAILED && !rv.failed && ws.status != FG_WS_FAILED)
+				violation(v, "session %s: failed without an error", id);
+			else if (ws.step != rv.turns)
+				violation(v, "session %s: state says %u model turns, the conversation holds %u",
+					  id, ws.step, rv.turns);
 		} else {
 			violation(v, "session %s: unknown workflow %u", id, s->workflow);
 		}
@@ -620,17 +678,38 @@ static int cmd_submit(void)
 {
 	if (!o.workflow)
 		die_usage("submit: --workflow is required%s", "");
-	if (strcmp(o.workflow, "synthetic") != 0)
-		die_usage("submit: unknown workflow '%s' (this build runs: synthetic)", o.workflow);
-	if (o.steps < 0)
-		die_usage("submit: --steps K is required for the synthetic workflow%s", "");
+	fg_submit_t p = { 0 };
+	if (!strcmp(o.workflow, "synthetic")) {
+		if (o.steps < 0)
+			die_usage("submit: --steps K is required for the synthetic workflow%s", "");
+		p.workflow = FG_WF_SYNTHETIC;
+		p.steps = (uint32_t)o.steps;
+		p.arg = (uint32_t)o.delay_us;
+	} else if (!strcmp(o.workflow, "react")) {
+		if (!o.prompt || !*o.prompt)
+			die_usage("submit: --prompt TEXT is required for the react workflow%s", "");
+		const char *want = o.provider ? o.provider : CFG.llm_default;
+		if (o.provider && !have_cfg)
+			die_usage("submit: --provider %s needs the configuration (-c FILE)", o.provider);
+		p.arg = UINT32_MAX;
+		for (uint32_t i = 0; i < CFG.nproviders; i++)
+			if (!strcmp(CFG.providers[i].name, want))
+				p.arg = i;
+		if (p.arg == UINT32_MAX)
+			die_usage("submit: no provider '%s' in the configuration", want);
+		p.workflow = FG_WF_REACT;
+		p.steps = (uint32_t)(o.max_steps > 0 ? o.max_steps : (long)CFG.max_steps);
+		p.prompt = o.prompt;
+		p.system = o.system;
+	} else {
+		die_usage("submit: unknown workflow '%s' (synthetic or react)", o.workflow);
+	}
 	fg_actor_t a;
 	fg_crash_arm();
 	if (fg_client_attach(&R, &a) < 0) {
 		fprintf(stderr, "forgectl: all %u client slots are in use\n", FG_CLIENT_SLOTS);
 		return 1;
 	}
-	fg_submit_t p = { FG_WF_SYNTHETIC, (uint32_t)o.steps, (uint32_t)o.delay_us };
 	/* One line per id as soon as it is queued, so that a caller killed (or
 	 * a forgectl killed) part-way knows exactly which sessions exist. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -641,7 +720,9 @@ static int cmd_submit(void)
 		int e = fg_session_submit(&a, &p, &h);
 		if (e < 0) {
 			fprintf(stderr, "forgectl: submit %ld of %ld: %s\n", i + 1, o.count,
-				e == -ENOSPC ? "the session table is full" : strerror(-e));
+				e == -ENOSPC ? "the session table is full" :
+				e == -E2BIG ? "the prompt does not fit the checkpoint log "
+					      "(region.checkpoint_bytes)" : strerror(-e));
 			rc = 1;
 			break;
 		}
@@ -707,7 +788,7 @@ static int cmd_kill_worker(const char *slot_s)
 int main(int argc, char **argv)
 {
 	enum { O_JSON = 256, O_STATE, O_LIMIT, O_WORKFLOW, O_STEPS, O_COUNT, O_DELAY,
-	       O_TIMEOUT, O_SIGNAL };
+	       O_TIMEOUT, O_SIGNAL, O_PROMPT, O_SYSTEM, O_PROVIDER, O_MAXSTEPS };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "region", required_argument, NULL, 'r' },
@@ -720,6 +801,10 @@ int main(int argc, char **argv)
 		{ "delay-us", required_argument, NULL, O_DELAY },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "signal", required_argument, NULL, O_SIGNAL },
+		{ "prompt", required_argument, NULL, O_PROMPT },
+		{ "system", required_argument, NULL, O_SYSTEM },
+		{ "provider", required_argument, NULL, O_PROVIDER },
+		{ "max-steps", required_argument, NULL, O_MAXSTEPS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -744,6 +829,10 @@ int main(int argc, char **argv)
 		case O_DELAY: o.delay_us = num_arg("--delay-us", optarg, 0, 3600000000L); break;
 		case O_TIMEOUT: o.timeout_s = num_arg("--timeout", optarg, 0, 1L << 30); break;
 		case O_SIGNAL: o.signal = optarg; break;
+		case O_PROMPT: o.prompt = optarg; break;
+		case O_SYSTEM: o.system = optarg; break;
+		case O_PROVIDER: o.provider = optarg; break;
+		case O_MAXSTEPS: o.max_steps = num_arg("--max-steps", optarg, 1, 1000); break;
 		default: fputs(usage_text, stderr); return 2;
 		}
 	}

@@ -6,6 +6,7 @@
 #include "forge/log.h"
 #include "forge/supervisor.h"
 
+#include <curl/curl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,5 +80,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	fg_log_level = verbose ? FG_LOG_DEBUG : fg_log_parse_level(cfg.log_level);
+	/* once, before any fork: every worker's libcurl shares this setup */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "forged: curl_global_init failed\n");
+		return 1;
+	}
 	return fg_supervisor_run(&cfg, &so);
 }

@@ -15,6 +15,7 @@
  *   release: RUNNING->QUEUED (after_cas), hint enqueued, entry cleared.
  */
 #include "forge/session.h"
+#include "forge/conv.h"
 #include "forge/crash.h"
 #include "forge/ring.h"
 #include "forge/util.h"
@@ -147,7 +148,7 @@ int fg_session_submit(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out)
 	s->workflow = p->workflow;
 	atomic_store_explicit(&s->claims, 0, memory_order_relaxed);
 	s->steps = p->steps;
-	s->delay_us = p->delay_us;
+	s->arg = p->arg;
 	uint64_t now = fg_now_ns();
 	s->created_ns = now;
 	atomic_store_explicit(&s->queued_ns, now, memory_order_relaxed);
@@ -156,7 +157,22 @@ int fg_session_submit(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out)
 	memset(s->st, 0, sizeof(s->st));
 	if (p->workflow == FG_WF_SYNTHETIC)
 		s->st[0].checksum = FG_SYNTHETIC_SEED;
-	atomic_store_explicit(&s->ckpt, FG_CKPT(0, 0, 0), memory_order_relaxed);
+	uint32_t loglen = 0;
+	if (p->workflow == FG_WF_REACT) {
+		fg_buf_t b = { fg_sess_log(a->r, idx), 0, h->log_bytes, 0 };
+		if (p->system && *p->system)
+			fg_buf_rec(&b, FG_REC_SYSTEM, p->system, strlen(p->system));
+		fg_buf_rec(&b, FG_REC_USER, p->prompt ? p->prompt : "", p->prompt ? strlen(p->prompt) : 0);
+		if (b.overflow) {
+			/* give the record back: nobody else has seen it */
+			uint64_t c = FG_CTL(FG_S_ALLOCATING, a->slot, a->gen);
+			atomic_compare_exchange_strong(&s->ctl, &c, FG_CTL(FG_S_FREE, FG_SLOT_NONE, 0));
+			lease_clear(a, entry);
+			return -E2BIG;
+		}
+		loglen = b.n;
+	}
+	atomic_store_explicit(&s->ckpt, FG_CKPT(0, 0, loglen), memory_order_relaxed);
 	FG_CRASHPOINT("session.alloc.before_queue");
 
 	uint64_t c = FG_CTL(FG_S_ALLOCATING, a->slot, a->gen);

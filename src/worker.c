@@ -11,18 +11,35 @@
  * the truth is the committed checkpoint, which is what a resumed session
  * starts from after this process dies.
  *
+ * Workflows:
+ *   synthetic  K steps, each folding its number into a checksum.
+ *   react      model turn -> tool calls -> results -> model turn ... until
+ *              a final answer.  What to do next is read from the committed
+ *              conversation (workflow.c), so a resumed session continues
+ *              exactly where the dead one's last commit left it.  A model
+ *              turn is an HTTP request in flight (http.c) or, for the
+ *              scripted provider, an immediate reply; every reply and every
+ *              tool result is committed before anything depends on it.
+ *
  * Drain (SIGTERM, or the header's draining flag): no more claims; each
- * in-flight session finishes the step it is in (steps are atomic here) and
- * is released back to QUEUED at its last checkpoint; then exit 0.
+ * in-flight session's current step is abandoned (an LLM request is aborted:
+ * LLM calls may rerun) and the session is released back to QUEUED at its
+ * last checkpoint; then exit 0.
  */
 #include "forge/worker.h"
+#include "forge/conv.h"
 #include "forge/crash.h"
+#include "forge/http.h"
+#include "forge/llm.h"
+#include "forge/tool.h"
+#include "forge/workflow.h"
 #include "forge/log.h"
 #include "forge/ring.h"
 #include "forge/session.h"
 #include "forge/util.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +54,13 @@ typedef struct wsess {
 	uint32_t entry;
 	uint64_t due_ns;        /* timer deadline while waiting */
 	fg_wstate_t st;         /* last committed state         */
-	uint32_t steps, delay_us;
+	uint16_t workflow;
+	uint32_t steps, delay_us, provider;
 	struct wsess *next;     /* run queue / free list        */
 	uint32_t heap_pos;
+	int in_http;            /* an LLM request is in flight  */
+	uint32_t attempts;      /* failed tries of this request */
+	fg_req_t req;
 } wsess_t;
 
 typedef struct worker {
@@ -55,7 +76,13 @@ typedef struct worker {
 	int stop;
 	uint64_t next_sig_check;
 	uint32_t steal_from;
+	fg_http_t *http;
+	json_t *tools;          /* the tools array sent to models */
+	uint8_t *scratch;       /* records built before a commit  */
+	uint32_t scratch_n;
 } worker_t;
+
+static worker_t *self_w;   /* the one worker of this process (for callbacks) */
 
 /* ---- timer heap --------------------------------------------------- */
 
@@ -166,8 +193,12 @@ static int take_one(worker_t *w, uint32_t ring)
 	fg_session_t *rec = fg_sess(w->r, idx);
 	s->idx = idx;
 	s->entry = entry;
+	s->workflow = rec->workflow;
 	s->steps = rec->steps;
-	s->delay_us = rec->delay_us;
+	s->delay_us = rec->workflow == FG_WF_SYNTHETIC ? rec->arg : 0;
+	s->provider = rec->workflow == FG_WF_SYNTHETIC ? 0 : rec->arg;
+	s->in_http = 0;
+	s->attempts = 0;
 	fg_session_read(w->r, idx, &s->st);
 	schedule(w, s);
 	return 1;
@@ -196,9 +227,9 @@ static uint32_t intake(worker_t *w, uint32_t room)
 	return seen;
 }
 
-/* ---- steps ------------------------------------------------------------ */
+/* ---- synthetic ---------------------------------------------------------- */
 
-static void step(worker_t *w, wsess_t *s)
+static void synthetic_step(worker_t *w, wsess_t *s)
 {
 	fg_wstate_t st = s->st;
 	st.step++;
@@ -219,6 +250,283 @@ static void step(worker_t *w, wsess_t *s)
 	schedule(w, s);
 }
 
+/* ---- react ------------------------------------------------------------------ */
+
+static void finish(worker_t *w, wsess_t *s, uint32_t state)
+{
+	if (fg_session_finish(&w->a, s->idx, s->entry, state) < 0)
+		log_warnx("session %u: lost its lease before finishing", s->idx);
+	sess_free(w, s);
+}
+
+/* Commits an ERROR record (if it fits) and finishes the session FAILED. */
+static void react_fail(worker_t *w, wsess_t *s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void react_fail(worker_t *w, wsess_t *s, const char *fmt, ...)
+{
+	char msg[400];
+	uint8_t rec[420];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_debug("session %u failed: %s", s->idx, msg);
+	fg_buf_t b = { rec, 0, sizeof(rec), 0 };
+	fg_buf_rec(&b, FG_REC_ERROR, msg, strlen(msg));
+	fg_wstate_t st = s->st;
+	st.status = FG_WS_FAILED;
+	if (fg_session_commit(&w->a, s->idx, &st, rec, b.n) < 0)
+		fg_session_commit(&w->a, s->idx, &st, NULL, 0);   /* log full: state only */
+	finish(w, s, FG_S_FAILED);
+}
+
+/* Commits what b holds with st; fails the session if the log is full. */
+static int react_commit(worker_t *w, wsess_t *s, fg_wstate_t *st, fg_buf_t *b)
+{
+	if (b->overflow || fg_session_commit(&w->a, s->idx, st, b->p, b->n) < 0) {
+		react_fail(w, s, "checkpoint log full (%u bytes per session): raise "
+			   "region.checkpoint_bytes", w->r->hdr->log_bytes);
+		return -1;
+	}
+	s->st = *st;
+	return 0;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+/* A model turn arrived: commit it (usage + calls or final answer). */
+static void on_reply(worker_t *w, wsess_t *s, fg_llm_reply_t *r)
+{
+	fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
+	uint8_t u[8];
+	put_u32(u, r->prompt_tokens);
+	put_u32(u + 4, r->completion_tokens);
+	fg_buf_rec(&b, FG_REC_USAGE, u, 8);
+	if (r->ncalls)
+		fg_buf_toolcalls(&b, r->calls, r->ncalls);
+	else
+		fg_buf_rec(&b, FG_REC_ASSISTANT, r->content, r->content_n);
+	fg_wstate_t st = s->st;
+	st.step++;
+	st.aux[0] += r->prompt_tokens;
+	st.aux[1] += r->completion_tokens;
+	if (react_commit(w, s, &st, &b) < 0)
+		return;
+	s->attempts = 0;
+	fg_slot_t *me = w->a.self;
+	atomic_fetch_add_explicit(&me->llm_calls, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&me->tokens_prompt, r->prompt_tokens, memory_order_relaxed);
+	atomic_fetch_add_explicit(&me->tokens_completion, r->completion_tokens, memory_order_relaxed);
+	if (r->ncalls == 0)
+		finish(w, s, FG_S_DONE);
+	else
+		rq_push(w, s);   /* the tools run in its next step */
+}
+
+/* Waits before trying the same model turn again. */
+static void retry_later(worker_t *w, wsess_t *s, long retry_after_s, const char *why)
+{
+	const fg_provider_cfg_t *p = &w->cfg->providers[s->provider];
+	if (++s->attempts > p->max_retries) {
+		react_fail(w, s, "LLM request failed after %u attempts: %s", s->attempts, why);
+		return;
+	}
+	atomic_fetch_add_explicit(&w->a.self->llm_retries, 1, memory_order_relaxed);
+	uint64_t ms;
+	if (retry_after_s > 0) {
+		ms = (uint64_t)(retry_after_s > 60 ? 60 : retry_after_s) * 1000u;
+	} else {
+		ms = (uint64_t)p->retry_base_ms << (s->attempts - 1 < 16 ? s->attempts - 1 : 16);
+		if (ms > 30000)
+			ms = 30000;
+		ms = ms / 2 + (uint64_t)random() % (ms / 2 + 1);   /* jitter: 50-100% */
+	}
+	log_debug("session %u: %s; retry %u in %llu ms", s->idx, why, s->attempts,
+		  (unsigned long long)ms);
+	s->due_ns = fg_now_ns() + ms * 1000000u;
+	heap_push(w, s);
+}
+
+static void on_http_done(fg_req_t *q)
+{
+	worker_t *w = self_w;
+	wsess_t *s = q->owner;
+	char why[400];
+	s->in_http = 0;
+	if (q->curl_rc == CURLE_WRITE_ERROR && q->too_large) {
+		fg_req_reset(q);
+		react_fail(w, s, "LLM reply larger than %zu bytes", q->max_reply);
+		return;
+	}
+	if (q->curl_rc != CURLE_OK) {
+		snprintf(why, sizeof(why), "%s", q->errbuf[0] ? q->errbuf : curl_easy_strerror(q->curl_rc));
+		fg_req_reset(q);
+		retry_later(w, s, -1, why);
+		return;
+	}
+	if (q->status == 429 || q->status >= 500) {
+		snprintf(why, sizeof(why), "HTTP %ld", q->status);
+		long ra = q->retry_after_s;
+		fg_req_reset(q);
+		retry_later(w, s, ra, why);
+		return;
+	}
+	fg_llm_reply_t r;
+	if (q->status != 200) {
+		fg_llm_parse(q->body ? q->body : "", q->n, &r);
+		snprintf(why, sizeof(why), "LLM request refused: HTTP %ld: %s", q->status,
+			 r.ok ? "(no error message)" : r.error);
+		fg_llm_reply_free(&r);
+		fg_req_reset(q);
+		react_fail(w, s, "%s", why);
+		return;
+	}
+	if (q->streaming)
+		fg_llm_stream_finish(&q->stream, &r);
+	else
+		fg_llm_parse(q->body ? q->body : "", q->n, &r);
+	fg_req_reset(q);
+	if (!r.ok) {
+		/* A malformed or truncated reply is a failed try; a refusal or an
+		 * error object is the model's answer and is not retried. */
+		int again = !strncmp(r.error, "reply is not JSON", 17) ||
+			    !strncmp(r.error, "stream ended before", 19) ||
+			    !strncmp(r.error, "malformed stream chunk", 22) ||
+			    !strncmp(r.error, "reply has no choices", 20);
+		snprintf(why, sizeof(why), "%s", r.error);
+		fg_llm_reply_free(&r);
+		if (again)
+			retry_later(w, s, -1, why);
+		else
+			react_fail(w, s, "%s", why);
+		return;
+	}
+	on_reply(w, s, &r);
+	fg_llm_reply_free(&r);
+}
+
+/* Runs the pending tool calls, committing one result (and, for a
+ * non-idempotent tool, an intent before it) at a time. */
+static int run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v)
+{
+	for (uint32_t i = 0; i < v->ncalls; i++) {
+		if (v->answered[i])
+			continue;
+		fg_call_t *c = &v->calls[i];
+		char out[2048];
+		const fg_tool_t *t = fg_tool_find(c->name.p, c->name.n);
+		fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
+		fg_wstate_t st = s->st;
+		if (v->intent[i]) {
+			if (!strcmp(w->cfg->interrupted, "fail")) {
+				react_fail(w, s, "tool %.*s (call %.*s) was interrupted by a crash and is "
+					   "not idempotent: not run again", (int)c->name.n, c->name.p,
+					   (int)c->id.n, c->id.p);
+				return -1;
+			}
+			snprintf(out, sizeof(out), "interrupted: the tool may or may not have run; "
+				 "it is not idempotent, so it was not run again");
+		} else if (!t) {
+			snprintf(out, sizeof(out), "error: unknown tool \"%.*s\"", (int)c->name.n, c->name.p);
+		} else {
+			if (!t->idempotent) {
+				uint8_t id[300];
+				fg_buf_t pb = { id, 0, sizeof(id), 0 };
+				fg_buf_str(&pb, c->id.p, c->id.n);
+				fg_buf_t ib = { w->scratch, 0, w->scratch_n, 0 };
+				fg_buf_rec(&ib, FG_REC_INTENT, id, pb.n);
+				if (react_commit(w, s, &st, &ib) < 0)
+					return -1;
+			}
+			t->run(c->args.p, c->args.n, out, sizeof(out));
+		}
+		fg_buf_tool(&b, c->id, out, strlen(out));
+		if (react_commit(w, s, &st, &b) < 0)
+			return -1;
+		v->answered[i] = 1;
+	}
+	return 0;
+}
+
+static void react_step(worker_t *w, wsess_t *s)
+{
+	fg_react_view_t v;
+	char err[200];
+	uint32_t len = FG_CKPT_LEN(atomic_load_explicit(&fg_sess(w->r, s->idx)->ckpt,
+							memory_order_relaxed));
+	const uint8_t *log = fg_sess_log(w->r, s->idx);
+	if (fg_react_view(log, len, &v, err, sizeof(err)) < 0) {
+		react_fail(w, s, "%s", err);
+		return;
+	}
+	if (v.final) {            /* resumed after its answer was committed */
+		finish(w, s, FG_S_DONE);
+		return;
+	}
+	if (v.failed) {
+		finish(w, s, FG_S_FAILED);
+		return;
+	}
+	if (v.pending && run_tools(w, s, &v) < 0)
+		return;
+	if (v.turns >= s->steps) {
+		react_fail(w, s, "no final answer after %u model turns (max_steps)", v.turns);
+		return;
+	}
+	if (s->provider >= w->cfg->nproviders) {
+		react_fail(w, s, "provider %u is not configured", s->provider);
+		return;
+	}
+	const fg_provider_cfg_t *p = &w->cfg->providers[s->provider];
+	if (p->type == FG_PROV_SCRIPTED) {
+		fg_llm_reply_t r;
+		char id[32];
+		fg_llm_scripted((const fg_script_step_t *)p->script, p->nscript, v.turns, &r, id);
+		on_reply(w, s, &r);
+		return;
+	}
+	len = FG_CKPT_LEN(atomic_load_explicit(&fg_sess(w->r, s->idx)->ckpt, memory_order_relaxed));
+	json_t *msgs = fg_conv_messages(log, len, err, sizeof(err));
+	if (!msgs) {
+		react_fail(w, s, "%s", err);
+		return;
+	}
+	size_t n;
+	char *body = fg_llm_request(p->model, msgs, w->tools, (int)p->stream, &n);
+	json_decref(msgs);
+	char url[600];
+	snprintf(url, sizeof(url), "%s/chat/completions", p->base_url);
+	const char *key = p->api_key_env[0] ? getenv(p->api_key_env) : NULL;
+	s->req.owner = s;
+	s->req.done = on_http_done;
+	s->req.max_reply = p->max_reply_bytes;
+	s->req.streaming = (int)p->stream;
+	if (!body || fg_http_post(w->http, &s->req, url, body, n, key && *key ? key : NULL,
+				  (long)p->connect_timeout_ms, (long)p->timeout_ms) < 0) {
+		react_fail(w, s, "cannot start the LLM request: %s", s->req.errbuf);
+		return;
+	}
+	s->in_http = 1;
+}
+
+static void step(worker_t *w, wsess_t *s)
+{
+	if (s->workflow == FG_WF_SYNTHETIC)
+		synthetic_step(w, s);
+	else if (s->workflow == FG_WF_REACT)
+		react_step(w, s);
+	else {
+		log_warnx("session %u: unknown workflow %u", s->idx, s->workflow);
+		finish(w, s, FG_S_FAILED);
+	}
+}
+
 /* ---- signals and waiting ---------------------------------------------- */
 
 static void check_signals(worker_t *w)
@@ -236,9 +544,12 @@ static void check_signals(worker_t *w)
 		w->stop = 1;
 }
 
+#define EV_SIGNAL 1ull
+#define EV_TIMER  2ull
+
 static void wait_events(worker_t *w, int timeout_ms)
 {
-	struct epoll_event ev[8];
+	struct epoll_event ev[64];
 	if (w->nheap > 0) {
 		uint64_t now = fg_now_ns(), due = w->heap[0]->due_ns;
 		struct itimerspec its = { { 0, 0 }, { 0, 0 } };
@@ -249,12 +560,15 @@ static void wait_events(worker_t *w, int timeout_ms)
 		its.it_value.tv_nsec = (long)(d % 1000000000u);
 		timerfd_settime(w->tfd, 0, &its, NULL);
 	}
-	int n = epoll_wait(w->epfd, ev, 8, timeout_ms);
+	int n = epoll_wait(w->epfd, ev, 64, timeout_ms);
 	for (int i = 0; i < n; i++) {
-		if (ev[i].data.fd == w->tfd) {
+		uint64_t tag = ev[i].data.u64 >> 32;
+		if (tag == EV_TIMER) {
 			uint64_t x;
 			ssize_t rd = read(w->tfd, &x, sizeof(x));
 			(void)rd;
+		} else if (tag == FG_EV_HTTP_TIMER || tag == FG_EV_HTTP_SOCK) {
+			fg_http_event(w->http, ev[i].data.u64, ev[i].events);
 		}
 	}
 }
@@ -286,6 +600,15 @@ static void idle_wait(worker_t *w)
 static void drain(worker_t *w)
 {
 	wsess_t *s;
+	for (uint32_t i = 0; i < w->max_inflight; i++) {
+		s = &w->pool[i];
+		if (s->in_http) {
+			fg_http_cancel(w->http, &s->req);
+			s->in_http = 0;
+			fg_session_release(&w->a, s->idx, s->entry);
+			sess_free(w, s);
+		}
+	}
 	while ((s = rq_pop(w)) != NULL) {
 		fg_session_release(&w->a, s->idx, s->entry);
 		sess_free(w, s);
@@ -323,10 +646,20 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 		return 1;
 	}
 	struct epoll_event ev = { .events = EPOLLIN };
-	ev.data.fd = w.sigfd;
+	ev.data.u64 = EV_SIGNAL << 32;
 	epoll_ctl(w.epfd, EPOLL_CTL_ADD, w.sigfd, &ev);
-	ev.data.fd = w.tfd;
+	ev.data.u64 = EV_TIMER << 32;
 	epoll_ctl(w.epfd, EPOLL_CTL_ADD, w.tfd, &ev);
+	w.http = fg_http_new(w.epfd);
+	w.tools = fg_tools_json();
+	w.scratch_n = r->hdr->log_bytes + 4096;
+	w.scratch = malloc(w.scratch_n);
+	if (!w.http || !w.scratch) {
+		log_warnx("worker %u: cannot set up its HTTP client", slot);
+		return 1;
+	}
+	self_w = &w;
+	srandom((unsigned)(fg_now_ns() ^ (uint64_t)getpid()));
 
 	w.pool = calloc(w.max_inflight, sizeof(wsess_t));
 	w.heap = calloc(w.max_inflight, sizeof(wsess_t *));
@@ -388,13 +721,17 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 			while (w.nheap > 0 && w.heap[0]->due_ns <= t)
 				rq_push(&w, heap_pop(&w));
 		}
-		if (w.rq_head || seen)
+		if (w.rq_head || seen) {
+			if (fg_http_active(w.http))
+				wait_events(&w, 0);   /* keep requests moving */
 			continue;
+		}
 		if (w.inflight == 0) {
 			idle_wait(&w);
 		} else {
-			/* Sessions wait on timers: sleep until the next one, but look
-			 * at the rings again within 1 ms while there is room. */
+			/* Sessions wait on timers or replies: sleep until the next
+			 * event, but look at the rings again within 1 ms while there
+			 * is room. */
 			wait_events(&w, w.free ? 1 : (int)cfg->heartbeat_ms);
 		}
 	}
@@ -404,5 +741,8 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 	log_info("worker %u: drained, %u sessions handed back at their last checkpoint", slot, n);
 	free(w.pool);
 	free(w.heap);
+	free(w.scratch);
+	json_decref(w.tools);
+	fg_http_free(w.http);
 	return 0;
 }

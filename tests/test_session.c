@@ -72,7 +72,7 @@ static void test_lifecycle(void **state)
 	fg_actor_t c, w;
 	assert_int_equal(fg_client_attach(&R, &c), 0);
 	worker_actor(&w, 0);
-	fg_submit_t p = { FG_WF_SYNTHETIC, 3, 0 };
+	fg_submit_t p = { FG_WF_SYNTHETIC, 3, 0, NULL, NULL };
 	fg_handle_t h;
 	assert_int_equal(fg_session_submit(&c, &p, &h), 0);
 	uint32_t idx = FG_HANDLE_IDX(h);

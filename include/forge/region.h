@@ -217,6 +217,8 @@ typedef struct fg_slot {
 	_Atomic uint32_t inflight;      /* sessions leased now              */
 	_Atomic uint32_t sleeping;      /* 1 while waiting on the doorbell  */
 	_Atomic uint32_t lease_hint;    /* owner's next lease entry to try  */
+	_Atomic uint32_t llm_retries;   /* LLM requests retried             */
+	_Atomic uint64_t llm_calls;     /* LLM replies received             */
 
 	alignas(64) _Atomic uint64_t ring_intent;
 	_Atomic uint64_t ring_pos;
@@ -229,6 +231,9 @@ typedef struct fg_slot {
 	_Atomic uint32_t last_core;     /* 1 if it dumped core              */
 	_Atomic uint32_t last_recovered;/* sessions requeued at its death   */
 	_Atomic uint64_t last_exit_ns;
+	/* owner-written token totals (rarely written: once per LLM reply) */
+	_Atomic uint64_t tokens_prompt;
+	_Atomic uint64_t tokens_completion;
 } fg_slot_t;
 
 _Static_assert(sizeof(fg_slot_t) == 256, "slot is four cache lines");
@@ -289,7 +294,10 @@ enum fg_sess_state {
 #define FG_CKPT_AB(w)  ((uint32_t)(((w) >> 31) & 1))
 #define FG_CKPT_LEN(w) ((uint32_t)((w) & 0x7fffffffu))
 
-enum fg_workflow { FG_WF_SYNTHETIC = 1 };
+enum fg_workflow { FG_WF_SYNTHETIC = 1, FG_WF_REACT = 2 };
+
+/* fg_wstate_t.status for LLM workflows */
+enum fg_wstatus { FG_WS_OK = 0, FG_WS_FAILED = 1 };
 
 /* One committed workflow state (one of a session's A/B copies). */
 typedef struct fg_wstate {
@@ -311,7 +319,7 @@ _Static_assert(sizeof(fg_wstate_t) == 32, "wstate size");
  *         a reader that acquires it may read st[ab] and log[0..len).
  *   gen:  handle generation, bumped by the submitter while ALLOCATING
  *         (release); a handle (idx, gen) is valid while gen matches.
- *   params (workflow, steps, delay_us, created_ns): written while
+ *   params (workflow, steps, arg, created_ns): written while
  *         ALLOCATING, read-only afterwards (published by the QUEUED CAS).
  *   queued_ns, started_ns (first claim), finished_ns: relaxed,
  *         informational; the sweep uses queued_ns to find hints that went
@@ -326,7 +334,7 @@ typedef struct fg_session {
 	uint16_t workflow;
 	_Atomic uint16_t claims;
 	uint32_t steps;
-	uint32_t delay_us;
+	uint32_t arg;        /* synthetic: per-step delay (µs); react: provider index */
 	_Atomic uint64_t queued_ns;
 	uint64_t created_ns;
 	_Atomic uint64_t started_ns;

@@ -46,8 +46,10 @@ void fg_actor_init(fg_actor_t *a, fg_region_t *r, uint32_t slot);
 
 typedef struct fg_submit {
 	uint16_t workflow;
-	uint32_t steps;
-	uint32_t delay_us;
+	uint32_t steps;          /* synthetic: steps; react: max LLM calls      */
+	uint32_t arg;            /* synthetic: per-step delay µs; react: provider */
+	const char *system;      /* react: optional system message              */
+	const char *prompt;      /* react: the user's message                   */
 } fg_submit_t;
 
 const char *fg_state_name(uint32_t st);
@@ -55,8 +57,10 @@ int         fg_state_parse(const char *s);
 
 /*
  * Allocates a FREE record, fills it in, makes it QUEUED and enqueues its
- * hint.  -ENOSPC when the table is full, -EBUSY when the actor's lease
- * table is full.
+ * hint.  The initial conversation (system, prompt) is written into the
+ * session's log as its first checkpoint.  -ENOSPC when the table is full,
+ * -EBUSY when the actor's lease table is full, -E2BIG when the prompt does
+ * not fit the checkpoint log.
  */
 int fg_session_submit(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out);
 

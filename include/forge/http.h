@@ -1,0 +1,72 @@
+/*
+ * http.h — HTTP client requests inside a worker's event loop: libcurl's
+ * multi socket API driven by the worker's epoll (sockets) and a timerfd
+ * (curl's timeouts).  Connections are kept alive and reused by the multi
+ * handle's connection cache; hundreds of requests run at once per worker.
+ *
+ * Ownership: the caller allocates an fg_req_t and keeps it until its done
+ * callback ran or it was cancelled; the module owns the curl handles.
+ */
+#ifndef FORGE_HTTP_H
+#define FORGE_HTTP_H
+
+#include "forge/llm.h"
+
+#include <curl/curl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FG_EV_HTTP_TIMER 3ull
+#define FG_EV_HTTP_SOCK  4ull   /* epoll data: (FG_EV_HTTP_SOCK << 32) | fd */
+
+typedef struct fg_req fg_req_t;
+typedef void (*fg_req_done_fn)(fg_req_t *q);
+
+struct fg_req {
+	/* in */
+	void *owner;
+	fg_req_done_fn done;
+	size_t max_reply;
+	int streaming;
+	/* out, valid in done() */
+	CURLcode curl_rc;
+	long status;
+	long retry_after_s;       /* Retry-After header, -1 if none          */
+	char errbuf[CURL_ERROR_SIZE];
+	char *body;               /* whole reply (not streaming)             */
+	size_t n;
+	int too_large;
+	fg_llm_stream_t stream;   /* streaming: the parsed chunks so far     */
+	/* private */
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *reqbody;
+	size_t cap;
+};
+
+typedef struct fg_http fg_http_t;
+
+/* epfd: the worker's epoll; the module registers its timerfd and sockets. */
+fg_http_t *fg_http_new(int epfd);
+void fg_http_free(fg_http_t *h);
+
+/*
+ * Starts POST url with a JSON body (taken: freed by the module), the
+ * Authorization header if key is non-NULL, and the given timeouts.
+ * Returns 0 or -1 (q->errbuf says why).
+ */
+int fg_http_post(fg_http_t *h, fg_req_t *q, const char *url, char *body, size_t n,
+		 const char *key, long connect_ms, long total_ms);
+
+/* Aborts a request; its done callback is not called. */
+void fg_http_cancel(fg_http_t *h, fg_req_t *q);
+
+/* Frees a finished request's buffers (after done()). */
+void fg_req_reset(fg_req_t *q);
+
+/* Handles one epoll event whose data.u64 carries an FG_EV_HTTP_* tag. */
+void fg_http_event(fg_http_t *h, uint64_t data, uint32_t events);
+
+int fg_http_active(const fg_http_t *h);
+
+#endif

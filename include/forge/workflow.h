@@ -1,0 +1,39 @@
+/*
+ * workflow.h — what an LLM session must do next, read from its committed
+ * conversation alone (so a resumed session and the one that crashed agree).
+ *
+ * ReAct: USER -> model turn (tool calls | final answer) -> one TOOL result
+ * per call -> model turn -> ...  A non-idempotent tool's INTENT record
+ * precedes its run; an INTENT with no TOOL result after it means the run
+ * was interrupted by a crash and must not be repeated.
+ */
+#ifndef FORGE_WORKFLOW_H
+#define FORGE_WORKFLOW_H
+
+#include "forge/conv.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fg_react_view {
+	uint32_t turns;                  /* model turns committed                */
+	int final;                       /* a final answer is committed          */
+	fg_str_t answer;                 /* ... and its text                      */
+	uint32_t ncalls;                 /* calls of the last tool-call turn      */
+	fg_call_t calls[FG_MAX_CALLS];
+	uint8_t answered[FG_MAX_CALLS];  /* TOOL results seen for each call       */
+	uint8_t intent[FG_MAX_CALLS];    /* INTENT records seen for each call     */
+	uint32_t pending;                /* calls without a result                */
+	int failed;                      /* an ERROR record is committed          */
+	fg_str_t error;
+} fg_react_view_t;
+
+/*
+ * Reads the conversation.  Returns 0, or -1 with err set if the log is
+ * corrupt or out of order (a result for an unknown call, two results for
+ * one call, a turn before the previous turn's calls were all answered, a
+ * record after the final answer): such a log is never run further.
+ */
+int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * http.c — see include/forge/http.h.  The glue follows libcurl's
+ * multi-uv/ephiperfifo examples: curl tells us which sockets to watch
+ * (socket callback -> epoll_ctl) and when to call it back (timer callback
+ * -> timerfd); we tell curl what happened (curl_multi_socket_action) and
+ * then collect finished transfers (curl_multi_info_read).
+ */
+#include "forge/http.h"
+#include "forge/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+struct fg_http {
+	CURLM *multi;
+	int epfd, tfd;
+	int running;
+	CURL **pool;            /* idle easy handles, reused */
+	int npool, cappool;
+};
+
+static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	(void)e;
+	fg_http_t *h = userp;
+	struct epoll_event ev = { 0 };
+	ev.data.u64 = (FG_EV_HTTP_SOCK << 32) | (uint32_t)s;
+	if (what == CURL_POLL_REMOVE) {
+		epoll_ctl(h->epfd, EPOLL_CTL_DEL, s, NULL);
+		curl_multi_assign(h->multi, s, NULL);
+		return 0;
+	}
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	if (!socketp) {
+		if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, s, &ev) < 0 && errno == EEXIST)
+			epoll_ctl(h->epfd, EPOLL_CTL_MOD, s, &ev);
+		curl_multi_assign(h->multi, s, (void *)1);
+	} else {
+		epoll_ctl(h->epfd, EPOLL_CTL_MOD, s, &ev);
+	}
+	return 0;
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	(void)m;
+	fg_http_t *h = userp;
+	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
+	if (timeout_ms == 0)
+		its.it_value.tv_nsec = 1;
+	else if (timeout_ms > 0) {
+		its.it_value.tv_sec = timeout_ms / 1000;
+		its.it_value.tv_nsec = (timeout_ms % 1000) * 1000000L;
+	}
+	timerfd_settime(h->tfd, 0, &its, NULL);
+	return 0;
+}
+
+fg_http_t *fg_http_new(int epfd)
+{
+	fg_http_t *h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->epfd = epfd;
+	h->multi = curl_multi_init();
+	h->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (!h->multi || h->tfd < 0) {
+		free(h);
+		return NULL;
+	}
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 1024L);
+	struct epoll_event ev = { .events = EPOLLIN };
+	ev.data.u64 = FG_EV_HTTP_TIMER << 32;
+	epoll_ctl(epfd, EPOLL_CTL_ADD, h->tfd, &ev);
+	return h;
+}
+
+void fg_http_free(fg_http_t *h)
+{
+	if (!h)
+		return;
+	for (int i = 0; i < h->npool; i++)
+		curl_easy_cleanup(h->pool[i]);
+	free(h->pool);
+	curl_multi_cleanup(h->multi);
+	close(h->tfd);
+	free(h);
+}
+
+static size_t write_cb(char *p, size_t sz, size_t nm, void *ud)
+{
+	fg_req_t *q = ud;
+	size_t n = sz * nm;
+	if (q->streaming) {
+		if (q->status == 0)
+			curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &q->status);
+		if (q->status == 200) {
+			fg_llm_stream_feed(&q->stream, p, n);   /* errors kept in the stream */
+			return n;
+		}
+	}
+	if (q->n + n > q->max_reply) {
+		q->too_large = 1;
+		return 0;   /* aborts the transfer: CURLE_WRITE_ERROR */
+	}
+	if (q->n + n + 1 > q->cap) {
+		size_t c = q->cap ? q->cap : 4096;
+		while (c < q->n + n + 1)
+			c *= 2;
+		char *b = realloc(q->body, c);
+		if (!b)
+			return 0;
+		q->body = b;
+		q->cap = c;
+	}
+	memcpy(q->body + q->n, p, n);
+	q->n += n;
+	q->body[q->n] = '\0';
+	return n;
+}
+
+int fg_http_post(fg_http_t *h, fg_req_t *q, const char *url, char *body, size_t n,
+		 const char *key, long connect_ms, long total_ms)
+{
+	CURL *e = h->npool ? h->pool[--h->npool] : curl_easy_init();
+	if (!e) {
+		free(body);
+		snprintf(q->errbuf, sizeof(q->errbuf), "curl_easy_init failed");
+		return -1;
+	}
+	curl_easy_reset(e);
+	q->easy = e;
+	q->reqbody = body;
+	q->n = 0;
+	q->status = 0;
+	q->too_large = 0;
+	q->retry_after_s = -1;
+	q->errbuf[0] = '\0';
+	if (q->streaming)
+		fg_llm_stream_init(&q->stream);
+	q->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+	q->hdrs = curl_slist_append(q->hdrs, "Expect:");
+	if (q->streaming)
+		q->hdrs = curl_slist_append(q->hdrs, "Accept: text/event-stream");
+	if (key) {
+		char auth[1100];
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+		q->hdrs = curl_slist_append(q->hdrs, auth);
+		memset(auth, 0, sizeof(auth));
+	}
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->hdrs);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total_ms);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "forge/0.1");
+	if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+		snprintf(q->errbuf, sizeof(q->errbuf), "curl_multi_add_handle failed");
+		fg_req_reset(q);
+		return -1;
+	}
+	h->running++;
+	return 0;
+}
+
+static void release(fg_http_t *h, fg_req_t *q)
+{
+	if (!q->easy)
+		return;
+	curl_multi_remove_handle(h->multi, q->easy);
+	if (h->npool == h->cappool) {
+		h->cappool = h->cappool ? h->cappool * 2 : 64;
+		h->pool = realloc(h->pool, sizeof(CURL *) * (size_t)h->cappool);
+	}
+	h->pool[h->npool++] = q->easy;
+	q->easy = NULL;
+	curl_slist_free_all(q->hdrs);
+	q->hdrs = NULL;
+	free(q->reqbody);
+	q->reqbody = NULL;
+}
+
+void fg_req_reset(fg_req_t *q)
+{
+	free(q->body);
+	q->body = NULL;
+	q->n = q->cap = 0;
+	if (q->streaming && q->stream.content) {
+		fg_llm_reply_t r;
+		fg_llm_stream_finish(&q->stream, &r);
+		fg_llm_reply_free(&r);
+	}
+}
+
+void fg_http_cancel(fg_http_t *h, fg_req_t *q)
+{
+	if (q->easy) {
+		release(h, q);
+		h->running--;
+	}
+	fg_req_reset(q);
+}
+
+static void collect(fg_http_t *h)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		fg_req_t *q = NULL;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&q);
+		q->curl_rc = m->data.result;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &q->status);
+		curl_off_t ra = -1;
+		if (curl_easy_getinfo(m->easy_handle, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+			q->retry_after_s = (long)ra;
+		release(h, q);
+		h->running--;
+		q->done(q);
+	}
+}
+
+void fg_http_event(fg_http_t *h, uint64_t data, uint32_t events)
+{
+	int still;
+	if ((data >> 32) == FG_EV_HTTP_TIMER) {
+		uint64_t x;
+		ssize_t r = read(h->tfd, &x, sizeof(x));
+		(void)r;
+		curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &still);
+	} else {
+		int fd = (int)(uint32_t)data, flags = 0;
+		if (events & EPOLLIN)
+			flags |= CURL_CSELECT_IN;
+		if (events & EPOLLOUT)
+			flags |= CURL_CSELECT_OUT;
+		if (events & (EPOLLERR | EPOLLHUP))
+			flags |= CURL_CSELECT_ERR;
+		curl_multi_socket_action(h->multi, fd, flags, &still);
+	}
+	collect(h);
+}
+
+int fg_http_active(const fg_http_t *h)
+{
+	return h->running;
+}

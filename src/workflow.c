@@ -1,0 +1,98 @@
+/* workflow.c — see include/forge/workflow.h. */
+#include "forge/workflow.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int find_call(const fg_react_view_t *v, fg_str_t id)
+{
+	for (uint32_t i = 0; i < v->ncalls; i++)
+		if (v->calls[i].id.n == id.n && memcmp(v->calls[i].id.p, id.p, id.n) == 0)
+			return (int)i;
+	return -1;
+}
+
+int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *err, size_t errlen)
+{
+	uint32_t off = 0, at;
+	fg_rec_t r;
+	int rc, users = 0;
+	memset(v, 0, sizeof(*v));
+	for (;;) {
+		at = off;
+		rc = fg_rec_next(log, len, &off, &r);
+		if (rc <= 0)
+			break;
+		if (v->final || v->failed) {
+			snprintf(err, errlen, "record at byte %u follows the end of the conversation", at);
+			return -1;
+		}
+		switch (r.type) {
+		case FG_REC_SYSTEM:
+			break;
+		case FG_REC_USER:
+			users++;
+			break;
+		case FG_REC_USAGE:
+			break;
+		case FG_REC_ASSISTANT:
+		case FG_REC_TOOLCALLS:
+			if (v->pending) {
+				snprintf(err, errlen, "model turn at byte %u before %u tool results", at,
+					 v->pending);
+				return -1;
+			}
+			v->turns++;
+			if (r.type == FG_REC_ASSISTANT) {
+				v->final = 1;
+				v->answer = (fg_str_t){ (const char *)r.p, r.n };
+				v->ncalls = 0;
+				break;
+			}
+			int k = fg_rec_calls(&r, v->calls, FG_MAX_CALLS);
+			if (k < 0) {
+				snprintf(err, errlen, "malformed tool-call record at byte %u", at);
+				return -1;
+			}
+			v->ncalls = v->pending = (uint32_t)k;
+			memset(v->answered, 0, sizeof(v->answered));
+			memset(v->intent, 0, sizeof(v->intent));
+			break;
+		case FG_REC_TOOL:
+		case FG_REC_INTENT: {
+			fg_str_t id, text;
+			int i;
+			if (fg_rec_tool(&r, &id, r.type == FG_REC_TOOL ? &text : NULL) < 0 ||
+			    (i = find_call(v, id)) < 0) {
+				snprintf(err, errlen, "tool record at byte %u names no pending call", at);
+				return -1;
+			}
+			if (v->answered[i] || (r.type == FG_REC_INTENT && v->intent[i])) {
+				snprintf(err, errlen, "duplicated tool record for call %.*s at byte %u",
+					 (int)id.n, id.p, at);
+				return -1;
+			}
+			if (r.type == FG_REC_INTENT) {
+				v->intent[i] = 1;
+			} else {
+				v->answered[i] = 1;
+				v->pending--;
+			}
+			break;
+		}
+		case FG_REC_ERROR:
+			v->failed = 1;
+			v->error = (fg_str_t){ (const char *)r.p, r.n };
+			break;
+		}
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "checkpoint log is corrupt at byte %u of %u", at, len);
+		return -1;
+	}
+	if (users == 0) {
+		snprintf(err, errlen, "conversation has no user message");
+		return -1;
+	}
+	return 0;
+}
