@@ -1,0 +1,61 @@
+#!/bin/sh
+# ReAct sessions through real HTTP to mock-llm while workers are SIGKILLed
+# at random: every one of 1,000 sessions must end DONE with "The answer is
+# 4.", its conversation exactly user / tool call / tool result / answer (no
+# message twice: forgectl check validates every conversation), and the
+# check clean.  Then the same with mock-llm injecting 429s, 500s, malformed
+# and truncated replies and connection resets into a fifth of its replies.
+. "$(dirname "$0")/../lib.sh"
+MOCK=$ROOT/build/mock-llm
+PORT=$((20000 + $$ % 20000))
+write_config
+cat >> "$T/forge.yaml" <<YAML
+llm:
+  default: mock
+  providers:
+    mock:
+      base_url: http://127.0.0.1:$PORT/v1
+      max_retries: 30
+      retry_base_ms: 5
+      timeout_ms: 5000
+    scripted:
+      type: scripted
+YAML
+
+run_round() { # run_round NAME MOCK-ARGS...
+	name=$1; shift
+	"$MOCK" --port "$PORT" "$@" 2>>"$T/mock.log" &
+	MOCK_PID=$!
+	until_true 5 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+	before=$(stat .sessions.done)
+	ctl submit --workflow react --prompt "what is 2+2?" --count 1000 > "$T/ids.$name"
+	kills=0
+	end=$(( $(date +%s) + 120 ))
+	while ! ctl wait --timeout 0 2>/dev/null; do
+		[ "$(date +%s)" -lt "$end" ] || fail "$name: not done in 120 s: $(ctl stats)"
+		ctl kill-worker $(( $(od -An -N1 -tu1 /dev/urandom) % 2 )) >/dev/null 2>&1 && kills=$((kills + 1))
+		sleep 0.1
+	done
+	expect_all_done $((before + 1000))
+	bad=$(ctl sessions --state done --json | jq '[.[] | select(.workflow == "react" and .result != "The answer is 4.")] | length')
+	[ "$bad" = 0 ] || fail "$name: $bad sessions without the expected answer"
+	id=$(head -1 "$T/ids.$name")
+	ctl session "$id" --json | jq -e '[.messages[].role] == ["user","assistant","tool","assistant"]
+	  and .messages[1].tool_calls[0].function.name == "calculator" and .messages[2].content == "4"
+	  and .steps == 2' >/dev/null || fail "$name: conversation of $id: $(ctl session "$id" --json)"
+	kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null || true; MOCK_PID=
+	[ "$kills" -ge 3 ] || fail "$name: only $kills kills landed"
+	echo "$name: 1000 done, $kills kills" >> "$T/summary"
+}
+
+start_forged
+run_round plain --latency-ms 300
+run_round faults --latency-ms 100 --fail-rate 0.2 --fail 429,500,malformed,truncated,reset
+retries=$(stat .llm.retries)
+[ "$retries" -gt 50 ] || fail "only $retries retries with a fifth of replies failing"
+# scripted provider: no network, same conversation shape, under kills too
+ctl submit --workflow react --prompt "what is 2+2?" --provider scripted --count 2000 -c "$T/forge.yaml" > /dev/null
+ctl kill-worker 0 > /dev/null || true
+expect_all_done 4000
+stop_forged
+echo "react_chaos: $(tr '\n' ';' < "$T/summary") $retries LLM retries, 2000 scripted; every answer right, check clean"
