@@ -1,38 +1,51 @@
 #!/bin/sh
-# Synthetic sessions per second with W workers: N sessions of STEPS steps
-# are queued while forged is stopped, then forged starts and the rate is
-# taken from the region itself (first claim to last finish).
-# Usage: sessions.sh W N STEPS RUNS   (prints the median, sessions/s)
+# Sessions per second with W workers: N sessions are queued while forged is
+# stopped, then forged starts and the rate is taken from the region itself
+# (first claim to last finish).  Prints the median of RUNS runs.
+# Usage: sessions.sh W N RUNS SUBMIT-ARGS...
+#   e.g. sessions.sh 2 1000000 3 --workflow synthetic --steps 2
+#        LLM_PORT=P sessions.sh 2 20000 3 --workflow react --prompt q --provider mock
 set -eu
-W=$1 N=$2 STEPS=$3 RUNS=$4
+W=$1 N=$2 RUNS=$3
+shift 3
 B=$(cd "$(dirname "$0")/.." && pwd)/build
 T=$(mktemp -d /tmp/forge-bench.XXXXXX)
 trap 'pkill -TERM -f "forged -c $T" 2>/dev/null || true; sleep 0.2; rm -rf "$T"' EXIT
+LOG=0
+case "$*" in *react*) LOG=512 ;; esac
 cat > "$T/forge.yaml" <<YAML
 supervisor:
   workers: $W
 region:
   path: $T/region
   sessions: $N
-  checkpoint_bytes: 0
+  checkpoint_bytes: $LOG
 worker:
-  max_inflight: 1024
+  max_inflight: 128
 log:
   level: warn
+llm:
+  default: scripted
+  providers:
+    scripted:
+      type: scripted
+    mock:
+      base_url: http://127.0.0.1:${LLM_PORT:-8089}/v1
 YAML
+ctl() { "$B/forgectl" -c "$T/forge.yaml" "$@"; }
 rates=""
 for r in $(seq "$RUNS"); do
 	rm -f "$T/region"
 	"$B/forged" -c "$T/forge.yaml" 2>>"$T/log" & pid=$!
-	until [ "$("$B/forgectl" -r "$T/region" status --json 2>/dev/null | jq .workers_alive)" = "$W" ]; do sleep 0.05; done
+	until [ "$(ctl status --json 2>/dev/null | jq .workers_alive)" = "$W" ]; do sleep 0.05; done
 	kill -TERM $pid; wait $pid
-	"$B/forgectl" -r "$T/region" submit --workflow synthetic --steps "$STEPS" --count "$N" > /dev/null
+	ctl submit --count "$N" "$@" > /dev/null
 	"$B/forged" -c "$T/forge.yaml" 2>>"$T/log" & pid=$!
-	"$B/forgectl" -r "$T/region" wait --timeout 120
-	rate=$("$B/forgectl" -r "$T/region" stats --json | jq '.throughput.done_per_s | floor')
-	done_n=$("$B/forgectl" -r "$T/region" stats --json | jq .sessions.done)
-	[ "$done_n" = "$N" ] || { echo "sessions.sh: only $done_n of $N done" >&2; exit 1; }
-	"$B/forgectl" -r "$T/region" check > /dev/null
+	ctl wait --timeout 300
+	rate=$(ctl stats --json | jq '.throughput.done_per_s | floor')
+	done_n=$(ctl stats --json | jq .sessions.done)
+	[ "$done_n" = "$N" ] || { echo "sessions.sh: only $done_n of $N done" >&2; cat "$T/log" >&2; exit 1; }
+	ctl check > /dev/null
 	kill -TERM $pid; wait $pid
 	rates="$rates $rate"
 done

@@ -7,21 +7,24 @@
  */
 #include "forge/http.h"
 #include "forge/log.h"
+#include "forge/util.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 struct fg_http {
 	CURLM *multi;
-	int epfd, tfd;
+	int epfd;
+	uint64_t due_ns;        /* curl's timeout, 0 if none (no syscall to set it) */
 	int running;
 	CURL **pool;            /* idle easy handles, reused */
 	int npool, cappool;
 };
+
+static void collect(fg_http_t *h);
 
 static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 {
@@ -45,19 +48,36 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
 	return 0;
 }
 
+/* curl calls this very often: keep it to a store; the worker's loop reads
+ * the deadline (fg_http_timeout_ms) and calls fg_http_tick when it is due.
+ * (A timerfd_settime per call was 13% of a worker's time.) */
 static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 {
 	(void)m;
 	fg_http_t *h = userp;
-	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
-	if (timeout_ms == 0)
-		its.it_value.tv_nsec = 1;
-	else if (timeout_ms > 0) {
-		its.it_value.tv_sec = timeout_ms / 1000;
-		its.it_value.tv_nsec = (timeout_ms % 1000) * 1000000L;
-	}
-	timerfd_settime(h->tfd, 0, &its, NULL);
+	h->due_ns = timeout_ms < 0 ? 0 : fg_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	return 0;
+}
+
+int fg_http_timeout_ms(const fg_http_t *h, int cap_ms)
+{
+	if (!h->due_ns)
+		return cap_ms;
+	uint64_t now = fg_now_ns();
+	if (h->due_ns <= now)
+		return 0;
+	uint64_t ms = (h->due_ns - now + 999999) / 1000000;
+	return cap_ms >= 0 && ms > (uint64_t)cap_ms ? cap_ms : (int)ms;
+}
+
+void fg_http_tick(fg_http_t *h)
+{
+	if (!h->due_ns || h->due_ns > fg_now_ns())
+		return;
+	int still;
+	h->due_ns = 0;
+	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &still);
+	collect(h);
 }
 
 fg_http_t *fg_http_new(int epfd)
@@ -67,8 +87,7 @@ fg_http_t *fg_http_new(int epfd)
 		return NULL;
 	h->epfd = epfd;
 	h->multi = curl_multi_init();
-	h->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (!h->multi || h->tfd < 0) {
+	if (!h->multi) {
 		free(h);
 		return NULL;
 	}
@@ -77,9 +96,6 @@ fg_http_t *fg_http_new(int epfd)
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
 	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 1024L);
-	struct epoll_event ev = { .events = EPOLLIN };
-	ev.data.u64 = FG_EV_HTTP_TIMER << 32;
-	epoll_ctl(epfd, EPOLL_CTL_ADD, h->tfd, &ev);
 	return h;
 }
 
@@ -91,7 +107,6 @@ void fg_http_free(fg_http_t *h)
 		curl_easy_cleanup(h->pool[i]);
 	free(h->pool);
 	curl_multi_cleanup(h->multi);
-	close(h->tfd);
 	free(h);
 }
 
@@ -240,12 +255,7 @@ static void collect(fg_http_t *h)
 void fg_http_event(fg_http_t *h, uint64_t data, uint32_t events)
 {
 	int still;
-	if ((data >> 32) == FG_EV_HTTP_TIMER) {
-		uint64_t x;
-		ssize_t r = read(h->tfd, &x, sizeof(x));
-		(void)r;
-		curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &still);
-	} else {
+	{
 		int fd = (int)(uint32_t)data, flags = 0;
 		if (events & EPOLLIN)
 			flags |= CURL_CSELECT_IN;

@@ -550,27 +550,35 @@ static void check_signals(worker_t *w)
 static void wait_events(worker_t *w, int timeout_ms)
 {
 	struct epoll_event ev[64];
+	/* Sleep until the first of: the next session timer (ns resolution,
+	 * through epoll_pwait2, so no timerfd_settime per wait), curl's next
+	 * timeout, the caller's cap. */
+	uint64_t wait_ns = timeout_ms < 0 ? UINT64_MAX : (uint64_t)timeout_ms * 1000000u;
 	if (w->nheap > 0) {
 		uint64_t now = fg_now_ns(), due = w->heap[0]->due_ns;
-		struct itimerspec its = { { 0, 0 }, { 0, 0 } };
 		if (due <= now)
 			return;
-		uint64_t d = due - now;
-		its.it_value.tv_sec = (time_t)(d / 1000000000u);
-		its.it_value.tv_nsec = (long)(d % 1000000000u);
-		timerfd_settime(w->tfd, 0, &its, NULL);
+		if (due - now < wait_ns)
+			wait_ns = due - now;
 	}
-	int n = epoll_wait(w->epfd, ev, 64, timeout_ms);
+	if (fg_http_active(w->http)) {
+		uint64_t c = (uint64_t)fg_http_timeout_ms(w->http, -1);
+		if (c != (uint64_t)-1 && c * 1000000u < wait_ns)
+			wait_ns = c * 1000000u;
+	}
+	struct timespec ts = { (time_t)(wait_ns / 1000000000u), (long)(wait_ns % 1000000000u) };
+	int n = epoll_pwait2(w->epfd, ev, 64, wait_ns == UINT64_MAX ? NULL : &ts, NULL);
 	for (int i = 0; i < n; i++) {
 		uint64_t tag = ev[i].data.u64 >> 32;
 		if (tag == EV_TIMER) {
 			uint64_t x;
 			ssize_t rd = read(w->tfd, &x, sizeof(x));
 			(void)rd;
-		} else if (tag == FG_EV_HTTP_TIMER || tag == FG_EV_HTTP_SOCK) {
+		} else if (tag == FG_EV_HTTP_SOCK) {
 			fg_http_event(w->http, ev[i].data.u64, ev[i].events);
 		}
 	}
+	fg_http_tick(w->http);
 }
 
 static int rings_nonempty(worker_t *w)

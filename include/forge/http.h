@@ -1,7 +1,7 @@
 /*
  * http.h — HTTP client requests inside a worker's event loop: libcurl's
- * multi socket API driven by the worker's epoll (sockets) and a timerfd
- * (curl's timeouts).  Connections are kept alive and reused by the multi
+ * multi socket API driven by the worker's epoll (sockets) and the loop's
+ * own wait timeout (curl's timeouts: fg_http_timeout_ms / fg_http_tick).  Connections are kept alive and reused by the multi
  * handle's connection cache; hundreds of requests run at once per worker.
  *
  * Ownership: the caller allocates an fg_req_t and keeps it until its done
@@ -16,7 +16,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FG_EV_HTTP_TIMER 3ull
 #define FG_EV_HTTP_SOCK  4ull   /* epoll data: (FG_EV_HTTP_SOCK << 32) | fd */
 
 typedef struct fg_req fg_req_t;
@@ -68,5 +67,10 @@ void fg_req_reset(fg_req_t *q);
 void fg_http_event(fg_http_t *h, uint64_t data, uint32_t events);
 
 int fg_http_active(const fg_http_t *h);
+
+/* Milliseconds until curl wants to be called back (at most cap_ms; cap_ms
+ * if it does not); and the call itself, which does nothing if not due. */
+int  fg_http_timeout_ms(const fg_http_t *h, int cap_ms);
+void fg_http_tick(fg_http_t *h);
 
 #endif
