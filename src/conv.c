@@ -2,6 +2,7 @@
 #include "forge/conv.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void put(fg_buf_t *b, const void *p, size_t n)
@@ -147,11 +148,38 @@ int fg_rec_tool(const fg_rec_t *r, fg_str_t *id, fg_str_t *text)
 	return 0;
 }
 
+/* Invalid UTF-8 from a model or a tool is carried, not fatal: each bad
+ * byte becomes U+FFFD (as in the request builder, llm.c). */
 static json_t *jstr(const void *p, size_t n)
 {
 	json_t *s = json_stringn((const char *)p, n);
-	/* invalid UTF-8 from a model or tool is carried, not fatal */
-	return s ? s : json_string("\xef\xbf\xbd");
+	if (s)
+		return s;
+	const unsigned char *in = p;
+	char *out = malloc(n * 3 + 1);
+	size_t o = 0, i = 0;
+	if (!out)
+		return json_string("");
+	while (i < n) {
+		unsigned char c = in[i];
+		size_t len = c < 0x80 ? 1 : c >= 0xf0 && c < 0xf5 ? 4 : c >= 0xe0 ? 3 :
+			     c >= 0xc2 && c < 0xe0 ? 2 : 0;
+		int ok = len > 0 && i + len <= n;
+		for (size_t k = 1; ok && k < len; k++)
+			ok = (in[i + k] & 0xc0) == 0x80;
+		if (ok) {
+			memcpy(out + o, in + i, len);
+			o += len;
+			i += len;
+		} else {
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		}
+	}
+	s = json_stringn(out, o);
+	free(out);
+	return s ? s : json_string("");
 }
 
 static json_t *build(const uint8_t *log, uint32_t len, char *err, size_t errlen, int full,

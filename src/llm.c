@@ -111,6 +111,158 @@ static void take_message(fg_llm_reply_t *r, json_t *msg)
 	fail(r, "reply has neither content nor tool_calls%s", NULL);
 }
 
+typedef struct sb {
+	char *p;
+	size_t n, cap;
+	int oom;
+} sb_t;
+
+static void sb_put(sb_t *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->n + n + 1 > b->cap) {
+		size_t c = b->cap ? b->cap * 2 : 1024;
+		while (c < b->n + n + 1)
+			c *= 2;
+		char *q = realloc(b->p, c);
+		if (!q) {
+			b->oom = 1;
+			return;
+		}
+		b->p = q;
+		b->cap = c;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+}
+
+#define SB_LIT(b, s) sb_put(b, s, sizeof(s) - 1)
+
+/* A JSON string literal; bytes that are not valid UTF-8 become U+FFFD. */
+static void sb_jstr(sb_t *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	SB_LIT(b, "\"");
+	size_t i = 0, run = 0;
+	while (i < n) {
+		unsigned char c = (unsigned char)s[i];
+		size_t len = 1;
+		int ok = 1;
+		if (c >= 0x80) {
+			len = c >= 0xf0 && c < 0xf5 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+			if (len == 0 || i + len > n)
+				ok = 0;
+			for (size_t k = 1; ok && k < len; k++)
+				if (((unsigned char)s[i + k] & 0xc0) != 0x80)
+					ok = 0;
+		}
+		if (ok && c >= 0x20 && c != '"' && c != '\\') {
+			i += len;
+			run += len;
+			continue;
+		}
+		sb_put(b, s + i - run, run);
+		run = 0;
+		if (!ok) {
+			SB_LIT(b, "\xef\xbf\xbd");
+			i++;
+			continue;
+		}
+		char esc[7] = { '\\', (char)c, 0 };
+		if (c == '\n') esc[1] = 'n';
+		else if (c == '\r') esc[1] = 'r';
+		else if (c == '\t') esc[1] = 't';
+		if (c < 0x20 && c != '\n' && c != '\r' && c != '\t') {
+			esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
+			esc[4] = hex[c >> 4]; esc[5] = hex[c & 15];
+			sb_put(b, esc, 6);
+		} else {
+			sb_put(b, esc, 2);
+		}
+		i++;
+	}
+	sb_put(b, s + i - run, run);
+	SB_LIT(b, "\"");
+}
+
+char *fg_llm_request_log(const char *model, const uint8_t *log, uint32_t len,
+			 const char *tools_json, int stream, size_t *n, char *err, size_t errlen)
+{
+	static const char *const roles[] = { "", "system", "user", "assistant" };
+	sb_t b = { 0 };
+	uint32_t off = 0;
+	fg_rec_t r;
+	int rc, first = 1;
+	SB_LIT(&b, "{\"model\":");
+	sb_jstr(&b, model, strlen(model));
+	SB_LIT(&b, ",\"messages\":[");
+	while ((rc = fg_rec_next(log, len, &off, &r)) == 1) {
+		if (r.type == FG_REC_USAGE || r.type == FG_REC_INTENT || r.type == FG_REC_ERROR)
+			continue;
+		if (!first)
+			SB_LIT(&b, ",");
+		first = 0;
+		if (r.type <= FG_REC_ASSISTANT) {
+			SB_LIT(&b, "{\"role\":\"");
+			sb_put(&b, roles[r.type], strlen(roles[r.type]));
+			SB_LIT(&b, "\",\"content\":");
+			sb_jstr(&b, (const char *)r.p, r.n);
+			SB_LIT(&b, "}");
+		} else if (r.type == FG_REC_TOOLCALLS) {
+			fg_call_t c[FG_MAX_CALLS];
+			int k = fg_rec_calls(&r, c, FG_MAX_CALLS);
+			if (k < 0)
+				goto corrupt;
+			SB_LIT(&b, "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[");
+			for (int i = 0; i < k; i++) {
+				if (i)
+					SB_LIT(&b, ",");
+				SB_LIT(&b, "{\"id\":");
+				sb_jstr(&b, c[i].id.p, c[i].id.n);
+				SB_LIT(&b, ",\"type\":\"function\",\"function\":{\"name\":");
+				sb_jstr(&b, c[i].name.p, c[i].name.n);
+				SB_LIT(&b, ",\"arguments\":");
+				sb_jstr(&b, c[i].args.p, c[i].args.n);
+				SB_LIT(&b, "}}");
+			}
+			SB_LIT(&b, "]}");
+		} else {   /* FG_REC_TOOL */
+			fg_str_t id, text;
+			if (fg_rec_tool(&r, &id, &text) < 0)
+				goto corrupt;
+			SB_LIT(&b, "{\"role\":\"tool\",\"tool_call_id\":");
+			sb_jstr(&b, id.p, id.n);
+			SB_LIT(&b, ",\"content\":");
+			sb_jstr(&b, text.p, text.n);
+			SB_LIT(&b, "}");
+		}
+	}
+	if (rc < 0)
+		goto corrupt;
+	SB_LIT(&b, "]");
+	if (tools_json) {
+		SB_LIT(&b, ",\"tools\":");
+		sb_put(&b, tools_json, strlen(tools_json));
+		SB_LIT(&b, ",\"tool_choice\":\"auto\"");
+	}
+	if (stream)
+		SB_LIT(&b, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+	SB_LIT(&b, "}");
+	if (b.oom) {
+		free(b.p);
+		snprintf(err, errlen, "out of memory building the request");
+		return NULL;
+	}
+	*n = b.n;
+	return b.p;
+corrupt:
+	free(b.p);
+	snprintf(err, errlen, "checkpoint log is corrupt at byte %u of %u", off, len);
+	return NULL;
+}
+
 void fg_llm_parse(const char *body, size_t len, fg_llm_reply_t *r)
 {
 	json_error_t je;

@@ -78,6 +78,7 @@ typedef struct worker {
 	uint32_t steal_from;
 	fg_http_t *http;
 	json_t *tools;          /* the tools array sent to models */
+	char *tools_str;        /* ... serialized once            */
 	uint8_t *scratch;       /* records built before a commit  */
 	uint32_t scratch_n;
 } worker_t;
@@ -492,14 +493,13 @@ static void react_step(worker_t *w, wsess_t *s)
 		return;
 	}
 	len = FG_CKPT_LEN(atomic_load_explicit(&fg_sess(w->r, s->idx)->ckpt, memory_order_relaxed));
-	json_t *msgs = fg_conv_messages(log, len, err, sizeof(err));
-	if (!msgs) {
+	size_t n;
+	char *body = fg_llm_request_log(p->model, log, len, w->tools_str, (int)p->stream, &n,
+					err, sizeof(err));
+	if (!body) {
 		react_fail(w, s, "%s", err);
 		return;
 	}
-	size_t n;
-	char *body = fg_llm_request(p->model, msgs, w->tools, (int)p->stream, &n);
-	json_decref(msgs);
 	char url[600];
 	snprintf(url, sizeof(url), "%s/chat/completions", p->base_url);
 	const char *key = p->api_key_env[0] ? getenv(p->api_key_env) : NULL;
@@ -507,7 +507,7 @@ static void react_step(worker_t *w, wsess_t *s)
 	s->req.done = on_http_done;
 	s->req.max_reply = p->max_reply_bytes;
 	s->req.streaming = (int)p->stream;
-	if (!body || fg_http_post(w->http, &s->req, url, body, n, key && *key ? key : NULL,
+	if (fg_http_post(w->http, &s->req, url, body, n, key && *key ? key : NULL,
 				  (long)p->connect_timeout_ms, (long)p->timeout_ms) < 0) {
 		react_fail(w, s, "cannot start the LLM request: %s", s->req.errbuf);
 		return;
@@ -660,6 +660,7 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 	epoll_ctl(w.epfd, EPOLL_CTL_ADD, w.tfd, &ev);
 	w.http = fg_http_new(w.epfd);
 	w.tools = fg_tools_json();
+	w.tools_str = json_dumps(w.tools, JSON_COMPACT);
 	w.scratch_n = r->hdr->log_bytes + 4096;
 	w.scratch = malloc(w.scratch_n);
 	if (!w.http || !w.scratch) {
@@ -751,6 +752,7 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 	free(w.heap);
 	free(w.scratch);
 	json_decref(w.tools);
+	free(w.tools_str);
 	fg_http_free(w.http);
 	return 0;
 }

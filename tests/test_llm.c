@@ -203,6 +203,43 @@ static void test_conv_roundtrip(void **state)
 	assert_true(small.overflow);
 }
 
+static void test_request_from_log(void **state)
+{
+	(void)state;
+	uint8_t mem[512];
+	fg_buf_t b = { mem, 0, sizeof(mem), 0 };
+	const char *odd = "tab\t \"quote\" back\\ nl\n \x01 caf\xc3\xa9 bad\xff end";
+	fg_buf_rec(&b, FG_REC_SYSTEM, "be brief", 8);
+	fg_buf_rec(&b, FG_REC_USER, odd, strlen(odd));
+	fg_call_t c = { { "call_1", 6 }, { "calculator", 10 }, { "{\"expression\":\"2+2\"}", 20 } };
+	uint8_t usage[8] = { 0 };
+	fg_buf_rec(&b, FG_REC_USAGE, usage, 8);
+	fg_buf_toolcalls(&b, &c, 1);
+	fg_buf_tool(&b, c.id, "4", 1);
+	char err[128];
+	json_t *tools = fg_tools_json();
+	char *ts = json_dumps(tools, JSON_COMPACT);
+	for (int stream = 0; stream < 2; stream++) {
+		size_t n1, n2;
+		char *direct = fg_llm_request_log("m", mem, b.n, ts, stream, &n1, err, sizeof(err));
+		json_t *msgs = fg_conv_messages(mem, b.n, err, sizeof(err));
+		char *tree = fg_llm_request("m", msgs, tools, stream, &n2);
+		json_t *a = json_loadb(direct, n1, 0, NULL), *t = json_loadb(tree, n2, 0, NULL);
+		assert_non_null(a);
+		if (!json_equal(a, t))
+			fail_msg("direct:\n%s\ntree:\n%s", direct, tree);
+		json_decref(a);
+		json_decref(t);
+		json_decref(msgs);
+		free(direct);
+		free(tree);
+	}
+	size_t n;
+	assert_null(fg_llm_request_log("m", mem, b.n - 1, ts, 0, &n, err, sizeof(err)));
+	free(ts);
+	json_decref(tools);
+}
+
 static void test_calculator(void **state)
 {
 	(void)state;
@@ -278,6 +315,7 @@ int main(void)
 		cmocka_unit_test(test_stream_content_and_faults),
 		cmocka_unit_test(test_request_body),
 		cmocka_unit_test(test_conv_roundtrip),
+		cmocka_unit_test(test_request_from_log),
 		cmocka_unit_test(test_calculator),
 		cmocka_unit_test(test_scripted),
 	};

@@ -35,6 +35,15 @@ void fg_llm_reply_free(fg_llm_reply_t *r);
 char *fg_llm_request(const char *model, json_t *messages, json_t *tools, int stream,
 		     size_t *len);
 
+/*
+ * The same request body built straight from a conversation log, without
+ * building a JSON tree (the hot path of every model turn).  tools_json is
+ * the serialized tools array or NULL.  Returns NULL with err set if the
+ * log is corrupt.  Caller frees.
+ */
+char *fg_llm_request_log(const char *model, const uint8_t *log, uint32_t len,
+			 const char *tools_json, int stream, size_t *n, char *err, size_t errlen);
+
 /* Parses a whole (non-streamed) reply body. */
 void fg_llm_parse(const char *body, size_t len, fg_llm_reply_t *r);
 
