@@ -230,8 +230,22 @@ static uint32_t intake(worker_t *w, uint32_t room)
 
 /* ---- synthetic ---------------------------------------------------------- */
 
+static void finish(worker_t *w, wsess_t *s, uint32_t state)
+{
+	if (fg_session_finish(&w->a, s->idx, s->entry, state) < 0)
+		log_warnx("session %u: lost its lease before finishing", s->idx);
+	sess_free(w, s);
+}
+
+
 static void synthetic_step(worker_t *w, wsess_t *s)
 {
+	/* Resumed after its last step was committed but before it finished:
+	 * finish it, do not step again. */
+	if (s->st.step >= s->steps) {
+		finish(w, s, FG_S_DONE);
+		return;
+	}
 	fg_wstate_t st = s->st;
 	st.step++;
 	st.checksum = fg_synthetic_fold(st.checksum, st.step);
@@ -243,22 +257,13 @@ static void synthetic_step(worker_t *w, wsess_t *s)
 	}
 	s->st = st;
 	if (st.step >= s->steps) {
-		if (fg_session_finish(&w->a, s->idx, s->entry, FG_S_DONE) < 0)
-			log_warnx("session %u: lost its lease before finishing", s->idx);
-		sess_free(w, s);
+		finish(w, s, FG_S_DONE);
 		return;
 	}
 	schedule(w, s);
 }
 
 /* ---- react ------------------------------------------------------------------ */
-
-static void finish(worker_t *w, wsess_t *s, uint32_t state)
-{
-	if (fg_session_finish(&w->a, s->idx, s->entry, state) < 0)
-		log_warnx("session %u: lost its lease before finishing", s->idx);
-	sess_free(w, s);
-}
 
 /* Commits an ERROR record (if it fits) and finishes the session FAILED. */
 static void react_fail(worker_t *w, wsess_t *s, const char *fmt, ...)

@@ -41,7 +41,10 @@ for p in $worker_points; do
 			fail "$p: worker 0 never held sessions"
 		ctl kill-worker 0 --signal TERM > /dev/null ;;
 	*)
-		ctl submit --workflow synthetic --steps 4 --count 400 --delay-us 1000 > "$T/ids" ;;
+		# 1-step sessions first: the 5th commit is then a session's last
+		# step, the window between its final checkpoint and its finish
+		ctl submit --workflow synthetic --steps 1 --count 200 --delay-us 1000 > "$T/ids"
+		ctl submit --workflow synthetic --steps 4 --count 200 --delay-us 1000 >> "$T/ids" ;;
 	esac
 	WAIT_S=60 expect_all_done 400
 	grep -q "crash point reached" "$T/forged.log" || fail "$p: the crash point was never reached"
