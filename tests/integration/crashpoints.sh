@@ -74,6 +74,28 @@ for p in $submit_points; do
 	expect_all_done $((104 + extra))
 	n=$((n + 1))
 done
+# ReAct sessions (scripted provider): a worker killed in each commit window
+# of a conversation resumes it with no message lost or repeated (check
+# validates every conversation), the last turn's window included.
+for p in ckpt.commit.after_write ckpt.commit.after_publish session.finish.after_cas \
+	 session.claim.after_cas; do
+	for nth in 2 3 4; do   # a model turn, a tool result, the final answer
+		reset_region
+		WORKERS=1 write_config   # one worker: it must be the one to hit the point
+		printf 'llm:\n  default: s\n  providers:\n    s:\n      type: scripted\n' >> "$T/forge.yaml"
+		export FORGE_CRASHPOINT="$p:$nth" FORGE_CRASH_SLOT=0 WORKERS=1
+		start_forged
+		unset FORGE_CRASHPOINT FORGE_CRASH_SLOT WORKERS
+		ctl submit --workflow react --prompt "what is 2+2?" --count 300 > /dev/null
+		expect_all_done 300
+		grep -q "crash point reached" "$T/forged.log" || fail "react $p:$nth: never reached"
+		[ "$(ctl sessions --state done --json | jq '[.[] | select(.result == "The answer is 4." and .steps == 2)] | length')" = 300 ] ||
+			fail "react $p:$nth: not every session answered in exactly 2 turns"
+		n=$((n + 1))
+	done
+done
+write_config
+
 # forgectl killed right after taking a client slot: the slot comes back
 reset_region
 start_forged
