@@ -57,9 +57,10 @@ testbin:
 	@$(MAKE) --no-print-directory B=build/test CFLAGS="-O1 -g" EXTRA=-DFG_CRASHPOINTS \
 		build/test/forged build/test/forgectl
 
-# Runs forged in the foreground on config/forge.yaml (Ctrl-C drains and stops it).
+# Runs the mock LLM and forged in the foreground on config/forge.yaml
+# (Ctrl-C drains and stops it).
 run: all
-	./build/forged -c config/forge.yaml
+	@sh tools/run.sh
 
 unit: deps $(TESTS:%=$(B)/tests/%)
 	@sh tests/run_unit.sh $(B)/tests $(TESTS)

@@ -21,7 +21,7 @@ region:
   sessions: $N
   checkpoint_bytes: $LOG
 worker:
-  max_inflight: 128
+  max_inflight: ${MAX_INFLIGHT:-1024}
 log:
   level: warn
 llm:
