@@ -302,6 +302,9 @@ void fg_config_defaults(fg_config_t *c)
 	snprintf(p->api_key_env, sizeof(p->api_key_env), "OPENAI_API_KEY");
 	snprintf(c->http_listen, sizeof(c->http_listen), "127.0.0.1:8080");
 	c->max_steps = 10;
+	c->file_read_max = 65536;
+	c->shell_timeout_ms = 5000;
+	c->shell_max_output = 65536;
 	snprintf(c->interrupted, sizeof(c->interrupted), "result");
 	fg_provider_defaults(p);
 }
@@ -615,6 +618,172 @@ static int walk_providers(ctx_t *x, const node_t *map, fg_config_t *c)
 	return 0;
 }
 
+/* A sequence of strings into a fixed array; returns the count or -1. */
+static int str_list(ctx_t *x, const node_t *seq, const char *path, char *out, size_t width,
+		    uint32_t max)
+{
+	if (seq->type != N_SEQ) {
+		errat(x, seq->line, seq->col, path, "expected a sequence of strings");
+		return -1;
+	}
+	if ((uint32_t)seq->nkids > max) {
+		errat(x, seq->line, seq->col, path, "more than %u entries", max);
+		return -1;
+	}
+	for (int i = 0; i < seq->nkids; i++) {
+		char ip[600];
+		snprintf(ip, sizeof(ip), "%s[%d]", path, i);
+		key_t_ kk = { ip, K_STR, 0, width, 0, 0 };
+		if (set_value(x, &kk, &seq->kids[i], (fg_config_t *)(void *)(out + (size_t)i * width)) < 0)
+			return -1;
+	}
+	return seq->nkids;
+}
+
+#define EU(n, f, lo, hi) { n, K_UINT, offsetof(fg_external_cfg_t, f), 0, lo, hi }
+#define ES(n, f) { n, K_STR, offsetof(fg_external_cfg_t, f), sizeof(((fg_external_cfg_t *)0)->f), 0, 0 }
+static const key_t_ eschema[] = {
+	ES("description", description),
+	ES("schema", schema),
+	EU("timeout_ms", timeout_ms, 1, 3600000),
+	EU("max_output", max_output, 16, 16u << 20),
+	{ "idempotent", K_BOOL, offsetof(fg_external_cfg_t, idempotent), 0, 0, 1 },
+	{ NULL, 0, 0, 0, 0, 0 }
+};
+
+static int walk_tools(ctx_t *x, const node_t *map, fg_config_t *c)
+{
+	if (map->type != N_MAP) {
+		errat(x, map->line, map->col, "tools", "expected a mapping");
+		return -1;
+	}
+	if (check_dups(x, map, "tools") < 0)
+		return -1;
+	for (int i = 0; i < map->nkids; i += 2) {
+		const node_t *k = &map->kids[i], *v = &map->kids[i + 1];
+		char path[512];
+		snprintf(path, sizeof(path), "tools.%s", k->val);
+		if (v->type != N_MAP) {
+			errat(x, v->line, v->col, path, "expected a mapping");
+			return -1;
+		}
+		if (check_dups(x, v, path) < 0)
+			return -1;
+		if (!strcmp(k->val, "file_read") || !strcmp(k->val, "shell")) {
+			int fr = k->val[0] == 'f';
+			for (int j = 0; j < v->nkids; j += 2) {
+				const node_t *pk = &v->kids[j], *pv = &v->kids[j + 1];
+				char kp[640];
+				snprintf(kp, sizeof(kp), "%s.%s", path, pk->val);
+				key_t_ kk = { kp, K_UINT, 0, 0, 1, 1u << 30 };
+				if (fr && !strcmp(pk->val, "root")) {
+					kk = (key_t_){ kp, K_STR, offsetof(fg_config_t, file_read_root),
+						       sizeof(c->file_read_root), 0, 0 };
+				} else if (fr && !strcmp(pk->val, "max_bytes")) {
+					kk.off = offsetof(fg_config_t, file_read_max);
+				} else if (!fr && !strcmp(pk->val, "allow")) {
+					int n = str_list(x, pv, kp, &c->shell_allow[0][0],
+							 sizeof(c->shell_allow[0]), FG_MAX_ALLOW);
+					if (n < 0)
+						return -1;
+					c->shell_nallow = (uint32_t)n;
+					for (int q = 0; q < n; q++)
+						if (strchr(c->shell_allow[q], ' ')) {
+							errat(x, pv->line, pv->col, kp,
+							      "\"%s\" is not a program name", c->shell_allow[q]);
+							return -1;
+						}
+					continue;
+				} else if (!fr && !strcmp(pk->val, "timeout_ms")) {
+					kk.off = offsetof(fg_config_t, shell_timeout_ms);
+				} else if (!fr && !strcmp(pk->val, "max_output")) {
+					kk.off = offsetof(fg_config_t, shell_max_output);
+				} else {
+					errat(x, pk->line, pk->col, kp, "unknown key");
+					return -1;
+				}
+				if (set_value(x, &kk, pv, c) < 0)
+					return -1;
+			}
+			if (fr && c->file_read_root[0] != '/') {
+				errat(x, v->line, v->col, path, "root must be an absolute directory path");
+				return -1;
+			}
+			continue;
+		}
+		if (strcmp(k->val, "external") != 0) {
+			errat(x, k->line, k->col, path, "unknown key (file_read, shell or external)");
+			return -1;
+		}
+		c->nexternal = 0;
+		for (int j = 0; j < v->nkids; j += 2) {
+			const node_t *ek = &v->kids[j], *ev = &v->kids[j + 1];
+			char ep[600];
+			snprintf(ep, sizeof(ep), "tools.external.%s", ek->val);
+			if (c->nexternal == FG_MAX_EXTERNAL) {
+				errat(x, ek->line, ek->col, ep, "more than %d external tools", FG_MAX_EXTERNAL);
+				return -1;
+			}
+			fg_external_cfg_t *e = &c->external[c->nexternal++];
+			memset(e, 0, sizeof(*e));
+			e->timeout_ms = 10000;
+			e->max_output = 65536;
+			e->idempotent = 1;
+			snprintf(e->schema, sizeof(e->schema), "{\"type\":\"object\"}");
+			if (strlen(ek->val) >= sizeof(e->name) || !ek->val[0] ||
+			    strspn(ek->val, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+				    strlen(ek->val)) {
+				errat(x, ek->line, ek->col, ep, "a tool name is 1 to 63 of [A-Za-z0-9_-]");
+				return -1;
+			}
+			snprintf(e->name, sizeof(e->name), "%s", ek->val);
+			if (ev->type != N_MAP) {
+				errat(x, ev->line, ev->col, ep, "expected a mapping");
+				return -1;
+			}
+			if (check_dups(x, ev, ep) < 0)
+				return -1;
+			for (int q = 0; q < ev->nkids; q += 2) {
+				const node_t *pk = &ev->kids[q], *pv = &ev->kids[q + 1];
+				char kp[700];
+				snprintf(kp, sizeof(kp), "%s.%s", ep, pk->val);
+				if (!strcmp(pk->val, "command")) {
+					int n = str_list(x, pv, kp, &e->argv[0][0], sizeof(e->argv[0]),
+							 FG_MAX_ARGV);
+					if (n < 0)
+						return -1;
+					e->argc = (uint32_t)n;
+					continue;
+				}
+				const key_t_ *found = NULL;
+				for (const key_t_ *s = eschema; s->path; s++)
+					if (!strcmp(s->path, pk->val))
+						found = s;
+				if (!found) {
+					errat(x, pk->line, pk->col, kp, "unknown key");
+					return -1;
+				}
+				key_t_ kk = *found;
+				kk.path = kp;
+				if (set_value(x, &kk, pv, (fg_config_t *)(void *)e) < 0)
+					return -1;
+			}
+			if (e->argc == 0) {
+				errat(x, ev->line, ev->col, ep, "missing required key command");
+				return -1;
+			}
+			json_t *sj = json_loads(e->schema, 0, NULL);
+			int okschema = json_is_object(sj);
+			json_decref(sj);
+			if (!okschema) {
+				errat(x, ev->line, ev->col, ep, "schema is not a JSON object");
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 static int walk(ctx_t *x, const node_t *map, const char *prefix, fg_config_t *c)
 {
 	if (check_dups(x, map, prefix) < 0)
@@ -625,6 +794,11 @@ static int walk(ctx_t *x, const node_t *map, const char *prefix, fg_config_t *c)
 		snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", k->val);
 		if (strcmp(path, "llm.providers") == 0) {
 			if (walk_providers(x, v, c) < 0)
+				return -1;
+			continue;
+		}
+		if (strcmp(path, "tools") == 0) {
+			if (walk_tools(x, v, c) < 0)
 				return -1;
 			continue;
 		}

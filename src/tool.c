@@ -1,7 +1,19 @@
 /* tool.c — see include/forge/tool.h. */
 #include "forge/tool.h"
 
+#include "forge/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <math.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,8 +183,9 @@ too_long:
 }
 
 /* calculator {"expression": "..."} */
-static int run_calculator(const char *args, size_t n, char *out, size_t outlen)
+static int run_calculator(const fg_tool_t *t, const char *args, size_t n, char *out, size_t outlen)
 {
+	(void)t;
 	json_error_t je;
 	json_t *j = json_loadb(args, n, 0, &je);
 	const char *expr = json_string_value(json_object_get(j, "expression"));
@@ -195,29 +208,304 @@ static int run_calculator(const char *args, size_t n, char *out, size_t outlen)
 	return rc;
 }
 
-static const fg_tool_t tools[] = {
-	{ "calculator", "Evaluate an arithmetic expression (+ - * / % ^ and parentheses).",
-	  "{\"type\":\"object\",\"properties\":{\"expression\":{\"type\":\"string\","
-	  "\"description\":\"for example (2+3)*4\"}},\"required\":[\"expression\"]}",
-	  1, run_calculator },
-};
+/* file_read {"path": "relative/path"}: confined to tools.file_read.root by
+ * openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): no escape by "..", an
+ * absolute path or a symlink, checked by the kernel, not by string tests. */
+static int root_fd = -1;
+
+static int run_file_read(const fg_tool_t *t, const char *args, size_t n, char *out, size_t outlen)
+{
+	json_t *j = json_loadb(args, n, 0, NULL);
+	const char *path = json_string_value(json_object_get(j, "path"));
+	int rc = -1, fd = -1;
+	if (!path || !*path) {
+		snprintf(out, outlen, "error: \"path\" (a non-empty string) is required");
+		goto done;
+	}
+	struct open_how how = { .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+					   RESOLVE_NO_MAGICLINKS };
+	fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
+	if (fd < 0) {
+		snprintf(out, outlen, "error: cannot open %s: %s", path,
+			 errno == EXDEV || errno == ELOOP ? "outside the allowed directory"
+							  : strerror(errno));
+		goto done;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(out, outlen, "error: %s is not a regular file", path);
+		goto done;
+	}
+	size_t cap = t->max_output < outlen - 64 ? t->max_output : outlen - 64;
+	ssize_t got = read(fd, out, cap);
+	if (got < 0) {
+		snprintf(out, outlen, "error: cannot read %s: %s", path, strerror(errno));
+		goto done;
+	}
+	out[got] = '\0';
+	if (memchr(out, '\0', (size_t)got)) {
+		snprintf(out, outlen, "error: %s is a binary file", path);
+		goto done;
+	}
+	if ((off_t)got < st.st_size)
+		snprintf(out + got, outlen - (size_t)got, "\n[truncated: %lld of %lld bytes shown]",
+			 (long long)got, (long long)st.st_size);
+	rc = 0;
+done:
+	if (fd >= 0)
+		close(fd);
+	json_decref(j);
+	return rc;
+}
+
+static const fg_config_t *tcfg;
+
+/* shell {"command": ["prog", "arg", ...]}: argv, never a shell. */
+static int prep_shell(const fg_tool_t *t, const char *args, size_t n, char **argv, char *buf,
+		      size_t buflen, const char **in, size_t *in_n, char *err, size_t errlen)
+{
+	(void)t;
+	json_t *j = json_loadb(args, n, 0, NULL);
+	json_t *cmd = json_object_get(j, "command");
+	size_t k = json_array_size(cmd), used = 0;
+	int rc = -1;
+	*in = NULL;
+	*in_n = 0;
+	if (!json_is_array(cmd) || k == 0 || k >= FG_TOOL_MAX_ARGS) {
+		snprintf(err, errlen, "error: \"command\" must be an array of 1 to %d strings",
+			 FG_TOOL_MAX_ARGS - 1);
+		goto done;
+	}
+	for (size_t i = 0; i < k; i++) {
+		const char *a = json_string_value(json_array_get(cmd, i));
+		size_t l = a ? strlen(a) : 0;
+		if (!a || used + l + 1 > buflen) {
+			snprintf(err, errlen, "error: argument %zu is not a string or is too long", i);
+			goto done;
+		}
+		memcpy(buf + used, a, l + 1);
+		argv[i] = buf + used;
+		used += l + 1;
+	}
+	argv[k] = NULL;
+	int allowed = 0;
+	for (uint32_t i = 0; i < tcfg->shell_nallow; i++)
+		if (!strcmp(argv[0], tcfg->shell_allow[i]))
+			allowed = 1;
+	if (!allowed || strchr(argv[0], '/')) {
+		snprintf(err, errlen, "error: \"%s\" is not an allowed command", argv[0]);
+		goto done;
+	}
+	rc = 0;
+done:
+	json_decref(j);
+	return rc;
+}
+
+/* external tool: the configured argv; the arguments JSON on stdin */
+static int prep_external(const fg_tool_t *t, const char *args, size_t n, char **argv, char *buf,
+			 size_t buflen, const char **in, size_t *in_n, char *err, size_t errlen)
+{
+	(void)buf;
+	(void)buflen;
+	json_t *j = json_loadb(args, n, 0, NULL);
+	int ok = json_is_object(j);
+	json_decref(j);
+	if (!ok) {
+		snprintf(err, errlen, "error: arguments are not a JSON object");
+		return -1;
+	}
+	for (uint32_t i = 0; i < t->ext->argc; i++)
+		argv[i] = (char *)t->ext->argv[i];
+	argv[t->ext->argc] = NULL;
+	*in = args;
+	*in_n = n;
+	return 0;
+}
+
+static fg_tool_t reg[4 + FG_MAX_EXTERNAL];
+static size_t nreg;
+
+void fg_tools_init(const fg_config_t *cfg)
+{
+	tcfg = cfg;
+	nreg = 0;
+	reg[nreg++] = (fg_tool_t){ "calculator",
+		"Evaluate an arithmetic expression (+ - * / % ^ and parentheses).",
+		"{\"type\":\"object\",\"properties\":{\"expression\":{\"type\":\"string\","
+		"\"description\":\"for example (2+3)*4\"}},\"required\":[\"expression\"]}",
+		1, FG_TOOL_INLINE, 0, 0, run_calculator, NULL, NULL };
+	if (cfg && cfg->file_read_root[0]) {
+		if (root_fd >= 0)
+			close(root_fd);
+		root_fd = open(cfg->file_read_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (root_fd < 0)
+			log_warn("tools.file_read.root %s: file_read disabled", cfg->file_read_root);
+		else
+			reg[nreg++] = (fg_tool_t){ "file_read",
+				"Read a text file under the allowed directory.",
+				"{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\","
+				"\"description\":\"path relative to the allowed directory\"}},"
+				"\"required\":[\"path\"]}",
+				1, FG_TOOL_INLINE, 0, cfg->file_read_max, run_file_read, NULL, NULL };
+	}
+	if (cfg && cfg->shell_nallow)
+		reg[nreg++] = (fg_tool_t){ "shell",
+			"Run an allowed program with arguments (no shell syntax).",
+			"{\"type\":\"object\",\"properties\":{\"command\":{\"type\":\"array\","
+			"\"items\":{\"type\":\"string\"},\"description\":\"program and arguments\"}},"
+			"\"required\":[\"command\"]}",
+			0, FG_TOOL_PROCESS, cfg->shell_timeout_ms, cfg->shell_max_output, NULL,
+			prep_shell, NULL };
+	for (uint32_t i = 0; cfg && i < cfg->nexternal; i++) {
+		const fg_external_cfg_t *e = &cfg->external[i];
+		fg_tool_t t = { "", e->description[0] ? e->description : e->name, e->schema,
+				(int)e->idempotent, FG_TOOL_PROCESS, e->timeout_ms, e->max_output,
+				NULL, prep_external, e };
+		snprintf(t.name, sizeof(t.name), "%s", e->name);
+		reg[nreg++] = t;
+	}
+}
 
 const fg_tool_t *fg_tool_find(const char *name, size_t n)
 {
-	for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++)
-		if (strlen(tools[i].name) == n && memcmp(tools[i].name, name, n) == 0)
-			return &tools[i];
+	if (nreg == 0)
+		fg_tools_init(NULL);
+	for (size_t i = 0; i < nreg; i++)
+		if (strlen(reg[i].name) == n && memcmp(reg[i].name, name, n) == 0)
+			return &reg[i];
 	return NULL;
 }
 
 json_t *fg_tools_json(void)
 {
+	if (nreg == 0)
+		fg_tools_init(NULL);
 	json_t *a = json_array();
-	for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++) {
-		json_t *schema = json_loads(tools[i].schema, 0, NULL);
+	for (size_t i = 0; i < nreg; i++) {
+		json_t *schema = json_loads(reg[i].schema, 0, NULL);
 		json_array_append_new(a, json_pack("{s:s,s:{s:s,s:s,s:o}}", "type", "function",
-			"function", "name", tools[i].name, "description", tools[i].description,
-			"parameters", schema));
+			"function", "name", reg[i].name, "description", reg[i].description,
+			"parameters", schema ? schema : json_object()));
 	}
 	return a;
+}
+
+int fg_tool_spawn(char *const argv[], const char *in, size_t in_n, uint32_t timeout_ms,
+		  pid_t *pid, int *pidfd, int *outfd, char *err, size_t errlen)
+{
+	int op[2] = { -1, -1 }, ip[2] = { -1, -1 }, ep[2] = { -1, -1 };
+	if (pipe2(op, O_CLOEXEC) < 0 || pipe2(ip, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "error: pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if (in_n > 65536) {
+		snprintf(err, errlen, "error: arguments longer than 64 KiB");
+		goto fail;
+	}
+	pid_t parent = getpid();
+	pid_t p = fork();
+	if (p < 0) {
+		snprintf(err, errlen, "error: fork: %s", strerror(errno));
+		goto fail;
+	}
+	if (p == 0) {
+		/* child: only async-signal-safe calls until exec */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		setpgid(0, 0);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		dup2(ip[0], 0);
+		dup2(op[1], 1);
+		dup2(op[1], 2);
+		syscall(SYS_close_range, 3u, ~0u, 0u);   /* the region lock included */
+		struct rlimit cpu = { timeout_ms / 1000 + 1, timeout_ms / 1000 + 2 };
+		struct rlimit as = { 1ull << 30, 1ull << 30 };
+		struct rlimit fsz = { 16u << 20, 16u << 20 };
+		struct rlimit nofile = { 64, 64 };
+		setrlimit(RLIMIT_CPU, &cpu);
+		setrlimit(RLIMIT_AS, &as);
+		setrlimit(RLIMIT_FSIZE, &fsz);
+		setrlimit(RLIMIT_NOFILE, &nofile);
+		execvp(argv[0], argv);
+		/* report the exec failure through the close-on-exec pipe */
+		int e = errno;
+		ssize_t wr = write(ep[1], &e, sizeof(e));
+		(void)wr;
+		_exit(127);
+	}
+	close(ep[1]);
+	ep[1] = -1;
+	int e = 0;
+	ssize_t r = read(ep[0], &e, sizeof(e));   /* EOF at exec, or the errno */
+	close(ep[0]);
+	ep[0] = -1;
+	if (r == (ssize_t)sizeof(e)) {
+		waitpid(p, NULL, 0);
+		snprintf(err, errlen, "error: cannot run %s: %s", argv[0], strerror(e));
+		goto fail;
+	}
+	close(ip[0]);
+	close(op[1]);
+	ip[0] = op[1] = -1;
+	/* the arguments fit the pipe buffer (64 KiB): written at once */
+	if (in_n) {
+		ssize_t w = write(ip[1], in, in_n);
+		(void)w;
+	}
+	close(ip[1]);
+	ip[1] = -1;
+	fcntl(op[0], F_SETFL, O_NONBLOCK);
+	*pidfd = (int)syscall(SYS_pidfd_open, p, 0);
+	if (*pidfd < 0) {
+		kill(-p, SIGKILL);
+		waitpid(p, NULL, 0);
+		snprintf(err, errlen, "error: pidfd_open: %s", strerror(errno));
+		goto fail;
+	}
+	*pid = p;
+	*outfd = op[0];
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (op[i] >= 0) close(op[i]);
+		if (ip[i] >= 0) close(ip[i]);
+		if (ep[i] >= 0) close(ep[i]);
+	}
+	return -1;
+}
+
+void fg_tool_result(const fg_tool_t *t, int exited, int code, int timed_out, int truncated,
+		    const char *out, size_t n, char *res, size_t reslen)
+{
+	if (timed_out) {
+		snprintf(res, reslen, "error: %s timed out after %u ms and was killed; output so far: %.*s",
+			 t->name, t->timeout_ms, (int)(n < 512 ? n : 512), out);
+		return;
+	}
+	if (!exited) {
+		snprintf(res, reslen, "error: %s was killed by signal %d (%s)", t->name, code,
+			 code == SIGXCPU ? "CPU time limit" : strsignal(code));
+		return;
+	}
+	if (t->ext) {
+		json_error_t je;
+		json_t *j = json_loadb(out, n, 0, &je);
+		if (code != 0)
+			snprintf(res, reslen, "error: %s exited with status %d: %.*s", t->name, code,
+				 (int)(n < 512 ? n : 512), out);
+		else if (!j || truncated)
+			snprintf(res, reslen, "error: %s did not answer JSON on stdout (%s)", t->name,
+				 truncated ? "output over its cap" : je.text);
+		else
+			snprintf(res, reslen, "%.*s", (int)n, out);
+		json_decref(j);
+		return;
+	}
+	snprintf(res, reslen, "exit status %d%s\n%.*s", code,
+		 truncated ? " (output truncated)" : "", (int)n, out);
 }

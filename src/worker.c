@@ -47,6 +47,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 typedef struct wsess {
@@ -61,6 +62,17 @@ typedef struct wsess {
 	int in_http;            /* an LLM request is in flight  */
 	uint32_t attempts;      /* failed tries of this request */
 	fg_req_t req;
+	/* a process tool running for this session */
+	struct {
+		pid_t pid;          /* 0: none                      */
+		int pidfd, outfd;
+		const fg_tool_t *tool;
+		char id[256];       /* the call it answers          */
+		uint16_t idn;
+		char *out;
+		size_t n;
+		int truncated, timed_out, exited_seen;
+	} proc;
 } wsess_t;
 
 typedef struct worker {
@@ -128,6 +140,34 @@ static wsess_t *heap_pop(worker_t *w)
 		i = m;
 	}
 	return top;
+}
+
+static void heap_remove(worker_t *w, wsess_t *s)
+{
+	uint32_t i = s->heap_pos;
+	if (i >= w->nheap || w->heap[i] != s)
+		return;
+	w->nheap--;
+	if (i == w->nheap)
+		return;
+	w->heap[i] = w->heap[w->nheap];
+	w->heap[i]->heap_pos = i;
+	/* restore the heap property both ways */
+	while (i > 0 && w->heap[(i - 1) / 2]->due_ns > w->heap[i]->due_ns) {
+		heap_swap(w, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+	for (;;) {
+		uint32_t l = 2 * i + 1, rr = l + 1, m = i;
+		if (l < w->nheap && w->heap[l]->due_ns < w->heap[m]->due_ns)
+			m = l;
+		if (rr < w->nheap && w->heap[rr]->due_ns < w->heap[m]->due_ns)
+			m = rr;
+		if (m == i)
+			break;
+		heap_swap(w, i, m);
+		i = m;
+	}
 }
 
 /* ---- run queue ----------------------------------------------------- */
@@ -417,18 +457,90 @@ static void on_http_done(fg_req_t *q)
 	fg_llm_reply_free(&r);
 }
 
-/* Runs the pending tool calls, committing one result (and, for a
- * non-idempotent tool, an intent before it) at a time. */
+#define EV_PROC_OUT  5ull
+#define EV_PROC_EXIT 6ull
+
+/* Commits the result of call i of the view (and marks it answered). */
+static int commit_result(worker_t *w, wsess_t *s, fg_str_t id, const char *out)
+{
+	fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
+	fg_wstate_t st = s->st;
+	fg_buf_tool(&b, id, out, strlen(out));
+	return react_commit(w, s, &st, &b);
+}
+
+static void proc_close(worker_t *w, wsess_t *s)
+{
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->proc.outfd, NULL);
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->proc.pidfd, NULL);
+	close(s->proc.outfd);
+	close(s->proc.pidfd);
+	free(s->proc.out);
+	s->proc.out = NULL;
+	s->proc.pid = 0;
+}
+
+/* Kills a session's process tool and reaps it (drain, failure). */
+static void proc_kill(worker_t *w, wsess_t *s)
+{
+	if (!s->proc.pid)
+		return;
+	kill(-s->proc.pid, SIGKILL);
+	siginfo_t si;
+	waitid((idtype_t)P_PIDFD, (id_t)s->proc.pidfd, &si, WEXITED);
+	heap_remove(w, s);
+	proc_close(w, s);
+}
+
+static void proc_read(wsess_t *s)
+{
+	char buf[4096];
+	for (;;) {
+		ssize_t r = read(s->proc.outfd, buf, sizeof(buf));
+		if (r <= 0)
+			return;
+		size_t room = s->proc.tool->max_output - s->proc.n;
+		size_t k = (size_t)r < room ? (size_t)r : room;
+		memcpy(s->proc.out + s->proc.n, buf, k);
+		s->proc.n += k;
+		if (k < (size_t)r)
+			s->proc.truncated = 1;
+	}
+}
+
+/* The process tool exited: its result is committed, the session goes on. */
+static void proc_exited(worker_t *w, wsess_t *s)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	if (waitid((idtype_t)P_PIDFD, (id_t)s->proc.pidfd, &si, WEXITED | WNOHANG) < 0 ||
+	    si.si_pid == 0)
+		return;
+	proc_read(s);
+	char *res = malloc(s->proc.tool->max_output + 1024);
+	fg_tool_result(s->proc.tool, si.si_code == CLD_EXITED, si.si_status, s->proc.timed_out,
+		       s->proc.truncated, s->proc.out, s->proc.n, res, s->proc.tool->max_output + 1024);
+	fg_str_t id = { s->proc.id, s->proc.idn };
+	heap_remove(w, s);
+	proc_close(w, s);
+	int rc = commit_result(w, s, id, res);
+	free(res);
+	if (rc == 0)
+		rq_push(w, s);   /* next call, or the next model turn */
+}
+
+/* Runs the pending tool calls in order, committing one result (and, for a
+ * non-idempotent tool, an intent before it) at a time.  Returns 0 when all
+ * are answered, 1 when a process tool was started (the session waits for
+ * it), -1 when the session failed. */
 static int run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v)
 {
 	for (uint32_t i = 0; i < v->ncalls; i++) {
 		if (v->answered[i])
 			continue;
 		fg_call_t *c = &v->calls[i];
-		char out[2048];
+		char out[4096];
 		const fg_tool_t *t = fg_tool_find(c->name.p, c->name.n);
-		fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
-		fg_wstate_t st = s->st;
 		if (v->intent[i]) {
 			if (!strcmp(w->cfg->interrupted, "fail")) {
 				react_fail(w, s, "tool %.*s (call %.*s) was interrupted by a crash and is "
@@ -441,19 +553,49 @@ static int run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v)
 		} else if (!t) {
 			snprintf(out, sizeof(out), "error: unknown tool \"%.*s\"", (int)c->name.n, c->name.p);
 		} else {
+			char *argv[FG_TOOL_MAX_ARGS + 1], abuf[8192];
+			const char *in = NULL;
+			size_t in_n = 0;
+			if (t->kind == FG_TOOL_PROCESS &&
+			    t->prepare(t, c->args.p, c->args.n, argv, abuf, sizeof(abuf), &in, &in_n,
+				       out, sizeof(out)) < 0)
+				goto result;   /* refused arguments: the model sees why */
 			if (!t->idempotent) {
 				uint8_t id[300];
 				fg_buf_t pb = { id, 0, sizeof(id), 0 };
 				fg_buf_str(&pb, c->id.p, c->id.n);
 				fg_buf_t ib = { w->scratch, 0, w->scratch_n, 0 };
 				fg_buf_rec(&ib, FG_REC_INTENT, id, pb.n);
+				fg_wstate_t st = s->st;
 				if (react_commit(w, s, &st, &ib) < 0)
 					return -1;
 			}
-			t->run(c->args.p, c->args.n, out, sizeof(out));
+			if (t->kind == FG_TOOL_INLINE) {
+				t->run(t, c->args.p, c->args.n, out, sizeof(out));
+				goto result;
+			}
+			/* copy what the call needs: the log may move on */
+			memcpy(s->proc.id, c->id.p, c->id.n);
+			s->proc.idn = c->id.n;
+			if (fg_tool_spawn(argv, in, in_n, t->timeout_ms, &s->proc.pid, &s->proc.pidfd,
+					  &s->proc.outfd, out, sizeof(out)) < 0)
+				goto result;
+			s->proc.tool = t;
+			s->proc.out = malloc(t->max_output + 1);
+			s->proc.n = 0;
+			s->proc.truncated = s->proc.timed_out = 0;
+			uint32_t k = (uint32_t)(s - w->pool);
+			struct epoll_event ev = { .events = EPOLLIN };
+			ev.data.u64 = (EV_PROC_OUT << 32) | k;
+			epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->proc.outfd, &ev);
+			ev.data.u64 = (EV_PROC_EXIT << 32) | k;
+			epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->proc.pidfd, &ev);
+			s->due_ns = fg_now_ns() + (uint64_t)t->timeout_ms * 1000000u;
+			heap_push(w, s);   /* its deadline */
+			return 1;
 		}
-		fg_buf_tool(&b, c->id, out, strlen(out));
-		if (react_commit(w, s, &st, &b) < 0)
+result:
+		if (commit_result(w, s, c->id, out) < 0)
 			return -1;
 		v->answered[i] = 1;
 	}
@@ -479,8 +621,8 @@ static void react_step(worker_t *w, wsess_t *s)
 		finish(w, s, FG_S_FAILED);
 		return;
 	}
-	if (v.pending && run_tools(w, s, &v) < 0)
-		return;
+	if (v.pending && run_tools(w, s, &v) != 0)
+		return;   /* failed, or waiting for a process tool */
 	if (v.turns >= s->steps) {
 		react_fail(w, s, "no final answer after %u model turns (max_steps)", v.turns);
 		return;
@@ -581,6 +723,14 @@ static void wait_events(worker_t *w, int timeout_ms)
 			(void)rd;
 		} else if (tag == FG_EV_HTTP_SOCK) {
 			fg_http_event(w->http, ev[i].data.u64, ev[i].events);
+		} else if (tag == EV_PROC_OUT || tag == EV_PROC_EXIT) {
+			wsess_t *s = &w->pool[(uint32_t)ev[i].data.u64];
+			if (!s->proc.pid)
+				continue;
+			if (tag == EV_PROC_OUT)
+				proc_read(s);
+			else
+				proc_exited(w, s);
 		}
 	}
 	fg_http_tick(w->http);
@@ -615,6 +765,13 @@ static void drain(worker_t *w)
 	wsess_t *s;
 	for (uint32_t i = 0; i < w->max_inflight; i++) {
 		s = &w->pool[i];
+		if (s->proc.pid) {
+			/* a non-idempotent tool's intent stays: not run again */
+			proc_kill(w, s);
+			fg_session_release(&w->a, s->idx, s->entry);
+			sess_free(w, s);
+			continue;
+		}
 		if (s->in_http) {
 			fg_http_cancel(w->http, &s->req);
 			s->in_http = 0;
@@ -664,6 +821,7 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 	ev.data.u64 = EV_TIMER << 32;
 	epoll_ctl(w.epfd, EPOLL_CTL_ADD, w.tfd, &ev);
 	w.http = fg_http_new(w.epfd);
+	fg_tools_init(cfg);
 	w.tools = fg_tools_json();
 	w.tools_str = json_dumps(w.tools, JSON_COMPACT);
 	w.scratch_n = r->hdr->log_bytes + 4096;
@@ -732,8 +890,17 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 		/* due timers */
 		if (w.nheap > 0) {
 			uint64_t t = fg_now_ns();
-			while (w.nheap > 0 && w.heap[0]->due_ns <= t)
-				rq_push(&w, heap_pop(&w));
+			while (w.nheap > 0 && w.heap[0]->due_ns <= t) {
+				wsess_t *s = heap_pop(&w);
+				if (s->proc.pid) {
+					/* a process tool's deadline: kill it; its exit
+					 * event commits the "timed out" result */
+					s->proc.timed_out = 1;
+					kill(-s->proc.pid, SIGKILL);
+				} else {
+					rq_push(&w, s);
+				}
+			}
 		}
 		if (w.rq_head || seen) {
 			if (fg_http_active(w.http))

@@ -281,11 +281,11 @@ static void test_calculator(void **state)
 	/* through the tool interface */
 	const fg_tool_t *t = fg_tool_find("calculator", 10);
 	char out[128];
-	assert_int_equal(t->run("{\"expression\":\"6*7\"}", 20, out, sizeof(out)), 0);
+	assert_int_equal(t->run(t, "{\"expression\":\"6*7\"}", 20, out, sizeof(out)), 0);
 	assert_string_equal(out, "42");
-	assert_int_equal(t->run("{\"expr\":1}", 10, out, sizeof(out)), -1);
+	assert_int_equal(t->run(t, "{\"expr\":1}", 10, out, sizeof(out)), -1);
 	assert_string_equal(out, "error: \"expression\" (a string) is required");
-	assert_int_equal(t->run("nope", 4, out, sizeof(out)), -1);
+	assert_int_equal(t->run(t, "nope", 4, out, sizeof(out)), -1);
 	assert_null(fg_tool_find("rm", 2));
 }
 

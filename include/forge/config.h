@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define FG_EX_CONFIG 78   /* sysexits.h EX_CONFIG */
-#define FG_MAX_PROVIDERS 8
+#define FG_MAX_PROVIDERS 16
 
 #define FG_MAX_SCRIPT 8
 
@@ -41,6 +41,21 @@ typedef struct fg_provider_cfg {
 		char content[256];
 	} script[FG_MAX_SCRIPT];
 } fg_provider_cfg_t;
+
+#define FG_MAX_EXTERNAL 8
+#define FG_MAX_ARGV 8
+#define FG_MAX_ALLOW 16
+
+typedef struct fg_external_cfg {
+	char name[64];
+	uint32_t argc;
+	char argv[FG_MAX_ARGV][256];
+	char description[256];
+	char schema[1024];          /* JSON schema of the arguments object */
+	uint32_t timeout_ms;
+	uint32_t idempotent;
+	uint32_t max_output;
+} fg_external_cfg_t;
 
 typedef struct fg_config {
 	char     file[4096];
@@ -70,6 +85,15 @@ typedef struct fg_config {
 	char     http_listen[128];      /* http.listen                           */
 
 	uint32_t max_steps;             /* workflows.max_steps (LLM calls)       */
+
+	char     file_read_root[4096];  /* tools.file_read.root ("" = disabled)  */
+	uint32_t file_read_max;         /* tools.file_read.max_bytes             */
+	uint32_t shell_nallow;          /* tools.shell.allow (0 = disabled)      */
+	char     shell_allow[FG_MAX_ALLOW][64];
+	uint32_t shell_timeout_ms;      /* tools.shell.timeout_ms                */
+	uint32_t shell_max_output;      /* tools.shell.max_output                */
+	uint32_t nexternal;             /* tools.external.NAME                   */
+	fg_external_cfg_t external[FG_MAX_EXTERNAL];
 	char     interrupted[16];       /* workflows.interrupted: result | fail  */
 } fg_config_t;
 

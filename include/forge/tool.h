@@ -1,30 +1,65 @@
 /*
- * tool.h — the tool registry and the built-in tools that run inline in a
- * worker's loop (they never block): `calculator`.  Each tool has a name, a
- * JSON schema for its arguments (sent to the model), a timeout and an
- * idempotent flag; a non-idempotent tool gets an intent record committed
- * before it runs, so that after a crash it is not run a second time.
+ * tool.h — the tool registry.  Each tool has a name, a JSON schema for its
+ * arguments (sent to the model), a timeout, an output cap and an idempotent
+ * flag; a non-idempotent tool gets an intent record committed before it
+ * runs, so that after a crash it is not run a second time.
+ *
+ * Built in: calculator (inline), file_read (inline, confined to a root),
+ * shell (a child process: argv without a shell, allowlisted, timeout,
+ * output cap, rlimits).  External tools come from the configuration: a
+ * command given the arguments as JSON on stdin and answering JSON on stdout.
+ * Inline tools never block; process tools run in children that the
+ * worker's event loop watches (pidfd + a pipe), so a slow tool holds no
+ * other session back.
  */
 #ifndef FORGE_TOOL_H
 #define FORGE_TOOL_H
 
+#include "forge/config.h"
+
 #include <jansson.h>
 #include <stddef.h>
+#include <sys/types.h>
 
-typedef struct fg_tool {
-	const char *name;
+enum fg_tool_kind { FG_TOOL_INLINE, FG_TOOL_PROCESS };
+
+#define FG_TOOL_MAX_ARGS 32
+
+typedef struct fg_tool fg_tool_t;
+struct fg_tool {
+	char name[64];
 	const char *description;
 	const char *schema;      /* JSON schema of the arguments object */
 	int idempotent;
-	/* Runs the tool on its JSON arguments; writes the result (or the error
-	 * the model should see) into out.  Returns 0, or -1 for a tool error. */
-	int (*run)(const char *args, size_t n, char *out, size_t outlen);
-} fg_tool_t;
+	int kind;
+	uint32_t timeout_ms, max_output;
+	/* INLINE: writes the result (or the error the model should see). */
+	int (*run)(const fg_tool_t *t, const char *args, size_t n, char *out, size_t outlen);
+	/* PROCESS: argv (strings in buf) and stdin bytes for a call; -1 with
+	 * the error in err (given to the model) if the arguments are refused. */
+	int (*prepare)(const fg_tool_t *t, const char *args, size_t n, char **argv, char *buf,
+		       size_t buflen, const char **in, size_t *in_n, char *err, size_t errlen);
+	const fg_external_cfg_t *ext;
+};
 
+/* Builds the registry from the configuration (once per process). */
+void fg_tools_init(const fg_config_t *cfg);
 const fg_tool_t *fg_tool_find(const char *name, size_t n);
-
-/* The "tools" array of a chat-completions request for every registered tool. */
+/* The "tools" array of a chat-completions request. */
 json_t *fg_tools_json(void);
+
+/*
+ * Starts a process tool: a child in its own process group with stdin fed
+ * from `in`, stdout and stderr into *outfd (non-blocking), rlimits set,
+ * every other descriptor closed, SIGKILL if the worker dies.  Returns 0
+ * with *pid and *pidfd, or -1 with err.
+ */
+int fg_tool_spawn(char *const argv[], const char *in, size_t in_n, uint32_t timeout_ms,
+		  pid_t *pid, int *pidfd, int *outfd, char *err, size_t errlen);
+
+/* The result text of a finished process tool. */
+void fg_tool_result(const fg_tool_t *t, int exited, int code, int timed_out, int truncated,
+		    const char *out, size_t n, char *res, size_t reslen);
 
 /*
  * Evaluates an arithmetic expression: + - * / % ^, unary minus, parentheses,

@@ -1,0 +1,87 @@
+#!/bin/sh
+# Tools, driven by scripted providers (each calls one tool, then answers):
+# file_read stays inside its root (.., absolute paths and symlinks refused
+# by the kernel), shell runs only allowlisted argv with a timeout, external
+# tools take JSON on stdin and must answer JSON, and a non-idempotent tool
+# interrupted by a worker's death is not run again: the model is told.
+. "$(dirname "$0")/../lib.sh"
+D=$T/data
+mkdir -p "$D"
+printf 'hello from a file\n' > "$D/a.txt"
+ln -s /etc/passwd "$D/link"
+write_config
+provider() { # provider NAME TOOL ARGS-JSON
+	printf '    %s:\n      type: scripted\n      script:\n        - tool: %s\n          arguments: %s\n        - content: done\n' \
+		"$1" "$2" "'$3'"
+}
+{
+	printf 'llm:\n  default: fr\n  providers:\n'
+	provider fr file_read '{"path":"a.txt"}'
+	provider fresc file_read '{"path":"../../etc/passwd"}'
+	provider frabs file_read '{"path":"/etc/passwd"}'
+	provider frlink file_read '{"path":"link"}'
+	provider sh shell '{"command":["echo","hello","world"]}'
+	provider shbad shell '{"command":["rm","-rf","/"]}'
+	provider shslow shell '{"command":["sleep","5"]}'
+	provider up upper '{"text":"hi"}'
+	provider bad notjson '{}'
+	provider once once '{}'
+	provider nope no_such_tool '{}'
+	cat <<YAML
+tools:
+  file_read:
+    root: $D
+  shell:
+    allow: [echo, sleep]
+    timeout_ms: 300
+  external:
+    upper:
+      command: [tr, a-z, A-Z]
+      description: upper-cases a JSON document
+    notjson:
+      command: [echo, nope]
+    once:
+      command: [sh, -c, "echo run >> $T/runs; sleep 3; echo '{}'"]
+      idempotent: false
+      timeout_ms: 20000
+YAML
+} >> "$T/forge.yaml"
+start_forged
+
+result_of() { # result_of PROVIDER: the tool result the model was given
+	id=$(ctl submit --workflow react --prompt go --provider "$1" -c "$T/forge.yaml")
+	ctl wait --timeout 30 >/dev/null || fail "$1: not done"
+	ctl session "$id" --json -c "$T/forge.yaml" | jq -r '[.messages[] | select(.role == "tool")][0].content'
+}
+expect_result() { # expect_result PROVIDER EXACT-TEXT
+	got=$(result_of "$1")
+	[ "$got" = "$2" ] || fail "$1: tool result '$got', want '$2'"
+}
+expect_result fr "hello from a file"
+expect_result fresc "error: cannot open ../../etc/passwd: outside the allowed directory"
+expect_result frabs "error: cannot open /etc/passwd: outside the allowed directory"
+expect_result frlink "error: cannot open link: outside the allowed directory"
+expect_result sh "exit status 0
+hello world"
+expect_result shbad 'error: "rm" is not an allowed command'
+expect_result shslow "error: shell timed out after 300 ms and was killed; output so far: "
+expect_result up '{"TEXT":"HI"}'
+got=$(result_of bad)
+case $got in "error: notjson did not answer JSON on stdout ("*) ;; *) fail "notjson: $got" ;; esac
+expect_result nope 'error: unknown tool "no_such_tool"'
+
+# A non-idempotent tool running when its worker dies: never run twice.
+id=$(ctl submit --workflow react --prompt go --provider once -c "$T/forge.yaml")
+until_true 10 test -s "$T/runs" || fail "once: the tool never started"
+slot=$(ctl session "$id" --json | jq '.lease.slot')
+ctl kill-worker "$slot" > /dev/null
+ctl wait --timeout 30 > /dev/null || fail "once: not done"
+s=$(ctl session "$id" --json -c "$T/forge.yaml")
+echo "$s" | jq -e '.state == "done" and (.messages[3].content | startswith("interrupted:"))
+  and ([.messages[].role] == ["user","assistant","forge.intent","tool","assistant"])' >/dev/null ||
+	fail "once: $s"
+sleep 3.5   # the killed tool would have finished by now had it survived
+[ "$(wc -l < "$T/runs")" = 1 ] || fail "once: the tool ran $(wc -l < "$T/runs") times"
+ctl check > /dev/null || fail "check"
+stop_forged
+echo "tools: file_read confined, shell allowlist and timeout, external JSON tools, a non-idempotent tool interrupted by a crash ran once"
