@@ -13,7 +13,7 @@ LIBS    := $(PKG_LIBS) -lm -pthread
 B       ?= build
 EXTRA   ?=
 
-LIB_SRC := src/log.c src/util.c src/crash.c src/region.c src/ring.c src/session.c src/conv.c src/tool.c src/llm.c src/http.c src/workflow.c \
+LIB_SRC := src/log.c src/util.c src/crash.c src/region.c src/ring.c src/session.c src/conv.c src/tool.c src/llm.c src/http.c src/workflow.c src/rate.c \
            src/registry.c src/config.c src/worker.c src/supervisor.c
 LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 HDRS    := $(wildcard include/forge/*.h src/*.h)

@@ -458,6 +458,8 @@ static const key_t_ pschema[] = {
 	PU("max_retries", max_retries, 0, 100),
 	PU("retry_base_ms", retry_base_ms, 0, 600000),
 	PU("max_reply_bytes", max_reply_bytes, 1024, 64u << 20),
+	PU("rate_limit_rps", rate_rps, 0, 1000000),
+	PU("rate_limit_tpm", rate_tpm, 0, 1000000000),
 	{ NULL, 0, 0, 0, 0, 0 }
 };
 

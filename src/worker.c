@@ -34,6 +34,7 @@
 #include "forge/tool.h"
 #include "forge/workflow.h"
 #include "forge/log.h"
+#include "forge/rate.h"
 #include "forge/ring.h"
 #include "forge/session.h"
 #include "forge/util.h"
@@ -365,6 +366,10 @@ static void on_reply(worker_t *w, wsess_t *s, fg_llm_reply_t *r)
 	if (react_commit(w, s, &st, &b) < 0)
 		return;
 	s->attempts = 0;
+	if (s->provider < w->cfg->nproviders && w->cfg->providers[s->provider].rate_tpm)
+		fg_rate_tokens(&w->r->hdr->rate[s->provider].tok_tat,
+			       w->cfg->providers[s->provider].rate_tpm,
+			       (uint64_t)r->prompt_tokens + r->completion_tokens, fg_now_ns());
 	fg_slot_t *me = w->a.self;
 	atomic_fetch_add_explicit(&me->llm_calls, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&me->tokens_prompt, r->prompt_tokens, memory_order_relaxed);
@@ -638,6 +643,17 @@ static void react_step(worker_t *w, wsess_t *s)
 		fg_llm_scripted((const fg_script_step_t *)p->script, p->nscript, v.turns, &r, id);
 		on_reply(w, s, &r);
 		return;
+	}
+	if (p->rate_rps || p->rate_tpm) {
+		uint64_t now = fg_now_ns();
+		uint64_t wait = fg_rate_admit(&w->r->hdr->rate[s->provider].req_tat,
+					      &w->r->hdr->rate[s->provider].tok_tat,
+					      p->rate_rps, p->rate_tpm, now);
+		if (wait) {
+			s->due_ns = now + wait;
+			heap_push(w, s);   /* over the provider's rate: try again then */
+			return;
+		}
 	}
 	len = FG_CKPT_LEN(atomic_load_explicit(&fg_sess(w->r, s->idx)->ckpt, memory_order_relaxed));
 	size_t n;

@@ -11,6 +11,7 @@
 #include "forge/conv.h"
 #include "forge/llm.h"
 #include "forge/tool.h"
+#include "forge/rate.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -289,6 +290,34 @@ static void test_calculator(void **state)
 	assert_null(fg_tool_find("rm", 2));
 }
 
+static void test_rate_limit(void **state)
+{
+	(void)state;
+	_Atomic uint64_t req = 0, tok = 0;
+	uint64_t now = 1000000000000ull, sec = 1000000000ull;
+	/* 10 rps: a 1 s burst (11 at once), then one per 100 ms */
+	int admitted = 0;
+	while (fg_rate_admit(&req, &tok, 10, 0, now) == 0)
+		admitted++;
+	assert_int_equal(admitted, 11);
+	uint64_t wait = fg_rate_admit(&req, &tok, 10, 0, now);
+	assert_int_equal(wait, sec / 10);
+	assert_int_equal(fg_rate_admit(&req, &tok, 10, 0, now + wait), 0);
+	/* the next 10 s: exactly 10 per second (the one just admitted counts) */
+	admitted = 1;
+	for (uint64_t t = now + wait; t < now + wait + 10 * sec; t += sec / 1000)
+		admitted += fg_rate_admit(&req, &tok, 10, 0, t) == 0;
+	assert_int_equal(admitted, 100);
+	/* tokens: 600 per minute; a 60 s burst allowed, then wait */
+	_Atomic uint64_t r2 = 0, t2 = 0;
+	assert_int_equal(fg_rate_admit(&r2, &t2, 0, 600, now), 0);
+	fg_rate_tokens(&t2, 600, 1200, now);   /* two minutes' worth in one reply */
+	assert_int_equal(fg_rate_admit(&r2, &t2, 0, 600, now), 60 * sec);
+	assert_int_equal(fg_rate_admit(&r2, &t2, 0, 600, now + 60 * sec), 0);
+	/* unlimited */
+	assert_int_equal(fg_rate_admit(&r2, &t2, 0, 0, now), 0);
+}
+
 static void test_scripted(void **state)
 {
 	(void)state;
@@ -318,6 +347,7 @@ int main(void)
 		cmocka_unit_test(test_request_from_log),
 		cmocka_unit_test(test_calculator),
 		cmocka_unit_test(test_scripted),
+		cmocka_unit_test(test_rate_limit),
 	};
 	return cmocka_run_group_tests_name("llm", tests, NULL, NULL);
 }

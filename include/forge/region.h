@@ -46,7 +46,7 @@
 #include <stdint.h>
 
 #define FG_REGION_MAGIC   0x0047524547524f46ULL /* "FORGERG\0" little-endian */
-#define FG_REGION_VERSION 1u
+#define FG_REGION_VERSION 2u
 #define FG_HDR_SIZE       4096u
 #define FG_CACHELINE      64u
 
@@ -139,6 +139,17 @@ typedef struct fg_hdr {
 	uint32_t rec_ns[FG_RECOVERY_HIST];
 	_Atomic uint64_t ready_count;
 	uint32_t ready_ns[FG_RECOVERY_HIST];
+
+	/*
+	 * Per-provider rate limits shared by every worker (src/rate.c): GCRA
+	 * "theoretical arrival times", CLOCK_MONOTONIC ns, indexed by the
+	 * provider's position in llm.providers.  Each changes by one CAS, so a
+	 * process killed at any point leaves a valid value.
+	 */
+	alignas(64) struct {
+		_Atomic uint64_t req_tat;
+		_Atomic uint64_t tok_tat;
+	} rate[16];
 } fg_hdr_t;
 
 _Static_assert(offsetof(fg_hdr_t, version) == 8, "layout");
@@ -150,6 +161,7 @@ _Static_assert(offsetof(fg_hdr_t, sections) == 64, "layout");
 _Static_assert(offsetof(fg_hdr_t, sup_state) == 192, "layout");
 _Static_assert(offsetof(fg_hdr_t, alloc_cursor) % 64 == 0, "own line");
 _Static_assert(offsetof(fg_hdr_t, rec_count) % 64 == 0, "own line");
+_Static_assert(offsetof(fg_hdr_t, rate) % 64 == 0, "own line");
 _Static_assert(sizeof(fg_hdr_t) <= FG_HDR_SIZE, "header fits its page");
 
 /* ------------------------------------------------------------------ */
