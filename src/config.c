@@ -305,6 +305,8 @@ void fg_config_defaults(fg_config_t *c)
 	c->file_read_max = 65536;
 	c->shell_timeout_ms = 5000;
 	c->shell_max_output = 65536;
+	c->http_timeout_ms = 10000;
+	c->http_max_bytes = 65536;
 	snprintf(c->interrupted, sizeof(c->interrupted), "result");
 	fg_provider_defaults(p);
 }
@@ -671,6 +673,32 @@ static int walk_tools(ctx_t *x, const node_t *map, fg_config_t *c)
 		}
 		if (check_dups(x, v, path) < 0)
 			return -1;
+		if (!strcmp(k->val, "http_get")) {
+			for (int j = 0; j < v->nkids; j += 2) {
+				const node_t *pk = &v->kids[j], *pv = &v->kids[j + 1];
+				char kp[640];
+				snprintf(kp, sizeof(kp), "%s.%s", path, pk->val);
+				key_t_ kk = { kp, K_UINT, 0, 0, 1, 1u << 30 };
+				if (!strcmp(pk->val, "allow")) {
+					int n = str_list(x, pv, kp, &c->http_allow[0][0],
+							 sizeof(c->http_allow[0]), FG_MAX_ALLOW);
+					if (n < 0)
+						return -1;
+					c->http_nallow = (uint32_t)n;
+					continue;
+				} else if (!strcmp(pk->val, "timeout_ms")) {
+					kk.off = offsetof(fg_config_t, http_timeout_ms);
+				} else if (!strcmp(pk->val, "max_bytes")) {
+					kk.off = offsetof(fg_config_t, http_max_bytes);
+				} else {
+					errat(x, pk->line, pk->col, kp, "unknown key");
+					return -1;
+				}
+				if (set_value(x, &kk, pv, c) < 0)
+					return -1;
+			}
+			continue;
+		}
 		if (!strcmp(k->val, "file_read") || !strcmp(k->val, "shell")) {
 			int fr = k->val[0] == 'f';
 			for (int j = 0; j < v->nkids; j += 2) {
@@ -714,7 +742,8 @@ static int walk_tools(ctx_t *x, const node_t *map, fg_config_t *c)
 			continue;
 		}
 		if (strcmp(k->val, "external") != 0) {
-			errat(x, k->line, k->col, path, "unknown key (file_read, shell or external)");
+			errat(x, k->line, k->col, path,
+			      "unknown key (file_read, shell, http_get or external)");
 			return -1;
 		}
 		c->nexternal = 0;

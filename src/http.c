@@ -194,6 +194,43 @@ int fg_http_post(fg_http_t *h, fg_req_t *q, const char *url, char *body, size_t 
 	return 0;
 }
 
+int fg_http_get(fg_http_t *h, fg_req_t *q, const char *url, long total_ms)
+{
+	CURL *e = h->npool ? h->pool[--h->npool] : curl_easy_init();
+	if (!e) {
+		snprintf(q->errbuf, sizeof(q->errbuf), "curl_easy_init failed");
+		return -1;
+	}
+	curl_easy_reset(e);
+	q->easy = e;
+	q->reqbody = NULL;
+	q->hdrs = NULL;
+	q->n = 0;
+	q->status = 0;
+	q->too_large = 0;
+	q->retry_after_s = -1;
+	q->errbuf[0] = '\0';
+	q->streaming = 0;
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, total_ms);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "forge/0.1");
+	if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+		snprintf(q->errbuf, sizeof(q->errbuf), "curl_multi_add_handle failed");
+		fg_req_reset(q);
+		return -1;
+	}
+	h->running++;
+	return 0;
+}
+
 static void release(fg_http_t *h, fg_req_t *q)
 {
 	if (!q->easy)

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <curl/curl.h>
 #include <math.h>
+#include <strings.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -324,7 +326,47 @@ static int prep_external(const fg_tool_t *t, const char *args, size_t n, char **
 	return 0;
 }
 
-static fg_tool_t reg[4 + FG_MAX_EXTERNAL];
+int fg_tool_http_url(const char *args, size_t n, char *url, size_t urllen, char *err,
+		     size_t errlen)
+{
+	json_t *j = json_loadb(args, n, 0, NULL);
+	const char *u = json_string_value(json_object_get(j, "url"));
+	int rc = -1;
+	CURLU *h = curl_url();
+	char *scheme = NULL, *host = NULL;
+	if (!u || strlen(u) >= urllen) {
+		snprintf(err, errlen, "error: \"url\" (a string under %zu bytes) is required", urllen);
+		goto done;
+	}
+	if (curl_url_set(h, CURLUPART_URL, u, 0) != CURLUE_OK ||
+	    curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		snprintf(err, errlen, "error: \"%s\" is not a URL", u);
+		goto done;
+	}
+	if (strcmp(scheme, "http") && strcmp(scheme, "https")) {
+		snprintf(err, errlen, "error: only http and https URLs are fetched");
+		goto done;
+	}
+	int ok = 0;
+	for (uint32_t i = 0; i < tcfg->http_nallow; i++)
+		if (!strcasecmp(host, tcfg->http_allow[i]))
+			ok = 1;
+	if (!ok) {
+		snprintf(err, errlen, "error: host %s is not allowed", host);
+		goto done;
+	}
+	snprintf(url, urllen, "%s", u);
+	rc = 0;
+done:
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(h);
+	json_decref(j);
+	return rc;
+}
+
+static fg_tool_t reg[5 + FG_MAX_EXTERNAL];
 static size_t nreg;
 
 void fg_tools_init(const fg_config_t *cfg)
@@ -358,6 +400,12 @@ void fg_tools_init(const fg_config_t *cfg)
 			"\"required\":[\"command\"]}",
 			0, FG_TOOL_PROCESS, cfg->shell_timeout_ms, cfg->shell_max_output, NULL,
 			prep_shell, NULL };
+	if (cfg && cfg->http_nallow)
+		reg[nreg++] = (fg_tool_t){ "http_get",
+			"Fetch a URL on an allowed host (GET; no redirects).",
+			"{\"type\":\"object\",\"properties\":{\"url\":{\"type\":\"string\"}},"
+			"\"required\":[\"url\"]}",
+			1, FG_TOOL_HTTP, cfg->http_timeout_ms, cfg->http_max_bytes, NULL, NULL, NULL };
 	for (uint32_t i = 0; cfg && i < cfg->nexternal; i++) {
 		const fg_external_cfg_t *e = &cfg->external[i];
 		fg_tool_t t = { "", e->description[0] ? e->description : e->name, e->schema,

@@ -534,6 +534,29 @@ static void proc_exited(worker_t *w, wsess_t *s)
 		rq_push(w, s);   /* next call, or the next model turn */
 }
 
+/* http_get finished: its result is committed, the session goes on. */
+static void on_tool_http_done(fg_req_t *q)
+{
+	worker_t *w = self_w;
+	wsess_t *s = q->owner;
+	size_t cap = s->proc.tool->max_output + 256;
+	char *res = malloc(cap);
+	s->in_http = 0;
+	if (q->curl_rc == CURLE_WRITE_ERROR && q->too_large)
+		snprintf(res, cap, "error: the response is larger than %u bytes",
+			 s->proc.tool->max_output);
+	else if (q->curl_rc != CURLE_OK)
+		snprintf(res, cap, "error: %s", q->errbuf[0] ? q->errbuf : curl_easy_strerror(q->curl_rc));
+	else
+		snprintf(res, cap, "HTTP %ld\n%.*s", q->status, (int)q->n, q->body ? q->body : "");
+	fg_req_reset(q);
+	fg_str_t id = { s->proc.id, s->proc.idn };
+	int rc = commit_result(w, s, id, res);
+	free(res);
+	if (rc == 0)
+		rq_push(w, s);
+}
+
 /* Runs the pending tool calls in order, committing one result (and, for a
  * non-idempotent tool, an intent before it) at a time.  Returns 0 when all
  * are answered, 1 when a process tool was started (the session waits for
@@ -558,6 +581,25 @@ static int run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v)
 		} else if (!t) {
 			snprintf(out, sizeof(out), "error: unknown tool \"%.*s\"", (int)c->name.n, c->name.p);
 		} else {
+			if (t->kind == FG_TOOL_HTTP) {
+				char url[2048];
+				if (fg_tool_http_url(c->args.p, c->args.n, url, sizeof(url), out,
+						     sizeof(out)) < 0)
+					goto result;
+				memcpy(s->proc.id, c->id.p, c->id.n);
+				s->proc.idn = c->id.n;
+				s->proc.tool = t;
+				s->req.owner = s;
+				s->req.done = on_tool_http_done;
+				s->req.max_reply = t->max_output;
+				s->req.streaming = 0;
+				if (fg_http_get(w->http, &s->req, url, (long)t->timeout_ms) < 0) {
+					snprintf(out, sizeof(out), "error: %s", s->req.errbuf);
+					goto result;
+				}
+				s->in_http = 1;
+				return 1;
+			}
 			char *argv[FG_TOOL_MAX_ARGS + 1], abuf[8192];
 			const char *in = NULL;
 			size_t in_n = 0;

@@ -94,6 +94,10 @@ typedef struct fg_config {
 	char     shell_allow[FG_MAX_ALLOW][64];
 	uint32_t shell_timeout_ms;      /* tools.shell.timeout_ms                */
 	uint32_t shell_max_output;      /* tools.shell.max_output                */
+	uint32_t http_nallow;           /* tools.http_get.allow: hosts (0 = off)  */
+	char     http_allow[FG_MAX_ALLOW][256];
+	uint32_t http_timeout_ms;       /* tools.http_get.timeout_ms             */
+	uint32_t http_max_bytes;        /* tools.http_get.max_bytes              */
 	uint32_t nexternal;             /* tools.external.NAME                   */
 	fg_external_cfg_t external[FG_MAX_EXTERNAL];
 	char     interrupted[16];       /* workflows.interrupted: result | fail  */

@@ -57,6 +57,9 @@ void fg_http_free(fg_http_t *h);
 int fg_http_post(fg_http_t *h, fg_req_t *q, const char *url, char *body, size_t n,
 		 const char *key, long connect_ms, long total_ms);
 
+/* Starts GET url (no redirects, http and https only). */
+int fg_http_get(fg_http_t *h, fg_req_t *q, const char *url, long total_ms);
+
 /* Aborts a request; its done callback is not called. */
 void fg_http_cancel(fg_http_t *h, fg_req_t *q);
 

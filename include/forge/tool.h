@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-enum fg_tool_kind { FG_TOOL_INLINE, FG_TOOL_PROCESS };
+enum fg_tool_kind { FG_TOOL_INLINE, FG_TOOL_PROCESS, FG_TOOL_HTTP };
 
 #define FG_TOOL_MAX_ARGS 32
 
@@ -41,6 +41,13 @@ struct fg_tool {
 		       size_t buflen, const char **in, size_t *in_n, char *err, size_t errlen);
 	const fg_external_cfg_t *ext;
 };
+
+/*
+ * http_get: checks {"url": ...} (http or https, host on tools.http_get.allow)
+ * and writes the URL to fetch into url; -1 with the error for the model.
+ */
+int fg_tool_http_url(const char *args, size_t n, char *url, size_t urllen, char *err,
+		     size_t errlen);
 
 /* Builds the registry from the configuration (once per process). */
 void fg_tools_init(const fg_config_t *cfg);

@@ -6,6 +6,10 @@
 # interrupted by a worker's death is not run again: the model is told.
 . "$(dirname "$0")/../lib.sh"
 D=$T/data
+PORT=$((20000 + $$ % 20000))
+"$ROOT/build/mock-llm" --port "$PORT" 2>>"$T/mock.log" &
+MOCK_PID=$!
+until_true 5 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
 mkdir -p "$D"
 printf 'hello from a file\n' > "$D/a.txt"
 ln -s /etc/passwd "$D/link"
@@ -27,10 +31,15 @@ provider() { # provider NAME TOOL ARGS-JSON
 	provider bad notjson '{}'
 	provider once once '{}'
 	provider nope no_such_tool '{}'
+	provider web http_get "{\"url\":\"http://127.0.0.1:$PORT/v1/models\"}"
+	provider webno http_get '{"url":"http://example.com/"}'
+	provider webftp http_get '{"url":"ftp://127.0.0.1/x"}'
 	cat <<YAML
 tools:
   file_read:
     root: $D
+  http_get:
+    allow: [127.0.0.1]
   shell:
     allow: [echo, sleep]
     timeout_ms: 300
@@ -69,6 +78,10 @@ expect_result up '{"TEXT":"HI"}'
 got=$(result_of bad)
 case $got in "error: notjson did not answer JSON on stdout ("*) ;; *) fail "notjson: $got" ;; esac
 expect_result nope 'error: unknown tool "no_such_tool"'
+expect_result web 'HTTP 200
+{"object":"list","data":[{"id":"mock","object":"model","owned_by":"forge"}]}'
+expect_result webno "error: host example.com is not allowed"
+expect_result webftp "error: only http and https URLs are fetched"
 
 # A non-idempotent tool running when its worker dies: never run twice.
 id=$(ctl submit --workflow react --prompt go --provider once -c "$T/forge.yaml")
@@ -84,4 +97,4 @@ sleep 3.5   # the killed tool would have finished by now had it survived
 [ "$(wc -l < "$T/runs")" = 1 ] || fail "once: the tool ran $(wc -l < "$T/runs") times"
 ctl check > /dev/null || fail "check"
 stop_forged
-echo "tools: file_read confined, shell allowlist and timeout, external JSON tools, a non-idempotent tool interrupted by a crash ran once"
+echo "tools: file_read confined, shell allowlist and timeout, http_get allowlist, external JSON tools, a non-idempotent tool interrupted by a crash ran once"
