@@ -91,6 +91,25 @@ void fg_buf_tool(fg_buf_t *b, fg_str_t id, const char *text, size_t n)
 	end(b, at);
 }
 
+void fg_buf_parts(fg_buf_t *b, const fg_str_t *parts, uint32_t n)
+{
+	uint32_t at = begin(b, FG_REC_PARTS);
+	uint8_t k = (uint8_t)n;
+	put(b, &k, 1);
+	for (uint32_t i = 0; i < n; i++)
+		fg_buf_str(b, parts[i].p, parts[i].n);
+	end(b, at);
+}
+
+void fg_buf_child(fg_buf_t *b, uint32_t part, uint64_t handle)
+{
+	uint8_t p[9];
+	p[0] = (uint8_t)part;
+	for (int i = 0; i < 8; i++)
+		p[1 + i] = (uint8_t)(handle >> (8 * i));
+	fg_buf_rec(b, FG_REC_CHILD, p, 9);
+}
+
 int fg_rec_next(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r)
 {
 	if (*off == len)
@@ -101,7 +120,7 @@ int fg_rec_next(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r)
 	r->type = h[0];
 	r->n = get16(h + 2);
 	r->p = h + FG_REC_HDR;
-	if (r->type < FG_REC_SYSTEM || r->type > FG_REC_USAGE || *off + FG_REC_HDR + r->n > len)
+	if (r->type < FG_REC_SYSTEM || r->type > FG_REC_CHILD || *off + FG_REC_HDR + r->n > len)
 		return -1;
 	*off += FG_REC_HDR + r->n;
 	return 1;
@@ -132,6 +151,30 @@ int fg_rec_calls(const fg_rec_t *r, fg_call_t *calls, uint32_t max)
 		    get_str(r->p, r->n, &o, &calls[i].args) < 0)
 			return -1;
 	return o == r->n ? (int)k : -1;
+}
+
+int fg_rec_parts(const fg_rec_t *r, fg_str_t *parts, uint32_t max)
+{
+	if (r->type != FG_REC_PARTS || r->n < 1)
+		return -1;
+	uint32_t k = r->p[0], o = 1;
+	if (k == 0 || k > max)
+		return -1;
+	for (uint32_t i = 0; i < k; i++)
+		if (get_str(r->p, r->n, &o, &parts[i]) < 0)
+			return -1;
+	return o == r->n ? (int)k : -1;
+}
+
+int fg_rec_child(const fg_rec_t *r, uint32_t *part, uint64_t *handle)
+{
+	if (r->type != FG_REC_CHILD || r->n != 9)
+		return -1;
+	*part = r->p[0];
+	*handle = 0;
+	for (int i = 0; i < 8; i++)
+		*handle |= (uint64_t)r->p[1 + i] << (8 * i);
+	return 0;
 }
 
 int fg_rec_tool(const fg_rec_t *r, fg_str_t *id, fg_str_t *text)
@@ -234,6 +277,30 @@ static json_t *build(const uint8_t *log, uint32_t len, char *err, size_t errlen,
 		case FG_REC_ERROR:
 			if (full)
 				m = json_pack("{s:s,s:o}", "role", "forge.error", "content", jstr(r.p, r.n));
+			break;
+		case FG_REC_PARTS:
+			if (full) {
+				fg_str_t parts[FG_MAX_PARTS];
+				int k = fg_rec_parts(&r, parts, FG_MAX_PARTS);
+				if (k < 0)
+					goto corrupt;
+				json_t *a = json_array();
+				for (int i = 0; i < k; i++)
+					json_array_append_new(a, jstr(parts[i].p, parts[i].n));
+				m = json_pack("{s:s,s:o}", "role", "forge.parts", "parts", a);
+			}
+			break;
+		case FG_REC_CHILD:
+			if (full) {
+				uint32_t part;
+				uint64_t h;
+				char hex[17];
+				if (fg_rec_child(&r, &part, &h) < 0)
+					goto corrupt;
+				snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
+				m = json_pack("{s:s,s:i,s:s}", "role", "forge.child", "part", (int)part,
+					      "id", hex);
+			}
 			break;
 		case FG_REC_USAGE:
 			if (r.n != 8)

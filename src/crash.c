@@ -23,6 +23,8 @@ const char *const fg_crash_points[] = {
 	"session.release.after_cas",
 	"registry.attach.after_cas",
 	"recover.after_entry",
+	"mapreduce.child.after_alloc",
+	"mapreduce.child.after_record",
 	NULL
 };
 

@@ -49,6 +49,8 @@ static const char *usage_text =
 "  submit --workflow synthetic --steps K [--count N] [--delay-us U]\n"
 "  submit --workflow react --prompt TEXT [--system TEXT] [--provider NAME]\n"
 "         [--max-steps N] [--count N]\n"
+"  submit --workflow map_reduce --prompt TEXT [--provider NAME]\n"
+"         [--child-provider NAME] [--max-parts N] [--count N]\n"
 "                              submit N sessions; prints one ID per line\n"
 "                              (react: a tool-using agent; NAME from\n"
 "                              llm.providers, default llm.default)\n"
@@ -67,9 +69,9 @@ static struct {
 	int json;
 	int state;
 	long limit, count, steps, delay_us, timeout_s;
-	const char *workflow, *signal, *prompt, *system, *provider;
-	long max_steps;
-} o = { .max_steps = -1, .state = -1, .limit = -1, .count = 1, .steps = -1, .timeout_s = -1 };
+	const char *workflow, *signal, *prompt, *system, *provider, *child_provider;
+	long max_steps, max_parts;
+} o = { .max_steps = -1, .max_parts = 8, .state = -1, .limit = -1, .count = 1, .steps = -1, .timeout_s = -1 };
 
 static fg_region_t R;
 static fg_config_t CFG;      /* loaded when -c (or /etc/forge/forge.yaml) is there */
@@ -373,8 +375,37 @@ static json_t *session_json(uint32_t idx, int full)
 	json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:i}", "id", id,
 		"state", fg_state_name(FG_CTL_STATE(c)),
 		"workflow", s->workflow == FG_WF_SYNTHETIC ? "synthetic" :
-			    s->workflow == FG_WF_REACT ? "react" : "unknown",
+			    s->workflow == FG_WF_REACT ? "react" :
+			    s->workflow == FG_WF_MAP_REDUCE ? "map_reduce" : "unknown",
 		"steps", (int)st.step, "steps_total", (int)s->steps);
+	if (s->workflow == FG_WF_MAP_REDUCE) {
+		fg_mr_view_t v;
+		char err[200];
+		const uint8_t *log = fg_sess_log(&R, idx);
+		uint32_t len = FG_CKPT_LEN(w) <= R.hdr->log_bytes ? FG_CKPT_LEN(w) : 0;
+		if (fg_mr_view(log, len, &v, err, sizeof(err)) == 0) {
+			if (v.final)
+				json_object_set_new(j, "result", json_stringn(v.answer.p, v.answer.n));
+			if (v.failed)
+				json_object_set_new(j, "error", json_stringn(v.error.p, v.error.n));
+			json_t *kids = json_array();
+			for (uint32_t k = 0; k < v.nparts; k++) {
+				char hex[17];
+				fg_handle_format(v.child[k], hex);
+				json_array_append_new(kids, json_pack("{s:s%,s:s}", "part", v.parts[k].p,
+					(size_t)v.parts[k].n, "id", hex));
+			}
+			json_object_set_new(j, "parts", kids);
+		} else {
+			json_object_set_new(j, "error", json_string(err));
+		}
+		json_object_set_new(j, "usage", json_pack("{s:I,s:I}", "prompt_tokens",
+			(json_int_t)st.aux[0], "completion_tokens", (json_int_t)st.aux[1]));
+		if (full) {
+			json_t *m = fg_conv_json(log, len, NULL, NULL);
+			json_object_set_new(j, "messages", m ? m : json_null());
+		}
+	}
 	if (s->workflow == FG_WF_REACT) {
 		fg_react_view_t v;
 		char err[200];
@@ -584,6 +615,26 @@ static void check_once(viol_t *v)
 			else if (ws.step != rv.turns)
 				violation(v, "session %s: state says %u model turns, the conversation holds %u",
 					  id, ws.step, rv.turns);
+		} else if (s->workflow == FG_WF_MAP_REDUCE) {
+			fg_mr_view_t mv;
+			char e2[200];
+			uint32_t len = FG_CKPT_LEN(w) <= h->log_bytes ? FG_CKPT_LEN(w) : 0;
+			if (fg_mr_view(fg_sess_log(&R, i), len, &mv, e2, sizeof(e2)) < 0)
+				violation(v, "session %s: %s", id, e2);
+			else if (st == FG_S_DONE && !mv.final)
+				violation(v, "session %s: done without a final answer", id);
+			else if (ws.step != mv.turns)
+				violation(v, "session %s: state says %u model turns, the conversation holds %u",
+					  id, ws.step, mv.turns);
+			else if (st == FG_S_DONE)
+				for (uint32_t k = 0; k < mv.nparts; k++) {
+					uint32_t ci = FG_HANDLE_IDX(mv.child[k]);
+					if (ci >= h->capacity ||
+					    atomic_load(&fg_sess(&R, ci)->gen) != FG_HANDLE_GEN(mv.child[k]) ||
+					    FG_CTL_STATE(atomic_load(&fg_sess(&R, ci)->ctl)) < FG_S_DONE)
+						violation(v, "session %s: done, but its part %u has no finished "
+							  "child", id, k + 1);
+				}
 		} else {
 			violation(v, "session %s: unknown workflow %u", id, s->workflow);
 		}
@@ -674,6 +725,15 @@ static int cmd_check(void)
 
 /* ---- steering -------------------------------------------------------- */
 
+static uint32_t provider_index(const char *name)
+{
+	for (uint32_t i = 0; i < CFG.nproviders; i++)
+		if (!strcmp(CFG.providers[i].name, name))
+			return i;
+	die_usage("submit: no provider '%s' in the configuration", name);
+	return 0;
+}
+
 static int cmd_submit(void)
 {
 	if (!o.workflow)
@@ -685,24 +745,24 @@ static int cmd_submit(void)
 		p.workflow = FG_WF_SYNTHETIC;
 		p.steps = (uint32_t)o.steps;
 		p.arg = (uint32_t)o.delay_us;
-	} else if (!strcmp(o.workflow, "react")) {
+	} else if (!strcmp(o.workflow, "react") || !strcmp(o.workflow, "map_reduce")) {
+		int mr = o.workflow[0] == 'm';
 		if (!o.prompt || !*o.prompt)
-			die_usage("submit: --prompt TEXT is required for the react workflow%s", "");
-		const char *want = o.provider ? o.provider : CFG.llm_default;
-		if (o.provider && !have_cfg)
-			die_usage("submit: --provider %s needs the configuration (-c FILE)", o.provider);
-		p.arg = UINT32_MAX;
-		for (uint32_t i = 0; i < CFG.nproviders; i++)
-			if (!strcmp(CFG.providers[i].name, want))
-				p.arg = i;
-		if (p.arg == UINT32_MAX)
-			die_usage("submit: no provider '%s' in the configuration", want);
-		p.workflow = FG_WF_REACT;
-		p.steps = (uint32_t)(o.max_steps > 0 ? o.max_steps : (long)CFG.max_steps);
+			die_usage("submit: --prompt TEXT is required for this workflow%s", "");
+		if ((o.provider || o.child_provider) && !have_cfg)
+			die_usage("submit: --provider and --child-provider need the configuration "
+				  "(-c FILE)%s", "");
+		uint32_t prov = provider_index(o.provider ? o.provider : CFG.llm_default);
+		p.workflow = mr ? FG_WF_MAP_REDUCE : FG_WF_REACT;
+		p.arg = prov;
+		if (mr && o.child_provider)
+			p.arg |= (provider_index(o.child_provider) + 1) << 16;
+		p.steps = mr ? (uint32_t)o.max_parts
+			     : (uint32_t)(o.max_steps > 0 ? o.max_steps : (long)CFG.max_steps);
 		p.prompt = o.prompt;
 		p.system = o.system;
 	} else {
-		die_usage("submit: unknown workflow '%s' (synthetic or react)", o.workflow);
+		die_usage("submit: unknown workflow '%s' (synthetic, react or map_reduce)", o.workflow);
 	}
 	fg_actor_t a;
 	fg_crash_arm();
@@ -788,7 +848,8 @@ static int cmd_kill_worker(const char *slot_s)
 int main(int argc, char **argv)
 {
 	enum { O_JSON = 256, O_STATE, O_LIMIT, O_WORKFLOW, O_STEPS, O_COUNT, O_DELAY,
-	       O_TIMEOUT, O_SIGNAL, O_PROMPT, O_SYSTEM, O_PROVIDER, O_MAXSTEPS };
+	       O_TIMEOUT, O_SIGNAL, O_PROMPT, O_SYSTEM, O_PROVIDER, O_MAXSTEPS, O_CHILDPROV,
+	       O_MAXPARTS };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "region", required_argument, NULL, 'r' },
@@ -805,6 +866,8 @@ int main(int argc, char **argv)
 		{ "system", required_argument, NULL, O_SYSTEM },
 		{ "provider", required_argument, NULL, O_PROVIDER },
 		{ "max-steps", required_argument, NULL, O_MAXSTEPS },
+		{ "child-provider", required_argument, NULL, O_CHILDPROV },
+		{ "max-parts", required_argument, NULL, O_MAXPARTS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -833,6 +896,8 @@ int main(int argc, char **argv)
 		case O_SYSTEM: o.system = optarg; break;
 		case O_PROVIDER: o.provider = optarg; break;
 		case O_MAXSTEPS: o.max_steps = num_arg("--max-steps", optarg, 1, 1000); break;
+		case O_CHILDPROV: o.child_provider = optarg; break;
+		case O_MAXPARTS: o.max_parts = num_arg("--max-parts", optarg, 1, FG_MAX_PARTS); break;
 		default: fputs(usage_text, stderr); return 2;
 		}
 	}

@@ -110,7 +110,7 @@ int fg_session_enqueue(fg_actor_t *a, uint32_t idx)
 	return rc;
 }
 
-int fg_session_submit(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out)
+int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint32_t *entry_out)
 {
 	fg_hdr_t *h = a->r->hdr;
 	uint32_t cap = h->capacity, entry, idx = 0;
@@ -158,7 +158,7 @@ int fg_session_submit(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out)
 	if (p->workflow == FG_WF_SYNTHETIC)
 		s->st[0].checksum = FG_SYNTHETIC_SEED;
 	uint32_t loglen = 0;
-	if (p->workflow == FG_WF_REACT) {
+	if (p->workflow == FG_WF_REACT || p->workflow == FG_WF_MAP_REDUCE) {
 		fg_buf_t b = { fg_sess_log(a->r, idx), 0, h->log_bytes, 0 };
 		if (p->system && *p->system)
 			fg_buf_rec(&b, FG_REC_SYSTEM, p->system, strlen(p->system));
@@ -173,8 +173,15 @@ int fg_session_submit(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out)
 		loglen = b.n;
 	}
 	atomic_store_explicit(&s->ckpt, FG_CKPT(0, 0, loglen), memory_order_relaxed);
-	FG_CRASHPOINT("session.alloc.before_queue");
+	*out = FG_HANDLE(idx, gen);
+	*entry_out = entry;
+	return 0;
+}
 
+int fg_session_publish(fg_actor_t *a, uint32_t idx, uint32_t entry)
+{
+	fg_session_t *s = fg_sess(a->r, idx);
+	FG_CRASHPOINT("session.alloc.before_queue");
 	uint64_t c = FG_CTL(FG_S_ALLOCATING, a->slot, a->gen);
 	if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c,
 			FG_CTL(FG_S_QUEUED, FG_SLOT_NONE, 0),
@@ -187,8 +194,24 @@ int fg_session_submit(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out)
 	fg_session_enqueue(a, idx);
 	fg_ring_intent_clear(a->self);
 	lease_clear(a, entry);
-	*out = FG_HANDLE(idx, gen);
 	return 0;
+}
+
+void fg_session_unalloc(fg_actor_t *a, uint32_t idx, uint32_t entry)
+{
+	uint64_t c = FG_CTL(FG_S_ALLOCATING, a->slot, a->gen);
+	atomic_compare_exchange_strong(&fg_sess(a->r, idx)->ctl, &c,
+				       FG_CTL(FG_S_FREE, FG_SLOT_NONE, 0));
+	lease_clear(a, entry);
+}
+
+int fg_session_submit(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out)
+{
+	uint32_t entry;
+	int rc = fg_session_alloc(a, p, out, &entry);
+	if (rc < 0)
+		return rc;
+	return fg_session_publish(a, FG_HANDLE_IDX(*out), entry);
 }
 
 int fg_session_claim(fg_actor_t *a, uint32_t idx, uint32_t *entry)

@@ -404,6 +404,8 @@ static void retry_later(worker_t *w, wsess_t *s, long retry_after_s, const char 
 	heap_push(w, s);
 }
 
+static void mr_on_reply(worker_t *w, wsess_t *s, fg_llm_reply_t *r);
+
 static void on_http_done(fg_req_t *q)
 {
 	worker_t *w = self_w;
@@ -458,7 +460,10 @@ static void on_http_done(fg_req_t *q)
 			react_fail(w, s, "%s", why);
 		return;
 	}
-	on_reply(w, s, &r);
+	if (s->workflow == FG_WF_MAP_REDUCE)
+		mr_on_reply(w, s, &r);
+	else
+		on_reply(w, s, &r);
 	fg_llm_reply_free(&r);
 }
 
@@ -720,12 +725,267 @@ static void react_step(worker_t *w, wsess_t *s)
 	s->in_http = 1;
 }
 
+/* ---- map_reduce ---------------------------------------------------------- */
+
+#define SPLIT_PROMPT "forge:split. Split the user's task into independent parts that " \
+	"can each be answered on its own. Reply with only a JSON object: " \
+	"{\"parts\": [\"first part\", \"second part\"]}, at most %u parts."
+#define REDUCE_PROMPT "forge:reduce. Combine the answers to the parts of the user's task " \
+	"into one answer to the whole task."
+
+static uint32_t mr_provider(const wsess_t *s)
+{
+	return s->provider & 0xffff;
+}
+
+static uint32_t mr_child_provider(const wsess_t *s)
+{
+	uint32_t c = s->provider >> 16;
+	return c ? c - 1 : s->provider & 0xffff;
+}
+
+/* The split arrived: parts from its JSON, or the whole task as one part. */
+static void mr_commit_split(worker_t *w, wsess_t *s, const fg_mr_view_t *v, fg_llm_reply_t *r)
+{
+	fg_str_t parts[FG_MAX_PARTS];
+	uint32_t n = 0, max = s->steps < FG_MAX_PARTS ? s->steps : FG_MAX_PARTS;
+	json_t *j = r->ncalls ? NULL : json_loadb(r->content, r->content_n, 0, NULL);
+	json_t *a = json_object_get(j, "parts");
+	size_t i;
+	json_t *x;
+	json_array_foreach(a, i, x) {
+		if (n == max || !json_is_string(x) || json_string_length(x) == 0 ||
+		    json_string_length(x) > 2000)
+			break;
+		parts[n++] = (fg_str_t){ json_string_value(x), (uint16_t)json_string_length(x) };
+	}
+	if (n == 0 || n != json_array_size(a)) {
+		/* a malformed plan is handled, not fatal: one part, the task itself */
+		log_debug("session %u: split reply is not a usable plan; one part", s->idx);
+		n = 1;
+		parts[0] = v->prompt;
+	}
+	fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
+	uint8_t u[8];
+	put_u32(u, r->prompt_tokens);
+	put_u32(u + 4, r->completion_tokens);
+	fg_buf_rec(&b, FG_REC_USAGE, u, 8);
+	fg_buf_parts(&b, parts, n);
+	fg_wstate_t st = s->st;
+	st.step++;
+	st.aux[0] += r->prompt_tokens;
+	st.aux[1] += r->completion_tokens;
+	int rc = react_commit(w, s, &st, &b);
+	json_decref(j);
+	if (rc == 0)
+		rq_push(w, s);
+}
+
+static void mr_commit_answer(worker_t *w, wsess_t *s, fg_llm_reply_t *r)
+{
+	if (r->ncalls) {
+		react_fail(w, s, "the reduce call answered with tool calls, not an answer");
+		return;
+	}
+	fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
+	uint8_t u[8];
+	put_u32(u, r->prompt_tokens);
+	put_u32(u + 4, r->completion_tokens);
+	fg_buf_rec(&b, FG_REC_USAGE, u, 8);
+	fg_buf_rec(&b, FG_REC_ASSISTANT, r->content, r->content_n);
+	fg_wstate_t st = s->st;
+	st.step++;
+	st.aux[0] += r->prompt_tokens;
+	st.aux[1] += r->completion_tokens;
+	if (react_commit(w, s, &st, &b) == 0)
+		finish(w, s, FG_S_DONE);
+}
+
+static void mr_on_reply(worker_t *w, wsess_t *s, fg_llm_reply_t *r)
+{
+	fg_mr_view_t v;
+	char err[200];
+	uint32_t len = FG_CKPT_LEN(atomic_load_explicit(&fg_sess(w->r, s->idx)->ckpt,
+							memory_order_relaxed));
+	if (fg_mr_view(fg_sess_log(w->r, s->idx), len, &v, err, sizeof(err)) < 0) {
+		react_fail(w, s, "%s", err);
+		return;
+	}
+	s->attempts = 0;
+	atomic_fetch_add_explicit(&w->a.self->llm_calls, 1, memory_order_relaxed);
+	if (v.nparts == 0)
+		mr_commit_split(w, s, &v, r);
+	else
+		mr_commit_answer(w, s, r);
+}
+
+/* A child's state: 1 terminal (answer or error in *text), 0 running,
+ * -1 gone (rolled back by a crash, or its record reused): make another. */
+static int mr_child(worker_t *w, uint64_t h, int *ok, fg_str_t *text)
+{
+	uint32_t idx = FG_HANDLE_IDX(h);
+	if (h == 0 || idx >= w->r->hdr->capacity)
+		return -1;
+	fg_session_t *c = fg_sess(w->r, idx);
+	uint32_t st = FG_CTL_STATE(atomic_load_explicit(&c->ctl, memory_order_acquire));
+	if (atomic_load_explicit(&c->gen, memory_order_relaxed) != FG_HANDLE_GEN(h) || st == FG_S_FREE)
+		return -1;
+	if (st < FG_S_DONE)
+		return 0;
+	fg_react_view_t rv;
+	char err[200];
+	fg_wstate_t ws;
+	uint64_t ck = fg_session_read(w->r, idx, &ws);
+	*ok = 0;
+	*text = (fg_str_t){ "no answer", 9 };
+	if (fg_react_view(fg_sess_log(w->r, idx), FG_CKPT_LEN(ck), &rv, err, sizeof(err)) == 0) {
+		if (rv.final) {
+			*ok = 1;
+			*text = rv.answer;
+		} else if (rv.failed) {
+			*text = rv.error;
+		}
+	}
+	return 1;
+}
+
+static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
+{
+	const fg_provider_cfg_t *p = &w->cfg->providers[mr_provider(s)];
+	if (p->type == FG_PROV_SCRIPTED) {
+		fg_llm_reply_t r;
+		char id[32];
+		fg_llm_scripted((const fg_script_step_t *)p->script, p->nscript, v->turns, &r, id);
+		mr_on_reply(w, s, &r);
+		return;
+	}
+	char sys[400];
+	json_t *msgs;
+	if (!reduce) {
+		snprintf(sys, sizeof(sys), SPLIT_PROMPT, s->steps < FG_MAX_PARTS ? s->steps : FG_MAX_PARTS);
+		msgs = json_pack("[{s:s,s:s},{s:s,s:s%}]", "role", "system", "content", sys,
+				 "role", "user", "content", v->prompt.p, (size_t)v->prompt.n);
+	} else {
+		size_t cap = 4096 + v->prompt.n, n = 0;
+		char *u = malloc(cap);
+		n += (size_t)snprintf(u, cap, "%.*s\n\nAnswers to the parts:\n", (int)v->prompt.n,
+				      v->prompt.p);
+		for (uint32_t i = 0; i < v->nparts; i++) {
+			int ok;
+			fg_str_t t;
+			mr_child(w, v->child[i], &ok, &t);
+			size_t need = n + v->parts[i].n + t.n + 32;
+			if (need > cap) {
+				cap = need * 2;
+				u = realloc(u, cap);
+			}
+			n += (size_t)snprintf(u + n, cap - n, "- %.*s: %s%.*s\n", (int)v->parts[i].n,
+					      v->parts[i].p, ok ? "" : "(failed) ", (int)t.n, t.p);
+		}
+		msgs = json_pack("[{s:s,s:s},{s:s,s:s%}]", "role", "system", "content", REDUCE_PROMPT,
+				 "role", "user", "content", u, n);
+		free(u);
+	}
+	size_t n;
+	char *body = fg_llm_request(p->model, msgs, NULL, (int)p->stream, &n);
+	json_decref(msgs);
+	char url[600];
+	snprintf(url, sizeof(url), "%s/chat/completions", p->base_url);
+	const char *key = p->api_key_env[0] ? getenv(p->api_key_env) : NULL;
+	s->req.owner = s;
+	s->req.done = on_http_done;
+	s->req.max_reply = p->max_reply_bytes;
+	s->req.streaming = (int)p->stream;
+	if (!body || fg_http_post(w->http, &s->req, url, body, n, key && *key ? key : NULL,
+				  (long)p->connect_timeout_ms, (long)p->timeout_ms) < 0) {
+		react_fail(w, s, "cannot start the LLM request: %s", s->req.errbuf);
+		return;
+	}
+	s->in_http = 1;
+}
+
+static void mr_step(worker_t *w, wsess_t *s)
+{
+	fg_mr_view_t v;
+	char err[200];
+	uint32_t len = FG_CKPT_LEN(atomic_load_explicit(&fg_sess(w->r, s->idx)->ckpt,
+							memory_order_relaxed));
+	if (fg_mr_view(fg_sess_log(w->r, s->idx), len, &v, err, sizeof(err)) < 0) {
+		react_fail(w, s, "%s", err);
+		return;
+	}
+	if (v.final || v.failed) {
+		finish(w, s, v.final ? FG_S_DONE : FG_S_FAILED);
+		return;
+	}
+	if (mr_provider(s) >= w->cfg->nproviders || mr_child_provider(s) >= w->cfg->nproviders) {
+		react_fail(w, s, "provider %u is not configured", mr_provider(s));
+		return;
+	}
+	if (v.nparts == 0) {
+		mr_call(w, s, &v, 0);
+		return;
+	}
+	int waiting = 0;
+	for (uint32_t i = 0; i < v.nparts; i++) {
+		int ok;
+		fg_str_t t;
+		int st = mr_child(w, v.child[i], &ok, &t);
+		if (st == 0)
+			waiting = 1;
+		if (st >= 0)
+			continue;
+		/* A child for part i: allocated under this worker's lease, its
+		 * handle committed in the parent, then published.  A death before
+		 * the publish rolls the child back to FREE, and the parent, resumed,
+		 * makes another (its CHILD record then names a FREE or reused
+		 * record: mr_child says -1). */
+		char prompt[2048];
+		snprintf(prompt, sizeof(prompt), "%.*s", (int)v.parts[i].n, v.parts[i].p);
+		fg_submit_t cp = { FG_WF_REACT, w->cfg->max_steps, mr_child_provider(s), NULL, prompt };
+		fg_handle_t h;
+		uint32_t entry;
+		int rc = fg_session_alloc(&w->a, &cp, &h, &entry);
+		if (rc == -ENOSPC || rc == -EBUSY) {
+			waiting = 1;   /* table or lease table full: try again soon */
+			break;
+		}
+		if (rc < 0) {
+			react_fail(w, s, "cannot create the session for part %u: %s", i + 1,
+				   rc == -E2BIG ? "the part does not fit a checkpoint log" : strerror(-rc));
+			return;
+		}
+		FG_CRASHPOINT("mapreduce.child.after_alloc");
+		fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
+		fg_buf_child(&b, i, h);
+		fg_wstate_t ws = s->st;
+		if (b.overflow || fg_session_commit(&w->a, s->idx, &ws, b.p, b.n) < 0) {
+			fg_session_unalloc(&w->a, FG_HANDLE_IDX(h), entry);
+			react_fail(w, s, "checkpoint log full (%u bytes per session): raise "
+				   "region.checkpoint_bytes", w->r->hdr->log_bytes);
+			return;
+		}
+		s->st = ws;
+		FG_CRASHPOINT("mapreduce.child.after_record");
+		fg_session_publish(&w->a, FG_HANDLE_IDX(h), entry);
+		waiting = 1;
+	}
+	if (waiting) {
+		s->due_ns = fg_now_ns() + 2000000;   /* look at the children again in 2 ms */
+		heap_push(w, s);
+		return;
+	}
+	mr_call(w, s, &v, 1);
+}
+
 static void step(worker_t *w, wsess_t *s)
 {
 	if (s->workflow == FG_WF_SYNTHETIC)
 		synthetic_step(w, s);
 	else if (s->workflow == FG_WF_REACT)
 		react_step(w, s);
+	else if (s->workflow == FG_WF_MAP_REDUCE)
+		mr_step(w, s);
 	else {
 		log_warnx("session %u: unknown workflow %u", s->idx, s->workflow);
 		finish(w, s, FG_S_FAILED);

@@ -96,3 +96,75 @@ int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *er
 	}
 	return 0;
 }
+
+int fg_mr_view(const uint8_t *log, uint32_t len, fg_mr_view_t *v, char *err, size_t errlen)
+{
+	uint32_t off = 0, at = 0;
+	fg_rec_t r;
+	int rc;
+	memset(v, 0, sizeof(*v));
+	for (;;) {
+		at = off;
+		rc = fg_rec_next(log, len, &off, &r);
+		if (rc <= 0)
+			break;
+		if (v->final || v->failed) {
+			snprintf(err, errlen, "record at byte %u follows the end of the conversation", at);
+			return -1;
+		}
+		switch (r.type) {
+		case FG_REC_USER:
+			v->prompt = (fg_str_t){ (const char *)r.p, r.n };
+			break;
+		case FG_REC_PARTS: {
+			int k = fg_rec_parts(&r, v->parts, FG_MAX_PARTS);
+			if (k < 0 || v->nparts) {
+				snprintf(err, errlen, "malformed or second split at byte %u", at);
+				return -1;
+			}
+			v->nparts = (uint32_t)k;
+			v->turns++;
+			break;
+		}
+		case FG_REC_CHILD: {
+			uint32_t part;
+			uint64_t h;
+			if (fg_rec_child(&r, &part, &h) < 0 || part >= v->nparts) {
+				snprintf(err, errlen, "child record at byte %u names no part", at);
+				return -1;
+			}
+			v->child[part] = h;
+			break;
+		}
+		case FG_REC_ASSISTANT:
+			if (!v->nparts) {
+				snprintf(err, errlen, "answer at byte %u before the split", at);
+				return -1;
+			}
+			v->turns++;
+			v->final = 1;
+			v->answer = (fg_str_t){ (const char *)r.p, r.n };
+			break;
+		case FG_REC_ERROR:
+			v->failed = 1;
+			v->error = (fg_str_t){ (const char *)r.p, r.n };
+			break;
+		case FG_REC_SYSTEM:
+		case FG_REC_USAGE:
+			break;
+		default:
+			snprintf(err, errlen, "record type %u at byte %u has no place in map_reduce",
+				 r.type, at);
+			return -1;
+		}
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "checkpoint log is corrupt at byte %u of %u", at, len);
+		return -1;
+	}
+	if (!v->prompt.p) {
+		snprintf(err, errlen, "conversation has no user message");
+		return -1;
+	}
+	return 0;
+}

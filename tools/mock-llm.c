@@ -3,7 +3,9 @@
  * benchmarks (no real model can be reached here).  Scripted: a request whose
  * messages hold no "tool" message gets one `calculator` tool call with
  * {"expression":"2+2"}; once a tool result is present, the final answer
- * "The answer is 4.".  Non-streaming and streaming (SSE chunks with
+ * "The answer is 4.".  forge's map_reduce calls (a system message starting
+ * "forge:") are answered at once: "forge:split" with two parts as JSON,
+ * "forge:reduce" with "The answer is 4.".  Non-streaming and streaming (SSE chunks with
  * tool-call deltas, chunked transfer encoding), HTTP/1.1 keep-alive.
  *
  * One epoll loop per thread, each with its own SO_REUSEPORT listener.  A
@@ -137,7 +139,7 @@ static void completion(conn_t *c, json_t *req)
 			   "'messages' must be a non-empty array");
 		return;
 	}
-	int have_tool = 0;
+	int have_tool = 0, split = 0, forge_call = 0;
 	size_t i, prompt_chars = 0;
 	json_t *m;
 	json_array_foreach(msgs, i, m) {
@@ -150,6 +152,10 @@ static void completion(conn_t *c, json_t *req)
 		if (!strcmp(role, "tool"))
 			have_tool = 1;
 		const char *content = json_string_value(json_object_get(m, "content"));
+		if (!strcmp(role, "system") && content && !strncmp(content, "forge:", 6)) {
+			forge_call = 1;
+			split = !strncmp(content, "forge:split", 11);
+		}
 		prompt_chars += content ? strlen(content) : 0;
 	}
 	unsigned long long n = ++req_counter;
@@ -159,12 +165,17 @@ static void completion(conn_t *c, json_t *req)
 	if (!model)
 		model = "mock";
 	long long created = (long long)time(NULL);
+	/* forge's map_reduce split and reduce calls are answered at once. */
+	if (forge_call)
+		have_tool = 1;
+	const char *answer = split ? "{\"parts\":[\"what is 2+2?\",\"what is 2+2, again?\"]}"
+				   : "The answer is 4.";
 	int ptok = (int)(prompt_chars / 4) + 8, ctok = have_tool ? 6 : 12;
 	const char *args = "{\"expression\":\"2+2\"}";
 
 	if (!stream) {
 		json_t *msg = have_tool
-			? json_pack("{s:s,s:s}", "role", "assistant", "content", "The answer is 4.")
+			? json_pack("{s:s,s:s}", "role", "assistant", "content", answer)
 			: json_pack("{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role", "assistant",
 				    "content", "tool_calls", "id", call, "type", "function",
 				    "function", "name", "calculator", "arguments", args);
@@ -187,8 +198,9 @@ static void completion(conn_t *c, json_t *req)
 	"index", 0, "delta", delta, "finish_reason", fin)
 	sse(c, CHUNK(json_pack("{s:s,s:s}", "role", "assistant", "content", ""), json_null()));
 	if (have_tool) {
-		sse(c, CHUNK(json_pack("{s:s}", "content", "The answer "), json_null()));
-		sse(c, CHUNK(json_pack("{s:s}", "content", "is 4."), json_null()));
+		size_t half = strlen(answer) / 2;
+		sse(c, CHUNK(json_pack("{s:s%}", "content", answer, half), json_null()));
+		sse(c, CHUNK(json_pack("{s:s}", "content", answer + half), json_null()));
 		sse(c, CHUNK(json_object(), json_string("stop")));
 	} else {
 		sse(c, CHUNK(json_pack("{s:[{s:i,s:s,s:s,s:{s:s,s:s}}]}", "tool_calls", "index", 0,
@@ -468,7 +480,8 @@ static void usage(FILE *f)
 "An OpenAI-compatible POST /v1/chat/completions server (and GET /v1/models),\n"
 "scripted for tests and benchmarks: with no \"tool\" message in the request it\n"
 "answers one calculator tool call {\"expression\":\"2+2\"}; once a tool result is\n"
-"present, the final answer \"The answer is 4.\".  \"stream\": true gives SSE chunks.\n"
+"present, the final answer \"The answer is 4.\" (a \"forge:split\" system message\n"
+"gets {\"parts\": [...]}, \"forge:reduce\" the answer at once).  \"stream\": true: SSE.\n"
 "\n"
 "  --port P        TCP port (required)\n"
 "  --host ADDR     address to listen on (default 127.0.0.1)\n"

@@ -12,6 +12,8 @@
  *   TOOL:      str id, then the result text (rest of the payload)
  *   INTENT:    str id (a non-idempotent tool is about to run)
  *   USAGE:     u32 prompt tokens, u32 completion tokens (one LLM reply)
+ *   PARTS:     u8 n, then n x str (map_reduce: the split of the task)
+ *   CHILD:     u8 part, u64 child session handle (map_reduce)
  * where str = u16 length + bytes.
  */
 #ifndef FORGE_CONV_H
@@ -23,8 +25,9 @@
 
 enum fg_rec_type {
 	FG_REC_SYSTEM = 1, FG_REC_USER, FG_REC_ASSISTANT, FG_REC_TOOLCALLS,
-	FG_REC_TOOL, FG_REC_INTENT, FG_REC_ERROR, FG_REC_USAGE
+	FG_REC_TOOL, FG_REC_INTENT, FG_REC_ERROR, FG_REC_USAGE, FG_REC_PARTS, FG_REC_CHILD
 };
+#define FG_MAX_PARTS 16
 
 #define FG_REC_HDR 4
 #define FG_MAX_CALLS 16
@@ -57,6 +60,11 @@ void fg_buf_str(fg_buf_t *b, const char *s, size_t n);
 void fg_buf_toolcalls(fg_buf_t *b, const fg_call_t *calls, uint32_t n);
 /* Appends a TOOL record: id and result text. */
 void fg_buf_tool(fg_buf_t *b, fg_str_t id, const char *text, size_t n);
+
+void fg_buf_parts(fg_buf_t *b, const fg_str_t *parts, uint32_t n);
+void fg_buf_child(fg_buf_t *b, uint32_t part, uint64_t handle);
+int  fg_rec_parts(const fg_rec_t *r, fg_str_t *parts, uint32_t max);
+int  fg_rec_child(const fg_rec_t *r, uint32_t *part, uint64_t *handle);
 
 /* Reads the record at *off; 1 and advances, 0 at the end, -1 if corrupt. */
 int fg_rec_next(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r);

@@ -64,6 +64,17 @@ int         fg_state_parse(const char *s);
  */
 int fg_session_submit(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out);
 
+/*
+ * The two halves of submit, for a parent that must record a child's handle
+ * in its own checkpoint between them: alloc leaves the record ALLOCATING
+ * under the actor's lease (a death rolls it back to FREE), publish makes it
+ * QUEUED and enqueues it.
+ */
+int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint32_t *entry);
+int fg_session_publish(fg_actor_t *a, uint32_t idx, uint32_t entry);
+/* Gives an allocated, never published record back (FREE). */
+void fg_session_unalloc(fg_actor_t *a, uint32_t idx, uint32_t entry);
+
 /* Enqueues idx's hint on its home ring and rings the doorbell. */
 int fg_session_enqueue(fg_actor_t *a, uint32_t idx);
 

@@ -28,6 +28,21 @@ typedef struct fg_react_view {
 	fg_str_t error;
 } fg_react_view_t;
 
+/* map_reduce: split call -> PARTS -> one child ReAct session per part
+ * (CHILD records; a later CHILD record for a part replaces an earlier one
+ * whose child was rolled back by a crash) -> reduce call -> final answer. */
+typedef struct fg_mr_view {
+	fg_str_t prompt;
+	uint32_t turns;
+	uint32_t nparts;                 /* 0 until the split is committed */
+	fg_str_t parts[FG_MAX_PARTS];
+	uint64_t child[FG_MAX_PARTS];    /* 0: none yet                    */
+	int final, failed;
+	fg_str_t answer, error;
+} fg_mr_view_t;
+
+int fg_mr_view(const uint8_t *log, uint32_t len, fg_mr_view_t *v, char *err, size_t errlen);
+
 /*
  * Reads the conversation.  Returns 0, or -1 with err set if the log is
  * corrupt or out of order (a result for an unknown call, two results for

@@ -14,10 +14,12 @@ ring.enq.after_claim ring.enq.after_publish"
 submit_points="session.alloc.after_cas session.alloc.before_queue session.alloc.after_queue
 ring.enq.before_claim ring.enq.after_claim ring.enq.after_publish"
 other_points="registry.attach.after_cas recover.after_entry"
+# walked in mapreduce.sh, where the children they concern exist
+mapreduce_points="mapreduce.child.after_alloc mapreduce.child.after_record"
 
 # Every crash point compiled in must be exercised here.
-for p in $("$BIN/forgectl" --help >/dev/null; strings "$BIN/forged" | grep -E '^(ring|session|ckpt|registry)\.[a-z]+\.[a-z_]+$|^recover\.[a-z_]+$' | sort -u); do
-	echo "$worker_points $submit_points $other_points" | tr ' ' '\n' | grep -qx "$p" ||
+for p in $("$BIN/forgectl" --help >/dev/null; strings "$BIN/forged" | grep -E '^(ring|session|ckpt|registry|mapreduce)\.[a-z]+\.[a-z_]+$|^recover\.[a-z_]+$' | sort -u); do
+	echo "$worker_points $submit_points $other_points $mapreduce_points" | tr ' ' '\n' | grep -qx "$p" ||
 		fail "crash point $p is not covered by this test"
 done
 

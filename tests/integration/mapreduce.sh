@@ -1,0 +1,78 @@
+#!/bin/sh
+# map_reduce: a split call, one child ReAct session per part spread over
+# the workers through the rings, a reduce call.  Killing workers at random,
+# or exactly between a child's allocation and its publication, loses no part
+# and leaves no orphan: the table holds exactly parents + parts sessions.
+. "$(dirname "$0")/../lib.sh"
+PORT=$((20000 + $$ % 20000))
+llm_yaml() {
+	cat <<YAML
+llm:
+  default: mock
+  providers:
+    mock:
+      base_url: http://127.0.0.1:$PORT/v1
+      max_retries: 30
+      retry_base_ms: 5
+    split:
+      type: scripted
+      script:
+        - content: '{"parts":["what is 2+2?","what is 3+3?","what is 4+4?"]}'
+        - content: all parts combined
+    badplan:
+      type: scripted
+      script:
+        - content: 'here is my plan: first, ...'
+        - content: combined anyway
+    s:
+      type: scripted
+YAML
+}
+write_config
+llm_yaml >> "$T/forge.yaml"
+"$ROOT/build/mock-llm" --port "$PORT" --latency-ms 100 2>>"$T/mock.log" &
+MOCK_PID=$!
+until_true 5 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+start_forged
+
+# 1. over HTTP with random SIGKILLs: 200 parents x 2 parts
+ctl submit --workflow map_reduce --prompt "what is 2+2, twice?" --count 200 > "$T/ids"
+kills=0
+end=$(( $(date +%s) + 120 ))
+while ! ctl wait --timeout 0 2>/dev/null; do
+	[ "$(date +%s)" -lt "$end" ] || fail "not done in 120 s: $(ctl stats)"
+	ctl kill-worker $(( $(od -An -N1 -tu1 /dev/urandom) % 2 )) >/dev/null 2>&1 && kills=$((kills + 1))
+	sleep 0.1
+done
+expect_all_done 600
+[ "$(stat .sessions.free)" = $((8192 - 600)) ] || fail "orphaned children: $(ctl stats)"
+[ "$kills" -ge 3 ] || fail "only $kills kills landed"
+bad=$(ctl sessions --state done --json | jq '[.[] | select(.workflow == "map_reduce" and (.result != "The answer is 4." or (.parts | length) != 2))] | length')
+[ "$bad" = 0 ] || fail "$bad map_reduce sessions without 2 parts and the answer"
+
+# 2. a malformed plan is handled: one part, the task itself
+id=$(ctl submit --workflow map_reduce --prompt "do it" --provider badplan --child-provider s -c "$T/forge.yaml")
+ctl wait --timeout 30 > /dev/null
+ctl session "$id" --json | jq -e '.state == "done" and .result == "combined anyway"
+  and (.parts | length) == 1 and .parts[0].part == "do it"' >/dev/null || fail "bad plan: $(ctl session "$id" --json)"
+stop_forged
+
+# 3. a worker killed between a child's allocation and its record, and
+#    between its record and its publication
+for p in mapreduce.child.after_alloc mapreduce.child.after_record; do
+	rm -f "$REGION" "$REGION.lock"
+	: > "$T/forged.log"
+	WORKERS=1 write_config
+	llm_yaml >> "$T/forge.yaml"
+	export FORGE_CRASHPOINT="$p:2" FORGE_CRASH_SLOT=0 WORKERS=1
+	start_forged
+	unset FORGE_CRASHPOINT FORGE_CRASH_SLOT WORKERS
+	ctl submit --workflow map_reduce --prompt go --provider split --child-provider s --count 50 -c "$T/forge.yaml" > /dev/null
+	expect_all_done 200
+	grep -q "crash point reached" "$T/forged.log" || fail "$p: never reached"
+	[ "$(stat .sessions.free)" = $((8192 - 200)) ] || fail "$p: orphaned children: $(ctl stats)"
+	[ "$(ctl sessions --state done --json | jq '[.[] | select(.workflow == "map_reduce" and .result == "all parts combined" and (.parts | length) == 3)] | length')" = 50 ] ||
+		fail "$p: parents without 3 parts and the combined answer"
+	stop_forged
+done
+echo "mapreduce: 200 over HTTP with $kills kills (600 sessions, no orphan), a bad plan handled, both child-creation crash windows recovered"
