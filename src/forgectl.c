@@ -49,7 +49,7 @@ static const char *usage_text =
 "  submit --workflow synthetic --steps K [--count N] [--delay-us U]\n"
 "  submit --workflow react --prompt TEXT [--system TEXT] [--provider NAME]\n"
 "         [--max-steps N] [--count N]\n"
-"  submit --workflow map_reduce --prompt TEXT [--provider NAME]\n"
+"  submit --workflow map_reduce|plan_execute --prompt TEXT [--provider NAME]\n"
 "         [--child-provider NAME] [--max-parts N] [--count N]\n"
 "                              submit N sessions; prints one ID per line\n"
 "                              (react: a tool-using agent; NAME from\n"
@@ -376,9 +376,10 @@ static json_t *session_json(uint32_t idx, int full)
 		"state", fg_state_name(FG_CTL_STATE(c)),
 		"workflow", s->workflow == FG_WF_SYNTHETIC ? "synthetic" :
 			    s->workflow == FG_WF_REACT ? "react" :
-			    s->workflow == FG_WF_MAP_REDUCE ? "map_reduce" : "unknown",
+			    s->workflow == FG_WF_MAP_REDUCE ? "map_reduce" :
+			    s->workflow == FG_WF_PLAN_EXECUTE ? "plan_execute" : "unknown",
 		"steps", (int)st.step, "steps_total", (int)s->steps);
-	if (s->workflow == FG_WF_MAP_REDUCE) {
+	if (s->workflow == FG_WF_MAP_REDUCE || s->workflow == FG_WF_PLAN_EXECUTE) {
 		fg_mr_view_t v;
 		char err[200];
 		const uint8_t *log = fg_sess_log(&R, idx);
@@ -392,8 +393,12 @@ static json_t *session_json(uint32_t idx, int full)
 			for (uint32_t k = 0; k < v.nparts; k++) {
 				char hex[17];
 				fg_handle_format(v.child[k], hex);
-				json_array_append_new(kids, json_pack("{s:s%,s:s}", "part", v.parts[k].p,
-					(size_t)v.parts[k].n, "id", hex));
+				json_t *dep = json_array();
+				for (uint32_t d = 0; d < k; d++)
+					if (v.deps[k] >> d & 1)
+						json_array_append_new(dep, json_integer(d));
+				json_array_append_new(kids, json_pack("{s:s%,s:s,s:o}", "part", v.parts[k].p,
+					(size_t)v.parts[k].n, "id", hex, "depends_on", dep));
 			}
 			json_object_set_new(j, "parts", kids);
 		} else {
@@ -615,7 +620,7 @@ static void check_once(viol_t *v)
 			else if (ws.step != rv.turns)
 				violation(v, "session %s: state says %u model turns, the conversation holds %u",
 					  id, ws.step, rv.turns);
-		} else if (s->workflow == FG_WF_MAP_REDUCE) {
+		} else if (s->workflow == FG_WF_MAP_REDUCE || s->workflow == FG_WF_PLAN_EXECUTE) {
 			fg_mr_view_t mv;
 			char e2[200];
 			uint32_t len = FG_CKPT_LEN(w) <= h->log_bytes ? FG_CKPT_LEN(w) : 0;
@@ -745,15 +750,17 @@ static int cmd_submit(void)
 		p.workflow = FG_WF_SYNTHETIC;
 		p.steps = (uint32_t)o.steps;
 		p.arg = (uint32_t)o.delay_us;
-	} else if (!strcmp(o.workflow, "react") || !strcmp(o.workflow, "map_reduce")) {
-		int mr = o.workflow[0] == 'm';
+	} else if (!strcmp(o.workflow, "react") || !strcmp(o.workflow, "map_reduce") ||
+		   !strcmp(o.workflow, "plan_execute")) {
+		int mr = o.workflow[0] == 'm' || o.workflow[0] == 'p';
 		if (!o.prompt || !*o.prompt)
 			die_usage("submit: --prompt TEXT is required for this workflow%s", "");
 		if ((o.provider || o.child_provider) && !have_cfg)
 			die_usage("submit: --provider and --child-provider need the configuration "
 				  "(-c FILE)%s", "");
 		uint32_t prov = provider_index(o.provider ? o.provider : CFG.llm_default);
-		p.workflow = mr ? FG_WF_MAP_REDUCE : FG_WF_REACT;
+		p.workflow = o.workflow[0] == 'm' ? FG_WF_MAP_REDUCE :
+			     o.workflow[0] == 'p' ? FG_WF_PLAN_EXECUTE : FG_WF_REACT;
 		p.arg = prov;
 		if (mr && o.child_provider)
 			p.arg |= (provider_index(o.child_provider) + 1) << 16;
@@ -762,7 +769,8 @@ static int cmd_submit(void)
 		p.prompt = o.prompt;
 		p.system = o.system;
 	} else {
-		die_usage("submit: unknown workflow '%s' (synthetic, react or map_reduce)", o.workflow);
+		die_usage("submit: unknown workflow '%s' (synthetic, react, plan_execute or "
+			  "map_reduce)", o.workflow);
 	}
 	fg_actor_t a;
 	fg_crash_arm();

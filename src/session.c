@@ -158,7 +158,7 @@ int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint
 	if (p->workflow == FG_WF_SYNTHETIC)
 		s->st[0].checksum = FG_SYNTHETIC_SEED;
 	uint32_t loglen = 0;
-	if (p->workflow == FG_WF_REACT || p->workflow == FG_WF_MAP_REDUCE) {
+	if (p->workflow != FG_WF_SYNTHETIC) {
 		fg_buf_t b = { fg_sess_log(a->r, idx), 0, h->log_bytes, 0 };
 		if (p->system && *p->system)
 			fg_buf_rec(&b, FG_REC_SYSTEM, p->system, strlen(p->system));

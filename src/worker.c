@@ -460,7 +460,7 @@ static void on_http_done(fg_req_t *q)
 			react_fail(w, s, "%s", why);
 		return;
 	}
-	if (s->workflow == FG_WF_MAP_REDUCE)
+	if (s->workflow == FG_WF_MAP_REDUCE || s->workflow == FG_WF_PLAN_EXECUTE)
 		mr_on_reply(w, s, &r);
 	else
 		on_reply(w, s, &r);
@@ -732,6 +732,10 @@ static void react_step(worker_t *w, wsess_t *s)
 	"{\"parts\": [\"first part\", \"second part\"]}, at most %u parts."
 #define REDUCE_PROMPT "forge:reduce. Combine the answers to the parts of the user's task " \
 	"into one answer to the whole task."
+#define PLAN_PROMPT "forge:plan. Plan the user's task as steps. Reply with only a JSON " \
+	"object: {\"steps\": [{\"task\": \"...\", \"depends_on\": []}, {\"task\": \"...\", " \
+	"\"depends_on\": [0]}]}, at most %u steps; depends_on lists earlier steps by index."
+#define SYNTH_PROMPT "forge:reduce. Using the results of the steps, answer the user's task."
 
 static uint32_t mr_provider(const wsess_t *s)
 {
@@ -748,22 +752,34 @@ static uint32_t mr_child_provider(const wsess_t *s)
 static void mr_commit_split(worker_t *w, wsess_t *s, const fg_mr_view_t *v, fg_llm_reply_t *r)
 {
 	fg_str_t parts[FG_MAX_PARTS];
+	uint16_t deps[FG_MAX_PARTS] = { 0 };
+	int plan = s->workflow == FG_WF_PLAN_EXECUTE;
 	uint32_t n = 0, max = s->steps < FG_MAX_PARTS ? s->steps : FG_MAX_PARTS;
 	json_t *j = r->ncalls ? NULL : json_loadb(r->content, r->content_n, 0, NULL);
-	json_t *a = json_object_get(j, "parts");
+	json_t *a = json_object_get(j, plan ? "steps" : "parts");
 	size_t i;
 	json_t *x;
 	json_array_foreach(a, i, x) {
-		if (n == max || !json_is_string(x) || json_string_length(x) == 0 ||
-		    json_string_length(x) > 2000)
+		json_t *task = plan && json_is_object(x) ? json_object_get(x, "task") : x;
+		if (n == max || !json_is_string(task) || json_string_length(task) == 0 ||
+		    json_string_length(task) > 2000)
 			break;
-		parts[n++] = (fg_str_t){ json_string_value(x), (uint16_t)json_string_length(x) };
+		parts[n] = (fg_str_t){ json_string_value(task), (uint16_t)json_string_length(task) };
+		size_t k;
+		json_t *d;
+		/* only earlier steps: a plan cannot make a cycle */
+		json_array_foreach(json_object_get(x, "depends_on"), k, d)
+			if (json_is_integer(d) && json_integer_value(d) >= 0 &&
+			    json_integer_value(d) < (json_int_t)n)
+				deps[n] |= (uint16_t)(1u << json_integer_value(d));
+		n++;
 	}
 	if (n == 0 || n != json_array_size(a)) {
 		/* a malformed plan is handled, not fatal: one part, the task itself */
 		log_debug("session %u: split reply is not a usable plan; one part", s->idx);
 		n = 1;
 		parts[0] = v->prompt;
+		deps[0] = 0;
 	}
 	fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
 	uint8_t u[8];
@@ -771,6 +787,15 @@ static void mr_commit_split(worker_t *w, wsess_t *s, const fg_mr_view_t *v, fg_l
 	put_u32(u + 4, r->completion_tokens);
 	fg_buf_rec(&b, FG_REC_USAGE, u, 8);
 	fg_buf_parts(&b, parts, n);
+	if (plan) {
+		uint8_t d[1 + 2 * FG_MAX_PARTS];
+		d[0] = (uint8_t)n;
+		for (uint32_t q = 0; q < n; q++) {
+			d[1 + 2 * q] = (uint8_t)deps[q];
+			d[2 + 2 * q] = (uint8_t)(deps[q] >> 8);
+		}
+		fg_buf_rec(&b, FG_REC_DEPS, d, 1 + 2 * n);
+	}
 	fg_wstate_t st = s->st;
 	st.step++;
 	st.aux[0] += r->prompt_tokens;
@@ -861,15 +886,17 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 	}
 	char sys[400];
 	json_t *msgs;
+	int plan = s->workflow == FG_WF_PLAN_EXECUTE;
 	if (!reduce) {
-		snprintf(sys, sizeof(sys), SPLIT_PROMPT, s->steps < FG_MAX_PARTS ? s->steps : FG_MAX_PARTS);
+		snprintf(sys, sizeof(sys), plan ? PLAN_PROMPT : SPLIT_PROMPT,
+			 s->steps < FG_MAX_PARTS ? s->steps : FG_MAX_PARTS);
 		msgs = json_pack("[{s:s,s:s},{s:s,s:s%}]", "role", "system", "content", sys,
 				 "role", "user", "content", v->prompt.p, (size_t)v->prompt.n);
 	} else {
 		size_t cap = 4096 + v->prompt.n, n = 0;
 		char *u = malloc(cap);
-		n += (size_t)snprintf(u, cap, "%.*s\n\nAnswers to the parts:\n", (int)v->prompt.n,
-				      v->prompt.p);
+		n += (size_t)snprintf(u, cap, "%.*s\n\n%s:\n", (int)v->prompt.n, v->prompt.p,
+				      plan ? "Results of the steps" : "Answers to the parts");
 		for (uint32_t i = 0; i < v->nparts; i++) {
 			int ok;
 			fg_str_t t;
@@ -882,8 +909,8 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 			n += (size_t)snprintf(u + n, cap - n, "- %.*s: %s%.*s\n", (int)v->parts[i].n,
 					      v->parts[i].p, ok ? "" : "(failed) ", (int)t.n, t.p);
 		}
-		msgs = json_pack("[{s:s,s:s},{s:s,s:s%}]", "role", "system", "content", REDUCE_PROMPT,
-				 "role", "user", "content", u, n);
+		msgs = json_pack("[{s:s,s:s},{s:s,s:s%}]", "role", "system", "content",
+				 plan ? SYNTH_PROMPT : REDUCE_PROMPT, "role", "user", "content", u, n);
 		free(u);
 	}
 	size_t n;
@@ -935,13 +962,30 @@ static void mr_step(worker_t *w, wsess_t *s)
 			waiting = 1;
 		if (st >= 0)
 			continue;
+		/* plan_execute: a step starts once the steps it depends on ended */
+		int ready = 1;
+		for (uint32_t d = 0; d < i; d++)
+			if ((v.deps[i] >> d & 1) && mr_child(w, v.child[d], &ok, &t) != 1)
+				ready = 0;
+		if (!ready) {
+			waiting = 1;
+			continue;
+		}
 		/* A child for part i: allocated under this worker's lease, its
 		 * handle committed in the parent, then published.  A death before
 		 * the publish rolls the child back to FREE, and the parent, resumed,
 		 * makes another (its CHILD record then names a FREE or reused
 		 * record: mr_child says -1). */
-		char prompt[2048];
-		snprintf(prompt, sizeof(prompt), "%.*s", (int)v.parts[i].n, v.parts[i].p);
+		char prompt[4096];
+		int pn = snprintf(prompt, sizeof(prompt), "%.*s", (int)v.parts[i].n, v.parts[i].p);
+		for (uint32_t d = 0; d < i && pn < (int)sizeof(prompt); d++) {
+			if (!(v.deps[i] >> d & 1))
+				continue;
+			mr_child(w, v.child[d], &ok, &t);
+			pn += snprintf(prompt + pn, sizeof(prompt) - (size_t)pn, "%s- result of \"%.*s\": %.*s",
+				       pn == (int)v.parts[i].n ? "\n\nResults it builds on:\n" : "\n",
+				       (int)v.parts[d].n, v.parts[d].p, (int)t.n, t.p);
+		}
 		fg_submit_t cp = { FG_WF_REACT, w->cfg->max_steps, mr_child_provider(s), NULL, prompt };
 		fg_handle_t h;
 		uint32_t entry;
@@ -984,7 +1028,7 @@ static void step(worker_t *w, wsess_t *s)
 		synthetic_step(w, s);
 	else if (s->workflow == FG_WF_REACT)
 		react_step(w, s);
-	else if (s->workflow == FG_WF_MAP_REDUCE)
+	else if (s->workflow == FG_WF_MAP_REDUCE || s->workflow == FG_WF_PLAN_EXECUTE)
 		mr_step(w, s);
 	else {
 		log_warnx("session %u: unknown workflow %u", s->idx, s->workflow);

@@ -126,6 +126,20 @@ int fg_mr_view(const uint8_t *log, uint32_t len, fg_mr_view_t *v, char *err, siz
 			v->turns++;
 			break;
 		}
+		case FG_REC_DEPS: {
+			if (!v->nparts || r.n != 1 + 2 * v->nparts || r.p[0] != v->nparts) {
+				snprintf(err, errlen, "dependency record at byte %u does not fit the plan", at);
+				return -1;
+			}
+			for (uint32_t i = 0; i < v->nparts; i++) {
+				v->deps[i] = (uint16_t)(r.p[1 + 2 * i] | (r.p[2 + 2 * i] << 8));
+				if (v->deps[i] >> i) {
+					snprintf(err, errlen, "step %u depends on a later step", i + 1);
+					return -1;
+				}
+			}
+			break;
+		}
 		case FG_REC_CHILD: {
 			uint32_t part;
 			uint64_t h;

@@ -154,7 +154,8 @@ static void completion(conn_t *c, json_t *req)
 		const char *content = json_string_value(json_object_get(m, "content"));
 		if (!strcmp(role, "system") && content && !strncmp(content, "forge:", 6)) {
 			forge_call = 1;
-			split = !strncmp(content, "forge:split", 11);
+			split = !strncmp(content, "forge:split", 11) ? 1 :
+				!strncmp(content, "forge:plan", 10) ? 2 : 0;
 		}
 		prompt_chars += content ? strlen(content) : 0;
 	}
@@ -168,8 +169,10 @@ static void completion(conn_t *c, json_t *req)
 	/* forge's map_reduce split and reduce calls are answered at once. */
 	if (forge_call)
 		have_tool = 1;
-	const char *answer = split ? "{\"parts\":[\"what is 2+2?\",\"what is 2+2, again?\"]}"
-				   : "The answer is 4.";
+	const char *answer = split == 1 ? "{\"parts\":[\"what is 2+2?\",\"what is 2+2, again?\"]}" :
+			     split == 2 ? "{\"steps\":[{\"task\":\"what is 2+2?\",\"depends_on\":[]},"
+					  "{\"task\":\"check that 2+2 is 4\",\"depends_on\":[0]}]}"
+					: "The answer is 4.";
 	int ptok = (int)(prompt_chars / 4) + 8, ctok = have_tool ? 6 : 12;
 	const char *args = "{\"expression\":\"2+2\"}";
 

@@ -13,7 +13,9 @@
  *   INTENT:    str id (a non-idempotent tool is about to run)
  *   USAGE:     u32 prompt tokens, u32 completion tokens (one LLM reply)
  *   PARTS:     u8 n, then n x str (map_reduce: the split of the task)
- *   CHILD:     u8 part, u64 child session handle (map_reduce)
+ *   CHILD:     u8 part, u64 child session handle (map_reduce, plan_execute)
+ *   DEPS:      u8 n, then n x u16 bitmask of the earlier steps each step
+ *              depends on (plan_execute; follows PARTS in the same commit)
  * where str = u16 length + bytes.
  */
 #ifndef FORGE_CONV_H
@@ -25,7 +27,8 @@
 
 enum fg_rec_type {
 	FG_REC_SYSTEM = 1, FG_REC_USER, FG_REC_ASSISTANT, FG_REC_TOOLCALLS,
-	FG_REC_TOOL, FG_REC_INTENT, FG_REC_ERROR, FG_REC_USAGE, FG_REC_PARTS, FG_REC_CHILD
+	FG_REC_TOOL, FG_REC_INTENT, FG_REC_ERROR, FG_REC_USAGE, FG_REC_PARTS, FG_REC_CHILD,
+	FG_REC_DEPS
 };
 #define FG_MAX_PARTS 16
 

@@ -306,7 +306,8 @@ enum fg_sess_state {
 #define FG_CKPT_AB(w)  ((uint32_t)(((w) >> 31) & 1))
 #define FG_CKPT_LEN(w) ((uint32_t)((w) & 0x7fffffffu))
 
-enum fg_workflow { FG_WF_SYNTHETIC = 1, FG_WF_REACT = 2, FG_WF_MAP_REDUCE = 3 };
+enum fg_workflow { FG_WF_SYNTHETIC = 1, FG_WF_REACT = 2, FG_WF_MAP_REDUCE = 3,
+		   FG_WF_PLAN_EXECUTE = 4 };
 
 /* fg_wstate_t.status for LLM workflows */
 enum fg_wstatus { FG_WS_OK = 0, FG_WS_FAILED = 1 };

@@ -37,6 +37,7 @@ typedef struct fg_mr_view {
 	uint32_t nparts;                 /* 0 until the split is committed */
 	fg_str_t parts[FG_MAX_PARTS];
 	uint64_t child[FG_MAX_PARTS];    /* 0: none yet                    */
+	uint16_t deps[FG_MAX_PARTS];     /* plan_execute: earlier steps each needs */
 	int final, failed;
 	fg_str_t answer, error;
 } fg_mr_view_t;

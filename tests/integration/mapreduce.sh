@@ -1,5 +1,5 @@
 #!/bin/sh
-# map_reduce: a split call, one child ReAct session per part spread over
+# map_reduce and plan_execute: a split (plan) call, one child ReAct session per part spread over
 # the workers through the rings, a reduce call.  Killing workers at random,
 # or exactly between a child's allocation and its publication, loses no part
 # and leaves no orphan: the table holds exactly parents + parts sessions.
@@ -24,6 +24,11 @@ llm:
       script:
         - content: 'here is my plan: first, ...'
         - content: combined anyway
+    planner:
+      type: scripted
+      script:
+        - content: '{"steps":[{"task":"a","depends_on":[5]},{"task":"b","depends_on":[0]},{"task":"c","depends_on":[0,1]}]}'
+        - content: synthesized
     s:
       type: scripted
 YAML
@@ -50,6 +55,28 @@ expect_all_done 600
 bad=$(ctl sessions --state done --json | jq '[.[] | select(.workflow == "map_reduce" and (.result != "The answer is 4." or (.parts | length) != 2))] | length')
 [ "$bad" = 0 ] || fail "$bad map_reduce sessions without 2 parts and the answer"
 
+# 1b. plan_execute over HTTP with kills: step 2 depends on step 1, so it
+#     starts only after step 1 ended, and its prompt carries step 1's result
+ctl submit --workflow plan_execute --prompt "what is 2+2, checked?" --count 100 > "$T/pids"
+while ! ctl wait --timeout 0 2>/dev/null; do
+	[ "$(date +%s)" -lt "$end" ] || fail "plan_execute not done: $(ctl stats)"
+	ctl kill-worker $(( $(od -An -N1 -tu1 /dev/urandom) % 2 )) >/dev/null 2>&1 && kills=$((kills + 1))
+	sleep 0.1
+done
+expect_all_done 900
+[ "$(stat .sessions.free)" = $((8192 - 900)) ] || fail "plan_execute: orphaned steps: $(ctl stats)"
+pid=$(head -1 "$T/pids")
+s2=$(ctl session "$pid" --json | jq -r '.parts[1].id')
+ctl session "$pid" --json | jq -e '.state == "done" and .result == "The answer is 4."
+  and .parts[1].depends_on == [0]' >/dev/null || fail "plan: $(ctl session "$pid" --json)"
+ctl session "$s2" --json | jq -e '.messages[0].content == "check that 2+2 is 4\n\nResults it builds on:\n- result of \"what is 2+2?\": The answer is 4."' >/dev/null ||
+	fail "step 2 prompt: $(ctl session "$s2" --json | jq .messages[0])"
+# dependencies on later (or missing) steps are dropped: no cycle possible
+id=$(ctl submit --workflow plan_execute --prompt go --provider planner --child-provider s -c "$T/forge.yaml")
+ctl wait --timeout 30 > /dev/null
+ctl session "$id" --json | jq -e '.result == "synthesized" and [.parts[].depends_on] == [[],[0],[0,1]]' >/dev/null ||
+	fail "planner: $(ctl session "$id" --json)"
+
 # 2. a malformed plan is handled: one part, the task itself
 id=$(ctl submit --workflow map_reduce --prompt "do it" --provider badplan --child-provider s -c "$T/forge.yaml")
 ctl wait --timeout 30 > /dev/null
@@ -75,4 +102,4 @@ for p in mapreduce.child.after_alloc mapreduce.child.after_record; do
 		fail "$p: parents without 3 parts and the combined answer"
 	stop_forged
 done
-echo "mapreduce: 200 over HTTP with $kills kills (600 sessions, no orphan), a bad plan handled, both child-creation crash windows recovered"
+echo "mapreduce: 200 map_reduce and 100 plan_execute over HTTP with $kills kills (900 sessions, no orphan), step order and dependency results, a bad plan handled, both child-creation crash windows recovered"
