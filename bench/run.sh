@@ -61,13 +61,16 @@ emit session.bytes $((rec + log)) bytes
 emit session.record_bytes "$rec" bytes
 # bytes a completed 2-step ReAct conversation occupies in its log
 T=$(mktemp -d /tmp/forge-bench.XXXXXX)
-printf 'region:\n  path: %s/region\n  sessions: 16\nlog:\n  level: warn\nllm:\n  default: s\n  providers:\n    s:\n      type: scripted\n' "$T" > "$T/f.yaml"
+printf 'region:\n  path: %s/region\n  sessions: 65536\nlog:\n  level: warn\nllm:\n  default: s\n  providers:\n    s:\n      type: scripted\n' "$T" > "$T/f.yaml"
 build/forged -c "$T/f.yaml" 2>/dev/null & f=$!
 until [ "$(build/forgectl -c "$T/f.yaml" status --json 2>/dev/null | jq .workers_alive)" = 2 ]; do sleep 0.05; done
 id=$(build/forgectl -c "$T/f.yaml" submit --workflow react --prompt "what is 2+2?")
 build/forgectl -c "$T/f.yaml" wait --timeout 10
 used=$(build/forgectl -c "$T/f.yaml" session "$id" --json | jq .checkpoint_log_bytes)
+rss=0
+for p in $(pgrep -P $f); do rss=$((rss + $(awk '/VmRSS/ {print $2}' /proc/$p/status))); done
 kill $f; wait $f 2>/dev/null || true; rm -rf "$T"
+emit worker.rss_kb $((rss / 2)) KiB
 emit session.react2.log_bytes "$used" bytes
 emit session.react2.used_bytes $((rec + used)) bytes
 

@@ -829,6 +829,8 @@ static int walk(ctx_t *x, const node_t *map, const char *prefix, fg_config_t *c)
 			continue;
 		}
 		if (strcmp(path, "tools") == 0) {
+			if (v->type == N_SCALAR && !v->val[0] && !v->quoted)
+				continue;   /* "tools:" with everything under it commented out */
 			if (walk_tools(x, v, c) < 0)
 				return -1;
 			continue;
