@@ -65,7 +65,17 @@ start_forged() {
 	until_true 10 workers_alive || fail "workers not ready within 10 s"
 }
 
+# A sanitizer report in any process's log fails the test (a worker that ASan
+# aborts would otherwise just be restarted and recovered).
+no_sanitizer_reports() {
+	if grep -qE "Sanitizer|runtime error:" "$T"/*.log 2>/dev/null; then
+		grep -hE -A5 "Sanitizer|runtime error:" "$T"/*.log | head -40 >&2
+		fail "sanitizer report in the logs"
+	fi
+}
+
 stop_forged() {
+	no_sanitizer_reports
 	kill -TERM "$FORGED_PID"
 	wait "$FORGED_PID" || fail "forged exited with status $?"
 	FORGED_PID=
@@ -80,4 +90,5 @@ expect_all_done() {
 	[ "$(stat '.sessions.failed + .sessions.queued + .sessions.running + .sessions.allocating + .sessions.cancelled')" = 0 ] ||
 		fail "sessions left outside done: $(ctl stats)"
 	ctl check > "$T/check.out" || { cat "$T/check.out" >&2; fail "forgectl check found violations"; }
+	no_sanitizer_reports
 }
