@@ -262,6 +262,7 @@ static const key_t_ schema[] = {
 	SEC("workflows"),
 	U("workflows.max_steps", max_steps, 1, 1000),
 	S("workflows.interrupted", interrupted),
+	U("workflows.deadline_s", deadline_s, 0, 30 * 86400),
 	{ NULL, 0, 0, 0, 0, 0 }
 };
 

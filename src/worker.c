@@ -654,6 +654,18 @@ result:
 	return 0;
 }
 
+/* workflows.deadline_s: a session older than this fails at its next step
+ * (the session's creation time is in its record, so the deadline survives
+ * crashes and resumptions). */
+static int past_deadline(worker_t *w, wsess_t *s)
+{
+	uint64_t d = w->cfg->deadline_s;
+	if (!d || fg_now_ns() - fg_sess(w->r, s->idx)->created_ns <= d * 1000000000ull)
+		return 0;
+	react_fail(w, s, "deadline of %llu s passed", (unsigned long long)d);
+	return 1;
+}
+
 static void react_step(worker_t *w, wsess_t *s)
 {
 	fg_react_view_t v;
@@ -673,6 +685,8 @@ static void react_step(worker_t *w, wsess_t *s)
 		finish(w, s, FG_S_FAILED);
 		return;
 	}
+	if (past_deadline(w, s))
+		return;
 	if (v.pending && run_tools(w, s, &v) != 0)
 		return;   /* failed, or waiting for a process tool */
 	if (v.turns >= s->steps) {
@@ -945,6 +959,8 @@ static void mr_step(worker_t *w, wsess_t *s)
 		finish(w, s, v.final ? FG_S_DONE : FG_S_FAILED);
 		return;
 	}
+	if (past_deadline(w, s))
+		return;
 	if (mr_provider(s) >= w->cfg->nproviders || mr_child_provider(s) >= w->cfg->nproviders) {
 		react_fail(w, s, "provider %u is not configured", mr_provider(s));
 		return;

@@ -101,6 +101,7 @@ typedef struct fg_config {
 	uint32_t nexternal;             /* tools.external.NAME                   */
 	fg_external_cfg_t external[FG_MAX_EXTERNAL];
 	char     interrupted[16];       /* workflows.interrupted: result | fail  */
+	uint32_t deadline_s;            /* workflows.deadline_s (0: none)        */
 } fg_config_t;
 
 void fg_config_defaults(fg_config_t *c);

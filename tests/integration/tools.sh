@@ -97,4 +97,15 @@ sleep 3.5   # the killed tool would have finished by now had it survived
 [ "$(wc -l < "$T/runs")" = 1 ] || fail "once: the tool ran $(wc -l < "$T/runs") times"
 ctl check > /dev/null || fail "check"
 stop_forged
+
+# workflows.deadline_s: a session still working when its deadline passes fails
+sed -i 's/^  deadline_s: .*//' "$T/forge.yaml"
+printf 'workflows:\n  deadline_s: 1\n' >> "$T/forge.yaml"
+sed -i 's/timeout_ms: 300/timeout_ms: 2000/' "$T/forge.yaml"
+start_forged
+id=$(ctl submit --workflow react --prompt go --provider shslow -c "$T/forge.yaml")
+ctl wait --timeout 30 > /dev/null
+ctl session "$id" --json | jq -e '.state == "failed" and .error == "deadline of 1 s passed"' >/dev/null ||
+	fail "deadline: $(ctl session "$id" --json)"
+stop_forged
 echo "tools: file_read confined, shell allowlist and timeout, http_get allowlist, external JSON tools, a non-idempotent tool interrupted by a crash ran once"
