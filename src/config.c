@@ -504,8 +504,15 @@ static int walk_script(ctx_t *x, const node_t *seq, const char *path, fg_provide
 			} else if (!strcmp(k->val, "content")) {
 				dst = p->script[i].content;
 				dl = sizeof(p->script[i].content);
+			} else if (!strcmp(k->val, "calls")) {
+				key_t_ ku = { kp, K_UINT, offsetof(fg_provider_cfg_t, script[0].calls) -
+					      offsetof(fg_provider_cfg_t, script[0]), 0, 1, 16 };
+				if (set_value(x, &ku, v, (fg_config_t *)(void *)&p->script[i]) < 0)
+					return -1;
+				continue;
 			} else {
-				errat(x, k->line, k->col, kp, "unknown key (tool, arguments or content)");
+				errat(x, k->line, k->col, kp,
+				      "unknown key (tool, arguments, calls or content)");
 				return -1;
 			}
 			key_t_ kk = { kp, K_STR, 0, dl, 0, 0 };

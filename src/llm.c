@@ -1,11 +1,20 @@
 /* llm.c — see include/forge/llm.h. */
 #include "forge/llm.h"
 
+#include "forge/config.h"
+
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_LINE (1 << 20)
+
+_Static_assert(sizeof(((fg_provider_cfg_t *)0)->script[0]) == sizeof(fg_script_step_t),
+	       "script entries and fg_script_step_t share a layout");
+_Static_assert(offsetof(fg_script_step_t, calls) ==
+	       offsetof(fg_provider_cfg_t, script[0].calls) - offsetof(fg_provider_cfg_t, script[0]),
+	       "script entries and fg_script_step_t share a layout");
 
 void fg_llm_reply_free(fg_llm_reply_t *r)
 {
@@ -477,7 +486,7 @@ void fg_llm_stream_finish(fg_llm_stream_t *s, fg_llm_reply_t *r)
 }
 
 void fg_llm_scripted(const fg_script_step_t *steps, uint32_t nsteps, uint32_t turn,
-		     fg_llm_reply_t *r, char idbuf[32])
+		     fg_llm_reply_t *r, char ids[FG_MAX_CALLS][32])
 {
 	memset(r, 0, sizeof(*r));
 	const fg_script_step_t *st = &steps[turn < nsteps ? turn : nsteps - 1];
@@ -485,11 +494,17 @@ void fg_llm_scripted(const fg_script_step_t *steps, uint32_t nsteps, uint32_t tu
 	r->prompt_tokens = 16 + 8 * turn;
 	r->completion_tokens = 8;
 	if (st->tool[0]) {
-		int n = snprintf(idbuf, 32, "call_%u", turn + 1);
-		r->ncalls = 1;
-		r->calls[0].id = (fg_str_t){ idbuf, (uint16_t)n };
-		r->calls[0].name = (fg_str_t){ st->tool, (uint16_t)strlen(st->tool) };
-		r->calls[0].args = (fg_str_t){ st->arguments, (uint16_t)strlen(st->arguments) };
+		uint32_t k = st->calls ? st->calls : 1;
+		if (k > FG_MAX_CALLS)
+			k = FG_MAX_CALLS;
+		r->ncalls = k;
+		for (uint32_t i = 0; i < k; i++) {
+			int n = k == 1 ? snprintf(ids[i], 32, "call_%u", turn + 1)
+				       : snprintf(ids[i], 32, "call_%u_%u", turn + 1, i + 1);
+			r->calls[i].id = (fg_str_t){ ids[i], (uint16_t)n };
+			r->calls[i].name = (fg_str_t){ st->tool, (uint16_t)strlen(st->tool) };
+			r->calls[i].args = (fg_str_t){ st->arguments, (uint16_t)strlen(st->arguments) };
+		}
 		snprintf(r->finish, sizeof(r->finish), "tool_calls");
 	} else {
 		r->content = st->content;

@@ -63,18 +63,28 @@ typedef struct wsess {
 	int in_http;            /* an LLM request is in flight  */
 	uint32_t attempts;      /* failed tries of this request */
 	fg_req_t req;
-	/* a process tool running for this session */
+	/* tool calls running for this session: process tools (procs, several at
+	 * once) and at most one http_get (req, while no LLM request is) */
+	struct proc *procs;     /* FG_MAX_CALLS slots, allocated on first use */
+	uint32_t nprocs;        /* running                      */
 	struct {
-		pid_t pid;          /* 0: none                      */
-		int pidfd, outfd;
 		const fg_tool_t *tool;
-		char id[256];       /* the call it answers          */
+		char id[256];
 		uint16_t idn;
-		char *out;
-		size_t n;
-		int truncated, timed_out, exited_seen;
-	} proc;
+	} web;                  /* the http_get in flight (in_http set) */
 } wsess_t;
+
+typedef struct proc {
+	pid_t pid;              /* 0: slot free                 */
+	int pidfd, outfd;
+	const fg_tool_t *tool;
+	char id[256];           /* the call it answers          */
+	uint16_t idn;
+	char *out;
+	size_t n;
+	int truncated, timed_out;
+	uint64_t due_ns;        /* its timeout                  */
+} proc_t;
 
 typedef struct worker {
 	fg_region_t *r;
@@ -271,8 +281,18 @@ static uint32_t intake(worker_t *w, uint32_t room)
 
 /* ---- synthetic ---------------------------------------------------------- */
 
+static void proc_kill_all(worker_t *w, wsess_t *s);
+
+/* Ends a session: whatever still runs for it (other tool calls) is stopped
+ * first, so that no event can reach its slot once it is reused. */
 static void finish(worker_t *w, wsess_t *s, uint32_t state)
 {
+	if (s->nprocs)
+		proc_kill_all(w, s);
+	if (s->in_http) {
+		fg_http_cancel(w->http, &s->req);
+		s->in_http = 0;
+	}
 	if (fg_session_finish(&w->a, s->idx, s->entry, state) < 0)
 		log_warnx("session %u: lost its lease before finishing", s->idx);
 	sess_free(w, s);
@@ -479,64 +499,109 @@ static int commit_result(worker_t *w, wsess_t *s, fg_str_t id, const char *out)
 	return react_commit(w, s, &st, &b);
 }
 
-static void proc_close(worker_t *w, wsess_t *s)
+/* The session waits in the timer heap until its earliest tool deadline. */
+static void proc_rearm(worker_t *w, wsess_t *s)
 {
-	epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->proc.outfd, NULL);
-	epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->proc.pidfd, NULL);
-	close(s->proc.outfd);
-	close(s->proc.pidfd);
-	free(s->proc.out);
-	s->proc.out = NULL;
-	s->proc.pid = 0;
-}
-
-/* Kills a session's process tool and reaps it (drain, failure). */
-static void proc_kill(worker_t *w, wsess_t *s)
-{
-	if (!s->proc.pid)
-		return;
-	kill(-s->proc.pid, SIGKILL);
-	siginfo_t si;
-	waitid((idtype_t)P_PIDFD, (id_t)s->proc.pidfd, &si, WEXITED);
 	heap_remove(w, s);
-	proc_close(w, s);
-}
-
-static void proc_read(wsess_t *s)
-{
-	char buf[4096];
-	for (;;) {
-		ssize_t r = read(s->proc.outfd, buf, sizeof(buf));
-		if (r <= 0)
-			return;
-		size_t room = s->proc.tool->max_output - s->proc.n;
-		size_t k = (size_t)r < room ? (size_t)r : room;
-		memcpy(s->proc.out + s->proc.n, buf, k);
-		s->proc.n += k;
-		if (k < (size_t)r)
-			s->proc.truncated = 1;
+	uint64_t due = UINT64_MAX;
+	for (uint32_t i = 0; i < FG_MAX_CALLS && s->procs; i++)
+		if (s->procs[i].pid && !s->procs[i].timed_out && s->procs[i].due_ns < due)
+			due = s->procs[i].due_ns;
+	if (due != UINT64_MAX) {
+		s->due_ns = due;
+		heap_push(w, s);
 	}
 }
 
-/* The process tool exited: its result is committed, the session goes on. */
-static void proc_exited(worker_t *w, wsess_t *s)
+static void proc_close(worker_t *w, wsess_t *s, proc_t *p)
+{
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, p->outfd, NULL);
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, p->pidfd, NULL);
+	close(p->outfd);
+	close(p->pidfd);
+	free(p->out);
+	p->out = NULL;
+	p->pid = 0;
+	s->nprocs--;
+}
+
+/* Kills and reaps every process tool of a session (drain). */
+static void proc_kill_all(worker_t *w, wsess_t *s)
+{
+	for (uint32_t i = 0; i < FG_MAX_CALLS && s->nprocs; i++) {
+		proc_t *p = &s->procs[i];
+		if (!p->pid)
+			continue;
+		kill(-p->pid, SIGKILL);
+		siginfo_t si;
+		waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED);
+		proc_close(w, s, p);
+	}
+	heap_remove(w, s);
+}
+
+/* Tool deadlines that passed: kill those processes; their exit events
+ * commit the "timed out" results. */
+static void proc_timeouts(worker_t *w, wsess_t *s)
+{
+	uint64_t now = fg_now_ns();
+	for (uint32_t i = 0; i < FG_MAX_CALLS && s->procs; i++) {
+		proc_t *p = &s->procs[i];
+		if (p->pid && !p->timed_out && p->due_ns <= now) {
+			p->timed_out = 1;
+			kill(-p->pid, SIGKILL);
+		}
+	}
+	proc_rearm(w, s);
+}
+
+static void proc_read(proc_t *p)
+{
+	char buf[4096];
+	for (;;) {
+		ssize_t r = read(p->outfd, buf, sizeof(buf));
+		if (r <= 0)
+			return;
+		size_t room = p->tool->max_output - p->n;
+		size_t k = (size_t)r < room ? (size_t)r : room;
+		memcpy(p->out + p->n, buf, k);
+		p->n += k;
+		if (k < (size_t)r)
+			p->truncated = 1;
+	}
+}
+
+/* The session has nothing running any more: it goes on. */
+static void tools_settled(worker_t *w, wsess_t *s)
+{
+	if (s->nprocs == 0 && !s->in_http)
+		rq_push(w, s);   /* further calls, or the next model turn */
+}
+
+/* A process tool exited: its result is committed. */
+static void proc_exited(worker_t *w, wsess_t *s, proc_t *p)
 {
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
-	if (waitid((idtype_t)P_PIDFD, (id_t)s->proc.pidfd, &si, WEXITED | WNOHANG) < 0 ||
-	    si.si_pid == 0)
+	if (waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
 		return;
-	proc_read(s);
-	char *res = malloc(s->proc.tool->max_output + 1024);
-	fg_tool_result(s->proc.tool, si.si_code == CLD_EXITED, si.si_status, s->proc.timed_out,
-		       s->proc.truncated, s->proc.out, s->proc.n, res, s->proc.tool->max_output + 1024);
-	fg_str_t id = { s->proc.id, s->proc.idn };
-	heap_remove(w, s);
-	proc_close(w, s);
-	int rc = commit_result(w, s, id, res);
+	proc_read(p);
+	size_t cap = p->tool->max_output + 1024;
+	char *res = malloc(cap);
+	fg_tool_result(p->tool, si.si_code == CLD_EXITED, si.si_status, p->timed_out, p->truncated,
+		       p->out, p->n, res, cap);
+	char id[256];
+	uint16_t idn = p->idn;
+	memcpy(id, p->id, idn);
+	proc_close(w, s, p);
+	proc_rearm(w, s);
+	int rc = commit_result(w, s, (fg_str_t){ id, idn }, res);
 	free(res);
-	if (rc == 0)
-		rq_push(w, s);   /* next call, or the next model turn */
+	if (rc < 0) {
+		/* the session failed (and was freed): nothing may run on for it */
+		return;
+	}
+	tools_settled(w, s);
 }
 
 /* http_get finished: its result is committed, the session goes on. */
@@ -544,34 +609,50 @@ static void on_tool_http_done(fg_req_t *q)
 {
 	worker_t *w = self_w;
 	wsess_t *s = q->owner;
-	size_t cap = s->proc.tool->max_output + 256;
+	size_t cap = s->web.tool->max_output + 256;
 	char *res = malloc(cap);
 	s->in_http = 0;
 	if (q->curl_rc == CURLE_WRITE_ERROR && q->too_large)
 		snprintf(res, cap, "error: the response is larger than %u bytes",
-			 s->proc.tool->max_output);
+			 s->web.tool->max_output);
 	else if (q->curl_rc != CURLE_OK)
 		snprintf(res, cap, "error: %s", q->errbuf[0] ? q->errbuf : curl_easy_strerror(q->curl_rc));
 	else
 		snprintf(res, cap, "HTTP %ld\n%.*s", q->status, (int)q->n, q->body ? q->body : "");
 	fg_req_reset(q);
-	fg_str_t id = { s->proc.id, s->proc.idn };
+	fg_str_t id = { s->web.id, s->web.idn };
 	int rc = commit_result(w, s, id, res);
 	free(res);
 	if (rc == 0)
-		rq_push(w, s);
+		tools_settled(w, s);
 }
 
-/* Runs the pending tool calls in order, committing one result (and, for a
- * non-idempotent tool, an intent before it) at a time.  Returns 0 when all
- * are answered, 1 when a process tool was started (the session waits for
- * it), -1 when the session failed. */
+static int call_running(const wsess_t *s, fg_str_t id)
+{
+	if (s->in_http && s->web.idn == id.n && !memcmp(s->web.id, id.p, id.n))
+		return 1;
+	for (uint32_t i = 0; i < FG_MAX_CALLS && s->nprocs; i++)
+		if (s->procs[i].pid && s->procs[i].idn == id.n && !memcmp(s->procs[i].id, id.p, id.n))
+			return 1;
+	return 0;
+}
+
+/* Runs the pending tool calls: inline tools at once (a result committed
+ * each), process tools all started together, an http_get when the
+ * session's HTTP request is free.  A non-idempotent tool gets its intent
+ * committed before it starts.  Returns 0 when every call is answered, 1
+ * when the session waits for running tools, -1 when it failed. */
 static int run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v)
 {
+	int waiting = 0;
 	for (uint32_t i = 0; i < v->ncalls; i++) {
 		if (v->answered[i])
 			continue;
 		fg_call_t *c = &v->calls[i];
+		if (call_running(s, c->id)) {
+			waiting = 1;
+			continue;
+		}
 		char out[4096];
 		const fg_tool_t *t = fg_tool_find(c->name.p, c->name.n);
 		if (v->intent[i]) {
@@ -583,75 +664,91 @@ static int run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v)
 			}
 			snprintf(out, sizeof(out), "interrupted: the tool may or may not have run; "
 				 "it is not idempotent, so it was not run again");
-		} else if (!t) {
-			snprintf(out, sizeof(out), "error: unknown tool \"%.*s\"", (int)c->name.n, c->name.p);
-		} else {
-			if (t->kind == FG_TOOL_HTTP) {
-				char url[2048];
-				if (fg_tool_http_url(c->args.p, c->args.n, url, sizeof(url), out,
-						     sizeof(out)) < 0)
-					goto result;
-				memcpy(s->proc.id, c->id.p, c->id.n);
-				s->proc.idn = c->id.n;
-				s->proc.tool = t;
-				s->req.owner = s;
-				s->req.done = on_tool_http_done;
-				s->req.max_reply = t->max_output;
-				s->req.streaming = 0;
-				if (fg_http_get(w->http, &s->req, url, (long)t->timeout_ms) < 0) {
-					snprintf(out, sizeof(out), "error: %s", s->req.errbuf);
-					goto result;
-				}
-				s->in_http = 1;
-				return 1;
-			}
-			char *argv[FG_TOOL_MAX_ARGS + 1], abuf[8192];
-			const char *in = NULL;
-			size_t in_n = 0;
-			if (t->kind == FG_TOOL_PROCESS &&
-			    t->prepare(t, c->args.p, c->args.n, argv, abuf, sizeof(abuf), &in, &in_n,
-				       out, sizeof(out)) < 0)
-				goto result;   /* refused arguments: the model sees why */
-			if (!t->idempotent) {
-				uint8_t id[300];
-				fg_buf_t pb = { id, 0, sizeof(id), 0 };
-				fg_buf_str(&pb, c->id.p, c->id.n);
-				fg_buf_t ib = { w->scratch, 0, w->scratch_n, 0 };
-				fg_buf_rec(&ib, FG_REC_INTENT, id, pb.n);
-				fg_wstate_t st = s->st;
-				if (react_commit(w, s, &st, &ib) < 0)
-					return -1;
-			}
-			if (t->kind == FG_TOOL_INLINE) {
-				t->run(t, c->args.p, c->args.n, out, sizeof(out));
-				goto result;
-			}
-			/* copy what the call needs: the log may move on */
-			memcpy(s->proc.id, c->id.p, c->id.n);
-			s->proc.idn = c->id.n;
-			if (fg_tool_spawn(argv, in, in_n, t->timeout_ms, &s->proc.pid, &s->proc.pidfd,
-					  &s->proc.outfd, out, sizeof(out)) < 0)
-				goto result;
-			s->proc.tool = t;
-			s->proc.out = malloc(t->max_output + 1);
-			s->proc.n = 0;
-			s->proc.truncated = s->proc.timed_out = 0;
-			uint32_t k = (uint32_t)(s - w->pool);
-			struct epoll_event ev = { .events = EPOLLIN };
-			ev.data.u64 = (EV_PROC_OUT << 32) | k;
-			epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->proc.outfd, &ev);
-			ev.data.u64 = (EV_PROC_EXIT << 32) | k;
-			epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->proc.pidfd, &ev);
-			s->due_ns = fg_now_ns() + (uint64_t)t->timeout_ms * 1000000u;
-			heap_push(w, s);   /* its deadline */
-			return 1;
+			goto result;
 		}
+		if (!t) {
+			snprintf(out, sizeof(out), "error: unknown tool \"%.*s\"", (int)c->name.n, c->name.p);
+			goto result;
+		}
+		if (t->kind == FG_TOOL_HTTP) {
+			char url[2048];
+			if (fg_tool_http_url(c->args.p, c->args.n, url, sizeof(url), out, sizeof(out)) < 0)
+				goto result;
+			if (s->in_http) {
+				waiting = 1;   /* one http_get at a time per session */
+				continue;
+			}
+			memcpy(s->web.id, c->id.p, c->id.n);
+			s->web.idn = c->id.n;
+			s->web.tool = t;
+			s->req.owner = s;
+			s->req.done = on_tool_http_done;
+			s->req.max_reply = t->max_output;
+			s->req.streaming = 0;
+			if (fg_http_get(w->http, &s->req, url, (long)t->timeout_ms) < 0) {
+				snprintf(out, sizeof(out), "error: %s", s->req.errbuf);
+				goto result;
+			}
+			s->in_http = 1;
+			waiting = 1;
+			continue;
+		}
+		char *argv[FG_TOOL_MAX_ARGS + 1], abuf[8192];
+		const char *in = NULL;
+		size_t in_n = 0;
+		if (t->kind == FG_TOOL_PROCESS &&
+		    t->prepare(t, c->args.p, c->args.n, argv, abuf, sizeof(abuf), &in, &in_n, out,
+			       sizeof(out)) < 0)
+			goto result;   /* refused arguments: the model sees why */
+		if (!t->idempotent) {
+			uint8_t id[300];
+			fg_buf_t pb = { id, 0, sizeof(id), 0 };
+			fg_buf_str(&pb, c->id.p, c->id.n);
+			fg_buf_t ib = { w->scratch, 0, w->scratch_n, 0 };
+			fg_buf_rec(&ib, FG_REC_INTENT, id, pb.n);
+			fg_wstate_t st = s->st;
+			if (react_commit(w, s, &st, &ib) < 0)
+				return -1;
+		}
+		if (t->kind == FG_TOOL_INLINE) {
+			t->run(t, c->args.p, c->args.n, out, sizeof(out));
+			goto result;
+		}
+		if (!s->procs && !(s->procs = calloc(FG_MAX_CALLS, sizeof(proc_t)))) {
+			snprintf(out, sizeof(out), "error: out of memory");
+			goto result;
+		}
+		proc_t *p = NULL;
+		for (uint32_t k = 0; k < FG_MAX_CALLS && !p; k++)
+			if (!s->procs[k].pid)
+				p = &s->procs[k];
+		memcpy(p->id, c->id.p, c->id.n);   /* the log may move on */
+		p->idn = c->id.n;
+		if (fg_tool_spawn(argv, in, in_n, t->timeout_ms, &p->pid, &p->pidfd, &p->outfd, out,
+				  sizeof(out)) < 0)
+			goto result;
+		p->tool = t;
+		p->out = malloc(t->max_output + 1);
+		p->n = 0;
+		p->truncated = p->timed_out = 0;
+		p->due_ns = fg_now_ns() + (uint64_t)t->timeout_ms * 1000000u;
+		s->nprocs++;
+		uint64_t tag = ((uint64_t)(uint32_t)(s - w->pool) << 8) | (uint64_t)(p - s->procs);
+		struct epoll_event ev = { .events = EPOLLIN };
+		ev.data.u64 = (EV_PROC_OUT << 32) | tag;
+		epoll_ctl(w->epfd, EPOLL_CTL_ADD, p->outfd, &ev);
+		ev.data.u64 = (EV_PROC_EXIT << 32) | tag;
+		epoll_ctl(w->epfd, EPOLL_CTL_ADD, p->pidfd, &ev);
+		waiting = 1;
+		continue;
 result:
 		if (commit_result(w, s, c->id, out) < 0)
 			return -1;
 		v->answered[i] = 1;
 	}
-	return 0;
+	if (s->nprocs)
+		proc_rearm(w, s);
+	return waiting;
 }
 
 /* workflows.deadline_s: a session older than this fails at its next step
@@ -700,7 +797,7 @@ static void react_step(worker_t *w, wsess_t *s)
 	const fg_provider_cfg_t *p = &w->cfg->providers[s->provider];
 	if (p->type == FG_PROV_SCRIPTED) {
 		fg_llm_reply_t r;
-		char id[32];
+		char id[FG_MAX_CALLS][32];
 		fg_llm_scripted((const fg_script_step_t *)p->script, p->nscript, v.turns, &r, id);
 		on_reply(w, s, &r);
 		return;
@@ -893,7 +990,7 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 	const fg_provider_cfg_t *p = &w->cfg->providers[mr_provider(s)];
 	if (p->type == FG_PROV_SCRIPTED) {
 		fg_llm_reply_t r;
-		char id[32];
+		char id[FG_MAX_CALLS][32];
 		fg_llm_scripted((const fg_script_step_t *)p->script, p->nscript, v->turns, &r, id);
 		mr_on_reply(w, s, &r);
 		return;
@@ -1102,13 +1199,15 @@ static void wait_events(worker_t *w, int timeout_ms)
 		} else if (tag == FG_EV_HTTP_SOCK) {
 			fg_http_event(w->http, ev[i].data.u64, ev[i].events);
 		} else if (tag == EV_PROC_OUT || tag == EV_PROC_EXIT) {
-			wsess_t *s = &w->pool[(uint32_t)ev[i].data.u64];
-			if (!s->proc.pid)
+			uint32_t low = (uint32_t)ev[i].data.u64;
+			wsess_t *s = &w->pool[low >> 8];
+			if (!s->procs || (low & 0xff) >= FG_MAX_CALLS || !s->procs[low & 0xff].pid)
 				continue;
+			proc_t *p = &s->procs[low & 0xff];
 			if (tag == EV_PROC_OUT)
-				proc_read(s);
+				proc_read(p);
 			else
-				proc_exited(w, s);
+				proc_exited(w, s, p);
 		}
 	}
 	fg_http_tick(w->http);
@@ -1143,9 +1242,13 @@ static void drain(worker_t *w)
 	wsess_t *s;
 	for (uint32_t i = 0; i < w->max_inflight; i++) {
 		s = &w->pool[i];
-		if (s->proc.pid) {
+		if (s->nprocs) {
 			/* a non-idempotent tool's intent stays: not run again */
-			proc_kill(w, s);
+			proc_kill_all(w, s);
+			if (s->in_http) {
+				fg_http_cancel(w->http, &s->req);
+				s->in_http = 0;
+			}
 			fg_session_release(&w->a, s->idx, s->entry);
 			sess_free(w, s);
 			continue;
@@ -1270,11 +1373,9 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 			uint64_t t = fg_now_ns();
 			while (w.nheap > 0 && w.heap[0]->due_ns <= t) {
 				wsess_t *s = heap_pop(&w);
-				if (s->proc.pid) {
-					/* a process tool's deadline: kill it; its exit
-					 * event commits the "timed out" result */
-					s->proc.timed_out = 1;
-					kill(-s->proc.pid, SIGKILL);
+				if (s->nprocs) {
+					/* a process tool's deadline */
+					proc_timeouts(&w, s);
 				} else {
 					rq_push(&w, s);
 				}

@@ -321,10 +321,10 @@ static void test_rate_limit(void **state)
 static void test_scripted(void **state)
 {
 	(void)state;
-	fg_script_step_t sc[2] = { { "calculator", "{\"expression\":\"2+2\"}", "" },
-				   { "", "", "The answer is 4." } };
+	fg_script_step_t sc[2] = { { "calculator", "{\"expression\":\"2+2\"}", "", 0 },
+				   { "", "", "The answer is 4.", 0 } };
 	fg_llm_reply_t r;
-	char id[32];
+	char id[FG_MAX_CALLS][32];
 	fg_llm_scripted(sc, 2, 0, &r, id);
 	assert_int_equal(r.ncalls, 1);
 	assert_memory_equal(r.calls[0].id.p, "call_1", 6);
@@ -333,6 +333,10 @@ static void test_scripted(void **state)
 	assert_memory_equal(r.content, "The answer is 4.", 16);
 	fg_llm_scripted(sc, 2, 7, &r, id);   /* past the end: the last step again */
 	assert_int_equal(r.ncalls, 0);
+	sc[0].calls = 3;                     /* three calls in one turn */
+	fg_llm_scripted(sc, 2, 0, &r, id);
+	assert_int_equal(r.ncalls, 3);
+	assert_memory_equal(r.calls[2].id.p, "call_1_3", 8);
 }
 
 int main(void)

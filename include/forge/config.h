@@ -41,6 +41,7 @@ typedef struct fg_provider_cfg {
 		char tool[64];
 		char arguments[256];
 		char content[256];
+		uint32_t calls;     /* the tool call this many times at once (1) */
 	} script[FG_MAX_SCRIPT];
 } fg_provider_cfg_t;
 

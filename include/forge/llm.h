@@ -66,15 +66,17 @@ int  fg_llm_stream_feed(fg_llm_stream_t *s, const char *data, size_t n);
 /* Ends the stream and fills r; frees what s held. */
 void fg_llm_stream_finish(fg_llm_stream_t *s, fg_llm_reply_t *r);
 
-/* One scripted reply: a tool call or a final text. */
+/* One scripted reply: a tool call or a final text.  Same layout as a
+ * provider's script entries in fg_config_t (asserted in llm.c). */
 typedef struct fg_script_step {
 	char tool[64];          /* "" for a final answer */
 	char arguments[256];
 	char content[256];
+	uint32_t calls;         /* the tool call this many times in one turn (0 = 1) */
 } fg_script_step_t;
 
 /* The reply of the scripted provider for the conversation's turn-th model turn. */
 void fg_llm_scripted(const fg_script_step_t *steps, uint32_t nsteps, uint32_t turn,
-		     fg_llm_reply_t *r, char idbuf[32]);
+		     fg_llm_reply_t *r, char ids[FG_MAX_CALLS][32]);
 
 #endif

@@ -31,6 +31,7 @@ provider() { # provider NAME TOOL ARGS-JSON
 	provider bad notjson '{}'
 	provider once once '{}'
 	provider nope no_such_tool '{}'
+	printf '    par:\n      type: scripted\n      script:\n        - tool: slowjson\n          arguments: %s\n          calls: 3\n        - content: done\n' "'{}'"
 	provider web http_get "{\"url\":\"http://127.0.0.1:$PORT/v1/models\"}"
 	provider webno http_get '{"url":"http://example.com/"}'
 	provider webftp http_get '{"url":"ftp://127.0.0.1/x"}'
@@ -49,6 +50,8 @@ tools:
       description: upper-cases a JSON document
     notjson:
       command: [echo, nope]
+    slowjson:
+      command: [sh, -c, "date +%s%N >> $T/starts; sleep 1; date +%s%N >> $T/ends; echo '{\"ok\":true}'"]
     once:
       command: [sh, -c, "echo run >> $T/runs; sleep 3; echo '{}'"]
       idempotent: false
@@ -83,6 +86,13 @@ expect_result web 'HTTP 200
 expect_result webno "error: host example.com is not allowed"
 expect_result webftp "error: only http and https URLs are fetched"
 
+# Several calls in one model turn run at once: all three started before any ended.
+id=$(ctl submit --workflow react --prompt go --provider par -c "$T/forge.yaml")
+ctl wait --timeout 30 > /dev/null || fail "par: not done"
+ctl session "$id" --json -c "$T/forge.yaml" | jq -e '[.messages[] | select(.role == "tool") | .content] == ["{\"ok\":true}\n","{\"ok\":true}\n","{\"ok\":true}\n"]' >/dev/null ||
+	fail "par: $(ctl session "$id" --json)"
+[ "$(sort -n "$T/starts" | tail -1)" -lt "$(sort -n "$T/ends" | head -1)" ] || fail "par: the calls ran one after another"
+
 # A non-idempotent tool running when its worker dies: never run twice.
 id=$(ctl submit --workflow react --prompt go --provider once -c "$T/forge.yaml")
 until_true 10 test -s "$T/runs" || fail "once: the tool never started"
@@ -108,4 +118,4 @@ ctl wait --timeout 30 > /dev/null
 ctl session "$id" --json | jq -e '.state == "failed" and .error == "deadline of 1 s passed"' >/dev/null ||
 	fail "deadline: $(ctl session "$id" --json)"
 stop_forged
-echo "tools: file_read confined, shell allowlist and timeout, http_get allowlist, external JSON tools, a non-idempotent tool interrupted by a crash ran once"
+echo "tools: file_read confined, shell allowlist and timeout, http_get allowlist, external JSON tools, 3 calls in parallel, a non-idempotent tool interrupted by a crash ran once"
