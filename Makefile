@@ -44,6 +44,9 @@ $(B)/forgectl: $(B)/obj/forgectl.o $(B)/libforge.a
 $(B)/mock-llm: tools/mock-llm.c
 	$(CC) $(BASE) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) -o $@ $< $(LIBS)
 
+$(B)/notify-listen: tests/notify_listen.c
+	$(CC) $(BASE) $(CFLAGS) -o $@ $<
+
 $(B)/tests/%: tests/%.c $(B)/libforge.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) -o $@ $< $(B)/libforge.a $(LIBS) -lcmocka
@@ -65,7 +68,7 @@ run: all
 unit: deps $(TESTS:%=$(B)/tests/%)
 	@sh tests/run_unit.sh $(B)/tests $(TESTS)
 
-integration: all testbin
+integration: all testbin $(B)/notify-listen
 	@sh tests/run_integration.sh
 
 test: unit integration

@@ -59,6 +59,11 @@ static const char *usage_text =
 "  kill-worker SLOT [--signal SIG]\n"
 "                              signal worker SLOT (default KILL) after\n"
 "                              checking that its pid is that worker\n"
+"  reload                      validate the configuration (-c FILE) and ask\n"
+"                              forged to apply it (workers restart one at a\n"
+"                              time; an invalid file is refused, exit 78)\n"
+"  drain | stop [--timeout S]  ask forged to stop taking work and exit;\n"
+"                              with --timeout, wait until it has\n"
 "\n"
 "Every reading command takes --json for machine-readable output.\n"
 "Exit status: 0 success, 1 failure (check violations, wait timeout),\n"
@@ -853,6 +858,66 @@ static int cmd_kill_worker(const char *slot_s)
 	return 0;
 }
 
+/* Signals the supervisor that holds the region, after checking with a
+ * pidfd and its start time that the pid is still that supervisor. */
+static int signal_supervisor(int sig, const char *what)
+{
+	fg_slot_t *sl = fg_slot(&R, fg_supervisor_slot(&R));
+	int32_t pid = atomic_load(&sl->pid);
+	uint64_t st = atomic_load(&sl->starttime);
+	int fd = pid > 0 ? fg_pidfd_open(pid) : -1;
+	if (fd < 0 || !fg_proc_alive(pid, st) || atomic_load(&sl->pid) != pid) {
+		fprintf(stderr, "forgectl: %s: no supervisor is running on this region\n", what);
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	if (fg_pidfd_send_signal(fd, sig) < 0) {
+		fprintf(stderr, "forgectl: %s: signalling pid %d: %s\n", what, (int)pid, strerror(errno));
+		close(fd);
+		return 1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int cmd_reload(void)
+{
+	/* An invalid file is refused here already, with its error; forged
+	 * checks again and keeps the running configuration if it must. */
+	if (have_cfg)
+		printf("%s: configuration is valid\n", CFG.file);
+	if (signal_supervisor(SIGHUP, "reload"))
+		return 1;
+	printf("reload requested from forged (pid %d): workers restart one at a time\n",
+	       (int)atomic_load(&fg_slot(&R, fg_supervisor_slot(&R))->pid));
+	return 0;
+}
+
+static int cmd_drain(void)
+{
+	fg_slot_t *sl = fg_slot(&R, fg_supervisor_slot(&R));
+	int32_t pid = atomic_load(&sl->pid);
+	uint64_t st = atomic_load(&sl->starttime);
+	if (signal_supervisor(SIGTERM, "drain"))
+		return 1;
+	printf("drain requested from forged (pid %d): in-flight steps finish, sessions "
+	       "resume at the next start\n", (int)pid);
+	if (o.timeout_s < 0)
+		return 0;
+	uint64_t deadline = fg_now_ns() + (uint64_t)o.timeout_s * 1000000000ull;
+	while (fg_proc_alive(pid, st)) {
+		if (fg_now_ns() >= deadline) {
+			fprintf(stderr, "forgectl: drain: forged (pid %d) still running after %ld s\n",
+				(int)pid, o.timeout_s);
+			return 1;
+		}
+		usleep(20000);
+	}
+	printf("forged stopped\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	enum { O_JSON = 256, O_STATE, O_LIMIT, O_WORKFLOW, O_STEPS, O_COUNT, O_DELAY,
@@ -933,6 +998,8 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "submit")) { open_region(1); return cmd_submit(); }
 	if (!strcmp(cmd, "wait")) { open_region(0); return cmd_wait(); }
 	if (!strcmp(cmd, "kill-worker")) { open_region(0); return cmd_kill_worker(arg); }
+	if (!strcmp(cmd, "reload")) { open_region(0); return cmd_reload(); }
+	if (!strcmp(cmd, "drain") || !strcmp(cmd, "stop")) { open_region(0); return cmd_drain(); }
 	die_usage("unknown command '%s'", cmd);
 	return 2;
 }

@@ -12,7 +12,15 @@
  *                                the sweep; READY/STATUS to systemd
  *   SIGTERM, SIGINT              drain: flag, SIGTERM to children, wait up
  *                                to shutdown_timeout_ms, SIGKILL the rest
- *   SIGHUP                       logged (reload comes with the operations work)
+ *   SIGHUP                       reload: the file is read and validated again;
+ *                                an invalid one is refused and the running
+ *                                configuration stays; a valid one is applied by
+ *                                restarting the workers one at a time (each
+ *                                drains: its sessions go on elsewhere from their
+ *                                checkpoints), so no session waits on a reload
+ * systemd (sd_notify): READY=1 once every worker is ready, STATUS= every second,
+ * RELOADING=1 / READY=1 around a reload, STOPPING=1, and WATCHDOG=1 at half
+ * the WatchdogSec interval only while every live worker's heartbeat is fresh.
  */
 
 #include "forge/supervisor.h"
@@ -50,10 +58,15 @@ typedef struct child {
 	uint32_t nhist;
 	int killed_by_watchdog;
 	int disabled;
+	int retiring;            /* asked to stop for a reload */
 } child_t;
 
 typedef struct sup {
 	const fg_config_t *cfg;
+	fg_config_t *cfg_owned;  /* a reloaded configuration (freed on the next one) */
+	int reloading;
+	uint32_t reload_next, reload_workers, reload_old;
+	uint64_t wd_usec, next_wd_ns, next_status_ns;
 	fg_region_t r;
 	fg_actor_t a;
 	int lockfd, epfd, sigfd, tfd;
@@ -179,6 +192,8 @@ static void schedule_restart(sup_t *s, uint32_t slot, int status_code)
 			 (unsigned long long)delay_ms, recent, s->cfg->restart_period_s);
 }
 
+static void reload_retired(sup_t *s, uint32_t slot);
+
 static void child_died(sup_t *s, uint32_t slot)
 {
 	uint64_t t0 = fg_now_ns();
@@ -212,6 +227,9 @@ static void child_died(sup_t *s, uint32_t slot)
 			  "requeued in %.1f us", slot, (int)k->pid, sig, fg_signal_name(sig),
 			  core ? " (core dumped)" : "",
 			  k->killed_by_watchdog ? " by the watchdog" : "", n, (t1 - t0) / 1e3);
+	else if (code == 0 && k->retiring)
+		log_info("worker %u (pid %d) drained for the reload; %u sessions requeued", slot,
+			 (int)k->pid, n);
 	else if (code != 0 || !s->stopping)
 		log_warnx("worker %u (pid %d) exited with status %d; %u sessions requeued",
 			  slot, (int)k->pid, code, n);
@@ -224,6 +242,11 @@ static void child_died(sup_t *s, uint32_t slot)
 	k->pid = 0;
 	if (s->stopping)
 		return;
+	if (k->retiring) {
+		k->retiring = 0;
+		reload_retired(s, slot);
+		return;
+	}
 	atomic_fetch_add(&sl->restarts, 1);
 	atomic_fetch_add(&s->r.hdr->restarts, 1);
 	schedule_restart(s, slot, code);
@@ -279,6 +302,125 @@ static void sweep_sessions(sup_t *s, uint64_t now)
 			 (unsigned long long)missing, (unsigned long long)n);
 }
 
+/* Steps the rolling restart of a reload: the next live worker is asked to
+ * drain; new slots are started; when none is left the reload is done. */
+static void reload_advance(sup_t *s)
+{
+	uint32_t top = s->reload_old > s->reload_workers ? s->reload_old : s->reload_workers;
+	while (s->reload_next < top) {
+		uint32_t i = s->reload_next;
+		child_t *k = &s->kids[i];
+		if (i < s->reload_old && k->pidfd >= 0) {
+			k->retiring = 1;
+			fg_pidfd_send_signal(k->pidfd, SIGTERM);
+			return;   /* reload_retired() goes on when it is gone */
+		}
+		if (i < s->reload_workers && k->pidfd < 0) {
+			k->disabled = 0;
+			k->nhist = 0;
+			k->restart_at_ns = 0;
+			spawn(s, i);
+		}
+		s->reload_next++;
+	}
+	s->nworkers = s->reload_workers;
+	atomic_store(&s->r.hdr->cfg_workers, s->nworkers);
+	s->reloading = 0;
+	if (atomic_load(&s->r.hdr->sup_state) == FG_SUP_DEGRADED)
+		atomic_store(&s->r.hdr->sup_state, FG_SUP_RUNNING);
+	log_info("reload complete: %u workers", s->nworkers);
+	sd_notifyf(0, "READY=1\nSTATUS=reloaded, %u workers", s->nworkers);
+}
+
+static void reload_retired(sup_t *s, uint32_t slot)
+{
+	if (slot < s->reload_workers) {
+		spawn(s, slot);
+	} else {
+		atomic_store(&fg_slot(&s->r, slot)->state, FG_SLOT_FREE);
+		log_info("worker %u retired (workers: %u)", slot, s->reload_workers);
+	}
+	s->reload_next = slot + 1;
+	reload_advance(s);
+}
+
+static void begin_reload(sup_t *s)
+{
+	char err[1024];
+	if (s->reloading) {
+		log_warnx("SIGHUP: a reload is already in progress");
+		return;
+	}
+	sd_notify(0, "RELOADING=1");
+	fg_config_t *n = malloc(sizeof(*n));
+	if (!n || fg_config_load(n, s->cfg->file, err, sizeof(err)) < 0) {
+		log_errx("reload refused: %s; the running configuration stays",
+			 n ? err : "out of memory");
+		free(n);
+		sd_notify(0, "READY=1");
+		return;
+	}
+	const fg_config_t *o = s->cfg;
+	const char *fixed = strcmp(n->region_path, o->region_path) ? "region.path" :
+			    n->sessions != o->sessions ? "region.sessions" :
+			    n->checkpoint_bytes != o->checkpoint_bytes ? "region.checkpoint_bytes" :
+			    n->max_inflight != o->max_inflight ? "worker.max_inflight" : NULL;
+	if (fixed) {
+		log_errx("reload refused: %s cannot change while forged runs (it is the region's "
+			 "geometry): restart forged; the running configuration stays", fixed);
+		free(n);
+		sd_notify(0, "READY=1");
+		return;
+	}
+	fg_log_level = fg_log_parse_level(n->log_level);
+	s->reloading = 1;
+	s->reload_old = s->nworkers;
+	s->reload_workers = n->workers;
+	s->reload_next = 0;
+	if (n->workers > s->nworkers)
+		s->nworkers = n->workers;   /* the loop watches every slot in play */
+	/* Children already running keep their copy; those started from now on
+	 * get the new one. */
+	s->cfg = n;
+	free(s->cfg_owned);
+	s->cfg_owned = n;
+	log_info("reload: %s is valid; restarting %u workers one at a time (workers: %u -> %u)",
+		 n->file, s->reload_old, s->reload_old, s->reload_workers);
+	reload_advance(s);
+}
+
+/* STATUS= every second; WATCHDOG=1 at half the interval while every live
+ * worker has beaten within three heartbeat periods. */
+static void notify_tick(sup_t *s, uint64_t now)
+{
+	if (now >= s->next_status_ns) {
+		uint32_t ready = 0;
+		for (uint32_t i = 0; i < s->nworkers; i++)
+			ready += atomic_load(&fg_slot(&s->r, i)->state) == FG_SLOT_READY;
+		sd_notifyf(0, "STATUS=%s: %u/%u workers ready, %llu restarts",
+			   s->reloading ? "reloading" :
+			   atomic_load(&s->r.hdr->sup_state) == FG_SUP_DEGRADED ? "degraded" : "running",
+			   ready, s->nworkers, (unsigned long long)atomic_load(&s->r.hdr->restarts));
+		s->next_status_ns = now + 1000000000ull;
+	}
+	if (!s->wd_usec || now < s->next_wd_ns)
+		return;
+	uint64_t fresh = (uint64_t)s->cfg->heartbeat_ms * 3000000ull, cnow = fg_coarse_ns();
+	int live = 0;
+	for (uint32_t i = 0; i < s->nworkers; i++) {
+		if (s->kids[i].pidfd < 0)
+			continue;
+		live++;
+		uint64_t hb = atomic_load_explicit(&fg_slot(&s->r, i)->heartbeat_ns, memory_order_relaxed);
+		if (cnow > hb && cnow - hb > fresh)
+			return;   /* a hung worker: systemd's watchdog may act */
+	}
+	if (live == 0)
+		return;
+	sd_notify(0, "WATCHDOG=1");
+	s->next_wd_ns = now + s->wd_usec * 500ull;
+}
+
 static void notify_status(sup_t *s)
 {
 	uint32_t ready = 0;
@@ -316,6 +458,8 @@ static void tick(sup_t *s)
 		s->next_sweep_ns = now + (uint64_t)s->cfg->sweep_after_ms * 500000ull;
 	}
 	notify_status(s);
+	if (s->ready_sent)
+		notify_tick(s, now);
 }
 
 static int open_region(sup_t *s, const fg_sup_opts_t *o)
@@ -461,6 +605,8 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 	ev.data.u32 = 1001;
 	epoll_ctl(s.epfd, EPOLL_CTL_ADD, s.tfd, &ev);
 
+	if (sd_watchdog_enabled(0, &s.wd_usec) <= 0)
+		s.wd_usec = 0;
 	for (uint32_t i = 0; i < s.nworkers; i++)
 		spawn(&s, i);
 	s.next_sweep_ns = fg_now_ns() + (uint64_t)cfg->sweep_after_ms * 500000ull;
@@ -480,9 +626,8 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 					int sig = (int)si.ssi_signo;
 					if (sig == SIGTERM || sig == SIGINT)
 						begin_stop(&s, sig);
-					else if (sig == SIGHUP)
-						log_info("SIGHUP: configuration reload is not implemented "
-							 "yet; nothing changed");
+					else if (sig == SIGHUP && !s.stopping)
+						begin_reload(&s);
 				}
 			} else if (id == 1001) {
 				tick(&s);
@@ -507,5 +652,6 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 	log_info("stopped");
 	fg_region_close(&s.r);
 	close(s.lockfd);
+	free(s.cfg_owned);
 	return 0;
 }
