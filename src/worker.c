@@ -1237,6 +1237,46 @@ static void idle_wait(worker_t *w)
 	atomic_fetch_sub_explicit(&h->sleepers, 1, memory_order_seq_cst);
 }
 
+/* Drain, first half: sessions waiting on timers are handed back at once;
+ * LLM requests and tools already running get until shutdown_timeout_ms
+ * (less a margin, so that the supervisor's SIGKILL never comes first) to
+ * finish and have their results committed, so no reply is thrown away. */
+static void finish_in_flight(worker_t *w)
+{
+	wsess_t *s;
+	while (w->nheap > 0) {
+		s = heap_pop(w);
+		if (s->nprocs) {
+			heap_push(w, s);   /* a tool deadline: it stays in flight */
+			break;
+		}
+		fg_session_release(&w->a, s->idx, s->entry);
+		sess_free(w, s);
+	}
+	uint64_t t = w->cfg->shutdown_timeout_ms;
+	uint64_t deadline = fg_now_ns() + (t > 1000 ? t - 500 : t / 2) * 1000000ull;
+	for (;;) {
+		int busy = 0;
+		for (uint32_t i = 0; i < w->max_inflight; i++)
+			busy |= w->pool[i].in_http || w->pool[i].nprocs;
+		while ((s = rq_pop(w)) != NULL) {   /* a step completed: hand it back */
+			fg_session_release(&w->a, s->idx, s->entry);
+			sess_free(w, s);
+		}
+		if (!busy || fg_now_ns() >= deadline)
+			return;
+		atomic_store_explicit(&w->a.self->heartbeat_ns, fg_coarse_ns(), memory_order_relaxed);
+		wait_events(w, 10);
+		if (w->nheap > 0 && w->heap[0]->due_ns <= fg_now_ns()) {
+			s = heap_pop(w);
+			if (s->nprocs)
+				proc_timeouts(w, s);
+			else
+				rq_push(w, s);
+		}
+	}
+}
+
 static void drain(worker_t *w)
 {
 	wsess_t *s;
@@ -1397,6 +1437,7 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 	}
 	uint32_t n = w.inflight;
 	atomic_store(&me->state, FG_SLOT_DRAINING);
+	finish_in_flight(&w);
 	drain(&w);
 	log_info("worker %u: drained, %u sessions handed back at their last checkpoint", slot, n);
 	free(w.pool);

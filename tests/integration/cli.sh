@@ -18,6 +18,23 @@ expect 78 "$T/missing.yaml:0:0: cannot open: No such file or directory" "$BIN/fo
 expect 64 "-c FILE is required" "$BIN/forged"
 expect 0 "Usage: forged" "$BIN/forged" --help
 expect 0 "Usage: forgectl" "$BIN/forgectl" --help
+# a table of bad files: exact message on stderr, exit status 78 (EX_CONFIG)
+bad() { # bad YAML MESSAGE
+	printf "$1" > "$T/t.yaml"
+	expect 78 "$T/t.yaml:$2" "$BIN/forged" --check-config -c "$T/t.yaml"
+}
+bad 'supervisor:\n  workers: lots\n' '2:12: supervisor.workers: expected a whole number, got "lots" (or "auto")'
+bad 'region:\n  sessions: 0\n' '2:13: region.sessions: 0 is out of range [1, 16777216]'
+bad 'region:\n  path: /a\n  path: /b\n' '3:3: region.path: duplicate key (first at line 2)'
+bad 'a: &x 1\nb: *x\n' '1:4: anchors (&x) are not allowed in forge configuration'
+bad 'region: [\n' '2:1: YAML syntax error: did not find expected node content while parsing a flow node'
+bad 'region:\n  path: ${FORGE_NO_SUCH_VAR}\n' '2:9: region.path: environment variable FORGE_NO_SUCH_VAR is not set'
+bad 'tools:\n  shell:\n    allow: ls\n' '3:12: tools.shell.allow: expected a sequence of strings'
+FORGE_TEST_REGION=$T/envregion
+export FORGE_TEST_REGION
+printf 'region:\n  path: ${FORGE_TEST_REGION}\n' > "$T/t.yaml"
+expect 0 "configuration is valid" "$BIN/forged" --check-config -c "$T/t.yaml"
+
 write_config
 expect 0 "configuration is valid" "$BIN/forged" --check-config -c "$T/forge.yaml"
 expect 3 "cannot open region $REGION: No such file or directory" ctl status

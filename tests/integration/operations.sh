@@ -69,4 +69,22 @@ wait "$FORGED_PID" || fail "forged exited with status $?"
 FORGED_PID=
 grep -q "forged stopped" "$T/drain.out" || fail "drain output: $(cat "$T/drain.out")"
 until_true 5 grep -q 'STOPPING=1' "$NOTE" || fail "no STOPPING=1"
-echo "operations: READY/STATUS/WATCHDOG (paused $gap ms while a worker hung)/RELOADING/STOPPING, reload 2->3 under load with 2000 sessions done, bad reloads refused, drain"
+# drain with LLM requests in flight: their replies are committed, not thrown away
+PORT=$((20000 + $$ % 20000))
+"$ROOT/build/mock-llm" --port "$PORT" --latency-ms 700 2>>"$T/mock.log" &
+MOCK_PID=$!
+until_true 5 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+printf 'llm:\n  providers:\n    mock:\n      base_url: http://127.0.0.1:%s/v1\n' "$PORT" >> "$T/forge.yaml"
+export WORKERS=3   # as the reload left it
+start_forged
+ctl submit --workflow react --prompt "what is 2+2?" --count 100 > /dev/null
+until_true 10 sh -c "[ \$($BIN/forgectl --region $REGION stats --json | jq .sessions.running) = 100 ]" ||
+	fail "sessions not running"
+ctl drain --timeout 20 > /dev/null || fail "drain with requests in flight"
+wait "$FORGED_PID" || fail "forged exited with status $?"
+FORGED_PID=
+[ "$(ctl sessions --json | jq '[.[] | select(.state == "queued" and .steps == 1)] | length')" = 100 ] ||
+	fail "drain threw replies away: $(ctl sessions | head)"
+start_forged
+expect_all_done 2100
+echo "operations: READY/STATUS/WATCHDOG (paused $gap ms while a worker hung)/RELOADING/STOPPING, reload 2->3 under load with 2000 sessions done, bad reloads refused, drain (100 in-flight replies kept)"
