@@ -6,14 +6,14 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wno-missing-field-initializers
 BASE    := -std=c11 -D_GNU_SOURCE -Iinclude -pthread $(WARN)
-PKGS    := libcurl jansson yaml-0.1 libsystemd
+PKGS    := libcurl jansson yaml-0.1 libsystemd libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LIBS    := $(PKG_LIBS) -lm -pthread
 B       ?= build
 EXTRA   ?=
 
-LIB_SRC := src/log.c src/util.c src/crash.c src/region.c src/ring.c src/session.c src/conv.c src/tool.c src/llm.c src/http.c src/workflow.c src/rate.c \
+LIB_SRC := src/log.c src/util.c src/crash.c src/region.c src/ring.c src/session.c src/conv.c src/tool.c src/llm.c src/http.c src/workflow.c src/rate.c src/inspect.c src/gateway.c \
            src/registry.c src/config.c src/worker.c src/supervisor.c
 LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 HDRS    := $(wildcard include/forge/*.h src/*.h)

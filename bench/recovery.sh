@@ -24,6 +24,8 @@ worker:
   max_inflight: 1024
 log:
   level: warn
+http:
+  enabled: false
 YAML
 "$B/forged" -c "$T/forge.yaml" 2>>"$T/log" & pid=$!
 ctl() { "$B/forgectl" -r "$T/region" "$@"; }

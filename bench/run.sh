@@ -61,7 +61,7 @@ emit session.bytes $((rec + log)) bytes
 emit session.record_bytes "$rec" bytes
 # bytes a completed 2-step ReAct conversation occupies in its log
 T=$(mktemp -d /tmp/forge-bench.XXXXXX)
-printf 'region:\n  path: %s/region\n  sessions: 65536\nlog:\n  level: warn\nllm:\n  default: s\n  providers:\n    s:\n      type: scripted\n' "$T" > "$T/f.yaml"
+printf 'http:\n  enabled: false\nregion:\n  path: %s/region\n  sessions: 65536\nlog:\n  level: warn\nllm:\n  default: s\n  providers:\n    s:\n      type: scripted\n' "$T" > "$T/f.yaml"
 build/forged -c "$T/f.yaml" 2>/dev/null & f=$!
 until [ "$(build/forgectl -c "$T/f.yaml" status --json 2>/dev/null | jq .workers_alive)" = 2 ]; do sleep 0.05; done
 id=$(build/forgectl -c "$T/f.yaml" submit --workflow react --prompt "what is 2+2?")

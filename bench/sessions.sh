@@ -24,6 +24,8 @@ worker:
   max_inflight: ${MAX_INFLIGHT:-1024}
 log:
   level: warn
+http:
+  enabled: false
 llm:
   default: scripted
   providers:

@@ -259,6 +259,9 @@ static const key_t_ schema[] = {
 	/* llm.providers is a map of names: handled in walk_providers() */
 	SEC("http"),
 	S("http.listen", http_listen),
+	{ "http.enabled", K_BOOL, offsetof(fg_config_t, http_enabled), 0, 0, 1 },
+	U("http.max_body_bytes", http_max_body, 64, 64u << 20),
+	U("http.threads", http_threads, 1, 64),
 	SEC("workflows"),
 	U("workflows.max_steps", max_steps, 1, 1000),
 	S("workflows.interrupted", interrupted),
@@ -303,6 +306,9 @@ void fg_config_defaults(fg_config_t *c)
 	snprintf(p->api_key_env, sizeof(p->api_key_env), "OPENAI_API_KEY");
 	snprintf(c->http_listen, sizeof(c->http_listen), "127.0.0.1:8080");
 	c->max_steps = 10;
+	c->http_enabled = 1;
+	c->http_max_body = 1u << 20;
+	c->http_threads = 2;
 	c->file_read_max = 65536;
 	c->shell_timeout_ms = 5000;
 	c->shell_max_output = 65536;
@@ -836,6 +842,13 @@ static int walk(ctx_t *x, const node_t *map, const char *prefix, fg_config_t *c)
 				return -1;
 			continue;
 		}
+		if (strcmp(path, "http.tokens") == 0) {
+			int n = str_list(x, v, path, &c->http_tokens[0][0], sizeof(c->http_tokens[0]), 8);
+			if (n < 0)
+				return -1;
+			c->http_ntokens = (uint32_t)n;
+			continue;
+		}
 		if (strcmp(path, "tools") == 0) {
 			if (v->type == N_SCALAR && !v->val[0] && !v->quoted)
 				continue;   /* "tools:" with everything under it commented out */
@@ -889,6 +902,15 @@ static int cross_check(ctx_t *x, fg_config_t *c)
 		errat(x, 1, 1, "region.checkpoint_bytes", "%u is not a multiple of 8",
 		      c->checkpoint_bytes);
 		return -1;
+	}
+	{
+		const char *colon = strrchr(c->http_listen, ':');
+		char *end;
+		long port = colon ? strtol(colon + 1, &end, 10) : -1;
+		if (!colon || colon == c->http_listen || !colon[1] || *end || port < 1 || port > 65535) {
+			errat(x, 1, 1, "http.listen", "\"%s\" is not HOST:PORT", c->http_listen);
+			return -1;
+		}
 	}
 	if (strcmp(c->interrupted, "result") && strcmp(c->interrupted, "fail")) {
 		errat(x, 1, 1, "workflows.interrupted", "\"%s\" is not result or fail", c->interrupted);

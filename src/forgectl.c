@@ -15,6 +15,7 @@
 #include "forge/util.h"
 #include "forge/conv.h"
 #include "forge/workflow.h"
+#include "forge/inspect.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -371,100 +372,7 @@ static int cmd_workers(void)
 
 static json_t *session_json(uint32_t idx, int full)
 {
-	fg_session_t *s = fg_sess(&R, idx);
-	fg_wstate_t st;
-	uint64_t c = atomic_load(&s->ctl);
-	uint64_t w = fg_session_read(&R, idx, &st);
-	char id[17];
-	fg_handle_format(FG_HANDLE(idx, atomic_load(&s->gen)), id);
-	json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:i}", "id", id,
-		"state", fg_state_name(FG_CTL_STATE(c)),
-		"workflow", s->workflow == FG_WF_SYNTHETIC ? "synthetic" :
-			    s->workflow == FG_WF_REACT ? "react" :
-			    s->workflow == FG_WF_MAP_REDUCE ? "map_reduce" :
-			    s->workflow == FG_WF_PLAN_EXECUTE ? "plan_execute" : "unknown",
-		"steps", (int)st.step, "steps_total", (int)s->steps);
-	if (s->workflow == FG_WF_MAP_REDUCE || s->workflow == FG_WF_PLAN_EXECUTE) {
-		fg_mr_view_t v;
-		char err[200];
-		const uint8_t *log = fg_sess_log(&R, idx);
-		uint32_t len = FG_CKPT_LEN(w) <= R.hdr->log_bytes ? FG_CKPT_LEN(w) : 0;
-		if (fg_mr_view(log, len, &v, err, sizeof(err)) == 0) {
-			if (v.final)
-				json_object_set_new(j, "result", json_stringn(v.answer.p, v.answer.n));
-			if (v.failed)
-				json_object_set_new(j, "error", json_stringn(v.error.p, v.error.n));
-			json_t *kids = json_array();
-			for (uint32_t k = 0; k < v.nparts; k++) {
-				char hex[17];
-				fg_handle_format(v.child[k], hex);
-				json_t *dep = json_array();
-				for (uint32_t d = 0; d < k; d++)
-					if (v.deps[k] >> d & 1)
-						json_array_append_new(dep, json_integer(d));
-				json_array_append_new(kids, json_pack("{s:s%,s:s,s:o}", "part", v.parts[k].p,
-					(size_t)v.parts[k].n, "id", hex, "depends_on", dep));
-			}
-			json_object_set_new(j, "parts", kids);
-		} else {
-			json_object_set_new(j, "error", json_string(err));
-		}
-		json_object_set_new(j, "usage", json_pack("{s:I,s:I}", "prompt_tokens",
-			(json_int_t)st.aux[0], "completion_tokens", (json_int_t)st.aux[1]));
-		if (full) {
-			json_t *m = fg_conv_json(log, len, NULL, NULL);
-			json_object_set_new(j, "messages", m ? m : json_null());
-		}
-	}
-	if (s->workflow == FG_WF_REACT) {
-		fg_react_view_t v;
-		char err[200];
-		const uint8_t *log = fg_sess_log(&R, idx);
-		uint32_t len = FG_CKPT_LEN(w) <= R.hdr->log_bytes ? FG_CKPT_LEN(w) : 0;
-		if (fg_react_view(log, len, &v, err, sizeof(err)) == 0) {
-			if (v.final)
-				json_object_set_new(j, "result", json_stringn(v.answer.p, v.answer.n));
-			if (v.failed)
-				json_object_set_new(j, "error", json_stringn(v.error.p, v.error.n));
-		} else {
-			json_object_set_new(j, "error", json_string(err));
-		}
-		json_object_set_new(j, "usage", json_pack("{s:I,s:I}", "prompt_tokens",
-			(json_int_t)st.aux[0], "completion_tokens", (json_int_t)st.aux[1]));
-		if (full && s->arg < CFG.nproviders && have_cfg)
-			json_object_set_new(j, "provider", json_string(CFG.providers[s->arg].name));
-		if (full) {
-			json_t *m = fg_conv_json(log, len, NULL, NULL);
-			json_object_set_new(j, "messages", m ? m : json_null());
-		}
-	}
-	if (s->workflow == FG_WF_SYNTHETIC) {
-		char sum[32];
-		snprintf(sum, sizeof(sum), "%016llx", (unsigned long long)st.checksum);
-		json_object_set_new(j, "checksum", json_string(sum));
-		if (full) {
-			snprintf(sum, sizeof(sum), "%016llx",
-				 (unsigned long long)fg_synthetic_expected(s->steps));
-			json_object_set_new(j, "checksum_expected", json_string(sum));
-		}
-	}
-	if (full) {
-		json_object_set_new(j, "claims", json_integer(atomic_load(&s->claims)));
-		json_object_set_new(j, "checkpoint_seq", json_integer(FG_CKPT_SEQ(w)));
-		json_object_set_new(j, "checkpoint_log_bytes", json_integer(FG_CKPT_LEN(w)));
-		if (s->workflow == FG_WF_SYNTHETIC)
-			json_object_set_new(j, "delay_us", json_integer(s->arg));
-		if (FG_CTL_STATE(c) == FG_S_RUNNING || FG_CTL_STATE(c) == FG_S_ALLOCATING)
-			json_object_set_new(j, "lease", json_pack("{s:i,s:i}", "slot",
-				(int)FG_CTL_SLOT(c), "gen", (int)FG_CTL_GEN(c)));
-		uint64_t fin = atomic_load(&s->finished_ns), sta = atomic_load(&s->started_ns);
-		if (fin && FG_CTL_STATE(c) >= FG_S_DONE)
-			json_object_set_new(j, "duration_ms",
-				json_real((fin - s->created_ns) / 1e6));
-		if (sta)
-			json_object_set_new(j, "wait_ms", json_real((sta - s->created_ns) / 1e6));
-	}
-	return j;
+	return fg_inspect_session(&R, idx, full, have_cfg ? &CFG : NULL);
 }
 
 static int cmd_sessions(void)

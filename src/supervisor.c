@@ -25,6 +25,7 @@
 
 #include "forge/supervisor.h"
 #include "forge/crash.h"
+#include "forge/gateway.h"
 #include "forge/log.h"
 #include "forge/region.h"
 #include "forge/registry.h"
@@ -48,6 +49,7 @@
 #include <unistd.h>
 
 #define TICK_MS 20
+#define GW FG_MAX_WORKERS   /* the gateway's slot and kids[] index */
 #define MAX_RESTART_HIST 64
 
 typedef struct child {
@@ -71,7 +73,7 @@ typedef struct sup {
 	fg_actor_t a;
 	int lockfd, epfd, sigfd, tfd;
 	uint32_t nworkers;
-	child_t kids[FG_MAX_WORKERS];
+	child_t kids[FG_MAX_WORKERS + 1];   /* workers, then the gateway (GW) */
 	int stopping;
 	uint64_t stop_deadline_ns;
 	uint64_t next_sweep_ns;
@@ -83,9 +85,18 @@ static void close_inherited(sup_t *s)
 	close(s->epfd);
 	close(s->sigfd);
 	close(s->tfd);
-	for (uint32_t i = 0; i < s->nworkers; i++)
+	for (uint32_t i = 0; i <= GW; i++)
 		if (s->kids[i].pidfd >= 0)
 			close(s->kids[i].pidfd);
+}
+
+static const char *cname(uint32_t slot)
+{
+	static char buf[32];
+	if (slot == GW)
+		return "gateway";
+	snprintf(buf, sizeof(buf), "worker %u", slot);
+	return buf;
 }
 
 static int spawn(sup_t *s, uint32_t slot)
@@ -119,10 +130,14 @@ static int spawn(sup_t *s, uint32_t slot)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		atomic_store(&sl->pid, (int32_t)getpid());
 		char name[32];
-		snprintf(name, sizeof(name), "forge-worker-%u", slot);
+		if (slot == GW)
+			snprintf(name, sizeof(name), "forge-gateway");
+		else
+			snprintf(name, sizeof(name), "forge-worker-%u", slot);
 		prctl(PR_SET_NAME, name);
 		fg_log_set_prog(name);
-		_exit(fg_worker_main(&s->r, slot, s->cfg));
+		_exit(slot == GW ? fg_gateway_main(&s->r, slot, s->cfg)
+				 : fg_worker_main(&s->r, slot, s->cfg));
 	}
 	atomic_store(&sl->pid, (int32_t)pid);
 	k->pid = pid;
@@ -132,7 +147,7 @@ static int spawn(sup_t *s, uint32_t slot)
 	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = slot };
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, k->pidfd, &ev) < 0)
 		fatal("epoll_ctl");
-	log_info("worker %u started (pid %d, gen %u)", slot, (int)pid, atomic_load(&sl->gen));
+	log_info("%s started (pid %d, gen %u)", cname(slot), (int)pid, atomic_load(&sl->gen));
 	return 0;
 }
 
@@ -152,7 +167,7 @@ static void schedule_restart(sup_t *s, uint32_t slot, int status_code)
 	uint64_t now = fg_now_ns(), period = (uint64_t)s->cfg->restart_period_s * 1000000000ull;
 
 	if (status_code == FG_EXIT_FATAL) {
-		log_errx("worker %u exited with status %d (fatal): not restarting it", slot,
+		log_errx("%s exited with status %d (fatal): not restarting it", cname(slot),
 			 FG_EXIT_FATAL);
 		k->disabled = 1;
 	}
@@ -162,8 +177,8 @@ static void schedule_restart(sup_t *s, uint32_t slot, int status_code)
 		if (now - k->hist[i] < period)
 			recent++;
 	if (!k->disabled && recent > s->cfg->restart_intensity) {
-		log_errx("worker %u: %u restarts within %u s exceed the limit of %u: "
-			 "not restarting it; forge is degraded", slot, recent,
+		log_errx("%s: %u restarts within %u s exceed the limit of %u: "
+			 "not restarting it; forge is degraded", cname(slot), recent,
 			 s->cfg->restart_period_s, s->cfg->restart_intensity);
 		k->disabled = 1;
 	}
@@ -188,7 +203,7 @@ static void schedule_restart(sup_t *s, uint32_t slot, int status_code)
 	}
 	k->restart_at_ns = now + delay_ms * 1000000ull;
 	if (delay_ms)
-		log_info("worker %u: restarting in %llu ms (restart %u within %u s)", slot,
+		log_info("%s: restarting in %llu ms (restart %u within %u s)", cname(slot),
 			 (unsigned long long)delay_ms, recent, s->cfg->restart_period_s);
 }
 
@@ -223,18 +238,18 @@ static void child_died(sup_t *s, uint32_t slot)
 	atomic_store(&sl->pid, 0);
 	atomic_store(&sl->state, FG_SLOT_DEAD);
 	if (sig)
-		log_warnx("worker %u (pid %d) killed by signal %d (SIG%s)%s%s; %u sessions "
-			  "requeued in %.1f us", slot, (int)k->pid, sig, fg_signal_name(sig),
+		log_warnx("%s (pid %d) killed by signal %d (SIG%s)%s%s; %u sessions "
+			  "requeued in %.1f us", cname(slot), (int)k->pid, sig, fg_signal_name(sig),
 			  core ? " (core dumped)" : "",
 			  k->killed_by_watchdog ? " by the watchdog" : "", n, (t1 - t0) / 1e3);
 	else if (code == 0 && k->retiring)
-		log_info("worker %u (pid %d) drained for the reload; %u sessions requeued", slot,
+		log_info("%s (pid %d) drained for the reload; %u sessions requeued", cname(slot),
 			 (int)k->pid, n);
 	else if (code != 0 || !s->stopping)
-		log_warnx("worker %u (pid %d) exited with status %d; %u sessions requeued",
-			  slot, (int)k->pid, code, n);
+		log_warnx("%s (pid %d) exited with status %d; %u sessions requeued",
+			  cname(slot), (int)k->pid, code, n);
 	else
-		log_info("worker %u (pid %d) exited with status 0", slot, (int)k->pid);
+		log_info("%s (pid %d) exited with status 0", cname(slot), (int)k->pid);
 
 	epoll_ctl(s->epfd, EPOLL_CTL_DEL, k->pidfd, NULL);
 	close(k->pidfd);
@@ -244,9 +259,14 @@ static void child_died(sup_t *s, uint32_t slot)
 		return;
 	if (k->retiring) {
 		k->retiring = 0;
-		reload_retired(s, slot);
+		if (slot == GW)
+			spawn(s, GW);   /* restarted on the reloaded configuration */
+		else
+			reload_retired(s, slot);
 		return;
 	}
+	if (slot == GW && !s->cfg->http_enabled)
+		return;   /* stopped by a reload that turned the API off */
 	atomic_fetch_add(&sl->restarts, 1);
 	atomic_fetch_add(&s->r.hdr->restarts, 1);
 	schedule_restart(s, slot, code);
@@ -259,15 +279,17 @@ static void child_died(sup_t *s, uint32_t slot)
 static void watchdog(sup_t *s, uint64_t now)
 {
 	uint64_t limit = (uint64_t)s->cfg->watchdog_ms * 1000000ull;
-	for (uint32_t i = 0; i < s->nworkers; i++) {
+	for (uint32_t i = 0; i <= GW; i++) {
+		if (i >= s->nworkers && i != GW)
+			continue;
 		child_t *k = &s->kids[i];
 		fg_slot_t *sl = fg_slot(&s->r, i);
 		if (k->pidfd < 0 || k->killed_by_watchdog)
 			continue;
 		uint64_t hb = atomic_load_explicit(&sl->heartbeat_ns, memory_order_relaxed);
 		if (now > hb && now - hb > limit) {
-			log_warnx("worker %u (pid %d): heartbeat stale for %llu ms (watchdog %u ms): "
-				  "killing it", i, (int)k->pid,
+			log_warnx("%s (pid %d): heartbeat stale for %llu ms (watchdog %u ms): "
+				  "killing it", cname(i), (int)k->pid,
 				  (unsigned long long)((now - hb) / 1000000), s->cfg->watchdog_ms);
 			k->killed_by_watchdog = 1;
 			fg_pidfd_send_signal(k->pidfd, SIGKILL);
@@ -328,6 +350,16 @@ static void reload_advance(sup_t *s)
 	s->reloading = 0;
 	if (atomic_load(&s->r.hdr->sup_state) == FG_SUP_DEGRADED)
 		atomic_store(&s->r.hdr->sup_state, FG_SUP_RUNNING);
+	child_t *g = &s->kids[GW];
+	if (g->pidfd >= 0 && s->cfg->http_enabled) {
+		g->retiring = 1;   /* restarted with the new http settings */
+		fg_pidfd_send_signal(g->pidfd, SIGTERM);
+	} else if (g->pidfd < 0 && s->cfg->http_enabled) {
+		g->disabled = 0;
+		spawn(s, GW);
+	} else if (g->pidfd >= 0) {
+		fg_pidfd_send_signal(g->pidfd, SIGTERM);   /* http.enabled: false */
+	}
 	log_info("reload complete: %u workers", s->nworkers);
 	sd_notifyf(0, "READY=1\nSTATUS=reloaded, %u workers", s->nworkers);
 }
@@ -444,7 +476,9 @@ static void tick(sup_t *s)
 	atomic_store(&s->r.hdr->sup_heartbeat_ns, now);
 	if (s->stopping)
 		return;
-	for (uint32_t i = 0; i < s->nworkers; i++) {
+	for (uint32_t i = 0; i <= GW; i++) {
+		if (i >= s->nworkers && i != GW)
+			continue;
 		child_t *k = &s->kids[i];
 		if (k->pidfd < 0 && !k->disabled && k->restart_at_ns && now >= k->restart_at_ns) {
 			k->restart_at_ns = 0;
@@ -516,7 +550,7 @@ static void begin_stop(sup_t *s, int sig)
 	sd_notify(0, "STOPPING=1");
 	atomic_store(&s->r.hdr->draining, 1);
 	atomic_store(&s->r.hdr->sup_state, FG_SUP_DRAINING);
-	for (uint32_t i = 0; i < s->nworkers; i++)
+	for (uint32_t i = 0; i <= GW; i++)
 		if (s->kids[i].pidfd >= 0)
 			fg_pidfd_send_signal(s->kids[i].pidfd, SIGTERM);
 }
@@ -524,7 +558,7 @@ static void begin_stop(sup_t *s, int sig)
 static int alive_children(sup_t *s)
 {
 	int n = 0;
-	for (uint32_t i = 0; i < s->nworkers; i++)
+	for (uint32_t i = 0; i <= GW; i++)
 		n += s->kids[i].pidfd >= 0;
 	return n;
 }
@@ -535,7 +569,7 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
 	s.nworkers = cfg->workers;
-	for (uint32_t i = 0; i < FG_MAX_WORKERS; i++)
+	for (uint32_t i = 0; i <= GW; i++)
 		s.kids[i].pidfd = -1;
 
 	/* Signals are events from the start: a SIGTERM that arrives while the
@@ -579,7 +613,7 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 	fg_crash_arm_if("supervisor", s.a.gen);
 	atomic_store(&h->cfg_workers, s.nworkers);
 	uint32_t n = fg_session_recover_all_unsafe(&s.a);
-	for (uint32_t i = 0; i < h->nworker_slots; i++) {
+	for (uint32_t i = 0; i <= h->nworker_slots; i++) {   /* workers and the gateway */
 		fg_slot_t *sl = fg_slot(&s.r, i);
 		if (atomic_load(&sl->state) != FG_SLOT_FREE)
 			atomic_store(&sl->state, FG_SLOT_DEAD);
@@ -609,6 +643,8 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 		s.wd_usec = 0;
 	for (uint32_t i = 0; i < s.nworkers; i++)
 		spawn(&s, i);
+	if (cfg->http_enabled)
+		spawn(&s, GW);
 	s.next_sweep_ns = fg_now_ns() + (uint64_t)cfg->sweep_after_ms * 500000ull;
 
 	for (;;) {
@@ -618,7 +654,7 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 			fatal("epoll_wait");
 		for (int i = 0; i < ne; i++) {
 			uint32_t id = evs[i].data.u32;
-			if (id < FG_MAX_WORKERS) {
+			if (id <= GW) {
 				child_died(&s, id);
 			} else if (id == 1000) {
 				struct signalfd_siginfo si;
@@ -639,7 +675,7 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 			if (fg_now_ns() >= s.stop_deadline_ns) {
 				log_warnx("shutdown timeout: killing %d workers still running",
 					  alive_children(&s));
-				for (uint32_t i = 0; i < s.nworkers; i++)
+				for (uint32_t i = 0; i <= GW; i++)
 					if (s.kids[i].pidfd >= 0)
 						fg_pidfd_send_signal(s.kids[i].pidfd, SIGKILL);
 				s.stop_deadline_ns = UINT64_MAX;

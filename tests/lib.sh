@@ -7,6 +7,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${BIN:-$ROOT/build/test}
 T=$(mktemp -d /tmp/forge-it.XXXXXX)
 REGION=$T/region
+HTTP_PORT=$((40000 + $$ % 20000))
+API=http://127.0.0.1:$HTTP_PORT
 FORGED_PID=
 ctl() { "$BIN/forgectl" --region "$REGION" "$@"; }
 
@@ -43,6 +45,8 @@ region:
   sessions: ${SESSIONS:-8192}
 worker:
   max_inflight: ${MAX_INFLIGHT:-256}
+http:
+  listen: 127.0.0.1:$HTTP_PORT
 YAML
 }
 

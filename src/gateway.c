@@ -1,0 +1,506 @@
+/*
+ * gateway.c — see include/forge/gateway.h.
+ *
+ *   POST   /v1/sessions            {workflow?, prompt, system?, model?, max_steps?}
+ *                                  -> 201 {"id"}; 400 naming the field; 413; 503
+ *   GET    /v1/sessions/{id}       state, steps, messages, result, usage, error
+ *   GET    /v1/sessions?state=&limit=&cursor=
+ *   GET    /v1/workers, /metrics (Prometheus text), /healthz, /readyz
+ * Bearer-token auth when http.tokens is set (all but /healthz); 404 for
+ * unknown paths and sessions, 405 (with Allow) for a wrong method.
+ *
+ * libmicrohttpd runs its own threads (epoll, http.threads of them); submits
+ * go through this process's one registry slot, whose intents and lease
+ * table are single-owner, so they are serialized by submit_lock.  The main
+ * thread beats the heartbeat and waits for SIGTERM.
+ */
+#include "forge/gateway.h"
+#include "forge/inspect.h"
+#include "forge/log.h"
+#include "forge/ring.h"
+#include "forge/session.h"
+#include "forge/util.h"
+#include "forge/worker.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct gw {
+	fg_region_t *r;
+	const fg_config_t *cfg;
+	fg_actor_t a;
+	pthread_mutex_t submit_lock;
+} gw_t;
+
+typedef struct body {
+	char *p;
+	size_t n;
+	int too_large;
+} body_t;
+
+static int reply(struct MHD_Connection *c, unsigned status, const char *ctype, char *text,
+		 const char *hname, const char *hval)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text,
+								 MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(r, "Content-Type", ctype);
+	if (hname)
+		MHD_add_response_header(r, hname, hval);
+	int rc = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+static int reply_json(struct MHD_Connection *c, unsigned status, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return reply(c, status, "application/json", s, NULL, NULL);
+}
+
+/* {"error": {"message", "type", "param"}}: the OpenAI error shape. */
+static int reply_error(struct MHD_Connection *c, unsigned status, const char *param,
+		       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int reply_error(struct MHD_Connection *c, unsigned status, const char *param,
+		       const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_t *j = json_pack("{s:{s:s,s:s,s:s?}}", "error", "message", msg, "type",
+			      status == 401 ? "authentication_error" : status >= 500 ?
+			      "server_error" : "invalid_request_error", "param", param);
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (status == 503)
+		return reply(c, status, "application/json", s, "Retry-After", "1");
+	if (status == 401)
+		return reply(c, status, "application/json", s, "WWW-Authenticate", "Bearer");
+	return reply(c, status, "application/json", s, NULL, NULL);
+}
+
+static int authorized(gw_t *g, struct MHD_Connection *c)
+{
+	if (g->cfg->http_ntokens == 0)
+		return 1;
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return 0;
+	for (uint32_t i = 0; i < g->cfg->http_ntokens; i++)
+		if (!strcmp(h + 7, g->cfg->http_tokens[i]))
+			return 1;
+	return 0;
+}
+
+static uint32_t provider_index(const fg_config_t *cfg, const char *name)
+{
+	for (uint32_t i = 0; i < cfg->nproviders; i++)
+		if (!strcmp(cfg->providers[i].name, name))
+			return i;
+	return UINT32_MAX;
+}
+
+static int post_session(gw_t *g, struct MHD_Connection *c, body_t *b)
+{
+	json_error_t je;
+	json_t *j = json_loadb(b->p ? b->p : "", b->n, 0, &je);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return reply_error(c, 400, NULL, "body is not a JSON object: %s (line %d, column %d)",
+				   j ? "not an object" : je.text, je.line, je.column);
+	}
+	int rc;
+	const char *wf = "react", *prompt, *system = NULL, *model;
+	json_t *x;
+	fg_submit_t p = { 0 };
+	if ((x = json_object_get(j, "workflow")) && !(wf = json_string_value(x))) {
+		rc = reply_error(c, 400, "workflow", "workflow must be a string");
+		goto out;
+	}
+	if (!strcmp(wf, "react"))
+		p.workflow = FG_WF_REACT;
+	else if (!strcmp(wf, "plan_execute"))
+		p.workflow = FG_WF_PLAN_EXECUTE;
+	else if (!strcmp(wf, "map_reduce"))
+		p.workflow = FG_WF_MAP_REDUCE;
+	else {
+		rc = reply_error(c, 400, "workflow", "workflow \"%.100s\" is not react, "
+				 "plan_execute or map_reduce", wf);
+		goto out;
+	}
+	x = json_object_get(j, "prompt");
+	if (!(prompt = json_string_value(x)) || !*prompt) {
+		rc = reply_error(c, 400, "prompt", "prompt must be a non-empty string");
+		goto out;
+	}
+	if ((x = json_object_get(j, "system")) && !(system = json_string_value(x))) {
+		rc = reply_error(c, 400, "system", "system must be a string");
+		goto out;
+	}
+	model = g->cfg->llm_default;
+	if ((x = json_object_get(j, "model")) && !(model = json_string_value(x))) {
+		rc = reply_error(c, 400, "model", "model must be a string naming a provider");
+		goto out;
+	}
+	if ((p.arg = provider_index(g->cfg, model)) == UINT32_MAX) {
+		rc = reply_error(c, 400, "model", "model \"%.100s\" is not a configured provider", model);
+		goto out;
+	}
+	p.steps = p.workflow == FG_WF_REACT ? g->cfg->max_steps : 8;
+	if ((x = json_object_get(j, "max_steps"))) {
+		if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > 1000) {
+			rc = reply_error(c, 400, "max_steps", "max_steps must be an integer in [1, 1000]");
+			goto out;
+		}
+		p.steps = (uint32_t)json_integer_value(x);
+		if (p.workflow != FG_WF_REACT && p.steps > 16)
+			p.steps = 16;
+	}
+	if (strlen(prompt) != json_string_length(json_object_get(j, "prompt"))) {
+		rc = reply_error(c, 400, "prompt", "prompt must not contain NUL characters");
+		goto out;
+	}
+	p.prompt = prompt;
+	p.system = system;
+	fg_handle_t h;
+	pthread_mutex_lock(&g->submit_lock);
+	int e = fg_session_submit(&g->a, &p, &h);
+	pthread_mutex_unlock(&g->submit_lock);
+	if (e == -ENOSPC || e == -EBUSY) {
+		rc = reply_error(c, 503, NULL, "the session table is full (%u sessions)",
+				 g->r->hdr->capacity);
+	} else if (e == -E2BIG) {
+		rc = reply_error(c, 400, "prompt", "prompt and system do not fit a session's "
+				 "checkpoint (%u bytes)", g->r->hdr->log_bytes);
+	} else if (e < 0) {
+		rc = reply_error(c, 500, NULL, "submit failed: %s", strerror(-e));
+	} else {
+		char id[17], loc[64];
+		fg_handle_format(h, id);
+		snprintf(loc, sizeof(loc), "/v1/sessions/%s", id);
+		char *s = json_dumps(json_pack("{s:s}", "id", id), JSON_COMPACT);
+		rc = reply(c, 201, "application/json", s, "Location", loc);
+	}
+out:
+	json_decref(j);
+	return rc;
+}
+
+/* Parses an id; returns its index, or UINT32_MAX if no such session. */
+static uint32_t lookup(gw_t *g, const char *id)
+{
+	fg_handle_t h;
+	if (fg_handle_parse(id, &h) < 0)
+		return UINT32_MAX;
+	uint32_t idx = FG_HANDLE_IDX(h);
+	if (idx >= g->r->hdr->capacity || atomic_load(&fg_sess(g->r, idx)->gen) != FG_HANDLE_GEN(h) ||
+	    FG_CTL_STATE(atomic_load(&fg_sess(g->r, idx)->ctl)) == FG_S_FREE)
+		return UINT32_MAX;
+	return idx;
+}
+
+static int list_sessions(gw_t *g, struct MHD_Connection *c)
+{
+	const char *st = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state");
+	const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+	const char *cur = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor");
+	int want = -1;
+	long limit = 100;
+	unsigned long start = 0;
+	char *end;
+	if (st && (want = fg_state_parse(st)) < 0)
+		return reply_error(c, 400, "state", "state \"%.50s\" is not one of queued, running, "
+				   "done, failed, cancelled", st);
+	if (lim && ((limit = strtol(lim, &end, 10)) < 1 || limit > 1000 || *end))
+		return reply_error(c, 400, "limit", "limit must be an integer in [1, 1000]");
+	if (cur && (!*cur || (start = strtoul(cur, &end, 16), *end) || start > g->r->hdr->capacity))
+		return reply_error(c, 400, "cursor", "cursor is not one this API returned");
+	json_t *arr = json_array();
+	uint32_t i;
+	for (i = (uint32_t)start; i < g->r->hdr->capacity && json_array_size(arr) < (size_t)limit; i++) {
+		uint32_t s = FG_CTL_STATE(atomic_load(&fg_sess(g->r, i)->ctl));
+		if (s == FG_S_FREE || s == FG_S_ALLOCATING || (want >= 0 && (int)s != want))
+			continue;
+		json_array_append_new(arr, fg_inspect_session(g->r, i, 0, g->cfg));
+	}
+	json_t *j = json_pack("{s:o}", "data", arr);
+	if (i < g->r->hdr->capacity) {
+		char next[16];
+		snprintf(next, sizeof(next), "%x", i);
+		json_object_set_new(j, "next_cursor", json_string(next));
+	} else {
+		json_object_set_new(j, "next_cursor", json_null());
+	}
+	return reply_json(c, 200, j);
+}
+
+static int workers(gw_t *g, struct MHD_Connection *c)
+{
+	json_t *arr = json_array();
+	uint32_t n = atomic_load(&g->r->hdr->cfg_workers);
+	for (uint32_t i = 0; i < n && i < g->r->hdr->nworker_slots; i++) {
+		fg_slot_t *s = fg_slot(g->r, i);
+		static const char *const st[] = { "free", "starting", "ready", "draining", "dead",
+						  "disabled", "recovering" };
+		uint32_t k = atomic_load(&s->state);
+		json_array_append_new(arr, json_pack("{s:i,s:i,s:s,s:i,s:I,s:I,s:i}", "slot", (int)i,
+			"pid", (int)atomic_load(&s->pid), "state", k < 7 ? st[k] : "invalid",
+			"inflight", (int)atomic_load(&s->inflight),
+			"claims", (json_int_t)atomic_load(&s->claims),
+			"done", (json_int_t)atomic_load(&s->done),
+			"restarts", (int)atomic_load(&s->restarts)));
+	}
+	return reply_json(c, 200, json_pack("{s:o}", "data", arr));
+}
+
+static int workers_alive(gw_t *g)
+{
+	int n = 0;
+	uint32_t w = atomic_load(&g->r->hdr->cfg_workers);
+	for (uint32_t i = 0; i < w && i < g->r->hdr->nworker_slots; i++)
+		n += atomic_load(&fg_slot(g->r, i)->state) == FG_SLOT_READY;
+	return n;
+}
+
+static void mput(char **b, size_t *n, size_t *cap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void mput(char **b, size_t *n, size_t *cap, const char *fmt, ...)
+{
+	va_list ap;
+	for (;;) {
+		va_start(ap, fmt);
+		int k = vsnprintf(*b + *n, *cap - *n, fmt, ap);
+		va_end(ap);
+		if (k >= 0 && (size_t)k < *cap - *n) {
+			*n += (size_t)k;
+			return;
+		}
+		*cap *= 2;
+		*b = realloc(*b, *cap);
+	}
+}
+
+/* Prometheus text exposition, from one pass over the region. */
+static int metrics(gw_t *g, struct MHD_Connection *c)
+{
+	fg_region_t *r = g->r;
+	uint64_t by[FG_S_NSTATES] = { 0 };
+	static const double bounds[] = { 0.001, 0.01, 0.1, 0.5, 1, 5, 30, 120 };
+	uint64_t hist[9] = { 0 }, hn = 0;
+	double hsum = 0;
+	for (uint32_t i = 0; i < r->hdr->capacity; i++) {
+		fg_session_t *s = fg_sess(r, i);
+		uint32_t st = FG_CTL_STATE(atomic_load_explicit(&s->ctl, memory_order_relaxed));
+		if (st < FG_S_NSTATES)
+			by[st]++;
+		if (st >= FG_S_DONE) {
+			uint64_t f = atomic_load_explicit(&s->finished_ns, memory_order_relaxed);
+			if (f > s->created_ns) {
+				double d = (f - s->created_ns) / 1e9;
+				hn++;
+				hsum += d;
+				for (int k = 0; k < 8; k++)
+					if (d <= bounds[k])
+						hist[k]++;
+			}
+		}
+	}
+	uint64_t steps = 0, calls = 0, retries = 0, tp = 0, tc = 0, restarts = 0;
+	for (uint32_t i = 0; i < r->hdr->nslots; i++) {
+		fg_slot_t *s = fg_slot(r, i);
+		steps += atomic_load(&s->steps);
+		calls += atomic_load(&s->llm_calls);
+		retries += atomic_load(&s->llm_retries);
+		tp += atomic_load(&s->tokens_prompt);
+		tc += atomic_load(&s->tokens_completion);
+		restarts += atomic_load(&s->restarts);
+	}
+	size_t cap = 4096, n = 0;
+	char *b = malloc(cap);
+	b[0] = '\0';
+	mput(&b, &n, &cap, "# HELP forge_sessions Sessions in the table by state.\n"
+	     "# TYPE forge_sessions gauge\n");
+	static const char *const names[] = { "free", "allocating", "queued", "running", "done",
+					     "failed", "cancelled" };
+	for (int k = 0; k < FG_S_NSTATES; k++)
+		mput(&b, &n, &cap, "forge_sessions{state=\"%s\"} %llu\n", names[k],
+		     (unsigned long long)by[k]);
+	mput(&b, &n, &cap, "# HELP forge_steps_total Checkpoints committed.\n# TYPE forge_steps_total counter\n"
+	     "forge_steps_total %llu\n", (unsigned long long)steps);
+	mput(&b, &n, &cap, "# HELP forge_llm_calls_total LLM replies received.\n# TYPE forge_llm_calls_total counter\n"
+	     "forge_llm_calls_total %llu\n", (unsigned long long)calls);
+	mput(&b, &n, &cap, "# HELP forge_llm_retries_total LLM requests retried.\n# TYPE forge_llm_retries_total counter\n"
+	     "forge_llm_retries_total %llu\n", (unsigned long long)retries);
+	mput(&b, &n, &cap, "# HELP forge_tokens_total Tokens reported by providers.\n# TYPE forge_tokens_total counter\n"
+	     "forge_tokens_total{kind=\"prompt\"} %llu\nforge_tokens_total{kind=\"completion\"} %llu\n",
+	     (unsigned long long)tp, (unsigned long long)tc);
+	mput(&b, &n, &cap, "# HELP forge_worker_restarts_total Children restarted after a death.\n"
+	     "# TYPE forge_worker_restarts_total counter\nforge_worker_restarts_total %llu\n",
+	     (unsigned long long)restarts);
+	mput(&b, &n, &cap, "# HELP forge_workers_ready Workers running their loop.\n"
+	     "# TYPE forge_workers_ready gauge\nforge_workers_ready %d\n", workers_alive(g));
+	mput(&b, &n, &cap, "# HELP forge_ring_depth Hints waiting in each worker's ring.\n"
+	     "# TYPE forge_ring_depth gauge\n");
+	for (uint32_t i = 0; i < atomic_load(&r->hdr->cfg_workers) && i < r->hdr->nrings; i++)
+		mput(&b, &n, &cap, "forge_ring_depth{ring=\"%u\"} %llu\n", i,
+		     (unsigned long long)fg_ring_depth(fg_ring_ref(r, i)));
+	mput(&b, &n, &cap, "# HELP forge_session_duration_seconds Submission to end, finished sessions.\n"
+	     "# TYPE forge_session_duration_seconds histogram\n");
+	for (int k = 0; k < 8; k++)
+		mput(&b, &n, &cap, "forge_session_duration_seconds_bucket{le=\"%g\"} %llu\n", bounds[k],
+		     (unsigned long long)hist[k]);
+	mput(&b, &n, &cap, "forge_session_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+	     "forge_session_duration_seconds_sum %.6f\nforge_session_duration_seconds_count %llu\n",
+	     (unsigned long long)hn, hsum, (unsigned long long)hn);
+	return reply(c, 200, "text/plain; version=0.0.4", b, NULL, NULL);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+			       const char *method, const char *version, const char *upload,
+			       size_t *upload_n, void **ptr)
+{
+	(void)version;
+	gw_t *g = cls;
+	body_t *b = *ptr;
+	int post = !strcmp(method, "POST");
+	if (!b) {   /* first call: headers only */
+		b = calloc(1, sizeof(*b));
+		*ptr = b;
+		if (post) {
+			const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+			if (cl && strtoull(cl, NULL, 10) > g->cfg->http_max_body)
+				b->too_large = 1;
+			return MHD_YES;
+		}
+	}
+	if (post && *upload_n) {
+		if (!b->too_large && b->n + *upload_n <= g->cfg->http_max_body) {
+			b->p = realloc(b->p, b->n + *upload_n + 1);
+			memcpy(b->p + b->n, upload, *upload_n);
+			b->n += *upload_n;
+			b->p[b->n] = '\0';
+		} else {
+			b->too_large = 1;
+		}
+		*upload_n = 0;
+		return MHD_YES;
+	}
+	if (!strcmp(url, "/healthz"))
+		return reply(c, 200, "text/plain", strdup("ok\n"), NULL, NULL);
+	if (!authorized(g, c))
+		return reply_error(c, 401, NULL, "a valid bearer token is required");
+	if (b->too_large)
+		return reply_error(c, 413, NULL, "request body larger than %u bytes",
+				   g->cfg->http_max_body);
+	int get = !strcmp(method, "GET");
+	if (!strcmp(url, "/readyz")) {
+		uint32_t st = atomic_load(&g->r->hdr->sup_state);
+		int ok = (st == FG_SUP_RUNNING || st == FG_SUP_DEGRADED) && workers_alive(g) > 0;
+		return ok ? reply(c, 200, "text/plain", strdup("ready\n"), NULL, NULL)
+			  : reply_error(c, 503, NULL, "not ready: workers are starting or stopping");
+	}
+	if (!strcmp(url, "/metrics"))
+		return get ? metrics(g, c) : reply_error(c, 405, NULL, "use GET");
+	if (!strcmp(url, "/v1/workers"))
+		return get ? workers(g, c) : reply_error(c, 405, NULL, "use GET");
+	if (!strcmp(url, "/v1/sessions")) {
+		if (post)
+			return post_session(g, c, b);
+		if (get)
+			return list_sessions(g, c);
+		return reply_error(c, 405, NULL, "use GET or POST");
+	}
+	if (!strncmp(url, "/v1/sessions/", 13) && !strchr(url + 13, '/')) {
+		if (!get)
+			return reply_error(c, 405, NULL, "use GET");
+		uint32_t idx = lookup(g, url + 13);
+		if (idx == UINT32_MAX)
+			return reply_error(c, 404, "id", "no session %.40s", url + 13);
+		return reply_json(c, 200, fg_inspect_session(g->r, idx, 1, g->cfg));
+	}
+	return reply_error(c, 404, NULL, "no such endpoint: %.100s", url);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **ptr,
+		      enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	body_t *b = *ptr;
+	if (b) {
+		free(b->p);
+		free(b);
+	}
+	*ptr = NULL;
+}
+
+int fg_gateway_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
+{
+	gw_t g = { .r = r, .cfg = cfg };
+	pthread_mutex_init(&g.submit_lock, NULL);
+	fg_actor_init(&g.a, r, slot);
+	fg_slot_t *me = g.a.self;
+	atomic_store(&me->starttime, fg_proc_starttime(getpid()));
+
+	char host[128];
+	snprintf(host, sizeof(host), "%s", cfg->http_listen);
+	char *colon = strrchr(host, ':');
+	*colon = '\0';
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV }, *ai = NULL;
+	int e = getaddrinfo(host[0] == '[' ? host + 1 : host, colon + 1, &hints, &ai);
+	if (e != 0) {
+		log_errx("gateway: http.listen %s: %s", cfg->http_listen, gai_strerror(e));
+		return FG_EXIT_FATAL;
+	}
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);   /* MHD's threads inherit it */
+	struct MHD_Daemon *d = MHD_start_daemon(
+		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+			(ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+		0, NULL, NULL, handler, &g,
+		MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+		MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+		MHD_OPTION_CONNECTION_LIMIT, 10000u,
+		MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+		MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (!d) {
+		log_errx("gateway: cannot listen on %s (in use, or not an address of this "
+			 "host): not restarting it", cfg->http_listen);
+		return FG_EXIT_FATAL;
+	}
+	uint32_t expect = FG_SLOT_STARTING;
+	atomic_store(&me->heartbeat_ns, fg_coarse_ns());
+	atomic_compare_exchange_strong(&me->state, &expect, FG_SLOT_READY);
+	log_info("gateway listening on %s", cfg->http_listen);
+	for (;;) {
+		struct timespec ts = { 0, (long)cfg->heartbeat_ms * 1000000L / 2 };
+		int sig = sigtimedwait(&mask, NULL, &ts);
+		atomic_store_explicit(&me->heartbeat_ns, fg_coarse_ns(), memory_order_relaxed);
+		if (sig == SIGTERM || sig == SIGINT || atomic_load(&r->hdr->draining))
+			break;
+	}
+	atomic_store(&me->state, FG_SLOT_DRAINING);
+	MHD_stop_daemon(d);
+	log_info("gateway stopped");
+	return 0;
+}

@@ -1,0 +1,99 @@
+#!/bin/sh
+# The HTTP API with curl(1): every endpoint, every error status, auth,
+# pagination, a full table, and the gateway killed and restarted with no
+# session lost.
+SESSIONS=64
+. "$(dirname "$0")/../lib.sh"
+write_config
+cat >> "$T/forge.yaml" <<YAML
+  tokens: [s3cret]
+  max_body_bytes: 2048
+llm:
+  default: s
+  providers:
+    s:
+      type: scripted
+YAML
+start_forged
+until_true 10 curl -sf "$API/healthz" || fail "gateway not up"
+H="Authorization: Bearer s3cret"
+req() { # req METHOD PATH [BODY]: prints the body, then the status on its own line
+	if [ $# -ge 3 ]; then
+		curl -s -X "$1" -H "$H" -H "Content-Type: application/json" --data-binary "$3" -w '\n%{http_code}' "$API$2"
+	else
+		curl -s -X "$1" -H "$H" -w '\n%{http_code}' "$API$2"
+	fi
+}
+expect_status() { # expect_status STATUS JQ-FILTER METHOD PATH [BODY]
+	want=$1 filter=$2; shift 2
+	out=$(req "$@")
+	code=$(echo "$out" | tail -1)
+	bodytxt=$(echo "$out" | sed '$d')
+	[ "$code" = "$want" ] || fail "$*: HTTP $code, want $want: $bodytxt"
+	[ -z "$filter" ] || echo "$bodytxt" | jq -e "$filter" >/dev/null || fail "$*: $bodytxt does not satisfy $filter"
+}
+
+[ "$(curl -s "$API/healthz")" = "ok" ] || fail "healthz"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$API/v1/workers")" = 401 ] || fail "no 401 without a token"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' "$API/v1/workers")" = 401 ] || fail "wrong token accepted"
+expect_status 200 '' GET /readyz
+expect_status 200 '.data | length == 2' GET /v1/workers
+
+out=$(curl -s -D "$T/h" -H "$H" -d '{"prompt":"what is 2+2?"}' "$API/v1/sessions")
+id=$(echo "$out" | jq -r .id)
+grep -qi "^location: /v1/sessions/$id" "$T/h" || fail "no Location: $(cat "$T/h")"
+ctl wait --timeout 10 > /dev/null
+expect_status 200 '.state == "done" and .result == "The answer is 4." and ([.messages[].role] == ["user","assistant","tool","assistant"]) and .usage.prompt_tokens > 0' GET "/v1/sessions/$id"
+
+expect_status 400 '.error.message | startswith("body is not a JSON object")' POST /v1/sessions '{"prompt":'
+expect_status 400 '.error.param == "prompt" and .error.message == "prompt must be a non-empty string"' POST /v1/sessions '{"workflow":"react"}'
+expect_status 400 '.error.param == "workflow"' POST /v1/sessions '{"prompt":"x","workflow":"chat"}'
+expect_status 400 '.error.param == "max_steps"' POST /v1/sessions '{"prompt":"x","max_steps":0}'
+expect_status 400 '.error.message == "model \"gpt-9\" is not a configured provider"' POST /v1/sessions '{"prompt":"x","model":"gpt-9"}'
+big=$(head -c 3000 /dev/zero | tr '\0' 'a')
+expect_status 413 '.error.message == "request body larger than 2048 bytes"' POST /v1/sessions "{\"prompt\":\"$big\"}"
+expect_status 404 '.error.message == "no session 00000000000000ff"' GET /v1/sessions/00000000000000ff
+expect_status 404 '' GET /v2/nothing
+expect_status 405 '' PUT /v1/sessions '{}'
+expect_status 405 '' DELETE "/v1/sessions/$id"
+
+# pagination: follow next_cursor until it is null; every session exactly once
+for i in 1 2 3 4 5; do req POST /v1/sessions '{"prompt":"what is 2+2?"}' > /dev/null; done
+ctl wait --timeout 10 > /dev/null
+cursor="" seen=0 pages=0
+while :; do
+	page=$(req GET "/v1/sessions?state=done&limit=2${cursor:+&cursor=$cursor}" | sed '$d')
+	seen=$((seen + $(echo "$page" | jq '.data | length')))
+	pages=$((pages + 1))
+	cursor=$(echo "$page" | jq -r '.next_cursor // empty')
+	[ -n "$cursor" ] || break
+	[ $pages -lt 50 ] || fail "pagination does not end"
+done
+[ "$seen" = 6 ] || fail "pagination saw $seen sessions, want 6"
+expect_status 400 '.error.param == "state"' GET "/v1/sessions?state=sleeping"
+
+expect_status 200 '' GET /metrics
+m=$(req GET /metrics | sed '$d')
+echo "$m" | grep -qx 'forge_sessions{state="done"} 6' || fail "metrics: $(echo "$m" | head -20)"
+echo "$m" | grep -qx 'forge_session_duration_seconds_count 6' || fail "metrics histogram"
+
+# the table full: 503 with Retry-After
+while :; do
+	code=$(req POST /v1/sessions '{"prompt":"what is 2+2?"}' | tail -1)
+	[ "$code" = 201 ] || break
+done
+[ "$code" = 503 ] || fail "a full table answered $code"
+curl -s -D "$T/h" -o /dev/null -H "$H" -d '{"prompt":"x"}' "$API/v1/sessions"
+grep -qi '^retry-after: 1' "$T/h" || fail "no Retry-After on 503"
+
+# the gateway killed: it comes back, and so does every session
+gw=$(pgrep -P "$FORGED_PID" forge-gateway)
+kill -KILL "$gw"
+until_true 10 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H '$H' $API/v1/sessions/$id)\" = 200 ]" ||
+	fail "gateway not back after SIGKILL"
+grep -q "gateway (pid $gw) killed by signal 9" "$T/forged.log" || fail "gateway death not logged"
+expect_status 200 '.result == "The answer is 4."' GET "/v1/sessions/$id"
+ctl wait --timeout 10 > /dev/null
+[ "$(stat .sessions.done)" = 64 ] || fail "sessions lost: $(ctl stats)"
+stop_forged
+echo "gateway: endpoints, 400/401/404/405/413/503, pagination, metrics, gateway SIGKILL lost nothing"
