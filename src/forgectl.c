@@ -60,6 +60,9 @@ static const char *usage_text =
 "  kill-worker SLOT [--signal SIG]\n"
 "                              signal worker SLOT (default KILL) after\n"
 "                              checking that its pid is that worker\n"
+"  cancel ID                   cancel a session: a queued one at once, a\n"
+"                              running one within milliseconds (its LLM\n"
+"                              request aborted, its tools killed)\n"
 "  reload                      validate the configuration (-c FILE) and ask\n"
 "                              forged to apply it (workers restart one at a\n"
 "                              time; an invalid file is refused, exit 78)\n"
@@ -482,7 +485,8 @@ static void check_once(viol_t *v)
 		uint32_t st = FG_CTL_STATE(c), sl = FG_CTL_SLOT(c), g = FG_CTL_GEN(c);
 		char id[17];
 		fg_handle_format(FG_HANDLE(i, atomic_load(&s->gen)), id);
-		if (st >= FG_S_NSTATES || (c >> 48) != 0) {
+		uint64_t flags = c >> 48;   /* only the cancel flag, only on RUNNING */
+		if (st >= FG_S_NSTATES || (flags && !(flags == 1 && st == FG_S_RUNNING))) {
 			violation(v, "session %s: invalid control word 0x%016llx", id,
 				  (unsigned long long)c);
 			continue;
@@ -789,6 +793,25 @@ static int signal_supervisor(int sig, const char *what)
 	return 0;
 }
 
+static int cmd_cancel(const char *id)
+{
+	fg_handle_t h;
+	uint32_t st;
+	if (fg_handle_parse(id, &h) < 0)
+		die_usage("'%s' is not a session id (16 hex digits, as printed by submit)", id);
+	int rc = fg_session_cancel(&R, h, &st);
+	if (rc == -ENOENT) {
+		fprintf(stderr, "forgectl: no session %s\n", id);
+		return 1;
+	}
+	if (rc == -EALREADY) {
+		fprintf(stderr, "forgectl: session %s already ended (%s)\n", id, fg_state_name(st));
+		return 1;
+	}
+	printf("%s %s\n", id, st == FG_S_RUNNING ? "cancelling (its worker ends it)" : "cancelled");
+	return 0;
+}
+
 static int cmd_reload(void)
 {
 	/* An invalid file is refused here already, with its error; forged
@@ -891,7 +914,8 @@ int main(int argc, char **argv)
 		arg = argv[optind++];
 	if (optind < argc)
 		die_usage("unexpected argument '%s'", argv[optind]);
-	int needs_arg = !strcmp(cmd, "session") || !strcmp(cmd, "kill-worker");
+	int needs_arg = !strcmp(cmd, "session") || !strcmp(cmd, "kill-worker") ||
+			!strcmp(cmd, "cancel");
 	if (needs_arg && !arg)
 		die_usage("%s: missing argument", cmd);
 	if (!needs_arg && arg)
@@ -907,6 +931,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "wait")) { open_region(0); return cmd_wait(); }
 	if (!strcmp(cmd, "kill-worker")) { open_region(0); return cmd_kill_worker(arg); }
 	if (!strcmp(cmd, "reload")) { open_region(0); return cmd_reload(); }
+	if (!strcmp(cmd, "cancel")) { open_region(1); return cmd_cancel(arg); }
 	if (!strcmp(cmd, "drain") || !strcmp(cmd, "stop")) { open_region(0); return cmd_drain(); }
 	die_usage("unknown command '%s'", cmd);
 	return 2;

@@ -422,8 +422,24 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return reply_error(c, 405, NULL, "use GET or POST");
 	}
 	if (!strncmp(url, "/v1/sessions/", 13) && !strchr(url + 13, '/')) {
+		if (!strcmp(method, "DELETE")) {
+			fg_handle_t h;
+			uint32_t st;
+			int e = fg_handle_parse(url + 13, &h) < 0 ? -ENOENT : fg_session_cancel(g->r, h, &st);
+			if (e == -ENOENT)
+				return reply_error(c, 404, "id", "no session %.40s", url + 13);
+			if (e == -EALREADY)
+				return reply_error(c, 409, NULL, "session %.40s already ended (%s)", url + 13,
+						   fg_state_name(st));
+			/* a running one ends within milliseconds: wait for it briefly */
+			uint32_t idx = FG_HANDLE_IDX(h);
+			for (int i = 0; i < 200 && FG_CTL_STATE(atomic_load(&fg_sess(g->r, idx)->ctl)) ==
+						    FG_S_RUNNING; i++)
+				usleep(1000);
+			return reply_json(c, 200, fg_inspect_session(g->r, idx, 0, g->cfg));
+		}
 		if (!get)
-			return reply_error(c, 405, NULL, "use GET");
+			return reply_error(c, 405, NULL, "use GET or DELETE");
 		uint32_t idx = lookup(g, url + 13);
 		if (idx == UINT32_MAX)
 			return reply_error(c, 404, "id", "no session %.40s", url + 13);

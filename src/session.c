@@ -276,27 +276,75 @@ int fg_session_finish(fg_actor_t *a, uint32_t idx, uint32_t entry, uint32_t fina
 {
 	fg_session_t *s = fg_sess(a->r, idx);
 	uint64_t c = FG_CTL(FG_S_RUNNING, a->slot, a->gen);
+	uint64_t mine = c;
+	int rc = 0;
 	atomic_store_explicit(&s->finished_ns, fg_now_ns(), memory_order_relaxed);
 	if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c,
 			FG_CTL(final_state, FG_SLOT_NONE, 0),
-			memory_order_acq_rel, memory_order_relaxed))
-		return -EIO;
+			memory_order_acq_rel, memory_order_relaxed)) {
+		/* cancelled meanwhile: it ends CANCELLED, whatever it reached */
+		if (c != (mine | FG_CTL_CANCEL) ||
+		    !atomic_compare_exchange_strong(&s->ctl, &c, FG_CTL(FG_S_CANCELLED, FG_SLOT_NONE, 0)))
+			return -EIO;
+		rc = -ECANCELED;
+	}
 	FG_CRASHPOINT("session.finish.after_cas");
 	lease_clear(a, entry);
 	atomic_fetch_add_explicit(&a->self->done, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&a->self->inflight, 1, memory_order_relaxed);
-	return 0;
+	return rc;
+}
+
+int fg_session_cancel(fg_region_t *r, fg_handle_t h, uint32_t *state)
+{
+	uint32_t idx = FG_HANDLE_IDX(h);
+	if (idx >= r->hdr->capacity)
+		return -ENOENT;
+	fg_session_t *s = fg_sess(r, idx);
+	for (;;) {
+		uint64_t c = atomic_load(&s->ctl);
+		uint32_t st = FG_CTL_STATE(c);
+		if (atomic_load(&s->gen) != FG_HANDLE_GEN(h) || st == FG_S_FREE || st == FG_S_ALLOCATING)
+			return -ENOENT;
+		*state = st;
+		if (st >= FG_S_DONE)
+			return -EALREADY;
+		if (st == FG_S_QUEUED) {
+			if (atomic_compare_exchange_strong(&s->ctl, &c,
+					FG_CTL(FG_S_CANCELLED, FG_SLOT_NONE, 0))) {
+				atomic_store(&s->finished_ns, fg_now_ns());
+				*state = FG_S_CANCELLED;
+				return 0;
+			}
+			continue;
+		}
+		/* RUNNING: flag it; its worker ends it at once */
+		if (c & FG_CTL_CANCEL)
+			return 0;
+		if (atomic_compare_exchange_strong(&s->ctl, &c, c | FG_CTL_CANCEL))
+			return 0;
+	}
 }
 
 int fg_session_release(fg_actor_t *a, uint32_t idx, uint32_t entry)
 {
 	fg_session_t *s = fg_sess(a->r, idx);
 	uint64_t c = FG_CTL(FG_S_RUNNING, a->slot, a->gen);
+	uint64_t mine = c;
 	atomic_store_explicit(&s->queued_ns, fg_now_ns(), memory_order_relaxed);
 	if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c,
 			FG_CTL(FG_S_QUEUED, FG_SLOT_NONE, 0),
-			memory_order_acq_rel, memory_order_relaxed))
+			memory_order_acq_rel, memory_order_relaxed)) {
+		/* cancelled meanwhile: not handed on, ended */
+		if (c == (mine | FG_CTL_CANCEL) &&
+		    atomic_compare_exchange_strong(&s->ctl, &c, FG_CTL(FG_S_CANCELLED, FG_SLOT_NONE, 0))) {
+			atomic_store(&s->finished_ns, fg_now_ns());
+			lease_clear(a, entry);
+			atomic_fetch_sub_explicit(&a->self->inflight, 1, memory_order_relaxed);
+			return -ECANCELED;
+		}
 		return -EIO;
+	}
 	FG_CRASHPOINT("session.release.after_cas");
 	fg_session_enqueue(a, idx);
 	fg_ring_intent_clear(a->self);
@@ -317,6 +365,11 @@ static int recover_one(fg_actor_t *a, uint32_t idx, uint32_t slot, uint32_t gen,
 	    (any_gen || FG_CTL_GEN(c) == gen)) {
 		uint64_t to = st == FG_S_RUNNING ? FG_CTL(FG_S_QUEUED, FG_SLOT_NONE, 0)
 						 : FG_CTL(FG_S_FREE, FG_SLOT_NONE, 0);
+		if (c & FG_CTL_CANCEL) {
+			atomic_store_explicit(&s->finished_ns, fg_now_ns(), memory_order_relaxed);
+			atomic_compare_exchange_strong(&s->ctl, &c, FG_CTL(FG_S_CANCELLED, FG_SLOT_NONE, 0));
+			return 0;
+		}
 		if (st == FG_S_RUNNING)
 			atomic_store_explicit(&s->queued_ns, fg_now_ns(), memory_order_relaxed);
 		if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c, to,

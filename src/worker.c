@@ -60,6 +60,9 @@ typedef struct wsess {
 	uint32_t steps, delay_us, provider;
 	struct wsess *next;     /* run queue / free list        */
 	uint32_t heap_pos;
+	uint8_t live;           /* holds a session              */
+	uint8_t in_rq;          /* on the run queue             */
+	uint8_t cancel_pending; /* cancelled: end at its next step */
 	int in_http;            /* an LLM request is in flight  */
 	uint32_t attempts;      /* failed tries of this request */
 	fg_req_t req;
@@ -185,6 +188,7 @@ static void heap_remove(worker_t *w, wsess_t *s)
 
 static void rq_push(worker_t *w, wsess_t *s)
 {
+	s->in_rq = 1;
 	s->next = NULL;
 	if (w->rq_tail)
 		w->rq_tail->next = s;
@@ -197,6 +201,7 @@ static wsess_t *rq_pop(worker_t *w)
 {
 	wsess_t *s = w->rq_head;
 	if (s) {
+		s->in_rq = 0;
 		w->rq_head = s->next;
 		if (!w->rq_head)
 			w->rq_tail = NULL;
@@ -206,6 +211,8 @@ static wsess_t *rq_pop(worker_t *w)
 
 static void sess_free(worker_t *w, wsess_t *s)
 {
+	s->live = 0;
+	s->cancel_pending = 0;
 	s->next = w->free;
 	w->free = s;
 	w->inflight--;
@@ -251,6 +258,8 @@ static int take_one(worker_t *w, uint32_t ring)
 	s->provider = rec->workflow == FG_WF_SYNTHETIC ? 0 : rec->arg;
 	s->in_http = 0;
 	s->attempts = 0;
+	s->live = 1;
+	s->cancel_pending = 0;
 	fg_session_read(w->r, idx, &s->st);
 	schedule(w, s);
 	return 1;
@@ -293,7 +302,8 @@ static void finish(worker_t *w, wsess_t *s, uint32_t state)
 		fg_http_cancel(w->http, &s->req);
 		s->in_http = 0;
 	}
-	if (fg_session_finish(&w->a, s->idx, s->entry, state) < 0)
+	int rc = fg_session_finish(&w->a, s->idx, s->entry, state);
+	if (rc < 0 && rc != -ECANCELED)
 		log_warnx("session %u: lost its lease before finishing", s->idx);
 	sess_free(w, s);
 }
@@ -1135,8 +1145,32 @@ static void mr_step(worker_t *w, wsess_t *s)
 	mr_call(w, s, &v, 1);
 }
 
+/* Sessions cancelled by someone else (the cancel flag in their record):
+ * what runs for them is stopped at once and they end CANCELLED. */
+static void cancel_scan(worker_t *w)
+{
+	for (uint32_t i = 0; i < w->max_inflight; i++) {
+		wsess_t *s = &w->pool[i];
+		if (!s->live || s->cancel_pending)
+			continue;
+		uint64_t c = atomic_load_explicit(&fg_sess(w->r, s->idx)->ctl, memory_order_relaxed);
+		if (!(c & FG_CTL_CANCEL))
+			continue;
+		s->cancel_pending = 1;
+		log_debug("session %u cancelled", s->idx);
+		if (s->in_rq)
+			continue;   /* step() ends it */
+		heap_remove(w, s);
+		finish(w, s, FG_S_CANCELLED);   /* stops its request and tools */
+	}
+}
+
 static void step(worker_t *w, wsess_t *s)
 {
+	if (s->cancel_pending) {
+		finish(w, s, FG_S_CANCELLED);
+		return;
+	}
 	if (s->workflow == FG_WF_SYNTHETIC)
 		synthetic_step(w, s);
 	else if (s->workflow == FG_WF_REACT)
@@ -1396,6 +1430,8 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 			w.next_sig_check = now + 1000000;
 			if (w.stop)
 				break;
+			if (w.inflight)
+				cancel_scan(&w);   /* every ms or so: cancellation is prompt */
 		}
 		uint32_t seen = 0;
 		if (w.free)

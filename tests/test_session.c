@@ -299,6 +299,42 @@ static void test_sweep_restores_lost_hints(void **state)
 	fg_client_detach(&c);
 }
 
+static void test_cancel(void **state)
+{
+	(void)state;
+	fg_actor_t c, w, sup;
+	assert_int_equal(fg_client_attach(&R, &c), 0);
+	worker_actor(&w, 0);
+	fg_actor_init(&sup, &R, fg_supervisor_slot(&R));
+	fg_submit_t p = { FG_WF_SYNTHETIC, 3, 0 };
+	fg_handle_t q, r1, r2;
+	assert_int_equal(fg_session_submit(&c, &p, &q), 0);
+	assert_int_equal(fg_session_submit(&c, &p, &r1), 0);
+	assert_int_equal(fg_session_submit(&c, &p, &r2), 0);
+	uint32_t st, e1, e2;
+	/* queued: cancelled at once, and no longer claimable */
+	assert_int_equal(fg_session_cancel(&R, q, &st), 0);
+	assert_int_equal(st, FG_S_CANCELLED);
+	assert_int_equal(state_of(FG_HANDLE_IDX(q)), FG_S_CANCELLED);
+	assert_int_equal(fg_session_claim(&w, FG_HANDLE_IDX(q), &e1), -EBUSY);
+	assert_int_equal(fg_session_cancel(&R, q, &st), -EALREADY);
+	/* running: flagged; the holder's finish ends it CANCELLED */
+	assert_int_equal(fg_session_claim(&w, FG_HANDLE_IDX(r1), &e1), 0);
+	assert_int_equal(fg_session_cancel(&R, r1, &st), 0);
+	assert_int_equal(st, FG_S_RUNNING);
+	assert_true(atomic_load(&fg_sess(&R, FG_HANDLE_IDX(r1))->ctl) & FG_CTL_CANCEL);
+	assert_int_equal(fg_session_finish(&w, FG_HANDLE_IDX(r1), e1, FG_S_DONE), -ECANCELED);
+	assert_int_equal(state_of(FG_HANDLE_IDX(r1)), FG_S_CANCELLED);
+	/* running, then its worker dies: recovery ends it CANCELLED, not QUEUED */
+	assert_int_equal(fg_session_claim(&w, FG_HANDLE_IDX(r2), &e2), 0);
+	assert_int_equal(fg_session_cancel(&R, r2, &st), 0);
+	fg_session_recover_slot(&sup, 0, w.gen);
+	assert_int_equal(state_of(FG_HANDLE_IDX(r2)), FG_S_CANCELLED);
+	/* a stale handle */
+	assert_int_equal(fg_session_cancel(&R, FG_HANDLE(FG_HANDLE_IDX(r2), 99), &st), -ENOENT);
+	fg_client_detach(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +346,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_table_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_slots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_restores_lost_hints, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("session", tests, NULL, NULL);
 }

@@ -291,7 +291,11 @@ enum fg_sess_state {
 	FG_S_NSTATES
 };
 
-/* ctl word: state(8) | lease slot(8) | lease gen(32) | spare(16) */
+/* ctl word: state(8) | lease slot(8) | lease gen(32) | flags(16)
+ * FG_CTL_CANCEL (a flag bit) may be set on a RUNNING record by anyone who
+ * cancels it (CAS); the lease holder then ends it as CANCELLED, and a
+ * recovery pass sends it to CANCELLED instead of QUEUED. */
+#define FG_CTL_CANCEL (1ull << 48)
 #define FG_CTL(st, slot, gen) \
 	((uint64_t)(st) | ((uint64_t)(slot) << 8) | ((uint64_t)(uint32_t)(gen) << 16))
 #define FG_CTL_STATE(c) ((uint32_t)((c) & 0xff))

@@ -99,6 +99,14 @@ uint64_t fg_session_read(const fg_region_t *r, uint32_t idx, fg_wstate_t *st);
 /* RUNNING -> final (DONE, FAILED, CANCELLED); clears the lease entry. */
 int fg_session_finish(fg_actor_t *a, uint32_t idx, uint32_t entry, uint32_t final_state);
 
+/*
+ * Cancels a session: QUEUED -> CANCELLED at once; RUNNING gets the cancel
+ * flag and its worker ends it within milliseconds (its LLM request aborted,
+ * its tools killed).  *state: the state found.  -ENOENT no such session,
+ * -EALREADY it had finished.  Any process may call it (one CAS).
+ */
+int fg_session_cancel(fg_region_t *r, fg_handle_t h, uint32_t *state);
+
 /* RUNNING -> QUEUED (drain): hands the session on at its last checkpoint. */
 int fg_session_release(fg_actor_t *a, uint32_t idx, uint32_t entry);
 

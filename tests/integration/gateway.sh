@@ -5,6 +5,9 @@
 SESSIONS=64
 . "$(dirname "$0")/../lib.sh"
 write_config
+MPORT=$((20000 + $$ % 20000))
+"$ROOT/build/mock-llm" --port "$MPORT" --latency-ms 5000 2>>"$T/mock.log" &
+MOCK_PID=$!
 cat >> "$T/forge.yaml" <<YAML
   tokens: [s3cret]
   max_body_bytes: 2048
@@ -13,6 +16,8 @@ llm:
   providers:
     s:
       type: scripted
+    slow:
+      base_url: http://127.0.0.1:$MPORT/v1
 YAML
 start_forged
 until_true 10 curl -sf "$API/healthz" || fail "gateway not up"
@@ -55,7 +60,8 @@ expect_status 413 '.error.message == "request body larger than 2048 bytes"' POST
 expect_status 404 '.error.message == "no session 00000000000000ff"' GET /v1/sessions/00000000000000ff
 expect_status 404 '' GET /v2/nothing
 expect_status 405 '' PUT /v1/sessions '{}'
-expect_status 405 '' DELETE "/v1/sessions/$id"
+expect_status 409 '.error.message | endswith("already ended (done)")' DELETE "/v1/sessions/$id"
+expect_status 404 '' DELETE /v1/sessions/00000000000000ff
 
 # pagination: follow next_cursor until it is null; every session exactly once
 for i in 1 2 3 4 5; do req POST /v1/sessions '{"prompt":"what is 2+2?"}' > /dev/null; done
@@ -77,6 +83,21 @@ m=$(req GET /metrics | sed '$d')
 echo "$m" | grep -qx 'forge_sessions{state="done"} 6' || fail "metrics: $(echo "$m" | head -20)"
 echo "$m" | grep -qx 'forge_session_duration_seconds_count 6' || fail "metrics histogram"
 
+# cancel: a session waiting on a 5 s LLM reply stops at once, request aborted
+cid=$(req POST /v1/sessions '{"prompt":"what is 2+2?","model":"slow"}' | sed '$d' | jq -r .id)
+until_true 10 sh -c "[ \$($BIN/forgectl --region $REGION stats --json | jq .sessions.running) = 1 ]" ||
+	fail "slow session not running"
+expect_status 200 '.state == "cancelled"' DELETE "/v1/sessions/$cid"
+expect_status 409 '' DELETE "/v1/sessions/$cid"
+# and with forgectl, a synthetic session between two steps
+sid=$(ctl submit --workflow synthetic --steps 5 --delay-us 10000000)
+until_true 10 sh -c "[ \$($BIN/forgectl --region $REGION stats --json | jq .sessions.running) = 1 ]" ||
+	fail "synthetic session not running"
+ctl cancel "$sid" > /dev/null || fail "forgectl cancel"
+until_true 2 sh -c "$BIN/forgectl --region $REGION session $sid --json | jq -e '.state == \"cancelled\"'" ||
+	fail "cancelled session still $(ctl session "$sid" --json | jq -r .state)"
+ctl check > /dev/null || fail "check after cancel"
+
 # the table full: 503 with Retry-After
 while :; do
 	code=$(req POST /v1/sessions '{"prompt":"what is 2+2?"}' | tail -1)
@@ -94,6 +115,7 @@ until_true 10 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H '$H' $API/
 grep -q "gateway (pid $gw) killed by signal 9" "$T/forged.log" || fail "gateway death not logged"
 expect_status 200 '.result == "The answer is 4."' GET "/v1/sessions/$id"
 ctl wait --timeout 10 > /dev/null
-[ "$(stat .sessions.done)" = 64 ] || fail "sessions lost: $(ctl stats)"
+[ "$(stat '.sessions.done + .sessions.cancelled')" = 64 ] || fail "sessions lost: $(ctl stats)"
+[ "$(stat .sessions.cancelled)" = 2 ] || fail "cancelled: $(stat .sessions.cancelled)"
 stop_forged
-echo "gateway: endpoints, 400/401/404/405/413/503, pagination, metrics, gateway SIGKILL lost nothing"
+echo "gateway: endpoints, 400/401/404/405/409/413/503, pagination, cancel (HTTP and forgectl), metrics, gateway SIGKILL lost nothing"
