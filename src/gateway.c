@@ -5,16 +5,20 @@
  *                                  -> 201 {"id"}; 400 naming the field; 413; 503
  *   GET    /v1/sessions/{id}       state, steps, messages, result, usage, error
  *   GET    /v1/sessions?state=&limit=&cursor=
+ *   GET    /v1/sessions/{id}/events  Server-Sent Events (Last-Event-ID resume)
+ *   DELETE /v1/sessions/{id}       cancel
  *   GET    /v1/workers, /metrics (Prometheus text), /healthz, /readyz
  * Bearer-token auth when http.tokens is set (all but /healthz); 404 for
  * unknown paths and sessions, 405 (with Allow) for a wrong method.
  *
- * libmicrohttpd runs its own threads (epoll, http.threads of them); submits
+ * libmicrohttpd runs a thread per connection (SSE streams wait in theirs);
+ * submits
  * go through this process's one registry slot, whose intents and lease
  * table are single-owner, so they are serialized by submit_lock.  The main
  * thread beats the heartbeat and waits for SIGTERM.
  */
 #include "forge/gateway.h"
+#include "forge/conv.h"
 #include "forge/inspect.h"
 #include "forge/log.h"
 #include "forge/ring.h"
@@ -25,6 +29,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -366,6 +371,8 @@ static int metrics(gw_t *g, struct MHD_Connection *c)
 	return reply(c, 200, "text/plain; version=0.0.4", b, NULL, NULL);
 }
 
+static int events(gw_t *g, struct MHD_Connection *c, const char *id);
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
 			       const char *method, const char *version, const char *upload,
 			       size_t *upload_n, void **ptr)
@@ -421,6 +428,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 			return list_sessions(g, c);
 		return reply_error(c, 405, NULL, "use GET or POST");
 	}
+	if (!strncmp(url, "/v1/sessions/", 13) && strchr(url + 13, '/') &&
+	    !strcmp(strchr(url + 13, '/'), "/events")) {
+		if (!get)
+			return reply_error(c, 405, NULL, "use GET");
+		char id[64];
+		snprintf(id, sizeof(id), "%.*s", (int)(strchr(url + 13, '/') - (url + 13)), url + 13);
+		return events(g, c, id);
+	}
 	if (!strncmp(url, "/v1/sessions/", 13) && !strchr(url + 13, '/')) {
 		if (!strcmp(method, "DELETE")) {
 			fg_handle_t h;
@@ -446,6 +461,133 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return reply_json(c, 200, fg_inspect_session(g->r, idx, 1, g->cfg));
 	}
 	return reply_error(c, 404, NULL, "no such endpoint: %.100s", url);
+}
+
+/* ---- Server-Sent Events -------------------------------------------------
+ * GET /v1/sessions/{id}/events: one event per committed conversation record
+ * (id: its ordinal, from 1), then "event: end" with the final state.  The
+ * events come from the session's checkpoint in the region, so a client that
+ * reconnects with Last-Event-ID — to this gateway or to a restarted one —
+ * gets exactly the events after that id.  Each stream has its own thread
+ * (libmicrohttpd's thread-per-connection mode), so a thousand subscribers
+ * do not hold other requests back; a client that went away is noticed
+ * within 20 ms (POLLRDHUP on its socket). */
+typedef struct sse {
+	gw_t *g;
+	struct MHD_Connection *c;
+	uint32_t idx, gen;
+	uint32_t next;          /* ordinal of the next event to send (from 1) */
+	uint32_t synth_step;
+	int ended;
+	uint64_t last_write_ns;
+} sse_t;
+
+static size_t ev_put(char *buf, size_t max, size_t n, uint32_t id, const char *event, json_t *data)
+{
+	char *d = json_dumps(data, JSON_COMPACT);
+	int k = snprintf(buf + n, max - n, "id: %u\nevent: %s\ndata: %s\n\n", id, event, d);
+	free(d);
+	if (k < 0 || (size_t)k >= max - n)
+		return n;   /* does not fit: next call */
+	return n + (size_t)k;
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	sse_t *e = cls;
+	gw_t *g = e->g;
+	for (;;) {
+		if (e->ended)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		fg_session_t *s = fg_sess(g->r, e->idx);
+		if (atomic_load(&s->gen) != e->gen)
+			return MHD_CONTENT_READER_END_OF_STREAM;   /* the record was reused */
+		uint32_t st = FG_CTL_STATE(atomic_load(&s->ctl));
+		fg_wstate_t ws;
+		uint64_t w = fg_session_read(g->r, e->idx, &ws);
+		size_t n = 0;
+		if (s->workflow == FG_WF_SYNTHETIC) {
+			while (e->synth_step < ws.step && e->next <= ws.step) {
+				uint32_t k = e->next;
+				size_t m = ev_put(buf, max, n, k, "step", json_pack("{s:i}", "step", (int)k));
+				if (m == n)
+					break;
+				n = m;
+				e->next++;
+				e->synth_step = k;
+			}
+		} else {
+			uint32_t len = FG_CKPT_LEN(w) <= g->r->hdr->log_bytes ? FG_CKPT_LEN(w) : 0;
+			json_t *msgs = fg_conv_json(fg_sess_log(g->r, e->idx), len, NULL, NULL);
+			size_t total = json_array_size(msgs);
+			while (e->next <= total) {
+				size_t m = ev_put(buf, max, n, e->next, "message",
+						  json_incref(json_array_get(msgs, e->next - 1)));
+				if (m == n)
+					break;
+				n = m;
+				e->next++;
+			}
+			json_decref(msgs);
+		}
+		if (n == 0 && st >= FG_S_DONE) {
+			n = ev_put(buf, max, 0, e->next, "end",
+				   fg_inspect_session(g->r, e->idx, 0, g->cfg));
+			e->ended = 1;
+		}
+		uint64_t now = fg_now_ns();
+		if (n == 0 && now - e->last_write_ns > 15000000000ull) {
+			n = (size_t)snprintf(buf, max, ": keep-alive\n\n");
+		}
+		if (n > 0) {
+			e->last_write_ns = now;
+			return (ssize_t)n;
+		}
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(e->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci) {
+			struct pollfd p = { ci->connect_fd, POLLRDHUP | POLLIN, 0 };
+			if (poll(&p, 1, 20) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+				return MHD_CONTENT_READER_END_WITH_ERROR;   /* the client left */
+		} else {
+			usleep(20000);
+		}
+	}
+}
+
+static void sse_free(void *cls)
+{
+	free(cls);
+}
+
+static int events(gw_t *g, struct MHD_Connection *c, const char *id)
+{
+	uint32_t idx = lookup(g, id);
+	if (idx == UINT32_MAX)
+		return reply_error(c, 404, "id", "no session %.40s", id);
+	sse_t *e = calloc(1, sizeof(*e));
+	e->g = g;
+	e->c = c;
+	e->idx = idx;
+	e->gen = atomic_load(&fg_sess(g->r, idx)->gen);
+	e->next = 1;
+	e->last_write_ns = fg_now_ns();
+	const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
+	if (last) {
+		char *end;
+		unsigned long v = strtoul(last, &end, 10);
+		if (*last && !*end && v < UINT32_MAX)
+			e->next = (uint32_t)v + 1;
+	}
+	e->synth_step = e->next - 1;
+	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read,
+								   e, sse_free);
+	MHD_add_response_header(r, "Content-Type", "text/event-stream");
+	MHD_add_response_header(r, "Cache-Control", "no-cache");
+	int rc = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return rc;
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **ptr,
@@ -489,11 +631,12 @@ int fg_gateway_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 	sigaddset(&mask, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);   /* MHD's threads inherit it */
 	struct MHD_Daemon *d = MHD_start_daemon(
-		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+			MHD_USE_POLL | MHD_USE_ERROR_LOG |
 			(ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 		0, NULL, NULL, handler, &g,
 		MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+		MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
 		MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 		MHD_OPTION_CONNECTION_LIMIT, 10000u,
 		MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,

@@ -8,6 +8,9 @@ write_config
 MPORT=$((20000 + $$ % 20000))
 "$ROOT/build/mock-llm" --port "$MPORT" --latency-ms 5000 2>>"$T/mock.log" &
 MOCK_PID=$!
+"$ROOT/build/mock-llm" --port $((MPORT + 1)) --latency-ms 400 2>>"$T/mock.log" &
+MOCK2=$!
+trap 'kill $MOCK2 2>/dev/null; cleanup' EXIT
 cat >> "$T/forge.yaml" <<YAML
   tokens: [s3cret]
   max_body_bytes: 2048
@@ -18,6 +21,8 @@ llm:
       type: scripted
     slow:
       base_url: http://127.0.0.1:$MPORT/v1
+    mid:
+      base_url: http://127.0.0.1:$((MPORT + 1))/v1
 YAML
 start_forged
 until_true 10 curl -sf "$API/healthz" || fail "gateway not up"
@@ -83,6 +88,33 @@ m=$(req GET /metrics | sed '$d')
 echo "$m" | grep -qx 'forge_sessions{state="done"} 6' || fail "metrics: $(echo "$m" | head -20)"
 echo "$m" | grep -qx 'forge_session_duration_seconds_count 6' || fail "metrics histogram"
 
+# SSE: one event per committed message, then "end"; Last-Event-ID resumes
+ids_of() { grep '^id: ' "$1" | cut -d' ' -f2 | tr '\n' ' '; }
+eid=$(req POST /v1/sessions '{"prompt":"what is 2+2?","model":"mid"}' | sed '$d' | jq -r .id)
+curl -sN --max-time 20 -H "$H" "$API/v1/sessions/$eid/events" > "$T/ev1"
+[ "$(ids_of "$T/ev1")" = "1 2 3 4 5 " ] || fail "SSE ids: $(cat "$T/ev1")"
+[ "$(grep '^event: ' "$T/ev1" | tr '\n' ' ')" = "event: message event: message event: message event: message event: end " ] ||
+	fail "SSE events: $(cat "$T/ev1")"
+[ "$(grep '^data: ' "$T/ev1" | head -4 | sed 's/^data: //' | jq -r .role | tr '\n' ' ')" = "user assistant tool assistant " ] ||
+	fail "SSE roles: $(cat "$T/ev1")"
+grep '^data: ' "$T/ev1" | tail -1 | sed 's/^data: //' | jq -e '.state == "done" and .result == "The answer is 4."' >/dev/null ||
+	fail "SSE end event: $(tail -3 "$T/ev1")"
+curl -sN --max-time 10 -H "$H" -H "Last-Event-ID: 2" "$API/v1/sessions/$eid/events" > "$T/ev2"
+[ "$(ids_of "$T/ev2")" = "3 4 5 " ] || fail "Last-Event-ID resume: $(cat "$T/ev2")"
+# the gateway killed mid-stream: the client reconnects and misses nothing
+eid=$(req POST /v1/sessions '{"prompt":"what is 2+2?","model":"mid"}' | sed '$d' | jq -r .id)
+curl -sN --max-time 20 -H "$H" "$API/v1/sessions/$eid/events" > "$T/ev3" 2>/dev/null &
+C3=$!
+until_true 10 grep -q '^id: 2$' "$T/ev3" || fail "no second event"
+kill -KILL "$(pgrep -P "$FORGED_PID" forge-gateway)"
+wait $C3 2>/dev/null || true
+last=$(grep '^id: ' "$T/ev3" | tail -1 | cut -d' ' -f2)
+until_true 10 curl -sf "$API/healthz" || fail "gateway not back"
+curl -sN --max-time 20 -H "$H" -H "Last-Event-ID: $last" "$API/v1/sessions/$eid/events" > "$T/ev4"
+[ "$(ids_of "$T/ev3")$(ids_of "$T/ev4")" = "1 2 3 4 5 " ] ||
+	fail "events across a gateway kill: '$(ids_of "$T/ev3")' + '$(ids_of "$T/ev4")'"
+expect_status 404 '' GET /v1/sessions/00000000000000ff/events
+
 # cancel: a session waiting on a 5 s LLM reply stops at once, request aborted
 cid=$(req POST /v1/sessions '{"prompt":"what is 2+2?","model":"slow"}' | sed '$d' | jq -r .id)
 until_true 10 sh -c "[ \$($BIN/forgectl --region $REGION stats --json | jq .sessions.running) = 1 ]" ||
@@ -117,5 +149,6 @@ expect_status 200 '.result == "The answer is 4."' GET "/v1/sessions/$id"
 ctl wait --timeout 10 > /dev/null
 [ "$(stat '.sessions.done + .sessions.cancelled')" = 64 ] || fail "sessions lost: $(ctl stats)"
 [ "$(stat .sessions.cancelled)" = 2 ] || fail "cancelled: $(stat .sessions.cancelled)"
+grep -c "killed by signal 9" "$T/forged.log" | grep -qx 2 || fail "gateway deaths not both logged"
 stop_forged
-echo "gateway: endpoints, 400/401/404/405/409/413/503, pagination, cancel (HTTP and forgectl), metrics, gateway SIGKILL lost nothing"
+echo "gateway: endpoints, 400/401/404/405/409/413/503, pagination, SSE with Last-Event-ID across a gateway kill, cancel (HTTP and forgectl), metrics, gateway SIGKILL lost nothing"
