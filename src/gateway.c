@@ -7,6 +7,7 @@
  *   GET    /v1/sessions?state=&limit=&cursor=
  *   GET    /v1/sessions/{id}/events  Server-Sent Events (Last-Event-ID resume)
  *   DELETE /v1/sessions/{id}       cancel
+ *   POST   /v1/chat/completions    OpenAI-compatible; model "forge/WORKFLOW[@provider]"
  *   GET    /v1/workers, /metrics (Prometheus text), /healthz, /readyz
  * Bearer-token auth when http.tokens is set (all but /healthz); 404 for
  * unknown paths and sessions, 405 (with Allow) for a wrong method.
@@ -372,6 +373,215 @@ static int metrics(gw_t *g, struct MHD_Connection *c)
 }
 
 static int events(gw_t *g, struct MHD_Connection *c, const char *id);
+static void sse_free(void *cls);
+
+/* ---- POST /v1/chat/completions --------------------------------------------
+ * OpenAI-compatible: "model" names a workflow ("forge/react",
+ * "forge/plan_execute", "forge/map_reduce"; "forge/react@PROVIDER" picks the
+ * provider), the last user message is the task and the first system message
+ * its system prompt.  forge runs the whole agent session server-side and
+ * answers as a chat completion, or as chat.completion.chunk events when
+ * "stream" is true.  The session is an ordinary one: it survives crashes and
+ * can be followed at /v1/sessions/{id}. */
+typedef struct chat {
+	gw_t *g;
+	struct MHD_Connection *c;
+	uint32_t idx, gen;
+	char id[17];
+	char model[80];
+	int sent_role, done;
+	uint64_t deadline_ns;
+} chat_t;
+
+/* Waits (in this connection's thread) until the session ended or the
+ * deadline passed; 1 if it ended. */
+static int chat_wait(chat_t *ch, int step_ms)
+{
+	for (;;) {
+		fg_session_t *s = fg_sess(ch->g->r, ch->idx);
+		if (atomic_load(&s->gen) != ch->gen)
+			return 1;
+		if (FG_CTL_STATE(atomic_load(&s->ctl)) >= FG_S_DONE)
+			return 1;
+		if (fg_now_ns() >= ch->deadline_ns)
+			return 0;
+		if (step_ms == 0)
+			return 0;
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(ch->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci) {
+			struct pollfd p = { ci->connect_fd, POLLRDHUP, 0 };
+			if (poll(&p, 1, step_ms) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+				return -1;   /* the client left */
+		} else {
+			usleep((useconds_t)step_ms * 1000);
+		}
+	}
+}
+
+static json_t *chat_result(chat_t *ch, const char **err)
+{
+	json_t *j = fg_inspect_session(ch->g->r, ch->idx, 0, ch->g->cfg);
+	*err = NULL;
+	const char *state = json_string_value(json_object_get(j, "state"));
+	if (!state || strcmp(state, "done") != 0)
+		*err = json_string_value(json_object_get(j, "error"));
+	if (!state || strcmp(state, "done") != 0) {
+		if (!*err)
+			*err = state && !strcmp(state, "cancelled") ? "the session was cancelled"
+							      : "the session did not finish in time";
+	}
+	return j;
+}
+
+static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	chat_t *ch = cls;
+	long long created = (long long)time(NULL);
+	if (ch->done)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (!ch->sent_role) {
+		ch->sent_role = 1;
+		json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:{s:s,s:s},s:n}]}", "id", ch->id,
+			"object", "chat.completion.chunk", "created", (json_int_t)created, "model",
+			ch->model, "choices", "index", 0, "delta", "role", "assistant", "content", "",
+			"finish_reason");
+		char *d = json_dumps(j, JSON_COMPACT);
+		json_decref(j);
+		int n = snprintf(buf, max, "data: %s\n\n", d);
+		free(d);
+		return n;
+	}
+	int w = chat_wait(ch, 20);
+	if (w < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (w == 0 && fg_now_ns() < ch->deadline_ns)
+		return snprintf(buf, max, ": keep-alive\n\n");
+	const char *err;
+	json_t *res = chat_result(ch, &err);
+	json_t *delta = err ? json_pack("{s:s}", "content", "") :
+		json_pack("{s:O}", "content", json_object_get(res, "result"));
+	json_t *usage = json_object_get(res, "usage");
+	json_int_t pt = json_integer_value(json_object_get(usage, "prompt_tokens"));
+	json_int_t ct = json_integer_value(json_object_get(usage, "completion_tokens"));
+	json_t *c1 = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:n}]}", "id", ch->id, "object",
+		"chat.completion.chunk", "created", (json_int_t)created, "model", ch->model, "choices",
+		"index", 0, "delta", delta, "finish_reason");
+	json_t *c2 = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:{},s:s}],s:{s:I,s:I,s:I}}", "id", ch->id,
+		"object", "chat.completion.chunk", "created", (json_int_t)created, "model", ch->model,
+		"choices", "index", 0, "delta", "finish_reason", err ? "error" : "stop",
+		"usage", "prompt_tokens", pt, "completion_tokens", ct, "total_tokens", pt + ct);
+	char *d1 = json_dumps(err ? json_pack("{s:{s:s,s:s}}", "error", "message", err, "type",
+					      "server_error") : c1, JSON_COMPACT);
+	char *d2 = json_dumps(c2, JSON_COMPACT);
+	int n = snprintf(buf, max, "data: %s\n\ndata: %s\n\ndata: [DONE]\n\n", d1, d2);
+	free(d1);
+	free(d2);
+	json_decref(c1);
+	json_decref(c2);
+	json_decref(res);
+	ch->done = 1;
+	return n < (int)max ? n : (ssize_t)max;
+}
+
+static int chat_completions(gw_t *g, struct MHD_Connection *c, body_t *b)
+{
+	json_error_t je;
+	json_t *j = json_loadb(b->p ? b->p : "", b->n, 0, &je);
+	int rc;
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return reply_error(c, 400, NULL, "body is not a JSON object: %s", je.text);
+	}
+	const char *model = json_string_value(json_object_get(j, "model"));
+	json_t *msgs = json_object_get(j, "messages");
+	fg_submit_t p = { 0 };
+	char wf[64] = "", prov[64] = "";
+	if (!model || sscanf(model, "forge/%63[a-z_]@%63s", wf, prov) < 1) {
+		rc = reply_error(c, 400, "model", "model must name a workflow: forge/react, "
+				 "forge/plan_execute or forge/map_reduce (optionally @provider)");
+		goto out;
+	}
+	p.workflow = !strcmp(wf, "react") ? FG_WF_REACT : !strcmp(wf, "plan_execute") ?
+		     FG_WF_PLAN_EXECUTE : !strcmp(wf, "map_reduce") ? FG_WF_MAP_REDUCE : 0;
+	if (!p.workflow) {
+		rc = reply_error(c, 400, "model", "model \"%.60s\" names no workflow", model);
+		goto out;
+	}
+	if ((p.arg = provider_index(g->cfg, prov[0] ? prov : g->cfg->llm_default)) == UINT32_MAX) {
+		rc = reply_error(c, 400, "model", "provider \"%.60s\" is not configured", prov);
+		goto out;
+	}
+	size_t i;
+	json_t *m;
+	const char *prompt = NULL, *system = NULL;
+	json_array_foreach(msgs, i, m) {
+		const char *role = json_string_value(json_object_get(m, "role"));
+		const char *content = json_string_value(json_object_get(m, "content"));
+		if (role && content && !strcmp(role, "user"))
+			prompt = content;
+		if (role && content && !strcmp(role, "system") && !system)
+			system = content;
+	}
+	if (!prompt || !*prompt) {
+		rc = reply_error(c, 400, "messages", "messages must hold a user message with text content");
+		goto out;
+	}
+	p.prompt = prompt;
+	p.system = system;
+	p.steps = p.workflow == FG_WF_REACT ? g->cfg->max_steps : 8;
+	fg_handle_t h;
+	pthread_mutex_lock(&g->submit_lock);
+	int e = fg_session_submit(&g->a, &p, &h);
+	pthread_mutex_unlock(&g->submit_lock);
+	if (e == -ENOSPC || e == -EBUSY) {
+		rc = reply_error(c, 503, NULL, "the session table is full");
+		goto out;
+	}
+	if (e < 0) {
+		rc = reply_error(c, 400, "messages", "the conversation does not fit a session");
+		goto out;
+	}
+	chat_t *ch = calloc(1, sizeof(*ch));
+	ch->g = g;
+	ch->c = c;
+	ch->idx = FG_HANDLE_IDX(h);
+	ch->gen = FG_HANDLE_GEN(h);
+	fg_handle_format(h, ch->id);
+	snprintf(ch->model, sizeof(ch->model), "%s", model);
+	ch->deadline_ns = fg_now_ns() + 300ull * 1000000000ull;
+	if (json_is_true(json_object_get(j, "stream"))) {
+		struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
+			chat_stream, ch, sse_free);
+		MHD_add_response_header(r, "Content-Type", "text/event-stream");
+		MHD_add_response_header(r, "Cache-Control", "no-cache");
+		MHD_add_response_header(r, "X-Forge-Session", ch->id);
+		rc = MHD_queue_response(c, 200, r);
+		MHD_destroy_response(r);
+		goto out;
+	}
+	int w = chat_wait(ch, 20);
+	const char *err;
+	json_t *res = chat_result(ch, &err);
+	if (w <= 0 || err) {
+		rc = reply_error(c, w < 0 ? 499 : 502, NULL, "session %s: %s", ch->id, err);
+	} else {
+		json_t *usage = json_object_get(res, "usage");
+		json_int_t pt = json_integer_value(json_object_get(usage, "prompt_tokens"));
+		json_int_t ct = json_integer_value(json_object_get(usage, "completion_tokens"));
+		rc = reply_json(c, 200, json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:{s:s,s:O},s:s}],s:{s:I,s:I,s:I}}",
+			"id", ch->id, "object", "chat.completion", "created", (json_int_t)time(NULL),
+			"model", model, "choices", "index", 0, "message", "role", "assistant", "content",
+			json_object_get(res, "result"), "finish_reason", "stop", "usage",
+			"prompt_tokens", pt, "completion_tokens", ct, "total_tokens", pt + ct));
+	}
+	json_decref(res);
+	free(ch);
+out:
+	json_decref(j);
+	return rc;
+}
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
 			       const char *method, const char *version, const char *upload,
@@ -421,6 +631,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return get ? metrics(g, c) : reply_error(c, 405, NULL, "use GET");
 	if (!strcmp(url, "/v1/workers"))
 		return get ? workers(g, c) : reply_error(c, 405, NULL, "use GET");
+	if (!strcmp(url, "/v1/chat/completions"))
+		return post ? chat_completions(g, c, b) : reply_error(c, 405, NULL, "use POST");
 	if (!strcmp(url, "/v1/sessions")) {
 		if (post)
 			return post_session(g, c, b);
@@ -560,6 +772,7 @@ static void sse_free(void *cls)
 {
 	free(cls);
 }
+
 
 static int events(gw_t *g, struct MHD_Connection *c, const char *id)
 {

@@ -23,7 +23,17 @@ llm:
       base_url: http://127.0.0.1:$MPORT/v1
     mid:
       base_url: http://127.0.0.1:$((MPORT + 1))/v1
+    self:
+      base_url: $API/v1
+      model: forge/react@s
+      api_key_env: FORGE_GW_TOKEN
+    selfstream:
+      base_url: $API/v1
+      model: forge/react@s
+      api_key_env: FORGE_GW_TOKEN
+      stream: true
 YAML
+export FORGE_GW_TOKEN=s3cret
 start_forged
 until_true 10 curl -sf "$API/healthz" || fail "gateway not up"
 H="Authorization: Bearer s3cret"
@@ -115,6 +125,29 @@ curl -sN --max-time 20 -H "$H" -H "Last-Event-ID: $last" "$API/v1/sessions/$eid/
 	fail "events across a gateway kill: '$(ids_of "$T/ev3")' + '$(ids_of "$T/ev4")'"
 expect_status 404 '' GET /v1/sessions/00000000000000ff/events
 
+# chat completions, the OpenAI wire format, whole and streamed
+expect_status 200 '.object == "chat.completion" and .choices[0].message.role == "assistant"
+  and .choices[0].message.content == "The answer is 4." and .choices[0].finish_reason == "stop"
+  and .usage.total_tokens == .usage.prompt_tokens + .usage.completion_tokens and .usage.total_tokens > 0
+  and (.id | test("^[0-9a-f]{16}$"))' POST /v1/chat/completions \
+	'{"model":"forge/react@s","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"what is 2+2?"}]}'
+curl -sN --max-time 20 -H "$H" -d '{"model":"forge/react@s","stream":true,"messages":[{"role":"user","content":"what is 2+2?"}]}' \
+	"$API/v1/chat/completions" > "$T/chat"
+[ "$(tail -2 "$T/chat" | head -1)" = "data: [DONE]" ] || fail "chat stream end: $(cat "$T/chat")"
+sed -n 's/^data: {/{/p' "$T/chat" | jq -s -e '.[0].choices[0].delta.role == "assistant"
+  and ([.[].choices[0].delta.content // ""] | add) == "The answer is 4."
+  and .[-1].choices[0].finish_reason == "stop" and (.[] | .object == "chat.completion.chunk")' >/dev/null ||
+	fail "chat stream: $(cat "$T/chat")"
+expect_status 400 '.error.param == "model"' POST /v1/chat/completions '{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}'
+expect_status 400 '.error.param == "messages"' POST /v1/chat/completions '{"model":"forge/react","messages":[]}'
+# forge's own OpenAI client against forge's endpoint, whole and streamed
+for prov in self selfstream; do
+	sid=$(ctl submit --workflow react --prompt "what is 2+2?" --provider $prov -c "$T/forge.yaml")
+	ctl wait --timeout 30 > /dev/null
+	ctl session "$sid" --json | jq -e '.state == "done" and .result == "The answer is 4."' >/dev/null ||
+		fail "$prov: $(ctl session "$sid" --json)"
+done
+
 # cancel: a session waiting on a 5 s LLM reply stops at once, request aborted
 cid=$(req POST /v1/sessions '{"prompt":"what is 2+2?","model":"slow"}' | sed '$d' | jq -r .id)
 until_true 10 sh -c "[ \$($BIN/forgectl --region $REGION stats --json | jq .sessions.running) = 1 ]" ||
@@ -151,4 +184,4 @@ ctl wait --timeout 10 > /dev/null
 [ "$(stat .sessions.cancelled)" = 2 ] || fail "cancelled: $(stat .sessions.cancelled)"
 grep -c "killed by signal 9" "$T/forged.log" | grep -qx 2 || fail "gateway deaths not both logged"
 stop_forged
-echo "gateway: endpoints, 400/401/404/405/409/413/503, pagination, SSE with Last-Event-ID across a gateway kill, cancel (HTTP and forgectl), metrics, gateway SIGKILL lost nothing"
+echo "gateway: endpoints, 400/401/404/405/409/413/503, pagination, SSE with Last-Event-ID across a gateway kill, chat completions (whole, streamed, and driven by forge's own client), cancel (HTTP and forgectl), metrics, gateway SIGKILL lost nothing"
