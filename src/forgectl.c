@@ -60,6 +60,10 @@ static const char *usage_text =
 "  kill-worker SLOT [--signal SIG]\n"
 "                              signal worker SLOT (default KILL) after\n"
 "                              checking that its pid is that worker\n"
+"  watch ID [--timeout S]      follow a session's messages (or steps) live;\n"
+"                              exit 0 when it is done, 1 if it failed\n"
+"  top [--count N]             a live view of workers, sessions, rates and\n"
+"                              ring depths, every second (N frames)\n"
 "  cancel ID                   cancel a session: a queued one at once, a\n"
 "                              running one within milliseconds (its LLM\n"
 "                              request aborted, its tools killed)\n"
@@ -78,6 +82,7 @@ static struct {
 	int json;
 	int state;
 	long limit, count, steps, delay_us, timeout_s;
+	int count_set;
 	const char *workflow, *signal, *prompt, *system, *provider, *child_provider;
 	long max_steps, max_parts;
 } o = { .max_steps = -1, .max_parts = 8, .state = -1, .limit = -1, .count = 1, .steps = -1, .timeout_s = -1 };
@@ -812,6 +817,134 @@ static int cmd_cancel(const char *id)
 	return 0;
 }
 
+/* Prints a session's conversation as it grows, one line per message (or
+ * per step for synthetic sessions), and exits when the session has ended:
+ * 0 if done, 1 otherwise. */
+static int cmd_watch(const char *id)
+{
+	fg_handle_t h;
+	if (fg_handle_parse(id, &h) < 0)
+		die_usage("'%s' is not a session id (16 hex digits, as printed by submit)", id);
+	uint32_t idx = FG_HANDLE_IDX(h);
+	if (idx >= R.hdr->capacity || atomic_load(&fg_sess(&R, idx)->gen) != FG_HANDLE_GEN(h)) {
+		fprintf(stderr, "forgectl: no session %s\n", id);
+		return 1;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	size_t shown = 0;
+	uint32_t last_step = 0, last_state = FG_S_NSTATES;
+	uint64_t deadline = o.timeout_s >= 0 ? fg_now_ns() + (uint64_t)o.timeout_s * 1000000000ull
+					     : UINT64_MAX;
+	for (;;) {
+		fg_session_t *s = fg_sess(&R, idx);
+		uint32_t st = FG_CTL_STATE(atomic_load(&s->ctl));
+		fg_wstate_t ws;
+		uint64_t w = fg_session_read(&R, idx, &ws);
+		/* the state was read first: a session that ended has every message
+		 * committed in the snapshot below, so "[done]" comes last */
+		if (s->workflow == FG_WF_SYNTHETIC) {
+			for (; last_step < ws.step; last_step++)
+				printf(o.json ? "{\"event\":\"step\",\"step\":%u}\n" : "step %u\n", last_step + 1);
+		} else {
+			uint32_t len = FG_CKPT_LEN(w) <= R.hdr->log_bytes ? FG_CKPT_LEN(w) : 0;
+			json_t *m = fg_conv_json(fg_sess_log(&R, idx), len, NULL, NULL);
+			for (; shown < json_array_size(m); shown++) {
+				json_t *x = json_array_get(m, shown);
+				if (o.json) {
+					char *d = json_dumps(x, JSON_COMPACT);
+					printf("{\"event\":\"message\",\"message\":%s}\n", d);
+					free(d);
+					continue;
+				}
+				const char *role = json_string_value(json_object_get(x, "role"));
+				const char *content = json_string_value(json_object_get(x, "content"));
+				json_t *tc = json_object_get(x, "tool_calls");
+				if (tc) {
+					size_t i;
+					json_t *c;
+					json_array_foreach(tc, i, c) {
+						json_t *fn = json_object_get(c, "function");
+						printf("%-10s -> %s(%s)\n", role,
+						       json_string_value(json_object_get(fn, "name")),
+						       json_string_value(json_object_get(fn, "arguments")));
+					}
+				} else if (content) {
+					printf("%-10s %s\n", role, content);
+				} else {
+					char *d = json_dumps(x, JSON_COMPACT);
+					printf("%-10s %s\n", role, d);
+					free(d);
+				}
+			}
+			json_decref(m);
+		}
+		if (st != last_state) {
+			if (o.json)
+				printf("{\"event\":\"state\",\"state\":\"%s\"}\n", fg_state_name(st));
+			else
+				printf("[%s]\n", fg_state_name(st));
+			last_state = st;
+		}
+		if (st >= FG_S_DONE)
+			return st == FG_S_DONE ? 0 : 1;
+		if (fg_now_ns() >= deadline) {
+			fprintf(stderr, "forgectl: watch: %s still %s after %ld s\n", id,
+				fg_state_name(st), o.timeout_s);
+			return 1;
+		}
+		usleep(20000);
+	}
+}
+
+/* A live view: workers, sessions by state, rates, ring depths; refreshed
+ * every second (--count N frames, default until interrupted). */
+static int cmd_top(void)
+{
+	int tty = isatty(STDOUT_FILENO);
+	uint64_t prev_done = 0, prev_steps = 0, prev_t = 0;
+	for (long frame = 0; o.count_set == 0 || frame < o.count; frame++) {
+		counts_t c;
+		count(&c);
+		uint64_t steps = 0, done = c.by[FG_S_DONE] + c.by[FG_S_FAILED] + c.by[FG_S_CANCELLED];
+		for (uint32_t i = 0; i < R.hdr->nslots; i++)
+			steps += atomic_load(&fg_slot(&R, i)->steps);
+		uint64_t now = fg_now_ns();
+		double dt = prev_t ? (now - prev_t) / 1e9 : 0;
+		if (tty)
+			printf("\033[H\033[2J");
+		printf("forge top — %s, %u/%u workers alive, %llu restarts\n",
+		       sup_alive() ? sup_state_name(atomic_load(&R.hdr->sup_state)) : "not running",
+		       c.alive, c.configured, (unsigned long long)c.restarts);
+		printf("sessions  queued %llu  running %llu  done %llu  failed %llu  cancelled %llu\n",
+		       (unsigned long long)c.by[FG_S_QUEUED], (unsigned long long)c.by[FG_S_RUNNING],
+		       (unsigned long long)c.by[FG_S_DONE], (unsigned long long)c.by[FG_S_FAILED],
+		       (unsigned long long)c.by[FG_S_CANCELLED]);
+		if (dt > 0)
+			printf("rates     %.0f sessions/s finished  %.0f steps/s\n",
+			       (done - prev_done) / dt, (steps - prev_steps) / dt);
+		else
+			printf("rates     (measuring)\n");
+		printf("%-5s %-8s %-10s %8s %10s %10s %8s\n", "SLOT", "PID", "STATE", "INFLT", "DONE",
+		       "RING", "RESTARTS");
+		for (uint32_t i = 0; i < c.configured && i < R.hdr->nworker_slots; i++) {
+			fg_slot_t *s = fg_slot(&R, i);
+			printf("%-5u %-8d %-10s %8u %10llu %10llu %8u\n", i, (int)atomic_load(&s->pid),
+			       fg_slot_state_name(atomic_load(&s->state)), atomic_load(&s->inflight),
+			       (unsigned long long)atomic_load(&s->done),
+			       (unsigned long long)fg_ring_depth(fg_ring_ref(&R, i)),
+			       atomic_load(&s->restarts));
+		}
+		fflush(stdout);
+		prev_done = done;
+		prev_steps = steps;
+		prev_t = now;
+		if (o.count_set && frame + 1 >= o.count)
+			break;
+		sleep(1);
+	}
+	return 0;
+}
+
 static int cmd_reload(void)
 {
 	/* An invalid file is refused here already, with its error; forged
@@ -892,7 +1025,7 @@ int main(int argc, char **argv)
 		case O_LIMIT: o.limit = num_arg("--limit", optarg, 0, 1L << 30); break;
 		case O_WORKFLOW: o.workflow = optarg; break;
 		case O_STEPS: o.steps = num_arg("--steps", optarg, 0, 1000000); break;
-		case O_COUNT: o.count = num_arg("--count", optarg, 1, 1L << 24); break;
+		case O_COUNT: o.count = num_arg("--count", optarg, 1, 1L << 24); o.count_set = 1; break;
 		case O_DELAY: o.delay_us = num_arg("--delay-us", optarg, 0, 3600000000L); break;
 		case O_TIMEOUT: o.timeout_s = num_arg("--timeout", optarg, 0, 1L << 30); break;
 		case O_SIGNAL: o.signal = optarg; break;
@@ -915,7 +1048,7 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		die_usage("unexpected argument '%s'", argv[optind]);
 	int needs_arg = !strcmp(cmd, "session") || !strcmp(cmd, "kill-worker") ||
-			!strcmp(cmd, "cancel");
+			!strcmp(cmd, "cancel") || !strcmp(cmd, "watch");
 	if (needs_arg && !arg)
 		die_usage("%s: missing argument", cmd);
 	if (!needs_arg && arg)
@@ -932,6 +1065,8 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "kill-worker")) { open_region(0); return cmd_kill_worker(arg); }
 	if (!strcmp(cmd, "reload")) { open_region(0); return cmd_reload(); }
 	if (!strcmp(cmd, "cancel")) { open_region(1); return cmd_cancel(arg); }
+	if (!strcmp(cmd, "watch")) { open_region(0); return cmd_watch(arg); }
+	if (!strcmp(cmd, "top")) { open_region(0); return cmd_top(); }
 	if (!strcmp(cmd, "drain") || !strcmp(cmd, "stop")) { open_region(0); return cmd_drain(); }
 	die_usage("unknown command '%s'", cmd);
 	return 2;

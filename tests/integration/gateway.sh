@@ -148,6 +148,17 @@ for prov in self selfstream; do
 		fail "$prov: $(ctl session "$sid" --json)"
 done
 
+# forgectl watch follows a session live; top draws frames
+wid=$(ctl submit --workflow react --prompt "what is 2+2?" --provider mid -c "$T/forge.yaml")
+ctl watch "$wid" --timeout 20 > "$T/watch" || fail "watch: $(cat "$T/watch")"
+[ "$(grep -v '^\[' "$T/watch")" = 'user       what is 2+2?
+assistant  -> calculator({"expression":"2+2"})
+tool       4
+assistant  The answer is 4.' ] || fail "watch output: $(cat "$T/watch")"
+[ "$(tail -1 "$T/watch")" = "[done]" ] || fail "watch did not end on [done]"
+ctl top --count 2 > "$T/top"
+[ "$(grep -c '^forge top' "$T/top")" = 2 ] && grep -q '^sessions  queued' "$T/top" || fail "top: $(cat "$T/top")"
+
 # cancel: a session waiting on a 5 s LLM reply stops at once, request aborted
 cid=$(req POST /v1/sessions '{"prompt":"what is 2+2?","model":"slow"}' | sed '$d' | jq -r .id)
 until_true 10 sh -c "[ \$($BIN/forgectl --region $REGION stats --json | jq .sessions.running) = 1 ]" ||
@@ -184,4 +195,4 @@ ctl wait --timeout 10 > /dev/null
 [ "$(stat .sessions.cancelled)" = 2 ] || fail "cancelled: $(stat .sessions.cancelled)"
 grep -c "killed by signal 9" "$T/forged.log" | grep -qx 2 || fail "gateway deaths not both logged"
 stop_forged
-echo "gateway: endpoints, 400/401/404/405/409/413/503, pagination, SSE with Last-Event-ID across a gateway kill, chat completions (whole, streamed, and driven by forge's own client), cancel (HTTP and forgectl), metrics, gateway SIGKILL lost nothing"
+echo "gateway: endpoints, 400/401/404/405/409/413/503, pagination, SSE with Last-Event-ID across a gateway kill, chat completions (whole, streamed, and driven by forge's own client), cancel (HTTP and forgectl), watch, top, metrics, gateway SIGKILL lost nothing"
