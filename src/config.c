@@ -261,7 +261,6 @@ static const key_t_ schema[] = {
 	S("http.listen", http_listen),
 	{ "http.enabled", K_BOOL, offsetof(fg_config_t, http_enabled), 0, 0, 1 },
 	U("http.max_body_bytes", http_max_body, 64, 64u << 20),
-	U("http.threads", http_threads, 1, 64),
 	SEC("workflows"),
 	U("workflows.max_steps", max_steps, 1, 1000),
 	S("workflows.interrupted", interrupted),
@@ -308,7 +307,6 @@ void fg_config_defaults(fg_config_t *c)
 	c->max_steps = 10;
 	c->http_enabled = 1;
 	c->http_max_body = 1u << 20;
-	c->http_threads = 2;
 	c->file_read_max = 65536;
 	c->shell_timeout_ms = 5000;
 	c->shell_max_output = 65536;

@@ -90,7 +90,6 @@ typedef struct fg_config {
 	uint32_t http_ntokens;          /* http.tokens (0: no auth)              */
 	char     http_tokens[8][128];
 	uint32_t http_max_body;         /* http.max_body_bytes                   */
-	uint32_t http_threads;          /* http.threads                          */
 
 	uint32_t max_steps;             /* workflows.max_steps (LLM calls)       */
 
