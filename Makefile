@@ -21,7 +21,7 @@ HDRS    := $(wildcard include/forge/*.h src/*.h)
 TESTS   := test_ring test_region test_session test_config test_llm
 BENCHES := bench_ring
 
-.PHONY: all deps test unit integration bench asan tsan clean install testbin run
+.PHONY: all deps test unit integration bench asan tsan clean install testbin run fuzz
 
 all: deps $(B)/forged $(B)/forgectl $(B)/mock-llm
 
@@ -86,6 +86,20 @@ tsan:
 	@$(MAKE) --no-print-directory B=build/tsan CFLAGS="-O1 -g" EXTRA="-fsanitize=thread" \
 		build/tsan/tests/test_ring
 	@sh tests/run_unit.sh build/tsan/tests test_ring
+
+# libFuzzer targets (clang): each runs FUZZ_SECONDS from its seed corpus
+# (fuzz/corpus/NAME); findings are written to build/fuzz/ and fail the run.
+FUZZ_TARGETS := fuzz_config fuzz_llm fuzz_region fuzz_tools
+FUZZ_SECONDS ?= 10
+FUZZ_SRC := $(filter-out src/worker.c src/supervisor.c src/gateway.c,$(LIB_SRC))
+build/fuzz/%: fuzz/%.c $(FUZZ_SRC) $(HDRS)
+	@mkdir -p build/fuzz
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 $(PKG_CFLAGS) \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ $< $(FUZZ_SRC) $(LIBS)
+
+fuzz: deps $(FUZZ_TARGETS:%=build/fuzz/%)
+	@sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
