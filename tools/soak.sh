@@ -1,0 +1,87 @@
+#!/bin/sh
+# Soak: chaos under load for DURATION seconds (default 600), then every
+# session must be done and `forgectl check` clean; check also runs every
+# 30 s during the soak.  Faults, at random every 0.2-1 s: SIGKILL or SIGSTOP
+# of a worker, SIGKILL of the gateway, and now and then of the supervisor
+# (restarted by this script, as systemd would).  Load: synthetic and
+# scripted ReAct sessions submitted continuously, kept under the table size.
+# Usage: tools/soak.sh [DURATION] [DIR]     Output: a progress line a minute.
+set -eu
+DUR=${1:-600}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+B=$ROOT/build
+T=${2:-$(mktemp -d /tmp/forge-soak.XXXXXX)}
+mkdir -p "$T"
+cat > "$T/forge.yaml" <<YAML
+supervisor:
+  workers: 2
+  watchdog_ms: 1000
+  heartbeat_ms: 50
+  restart:
+    backoff_initial_ms: 10
+    backoff_max_ms: 200
+    intensity: 100000
+    period_s: 60
+region:
+  path: $T/region
+  sessions: 200000
+http:
+  listen: 127.0.0.1:$((30000 + $$ % 20000))
+llm:
+  default: s
+  providers:
+    s:
+      type: scripted
+log:
+  level: warn
+YAML
+ctl() { "$B/forgectl" -c "$T/forge.yaml" "$@"; }
+start() { "$B/forged" -c "$T/forge.yaml" >> "$T/forged.log" 2>&1 & PID=$!; }
+ready() { # waits up to 20 s for both workers
+	i=0
+	until [ "$(ctl status --json 2>/dev/null | jq .workers_alive)" = 2 ]; do
+		i=$((i + 1)); [ $i -lt 200 ] || { echo "soak: forged not ready:" >&2; tail "$T/forged.log" >&2; exit 1; }
+		sleep 0.1
+	done
+}
+rnd() { od -An -N2 -tu2 /dev/urandom | tr -d ' '; }
+trap 'kill -TERM $PID 2>/dev/null; sleep 1' EXIT
+"$B/forged" --check-config -c "$T/forge.yaml" > /dev/null
+start
+ready
+end=$(( $(date +%s) + DUR )); next_check=$(( $(date +%s) + 30 )); next_log=$(( $(date +%s) + 60 ))
+submitted=0 faults=0 sup_kills=0
+while [ "$(date +%s)" -lt "$end" ]; do
+	if [ "$(ctl stats --json | jq '.sessions.queued + .sessions.running')" -lt 5000 ] &&
+	   [ $submitted -lt 190000 ]; then
+		ctl submit --workflow synthetic --steps 8 --count 500 --delay-us 20000 > /dev/null
+		ctl submit --workflow react --prompt "what is 2+2?" --count 500 > /dev/null
+		submitted=$((submitted + 1000))
+	fi
+	r=$(( $(rnd) % 100 ))
+	if [ $r -lt 60 ]; then
+		ctl kill-worker $(( $(rnd) % 2 )) > /dev/null 2>&1 && faults=$((faults + 1))
+	elif [ $r -lt 75 ]; then
+		ctl kill-worker $(( $(rnd) % 2 )) --signal STOP > /dev/null 2>&1 && faults=$((faults + 1))
+	elif [ $r -lt 90 ]; then
+		pkill -KILL -P $PID forge-gateway && faults=$((faults + 1))
+	elif [ $r -lt 93 ]; then
+		kill -KILL $PID; wait $PID 2>/dev/null || true
+		start; sup_kills=$((sup_kills + 1)); faults=$((faults + 1))
+		ready
+	fi
+	if [ "$(date +%s)" -ge "$next_check" ]; then
+		ctl check > "$T/check.out" || { cat "$T/check.out"; echo "soak: check failed" >&2; exit 1; }
+		next_check=$(( $(date +%s) + 30 ))
+	fi
+	if [ "$(date +%s)" -ge "$next_log" ]; then
+		echo "soak: $(( DUR - end + $(date +%s) )) s, $submitted submitted, $faults faults ($sup_kills supervisor kills), $(ctl stats --json | jq -c .sessions)"
+		next_log=$(( $(date +%s) + 60 ))
+	fi
+	sleep 0.$(( 2 + $(rnd) % 8 ))
+done
+ctl wait --timeout 300 || { echo "soak: sessions still pending" >&2; exit 1; }
+ctl check > "$T/check.out" || { cat "$T/check.out"; exit 1; }
+done_n=$(ctl stats --json | jq .sessions.done)
+[ "$done_n" = "$submitted" ] || { echo "soak: $done_n done of $submitted submitted" >&2; exit 1; }
+echo "soak: $DUR s, $submitted sessions all done, $faults faults ($sup_kills supervisor kills), check clean"
