@@ -142,23 +142,41 @@ static size_t write_cb(char *p, size_t sz, size_t nm, void *ud)
 	return n;
 }
 
-int fg_http_post(fg_http_t *h, fg_req_t *q, const char *url, char *body, size_t n,
-		 const char *key, long connect_ms, long total_ms)
+/* A pooled easy handle, reset, with what every request sets; NULL (and
+ * q->errbuf) if none can be had. */
+static CURL *easy_begin(fg_http_t *h, fg_req_t *q)
 {
 	CURL *e = h->npool ? h->pool[--h->npool] : curl_easy_init();
 	if (!e) {
-		free(body);
 		snprintf(q->errbuf, sizeof(q->errbuf), "curl_easy_init failed");
-		return -1;
+		return NULL;
 	}
 	curl_easy_reset(e);
 	q->easy = e;
-	q->reqbody = body;
 	q->n = 0;
 	q->status = 0;
 	q->too_large = 0;
 	q->retry_after_s = -1;
 	q->errbuf[0] = '\0';
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "forge/0.1");
+	return e;
+}
+
+int fg_http_post(fg_http_t *h, fg_req_t *q, const char *url, char *body, size_t n,
+		 const char *key, long connect_ms, long total_ms)
+{
+	CURL *e = easy_begin(h, q);
+	if (!e) {
+		free(body);
+		return -1;
+	}
+	q->reqbody = body;
 	if (q->streaming)
 		fg_llm_stream_init(&q->stream);
 	q->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
@@ -175,16 +193,10 @@ int fg_http_post(fg_http_t *h, fg_req_t *q, const char *url, char *body, size_t 
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->hdrs);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf);
+
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total_ms);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "forge/0.1");
 	if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
 		snprintf(q->errbuf, sizeof(q->errbuf), "curl_multi_add_handle failed");
 		fg_req_reset(q);
@@ -196,32 +208,17 @@ int fg_http_post(fg_http_t *h, fg_req_t *q, const char *url, char *body, size_t 
 
 int fg_http_get(fg_http_t *h, fg_req_t *q, const char *url, long total_ms)
 {
-	CURL *e = h->npool ? h->pool[--h->npool] : curl_easy_init();
-	if (!e) {
-		snprintf(q->errbuf, sizeof(q->errbuf), "curl_easy_init failed");
+	CURL *e = easy_begin(h, q);
+	if (!e)
 		return -1;
-	}
-	curl_easy_reset(e);
-	q->easy = e;
 	q->reqbody = NULL;
 	q->hdrs = NULL;
-	q->n = 0;
-	q->status = 0;
-	q->too_large = 0;
-	q->retry_after_s = -1;
-	q->errbuf[0] = '\0';
 	q->streaming = 0;
 	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf);
+
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, total_ms);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "forge/0.1");
 	if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
 		snprintf(q->errbuf, sizeof(q->errbuf), "curl_multi_add_handle failed");
 		fg_req_reset(q);

@@ -136,12 +136,8 @@ static void heap_push(worker_t *w, wsess_t *s)
 	}
 }
 
-static wsess_t *heap_pop(worker_t *w)
+static void sift_down(worker_t *w, uint32_t i)
 {
-	wsess_t *top = w->heap[0];
-	w->heap[0] = w->heap[--w->nheap];
-	w->heap[0]->heap_pos = 0;
-	uint32_t i = 0;
 	for (;;) {
 		uint32_t l = 2 * i + 1, rr = l + 1, m = i;
 		if (l < w->nheap && w->heap[l]->due_ns < w->heap[m]->due_ns)
@@ -153,6 +149,15 @@ static wsess_t *heap_pop(worker_t *w)
 		heap_swap(w, i, m);
 		i = m;
 	}
+}
+
+static wsess_t *heap_pop(worker_t *w)
+{
+	wsess_t *top = w->heap[0];
+	w->heap[0] = w->heap[--w->nheap];
+	w->heap[0]->heap_pos = 0;
+	uint32_t i = 0;
+	sift_down(w, i);
 	return top;
 }
 
@@ -171,17 +176,7 @@ static void heap_remove(worker_t *w, wsess_t *s)
 		heap_swap(w, i, (i - 1) / 2);
 		i = (i - 1) / 2;
 	}
-	for (;;) {
-		uint32_t l = 2 * i + 1, rr = l + 1, m = i;
-		if (l < w->nheap && w->heap[l]->due_ns < w->heap[m]->due_ns)
-			m = l;
-		if (rr < w->nheap && w->heap[rr]->due_ns < w->heap[m]->due_ns)
-			m = rr;
-		if (m == i)
-			break;
-		heap_swap(w, i, m);
-		i = m;
-	}
+	sift_down(w, i);
 }
 
 /* ---- run queue ----------------------------------------------------- */

@@ -19,7 +19,7 @@ until_true 10 sh -c "[ \$(grep -c WATCHDOG=1 $NOTE) -ge 3 ]" || fail "no WATCHDO
 first_ready=$(grep -n 'READY=1' "$NOTE" | head -1 | cut -d: -f1)
 first_wd=$(grep -n 'WATCHDOG=1' "$NOTE" | head -1 | cut -d: -f1)
 [ "$first_ready" -lt "$first_wd" ] || fail "WATCHDOG before READY"
-until_true 5 grep -q 'STATUS=running: 2/2 workers ready' "$NOTE" || fail "no STATUS"
+until_true 10 grep -qE 'STATUS=(running: )?2/2 workers ready' "$NOTE" || fail "no STATUS: $(cat "$NOTE")"
 
 # a stopped worker: WATCHDOG=1 pauses until forge's own watchdog replaced it
 ctl kill-worker 0 --signal STOP > /dev/null
