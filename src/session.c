@@ -463,7 +463,9 @@ uint64_t fg_session_sweep(fg_actor_t *a, uint64_t now, uint64_t after_ns, uint64
 		if (FG_CTL_STATE(atomic_load_explicit(&x->ctl, memory_order_relaxed)) != FG_S_QUEUED)
 			continue;
 		queued++;
-		if (now - atomic_load_explicit(&x->queued_ns, memory_order_relaxed) > after_ns)
+		/* queued_ns may be later than now: enqueued while we scan */
+		uint64_t q = atomic_load_explicit(&x->queued_ns, memory_order_relaxed);
+		if (q < now && now - q > after_ns)
 			stale++;
 	}
 	*missing = queued > depth ? queued - depth : 0;
@@ -471,8 +473,9 @@ uint64_t fg_session_sweep(fg_actor_t *a, uint64_t now, uint64_t after_ns, uint64
 		return 0;
 	for (uint32_t i = 0; i < r->hdr->capacity; i++) {
 		fg_session_t *x = fg_sess(r, i);
+		uint64_t q = atomic_load_explicit(&x->queued_ns, memory_order_relaxed);
 		if (FG_CTL_STATE(atomic_load_explicit(&x->ctl, memory_order_acquire)) != FG_S_QUEUED ||
-		    now - atomic_load_explicit(&x->queued_ns, memory_order_relaxed) <= after_ns)
+		    q >= now || now - q <= after_ns)
 			continue;
 		atomic_store_explicit(&x->queued_ns, now, memory_order_relaxed);
 		fg_session_enqueue(a, i);

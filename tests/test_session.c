@@ -279,12 +279,17 @@ static void test_sweep_restores_lost_hints(void **state)
 	/* lose every hint, as if they had been dropped */
 	for (uint32_t got; (got = take(&w)) != UINT32_MAX;)
 		;
-	uint64_t missing, t = fg_sess(&R, FG_HANDLE_IDX(h[0]))->created_ns;
-	/* not yet past the threshold: nothing */
-	assert_int_equal(fg_session_sweep(&sup, t + 1000, 1000000, &missing), 0);
+	uint64_t missing, t = 0, sec = 1000000000ull;
+	for (int i = 0; i < 3; i++)   /* the latest enqueue time of the three */
+		if (atomic_load(&fg_sess(&R, FG_HANDLE_IDX(h[i]))->queued_ns) > t)
+			t = atomic_load(&fg_sess(&R, FG_HANDLE_IDX(h[i]))->queued_ns);
+	/* not yet past the threshold (1 s): nothing; nor for a time before some
+	 * enqueue (a sweep racing a submit) */
+	assert_int_equal(fg_session_sweep(&sup, t + 1000, sec, &missing), 0);
 	assert_int_equal(missing, 3);
+	assert_int_equal(fg_session_sweep(&sup, t - 1, sec, &missing), 0);
 	/* past it: all three come back, exactly once each */
-	assert_int_equal(fg_session_sweep(&sup, t + 2000000, 1000000, &missing), 3);
+	assert_int_equal(fg_session_sweep(&sup, t + 2 * sec, sec, &missing), 3);
 	int seen[3] = { 0 };
 	for (uint32_t got; (got = take(&w)) != UINT32_MAX;)
 		for (int i = 0; i < 3; i++)
@@ -292,8 +297,8 @@ static void test_sweep_restores_lost_hints(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(seen[i], 1);
 	/* hints present for every QUEUED session: the sweep adds none */
-	assert_int_equal(fg_session_sweep(&sup, t + 4000000, 1000000, &missing), 3);
-	assert_int_equal(fg_session_sweep(&sup, t + 9000000, 1000000, &missing), 0);
+	assert_int_equal(fg_session_sweep(&sup, t + 4 * sec, sec, &missing), 3);
+	assert_int_equal(fg_session_sweep(&sup, t + 9 * sec, sec, &missing), 0);
 	assert_int_equal(missing, 0);
 	assert_int_equal(atomic_load(&R.hdr->sweeps_requeued), 6);
 	fg_client_detach(&c);
