@@ -6,7 +6,7 @@
 set -eu
 B=$(cd "$(dirname "$0")/.." && pwd)
 T=$(mktemp -d /tmp/forge-bench.XXXXXX)
-PORT=$((30000 + $$ % 20000))
+PORT=$((21000 + $$ % 9000))
 trap 'pkill -TERM -f "forged -c $T" 2>/dev/null || true; sleep 0.3; rm -rf "$T"' EXIT
 cat > "$T/forge.yaml" <<YAML
 region:

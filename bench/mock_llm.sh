@@ -5,7 +5,7 @@
 set -eu
 THREADS=$1 RUNS=$2
 B=$(cd "$(dirname "$0")/.." && pwd)
-PORT=$((30000 + $$ % 20000))
+PORT=$((21000 + $$ % 9000))
 "$B/build/mock-llm" --port "$PORT" --threads "$THREADS" 2>/dev/null & pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.05; done

@@ -36,7 +36,7 @@ emit sessions.scripted.1w.per_s "$r1" sessions/s
 emit sessions.scripted.2w.per_s "$r2" sessions/s
 
 echo "[5/7] 2-step ReAct over HTTP to mock-llm on loopback (2 workers, median of 3)..." >&2
-PORT=$((30000 + $$ % 20000))
+PORT=$((21000 + $$ % 9000))
 build/mock-llm --port $PORT 2>/dev/null & mock=$!
 until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.05; done
 for c in 64 256 1024; do

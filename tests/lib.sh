@@ -7,7 +7,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${BIN:-$ROOT/build/test}
 T=$(mktemp -d /tmp/forge-it.XXXXXX)
 REGION=$T/region
-HTTP_PORT=$((40000 + $$ % 20000))
+HTTP_PORT=$((10000 + $$ % 10000))   # below the ephemeral range (32768+)
 API=http://127.0.0.1:$HTTP_PORT
 FORGED_PID=
 ctl() { "$BIN/forgectl" --region "$REGION" "$@"; }

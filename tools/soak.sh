@@ -26,7 +26,7 @@ region:
   path: $T/region
   sessions: 200000
 http:
-  listen: 127.0.0.1:$((30000 + $$ % 20000))
+  listen: 127.0.0.1:$((21000 + $$ % 9000))
 llm:
   default: s
   providers:

@@ -5,7 +5,7 @@
 SESSIONS=64
 . "$(dirname "$0")/../lib.sh"
 write_config
-MPORT=$((20000 + $$ % 20000))
+MPORT=$((20000 + $$ % 10000))   # below the ephemeral range (32768+)
 "$ROOT/build/mock-llm" --port "$MPORT" --latency-ms 5000 2>>"$T/mock.log" &
 MOCK_PID=$!
 "$ROOT/build/mock-llm" --port $((MPORT + 1)) --latency-ms 400 2>>"$T/mock.log" &

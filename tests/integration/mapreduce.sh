@@ -4,7 +4,7 @@
 # or exactly between a child's allocation and its publication, loses no part
 # and leaves no orphan: the table holds exactly parents + parts sessions.
 . "$(dirname "$0")/../lib.sh"
-PORT=$((20000 + $$ % 20000))
+PORT=$((20000 + $$ % 10000))   # below the ephemeral range (32768+)
 llm_yaml() {
 	cat <<YAML
 llm:
@@ -37,7 +37,7 @@ write_config
 llm_yaml >> "$T/forge.yaml"
 "$ROOT/build/mock-llm" --port "$PORT" --latency-ms 100 2>>"$T/mock.log" &
 MOCK_PID=$!
-until_true 5 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start: $(cat "$T/mock.log")"
 start_forged
 
 # 1. over HTTP with random SIGKILLs: 200 parents x 2 parts

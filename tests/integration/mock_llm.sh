@@ -4,11 +4,11 @@
 # and every kind of injected failure.
 . "$(dirname "$0")/../lib.sh"
 MOCK=$ROOT/build/mock-llm
-PORT=$((20000 + $$ % 20000))
+PORT=$((20000 + $$ % 10000))   # below the ephemeral range (32768+)
 start_mock() {
 	"$MOCK" --port "$PORT" "$@" 2>>"$T/mock.log" &
 	MOCK_PID=$!
-	until_true 5 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+	until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start: $(cat "$T/mock.log")"
 }
 stop_mock() { kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null || true; }
 URL=http://127.0.0.1:$PORT/v1/chat/completions

@@ -70,10 +70,10 @@ FORGED_PID=
 grep -q "forged stopped" "$T/drain.out" || fail "drain output: $(cat "$T/drain.out")"
 until_true 5 grep -q 'STOPPING=1' "$NOTE" || fail "no STOPPING=1"
 # drain with LLM requests in flight: their replies are committed, not thrown away
-PORT=$((20000 + $$ % 20000))
+PORT=$((20000 + $$ % 10000))   # below the ephemeral range (32768+)
 "$ROOT/build/mock-llm" --port "$PORT" --latency-ms 700 2>>"$T/mock.log" &
 MOCK_PID=$!
-until_true 5 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start: $(cat "$T/mock.log")"
 printf 'llm:\n  providers:\n    mock:\n      base_url: http://127.0.0.1:%s/v1\n' "$PORT" >> "$T/forge.yaml"
 export WORKERS=3   # as the reload left it
 start_forged

@@ -5,7 +5,7 @@
 # asserted: a slow machine cannot make this test fail.  Then streaming: the
 # same sessions with "stream": true replies.
 . "$(dirname "$0")/../lib.sh"
-PORT=$((20000 + $$ % 20000))
+PORT=$((20000 + $$ % 10000))   # below the ephemeral range (32768+)
 write_config
 cat >> "$T/forge.yaml" <<YAML
 llm:
@@ -20,7 +20,7 @@ llm:
 YAML
 "$ROOT/build/mock-llm" --port "$PORT" 2>>"$T/mock.log" &
 MOCK_PID=$!
-until_true 5 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start: $(cat "$T/mock.log")"
 start_forged
 ctl submit --workflow react --prompt "what is 2+2?" --count 100 > /dev/null
 expect_all_done 100

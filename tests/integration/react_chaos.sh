@@ -7,7 +7,7 @@
 # and truncated replies and connection resets into a fifth of its replies.
 . "$(dirname "$0")/../lib.sh"
 MOCK=$ROOT/build/mock-llm
-PORT=$((20000 + $$ % 20000))
+PORT=$((20000 + $$ % 10000))   # below the ephemeral range (32768+)
 write_config
 cat >> "$T/forge.yaml" <<YAML
 llm:
@@ -26,7 +26,7 @@ run_round() { # run_round NAME MOCK-ARGS...
 	name=$1; shift
 	"$MOCK" --port "$PORT" "$@" 2>>"$T/mock.log" &
 	MOCK_PID=$!
-	until_true 5 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+	until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start: $(cat "$T/mock.log")"
 	before=$(stat .sessions.done)
 	ctl submit --workflow react --prompt "what is 2+2?" --count 1000 > "$T/ids.$name"
 	kills=0

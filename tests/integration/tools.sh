@@ -6,10 +6,10 @@
 # interrupted by a worker's death is not run again: the model is told.
 . "$(dirname "$0")/../lib.sh"
 D=$T/data
-PORT=$((20000 + $$ % 20000))
+PORT=$((20000 + $$ % 10000))   # below the ephemeral range (32768+)
 "$ROOT/build/mock-llm" --port "$PORT" 2>>"$T/mock.log" &
 MOCK_PID=$!
-until_true 5 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start: $(cat "$T/mock.log")"
 mkdir -p "$D"
 printf 'hello from a file\n' > "$D/a.txt"
 ln -s /etc/passwd "$D/link"
