@@ -47,6 +47,10 @@ $(B)/mock-llm: tools/mock-llm.c
 $(B)/notify-listen: tests/notify_listen.c
 	$(CC) $(BASE) $(CFLAGS) -o $@ $<
 
+# libfiu preload for the epoll waits (tests/integration/syscall_faults.sh)
+$(B)/fiu_epoll.so: tests/fiu_epoll.c
+	$(CC) $(BASE) $(CFLAGS) -shared -fPIC -o $@ $< -ldl -lfiu
+
 $(B)/tests/%: tests/%.c $(B)/libforge.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) -o $@ $< $(B)/libforge.a $(LIBS) -lcmocka
@@ -68,7 +72,7 @@ run: all
 unit: deps $(TESTS:%=$(B)/tests/%)
 	@sh tests/run_unit.sh $(B)/tests $(TESTS)
 
-integration: all testbin $(B)/notify-listen
+integration: all testbin $(B)/notify-listen $(B)/fiu_epoll.so
 	@sh tests/run_integration.sh
 
 test: unit integration

@@ -1,10 +1,53 @@
 /* crash.c — see include/forge/crash.h. */
 #include "forge/crash.h"
 
+#include <execinfo.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+static char report_head[96];
+
+static void crash_report(int sig)
+{
+	static const struct { int sig; const char *name; } names[] = {
+		{ SIGSEGV, "SIGSEGV" }, { SIGBUS, "SIGBUS" }, { SIGFPE, "SIGFPE" },
+		{ SIGILL, "SIGILL" }, { SIGABRT, "SIGABRT" } };
+	const char *name = "?";
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].sig == sig)
+			name = names[i].name;
+	ssize_t w = write(STDERR_FILENO, report_head, strlen(report_head));
+	w = write(STDERR_FILENO, name, strlen(name));
+	w = write(STDERR_FILENO, "; backtrace:\n", 13);
+	(void)w;
+	void *pcs[48];
+	int n = backtrace(pcs, 48);
+	backtrace_symbols_fd(pcs, n, STDERR_FILENO);
+	signal(sig, SIG_DFL);   /* die of the same signal: the supervisor sees it */
+	raise(sig);
+}
+
+void fg_crash_report_install(const char *prog)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	(void)prog;   /* the sanitizer's own report is better */
+	return;
+#endif
+	void *pcs[4];
+	backtrace(pcs, 4);   /* loads libgcc now, not inside the handler */
+	snprintf(report_head, sizeof(report_head), "%s[%d]: fatal signal ", prog, (int)getpid());
+	static const int sigs[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT };
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = crash_report;
+	sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
 
 const char *const fg_crash_points[] = {
 	"ring.enq.before_claim",

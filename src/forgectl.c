@@ -244,7 +244,7 @@ static int cmd_stats(void)
 	}
 	if (o.json) {
 		json_t *j = json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
-				      "s:{s:i,s:i,s:I},"
+				      "s:{s:i,s:i,s:I,s:I},"
 				      "s:{s:I,s:f,s:f,s:I,s:f,s:f,s:I},"
 				      "s:{s:I,s:I,s:I}}",
 			"sessions", "queued", (json_int_t)c.by[FG_S_QUEUED],
@@ -257,6 +257,7 @@ static int cmd_stats(void)
 			"capacity", (json_int_t)h->capacity,
 			"workers", "configured", (int)c.configured, "alive", (int)c.alive,
 			"restarts", (json_int_t)c.restarts,
+			"spawn_failures", (json_int_t)atomic_load(&h->spawn_failures),
 			"recovery", "count", (json_int_t)rc, "p50_us", r50, "p99_us", r99,
 			"ready_count", (json_int_t)yc, "ready_p50_us", y50, "ready_p99_us", y99,
 			"sweeps_requeued", (json_int_t)atomic_load(&h->sweeps_requeued),
@@ -276,8 +277,9 @@ static int cmd_stats(void)
 	       (unsigned long long)c.by[FG_S_DONE], (unsigned long long)c.by[FG_S_FAILED],
 	       (unsigned long long)c.by[FG_S_CANCELLED], h->capacity,
 	       (unsigned long long)c.by[FG_S_FREE]);
-	printf("workers    configured %u  alive %u  restarts %llu\n", c.configured, c.alive,
-	       (unsigned long long)c.restarts);
+	printf("workers    configured %u  alive %u  restarts %llu  failed starts %u\n",
+	       c.configured, c.alive, (unsigned long long)c.restarts,
+	       atomic_load(&h->spawn_failures));
 	printf("recovery   %llu passes  p50 %.1f us  p99 %.1f us;  replacement ready p50 %.1f us"
 	       "  p99 %.1f us\n", (unsigned long long)rc, r50, r99, y50, y99);
 	printf("throughput %.0f sessions/s over %.3f s (first claim to last finish)\n", per_s,

@@ -3,6 +3,7 @@
  * configuration, and hands over to src/supervisor.c.
  */
 #include "forge/config.h"
+#include "forge/crash.h"
 #include "forge/log.h"
 #include "forge/supervisor.h"
 
@@ -85,5 +86,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "forged: curl_global_init failed\n");
 		return 1;
 	}
+	fg_crash_report_install("forged");
 	return fg_supervisor_run(&cfg, &so);
 }

@@ -53,11 +53,35 @@ typedef struct body {
 	int too_large;
 } body_t;
 
+/* Out of memory for a reply: a 503 from static memory, or, when even that
+ * cannot be had, MHD_NO, which closes the connection.  Never a crash. */
+static int reply_oom(struct MHD_Connection *c)
+{
+	static char msg[] = "{\"error\":{\"message\":\"out of memory, try again\","
+			    "\"type\":\"server_error\"}}";
+	struct MHD_Response *r = MHD_create_response_from_buffer(sizeof(msg) - 1, msg,
+								 MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	MHD_add_response_header(r, "Retry-After", "1");
+	int rc = MHD_queue_response(c, 503, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+/* Queues TEXT (malloc'd, owned from here on; NULL: allocation failed). */
 static int reply(struct MHD_Connection *c, unsigned status, const char *ctype, char *text,
 		 const char *hname, const char *hval)
 {
+	if (!text)
+		return reply_oom(c);
 	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text,
 								 MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(text);
+		return MHD_NO;
+	}
 	MHD_add_response_header(r, "Content-Type", ctype);
 	if (hname)
 		MHD_add_response_header(r, hname, hval);
@@ -96,6 +120,25 @@ static int reply_error(struct MHD_Connection *c, unsigned status, const char *pa
 	return reply(c, status, "application/json", s, NULL, NULL);
 }
 
+/* jansson reports a failed allocation in its lexer as a syntax error; this
+ * allocator (the gateway's, set at start) notes it, per thread, so that an
+ * out-of-memory parse is answered 503, not 400. */
+static __thread int json_oom;
+
+static void *json_malloc(size_t n)
+{
+	void *p = malloc(n);
+	if (!p)
+		json_oom = 1;
+	return p;
+}
+
+static json_t *parse_body(const body_t *b, json_error_t *je)
+{
+	json_oom = 0;
+	return json_loadb(b->p ? b->p : "", b->n, 0, je);
+}
+
 static int authorized(gw_t *g, struct MHD_Connection *c)
 {
 	if (g->cfg->http_ntokens == 0)
@@ -120,7 +163,9 @@ static uint32_t provider_index(const fg_config_t *cfg, const char *name)
 static int post_session(gw_t *g, struct MHD_Connection *c, body_t *b)
 {
 	json_error_t je;
-	json_t *j = json_loadb(b->p ? b->p : "", b->n, 0, &je);
+	json_t *j = parse_body(b, &je);
+	if (!j && json_oom)
+		return reply_oom(c);   /* the server's fault, not the body's */
 	if (!json_is_object(j)) {
 		json_decref(j);
 		return reply_error(c, 400, NULL, "body is not a JSON object: %s (line %d, column %d)",
@@ -284,7 +329,7 @@ static void mput(char **b, size_t *n, size_t *cap, const char *fmt, ...)
 static void mput(char **b, size_t *n, size_t *cap, const char *fmt, ...)
 {
 	va_list ap;
-	for (;;) {
+	while (*b) {
 		va_start(ap, fmt);
 		int k = vsnprintf(*b + *n, *cap - *n, fmt, ap);
 		va_end(ap);
@@ -292,8 +337,14 @@ static void mput(char **b, size_t *n, size_t *cap, const char *fmt, ...)
 			*n += (size_t)k;
 			return;
 		}
+		char *nb = realloc(*b, *cap * 2);
+		if (!nb) {   /* out of memory: the caller sees *b == NULL */
+			free(*b);
+			*b = NULL;
+			return;
+		}
+		*b = nb;
 		*cap *= 2;
-		*b = realloc(*b, *cap);
 	}
 }
 
@@ -334,7 +385,8 @@ static int metrics(gw_t *g, struct MHD_Connection *c)
 	}
 	size_t cap = 4096, n = 0;
 	char *b = malloc(cap);
-	b[0] = '\0';
+	if (b)
+		b[0] = '\0';
 	mput(&b, &n, &cap, "# HELP forge_sessions Sessions in the table by state.\n"
 	     "# TYPE forge_sessions gauge\n");
 	static const char *const names[] = { "free", "allocating", "queued", "running", "done",
@@ -449,6 +501,8 @@ static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 			"finish_reason");
 		char *d = json_dumps(j, JSON_COMPACT);
 		json_decref(j);
+		if (!d)
+			return MHD_CONTENT_READER_END_WITH_ERROR;   /* out of memory */
 		int n = snprintf(buf, max, "data: %s\n\n", d);
 		free(d);
 		return n;
@@ -472,15 +526,20 @@ static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 		"object", "chat.completion.chunk", "created", (json_int_t)created, "model", ch->model,
 		"choices", "index", 0, "delta", "finish_reason", err ? "error" : "stop",
 		"usage", "prompt_tokens", pt, "completion_tokens", ct, "total_tokens", pt + ct);
-	char *d1 = json_dumps(err ? json_pack("{s:{s:s,s:s}}", "error", "message", err, "type",
-					      "server_error") : c1, JSON_COMPACT);
+	json_t *e1 = err ? json_pack("{s:{s:s,s:s}}", "error", "message", err, "type",
+				     "server_error") : NULL;
+	char *d1 = json_dumps(err ? e1 : c1, JSON_COMPACT);
 	char *d2 = json_dumps(c2, JSON_COMPACT);
-	int n = snprintf(buf, max, "data: %s\n\ndata: %s\n\ndata: [DONE]\n\n", d1, d2);
+	int n = d1 && d2 ? snprintf(buf, max, "data: %s\n\ndata: %s\n\ndata: [DONE]\n\n", d1, d2)
+			 : -1;
 	free(d1);
 	free(d2);
+	json_decref(e1);
 	json_decref(c1);
 	json_decref(c2);
 	json_decref(res);
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;   /* out of memory */
 	ch->done = 1;
 	return n < (int)max ? n : (ssize_t)max;
 }
@@ -488,8 +547,10 @@ static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 static int chat_completions(gw_t *g, struct MHD_Connection *c, body_t *b)
 {
 	json_error_t je;
-	json_t *j = json_loadb(b->p ? b->p : "", b->n, 0, &je);
+	json_t *j = parse_body(b, &je);
 	int rc;
+	if (!j && json_oom)
+		return reply_oom(c);
 	if (!json_is_object(j)) {
 		json_decref(j);
 		return reply_error(c, 400, NULL, "body is not a JSON object: %s", je.text);
@@ -544,6 +605,12 @@ static int chat_completions(gw_t *g, struct MHD_Connection *c, body_t *b)
 		goto out;
 	}
 	chat_t *ch = calloc(1, sizeof(*ch));
+	if (!ch) {
+		/* The session is submitted and runs; its id is lost to this
+		 * client, which gets a 503 (the session shows in GET /v1/sessions). */
+		rc = reply_oom(c);
+		goto out;
+	}
 	ch->g = g;
 	ch->c = c;
 	ch->idx = FG_HANDLE_IDX(h);
@@ -554,6 +621,11 @@ static int chat_completions(gw_t *g, struct MHD_Connection *c, body_t *b)
 	if (json_is_true(json_object_get(j, "stream"))) {
 		struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
 			chat_stream, ch, sse_free);
+		if (!r) {
+			sse_free(ch);
+			rc = reply_oom(c);
+			goto out;
+		}
 		MHD_add_response_header(r, "Content-Type", "text/event-stream");
 		MHD_add_response_header(r, "Cache-Control", "no-cache");
 		MHD_add_response_header(r, "X-Forge-Session", ch->id);
@@ -593,6 +665,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	int post = !strcmp(method, "POST");
 	if (!b) {   /* first call: headers only */
 		b = calloc(1, sizeof(*b));
+		if (!b)
+			return MHD_NO;   /* out of memory: the connection is closed */
 		*ptr = b;
 		if (post) {
 			const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -603,7 +677,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	}
 	if (post && *upload_n) {
 		if (!b->too_large && b->n + *upload_n <= g->cfg->http_max_body) {
-			b->p = realloc(b->p, b->n + *upload_n + 1);
+			char *np = realloc(b->p, b->n + *upload_n + 1);
+			if (!np)
+				return MHD_NO;   /* out of memory: closed; b freed by MHD's callback */
+			b->p = np;
 			memcpy(b->p + b->n, upload, *upload_n);
 			b->n += *upload_n;
 			b->p[b->n] = '\0';
@@ -697,6 +774,8 @@ typedef struct sse {
 static size_t ev_put(char *buf, size_t max, size_t n, uint32_t id, const char *event, json_t *data)
 {
 	char *d = json_dumps(data, JSON_COMPACT);
+	if (!d)
+		return n;   /* out of memory: next call */
 	int k = snprintf(buf + n, max - n, "id: %u\nevent: %s\ndata: %s\n\n", id, event, d);
 	free(d);
 	if (k < 0 || (size_t)k >= max - n)
@@ -780,6 +859,8 @@ static int events(gw_t *g, struct MHD_Connection *c, const char *id)
 	if (idx == UINT32_MAX)
 		return reply_error(c, 404, "id", "no session %.40s", id);
 	sse_t *e = calloc(1, sizeof(*e));
+	if (!e)
+		return reply_oom(c);
 	e->g = g;
 	e->c = c;
 	e->idx = idx;
@@ -796,6 +877,10 @@ static int events(gw_t *g, struct MHD_Connection *c, const char *id)
 	e->synth_step = e->next - 1;
 	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read,
 								   e, sse_free);
+	if (!r) {
+		sse_free(e);
+		return reply_oom(c);
+	}
 	MHD_add_response_header(r, "Content-Type", "text/event-stream");
 	MHD_add_response_header(r, "Cache-Control", "no-cache");
 	int rc = MHD_queue_response(c, 200, r);
@@ -820,6 +905,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **ptr,
 int fg_gateway_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 {
 	gw_t g = { .r = r, .cfg = cfg };
+	json_set_alloc_funcs(json_malloc, free);
 	pthread_mutex_init(&g.submit_lock, NULL);
 	fg_actor_init(&g.a, r, slot);
 	fg_slot_t *me = g.a.self;

@@ -142,6 +142,35 @@ static size_t write_cb(char *p, size_t sz, size_t nm, void *ud)
 	return n;
 }
 
+/* Back to the pool; with no room for it (out of memory), let it go. */
+static void pool_put(fg_http_t *h, CURL *e)
+{
+	if (h->npool == h->cappool) {
+		int c = h->cappool ? h->cappool * 2 : 64;
+		CURL **p = realloc(h->pool, sizeof(CURL *) * (size_t)c);
+		if (!p) {
+			curl_easy_cleanup(e);
+			return;
+		}
+		h->pool = p;
+		h->cappool = c;
+	}
+	h->pool[h->npool++] = e;
+}
+
+/* A request that could not be started: its handle back to the pool, its
+ * body, headers and stream state freed; q->errbuf says why. */
+static void abort_start(fg_http_t *h, fg_req_t *q)
+{
+	pool_put(h, q->easy);
+	q->easy = NULL;
+	curl_slist_free_all(q->hdrs);
+	q->hdrs = NULL;
+	free(q->reqbody);
+	q->reqbody = NULL;
+	fg_req_reset(q);
+}
+
 /* A pooled easy handle, reset, with what every request sets; NULL (and
  * q->errbuf) if none can be had. */
 static CURL *easy_begin(fg_http_t *h, fg_req_t *q)
@@ -179,16 +208,27 @@ int fg_http_post(fg_http_t *h, fg_req_t *q, const char *url, char *body, size_t 
 	q->reqbody = body;
 	if (q->streaming)
 		fg_llm_stream_init(&q->stream);
-	q->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-	q->hdrs = curl_slist_append(q->hdrs, "Expect:");
-	if (q->streaming)
-		q->hdrs = curl_slist_append(q->hdrs, "Accept: text/event-stream");
+	char auth[1100];
+	const char *want[4] = { "Content-Type: application/json", "Expect:",
+				q->streaming ? "Accept: text/event-stream" : NULL, NULL };
 	if (key) {
-		char auth[1100];
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-		q->hdrs = curl_slist_append(q->hdrs, auth);
-		memset(auth, 0, sizeof(auth));
+		want[3] = auth;
 	}
+	q->hdrs = NULL;
+	for (int i = 0; i < 4; i++) {
+		if (!want[i])
+			continue;
+		struct curl_slist *l = curl_slist_append(q->hdrs, want[i]);
+		if (!l) {   /* out of memory: never send a request short of a header */
+			memset(auth, 0, sizeof(auth));
+			snprintf(q->errbuf, sizeof(q->errbuf), "out of memory for the request headers");
+			abort_start(h, q);
+			return -1;
+		}
+		q->hdrs = l;
+	}
+	memset(auth, 0, sizeof(auth));
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->hdrs);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
@@ -199,7 +239,7 @@ int fg_http_post(fg_http_t *h, fg_req_t *q, const char *url, char *body, size_t 
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
 		snprintf(q->errbuf, sizeof(q->errbuf), "curl_multi_add_handle failed");
-		fg_req_reset(q);
+		abort_start(h, q);
 		return -1;
 	}
 	h->running++;
@@ -221,7 +261,7 @@ int fg_http_get(fg_http_t *h, fg_req_t *q, const char *url, long total_ms)
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
 		snprintf(q->errbuf, sizeof(q->errbuf), "curl_multi_add_handle failed");
-		fg_req_reset(q);
+		abort_start(h, q);
 		return -1;
 	}
 	h->running++;
@@ -233,11 +273,7 @@ static void release(fg_http_t *h, fg_req_t *q)
 	if (!q->easy)
 		return;
 	curl_multi_remove_handle(h->multi, q->easy);
-	if (h->npool == h->cappool) {
-		h->cappool = h->cappool ? h->cappool * 2 : 64;
-		h->pool = realloc(h->pool, sizeof(CURL *) * (size_t)h->cappool);
-	}
-	h->pool[h->npool++] = q->easy;
+	pool_put(h, q->easy);
 	q->easy = NULL;
 	curl_slist_free_all(q->hdrs);
 	q->hdrs = NULL;

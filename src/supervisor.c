@@ -61,6 +61,7 @@ typedef struct child {
 	int killed_by_watchdog;
 	int disabled;
 	int retiring;            /* asked to stop for a reload */
+	uint32_t spawn_failures; /* consecutive failed forks (backoff) */
 } child_t;
 
 typedef struct sup {
@@ -99,6 +100,29 @@ static const char *cname(uint32_t slot)
 	return buf;
 }
 
+/* A child could not be started (fork, pidfd_open or epoll_ctl failed: out of
+ * memory, processes or descriptors): the slot stays empty and is tried again
+ * after the restart backoff, doubling while the failures go on.  No child
+ * ran, so the restart intensity is not charged. */
+static void spawn_failed(sup_t *s, uint32_t slot, const char *what)
+{
+	child_t *k = &s->kids[slot];
+	int e = errno;
+	uint64_t delay_ms = s->cfg->backoff_initial_ms;
+	for (uint32_t i = 0; i < k->spawn_failures && delay_ms < s->cfg->backoff_max_ms; i++)
+		delay_ms *= 2;
+	if (delay_ms > s->cfg->backoff_max_ms)
+		delay_ms = s->cfg->backoff_max_ms;
+	if (delay_ms == 0)
+		delay_ms = 1;
+	k->spawn_failures++;
+	atomic_store(&fg_slot(&s->r, slot)->state, FG_SLOT_DEAD);
+	atomic_fetch_add(&s->r.hdr->spawn_failures, 1);
+	log_warnx("%s: %s failed: %s (attempt %u); trying again in %llu ms", cname(slot), what,
+		  strerror(e), k->spawn_failures, (unsigned long long)delay_ms);
+	k->restart_at_ns = fg_now_ns() + delay_ms * 1000000ull;
+}
+
 static int spawn(sup_t *s, uint32_t slot)
 {
 	child_t *k = &s->kids[slot];
@@ -113,8 +137,7 @@ static int spawn(sup_t *s, uint32_t slot)
 
 	pid_t pid = fork();
 	if (pid < 0) {
-		log_warn("worker %u: fork failed", slot);
-		atomic_store(&sl->state, FG_SLOT_DEAD);
+		spawn_failed(s, slot, "fork");
 		return -1;
 	}
 	if (pid == 0) {
@@ -136,17 +159,34 @@ static int spawn(sup_t *s, uint32_t slot)
 			snprintf(name, sizeof(name), "forge-worker-%u", slot);
 		prctl(PR_SET_NAME, name);
 		fg_log_set_prog(name);
+		fg_crash_report_install(name);
 		_exit(slot == GW ? fg_gateway_main(&s->r, slot, s->cfg)
 				 : fg_worker_main(&s->r, slot, s->cfg));
 	}
 	atomic_store(&sl->pid, (int32_t)pid);
 	k->pid = pid;
 	k->pidfd = fg_pidfd_open(pid);
-	if (k->pidfd < 0)
-		fatal("pidfd_open(%d)", (int)pid);
 	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = slot };
-	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, k->pidfd, &ev) < 0)
-		fatal("epoll_ctl");
+	if (k->pidfd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, k->pidfd, &ev) < 0) {
+		/* Without a pidfd in the loop its death would go unseen: take
+		 * it back at once; the sessions it may have claimed in the
+		 * meantime are recovered like any dead worker's. */
+		const char *what = k->pidfd < 0 ? "pidfd_open" : "epoll_ctl";
+		int e = errno;
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		if (k->pidfd >= 0)
+			close(k->pidfd);
+		k->pidfd = -1;
+		k->pid = 0;
+		atomic_store(&sl->pid, 0);
+		fg_session_recover_slot(&s->a, slot, atomic_load(&sl->gen));
+		errno = e;
+		spawn_failed(s, slot, what);
+		return -1;
+	}
+	k->spawn_failures = 0;
 	log_info("%s started (pid %d, gen %u)", cname(slot), (int)pid, atomic_load(&sl->gen));
 	return 0;
 }
@@ -647,11 +687,25 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 		spawn(&s, GW);
 	s.next_sweep_ns = fg_now_ns() + (uint64_t)cfg->sweep_after_ms * 500000ull;
 
+	uint32_t wait_failures = 0;
 	for (;;) {
 		struct epoll_event evs[16];
 		int ne = epoll_wait(s.epfd, evs, 16, TICK_MS * 5);
-		if (ne < 0 && errno != EINTR)
-			fatal("epoll_wait");
+		if (ne < 0 && errno != EINTR) {
+			/* Transient or not, the loop cannot tell: go on, and
+			 * give up only when it keeps failing (then systemd
+			 * restarts forged; the workers drain and the next
+			 * supervisor recovers the region). */
+			if (++wait_failures >= 100)
+				fatal("epoll_wait failed %u times in a row", wait_failures);
+			if (wait_failures == 1)
+				log_warn("epoll_wait");
+			struct timespec pause = { 0, 1000000 };
+			nanosleep(&pause, NULL);
+			continue;
+		}
+		if (ne >= 0)
+			wait_failures = 0;   /* (EINTR neither counts nor clears) */
 		for (int i = 0; i < ne; i++) {
 			uint32_t id = evs[i].data.u32;
 			if (id <= GW) {

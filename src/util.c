@@ -83,6 +83,8 @@ static const struct { const char *name; int sig; } signames[] = {
 	{ "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "ABRT", SIGABRT },
 	{ "KILL", SIGKILL }, { "SEGV", SIGSEGV }, { "TERM", SIGTERM }, { "USR1", SIGUSR1 },
 	{ "USR2", SIGUSR2 }, { "STOP", SIGSTOP }, { "CONT", SIGCONT }, { "BUS", SIGBUS },
+	{ "FPE", SIGFPE }, { "ILL", SIGILL }, { "PIPE", SIGPIPE }, { "ALRM", SIGALRM },
+	{ "TRAP", SIGTRAP }, { "SYS", SIGSYS }, { "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },
 };
 
 int fg_signal_parse(const char *s)

@@ -99,6 +99,7 @@ typedef struct worker {
 	wsess_t **heap;         /* min-heap on due_ns */
 	uint32_t nheap;
 	int epfd, sigfd, tfd;
+	uint32_t wait_failures; /* consecutive failed epoll waits */
 	int stop;
 	uint64_t next_sig_check;
 	uint32_t steal_from;
@@ -705,6 +706,18 @@ static int run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v)
 		    t->prepare(t, c->args.p, c->args.n, argv, abuf, sizeof(abuf), &in, &in_n, out,
 			       sizeof(out)) < 0)
 			goto result;   /* refused arguments: the model sees why */
+		proc_t *p = NULL;
+		if (t->kind == FG_TOOL_PROCESS) {
+			/* Memory first: an intent committed for a tool that then
+			 * could not start would read as "interrupted" later. */
+			if (!s->procs && !(s->procs = calloc(FG_MAX_CALLS, sizeof(proc_t))))
+				goto oom;
+			for (uint32_t k = 0; k < FG_MAX_CALLS && !p; k++)
+				if (!s->procs[k].pid)
+					p = &s->procs[k];
+			if (!p->out && !(p->out = malloc(t->max_output + 1)))
+				goto oom;
+		}
 		if (!t->idempotent) {
 			uint8_t id[300];
 			fg_buf_t pb = { id, 0, sizeof(id), 0 };
@@ -719,21 +732,15 @@ static int run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v)
 			t->run(t, c->args.p, c->args.n, out, sizeof(out));
 			goto result;
 		}
-		if (!s->procs && !(s->procs = calloc(FG_MAX_CALLS, sizeof(proc_t)))) {
-			snprintf(out, sizeof(out), "error: out of memory");
-			goto result;
-		}
-		proc_t *p = NULL;
-		for (uint32_t k = 0; k < FG_MAX_CALLS && !p; k++)
-			if (!s->procs[k].pid)
-				p = &s->procs[k];
 		memcpy(p->id, c->id.p, c->id.n);   /* the log may move on */
 		p->idn = c->id.n;
 		if (fg_tool_spawn(argv, in, in_n, t->timeout_ms, &p->pid, &p->pidfd, &p->outfd, out,
-				  sizeof(out)) < 0)
+				  sizeof(out)) < 0) {
+			free(p->out);
+			p->out = NULL;
 			goto result;
+		}
 		p->tool = t;
-		p->out = malloc(t->max_output + 1);
 		p->n = 0;
 		p->truncated = p->timed_out = 0;
 		p->due_ns = fg_now_ns() + (uint64_t)t->timeout_ms * 1000000u;
@@ -750,6 +757,14 @@ result:
 		if (commit_result(w, s, c->id, out) < 0)
 			return -1;
 		v->answered[i] = 1;
+		continue;
+oom:
+		/* Nothing of this call has happened: run it later, when the
+		 * running ones end, or after the retry backoff. */
+		if (waiting || s->nprocs)
+			continue;
+		retry_later(w, s, -1, "out of memory starting a tool");
+		return 1;
 	}
 	if (s->nprocs)
 		proc_rearm(w, s);
@@ -823,7 +838,10 @@ static void react_step(worker_t *w, wsess_t *s)
 	char *body = fg_llm_request_log(p->model, log, len, w->tools_str, (int)p->stream, &n,
 					err, sizeof(err));
 	if (!body) {
-		react_fail(w, s, "%s", err);
+		if (!strncmp(err, "out of memory", 13))
+			retry_later(w, s, -1, err);   /* a resource, not the session */
+		else
+			react_fail(w, s, "%s", err);
 		return;
 	}
 	char url[600];
@@ -835,7 +853,7 @@ static void react_step(worker_t *w, wsess_t *s)
 	s->req.streaming = (int)p->stream;
 	if (fg_http_post(w->http, &s->req, url, body, n, key && *key ? key : NULL,
 				  (long)p->connect_timeout_ms, (long)p->timeout_ms) < 0) {
-		react_fail(w, s, "cannot start the LLM request: %s", s->req.errbuf);
+		retry_later(w, s, -1, s->req.errbuf);   /* out of memory or handles */
 		return;
 	}
 	s->in_http = 1;
@@ -1011,6 +1029,10 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 	} else {
 		size_t cap = 4096 + v->prompt.n, n = 0;
 		char *u = malloc(cap);
+		if (!u) {
+			retry_later(w, s, -1, "out of memory building the request");
+			return;
+		}
 		n += (size_t)snprintf(u, cap, "%.*s\n\n%s:\n", (int)v->prompt.n, v->prompt.p,
 				      plan ? "Results of the steps" : "Answers to the parts");
 		for (uint32_t i = 0; i < v->nparts; i++) {
@@ -1020,7 +1042,13 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 			size_t need = n + v->parts[i].n + t.n + 32;
 			if (need > cap) {
 				cap = need * 2;
-				u = realloc(u, cap);
+				char *nu = realloc(u, cap);
+				if (!nu) {
+					free(u);
+					retry_later(w, s, -1, "out of memory building the request");
+					return;
+				}
+				u = nu;
 			}
 			n += (size_t)snprintf(u + n, cap - n, "- %.*s: %s%.*s\n", (int)v->parts[i].n,
 					      v->parts[i].p, ok ? "" : "(failed) ", (int)t.n, t.p);
@@ -1028,6 +1056,10 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 		msgs = json_pack("[{s:s,s:s},{s:s,s:s%}]", "role", "system", "content",
 				 plan ? SYNTH_PROMPT : REDUCE_PROMPT, "role", "user", "content", u, n);
 		free(u);
+	}
+	if (!msgs) {
+		retry_later(w, s, -1, "out of memory building the request");
+		return;
 	}
 	size_t n;
 	char *body = fg_llm_request(p->model, msgs, NULL, (int)p->stream, &n);
@@ -1039,9 +1071,13 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 	s->req.done = on_http_done;
 	s->req.max_reply = p->max_reply_bytes;
 	s->req.streaming = (int)p->stream;
-	if (!body || fg_http_post(w->http, &s->req, url, body, n, key && *key ? key : NULL,
-				  (long)p->connect_timeout_ms, (long)p->timeout_ms) < 0) {
-		react_fail(w, s, "cannot start the LLM request: %s", s->req.errbuf);
+	if (!body) {
+		retry_later(w, s, -1, "out of memory building the request");
+		return;
+	}
+	if (fg_http_post(w->http, &s->req, url, body, n, key && *key ? key : NULL,
+			 (long)p->connect_timeout_ms, (long)p->timeout_ms) < 0) {
+		retry_later(w, s, -1, s->req.errbuf);   /* out of memory or handles */
 		return;
 	}
 	s->in_http = 1;
@@ -1219,6 +1255,20 @@ static void wait_events(worker_t *w, int timeout_ms)
 	}
 	struct timespec ts = { (time_t)(wait_ns / 1000000000u), (long)(wait_ns % 1000000000u) };
 	int n = epoll_pwait2(w->epfd, ev, 64, wait_ns == UINT64_MAX ? NULL : &ts, NULL);
+	if (n < 0 && errno != EINTR) {
+		/* Go on (the timers and curl are driven below either way);
+		 * a wait that keeps failing ends the worker, whose sessions
+		 * the supervisor recovers. */
+		if (++w->wait_failures >= 100)
+			fatal("worker %u: epoll_pwait2 failed %u times in a row", w->slot,
+			      w->wait_failures);
+		if (w->wait_failures == 1)
+			log_warn("worker %u: epoll_pwait2", w->slot);
+		struct timespec pause = { 0, 1000000 };
+		nanosleep(&pause, NULL);
+	} else if (n >= 0) {
+		w->wait_failures = 0;   /* (EINTR neither counts nor clears) */
+	}
 	for (int i = 0; i < n; i++) {
 		uint64_t tag = ev[i].data.u64 >> 32;
 		if (tag == EV_TIMER) {

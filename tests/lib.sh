@@ -24,7 +24,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() { echo "FAIL: $*" >&2; [ -f "$T/forged.log" ] && tail -20 "$T/forged.log" >&2; exit 1; }
+# fail MSG: prints MSG and the end of forged's log; every log of the test is
+# kept in build/it-logs/TEST/ for a closer look
+fail() {
+	echo "FAIL: $*" >&2
+	[ -f "$T/forged.log" ] && tail -20 "$T/forged.log" >&2
+	keep=$ROOT/build/it-logs/$(basename "$0" .sh)
+	rm -rf "$keep"; mkdir -p "$keep" && cp "$T"/*.log "$keep/" 2>/dev/null &&
+		echo "(logs kept in $keep)" >&2
+	exit 1
+}
 
 # write_config EXTRA_YAML...: a config for this test's region
 write_config() {
@@ -90,7 +99,9 @@ stat() { ctl stats --json | jq -r "$1"; }
 # expect_all_done N: every one of N sessions done, none elsewhere, check clean
 expect_all_done() {
 	ctl wait --timeout "${WAIT_S:-120}" || fail "sessions not finished in time: $(ctl stats)"
-	[ "$(stat .sessions.done)" = "$1" ] || fail "done $(stat .sessions.done), want $1"
+	[ "$(stat .sessions.done)" = "$1" ] ||
+		fail "done $(stat .sessions.done), want $1: $(ctl stats --json | jq -c .sessions);" \
+		     "not done: $(ctl sessions --json | jq -c '[.[] | select(.state != "done")] | .[:3]')"
 	[ "$(stat '.sessions.failed + .sessions.queued + .sessions.running + .sessions.allocating + .sessions.cancelled')" = 0 ] ||
 		fail "sessions left outside done: $(ctl stats)"
 	ctl check > "$T/check.out" || { cat "$T/check.out" >&2; fail "forgectl check found violations"; }

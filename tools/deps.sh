@@ -2,7 +2,7 @@
 # Installs the Debian packages forge needs to build and test, when run as
 # root; otherwise prints the exact line to run.  Quiet when all are present.
 PKGS="build-essential pkg-config libcurl4-openssl-dev libjansson-dev libyaml-dev \
-libcmocka-dev libmicrohttpd-dev libsystemd-dev jq curl wrk iproute2 procps clang"
+libcmocka-dev libmicrohttpd-dev libsystemd-dev jq curl wrk iproute2 procps clang fiu-utils libfiu-dev"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -46,7 +46,8 @@ static struct {
 	double fail_rate;
 	unsigned fails;
 	int quiet;
-} opt = { "127.0.0.1", 0, 1, 0, 0.0, F_ALL, 0 };
+	int close_each;   /* --close: one request per connection */
+} opt = { "127.0.0.1", 0, 1, 0, 0.0, F_ALL, 0, 0 };
 
 static _Atomic unsigned long long req_counter;
 
@@ -238,7 +239,7 @@ static void handle(conn_t *c, const char *req, size_t hlen, const char *body, si
 	sscanf(req, "%15s %255s", method, path);
 	const char *conn_hdr = strcasestr(req, "\r\nconnection:");
 	if ((conn_hdr && conn_hdr < req + hlen && strncasecmp(conn_hdr + 13, " close", 6) == 0) ||
-	    strstr(req, "HTTP/1.0"))
+	    strstr(req, "HTTP/1.0") || opt.close_each)
 		c->close_after = 1;
 	if (!strcmp(path, "/v1/models") && !strcmp(method, "GET")) {
 		respond(c, 200, "OK", "application/json",
@@ -478,7 +479,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "Usage: mock-llm --port P [--host ADDR] [--latency-ms N] [--fail-rate R]\n"
-"                [--fail KINDS] [--threads T]\n"
+"                [--fail KINDS] [--threads T] [--close]\n"
 "\n"
 "An OpenAI-compatible POST /v1/chat/completions server (and GET /v1/models),\n"
 "scripted for tests and benchmarks: with no \"tool\" message in the request it\n"
@@ -492,6 +493,8 @@ static void usage(FILE *f)
 "  --fail-rate R   inject a failure into a fraction R (0..1) of requests\n"
 "  --fail KINDS    comma list of 429,500,malformed,truncated,reset,slow (default all)\n"
 "  --threads T     event loops, each with its own SO_REUSEPORT listener (default 1)\n"
+"  --close         close each connection after its reply (Connection: close), so\n"
+"                  that every request of a client opens a new one\n"
 "  -h, --help      this text\n");
 }
 
@@ -513,6 +516,7 @@ int main(int argc, char **argv)
 		{ "latency-ms", required_argument, NULL, 'l' },
 		{ "fail-rate", required_argument, NULL, 'f' }, { "fail", required_argument, NULL, 'k' },
 		{ "threads", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
+		{ "close", no_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 } };
 	int ch;
 	while ((ch = getopt_long(argc, argv, "p:h", lo, NULL)) != -1) {
@@ -523,6 +527,7 @@ int main(int argc, char **argv)
 		case 'f': opt.fail_rate = num("--fail-rate", optarg, 0, 1); break;
 		case 'k': opt.fails = parse_fails(optarg); break;
 		case 't': opt.threads = (int)num("--threads", optarg, 1, 64); break;
+		case 'c': opt.close_each = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -32,6 +32,15 @@ static inline void fg_crash_arm_if(const char *who, uint32_t gen) { (void)who; (
 static inline void fg_crash_disarm(void) { }
 #endif
 
+/*
+ * Fatal-signal reports, in every build: on SIGSEGV, SIGBUS, SIGFPE, SIGILL
+ * or SIGABRT the process writes "PROG[PID]: fatal signal SIGx; backtrace:"
+ * and its stack (addresses for addr2line) to stderr, then dies of the same
+ * signal, so its supervisor sees the real cause.  Only async-signal-safe
+ * calls in the handler; backtrace() is primed at install time.
+ */
+void fg_crash_report_install(const char *prog);
+
 /* Every crash point compiled into forge, for the crash-point test. */
 extern const char *const fg_crash_points[];
 

@@ -111,6 +111,7 @@ typedef struct fg_hdr {
 	_Atomic uint64_t recoveries;     /* recovery passes run               */
 	_Atomic uint64_t sweeps_requeued;/* sessions re-enqueued by the sweep */
 	_Atomic uint64_t restarts;       /* children restarted, all slots      */
+	_Atomic uint32_t spawn_failures; /* fork/pidfd_open failed (retried)   */
 
 	/*
 	 * Allocation cursor: any submitter fetch_adds it (relaxed) to spread
@@ -160,6 +161,7 @@ _Static_assert(offsetof(fg_hdr_t, created_ns) == 56, "layout");
 _Static_assert(offsetof(fg_hdr_t, sections) == 64, "layout");
 _Static_assert(offsetof(fg_hdr_t, sup_state) == 192, "layout");
 _Static_assert(offsetof(fg_hdr_t, alloc_cursor) % 64 == 0, "own line");
+_Static_assert(offsetof(fg_hdr_t, alloc_cursor) == 256, "supervisor fields fit one line");
 _Static_assert(offsetof(fg_hdr_t, rec_count) % 64 == 0, "own line");
 _Static_assert(offsetof(fg_hdr_t, rate) % 64 == 0, "own line");
 _Static_assert(sizeof(fg_hdr_t) <= FG_HDR_SIZE, "header fits its page");
