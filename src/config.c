@@ -252,6 +252,7 @@ static const key_t_ schema[] = {
 	U("region.checkpoint_bytes", checkpoint_bytes, 0, 1u << 20),
 	SEC("worker"),
 	U("worker.max_inflight", max_inflight, 1, 65536),
+	U("worker.memory_limit_mb", memory_limit_mb, 0, 1u << 20),
 	SEC("log"),
 	{ "log.level", K_LEVEL, offsetof(fg_config_t, log_level), sizeof(((fg_config_t *)0)->log_level), 0, 0 },
 	SEC("llm"),

@@ -232,13 +232,14 @@ static int cmd_stats(void)
 	}
 	double window = lastf > first && first != UINT64_MAX ? (lastf - first) / 1e9 : 0;
 	double per_s = window > 0 ? c.by[FG_S_DONE] / window : 0;
-	uint64_t steps = 0, claims = 0, calls = 0, retries = 0, tp = 0, tc = 0;
+	uint64_t steps = 0, claims = 0, calls = 0, retries = 0, oom = 0, tp = 0, tc = 0;
 	for (uint32_t i = 0; i < h->nslots; i++) {
 		fg_slot_t *x = fg_slot(&R, i);
 		steps += atomic_load(&x->steps);
 		claims += atomic_load(&x->claims);
 		calls += atomic_load(&x->llm_calls);
 		retries += atomic_load(&x->llm_retries);
+		oom += atomic_load(&x->llm_oom);
 		tp += atomic_load(&x->tokens_prompt);
 		tc += atomic_load(&x->tokens_completion);
 	}
@@ -265,8 +266,9 @@ static int cmd_stats(void)
 			"ring_depth", (json_int_t)depth);
 		json_object_set_new(j, "throughput", json_pack("{s:f,s:f}", "done_window_s", window,
 			"done_per_s", per_s));
-		json_object_set_new(j, "llm", json_pack("{s:I,s:I,s:I,s:I}", "calls", (json_int_t)calls,
-			"retries", (json_int_t)retries, "prompt_tokens", (json_int_t)tp,
+		json_object_set_new(j, "llm", json_pack("{s:I,s:I,s:I,s:I,s:I}", "calls", (json_int_t)calls,
+			"retries", (json_int_t)retries, "oom_retries", (json_int_t)oom,
+			"prompt_tokens", (json_int_t)tp,
 			"completion_tokens", (json_int_t)tc));
 		print_json(j);
 		return 0;
@@ -284,9 +286,9 @@ static int cmd_stats(void)
 	       "  p99 %.1f us\n", (unsigned long long)rc, r50, r99, y50, y99);
 	printf("throughput %.0f sessions/s over %.3f s (first claim to last finish)\n", per_s,
 	       window);
-	printf("llm        calls %llu  retries %llu  tokens %llu prompt + %llu completion\n",
-	       (unsigned long long)calls, (unsigned long long)retries, (unsigned long long)tp,
-	       (unsigned long long)tc);
+	printf("llm        calls %llu  retries %llu (out of memory %llu)  tokens %llu prompt + %llu"
+	       " completion\n", (unsigned long long)calls, (unsigned long long)retries,
+	       (unsigned long long)oom, (unsigned long long)tp, (unsigned long long)tc);
 	printf("totals     steps %llu  claims %llu  ring depth %llu  swept %llu\n",
 	       (unsigned long long)steps, (unsigned long long)claims, (unsigned long long)depth,
 	       (unsigned long long)atomic_load(&h->sweeps_requeued));

@@ -131,8 +131,10 @@ static size_t write_cb(char *p, size_t sz, size_t nm, void *ud)
 		while (c < q->n + n + 1)
 			c *= 2;
 		char *b = realloc(q->body, c);
-		if (!b)
-			return 0;
+		if (!b) {
+			q->oom = 1;
+			return 0;   /* aborts the transfer: CURLE_WRITE_ERROR */
+		}
 		q->body = b;
 		q->cap = c;
 	}
@@ -185,6 +187,7 @@ static CURL *easy_begin(fg_http_t *h, fg_req_t *q)
 	q->n = 0;
 	q->status = 0;
 	q->too_large = 0;
+	q->oom = 0;
 	q->retry_after_s = -1;
 	q->errbuf[0] = '\0';
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);

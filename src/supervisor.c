@@ -41,6 +41,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -160,6 +161,13 @@ static int spawn(sup_t *s, uint32_t slot)
 		prctl(PR_SET_NAME, name);
 		fg_log_set_prog(name);
 		fg_crash_report_install(name);
+		if (slot != GW && s->cfg->memory_limit_mb) {
+			rlim_t lim = (rlim_t)s->cfg->memory_limit_mb << 20;
+			struct rlimit rl = { lim, lim };
+			if (setrlimit(RLIMIT_AS, &rl) < 0)
+				log_warn("worker %u: cannot set its memory limit (%u MiB)", slot,
+					 s->cfg->memory_limit_mb);
+		}
 		_exit(slot == GW ? fg_gateway_main(&s->r, slot, s->cfg)
 				 : fg_worker_main(&s->r, slot, s->cfg));
 	}

@@ -430,7 +430,36 @@ static void retry_later(worker_t *w, wsess_t *s, long retry_after_s, const char 
 	heap_push(w, s);
 }
 
+/* A step that could not get memory (a worker at worker.memory_limit_mb, or
+ * a host out of it): not the session's fault, so it is retried like a
+ * failed request; counted, and logged at most once a second. */
+static void oom_retry(worker_t *w, wsess_t *s, const char *why)
+{
+	static uint64_t last_log_ns;
+	uint64_t now = fg_now_ns();
+	atomic_fetch_add_explicit(&w->a.self->llm_oom, 1, memory_order_relaxed);
+	if (now - last_log_ns > 1000000000ull) {
+		last_log_ns = now;
+		if (w->cfg->memory_limit_mb)
+			log_warnx("worker %u: %s (worker.memory_limit_mb is %u); retrying", w->slot,
+				  why, w->cfg->memory_limit_mb);
+		else
+			log_warnx("worker %u: %s; retrying", w->slot, why);
+	}
+	retry_later(w, s, -1, why);
+}
+
 static void mr_on_reply(worker_t *w, wsess_t *s, fg_llm_reply_t *r);
+
+static void start_oom(worker_t *w, const char *what)
+{
+	if (w->cfg->memory_limit_mb)
+		log_errx("worker %u: out of memory at start for %s: worker.memory_limit_mb (%u) "
+			 "is too small for this configuration", w->slot, what,
+			 w->cfg->memory_limit_mb);
+	else
+		log_errx("worker %u: out of memory at start for %s", w->slot, what);
+}
 
 static void on_http_done(fg_req_t *q)
 {
@@ -438,6 +467,11 @@ static void on_http_done(fg_req_t *q)
 	wsess_t *s = q->owner;
 	char why[400];
 	s->in_http = 0;
+	if ((q->curl_rc == CURLE_WRITE_ERROR && q->oom) || q->curl_rc == CURLE_OUT_OF_MEMORY) {
+		fg_req_reset(q);
+		oom_retry(w, s, "out of memory for the reply");
+		return;
+	}
 	if (q->curl_rc == CURLE_WRITE_ERROR && q->too_large) {
 		fg_req_reset(q);
 		react_fail(w, s, "LLM reply larger than %zu bytes", q->max_reply);
@@ -763,7 +797,7 @@ oom:
 		 * running ones end, or after the retry backoff. */
 		if (waiting || s->nprocs)
 			continue;
-		retry_later(w, s, -1, "out of memory starting a tool");
+		oom_retry(w, s, "out of memory starting a tool");
 		return 1;
 	}
 	if (s->nprocs)
@@ -839,7 +873,7 @@ static void react_step(worker_t *w, wsess_t *s)
 					err, sizeof(err));
 	if (!body) {
 		if (!strncmp(err, "out of memory", 13))
-			retry_later(w, s, -1, err);   /* a resource, not the session */
+			oom_retry(w, s, err);   /* a resource, not the session */
 		else
 			react_fail(w, s, "%s", err);
 		return;
@@ -853,7 +887,7 @@ static void react_step(worker_t *w, wsess_t *s)
 	s->req.streaming = (int)p->stream;
 	if (fg_http_post(w->http, &s->req, url, body, n, key && *key ? key : NULL,
 				  (long)p->connect_timeout_ms, (long)p->timeout_ms) < 0) {
-		retry_later(w, s, -1, s->req.errbuf);   /* out of memory or handles */
+		oom_retry(w, s, s->req.errbuf);   /* out of memory or handles */
 		return;
 	}
 	s->in_http = 1;
@@ -1030,7 +1064,7 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 		size_t cap = 4096 + v->prompt.n, n = 0;
 		char *u = malloc(cap);
 		if (!u) {
-			retry_later(w, s, -1, "out of memory building the request");
+			oom_retry(w, s, "out of memory building the request");
 			return;
 		}
 		n += (size_t)snprintf(u, cap, "%.*s\n\n%s:\n", (int)v->prompt.n, v->prompt.p,
@@ -1045,7 +1079,7 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 				char *nu = realloc(u, cap);
 				if (!nu) {
 					free(u);
-					retry_later(w, s, -1, "out of memory building the request");
+					oom_retry(w, s, "out of memory building the request");
 					return;
 				}
 				u = nu;
@@ -1058,7 +1092,7 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 		free(u);
 	}
 	if (!msgs) {
-		retry_later(w, s, -1, "out of memory building the request");
+		oom_retry(w, s, "out of memory building the request");
 		return;
 	}
 	size_t n;
@@ -1072,12 +1106,12 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 	s->req.max_reply = p->max_reply_bytes;
 	s->req.streaming = (int)p->stream;
 	if (!body) {
-		retry_later(w, s, -1, "out of memory building the request");
+		oom_retry(w, s, "out of memory building the request");
 		return;
 	}
 	if (fg_http_post(w->http, &s->req, url, body, n, key && *key ? key : NULL,
 			 (long)p->connect_timeout_ms, (long)p->timeout_ms) < 0) {
-		retry_later(w, s, -1, s->req.errbuf);   /* out of memory or handles */
+		oom_retry(w, s, s->req.errbuf);   /* out of memory or handles */
 		return;
 	}
 	s->in_http = 1;
@@ -1426,8 +1460,8 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 	w.tools_str = json_dumps(w.tools, JSON_COMPACT);
 	w.scratch_n = r->hdr->log_bytes + 4096;
 	w.scratch = malloc(w.scratch_n);
-	if (!w.http || !w.scratch) {
-		log_warnx("worker %u: cannot set up its HTTP client", slot);
+	if (!w.http || !w.scratch || !w.tools_str) {
+		start_oom(&w, "its HTTP client and tool list");
 		return 1;
 	}
 	self_w = &w;
@@ -1436,7 +1470,7 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 	w.pool = calloc(w.max_inflight, sizeof(wsess_t));
 	w.heap = calloc(w.max_inflight, sizeof(wsess_t *));
 	if (!w.pool || !w.heap) {
-		log_warnx("worker %u: out of memory for %u sessions", slot, w.max_inflight);
+		start_oom(&w, "its session table (worker.max_inflight)");
 		return 1;
 	}
 	for (uint32_t i = w.max_inflight; i-- > 0;) {

@@ -47,7 +47,8 @@ static struct {
 	unsigned fails;
 	int quiet;
 	int close_each;   /* --close: one request per connection */
-} opt = { "127.0.0.1", 0, 1, 0, 0.0, F_ALL, 0, 0 };
+	size_t pad_bytes; /* --pad-bytes: whitespace added to each whole reply */
+} opt = { "127.0.0.1", 0, 1, 0, 0.0, F_ALL, 0, 0, 0 };
 
 static _Atomic unsigned long long req_counter;
 
@@ -189,6 +190,14 @@ static void completion(conn_t *c, json_t *req)
 			have_tool ? "stop" : "tool_calls", "usage", "prompt_tokens", ptok,
 			"completion_tokens", ctok, "total_tokens", ptok + ctok);
 		char *s = json_dumps(j, JSON_COMPACT);
+		if (opt.pad_bytes) {   /* JSON whitespace in front: a bigger reply */
+			size_t sn = strlen(s);
+			char *p = malloc(opt.pad_bytes + sn + 1);
+			memset(p, ' ', opt.pad_bytes);
+			memcpy(p + opt.pad_bytes, s, sn + 1);
+			free(s);
+			s = p;
+		}
 		respond(c, 200, "OK", "application/json", s, NULL);
 		free(s);
 		json_decref(j);
@@ -479,7 +488,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "Usage: mock-llm --port P [--host ADDR] [--latency-ms N] [--fail-rate R]\n"
-"                [--fail KINDS] [--threads T] [--close]\n"
+"                [--fail KINDS] [--threads T] [--close] [--pad-bytes N]\n"
 "\n"
 "An OpenAI-compatible POST /v1/chat/completions server (and GET /v1/models),\n"
 "scripted for tests and benchmarks: with no \"tool\" message in the request it\n"
@@ -495,6 +504,8 @@ static void usage(FILE *f)
 "  --threads T     event loops, each with its own SO_REUSEPORT listener (default 1)\n"
 "  --close         close each connection after its reply (Connection: close), so\n"
 "                  that every request of a client opens a new one\n"
+"  --pad-bytes N   put N bytes of JSON whitespace in front of each (non-streamed)\n"
+"                  reply, to load clients' memory (default 0)\n"
 "  -h, --help      this text\n");
 }
 
@@ -516,7 +527,7 @@ int main(int argc, char **argv)
 		{ "latency-ms", required_argument, NULL, 'l' },
 		{ "fail-rate", required_argument, NULL, 'f' }, { "fail", required_argument, NULL, 'k' },
 		{ "threads", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
-		{ "close", no_argument, NULL, 'c' },
+		{ "close", no_argument, NULL, 'c' }, { "pad-bytes", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 } };
 	int ch;
 	while ((ch = getopt_long(argc, argv, "p:h", lo, NULL)) != -1) {
@@ -528,6 +539,7 @@ int main(int argc, char **argv)
 		case 'k': opt.fails = parse_fails(optarg); break;
 		case 't': opt.threads = (int)num("--threads", optarg, 1, 64); break;
 		case 'c': opt.close_each = 1; break;
+		case 'P': opt.pad_bytes = (size_t)num("--pad-bytes", optarg, 0, 256 << 20); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

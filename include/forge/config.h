@@ -78,6 +78,7 @@ typedef struct fg_config {
 	uint32_t checkpoint_bytes;      /* region.checkpoint_bytes               */
 
 	uint32_t max_inflight;          /* worker.max_inflight                   */
+	uint32_t memory_limit_mb;       /* worker.memory_limit_mb (RLIMIT_AS)    */
 
 	char     log_level[16];         /* log.level                             */
 

@@ -35,6 +35,7 @@ struct fg_req {
 	char *body;               /* whole reply (not streaming)             */
 	size_t n;
 	int too_large;
+	int oom;                 /* the reply could not be buffered: out of memory */
 	fg_llm_stream_t stream;   /* streaming: the parsed chunks so far     */
 	/* private */
 	CURL *easy;

@@ -248,6 +248,7 @@ typedef struct fg_slot {
 	/* owner-written token totals (rarely written: once per LLM reply) */
 	_Atomic uint64_t tokens_prompt;
 	_Atomic uint64_t tokens_completion;
+	_Atomic uint32_t llm_oom;       /* steps retried for want of memory */
 } fg_slot_t;
 
 _Static_assert(sizeof(fg_slot_t) == 256, "slot is four cache lines");
