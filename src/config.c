@@ -262,6 +262,10 @@ static const key_t_ schema[] = {
 	S("http.listen", http_listen),
 	{ "http.enabled", K_BOOL, offsetof(fg_config_t, http_enabled), 0, 0, 1 },
 	U("http.max_body_bytes", http_max_body, 64, 64u << 20),
+	U("http.idle_timeout_s", http_idle_timeout_s, 2, 3600),
+	U("http.max_connections", http_max_conns, 1, 1000000),
+	U("http.max_connections_per_ip", http_max_conns_ip, 0, 1000000),
+	U("http.max_header_bytes", http_max_header, 4096, 1u << 20),
 	SEC("workflows"),
 	U("workflows.max_steps", max_steps, 1, 1000),
 	S("workflows.interrupted", interrupted),
@@ -308,6 +312,10 @@ void fg_config_defaults(fg_config_t *c)
 	c->max_steps = 10;
 	c->http_enabled = 1;
 	c->http_max_body = 1u << 20;
+	c->http_idle_timeout_s = 30;
+	c->http_max_conns = 10000;
+	c->http_max_conns_ip = 0;
+	c->http_max_header = 32768;
 	c->file_read_max = 65536;
 	c->shell_timeout_ms = 5000;
 	c->shell_max_output = 65536;

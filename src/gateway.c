@@ -445,9 +445,17 @@ typedef struct chat {
 	uint64_t deadline_ns;
 } chat_t;
 
-/* Waits (in this connection's thread) until the session ended or the
- * deadline passed; 1 if it ended. */
-static int chat_wait(chat_t *ch, int step_ms)
+/* SSE keep-alive comments: often enough that http.idle_timeout_s never
+ * closes a quiet stream. */
+static uint64_t keepalive_ns(const gw_t *g)
+{
+	uint64_t half = (uint64_t)g->cfg->http_idle_timeout_s * 500000000ull;
+	return half < 15000000000ull ? half : 15000000000ull;
+}
+
+/* Waits (in this connection's thread) until the session ended, the
+ * deadline passed or until_ns came; 1 if it ended, -1 if the client left. */
+static int chat_wait(chat_t *ch, int step_ms, uint64_t until_ns)
 {
 	for (;;) {
 		fg_session_t *s = fg_sess(ch->g->r, ch->idx);
@@ -455,7 +463,8 @@ static int chat_wait(chat_t *ch, int step_ms)
 			return 1;
 		if (FG_CTL_STATE(atomic_load(&s->ctl)) >= FG_S_DONE)
 			return 1;
-		if (fg_now_ns() >= ch->deadline_ns)
+		uint64_t now = fg_now_ns();
+		if (now >= ch->deadline_ns || now >= until_ns)
 			return 0;
 		if (step_ms == 0)
 			return 0;
@@ -507,7 +516,7 @@ static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 		free(d);
 		return n;
 	}
-	int w = chat_wait(ch, 20);
+	int w = chat_wait(ch, 20, fg_now_ns() + keepalive_ns(ch->g));
 	if (w < 0)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (w == 0 && fg_now_ns() < ch->deadline_ns)
@@ -633,7 +642,7 @@ static int chat_completions(gw_t *g, struct MHD_Connection *c, body_t *b)
 		MHD_destroy_response(r);
 		goto out;
 	}
-	int w = chat_wait(ch, 20);
+	int w = chat_wait(ch, 20, UINT64_MAX);
 	const char *err;
 	json_t *res = chat_result(ch, &err);
 	if (w <= 0 || err) {
@@ -828,7 +837,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			e->ended = 1;
 		}
 		uint64_t now = fg_now_ns();
-		if (n == 0 && now - e->last_write_ns > 15000000000ull) {
+		if (n == 0 && now - e->last_write_ns > keepalive_ns(g)) {
 			n = (size_t)snprintf(buf, max, ": keep-alive\n\n");
 		}
 		if (n > 0) {
@@ -936,8 +945,10 @@ int fg_gateway_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 		0, NULL, NULL, handler, &g,
 		MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 		MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
-		MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-		MHD_OPTION_CONNECTION_LIMIT, 10000u,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_idle_timeout_s,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_conns,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_conns_ip,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_max_header,
 		MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 		MHD_OPTION_END);
 	freeaddrinfo(ai);

@@ -91,6 +91,10 @@ typedef struct fg_config {
 	uint32_t http_ntokens;          /* http.tokens (0: no auth)              */
 	char     http_tokens[8][128];
 	uint32_t http_max_body;         /* http.max_body_bytes                   */
+	uint32_t http_idle_timeout_s;   /* http.idle_timeout_s                   */
+	uint32_t http_max_conns;        /* http.max_connections                  */
+	uint32_t http_max_conns_ip;     /* http.max_connections_per_ip (0: any)  */
+	uint32_t http_max_header;       /* http.max_header_bytes                 */
 
 	uint32_t max_steps;             /* workflows.max_steps (LLM calls)       */
 
