@@ -430,8 +430,12 @@ int fg_llm_stream_feed(fg_llm_stream_t *s, const char *data, size_t n)
 		if (s->linelen + 1 >= s->linecap) {
 			if (s->linecap >= MAX_LINE)
 				return stream_fail(s, "stream line longer than 1 MiB", NULL);
-			s->linecap = s->linecap ? s->linecap * 2 : 4096;
-			s->line = realloc(s->line, s->linecap);
+			size_t cap = s->linecap ? s->linecap * 2 : 4096;
+			char *nl = realloc(s->line, cap);
+			if (!nl)
+				return stream_fail(s, "out of memory reading the stream", NULL);
+			s->line = nl;
+			s->linecap = cap;
 		}
 		s->line[s->linelen++] = c;
 	}
@@ -462,6 +466,12 @@ void fg_llm_stream_finish(fg_llm_stream_t *s, fg_llm_reply_t *r)
 			json_array_foreach(s->content, i, p)
 				total += json_string_length(p);
 			char *buf = malloc(total + 1), *o = buf;
+			if (!buf) {
+				json_decref(msg);
+				r->ok = 0;
+				snprintf(r->error, sizeof(r->error), "out of memory reading the stream");
+				goto out;
+			}
 			json_array_foreach(s->content, i, p) {
 				memcpy(o, json_string_value(p), json_string_length(p));
 				o += json_string_length(p);
@@ -470,11 +480,17 @@ void fg_llm_stream_finish(fg_llm_stream_t *s, fg_llm_reply_t *r)
 			free(buf);
 		}
 		r->root = json_pack("{s:o}", "message", msg);
+		if (!r->root) {
+			r->ok = 0;
+			snprintf(r->error, sizeof(r->error), "out of memory reading the stream");
+			goto out;
+		}
 		snprintf(r->finish, sizeof(r->finish), "%s", s->finish);
 		r->prompt_tokens = s->prompt_tokens;
 		r->completion_tokens = s->completion_tokens;
 		take_message(r, msg);
 	}
+out:
 	free(s->line);
 	json_decref(s->content);
 	for (uint32_t k = 0; k < FG_MAX_CALLS; k++) {

@@ -514,7 +514,9 @@ static void on_http_done(fg_req_t *q)
 			    !strncmp(r.error, "reply has no choices", 20);
 		snprintf(why, sizeof(why), "%s", r.error);
 		fg_llm_reply_free(&r);
-		if (again)
+		if (!strncmp(why, "out of memory", 13))
+			oom_retry(w, s, why);
+		else if (again)
 			retry_later(w, s, -1, why);
 		else
 			react_fail(w, s, "%s", why);

@@ -20,6 +20,10 @@ cleanup() {
 		kill -KILL "$FORGED_PID" 2>/dev/null || true
 	fi
 	pkill -KILL -f "forge-it.*$(basename "$T")" 2>/dev/null || true
+	if [ -n "${KEEP_LOGS:-}" ]; then   # KEEP_LOGS=1: keep logs of passing tests too
+		keep=$ROOT/build/it-logs/$(basename "$0" .sh)
+		rm -rf "$keep"; mkdir -p "$keep" && cp "$T"/*.log "$keep/" 2>/dev/null || true
+	fi
 	rm -rf "$T"
 }
 trap cleanup EXIT

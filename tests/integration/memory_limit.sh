@@ -15,7 +15,9 @@ fi
 MOCK=$ROOT/build/mock-llm
 PORT=$((20000 + $$ % 10000))
 LIMIT=48
-WORKERS=2 SESSIONS=4096 MAX_INFLIGHT=128 write_config
+# (a 10 s watchdog: on 2 cores, shared with mock-llm writing 3 MiB replies,
+# a worker under memory pressure can miss heartbeats for a second or more)
+WORKERS=2 SESSIONS=4096 MAX_INFLIGHT=128 WATCHDOG_MS=10000 write_config
 cat >> "$T/forge.yaml" <<YAML
 llm:
   default: mock
