@@ -13,7 +13,7 @@ LIBS    := $(PKG_LIBS) -lm -pthread
 B       ?= build
 EXTRA   ?=
 
-LIB_SRC := src/log.c src/util.c src/crash.c src/region.c src/ring.c src/session.c src/conv.c src/tool.c src/llm.c src/http.c src/workflow.c src/rate.c src/inspect.c src/gateway.c \
+LIB_SRC := src/log.c src/util.c src/crash.c src/region.c src/ring.c src/session.c src/conv.c src/tool.c src/llm.c src/http.c src/workflow.c src/rate.c src/inspect.c src/gateway.c src/gwreq.c \
            src/registry.c src/config.c src/worker.c src/supervisor.c
 LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 HDRS    := $(wildcard include/forge/*.h src/*.h)
@@ -93,7 +93,7 @@ tsan:
 
 # libFuzzer targets (clang): each runs FUZZ_SECONDS from its seed corpus
 # (fuzz/corpus/NAME); findings are written to build/fuzz/ and fail the run.
-FUZZ_TARGETS := fuzz_config fuzz_llm fuzz_region fuzz_tools
+FUZZ_TARGETS := fuzz_config fuzz_llm fuzz_region fuzz_tools fuzz_gateway
 FUZZ_SECONDS ?= 10
 FUZZ_SRC := $(filter-out src/worker.c src/supervisor.c src/gateway.c,$(LIB_SRC))
 build/fuzz/%: fuzz/%.c $(FUZZ_SRC) $(HDRS)

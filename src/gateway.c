@@ -20,6 +20,7 @@
  */
 #include "forge/gateway.h"
 #include "forge/conv.h"
+#include "forge/gwreq.h"
 #include "forge/inspect.h"
 #include "forge/log.h"
 #include "forge/ring.h"
@@ -120,25 +121,6 @@ static int reply_error(struct MHD_Connection *c, unsigned status, const char *pa
 	return reply(c, status, "application/json", s, NULL, NULL);
 }
 
-/* jansson reports a failed allocation in its lexer as a syntax error; this
- * allocator (the gateway's, set at start) notes it, per thread, so that an
- * out-of-memory parse is answered 503, not 400. */
-static __thread int json_oom;
-
-static void *json_malloc(size_t n)
-{
-	void *p = malloc(n);
-	if (!p)
-		json_oom = 1;
-	return p;
-}
-
-static json_t *parse_body(const body_t *b, json_error_t *je)
-{
-	json_oom = 0;
-	return json_loadb(b->p ? b->p : "", b->n, 0, je);
-}
-
 static int authorized(gw_t *g, struct MHD_Connection *c)
 {
 	if (g->cfg->http_ntokens == 0)
@@ -152,78 +134,15 @@ static int authorized(gw_t *g, struct MHD_Connection *c)
 	return 0;
 }
 
-static uint32_t provider_index(const fg_config_t *cfg, const char *name)
-{
-	for (uint32_t i = 0; i < cfg->nproviders; i++)
-		if (!strcmp(cfg->providers[i].name, name))
-			return i;
-	return UINT32_MAX;
-}
-
 static int post_session(gw_t *g, struct MHD_Connection *c, body_t *b)
 {
-	json_error_t je;
-	json_t *j = parse_body(b, &je);
-	if (!j && json_oom)
-		return reply_oom(c);   /* the server's fault, not the body's */
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return reply_error(c, 400, NULL, "body is not a JSON object: %s (line %d, column %d)",
-				   j ? "not an object" : je.text, je.line, je.column);
+	fg_gwreq_t q;
+	if (fg_gwreq_session(b->p, b->n, g->cfg, &q) < 0) {
+		fg_gwreq_free(&q);
+		return q.status == 503 ? reply_oom(c) : reply_error(c, 400, q.param, "%s", q.error);
 	}
 	int rc;
-	const char *wf = "react", *prompt, *system = NULL, *model;
-	json_t *x;
-	fg_submit_t p = { 0 };
-	if ((x = json_object_get(j, "workflow")) && !(wf = json_string_value(x))) {
-		rc = reply_error(c, 400, "workflow", "workflow must be a string");
-		goto out;
-	}
-	if (!strcmp(wf, "react"))
-		p.workflow = FG_WF_REACT;
-	else if (!strcmp(wf, "plan_execute"))
-		p.workflow = FG_WF_PLAN_EXECUTE;
-	else if (!strcmp(wf, "map_reduce"))
-		p.workflow = FG_WF_MAP_REDUCE;
-	else {
-		rc = reply_error(c, 400, "workflow", "workflow \"%.100s\" is not react, "
-				 "plan_execute or map_reduce", wf);
-		goto out;
-	}
-	x = json_object_get(j, "prompt");
-	if (!(prompt = json_string_value(x)) || !*prompt) {
-		rc = reply_error(c, 400, "prompt", "prompt must be a non-empty string");
-		goto out;
-	}
-	if ((x = json_object_get(j, "system")) && !(system = json_string_value(x))) {
-		rc = reply_error(c, 400, "system", "system must be a string");
-		goto out;
-	}
-	model = g->cfg->llm_default;
-	if ((x = json_object_get(j, "model")) && !(model = json_string_value(x))) {
-		rc = reply_error(c, 400, "model", "model must be a string naming a provider");
-		goto out;
-	}
-	if ((p.arg = provider_index(g->cfg, model)) == UINT32_MAX) {
-		rc = reply_error(c, 400, "model", "model \"%.100s\" is not a configured provider", model);
-		goto out;
-	}
-	p.steps = p.workflow == FG_WF_REACT ? g->cfg->max_steps : 8;
-	if ((x = json_object_get(j, "max_steps"))) {
-		if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > 1000) {
-			rc = reply_error(c, 400, "max_steps", "max_steps must be an integer in [1, 1000]");
-			goto out;
-		}
-		p.steps = (uint32_t)json_integer_value(x);
-		if (p.workflow != FG_WF_REACT && p.steps > 16)
-			p.steps = 16;
-	}
-	if (strlen(prompt) != json_string_length(json_object_get(j, "prompt"))) {
-		rc = reply_error(c, 400, "prompt", "prompt must not contain NUL characters");
-		goto out;
-	}
-	p.prompt = prompt;
-	p.system = system;
+	fg_submit_t p = q.sub;
 	fg_handle_t h;
 	pthread_mutex_lock(&g->submit_lock);
 	int e = fg_session_submit(&g->a, &p, &h);
@@ -243,8 +162,7 @@ static int post_session(gw_t *g, struct MHD_Connection *c, body_t *b)
 		char *s = json_dumps(json_pack("{s:s}", "id", id), JSON_COMPACT);
 		rc = reply(c, 201, "application/json", s, "Location", loc);
 	}
-out:
-	json_decref(j);
+	fg_gwreq_free(&q);
 	return rc;
 }
 
@@ -555,52 +473,14 @@ static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 
 static int chat_completions(gw_t *g, struct MHD_Connection *c, body_t *b)
 {
-	json_error_t je;
-	json_t *j = parse_body(b, &je);
+	fg_gwreq_t q;
+	if (fg_gwreq_chat(b->p, b->n, g->cfg, &q) < 0) {
+		fg_gwreq_free(&q);
+		return q.status == 503 ? reply_oom(c) : reply_error(c, 400, q.param, "%s", q.error);
+	}
 	int rc;
-	if (!j && json_oom)
-		return reply_oom(c);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return reply_error(c, 400, NULL, "body is not a JSON object: %s", je.text);
-	}
-	const char *model = json_string_value(json_object_get(j, "model"));
-	json_t *msgs = json_object_get(j, "messages");
-	fg_submit_t p = { 0 };
-	char wf[64] = "", prov[64] = "";
-	if (!model || sscanf(model, "forge/%63[a-z_]@%63s", wf, prov) < 1) {
-		rc = reply_error(c, 400, "model", "model must name a workflow: forge/react, "
-				 "forge/plan_execute or forge/map_reduce (optionally @provider)");
-		goto out;
-	}
-	p.workflow = !strcmp(wf, "react") ? FG_WF_REACT : !strcmp(wf, "plan_execute") ?
-		     FG_WF_PLAN_EXECUTE : !strcmp(wf, "map_reduce") ? FG_WF_MAP_REDUCE : 0;
-	if (!p.workflow) {
-		rc = reply_error(c, 400, "model", "model \"%.60s\" names no workflow", model);
-		goto out;
-	}
-	if ((p.arg = provider_index(g->cfg, prov[0] ? prov : g->cfg->llm_default)) == UINT32_MAX) {
-		rc = reply_error(c, 400, "model", "provider \"%.60s\" is not configured", prov);
-		goto out;
-	}
-	size_t i;
-	json_t *m;
-	const char *prompt = NULL, *system = NULL;
-	json_array_foreach(msgs, i, m) {
-		const char *role = json_string_value(json_object_get(m, "role"));
-		const char *content = json_string_value(json_object_get(m, "content"));
-		if (role && content && !strcmp(role, "user"))
-			prompt = content;
-		if (role && content && !strcmp(role, "system") && !system)
-			system = content;
-	}
-	if (!prompt || !*prompt) {
-		rc = reply_error(c, 400, "messages", "messages must hold a user message with text content");
-		goto out;
-	}
-	p.prompt = prompt;
-	p.system = system;
-	p.steps = p.workflow == FG_WF_REACT ? g->cfg->max_steps : 8;
+	fg_submit_t p = q.sub;
+	const char *model = q.model;
 	fg_handle_t h;
 	pthread_mutex_lock(&g->submit_lock);
 	int e = fg_session_submit(&g->a, &p, &h);
@@ -627,7 +507,7 @@ static int chat_completions(gw_t *g, struct MHD_Connection *c, body_t *b)
 	fg_handle_format(h, ch->id);
 	snprintf(ch->model, sizeof(ch->model), "%s", model);
 	ch->deadline_ns = fg_now_ns() + 300ull * 1000000000ull;
-	if (json_is_true(json_object_get(j, "stream"))) {
+	if (q.stream) {
 		struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
 			chat_stream, ch, sse_free);
 		if (!r) {
@@ -660,7 +540,7 @@ static int chat_completions(gw_t *g, struct MHD_Connection *c, body_t *b)
 	json_decref(res);
 	free(ch);
 out:
-	json_decref(j);
+	fg_gwreq_free(&q);
 	return rc;
 }
 
@@ -914,7 +794,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **ptr,
 int fg_gateway_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 {
 	gw_t g = { .r = r, .cfg = cfg };
-	json_set_alloc_funcs(json_malloc, free);
+	json_set_alloc_funcs(fg_gwreq_json_malloc, free);
 	pthread_mutex_init(&g.submit_lock, NULL);
 	fg_actor_init(&g.a, r, slot);
 	fg_slot_t *me = g.a.self;

@@ -1,0 +1,46 @@
+/*
+ * gwreq.h — the gateway's request bodies, read and checked without HTTP
+ * (so that they can be fuzzed: fuzz/fuzz_gateway.c).
+ *
+ * POST /v1/sessions:
+ *   {"prompt": STR, "workflow"?: "react"|"plan_execute"|"map_reduce",
+ *    "system"?: STR, "model"?: PROVIDER, "max_steps"?: 1..1000}
+ * POST /v1/chat/completions (OpenAI's shape):
+ *   {"model": "forge/WORKFLOW[@PROVIDER]", "messages": [{role, content}...],
+ *    "stream"?: BOOL}; the last user message is the task, the first system
+ *    message the system prompt.
+ *
+ * On success the fg_submit_t is ready for fg_session_submit(); its strings
+ * point into q->root, which the caller frees with fg_gwreq_free().  On
+ * failure q->status is 400 (q->param names the field at fault, or NULL) or
+ * 503 (out of memory: not the client's fault), and q->error says what.
+ */
+#ifndef FORGE_GWREQ_H
+#define FORGE_GWREQ_H
+
+#include "forge/config.h"
+#include "forge/session.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+typedef struct fg_gwreq {
+	json_t *root;
+	fg_submit_t sub;
+	int stream;             /* chat: "stream": true                    */
+	char model[80];         /* chat: the model string, for the replies */
+	unsigned status;        /* on failure: 400 or 503                  */
+	const char *param;      /* on failure: the field at fault, or NULL */
+	char error[300];
+} fg_gwreq_t;
+
+int  fg_gwreq_session(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t *q);
+int  fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t *q);
+void fg_gwreq_free(fg_gwreq_t *q);
+
+/* The allocator to give jansson (json_set_alloc_funcs) in a process that
+ * reads bodies: it notes a failed allocation, which jansson's lexer would
+ * otherwise report as a syntax error. */
+void *fg_gwreq_json_malloc(size_t n);
+
+#endif
