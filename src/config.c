@@ -250,6 +250,7 @@ static const key_t_ schema[] = {
 	S("region.path", region_path),
 	U("region.sessions", sessions, 1, 1u << 24),
 	U("region.checkpoint_bytes", checkpoint_bytes, 0, 1u << 20),
+	U("region.retain_s", retain_s, 0, 1u << 30),
 	SEC("worker"),
 	U("worker.max_inflight", max_inflight, 1, 65536),
 	U("worker.memory_limit_mb", memory_limit_mb, 0, 1u << 20),
@@ -312,6 +313,7 @@ void fg_config_defaults(fg_config_t *c)
 	c->max_steps = 10;
 	c->http_enabled = 1;
 	c->http_max_body = 1u << 20;
+	c->retain_s = 3600;
 	c->http_idle_timeout_s = 30;
 	c->http_max_conns = 10000;
 	c->http_max_conns_ip = 0;

@@ -70,6 +70,13 @@ static const char *usage_text =
 "  reload                      validate the configuration (-c FILE) and ask\n"
 "                              forged to apply it (workers restart one at a\n"
 "                              time; an invalid file is refused, exit 78)\n"
+"  purge [--older-than S] [--state S]\n"
+"                              free finished sessions (done, failed and\n"
+"                              cancelled; or state S) that ended more than\n"
+"                              S seconds ago (default 0) for reuse; their\n"
+"                              IDs are then unknown.  Children of a running\n"
+"                              parent are kept.  forged does this itself\n"
+"                              for sessions older than region.retain_s\n"
 "  drain | stop [--timeout S]  ask forged to stop taking work and exit;\n"
 "                              with --timeout, wait until it has\n"
 "\n"
@@ -85,6 +92,7 @@ static struct {
 	int count_set;
 	const char *workflow, *signal, *prompt, *system, *provider, *child_provider;
 	long max_steps, max_parts;
+	long older_than_s;
 } o = { .max_steps = -1, .max_parts = 8, .state = -1, .limit = -1, .count = 1, .steps = -1, .timeout_s = -1 };
 
 static fg_region_t R;
@@ -244,7 +252,7 @@ static int cmd_stats(void)
 		tc += atomic_load(&x->tokens_completion);
 	}
 	if (o.json) {
-		json_t *j = json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
+		json_t *j = json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
 				      "s:{s:i,s:i,s:I,s:I},"
 				      "s:{s:I,s:f,s:f,s:I,s:f,s:f,s:I},"
 				      "s:{s:I,s:I,s:I}}",
@@ -255,6 +263,7 @@ static int cmd_stats(void)
 			"cancelled", (json_int_t)c.by[FG_S_CANCELLED],
 			"allocating", (json_int_t)c.by[FG_S_ALLOCATING],
 			"free", (json_int_t)c.by[FG_S_FREE],
+			"purged", (json_int_t)atomic_load(&h->purged),
 			"capacity", (json_int_t)h->capacity,
 			"workers", "configured", (int)c.configured, "alive", (int)c.alive,
 			"restarts", (json_int_t)c.restarts,
@@ -274,11 +283,11 @@ static int cmd_stats(void)
 		return 0;
 	}
 	printf("sessions   queued %llu  running %llu  done %llu  failed %llu  cancelled %llu"
-	       "  (capacity %u, free %llu)\n",
+	       "  (capacity %u, free %llu, purged %llu)\n",
 	       (unsigned long long)c.by[FG_S_QUEUED], (unsigned long long)c.by[FG_S_RUNNING],
 	       (unsigned long long)c.by[FG_S_DONE], (unsigned long long)c.by[FG_S_FAILED],
 	       (unsigned long long)c.by[FG_S_CANCELLED], h->capacity,
-	       (unsigned long long)c.by[FG_S_FREE]);
+	       (unsigned long long)c.by[FG_S_FREE], (unsigned long long)atomic_load(&h->purged));
 	printf("workers    configured %u  alive %u  restarts %llu  failed starts %u\n",
 	       c.configured, c.alive, (unsigned long long)c.restarts,
 	       atomic_load(&h->spawn_failures));
@@ -599,9 +608,13 @@ static void check_once(viol_t *v)
 			break;
 		}
 	}
-	if (done_ctr > finished)
-		violation(v, "workers counted %llu finished sessions, the table holds %llu",
-			  (unsigned long long)done_ctr, (unsigned long long)finished);
+	/* (purged is read last: a session purged during the scan is then
+	 * counted twice, never missed) */
+	uint64_t purged = atomic_load(&h->purged);
+	if (done_ctr > finished + purged)
+		violation(v, "workers counted %llu finished sessions, the table holds %llu "
+			  "and %llu were purged", (unsigned long long)done_ctr,
+			  (unsigned long long)finished, (unsigned long long)purged);
 	uint64_t depth = 0;
 	for (uint32_t i = 0; i < h->nrings; i++) {
 		fg_ringref_t rr = fg_ring_ref(&R, i);
@@ -962,6 +975,28 @@ static int cmd_reload(void)
 	return 0;
 }
 
+static int cmd_purge(void)
+{
+	uint32_t mask = FG_PURGE_FINISHED;
+	if (o.state >= 0) {
+		if (o.state < FG_S_DONE)
+			die_usage("purge: --state must be done, failed or cancelled (not %s)",
+				  fg_state_name((uint32_t)o.state));
+		mask = 1u << o.state;
+	}
+	uint64_t now = fg_now_ns(), age = (uint64_t)o.older_than_s * 1000000000ull;
+	uint32_t n = fg_session_purge(&R, age < now ? now - age : 0, mask);
+	if (o.json) {
+		json_t *j = json_pack("{s:i,s:I}", "purged", (int)n, "purged_total",
+				      (json_int_t)atomic_load(&R.hdr->purged));
+		print_json(j);
+	} else {
+		printf("purged %u sessions (%llu in all)\n", n,
+		       (unsigned long long)atomic_load(&R.hdr->purged));
+	}
+	return 0;
+}
+
 static int cmd_drain(void)
 {
 	fg_slot_t *sl = fg_slot(&R, fg_supervisor_slot(&R));
@@ -990,7 +1025,7 @@ int main(int argc, char **argv)
 {
 	enum { O_JSON = 256, O_STATE, O_LIMIT, O_WORKFLOW, O_STEPS, O_COUNT, O_DELAY,
 	       O_TIMEOUT, O_SIGNAL, O_PROMPT, O_SYSTEM, O_PROVIDER, O_MAXSTEPS, O_CHILDPROV,
-	       O_MAXPARTS };
+	       O_MAXPARTS, O_OLDER };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "region", required_argument, NULL, 'r' },
@@ -1009,6 +1044,7 @@ int main(int argc, char **argv)
 		{ "max-steps", required_argument, NULL, O_MAXSTEPS },
 		{ "child-provider", required_argument, NULL, O_CHILDPROV },
 		{ "max-parts", required_argument, NULL, O_MAXPARTS },
+		{ "older-than", required_argument, NULL, O_OLDER },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -1039,6 +1075,7 @@ int main(int argc, char **argv)
 		case O_MAXSTEPS: o.max_steps = num_arg("--max-steps", optarg, 1, 1000); break;
 		case O_CHILDPROV: o.child_provider = optarg; break;
 		case O_MAXPARTS: o.max_parts = num_arg("--max-parts", optarg, 1, FG_MAX_PARTS); break;
+		case O_OLDER: o.older_than_s = num_arg("--older-than", optarg, 0, 1L << 30); break;
 		default: fputs(usage_text, stderr); return 2;
 		}
 	}
@@ -1072,6 +1109,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "watch")) { open_region(0); return cmd_watch(arg); }
 	if (!strcmp(cmd, "top")) { open_region(0); return cmd_top(); }
 	if (!strcmp(cmd, "drain") || !strcmp(cmd, "stop")) { open_region(0); return cmd_drain(); }
+	if (!strcmp(cmd, "purge")) { open_region(1); return cmd_purge(); }
 	die_usage("unknown command '%s'", cmd);
 	return 2;
 }

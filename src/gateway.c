@@ -166,6 +166,16 @@ static int post_session(gw_t *g, struct MHD_Connection *c, body_t *b)
 	return rc;
 }
 
+/* Whether the record at idx is still the session of generation gen: not
+ * purged (FREE), not being reused (ALLOCATING, its generation not yet
+ * bumped), not reused (another generation). */
+static int still(gw_t *g, uint32_t idx, uint32_t gen)
+{
+	fg_session_t *s = fg_sess(g->r, idx);
+	uint32_t st = FG_CTL_STATE(atomic_load(&s->ctl));
+	return st != FG_S_FREE && st != FG_S_ALLOCATING && atomic_load(&s->gen) == gen;
+}
+
 /* Parses an id; returns its index, or UINT32_MAX if no such session. */
 static uint32_t lookup(gw_t *g, const char *id)
 {
@@ -173,8 +183,7 @@ static uint32_t lookup(gw_t *g, const char *id)
 	if (fg_handle_parse(id, &h) < 0)
 		return UINT32_MAX;
 	uint32_t idx = FG_HANDLE_IDX(h);
-	if (idx >= g->r->hdr->capacity || atomic_load(&fg_sess(g->r, idx)->gen) != FG_HANDLE_GEN(h) ||
-	    FG_CTL_STATE(atomic_load(&fg_sess(g->r, idx)->ctl)) == FG_S_FREE)
+	if (idx >= g->r->hdr->capacity || !still(g, idx, FG_HANDLE_GEN(h)))
 		return UINT32_MAX;
 	return idx;
 }
@@ -636,7 +645,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		uint32_t idx = lookup(g, url + 13);
 		if (idx == UINT32_MAX)
 			return reply_error(c, 404, "id", "no session %.40s", url + 13);
-		return reply_json(c, 200, fg_inspect_session(g->r, idx, 1, g->cfg));
+		json_t *j = fg_inspect_session(g->r, idx, 1, g->cfg);
+		fg_handle_t h;
+		fg_handle_parse(url + 13, &h);
+		if (!still(g, idx, FG_HANDLE_GEN(h))) {   /* purged while it was read */
+			json_decref(j);
+			return reply_error(c, 404, "id", "no session %.40s", url + 13);
+		}
+		return reply_json(c, 200, j);
 	}
 	return reply_error(c, 404, NULL, "no such endpoint: %.100s", url);
 }
@@ -681,8 +697,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 		if (e->ended)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		fg_session_t *s = fg_sess(g->r, e->idx);
-		if (atomic_load(&s->gen) != e->gen)
-			return MHD_CONTENT_READER_END_OF_STREAM;   /* the record was reused */
+		if (!still(g, e->idx, e->gen))
+			return MHD_CONTENT_READER_END_OF_STREAM;   /* purged or reused */
 		uint32_t st = FG_CTL_STATE(atomic_load(&s->ctl));
 		fg_wstate_t ws;
 		uint64_t w = fg_session_read(g->r, e->idx, &ws);

@@ -485,3 +485,64 @@ uint64_t fg_session_sweep(fg_actor_t *a, uint64_t now, uint64_t after_ns, uint64
 	atomic_fetch_add(&r->hdr->sweeps_requeued, n);
 	return n;
 }
+
+/*
+ * Purge: finished sessions back to FREE, so that the table can be reused.
+ * One CAS per record (finished -> FREE), so a purger killed anywhere leaves
+ * each record either finished or FREE.  A finished child of a parent that
+ * is still running is kept (the parent reads its result): the parents'
+ * logs are read first, and a child created after that read finished after
+ * the purge began, so after the cutoff.
+ */
+uint32_t fg_session_purge(fg_region_t *r, uint64_t finished_before_ns, uint32_t state_mask)
+{
+	uint32_t cap = r->hdr->capacity, n = 0;
+	uint64_t now = fg_now_ns();
+	if (finished_before_ns > now)
+		finished_before_ns = now;
+	uint8_t *keep = calloc((cap + 7) / 8, 1);
+	if (!keep)
+		return 0;   /* out of memory: purge nothing rather than guess */
+	for (uint32_t i = 0; i < cap; i++) {
+		fg_session_t *s = fg_sess(r, i);
+		uint32_t st = FG_CTL_STATE(atomic_load_explicit(&s->ctl, memory_order_acquire));
+		if (st < FG_S_QUEUED || st > FG_S_RUNNING ||
+		    (s->workflow != FG_WF_MAP_REDUCE && s->workflow != FG_WF_PLAN_EXECUTE))
+			continue;
+		uint32_t len = FG_CKPT_LEN(atomic_load_explicit(&s->ckpt, memory_order_acquire));
+		if (len > r->hdr->log_bytes)
+			continue;
+		const uint8_t *log = fg_sess_log(r, i);
+		uint32_t off = 0, part;
+		uint64_t h;
+		fg_rec_t rec;
+		while (fg_rec_next(log, len, &off, &rec) > 0)
+			if (fg_rec_child(&rec, &part, &h) == 0 && FG_HANDLE_IDX(h) < cap)
+				keep[FG_HANDLE_IDX(h) / 8] |= (uint8_t)(1u << (FG_HANDLE_IDX(h) % 8));
+	}
+	for (uint32_t i = 0; i < cap; i++) {
+		fg_session_t *s = fg_sess(r, i);
+		uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+		uint32_t st = FG_CTL_STATE(c);
+		if (st < FG_S_DONE || st >= FG_S_NSTATES || !(state_mask & (1u << st)) ||
+		    (keep[i / 8] & (1u << (i % 8))))
+			continue;
+		uint64_t f = atomic_load_explicit(&s->finished_ns, memory_order_relaxed);
+		if (!f)
+			f = s->created_ns;   /* (cancelled before it ran) */
+		if (f >= finished_before_ns)
+			continue;
+		/* Counted before the CAS (and taken back if it fails): a purger
+		 * killed in between over-counts by one, which no check trips on;
+		 * the other order would under-count for good. */
+		atomic_fetch_add_explicit(&r->hdr->purged, 1, memory_order_relaxed);
+		if (atomic_compare_exchange_strong_explicit(&s->ctl, &c,
+				FG_CTL(FG_S_FREE, FG_SLOT_NONE, 0),
+				memory_order_acq_rel, memory_order_relaxed))
+			n++;
+		else
+			atomic_fetch_sub_explicit(&r->hdr->purged, 1, memory_order_relaxed);
+	}
+	free(keep);
+	return n;
+}

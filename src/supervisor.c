@@ -70,7 +70,7 @@ typedef struct sup {
 	fg_config_t *cfg_owned;  /* a reloaded configuration (freed on the next one) */
 	int reloading;
 	uint32_t reload_next, reload_workers, reload_old;
-	uint64_t wd_usec, next_wd_ns, next_status_ns;
+	uint64_t wd_usec, next_wd_ns, next_status_ns, next_purge_ns;
 	fg_region_t r;
 	fg_actor_t a;
 	int lockfd, epfd, sigfd, tfd;
@@ -516,6 +516,27 @@ static void notify_status(sup_t *s)
 	}
 }
 
+/* region.retain_s: finished sessions older than that are freed, every
+ * tenth of the retention (1 s to 60 s). */
+static void retention(sup_t *s, uint64_t now)
+{
+	if (!s->cfg->retain_s || now < s->next_purge_ns)
+		return;
+	uint64_t every = (uint64_t)s->cfg->retain_s * 100000000ull;   /* / 10, in ns */
+	if (every < 1000000000ull)
+		every = 1000000000ull;
+	if (every > 60000000000ull)
+		every = 60000000000ull;
+	s->next_purge_ns = now + every;
+	uint64_t keep = (uint64_t)s->cfg->retain_s * 1000000000ull;
+	if (now <= keep)
+		return;
+	uint32_t n = fg_session_purge(&s->r, now - keep, FG_PURGE_FINISHED);
+	if (n)
+		log_debug("retention: %u finished sessions older than %u s freed", n,
+			  s->cfg->retain_s);
+}
+
 static void tick(sup_t *s)
 {
 	uint64_t now = fg_now_ns(), x;
@@ -535,6 +556,7 @@ static void tick(sup_t *s)
 	}
 	watchdog(s, fg_coarse_ns());
 	sweep_clients(s);
+	retention(s, now);
 	if (now >= s->next_sweep_ns) {
 		sweep_sessions(s, now);
 		s->next_sweep_ns = now + (uint64_t)s->cfg->sweep_after_ms * 500000ull;

@@ -10,9 +10,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "forge/conv.h"
 #include "forge/registry.h"
 #include "forge/ring.h"
 #include "forge/session.h"
+#include "forge/util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -340,6 +342,72 @@ static void test_cancel(void **state)
 	fg_client_detach(&c);
 }
 
+/* Claims idx as w and ends it in state st; returns nothing. */
+static void run_to(fg_actor_t *w, uint32_t idx, uint32_t st)
+{
+	uint32_t e;
+	assert_int_equal(fg_session_claim(w, idx, &e), 0);
+	assert_int_equal(fg_session_finish(w, idx, e, st), 0);
+}
+
+static void test_purge(void **state)
+{
+	(void)state;
+	fg_actor_t c, w;
+	assert_int_equal(fg_client_attach(&R, &c), 0);
+	worker_actor(&w, 0);
+	fg_submit_t syn = { FG_WF_SYNTHETIC, 1, 0, NULL, NULL };
+	fg_submit_t mr = { FG_WF_MAP_REDUCE, 8, 0, NULL, "split me" };
+	fg_handle_t parent, child, done, failed, queued;
+	assert_int_equal(fg_session_submit(&c, &mr, &parent), 0);
+	assert_int_equal(fg_session_submit(&c, &syn, &child), 0);
+	assert_int_equal(fg_session_submit(&c, &syn, &done), 0);
+	assert_int_equal(fg_session_submit(&c, &syn, &failed), 0);
+	assert_int_equal(fg_session_submit(&c, &syn, &queued), 0);
+	uint32_t pi = FG_HANDLE_IDX(parent), e;
+	/* the parent runs and records its child */
+	assert_int_equal(fg_session_claim(&w, pi, &e), 0);
+	fg_wstate_t st;
+	uint64_t ck = fg_session_read(&R, pi, &st);
+	uint8_t rec[64];
+	fg_buf_t b = { rec, 0, sizeof(rec), 0 };
+	fg_buf_child(&b, 0, child);
+	(void)ck;
+	st.step++;
+	assert_int_equal(fg_session_commit(&w, pi, &st, rec, b.n), 0);
+	run_to(&w, FG_HANDLE_IDX(child), FG_S_DONE);
+	run_to(&w, FG_HANDLE_IDX(done), FG_S_DONE);
+	run_to(&w, FG_HANDLE_IDX(failed), FG_S_FAILED);
+
+	/* nothing finished before a cutoff in the past */
+	assert_int_equal(fg_session_purge(&R, 1, FG_PURGE_FINISHED), 0);
+	/* only failed ones */
+	uint64_t now = fg_now_ns() + 1;
+	assert_int_equal(fg_session_purge(&R, now, 1u << FG_S_FAILED), 1);
+	assert_int_equal(state_of(FG_HANDLE_IDX(failed)), FG_S_FREE);
+	/* the running parent's child stays; the other done one goes */
+	assert_int_equal(fg_session_purge(&R, now, FG_PURGE_FINISHED), 1);
+	assert_int_equal(state_of(FG_HANDLE_IDX(done)), FG_S_FREE);
+	assert_int_equal(state_of(FG_HANDLE_IDX(child)), FG_S_DONE);
+	assert_int_equal(state_of(FG_HANDLE_IDX(queued)), FG_S_QUEUED);
+	/* once the parent ends, both go */
+	assert_int_equal(fg_session_finish(&w, pi, e, FG_S_DONE), 0);
+	assert_int_equal(fg_session_purge(&R, fg_now_ns() + 1, FG_PURGE_FINISHED), 2);
+	assert_int_equal(state_of(pi), FG_S_FREE);
+	assert_int_equal(state_of(FG_HANDLE_IDX(child)), FG_S_FREE);
+	assert_int_equal(atomic_load(&R.hdr->purged), 4);
+	/* a purged record is reused under a new generation: the old id is stale */
+	fg_handle_t again;
+	for (uint32_t i = 0; i < R.hdr->capacity - 1; i++)
+		assert_int_equal(fg_session_submit(&c, &syn, &again), 0);
+	assert_int_equal(fg_session_submit(&c, &syn, &again), -ENOSPC);
+	assert_int_equal(FG_HANDLE_GEN(again) >= 1, 1);
+	assert_int_equal(atomic_load(&fg_sess(&R, FG_HANDLE_IDX(done))->gen), FG_HANDLE_GEN(done) + 1);
+	uint32_t cst;
+	assert_int_equal(fg_session_cancel(&R, done, &cst), -ENOENT);
+	fg_client_detach(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -352,6 +420,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_client_slots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_restores_lost_hints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("session", tests, NULL, NULL);
 }

@@ -76,6 +76,7 @@ typedef struct fg_config {
 	char     region_path[4096];     /* region.path                           */
 	uint32_t sessions;              /* region.sessions                       */
 	uint32_t checkpoint_bytes;      /* region.checkpoint_bytes               */
+	uint32_t retain_s;              /* region.retain_s (0: keep forever)     */
 
 	uint32_t max_inflight;          /* worker.max_inflight                   */
 	uint32_t memory_limit_mb;       /* worker.memory_limit_mb (RLIMIT_AS)    */

@@ -118,6 +118,7 @@ typedef struct fg_hdr {
 	 * its scan for a FREE record.  A hint only; never trusted.
 	 */
 	alignas(64) _Atomic uint64_t alloc_cursor;
+	_Atomic uint64_t purged;         /* finished sessions purged to FREE   */
 
 	/*
 	 * Doorbell: a worker with nothing to do increments sleepers (seq_cst),

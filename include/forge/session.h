@@ -121,6 +121,16 @@ uint32_t fg_session_recover_slot(fg_actor_t *a, uint32_t slot, uint32_t gen);
 uint32_t fg_session_recover_all_unsafe(fg_actor_t *a);
 
 /*
+ * Frees finished sessions (states in state_mask, bits 1 << FG_S_DONE ...)
+ * that finished before finished_before_ns (CLOCK_MONOTONIC), except the
+ * children of parents still running.  Safe at any time, from any process,
+ * with purgers, workers and readers running; returns how many it freed.
+ * Their ids are then unknown (404); the table counts them in hdr->purged.
+ */
+#define FG_PURGE_FINISHED ((1u << FG_S_DONE) | (1u << FG_S_FAILED) | (1u << FG_S_CANCELLED))
+uint32_t fg_session_purge(fg_region_t *r, uint64_t finished_before_ns, uint32_t state_mask);
+
+/*
  * The sweep (rule 1: rings are hints).  When the worker rings hold fewer
  * hints than there are QUEUED sessions, some hint was lost: every QUEUED
  * session that waited longer than after_ns is enqueued again (a duplicate
