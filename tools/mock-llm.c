@@ -378,13 +378,19 @@ static int process(loop_t *l, conn_t *c)
 		memmove(c->in, c->in + hlen + clen, c->inlen - hlen - clen);
 		c->inlen -= hlen + clen;
 		if (c->due_ns > now_ns()) {
+			/* ordered by due time: a slow reply must not hold back the
+			 * quick ones queued after it */
 			c->waiting = 1;
-			c->next = NULL;
-			if (l->qtail)
-				l->qtail->next = c;
-			else
-				l->qhead = c;
-			l->qtail = c;
+			conn_t **pp = &l->qhead, *prev = NULL;
+			while (*pp && (*pp)->due_ns <= c->due_ns) {
+				prev = *pp;
+				pp = &(*pp)->next;
+			}
+			c->next = *pp;
+			*pp = c;
+			if (!c->next)
+				l->qtail = c;
+			(void)prev;
 			return 0;
 		}
 		if (flush_out(l, c) < 0)

@@ -27,4 +27,4 @@ id=$(head -1 "$T/ids")
 ctl session "$id" --json | jq -e '.state == "done" and .steps == 8 and .checksum == .checksum_expected' >/dev/null ||
 	fail "session $id: $(ctl session "$id" --json)"
 stop_forged
-echo "chaos: 5000 sessions done, $kills workers killed, $resumed resumptions, check clean"
+echo "chaos: 5000 sessions done, $kills workers killed, $resumed resumptions, check clean; $(recovery)"

@@ -20,4 +20,4 @@ expect_all_done 1000
 [ "$(ctl workers --json | jq '[.[] | select(.last_signal == 9)] | length')" = 2 ] ||
 	fail "both slots should show a SIGKILL as last exit"
 stop_forged
-echo "chaos_stop: 1000 sessions done, $stops stopped workers killed by the watchdog"
+echo "chaos_stop: 1000 sessions done, $stops stopped workers killed by the watchdog; $(recovery)"

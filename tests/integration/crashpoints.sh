@@ -135,4 +135,4 @@ WAIT_S=60 expect_all_done 400
 n=$((n + 1))
 
 stop_forged
-echo "crashpoints: $n crash windows, every session done with the right checksum"
+echo "crashpoints: $n crash windows, every session done with the right checksum; $(recovery)"

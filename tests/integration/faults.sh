@@ -15,14 +15,18 @@ for round in 1 2; do
 	until_true 10 sh -c "[ \$($BIN/forgectl --region $REGION stats --json | jq .sessions.running) -gt 100 ]" ||
 		fail "round $round: nothing running"
 	kids=$(pgrep -P "$FORGED_PID" | tr '\n' ' ')
+	t0=$(( $(date +%s%N) / 1000000 ))
 	kill -KILL "$FORGED_PID" $kids
 	wait "$FORGED_PID" 2>/dev/null || true
 	"$BIN/forged" -c "$T/forge.yaml" >> "$T/forged.log" 2>&1 &
 	FORGED_PID=$!
 	until_true 10 workers_alive || fail "round $round: no restart"
+	ready_ms="${ready_ms:-}$(( $(date +%s%N) / 1000000 - t0 )) ms "
 done
 WAIT_S=120 expect_all_done 4000
 [ "$(ctl status --json | jq .boots)" = 3 ] || fail "boots != 3"
+rec="start-up recovery of the new forged: $(grep -o 'start-up recovery: [0-9]* sessions returned to the queue in [0-9.]* ms' "$T/forged.log" |
+	sed 's/start-up recovery: //; s/ returned to the queue//' | tr '\n' ';')"
 
 # 2. HTTP abuse: 1,000 idle connections; nested and invalid bodies
 bash -c "ulimit -n 4096; for i in \$(seq 1000); do exec {fd}<>/dev/tcp/127.0.0.1/$HTTP_PORT || exit 1; done; sleep 8" &
@@ -62,4 +66,4 @@ if mkdir -p "$T/small" && mount -t tmpfs -o size=1m tmpfs "$T/small" 2>/dev/null
 else
 	full="full filesystem: skipped (cannot mount a tmpfs here)"
 fi
-echo "faults: all processes SIGKILLed twice under load (4000 sessions done), 1000 idle HTTP connections, deep/invalid JSON, truncated region refused, $full"
+echo "faults: all processes SIGKILLed twice under load (4000 sessions done; kill to a new forged's workers READY, polled every 20 ms: $ready_ms), 1000 idle HTTP connections, deep/invalid JSON, truncated region refused, $full; $rec"

@@ -213,4 +213,4 @@ ctl wait --timeout 10 > /dev/null
 [ "$(stat .sessions.cancelled)" = 3 ] || fail "cancelled: $(stat .sessions.cancelled)"
 grep -c "killed by signal 9" "$T/forged.log" | grep -qx 2 || fail "gateway deaths not both logged"
 stop_forged
-echo "gateway: endpoints, 400/401/404/405/409/413/503, pagination, SSE with Last-Event-ID across a gateway kill, chat completions (whole, streamed, and driven by forge's own client), cancel (HTTP and forgectl), watch, top, 200 SSE subscribers not holding requests back, metrics, gateway SIGKILL lost nothing"
+echo "gateway: endpoints, 400/401/404/405/409/413/503, pagination, SSE with Last-Event-ID across a gateway kill, chat completions (whole, streamed, and driven by forge's own client), cancel (HTTP and forgectl), watch, top, 200 SSE subscribers not holding requests back, metrics, gateway SIGKILL lost nothing; $(recovery)"

@@ -102,4 +102,4 @@ for p in mapreduce.child.after_alloc mapreduce.child.after_record; do
 		fail "$p: parents without 3 parts and the combined answer"
 	stop_forged
 done
-echo "mapreduce: 200 map_reduce and 100 plan_execute over HTTP with $kills kills (900 sessions, no orphan), step order and dependency results, a bad plan handled, both child-creation crash windows recovered"
+echo "mapreduce: 200 map_reduce and 100 plan_execute over HTTP with $kills kills (900 sessions, no orphan), step order and dependency results, a bad plan handled, both child-creation crash windows recovered; $(recovery)"

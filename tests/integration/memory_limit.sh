@@ -61,7 +61,7 @@ grep -q "worker [01]: out of memory .* (worker.memory_limit_mb is $LIMIT); retry
 	fail "no out-of-memory warning naming the limit in the log"
 restarts=$(stat .workers.restarts)
 stop_forged
-echo "limit $LIMIT MiB: 1000 sessions done, $oom steps retried for memory, worker peak $((peak / 1024)) MiB, $restarts restarts" > "$T/summary"
+echo "limit $LIMIT MiB: 1000 sessions done, $oom steps retried for memory, worker peak $((peak / 1024)) MiB, $restarts restarts; $(recovery)" > "$T/summary"
 
 # a limit too small to start a worker: clear error, then disabled
 sed -i "s/memory_limit_mb: $LIMIT/memory_limit_mb: 16/; s/intensity: 100000/intensity: 3/" "$T/forge.yaml"

@@ -18,6 +18,11 @@ llm:
       max_retries: 30
       retry_base_ms: 5
       timeout_ms: 5000
+    tight:
+      base_url: http://127.0.0.1:$PORT/v1
+      max_retries: 30
+      retry_base_ms: 5
+      timeout_ms: 500
     scripted:
       type: scripted
 YAML
@@ -53,9 +58,23 @@ run_round plain --latency-ms 300
 run_round faults --latency-ms 100 --fail-rate 0.2 --fail 429,500,malformed,truncated,reset
 retries=$(stat .llm.retries)
 [ "$retries" -gt 50 ] || fail "only $retries retries with a fifth of replies failing"
+# replies slower than the provider's timeout (500 ms): a third of them take
+# 2.5 s; each such request is abandoned at 500 ms and retried
+"$MOCK" --port "$PORT" --latency-ms 50 --fail-rate 0.3 --fail slow 2>>"$T/mock.log" &
+MOCK_PID=$!
+until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+ctl submit --workflow react --prompt "what is 2+2?" --provider tight --count 200 -c "$T/forge.yaml" > /dev/null
+expect_all_done 2200
+slow_retries=$(( $(stat .llm.retries) - retries ))
+[ "$slow_retries" -ge 20 ] || fail "only $slow_retries retries with a third of replies past the timeout"
+kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null || true; MOCK_PID=
+bad=$(ctl sessions --state done --json | jq '[.[] | select(.workflow == "react" and .result != "The answer is 4.")] | length')
+[ "$bad" = 0 ] || fail "slow: $bad sessions without the expected answer"
+echo "slow: 200 done past a 500 ms timeout, $slow_retries retries" >> "$T/summary"
+retries=$(stat .llm.retries)
 # scripted provider: no network, same conversation shape, under kills too
 ctl submit --workflow react --prompt "what is 2+2?" --provider scripted --count 2000 -c "$T/forge.yaml" > /dev/null
 ctl kill-worker 0 > /dev/null || true
-expect_all_done 4000
+expect_all_done 4200
 stop_forged
-echo "react_chaos: $(tr '\n' ';' < "$T/summary") $retries LLM retries, 2000 scripted; every answer right, check clean"
+echo "react_chaos: $(tr '\n' ';' < "$T/summary") $retries LLM retries, 2000 scripted; every answer right, check clean; $(recovery)"

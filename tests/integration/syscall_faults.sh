@@ -195,4 +195,4 @@ start_forged
 expect_all_done $total
 stop_forged
 echo "mmap-start: forged and forgectl refused ($(echo "$out" | head -1)), region untouched" >> "$T/summary"
-echo "syscall_faults: $(sed 's/  */ /g' "$T/summary" | tr '\n' ';') $total sessions, none lost or duplicated"
+echo "syscall_faults: $(sed 's/  */ /g' "$T/summary" | tr '\n' ';') $total sessions, none lost or duplicated; $(recovery)"
