@@ -104,7 +104,8 @@ stat() { ctl stats --json | jq -r "$1"; }
 # to every session of the dead process requeued) and replacement start-up
 # (death to the new process READY), p50/p99, for the summary line
 recovery() {
-	ctl stats --json | jq -r '.recovery | "recovery p50/p99 \(.p50_us * 10 | floor / 10)/\(.p99_us * 10 | floor / 10) us over \(.count) deaths, replacement ready p50/p99 \(.ready_p50_us / 100 | floor / 10)/\(.ready_p99_us / 100 | floor / 10) ms"'
+	ctl stats --json | jq -r '.recovery | "recovery p50/p99 \(.p50_us * 10 | floor / 10)/\(.p99_us * 10 | floor / 10) us over \(.count) deaths" +
+	  (if .ready_count > 0 then ", replacement READY p50/p99 \(.ready_p50_us / 100 | floor / 10)/\(.ready_p99_us / 100 | floor / 10) ms (restart backoff included)" else "" end)'
 }
 
 # expect_all_done N: every one of N sessions done, none elsewhere, check clean

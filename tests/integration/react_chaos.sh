@@ -72,9 +72,26 @@ bad=$(ctl sessions --state done --json | jq '[.[] | select(.workflow == "react" 
 [ "$bad" = 0 ] || fail "slow: $bad sessions without the expected answer"
 echo "slow: 200 done past a 500 ms timeout, $slow_retries retries" >> "$T/summary"
 retries=$(stat .llm.retries)
+# a 429 storm: every reply is 429 (Retry-After: 1) for 3 s, then the
+# provider recovers; every session waits it out and finishes
+"$MOCK" --port "$PORT" --fail-rate 1 --fail 429 2>>"$T/mock.log" &
+MOCK_PID=$!
+until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+ctl submit --workflow react --prompt "what is 2+2?" --count 200 -c "$T/forge.yaml" > /dev/null
+sleep 3   # the storm's length: a duration, not a wait for an event
+kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null || true
+storm=$(( $(stat .llm.retries) - retries ))
+[ "$storm" -ge 200 ] || fail "429 storm: only $storm retries"
+t0=$(( $(date +%s%N) / 1000000 ))
+"$MOCK" --port "$PORT" 2>>"$T/mock.log" &
+MOCK_PID=$!
+expect_all_done 2400
+echo "429 storm: 200 sessions through 3 s of 429s ($storm retries), all done $(( $(date +%s%N) / 1000000 - t0 )) ms after it ended" >> "$T/summary"
+kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null || true; MOCK_PID=
+retries=$(stat .llm.retries)
 # scripted provider: no network, same conversation shape, under kills too
 ctl submit --workflow react --prompt "what is 2+2?" --provider scripted --count 2000 -c "$T/forge.yaml" > /dev/null
 ctl kill-worker 0 > /dev/null || true
-expect_all_done 4200
+expect_all_done 4400
 stop_forged
 echo "react_chaos: $(tr '\n' ';' < "$T/summary") $retries LLM retries, 2000 scripted; every answer right, check clean; $(recovery)"
