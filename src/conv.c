@@ -120,7 +120,7 @@ int fg_rec_next(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r)
 	r->type = h[0];
 	r->n = get16(h + 2);
 	r->p = h + FG_REC_HDR;
-	if (r->type < FG_REC_SYSTEM || r->type > FG_REC_DEPS || *off + FG_REC_HDR + r->n > len)
+	if (r->type < FG_REC_SYSTEM || r->type > FG_REC_KEY || *off + FG_REC_HDR + r->n > len)
 		return -1;
 	*off += FG_REC_HDR + r->n;
 	return 1;

@@ -28,6 +28,7 @@
 #include "forge/util.h"
 #include "forge/worker.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -46,6 +47,12 @@ typedef struct gw {
 	const fg_config_t *cfg;
 	fg_actor_t a;
 	pthread_mutex_t submit_lock;
+	/* Idempotency-Key index (under submit_lock): key hash -> handle.  The
+	 * keys themselves live in the sessions' logs (an FG_REC_KEY record,
+	 * written before the session is published), so the index is rebuilt
+	 * from the region when the gateway starts, or fills up. */
+	struct idem { uint64_t hash, handle; } *idem;
+	uint32_t idem_cap, idem_n;
 } gw_t;
 
 typedef struct body {
@@ -86,6 +93,26 @@ static int reply(struct MHD_Connection *c, unsigned status, const char *ctype, c
 	MHD_add_response_header(r, "Content-Type", ctype);
 	if (hname)
 		MHD_add_response_header(r, hname, hval);
+	int rc = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+/* reply() with a second extra header */
+static int reply2(struct MHD_Connection *c, unsigned status, char *text, const char *h1,
+		  const char *v1, const char *h2, const char *v2)
+{
+	if (!text)
+		return reply_oom(c);
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text,
+								 MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	MHD_add_response_header(r, h1, v1);
+	MHD_add_response_header(r, h2, v2);
 	int rc = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return rc;
@@ -134,6 +161,120 @@ static int authorized(gw_t *g, struct MHD_Connection *c)
 	return 0;
 }
 
+/* Whether the record at idx is still the session of generation gen: not
+ * purged (FREE), not being reused (ALLOCATING, its generation not yet
+ * bumped), not reused (another generation). */
+static int still(gw_t *g, uint32_t idx, uint32_t gen)
+{
+	fg_session_t *s = fg_sess(g->r, idx);
+	uint32_t st = FG_CTL_STATE(atomic_load(&s->ctl));
+	return st != FG_S_FREE && st != FG_S_ALLOCATING && atomic_load(&s->gen) == gen;
+}
+
+/* ---- Idempotency-Key -------------------------------------------------
+ * A client that retries POST /v1/sessions with the same Idempotency-Key
+ * gets the session it created before, not a second one, even when the
+ * gateway died between creating it and answering. */
+
+static uint64_t key_hash(const char *k, size_t n)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)k[i]) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+static int key_ok(const char *k)
+{
+	size_t n = strlen(k);
+	if (n == 0 || n > 128)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)k[i]) && !strchr("-_.:", k[i]))
+			return 0;
+	return 1;
+}
+
+/* The first record of session idx, when it is a KEY; 0 if it is. */
+static int log_key(gw_t *g, uint32_t idx, fg_rec_t *r)
+{
+	uint32_t len = FG_CKPT_LEN(atomic_load(&fg_sess(g->r, idx)->ckpt)), off = 0;
+	if (len > g->r->hdr->log_bytes)
+		return -1;
+	return fg_rec_next(fg_sess_log(g->r, idx), len, &off, r) == 1 && r->type == FG_REC_KEY
+	       ? 0 : -1;
+}
+
+static void idem_insert(gw_t *g, uint64_t hash, uint64_t handle)
+{
+	for (uint32_t k = 0;; k++) {
+		struct idem *e = &g->idem[(hash + k) & (g->idem_cap - 1)];
+		if (!e->hash) {
+			e->hash = hash;
+			e->handle = handle;
+			g->idem_n++;
+			return;
+		}
+	}
+}
+
+/* From the region: every live session that carries a key. */
+static void idem_rebuild(gw_t *g)
+{
+	memset(g->idem, 0, sizeof(*g->idem) * g->idem_cap);
+	g->idem_n = 0;
+	for (uint32_t i = 0; i < g->r->hdr->capacity; i++) {
+		fg_session_t *s = fg_sess(g->r, i);
+		uint32_t st = FG_CTL_STATE(atomic_load(&s->ctl));
+		fg_rec_t r;
+		if (st == FG_S_FREE || st == FG_S_ALLOCATING || log_key(g, i, &r) < 0)
+			continue;
+		idem_insert(g, key_hash((const char *)r.p, r.n), FG_HANDLE(i, atomic_load(&s->gen)));
+	}
+}
+
+/* The live session created with key k, or 0. */
+static uint64_t idem_find(gw_t *g, const char *k, size_t n)
+{
+	uint64_t hash = key_hash(k, n);
+	for (uint32_t j = 0; g->idem && j < g->idem_cap; j++) {
+		struct idem *e = &g->idem[(hash + j) & (g->idem_cap - 1)];
+		if (!e->hash)
+			return 0;
+		if (e->hash != hash)
+			continue;
+		uint32_t idx = FG_HANDLE_IDX(e->handle);
+		fg_rec_t r;
+		if (still(g, idx, FG_HANDLE_GEN(e->handle)) && log_key(g, idx, &r) == 0 &&
+		    r.n == n && !memcmp(r.p, k, n))
+			return e->handle;   /* (a purged or reused one is skipped) */
+	}
+	return 0;
+}
+
+static void idem_add(gw_t *g, const char *k, size_t n, uint64_t handle)
+{
+	if (!g->idem)
+		return;
+	if ((g->idem_n + 1) * 4 > g->idem_cap * 3)
+		idem_rebuild(g);   /* drops the purged; the table holds 2x capacity */
+	idem_insert(g, key_hash(k, n), handle);
+}
+
+/* Whether session idx was made from the same request: workflow and prompt. */
+static int same_request(gw_t *g, uint32_t idx, const fg_submit_t *p)
+{
+	fg_session_t *s = fg_sess(g->r, idx);
+	if (s->workflow != p->workflow)
+		return 0;
+	uint32_t len = FG_CKPT_LEN(atomic_load(&s->ckpt)), off = 0;
+	fg_rec_t r;
+	while (len <= g->r->hdr->log_bytes && fg_rec_next(fg_sess_log(g->r, idx), len, &off, &r) == 1)
+		if (r.type == FG_REC_USER)
+			return r.n == strlen(p->prompt) && !memcmp(r.p, p->prompt, r.n);
+	return 0;
+}
+
 static int post_session(gw_t *g, struct MHD_Connection *c, body_t *b)
 {
 	fg_gwreq_t q;
@@ -144,10 +285,35 @@ static int post_session(gw_t *g, struct MHD_Connection *c, body_t *b)
 	int rc;
 	fg_submit_t p = q.sub;
 	fg_handle_t h;
+	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+	if (key && !key_ok(key)) {
+		fg_gwreq_free(&q);
+		return reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
+				   "letters, digits, '-', '_', '.' or ':'");
+	}
 	pthread_mutex_lock(&g->submit_lock);
-	int e = fg_session_submit(&g->a, &p, &h);
+	uint64_t old = key ? idem_find(g, key, strlen(key)) : 0;
+	int e = 0;
+	if (!old) {
+		p.key = key;
+		p.keylen = key ? strlen(key) : 0;
+		e = fg_session_submit(&g->a, &p, &h);
+		if (e == 0 && key)
+			idem_add(g, key, strlen(key), h);
+	}
 	pthread_mutex_unlock(&g->submit_lock);
-	if (e == -ENOSPC || e == -EBUSY) {
+	if (old) {
+		char id[17], loc[64];
+		fg_handle_format(old, id);
+		if (!same_request(g, FG_HANDLE_IDX(old), &p)) {
+			rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used "
+					 "for a different request (session %s)", key, id);
+		} else {
+			snprintf(loc, sizeof(loc), "/v1/sessions/%s", id);
+			char *s = json_dumps(json_pack("{s:s}", "id", id), JSON_COMPACT);
+			rc = reply2(c, 200, s, "Location", loc, "Idempotent-Replayed", "true");
+		}
+	} else if (e == -ENOSPC || e == -EBUSY) {
 		rc = reply_error(c, 503, NULL, "the session table is full (%u sessions)",
 				 g->r->hdr->capacity);
 	} else if (e == -E2BIG) {
@@ -164,16 +330,6 @@ static int post_session(gw_t *g, struct MHD_Connection *c, body_t *b)
 	}
 	fg_gwreq_free(&q);
 	return rc;
-}
-
-/* Whether the record at idx is still the session of generation gen: not
- * purged (FREE), not being reused (ALLOCATING, its generation not yet
- * bumped), not reused (another generation). */
-static int still(gw_t *g, uint32_t idx, uint32_t gen)
-{
-	fg_session_t *s = fg_sess(g->r, idx);
-	uint32_t st = FG_CTL_STATE(atomic_load(&s->ctl));
-	return st != FG_S_FREE && st != FG_S_ALLOCATING && atomic_load(&s->gen) == gen;
 }
 
 /* Parses an id; returns its index, or UINT32_MAX if no such session. */
@@ -812,6 +968,14 @@ int fg_gateway_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 	gw_t g = { .r = r, .cfg = cfg };
 	json_set_alloc_funcs(fg_gwreq_json_malloc, free);
 	pthread_mutex_init(&g.submit_lock, NULL);
+	g.idem_cap = 64;
+	while (g.idem_cap < 2 * r->hdr->capacity)
+		g.idem_cap *= 2;
+	g.idem = calloc(g.idem_cap, sizeof(*g.idem));
+	if (!g.idem)
+		log_warnx("gateway: out of memory for the Idempotency-Key index: keys are ignored");
+	else
+		idem_rebuild(&g);
 	fg_actor_init(&g.a, r, slot);
 	fg_slot_t *me = g.a.self;
 	atomic_store(&me->starttime, fg_proc_starttime(getpid()));

@@ -209,7 +209,8 @@ char *fg_llm_request_log(const char *model, const uint8_t *log, uint32_t len,
 	SB_LIT(&b, ",\"messages\":[");
 	while ((rc = fg_rec_next(log, len, &off, &r)) == 1) {
 		if (r.type == FG_REC_USAGE || r.type == FG_REC_INTENT || r.type == FG_REC_ERROR ||
-		    r.type == FG_REC_PARTS || r.type == FG_REC_CHILD || r.type == FG_REC_DEPS)
+		    r.type == FG_REC_PARTS || r.type == FG_REC_CHILD || r.type == FG_REC_DEPS ||
+		    r.type == FG_REC_KEY)
 			continue;
 		if (!first)
 			SB_LIT(&b, ",");

@@ -160,6 +160,8 @@ int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint
 	uint32_t loglen = 0;
 	if (p->workflow != FG_WF_SYNTHETIC) {
 		fg_buf_t b = { fg_sess_log(a->r, idx), 0, h->log_bytes, 0 };
+		if (p->key && p->keylen)
+			fg_buf_rec(&b, FG_REC_KEY, p->key, p->keylen);
 		if (p->system && *p->system)
 			fg_buf_rec(&b, FG_REC_SYSTEM, p->system, strlen(p->system));
 		fg_buf_rec(&b, FG_REC_USER, p->prompt ? p->prompt : "", p->prompt ? strlen(p->prompt) : 0);

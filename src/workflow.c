@@ -34,6 +34,7 @@ int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *er
 			users++;
 			break;
 		case FG_REC_USAGE:
+		case FG_REC_KEY:
 			break;
 		case FG_REC_ASSISTANT:
 		case FG_REC_TOOLCALLS:
@@ -165,6 +166,7 @@ int fg_mr_view(const uint8_t *log, uint32_t len, fg_mr_view_t *v, char *err, siz
 			break;
 		case FG_REC_SYSTEM:
 		case FG_REC_USAGE:
+		case FG_REC_KEY:
 			break;
 		default:
 			snprintf(err, errlen, "record type %u at byte %u has no place in map_reduce",

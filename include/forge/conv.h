@@ -28,7 +28,8 @@
 enum fg_rec_type {
 	FG_REC_SYSTEM = 1, FG_REC_USER, FG_REC_ASSISTANT, FG_REC_TOOLCALLS,
 	FG_REC_TOOL, FG_REC_INTENT, FG_REC_ERROR, FG_REC_USAGE, FG_REC_PARTS, FG_REC_CHILD,
-	FG_REC_DEPS
+	FG_REC_DEPS,
+	FG_REC_KEY       /* the client's Idempotency-Key; first, if present */
 };
 #define FG_MAX_PARTS 16
 

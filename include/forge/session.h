@@ -50,6 +50,8 @@ typedef struct fg_submit {
 	uint32_t arg;            /* synthetic: per-step delay µs; react: provider */
 	const char *system;      /* react: optional system message              */
 	const char *prompt;      /* react: the user's message                   */
+	const char *key;         /* optional idempotency key (FG_REC_KEY record) */
+	size_t keylen;
 } fg_submit_t;
 
 const char *fg_state_name(uint32_t st);

@@ -111,6 +111,20 @@ grep '^data: ' "$T/ev1" | tail -1 | sed 's/^data: //' | jq -e '.state == "done" 
 	fail "SSE end event: $(tail -3 "$T/ev1")"
 curl -sN --max-time 10 -H "$H" -H "Last-Event-ID: 2" "$API/v1/sessions/$eid/events" > "$T/ev2"
 [ "$(ids_of "$T/ev2")" = "3 4 5 " ] || fail "Last-Event-ID resume: $(cat "$T/ev2")"
+# Idempotency-Key: a retry gets the same session (200, Idempotent-Replayed),
+# also from a gateway restarted since (its index rebuilt from the region);
+# the key with another prompt is 409; a malformed key 400
+ikey() { curl -s -D "$T/ih" -o "$T/ib" -w '%{http_code}' -H "$H" -H "Idempotency-Key: $1" \
+	--data-binary "$2" "$API/v1/sessions"; }
+[ "$(ikey order-17:a "{\"prompt\":\"what is 2+2?\"}")" = 201 ] || fail "key: first POST: $(cat "$T/ib")"
+kid=$(jq -r .id "$T/ib")
+[ "$(ikey order-17:a "{\"prompt\":\"what is 2+2?\"}")" = 200 ] && [ "$(jq -r .id "$T/ib")" = "$kid" ] &&
+	grep -qi '^Idempotent-Replayed: true' "$T/ih" || fail "key: replay: $(cat "$T/ih" "$T/ib")"
+[ "$(ikey order-17:a "{\"prompt\":\"what is 3+3?\"}")" = 409 ] &&
+	jq -e --arg id "$kid" '.error.message == "Idempotency-Key order-17:a was used for a different request (session \($id))"' "$T/ib" > /dev/null ||
+	fail "key: other request: $(cat "$T/ib")"
+[ "$(ikey 'bad key' "{\"prompt\":\"x\"}")" = 400 ] && jq -e '.error.param == "Idempotency-Key"' "$T/ib" > /dev/null ||
+	fail "key: malformed: $(cat "$T/ib")"
 # the gateway killed mid-stream: the client reconnects and misses nothing
 eid=$(req POST /v1/sessions '{"prompt":"what is 2+2?","model":"mid"}' | sed '$d' | jq -r .id)
 curl -sN --max-time 20 -H "$H" "$API/v1/sessions/$eid/events" > "$T/ev3" 2>/dev/null &
@@ -123,6 +137,8 @@ until_true 10 curl -sf "$API/healthz" || fail "gateway not back"
 curl -sN --max-time 20 -H "$H" -H "Last-Event-ID: $last" "$API/v1/sessions/$eid/events" > "$T/ev4"
 [ "$(ids_of "$T/ev3")$(ids_of "$T/ev4")" = "1 2 3 4 5 " ] ||
 	fail "events across a gateway kill: '$(ids_of "$T/ev3")' + '$(ids_of "$T/ev4")'"
+[ "$(ikey order-17:a "{\"prompt\":\"what is 2+2?\"}")" = 200 ] && [ "$(jq -r .id "$T/ib")" = "$kid" ] ||
+	fail "key: replay after a gateway restart: $(cat "$T/ib")"
 expect_status 404 '' GET /v1/sessions/00000000000000ff/events
 
 # chat completions, the OpenAI wire format, whole and streamed

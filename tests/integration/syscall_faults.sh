@@ -146,29 +146,45 @@ WAIT_S=120 expect_all_done $total
 echo "fork-supervisor: $(( $(stat .workers.spawn_failures) - f0 )) failed starts retried with backoff, worker back, $N sessions done" |
 	tee -a "$T/summary"
 
-# malloc failing in the gateway while clients POST: each request gets 201
-# or an error status (or its connection closed if the gateway dies and is
-# restarted); every session created ends DONE
+# malloc failing in the gateway while clients POST, each with its own
+# Idempotency-Key: each request gets 201, or 503, or its connection closed
+# (a crashed gateway is restarted); once the faults stop, the clients retry
+# the ones that failed with the same keys.  Exactly 300 sessions exist then:
+# none lost, none created twice, whatever the gateway went through.
 before=$(stat .sessions.done)
 g0=$(stat .workers.restarts)
+post_key() { # post_key N: the status of POST /v1/sessions with key k-N
+	curl -s -o "$T/post.out" -w '%{http_code}' --max-time 5 -H "Idempotency-Key: k-$1" \
+		-d '{"prompt":"what is 2+2?"}' "$API/v1/sessions" || true
+}
 fiuctl "enable_random name=libc/mm/*,probability=0.01" $(role_pids gateway)
-codes=
+failed= created=0 other=0
 for i in $(seq 300); do
-	code=$(curl -s -o "$T/post.out" -w '%{http_code}' --max-time 5 \
-		-d '{"prompt":"what is 2+2?"}' "$API/v1/sessions" || true)
-	case $code in 201|503|000) ;; *) fail "gateway malloc: POST answered $code: $(cat "$T/post.out")" ;; esac
-	codes="$codes $code"
+	code=$(post_key "$i")
+	case $code in
+	201) created=$((created + 1)) ;;
+	503|000) other=$((other + 1)); failed="$failed $i" ;;
+	*) fail "gateway malloc: POST answered $code: $(cat "$T/post.out")" ;;
+	esac
 done
 fiuctl "disable name=libc/mm/*" $(role_pids gateway)
-created=$(echo $codes | tr ' ' '\n' | grep -c '^201$' || true)
-other=$(echo $codes | tr ' ' '\n' | grep -vc '^201$' || true)
 [ "$created" -gt 0 ] || fail "gateway malloc: no POST succeeded"
+until_true 10 curl -sf "$API/healthz" || fail "gateway malloc: gateway not back"
+replayed=0
+for i in $failed; do
+	code=$(post_key "$i")
+	case $code in
+	201) ;;
+	200) replayed=$((replayed + 1)) ;;   # created before, its answer lost
+	*) fail "gateway malloc: retry of k-$i answered $code: $(cat "$T/post.out")" ;;
+	esac
+done
 ctl wait --timeout 60 > /dev/null || fail "gateway malloc: sessions not done: $(ctl stats)"
 made=$(( $(stat .sessions.done) - before ))
-[ "$made" -ge "$created" ] || fail "gateway malloc: $created sessions acknowledged, $made done"
+[ "$made" = 300 ] || fail "gateway malloc: $made sessions for 300 keys"
 total=$((total + made))
 expect_all_done $total
-echo "malloc-gateway: 300 POSTs, $created answered 201, $other failed (5xx or connection lost), gateway restarts $(( $(stat .workers.restarts) - g0 )), $made sessions done" |
+echo "malloc-gateway: 300 POSTs with keys, $created answered 201, $other failed (503 or connection lost) and were retried ($replayed of them had been created: replayed, not duplicated), gateway restarts $(( $(stat .workers.restarts) - g0 )), exactly 300 sessions" |
 	tee -a "$T/summary"
 # libfiu's remote-control thread in this forged was started before main()
 # blocked its signals, so a SIGTERM can land on that thread and kill the
