@@ -11,6 +11,7 @@
 #include "forge/conv.h"
 #include "forge/llm.h"
 #include "forge/tool.h"
+#include "forge/workflow.h"
 #include "forge/rate.h"
 
 #include <stdlib.h>
@@ -241,6 +242,34 @@ static void test_request_from_log(void **state)
 	json_decref(tools);
 }
 
+/* An Idempotency-Key record leads the log: views and requests skip it. */
+static void test_key_record(void **state)
+{
+	(void)state;
+	uint8_t mem[512];
+	fg_buf_t b = { mem, 0, sizeof(mem), 0 };
+	fg_buf_rec(&b, FG_REC_KEY, "order-17", 8);
+	fg_buf_rec(&b, FG_REC_USER, "hi", 2);
+	fg_buf_rec(&b, FG_REC_ASSISTANT, "hello", 5);
+	assert_false(b.overflow);
+	fg_react_view_t v;
+	char err[200];
+	assert_int_equal(fg_react_view(mem, b.n, &v, err, sizeof(err)), 0);
+	assert_true(v.final);
+	assert_int_equal(v.turns, 1);
+	size_t n;
+	char *body = fg_llm_request_log("m", mem, b.n, NULL, 0, &n, err, sizeof(err));
+	assert_non_null(body);
+	assert_string_equal(body, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"
+			    "{\"role\":\"assistant\",\"content\":\"hello\"}]}");
+	free(body);
+	fg_mr_view_t mv;
+	b.n = 0;
+	fg_buf_rec(&b, FG_REC_KEY, "k", 1);
+	fg_buf_rec(&b, FG_REC_USER, "split this", 10);
+	assert_int_equal(fg_mr_view(mem, b.n, &mv, err, sizeof(err)), 0);
+}
+
 static void test_calculator(void **state)
 {
 	(void)state;
@@ -349,6 +378,7 @@ int main(void)
 		cmocka_unit_test(test_request_body),
 		cmocka_unit_test(test_conv_roundtrip),
 		cmocka_unit_test(test_request_from_log),
+		cmocka_unit_test(test_key_record),
 		cmocka_unit_test(test_calculator),
 		cmocka_unit_test(test_scripted),
 		cmocka_unit_test(test_rate_limit),
