@@ -78,9 +78,10 @@ static int reply_oom(struct MHD_Connection *c)
 	return rc;
 }
 
-/* Queues TEXT (malloc'd, owned from here on; NULL: allocation failed). */
-static int reply(struct MHD_Connection *c, unsigned status, const char *ctype, char *text,
-		 const char *hname, const char *hval)
+/* Queues TEXT (malloc'd, owned from here on; NULL: allocation failed) with
+ * up to two extra headers (a NULL name: none). */
+static int reply2(struct MHD_Connection *c, unsigned status, const char *ctype, char *text,
+		  const char *h1, const char *v1, const char *h2, const char *v2)
 {
 	if (!text)
 		return reply_oom(c);
@@ -91,31 +92,19 @@ static int reply(struct MHD_Connection *c, unsigned status, const char *ctype, c
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, "Content-Type", ctype);
-	if (hname)
-		MHD_add_response_header(r, hname, hval);
+	if (h1)
+		MHD_add_response_header(r, h1, v1);
+	if (h2)
+		MHD_add_response_header(r, h2, v2);
 	int rc = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return rc;
 }
 
-/* reply() with a second extra header */
-static int reply2(struct MHD_Connection *c, unsigned status, char *text, const char *h1,
-		  const char *v1, const char *h2, const char *v2)
+static int reply(struct MHD_Connection *c, unsigned status, const char *ctype, char *text,
+		 const char *hname, const char *hval)
 {
-	if (!text)
-		return reply_oom(c);
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text,
-								 MHD_RESPMEM_MUST_FREE);
-	if (!r) {
-		free(text);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, "Content-Type", "application/json");
-	MHD_add_response_header(r, h1, v1);
-	MHD_add_response_header(r, h2, v2);
-	int rc = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return rc;
+	return reply2(c, status, ctype, text, hname, hval, NULL, NULL);
 }
 
 static int reply_json(struct MHD_Connection *c, unsigned status, json_t *j)
@@ -275,13 +264,18 @@ static int same_request(gw_t *g, uint32_t idx, const fg_submit_t *p)
 	return 0;
 }
 
+/* A body that fg_gwreq_*() refused: 400 with its message, or 503. */
+static int refuse(struct MHD_Connection *c, fg_gwreq_t *q)
+{
+	fg_gwreq_free(q);
+	return q->status == 503 ? reply_oom(c) : reply_error(c, 400, q->param, "%s", q->error);
+}
+
 static int post_session(gw_t *g, struct MHD_Connection *c, body_t *b)
 {
 	fg_gwreq_t q;
-	if (fg_gwreq_session(b->p, b->n, g->cfg, &q) < 0) {
-		fg_gwreq_free(&q);
-		return q.status == 503 ? reply_oom(c) : reply_error(c, 400, q.param, "%s", q.error);
-	}
+	if (fg_gwreq_session(b->p, b->n, g->cfg, &q) < 0)
+		return refuse(c, &q);
 	int rc;
 	fg_submit_t p = q.sub;
 	fg_handle_t h;
@@ -311,7 +305,8 @@ static int post_session(gw_t *g, struct MHD_Connection *c, body_t *b)
 		} else {
 			snprintf(loc, sizeof(loc), "/v1/sessions/%s", id);
 			char *s = json_dumps(json_pack("{s:s}", "id", id), JSON_COMPACT);
-			rc = reply2(c, 200, s, "Location", loc, "Idempotent-Replayed", "true");
+			rc = reply2(c, 200, "application/json", s, "Location", loc,
+				    "Idempotent-Replayed", "true");
 		}
 	} else if (e == -ENOSPC || e == -EBUSY) {
 		rc = reply_error(c, 503, NULL, "the session table is full (%u sessions)",
@@ -639,10 +634,8 @@ static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 static int chat_completions(gw_t *g, struct MHD_Connection *c, body_t *b)
 {
 	fg_gwreq_t q;
-	if (fg_gwreq_chat(b->p, b->n, g->cfg, &q) < 0) {
-		fg_gwreq_free(&q);
-		return q.status == 503 ? reply_oom(c) : reply_error(c, 400, q.param, "%s", q.error);
-	}
+	if (fg_gwreq_chat(b->p, b->n, g->cfg, &q) < 0)
+		return refuse(c, &q);
 	int rc;
 	fg_submit_t p = q.sub;
 	const char *model = q.model;

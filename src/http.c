@@ -160,9 +160,8 @@ static void pool_put(fg_http_t *h, CURL *e)
 	h->pool[h->npool++] = e;
 }
 
-/* A request that could not be started: its handle back to the pool, its
- * body, headers and stream state freed; q->errbuf says why. */
-static void abort_start(fg_http_t *h, fg_req_t *q)
+/* The request's handle back to the pool, its body and headers freed. */
+static void give_back(fg_http_t *h, fg_req_t *q)
 {
 	pool_put(h, q->easy);
 	q->easy = NULL;
@@ -170,6 +169,13 @@ static void abort_start(fg_http_t *h, fg_req_t *q)
 	q->hdrs = NULL;
 	free(q->reqbody);
 	q->reqbody = NULL;
+}
+
+/* A request that could not be started: given back, its stream state freed
+ * too; q->errbuf says why. */
+static void abort_start(fg_http_t *h, fg_req_t *q)
+{
+	give_back(h, q);
 	fg_req_reset(q);
 }
 
@@ -276,12 +282,7 @@ static void release(fg_http_t *h, fg_req_t *q)
 	if (!q->easy)
 		return;
 	curl_multi_remove_handle(h->multi, q->easy);
-	pool_put(h, q->easy);
-	q->easy = NULL;
-	curl_slist_free_all(q->hdrs);
-	q->hdrs = NULL;
-	free(q->reqbody);
-	q->reqbody = NULL;
+	give_back(h, q);
 }
 
 void fg_req_reset(fg_req_t *q)
