@@ -46,7 +46,7 @@
 #include <stdint.h>
 
 #define FG_REGION_MAGIC   0x0047524547524f46ULL /* "FORGERG\0" little-endian */
-#define FG_REGION_VERSION 2u
+#define FG_REGION_VERSION 3u   /* 3: purged, spawn_failures, llm_oom; KEY log records */
 #define FG_HDR_SIZE       4096u
 #define FG_CACHELINE      64u
 
