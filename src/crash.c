@@ -68,6 +68,8 @@ const char *const fg_crash_points[] = {
 	"recover.after_entry",
 	"mapreduce.child.after_alloc",
 	"mapreduce.child.after_record",
+	"session.purge.after_count",
+	"session.purge.after_cas",
 	NULL
 };
 

@@ -985,6 +985,7 @@ static int cmd_purge(void)
 		mask = 1u << o.state;
 	}
 	uint64_t now = fg_now_ns(), age = (uint64_t)o.older_than_s * 1000000000ull;
+	fg_crash_arm();
 	uint32_t n = fg_session_purge(&R, age < now ? now - age : 0, mask);
 	if (o.json) {
 		json_t *j = json_pack("{s:i,s:I}", "purged", (int)n, "purged_total",

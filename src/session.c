@@ -538,11 +538,13 @@ uint32_t fg_session_purge(fg_region_t *r, uint64_t finished_before_ns, uint32_t 
 		 * killed in between over-counts by one, which no check trips on;
 		 * the other order would under-count for good. */
 		atomic_fetch_add_explicit(&r->hdr->purged, 1, memory_order_relaxed);
+		FG_CRASHPOINT("session.purge.after_count");
 		if (atomic_compare_exchange_strong_explicit(&s->ctl, &c,
 				FG_CTL(FG_S_FREE, FG_SLOT_NONE, 0),
-				memory_order_acq_rel, memory_order_relaxed))
+				memory_order_acq_rel, memory_order_relaxed)) {
+			FG_CRASHPOINT("session.purge.after_cas");
 			n++;
-		else
+		} else
 			atomic_fetch_sub_explicit(&r->hdr->purged, 1, memory_order_relaxed);
 	}
 	free(keep);
