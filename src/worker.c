@@ -751,7 +751,8 @@ static int run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v)
 			for (uint32_t k = 0; k < FG_MAX_CALLS && !p; k++)
 				if (!s->procs[k].pid)
 					p = &s->procs[k];
-			if (!p->out && !(p->out = malloc(t->max_output + 1)))
+			free(p->out);   /* (sized for this tool: a slot may keep an earlier one's) */
+			if (!(p->out = malloc(t->max_output + 1)))
 				goto oom;
 		}
 		if (!t->idempotent) {
