@@ -271,6 +271,7 @@ static const key_t_ schema[] = {
 	U("workflows.max_steps", max_steps, 1, 1000),
 	S("workflows.interrupted", interrupted),
 	U("workflows.deadline_s", deadline_s, 0, 30 * 86400),
+	U("workflows.child_alloc_timeout_s", child_alloc_timeout_s, 1, 30 * 86400),
 	{ NULL, 0, 0, 0, 0, 0 }
 };
 
@@ -311,6 +312,7 @@ void fg_config_defaults(fg_config_t *c)
 	snprintf(p->api_key_env, sizeof(p->api_key_env), "OPENAI_API_KEY");
 	snprintf(c->http_listen, sizeof(c->http_listen), "127.0.0.1:8080");
 	c->max_steps = 10;
+	c->child_alloc_timeout_s = 60;
 	c->http_enabled = 1;
 	c->http_max_body = 1u << 20;
 	c->retain_s = 3600;

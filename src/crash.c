@@ -70,29 +70,48 @@ const char *const fg_crash_points[] = {
 	"mapreduce.child.after_record",
 	"session.purge.after_count",
 	"session.purge.after_cas",
+	"session.finish.before_clear",
+	"session.park.after_cas",
+	"session.wake.before_cas",
+	"session.cancel.before_cas",
+	"session.snapshot.after_check",
+	"registry.probe.after_owner",
+	"registry.recover.after_cas",
+	"ring.unstall.before_cas",
 	NULL
 };
 
 #ifdef FG_CRASHPOINTS
-const char *fg_crash_name;
-static char crash_buf[128];
-static long crash_left;
+int fg_points_armed;
+static char crash_buf[128], stall_buf[128];
+static const char *crash_name, *stall_name;
+static long crash_left, stall_left;
+
+/* "name:N" -> name in buf, N in *left (1 if absent or < 1). */
+static const char *parse_point(const char *spec, char *buf, size_t n, long *left)
+{
+	if (!spec || !*spec)
+		return NULL;
+	strncpy(buf, spec, n - 1);
+	buf[n - 1] = '\0';
+	char *colon = strrchr(buf, ':');
+	*left = 1;
+	if (colon) {
+		*colon = '\0';
+		*left = strtol(colon + 1, NULL, 10);
+		if (*left < 1)
+			*left = 1;
+	}
+	return buf;
+}
 
 void fg_crash_arm(void)
 {
-	const char *spec = getenv("FORGE_CRASHPOINT");
-	if (!spec || !*spec)
-		return;
-	strncpy(crash_buf, spec, sizeof(crash_buf) - 1);
-	char *colon = strrchr(crash_buf, ':');
-	crash_left = 1;
-	if (colon) {
-		*colon = '\0';
-		crash_left = strtol(colon + 1, NULL, 10);
-		if (crash_left < 1)
-			crash_left = 1;
-	}
-	fg_crash_name = crash_buf;
+	crash_name = parse_point(getenv("FORGE_CRASHPOINT"), crash_buf, sizeof(crash_buf),
+				 &crash_left);
+	stall_name = parse_point(getenv("FORGE_STALLPOINT"), stall_buf, sizeof(stall_buf),
+				 &stall_left);
+	fg_points_armed = crash_name || stall_name;
 }
 
 void fg_crash_arm_if(const char *who, uint32_t gen)
@@ -108,12 +127,42 @@ void fg_crash_arm_if(const char *who, uint32_t gen)
 
 void fg_crash_disarm(void)
 {
-	fg_crash_name = NULL;
+	fg_points_armed = 0;
+	crash_name = stall_name = NULL;
+}
+
+/* Writes our pid to FORGE_STALL_FILE (aside, then renamed), then stops. */
+static void stall_here(const char *name)
+{
+	const char *file = getenv("FORGE_STALL_FILE");
+	char msg[200];
+	int n = snprintf(msg, sizeof(msg), "forge: stall point %s reached (pid %d): stopped "
+			 "until SIGCONT\n", name, (int)getpid());
+	ssize_t w = write(STDERR_FILENO, msg, (size_t)n);
+	(void)w;
+	if (file && *file) {
+		char tmp[300], pid[32];
+		snprintf(tmp, sizeof(tmp), "%s.%d.tmp", file, (int)getpid());
+		int k = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+		FILE *f = fopen(tmp, "w");
+		if (f) {
+			fwrite(pid, 1, (size_t)k, f);
+			fclose(f);
+			rename(tmp, file);
+		}
+	}
+	raise(SIGSTOP);
 }
 
 void fg_crash_hit(const char *name)
 {
-	if (strcmp(name, fg_crash_name) != 0)
+	if (stall_name && strcmp(name, stall_name) == 0 && --stall_left == 0) {
+		stall_name = NULL;   /* once: the process goes on clean after it */
+		fg_points_armed = crash_name != NULL;
+		stall_here(name);
+		return;
+	}
+	if (!crash_name || strcmp(name, crash_name) != 0)
 		return;
 	if (--crash_left == 0) {
 		static const char msg[] = "forge: crash point reached, SIGKILL\n";

@@ -252,12 +252,13 @@ static int cmd_stats(void)
 		tc += atomic_load(&x->tokens_completion);
 	}
 	if (o.json) {
-		json_t *j = json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
+		json_t *j = json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
 				      "s:{s:i,s:i,s:I,s:I},"
 				      "s:{s:I,s:f,s:f,s:I,s:f,s:f,s:I},"
 				      "s:{s:I,s:I,s:I}}",
 			"sessions", "queued", (json_int_t)c.by[FG_S_QUEUED],
 			"running", (json_int_t)c.by[FG_S_RUNNING],
+			"waiting", (json_int_t)c.by[FG_S_WAITING],
 			"done", (json_int_t)c.by[FG_S_DONE],
 			"failed", (json_int_t)c.by[FG_S_FAILED],
 			"cancelled", (json_int_t)c.by[FG_S_CANCELLED],
@@ -282,9 +283,10 @@ static int cmd_stats(void)
 		print_json(j);
 		return 0;
 	}
-	printf("sessions   queued %llu  running %llu  done %llu  failed %llu  cancelled %llu"
-	       "  (capacity %u, free %llu, purged %llu)\n",
+	printf("sessions   queued %llu  running %llu  waiting %llu  done %llu  failed %llu  "
+	       "cancelled %llu  (capacity %u, free %llu, purged %llu)\n",
 	       (unsigned long long)c.by[FG_S_QUEUED], (unsigned long long)c.by[FG_S_RUNNING],
+	       (unsigned long long)c.by[FG_S_WAITING],
 	       (unsigned long long)c.by[FG_S_DONE], (unsigned long long)c.by[FG_S_FAILED],
 	       (unsigned long long)c.by[FG_S_CANCELLED], h->capacity,
 	       (unsigned long long)c.by[FG_S_FREE], (unsigned long long)atomic_load(&h->purged));
@@ -314,12 +316,13 @@ static int cmd_status(void)
 	const char *state = alive ? sup_state_name(st) :
 			    st == FG_SUP_STOPPED ? "stopped" : "not running";
 	if (o.json) {
-		json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:I,s:I,s:I}",
+		json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I}",
 			"supervisor", state, "pid", alive ? (int)atomic_load(&h->sup_pid) : 0,
 			"boots", (int)atomic_load(&h->sup_boots),
 			"workers_configured", (int)c.configured, "workers_alive", (int)c.alive,
 			"queued", (json_int_t)c.by[FG_S_QUEUED],
 			"running", (json_int_t)c.by[FG_S_RUNNING],
+			"waiting", (json_int_t)c.by[FG_S_WAITING],
 			"done", (json_int_t)c.by[FG_S_DONE]);
 		print_json(j);
 		return 0;
@@ -329,8 +332,10 @@ static int cmd_status(void)
 		printf(" (pid %d)", (int)atomic_load(&h->sup_pid));
 	printf(", %u/%u workers alive, boots %u\n", c.alive, c.configured,
 	       atomic_load(&h->sup_boots));
-	printf("sessions: %llu queued, %llu running, %llu done, %llu failed, %llu cancelled\n",
+	printf("sessions: %llu queued, %llu running, %llu waiting, %llu done, %llu failed, "
+	       "%llu cancelled\n",
 	       (unsigned long long)c.by[FG_S_QUEUED], (unsigned long long)c.by[FG_S_RUNNING],
+	       (unsigned long long)c.by[FG_S_WAITING],
 	       (unsigned long long)c.by[FG_S_DONE], (unsigned long long)c.by[FG_S_FAILED],
 	       (unsigned long long)c.by[FG_S_CANCELLED]);
 	return 0;
@@ -391,9 +396,10 @@ static int cmd_workers(void)
 	return 0;
 }
 
-static json_t *session_json(uint32_t idx, int full)
+/* NULL if h names no session (or stopped naming one while it was read). */
+static json_t *session_json(fg_handle_t h, int full)
 {
-	return fg_inspect_session(&R, idx, full, have_cfg ? &CFG : NULL);
+	return fg_inspect_session(&R, h, full, have_cfg ? &CFG : NULL);
 }
 
 static int cmd_sessions(void)
@@ -407,7 +413,9 @@ static int cmd_sessions(void)
 		uint32_t st = FG_CTL_STATE(atomic_load(&fg_sess(&R, i)->ctl));
 		if (st == FG_S_FREE || (o.state >= 0 && (int)st != o.state))
 			continue;
-		json_t *j = session_json(i, 0);
+		json_t *j = session_json(fg_session_handle(&R, i), 0);
+		if (!j)
+			continue;   /* purged while it was read */
 		shown++;
 		if (o.json) {
 			json_array_append_new(arr, j);
@@ -439,13 +447,12 @@ static int cmd_session(const char *id)
 	fg_handle_t h;
 	if (fg_handle_parse(id, &h) < 0)
 		die_usage("'%s' is not a session id (16 hex digits, as printed by submit)", id);
-	uint32_t idx = FG_HANDLE_IDX(h);
-	if (idx >= R.hdr->capacity || atomic_load(&fg_sess(&R, idx)->gen) != FG_HANDLE_GEN(h) ||
-	    FG_CTL_STATE(atomic_load(&fg_sess(&R, idx)->ctl)) == FG_S_FREE) {
+	fg_crash_arm();
+	json_t *j = session_json(h, 1);
+	if (!j) {
 		fprintf(stderr, "forgectl: no session %s\n", id);
 		return 1;
 	}
-	json_t *j = session_json(idx, 1);
 	if (o.json) {
 		print_json(j);
 		return 0;
@@ -479,16 +486,119 @@ static void violation(viol_t *v, const char *fmt, ...)
 		json_array_append_new(v->list, json_string(buf));
 }
 
-static int slot_live(uint32_t sl, uint32_t gen)
+/* Whether (slot, lease gen) names a process that is alive now. */
+static int slot_live(uint32_t sl, uint32_t lgen)
 {
 	fg_slot_t *s = fg_slot(&R, sl);
-	if (atomic_load(&s->gen) != gen)
+	if (s->kind == FG_KIND_CLIENT) {
+		uint64_t w;
+		enum fg_probe p = fg_client_probe(s, &w);
+		if (w & FG_OWNER_RECOVERING)
+			return 1;   /* being recovered right now */
+		return (p == FG_PROBE_ALIVE || p == FG_PROBE_CHANGED) &&
+		       (FG_OWNER_GEN(w) & 0xffffu) == (lgen & 0xffffu);
+	}
+	if ((atomic_load(&s->gen) & 0xffffu) != (lgen & 0xffffu))
 		return 0;
-	if (s->kind == FG_KIND_CLIENT)
-		return fg_proc_alive(atomic_load(&s->pid), atomic_load(&s->starttime));
 	uint32_t st = atomic_load(&s->state);
 	return (st == FG_SLOT_READY || st == FG_SLOT_STARTING || st == FG_SLOT_DRAINING) &&
 	       atomic_load(&s->pid) > 0 && kill(atomic_load(&s->pid), 0) == 0;
+}
+
+/* Checks one session against its own log and its parent-child links. */
+static void check_session(viol_t *v, uint32_t i, uint64_t c, uint64_t lost_wake_ns)
+{
+	fg_hdr_t *h = R.hdr;
+	uint32_t st = FG_CTL_STATE(c);
+	char id[17];
+	fg_snap_t sn;
+	fg_handle_format(FG_HANDLE(i, FG_CTL_SGEN(c)), id);
+	if (fg_session_snapshot(&R, FG_HANDLE(i, FG_CTL_SGEN(c)), &sn, 1) < 0)
+		return;   /* purged meanwhile */
+	st = FG_CTL_STATE(sn.ctl);
+	fg_wstate_t ws = sn.st;
+	fg_snap_t *s = &sn;
+	if (FG_CKPT_LEN(sn.ckpt) > h->log_bytes)
+		violation(v, "session %s: checkpoint log length %u exceeds %u", id,
+			  FG_CKPT_LEN(sn.ckpt), h->log_bytes);
+	if (s->parent && s->parent - 1 >= h->capacity)
+		violation(v, "session %s: parent index %u out of range", id, s->parent - 1);
+	if (s->workflow == FG_WF_SYNTHETIC) {
+		if (ws.step > s->steps)
+			violation(v, "session %s: %u steps applied of %u", id, ws.step, s->steps);
+		uint64_t want = FG_SYNTHETIC_SEED;
+		for (uint32_t k = 1; k <= ws.step; k++)
+			want = fg_synthetic_fold(want, k);
+		if (ws.checksum != want)
+			violation(v, "session %s: checksum %016llx after %u steps, expected "
+				  "%016llx (a step applied twice or lost)", id,
+				  (unsigned long long)ws.checksum, ws.step, (unsigned long long)want);
+		if (st == FG_S_DONE && ws.step != s->steps)
+			violation(v, "session %s: done after %u of %u steps", id, ws.step, s->steps);
+		if (st == FG_S_WAITING)
+			violation(v, "session %s: a synthetic session is waiting", id);
+	} else if (s->workflow == FG_WF_REACT) {
+		fg_react_view_t rv;
+		char e2[200];
+		if (fg_react_view(sn.log, sn.len, &rv, e2, sizeof(e2)) < 0)
+			violation(v, "session %s: %s", id, e2);
+		else if (st == FG_S_DONE && !rv.final)
+			violation(v, "session %s: done without a final answer", id);
+		else if (st == FG_S_FAILED && !rv.failed && ws.status != FG_WS_FAILED)
+			violation(v, "session %s: failed without an error", id);
+		else if (ws.step != rv.turns)
+			violation(v, "session %s: state says %u model turns, the conversation holds %u",
+				  id, ws.step, rv.turns);
+		if (st == FG_S_WAITING)
+			violation(v, "session %s: a react session is waiting (it has no children)", id);
+	} else if (s->workflow == FG_WF_MAP_REDUCE || s->workflow == FG_WF_PLAN_EXECUTE) {
+		fg_mr_view_t mv;
+		char e2[200];
+		if (fg_mr_view(sn.log, sn.len, &mv, e2, sizeof(e2)) < 0) {
+			violation(v, "session %s: %s", id, e2);
+		} else if (st == FG_S_DONE && !mv.final) {
+			violation(v, "session %s: done without a final answer", id);
+		} else if (ws.step != mv.turns) {
+			violation(v, "session %s: state says %u model turns, the conversation holds %u",
+				  id, ws.step, mv.turns);
+		} else {
+			uint32_t live = 0;
+			for (uint32_t k = 0; k < mv.nparts; k++) {
+				fg_handle_t ch = mv.child[k];
+				uint32_t ci = FG_HANDLE_IDX(ch);
+				if (ci >= h->capacity)
+					continue;
+				uint64_t cc = atomic_load(&fg_sess(&R, ci)->ctl);
+				uint32_t cst = FG_CTL_STATE(cc);
+				int same = FG_CTL_SGEN(cc) == FG_HANDLE_GEN(ch);
+				if (same && FG_S_LIVE(cst))
+					live++;
+				if (st == FG_S_DONE && !(same && FG_S_FINISHED(cst)))
+					violation(v, "session %s: done, but its part %u has no finished "
+						  "child", id, k + 1);
+				/* A child FREE under its own generation was purged (a
+				 * rolled-back child is FREE under the next one). */
+				if (FG_S_LIVE(st) && same && cst == FG_S_FREE)
+					violation(v, "session %s: %s, but its child for part %u (%016llx) "
+						  "was purged", id, fg_state_name(st), k + 1,
+						  (unsigned long long)ch);
+				if (same && FG_S_LIVE(cst) && fg_sess(&R, ci)->parent != i + 1)
+					violation(v, "session %s: its child for part %u does not name it "
+						  "as its parent", id, k + 1);
+			}
+			uint64_t now = fg_now_ns();
+			if (st == FG_S_WAITING && live == 0 && lost_wake_ns &&
+			    now > sn.queued_ns && now - sn.queued_ns > lost_wake_ns)
+				violation(v, "session %s: waiting for %.1f s, but none of its %u children "
+					  "is live (a lost wake-up)", id, (now - sn.queued_ns) / 1e9,
+					  mv.nparts);
+			if (st == FG_S_WAITING && mv.nparts == 0)
+				violation(v, "session %s: waiting before it has any parts", id);
+		}
+	} else {
+		violation(v, "session %s: unknown workflow %u", id, s->workflow);
+	}
+	fg_snap_free(&sn);
 }
 
 static void check_once(viol_t *v)
@@ -496,15 +606,18 @@ static void check_once(viol_t *v)
 	fg_hdr_t *h = R.hdr;
 	uint64_t by[FG_S_NSTATES] = { 0 };
 	char err[512];
+	/* a parked parent with no live child is woken by the sweep within
+	 * sweep_after_ms (default 2 s); past twice that, a wake-up was lost */
+	uint64_t lost_wake_ns = (have_cfg ? CFG.sweep_after_ms : 2000) * 2000000ull + 1000000000ull;
 
 	for (uint32_t i = 0; i < h->capacity; i++) {
 		fg_session_t *s = fg_sess(&R, i);
 		uint64_t c = atomic_load(&s->ctl);
-		uint32_t st = FG_CTL_STATE(c), sl = FG_CTL_SLOT(c), g = FG_CTL_GEN(c);
+		uint32_t st = FG_CTL_STATE(c), sl = FG_CTL_SLOT(c), g = FG_CTL_LGEN(c);
 		char id[17];
-		fg_handle_format(FG_HANDLE(i, atomic_load(&s->gen)), id);
-		uint64_t flags = c >> 48;   /* only the cancel flag, only on RUNNING */
-		if (st >= FG_S_NSTATES || (flags && !(flags == 1 && st == FG_S_RUNNING))) {
+		fg_handle_format(FG_HANDLE(i, FG_CTL_SGEN(c)), id);
+		uint32_t flags = FG_CTL_FLAGS(c);
+		if (st >= FG_S_NSTATES || (flags && !(flags == FG_CTL_CANCEL && st == FG_S_RUNNING))) {
 			violation(v, "session %s: invalid control word 0x%016llx", id,
 				  (unsigned long long)c);
 			continue;
@@ -514,70 +627,16 @@ static void check_once(viol_t *v)
 			if (sl >= h->nslots)
 				violation(v, "session %s: %s with lease slot %u out of range", id,
 					  fg_state_name(st), sl);
-			else if (!slot_live(sl, g))
+			else if (!slot_live(sl, g) && atomic_load(&s->ctl) == c)
 				violation(v, "session %s: %s under a lease held by dead generation "
 					  "(slot %u, gen %u)", id, fg_state_name(st), sl, g);
-		} else if (st != FG_S_FREE && (sl != FG_SLOT_NONE || g != 0)) {
+		} else if (st != FG_S_FREE && (sl != FG_SLOT_NONE || g != 0)) {   /* (a new table is zeros) */
 			violation(v, "session %s: %s but still carries a lease (slot %u, gen %u)",
 				  id, fg_state_name(st), sl, g);
 		}
 		if (st == FG_S_FREE || st == FG_S_ALLOCATING)
 			continue;
-		fg_wstate_t ws;
-		uint64_t w = fg_session_read(&R, i, &ws);
-		if (FG_CKPT_LEN(w) > h->log_bytes)
-			violation(v, "session %s: checkpoint log length %u exceeds %u", id,
-				  FG_CKPT_LEN(w), h->log_bytes);
-		if (s->workflow == FG_WF_SYNTHETIC) {
-			if (ws.step > s->steps)
-				violation(v, "session %s: %u steps applied of %u", id, ws.step, s->steps);
-			uint64_t want = FG_SYNTHETIC_SEED;
-			for (uint32_t k = 1; k <= ws.step; k++)
-				want = fg_synthetic_fold(want, k);
-			if (ws.checksum != want)
-				violation(v, "session %s: checksum %016llx after %u steps, expected "
-					  "%016llx (a step applied twice or lost)", id,
-					  (unsigned long long)ws.checksum, ws.step,
-					  (unsigned long long)want);
-			if (st == FG_S_DONE && ws.step != s->steps)
-				violation(v, "session %s: done after %u of %u steps", id, ws.step,
-					  s->steps);
-		} else if (s->workflow == FG_WF_REACT) {
-			fg_react_view_t rv;
-			char e2[200];
-			uint32_t len = FG_CKPT_LEN(w) <= h->log_bytes ? FG_CKPT_LEN(w) : 0;
-			if (fg_react_view(fg_sess_log(&R, i), len, &rv, e2, sizeof(e2)) < 0)
-				violation(v, "session %s: %s", id, e2);
-			else if (st == FG_S_DONE && !rv.final)
-				violation(v, "session %s: done without a final answer", id);
-			else if (st == FG_S_FAILED && !rv.failed && ws.status != FG_WS_FAILED)
-				violation(v, "session %s: failed without an error", id);
-			else if (ws.step != rv.turns)
-				violation(v, "session %s: state says %u model turns, the conversation holds %u",
-					  id, ws.step, rv.turns);
-		} else if (s->workflow == FG_WF_MAP_REDUCE || s->workflow == FG_WF_PLAN_EXECUTE) {
-			fg_mr_view_t mv;
-			char e2[200];
-			uint32_t len = FG_CKPT_LEN(w) <= h->log_bytes ? FG_CKPT_LEN(w) : 0;
-			if (fg_mr_view(fg_sess_log(&R, i), len, &mv, e2, sizeof(e2)) < 0)
-				violation(v, "session %s: %s", id, e2);
-			else if (st == FG_S_DONE && !mv.final)
-				violation(v, "session %s: done without a final answer", id);
-			else if (ws.step != mv.turns)
-				violation(v, "session %s: state says %u model turns, the conversation holds %u",
-					  id, ws.step, mv.turns);
-			else if (st == FG_S_DONE)
-				for (uint32_t k = 0; k < mv.nparts; k++) {
-					uint32_t ci = FG_HANDLE_IDX(mv.child[k]);
-					if (ci >= h->capacity ||
-					    atomic_load(&fg_sess(&R, ci)->gen) != FG_HANDLE_GEN(mv.child[k]) ||
-					    FG_CTL_STATE(atomic_load(&fg_sess(&R, ci)->ctl)) < FG_S_DONE)
-						violation(v, "session %s: done, but its part %u has no finished "
-							  "child", id, k + 1);
-				}
-		} else {
-			violation(v, "session %s: unknown workflow %u", id, s->workflow);
-		}
+		check_session(v, i, c, lost_wake_ns);
 	}
 	uint64_t total = 0, finished = by[FG_S_DONE] + by[FG_S_FAILED] + by[FG_S_CANCELLED];
 	for (int k = 0; k < FG_S_NSTATES; k++)
@@ -589,22 +648,40 @@ static void check_once(viol_t *v)
 	for (uint32_t sl = 0; sl < h->nslots; sl++) {
 		fg_slot_t *s = fg_slot(&R, sl);
 		done_ctr += atomic_load(&s->done);
-		int live = slot_live(sl, atomic_load(&s->gen));
+		uint32_t *tab = fg_lease_table(&R, sl);
+		if (s->kind == FG_KIND_CLIENT) {
+			uint64_t w = atomic_load(&s->owner);
+			if (w == 0 && atomic_load(&s->state) != FG_SLOT_FREE)
+				violation(v, "client slot %u: no holder, but marked %s (pid %d)", sl,
+					  fg_slot_state_name(atomic_load(&s->state)),
+					  (int)atomic_load(&s->pid));
+			if (w != 0) {
+				if (!(w & FG_OWNER_RECOVERING) &&
+				    fg_client_probe(s, NULL) == FG_PROBE_ALIVE &&
+				    atomic_load(&s->state) == FG_SLOT_FREE &&
+				    atomic_load(&s->owner) == w && atomic_load(&s->starttime) != 0)
+					violation(v, "client slot %u: marked free while its holder "
+						  "(pid %d) is alive", sl, (int)FG_OWNER_PID(w));
+				continue;   /* held: its leases are its own business */
+			}
+		}
+		int live = s->kind != FG_KIND_CLIENT && slot_live(sl, atomic_load(&s->gen));
 		if (live || (sl == fg_supervisor_slot(&R) && sup_alive()))
 			continue;
 		if (FG_INTENT_OP(atomic_load(&s->ring_intent)) != FG_INTENT_NONE)
 			violation(v, "slot %u: dead, but its ring intent 0x%016llx was never "
 				  "recovered", sl, (unsigned long long)atomic_load(&s->ring_intent));
-		uint32_t *tab = fg_lease_table(&R, sl);
-		for (uint32_t e = 0; e < h->max_inflight; e++) {
+		for (uint32_t e = 0; e < fg_lease_n(&R); e++) {
 			uint32_t x = __atomic_load_n(&tab[e], __ATOMIC_RELAXED);
 			if (x == 0)
 				continue;
 			if (x - 1 >= h->capacity)
 				violation(v, "slot %u: lease entry %u holds %u, out of range", sl, e, x);
+			else if (s->kind == FG_KIND_CLIENT && atomic_load(&s->owner) != 0)
+				break;   /* attached meanwhile */
 			else
-				violation(v, "slot %u: dead, but lease entry %u still names session %u",
-					  sl, e, x - 1);
+				violation(v, "slot %u: %s, but lease entry %u still names session %u",
+					  sl, s->kind == FG_KIND_CLIENT ? "free" : "dead", e, x - 1);
 			break;
 		}
 	}
@@ -615,14 +692,11 @@ static void check_once(viol_t *v)
 		violation(v, "workers counted %llu finished sessions, the table holds %llu "
 			  "and %llu were purged", (unsigned long long)done_ctr,
 			  (unsigned long long)finished, (unsigned long long)purged);
-	uint64_t depth = 0;
 	for (uint32_t i = 0; i < h->nrings; i++) {
 		fg_ringref_t rr = fg_ring_ref(&R, i);
-		depth += fg_ring_depth(rr);
 		if (fg_ring_check(rr, err, sizeof(err)) < 0)
 			violation(v, "%s", err);
 	}
-	(void)depth;
 	for (uint32_t i = 0; i < atomic_load(&h->cfg_workers) && i < h->nworker_slots; i++) {
 		fg_slot_t *s = fg_slot(&R, i);
 		uint32_t st = atomic_load(&s->state);
@@ -747,12 +821,14 @@ static int cmd_wait(void)
 	for (;;) {
 		counts_t c;
 		count(&c);
-		if (c.by[FG_S_QUEUED] == 0 && c.by[FG_S_RUNNING] == 0 && c.by[FG_S_ALLOCATING] == 0)
+		if (c.by[FG_S_QUEUED] == 0 && c.by[FG_S_RUNNING] == 0 && c.by[FG_S_ALLOCATING] == 0 &&
+		    c.by[FG_S_WAITING] == 0)
 			return 0;
 		if (fg_now_ns() >= deadline) {
-			fprintf(stderr, "forgectl: wait: timed out with %llu queued, %llu running\n",
-				(unsigned long long)c.by[FG_S_QUEUED],
-				(unsigned long long)c.by[FG_S_RUNNING]);
+			fprintf(stderr, "forgectl: wait: timed out with %llu queued, %llu running, "
+				"%llu waiting\n", (unsigned long long)c.by[FG_S_QUEUED],
+				(unsigned long long)c.by[FG_S_RUNNING],
+				(unsigned long long)c.by[FG_S_WAITING]);
 			return 1;
 		}
 		usleep(20000);
@@ -821,6 +897,7 @@ static int cmd_cancel(const char *id)
 	uint32_t st;
 	if (fg_handle_parse(id, &h) < 0)
 		die_usage("'%s' is not a session id (16 hex digits, as printed by submit)", id);
+	fg_crash_arm();
 	int rc = fg_session_cancel(&R, h, &st);
 	if (rc == -ENOENT) {
 		fprintf(stderr, "forgectl: no session %s\n", id);
@@ -842,8 +919,7 @@ static int cmd_watch(const char *id)
 	fg_handle_t h;
 	if (fg_handle_parse(id, &h) < 0)
 		die_usage("'%s' is not a session id (16 hex digits, as printed by submit)", id);
-	uint32_t idx = FG_HANDLE_IDX(h);
-	if (idx >= R.hdr->capacity || atomic_load(&fg_sess(&R, idx)->gen) != FG_HANDLE_GEN(h)) {
+	if (!fg_session_valid(&R, h, NULL)) {
 		fprintf(stderr, "forgectl: no session %s\n", id);
 		return 1;
 	}
@@ -853,18 +929,22 @@ static int cmd_watch(const char *id)
 	uint64_t deadline = o.timeout_s >= 0 ? fg_now_ns() + (uint64_t)o.timeout_s * 1000000000ull
 					     : UINT64_MAX;
 	for (;;) {
-		fg_session_t *s = fg_sess(&R, idx);
-		uint32_t st = FG_CTL_STATE(atomic_load(&s->ctl));
-		fg_wstate_t ws;
-		uint64_t w = fg_session_read(&R, idx, &ws);
-		/* the state was read first: a session that ended has every message
-		 * committed in the snapshot below, so "[done]" comes last */
+		fg_snap_t sn;
+		if (fg_session_snapshot(&R, h, &sn, 1) < 0) {
+			fprintf(stderr, "forgectl: watch: session %s is gone (purged)\n", id);
+			return 1;
+		}
+		/* one snapshot, re-validated after the copy: the state is as of
+		 * its end, so a session that ended has every message in it and
+		 * "[done]" comes last */
+		uint32_t st = FG_CTL_STATE(sn.ctl);
+		fg_wstate_t ws = sn.st;
+		fg_snap_t *s = &sn;
 		if (s->workflow == FG_WF_SYNTHETIC) {
 			for (; last_step < ws.step; last_step++)
 				printf(o.json ? "{\"event\":\"step\",\"step\":%u}\n" : "step %u\n", last_step + 1);
 		} else {
-			uint32_t len = FG_CKPT_LEN(w) <= R.hdr->log_bytes ? FG_CKPT_LEN(w) : 0;
-			json_t *m = fg_conv_json(fg_sess_log(&R, idx), len, NULL, NULL);
+			json_t *m = fg_conv_json(sn.log, sn.len, NULL, NULL);
 			for (; shown < json_array_size(m); shown++) {
 				json_t *x = json_array_get(m, shown);
 				if (o.json) {
@@ -895,6 +975,7 @@ static int cmd_watch(const char *id)
 			}
 			json_decref(m);
 		}
+		fg_snap_free(&sn);
 		if (st != last_state) {
 			if (o.json)
 				printf("{\"event\":\"state\",\"state\":\"%s\"}\n", fg_state_name(st));
@@ -902,7 +983,7 @@ static int cmd_watch(const char *id)
 				printf("[%s]\n", fg_state_name(st));
 			last_state = st;
 		}
-		if (st >= FG_S_DONE)
+		if (FG_S_FINISHED(st))
 			return st == FG_S_DONE ? 0 : 1;
 		if (fg_now_ns() >= deadline) {
 			fprintf(stderr, "forgectl: watch: %s still %s after %ld s\n", id,
@@ -932,8 +1013,10 @@ static int cmd_top(void)
 		printf("forge top — %s, %u/%u workers alive, %llu restarts\n",
 		       sup_alive() ? sup_state_name(atomic_load(&R.hdr->sup_state)) : "not running",
 		       c.alive, c.configured, (unsigned long long)c.restarts);
-		printf("sessions  queued %llu  running %llu  done %llu  failed %llu  cancelled %llu\n",
+		printf("sessions  queued %llu  running %llu  waiting %llu  done %llu  failed %llu  "
+		       "cancelled %llu\n",
 		       (unsigned long long)c.by[FG_S_QUEUED], (unsigned long long)c.by[FG_S_RUNNING],
+		       (unsigned long long)c.by[FG_S_WAITING],
 		       (unsigned long long)c.by[FG_S_DONE], (unsigned long long)c.by[FG_S_FAILED],
 		       (unsigned long long)c.by[FG_S_CANCELLED]);
 		if (dt > 0)

@@ -19,6 +19,7 @@
  * thread beats the heartbeat and waits for SIGTERM.
  */
 #include "forge/gateway.h"
+#include "forge/crash.h"
 #include "forge/conv.h"
 #include "forge/gwreq.h"
 #include "forge/inspect.h"
@@ -150,14 +151,11 @@ static int authorized(gw_t *g, struct MHD_Connection *c)
 	return 0;
 }
 
-/* Whether the record at idx is still the session of generation gen: not
- * purged (FREE), not being reused (ALLOCATING, its generation not yet
- * bumped), not reused (another generation). */
+/* Whether the record at idx is still the session of generation gen (one
+ * test for the whole program: fg_session_valid). */
 static int still(gw_t *g, uint32_t idx, uint32_t gen)
 {
-	fg_session_t *s = fg_sess(g->r, idx);
-	uint32_t st = FG_CTL_STATE(atomic_load(&s->ctl));
-	return st != FG_S_FREE && st != FG_S_ALLOCATING && atomic_load(&s->gen) == gen;
+	return fg_session_valid(g->r, FG_HANDLE(idx, gen), NULL);
 }
 
 /* ---- Idempotency-Key -------------------------------------------------
@@ -184,14 +182,41 @@ static int key_ok(const char *k)
 	return 1;
 }
 
-/* The first record of session idx, when it is a KEY; 0 if it is. */
-static int log_key(gw_t *g, uint32_t idx, fg_rec_t *r)
+/* From a snapshot of session h: whether its first record is a KEY equal
+ * to k (with k NULL: any KEY, copied into kbuf/kn); and, with p, whether
+ * it was made from the same request (workflow and prompt) into *same.
+ * 0 if so, -1 if not or if h is gone. */
+static int snap_key(gw_t *g, fg_handle_t h, const char *k, size_t n, char *kbuf, size_t *kn,
+		    const fg_submit_t *p, int *same)
 {
-	uint32_t len = FG_CKPT_LEN(atomic_load(&fg_sess(g->r, idx)->ckpt)), off = 0;
-	if (len > g->r->hdr->log_bytes)
+	fg_snap_t sn;
+	if (fg_session_snapshot(g->r, h, &sn, 1) < 0)
 		return -1;
-	return fg_rec_next(fg_sess_log(g->r, idx), len, &off, r) == 1 && r->type == FG_REC_KEY
-	       ? 0 : -1;
+	uint32_t off = 0;
+	fg_rec_t r;
+	int rc = -1;
+	if (fg_rec_next(sn.log, sn.len, &off, &r) == 1 && r.type == FG_REC_KEY) {
+		if (k)
+			rc = r.n == n && !memcmp(r.p, k, n) ? 0 : -1;
+		else if (r.n <= 128) {
+			memcpy(kbuf, r.p, r.n);
+			*kn = r.n;
+			rc = 0;
+		}
+	}
+	if (rc == 0 && p) {
+		*same = 0;
+		if (sn.workflow == p->workflow) {
+			off = 0;
+			while (fg_rec_next(sn.log, sn.len, &off, &r) == 1)
+				if (r.type == FG_REC_USER) {
+					*same = r.n == strlen(p->prompt) && !memcmp(r.p, p->prompt, r.n);
+					break;
+				}
+		}
+	}
+	fg_snap_free(&sn);
+	return rc;
 }
 
 static void idem_insert(gw_t *g, uint64_t hash, uint64_t handle)
@@ -213,12 +238,12 @@ static void idem_rebuild(gw_t *g)
 	memset(g->idem, 0, sizeof(*g->idem) * g->idem_cap);
 	g->idem_n = 0;
 	for (uint32_t i = 0; i < g->r->hdr->capacity; i++) {
-		fg_session_t *s = fg_sess(g->r, i);
-		uint32_t st = FG_CTL_STATE(atomic_load(&s->ctl));
-		fg_rec_t r;
-		if (st == FG_S_FREE || st == FG_S_ALLOCATING || log_key(g, i, &r) < 0)
+		fg_handle_t h = fg_session_handle(g->r, i);
+		char k[128];
+		size_t kn;
+		if (!fg_session_valid(g->r, h, NULL) || snap_key(g, h, NULL, 0, k, &kn, NULL, NULL) < 0)
 			continue;
-		idem_insert(g, key_hash((const char *)r.p, r.n), FG_HANDLE(i, atomic_load(&s->gen)));
+		idem_insert(g, key_hash(k, kn), h);
 	}
 }
 
@@ -232,10 +257,7 @@ static uint64_t idem_find(gw_t *g, const char *k, size_t n)
 			return 0;
 		if (e->hash != hash)
 			continue;
-		uint32_t idx = FG_HANDLE_IDX(e->handle);
-		fg_rec_t r;
-		if (still(g, idx, FG_HANDLE_GEN(e->handle)) && log_key(g, idx, &r) == 0 &&
-		    r.n == n && !memcmp(r.p, k, n))
+		if (snap_key(g, e->handle, k, n, NULL, NULL, NULL, NULL) == 0)
 			return e->handle;   /* (a purged or reused one is skipped) */
 	}
 	return 0;
@@ -250,18 +272,13 @@ static void idem_add(gw_t *g, const char *k, size_t n, uint64_t handle)
 	idem_insert(g, key_hash(k, n), handle);
 }
 
-/* Whether session idx was made from the same request: workflow and prompt. */
-static int same_request(gw_t *g, uint32_t idx, const fg_submit_t *p)
+/* Whether session h was made from the same request: workflow and prompt. */
+static int same_request(gw_t *g, fg_handle_t h, const char *key, const fg_submit_t *p)
 {
-	fg_session_t *s = fg_sess(g->r, idx);
-	if (s->workflow != p->workflow)
+	int same = 0;
+	if (snap_key(g, h, key, strlen(key), NULL, NULL, p, &same) < 0)
 		return 0;
-	uint32_t len = FG_CKPT_LEN(atomic_load(&s->ckpt)), off = 0;
-	fg_rec_t r;
-	while (len <= g->r->hdr->log_bytes && fg_rec_next(fg_sess_log(g->r, idx), len, &off, &r) == 1)
-		if (r.type == FG_REC_USER)
-			return r.n == strlen(p->prompt) && !memcmp(r.p, p->prompt, r.n);
-	return 0;
+	return same;
 }
 
 /* A body that fg_gwreq_*() refused: 400 with its message, or 503. */
@@ -299,7 +316,7 @@ static int post_session(gw_t *g, struct MHD_Connection *c, body_t *b)
 	if (old) {
 		char id[17], loc[64];
 		fg_handle_format(old, id);
-		if (!same_request(g, FG_HANDLE_IDX(old), &p)) {
+		if (!same_request(g, old, key, &p)) {
 			rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used "
 					 "for a different request (session %s)", key, id);
 		} else {
@@ -350,7 +367,7 @@ static int list_sessions(gw_t *g, struct MHD_Connection *c)
 	char *end;
 	if (st && (want = fg_state_parse(st)) < 0)
 		return reply_error(c, 400, "state", "state \"%.50s\" is not one of queued, running, "
-				   "done, failed, cancelled", st);
+				   "waiting, done, failed, cancelled", st);
 	if (lim && ((limit = strtol(lim, &end, 10)) < 1 || limit > 1000 || *end))
 		return reply_error(c, 400, "limit", "limit must be an integer in [1, 1000]");
 	if (cur && (!*cur || (start = strtoul(cur, &end, 16), *end) || start > g->r->hdr->capacity))
@@ -361,7 +378,9 @@ static int list_sessions(gw_t *g, struct MHD_Connection *c)
 		uint32_t s = FG_CTL_STATE(atomic_load(&fg_sess(g->r, i)->ctl));
 		if (s == FG_S_FREE || s == FG_S_ALLOCATING || (want >= 0 && (int)s != want))
 			continue;
-		json_array_append_new(arr, fg_inspect_session(g->r, i, 0, g->cfg));
+		json_t *x = fg_inspect_session(g->r, fg_session_handle(g->r, i), 0, g->cfg);
+		if (x)   /* (purged while it was read: left out) */
+			json_array_append_new(arr, x);
 	}
 	json_t *j = json_pack("{s:o}", "data", arr);
 	if (i < g->r->hdr->capacity) {
@@ -439,7 +458,7 @@ static int metrics(gw_t *g, struct MHD_Connection *c)
 		uint32_t st = FG_CTL_STATE(atomic_load_explicit(&s->ctl, memory_order_relaxed));
 		if (st < FG_S_NSTATES)
 			by[st]++;
-		if (st >= FG_S_DONE) {
+		if (FG_S_FINISHED(st)) {
 			uint64_t f = atomic_load_explicit(&s->finished_ns, memory_order_relaxed);
 			if (f > s->created_ns) {
 				double d = (f - s->created_ns) / 1e9;
@@ -467,10 +486,8 @@ static int metrics(gw_t *g, struct MHD_Connection *c)
 		b[0] = '\0';
 	mput(&b, &n, &cap, "# HELP forge_sessions Sessions in the table by state.\n"
 	     "# TYPE forge_sessions gauge\n");
-	static const char *const names[] = { "free", "allocating", "queued", "running", "done",
-					     "failed", "cancelled" };
 	for (int k = 0; k < FG_S_NSTATES; k++)
-		mput(&b, &n, &cap, "forge_sessions{state=\"%s\"} %llu\n", names[k],
+		mput(&b, &n, &cap, "forge_sessions{state=\"%s\"} %llu\n", fg_state_name((uint32_t)k),
 		     (unsigned long long)by[k]);
 	mput(&b, &n, &cap, "# HELP forge_steps_total Checkpoints committed.\n# TYPE forge_steps_total counter\n"
 	     "forge_steps_total %llu\n", (unsigned long long)steps);
@@ -536,11 +553,10 @@ static uint64_t keepalive_ns(const gw_t *g)
 static int chat_wait(chat_t *ch, int step_ms, uint64_t until_ns)
 {
 	for (;;) {
-		fg_session_t *s = fg_sess(ch->g->r, ch->idx);
-		if (atomic_load(&s->gen) != ch->gen)
-			return 1;
-		if (FG_CTL_STATE(atomic_load(&s->ctl)) >= FG_S_DONE)
-			return 1;
+		uint64_t c;
+		if (!fg_session_valid(ch->g->r, FG_HANDLE(ch->idx, ch->gen), &c) ||
+		    FG_S_FINISHED(FG_CTL_STATE(c)))
+			return 1;   /* ended, or gone (purged) */
 		uint64_t now = fg_now_ns();
 		if (now >= ch->deadline_ns || now >= until_ns)
 			return 0;
@@ -560,8 +576,12 @@ static int chat_wait(chat_t *ch, int step_ms, uint64_t until_ns)
 
 static json_t *chat_result(chat_t *ch, const char **err)
 {
-	json_t *j = fg_inspect_session(ch->g->r, ch->idx, 0, ch->g->cfg);
+	json_t *j = fg_inspect_session(ch->g->r, FG_HANDLE(ch->idx, ch->gen), 0, ch->g->cfg);
 	*err = NULL;
+	if (!j) {
+		*err = "the session is gone (purged)";
+		return json_object();
+	}
 	const char *state = json_string_value(json_object_get(j, "state"));
 	if (!state || strcmp(state, "done") != 0)
 		*err = json_string_value(json_object_get(j, "error"));
@@ -783,24 +803,22 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 				return reply_error(c, 409, NULL, "session %.40s already ended (%s)", url + 13,
 						   fg_state_name(st));
 			/* a running one ends within milliseconds: wait for it briefly */
-			uint32_t idx = FG_HANDLE_IDX(h);
-			for (int i = 0; i < 200 && FG_CTL_STATE(atomic_load(&fg_sess(g->r, idx)->ctl)) ==
-						    FG_S_RUNNING; i++)
+			uint64_t cw;
+			for (int i = 0; i < 200 && fg_session_valid(g->r, h, &cw) &&
+					FG_CTL_STATE(cw) == FG_S_RUNNING; i++)
 				usleep(1000);
-			return reply_json(c, 200, fg_inspect_session(g->r, idx, 0, g->cfg));
+			json_t *j = fg_inspect_session(g->r, h, 0, g->cfg);
+			if (!j)
+				return reply_error(c, 404, "id", "no session %.40s", url + 13);
+			return reply_json(c, 200, j);
 		}
 		if (!get)
 			return reply_error(c, 405, NULL, "use GET or DELETE");
-		uint32_t idx = lookup(g, url + 13);
-		if (idx == UINT32_MAX)
-			return reply_error(c, 404, "id", "no session %.40s", url + 13);
-		json_t *j = fg_inspect_session(g->r, idx, 1, g->cfg);
 		fg_handle_t h;
-		fg_handle_parse(url + 13, &h);
-		if (!still(g, idx, FG_HANDLE_GEN(h))) {   /* purged while it was read */
-			json_decref(j);
+		json_t *j = fg_handle_parse(url + 13, &h) < 0 ? NULL
+			    : fg_inspect_session(g->r, h, 1, g->cfg);
+		if (!j)   /* no such session, or purged while it was read */
 			return reply_error(c, 404, "id", "no session %.40s", url + 13);
-		}
 		return reply_json(c, 200, j);
 	}
 	return reply_error(c, 404, NULL, "no such endpoint: %.100s", url);
@@ -845,15 +863,15 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 	for (;;) {
 		if (e->ended)
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		fg_session_t *s = fg_sess(g->r, e->idx);
-		if (!still(g, e->idx, e->gen))
+		/* one snapshot, re-validated after the copy: a record purged and
+		 * reused meanwhile ends the stream, never shows another session */
+		fg_snap_t sn;
+		if (fg_session_snapshot(g->r, FG_HANDLE(e->idx, e->gen), &sn, 1) < 0)
 			return MHD_CONTENT_READER_END_OF_STREAM;   /* purged or reused */
-		uint32_t st = FG_CTL_STATE(atomic_load(&s->ctl));
-		fg_wstate_t ws;
-		uint64_t w = fg_session_read(g->r, e->idx, &ws);
+		uint32_t st = FG_CTL_STATE(sn.ctl);
 		size_t n = 0;
-		if (s->workflow == FG_WF_SYNTHETIC) {
-			while (e->synth_step < ws.step && e->next <= ws.step) {
+		if (sn.workflow == FG_WF_SYNTHETIC) {
+			while (e->synth_step < sn.st.step && e->next <= sn.st.step) {
 				uint32_t k = e->next;
 				size_t m = ev_put(buf, max, n, k, "step", json_pack("{s:i}", "step", (int)k));
 				if (m == n)
@@ -863,8 +881,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 				e->synth_step = k;
 			}
 		} else {
-			uint32_t len = FG_CKPT_LEN(w) <= g->r->hdr->log_bytes ? FG_CKPT_LEN(w) : 0;
-			json_t *msgs = fg_conv_json(fg_sess_log(g->r, e->idx), len, NULL, NULL);
+			json_t *msgs = fg_conv_json(sn.log, sn.len, NULL, NULL);
 			size_t total = json_array_size(msgs);
 			while (e->next <= total) {
 				size_t m = ev_put(buf, max, n, e->next, "message",
@@ -876,11 +893,14 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			}
 			json_decref(msgs);
 		}
-		if (n == 0 && st >= FG_S_DONE) {
-			n = ev_put(buf, max, 0, e->next, "end",
-				   fg_inspect_session(g->r, e->idx, 0, g->cfg));
-			e->ended = 1;
+		if (n == 0 && FG_S_FINISHED(st)) {
+			json_t *fin = fg_inspect_snap(&sn, 0, g->cfg);
+			if (fin) {
+				n = ev_put(buf, max, 0, e->next, "end", fin);
+				e->ended = 1;
+			}
 		}
+		fg_snap_free(&sn);
 		uint64_t now = fg_now_ns();
 		if (n == 0 && now - e->last_write_ns > keepalive_ns(g)) {
 			n = (size_t)snprintf(buf, max, ": keep-alive\n\n");
@@ -918,7 +938,9 @@ static int events(gw_t *g, struct MHD_Connection *c, const char *id)
 	e->g = g;
 	e->c = c;
 	e->idx = idx;
-	e->gen = atomic_load(&fg_sess(g->r, idx)->gen);
+	fg_handle_t h;
+	fg_handle_parse(id, &h);
+	e->gen = FG_HANDLE_GEN(h);
 	e->next = 1;
 	e->last_write_ns = fg_now_ns();
 	const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
@@ -1013,6 +1035,7 @@ int fg_gateway_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 	uint32_t expect = FG_SLOT_STARTING;
 	atomic_store(&me->heartbeat_ns, fg_coarse_ns());
 	atomic_compare_exchange_strong(&me->state, &expect, FG_SLOT_READY);
+	fg_crash_arm_if("gateway", g.a.gen);
 	log_info("gateway listening on %s", cfg->http_listen);
 	for (;;) {
 		struct timespec ts = { 0, (long)cfg->heartbeat_ms * 1000000L / 2 };

@@ -1,7 +1,8 @@
 /*
  * inspect.c — sessions as JSON, for forgectl and the gateway: state, steps,
  * checksum or result, error, usage, parts and (full) the conversation.
- * Reads only: a consistent snapshot of each record through its seqlock.
+ * Reads only: a snapshot of each record (fg_session_snapshot), which is
+ * re-validated after the copy, so what is shown is all one session.
  */
 #include "forge/inspect.h"
 #include "forge/conv.h"
@@ -11,14 +12,23 @@
 #include <stdio.h>
 #include <string.h>
 
-json_t *fg_inspect_session(const fg_region_t *R, uint32_t idx, int full, const fg_config_t *cfg)
+json_t *fg_inspect_session(const fg_region_t *R, fg_handle_t h, int full, const fg_config_t *cfg)
 {
-	fg_session_t *s = fg_sess(R, idx);
-	fg_wstate_t st;
-	uint64_t c = atomic_load(&s->ctl);
-	uint64_t w = fg_session_read(R, idx, &st);
+	fg_snap_t sn;
+	if (fg_session_snapshot(R, h, &sn, 1) < 0)
+		return NULL;
+	json_t *j = fg_inspect_snap(&sn, full, cfg);
+	fg_snap_free(&sn);
+	return j;
+}
+
+json_t *fg_inspect_snap(const fg_snap_t *s, int full, const fg_config_t *cfg)
+{
+	fg_wstate_t st = s->st;
+	uint64_t c = s->ctl;
+	uint64_t w = s->ckpt;
 	char id[17];
-	fg_handle_format(FG_HANDLE(idx, atomic_load(&s->gen)), id);
+	fg_handle_format(s->h, id);
 	json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:i}", "id", id,
 		"state", fg_state_name(FG_CTL_STATE(c)),
 		"workflow", s->workflow == FG_WF_SYNTHETIC ? "synthetic" :
@@ -29,8 +39,8 @@ json_t *fg_inspect_session(const fg_region_t *R, uint32_t idx, int full, const f
 	if (s->workflow == FG_WF_MAP_REDUCE || s->workflow == FG_WF_PLAN_EXECUTE) {
 		fg_mr_view_t v;
 		char err[200];
-		const uint8_t *log = fg_sess_log(R, idx);
-		uint32_t len = FG_CKPT_LEN(w) <= R->hdr->log_bytes ? FG_CKPT_LEN(w) : 0;
+		const uint8_t *log = s->log;
+		uint32_t len = s->len;
 		if (fg_mr_view(log, len, &v, err, sizeof(err)) == 0) {
 			if (v.final)
 				json_object_set_new(j, "result", json_stringn(v.answer.p, v.answer.n));
@@ -61,8 +71,8 @@ json_t *fg_inspect_session(const fg_region_t *R, uint32_t idx, int full, const f
 	if (s->workflow == FG_WF_REACT) {
 		fg_react_view_t v;
 		char err[200];
-		const uint8_t *log = fg_sess_log(R, idx);
-		uint32_t len = FG_CKPT_LEN(w) <= R->hdr->log_bytes ? FG_CKPT_LEN(w) : 0;
+		const uint8_t *log = s->log;
+		uint32_t len = s->len;
 		if (fg_react_view(log, len, &v, err, sizeof(err)) == 0) {
 			if (v.final)
 				json_object_set_new(j, "result", json_stringn(v.answer.p, v.answer.n));
@@ -91,16 +101,18 @@ json_t *fg_inspect_session(const fg_region_t *R, uint32_t idx, int full, const f
 		}
 	}
 	if (full) {
-		json_object_set_new(j, "claims", json_integer(atomic_load(&s->claims)));
+		json_object_set_new(j, "claims", json_integer(s->claims));
 		json_object_set_new(j, "checkpoint_seq", json_integer(FG_CKPT_SEQ(w)));
 		json_object_set_new(j, "checkpoint_log_bytes", json_integer(FG_CKPT_LEN(w)));
 		if (s->workflow == FG_WF_SYNTHETIC)
 			json_object_set_new(j, "delay_us", json_integer(s->arg));
 		if (FG_CTL_STATE(c) == FG_S_RUNNING || FG_CTL_STATE(c) == FG_S_ALLOCATING)
 			json_object_set_new(j, "lease", json_pack("{s:i,s:i}", "slot",
-				(int)FG_CTL_SLOT(c), "gen", (int)FG_CTL_GEN(c)));
-		uint64_t fin = atomic_load(&s->finished_ns), sta = atomic_load(&s->started_ns);
-		if (fin && FG_CTL_STATE(c) >= FG_S_DONE)
+				(int)FG_CTL_SLOT(c), "gen", (int)FG_CTL_LGEN(c)));
+		if (s->parent)
+			json_object_set_new(j, "parent_index", json_integer(s->parent - 1));
+		uint64_t fin = s->finished_ns, sta = s->started_ns;
+		if (fin && FG_S_FINISHED(FG_CTL_STATE(c)))
 			json_object_set_new(j, "duration_ms",
 				json_real((fin - s->created_ns) / 1e6));
 		if (sta)

@@ -54,7 +54,7 @@ int fg_region_layout(const fg_region_params_t *p, fg_hdr_t *h)
 	sz = (uint64_t)h->nslots * sizeof(fg_slot_t);
 	h->sections[FG_SEC_REGISTRY] = (fg_section_t){ off, sz };
 	off = align_up(off + sz, 4096);
-	sz = (uint64_t)h->nslots * h->max_inflight * sizeof(uint32_t);
+	sz = (uint64_t)h->nslots * ((uint64_t)h->max_inflight + 1) * sizeof(uint32_t);
 	h->sections[FG_SEC_LEASES] = (fg_section_t){ off, sz };
 	off = align_up(off + sz, 4096);
 	sz = (uint64_t)h->nrings * fg_ring_stride(h->ring_cap);

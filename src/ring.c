@@ -75,8 +75,9 @@ int fg_ring_enqueue_mp(fg_ringref_t rr, uint32_t idx, fg_slot_t *self)
 				if (!atomic_compare_exchange_strong_explicit(cell, &c,
 						CELL(pos + 1, i, idx), memory_order_release,
 						memory_order_relaxed)) {
-					/* Recovery published our claimed cell for a dead
-					 * producer: our item is not in; go again. */
+					/* A consumer skipped our claimed cell while we
+					 * were stalled (or recovery published it, taking
+					 * us for dead): our item is not in; go again. */
 					pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
 					continue;
 				}
@@ -194,6 +195,38 @@ uint32_t fg_ring_recover_unsafe(const fg_region_t *reg, fg_slot_t *dead)
 out:
 	atomic_store_explicit(&dead->ring_intent, 0, memory_order_release);
 	return result;
+}
+
+int fg_ring_unstall_mc(fg_ringref_t rr, fg_ring_watch_t *wt, uint64_t now, uint64_t after_ns)
+{
+	fg_ring_t *r = rr.r;
+	uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+	uint64_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+	if (t <= h) {
+		wt->pos = UINT64_MAX;
+		return 0;
+	}
+	uint32_t i = (uint32_t)h & r->mask;
+	_Atomic uint64_t *cell = &rr.cells[i];
+	uint64_t c = atomic_load_explicit(cell, memory_order_acquire);
+	if (CELL_SEQ(c, i) != (uint32_t)h) {
+		wt->pos = UINT64_MAX;   /* published (or taken): nothing stalls */
+		return 0;
+	}
+	if (wt->pos != h) {
+		wt->pos = h;
+		wt->since_ns = now;
+		return 0;
+	}
+	if (now - wt->since_ns < after_ns)
+		return 0;
+	FG_CRASHPOINT("ring.unstall.before_cas");
+	wt->pos = UINT64_MAX;
+	/* {h} -> {h+1, SKIP}: consumers take it as an item naming nothing;
+	 * the producer's publish CAS ({h} -> {h+1, idx}) fails, and it goes
+	 * again at a new position. */
+	return atomic_compare_exchange_strong_explicit(cell, &c, CELL(h + 1, i, FG_RING_SKIP),
+						       memory_order_release, memory_order_relaxed);
 }
 
 uint64_t fg_ring_depth(fg_ringref_t rr)

@@ -11,12 +11,19 @@
  *            (after_publish).  A death before the publish leaves the old
  *            checkpoint current; the half-written copy is overwritten by
  *            the next commit, which is how its space is reclaimed.
- *   finish:  RUNNING->final (after_cas), entry cleared.
+ *   finish:  RUNNING->final (after_cas), parent woken (before_wake is the
+ *            window: recovery wakes it from the entry), entry cleared.
  *   release: RUNNING->QUEUED (after_cas), hint enqueued, entry cleared.
+ *   park:    RUNNING->WAITING (after_cas), children looked at again (a
+ *            death here: recovery wakes it from the entry), entry cleared.
+ *   cancel, purge, wake: one CAS each from a word read before (before_cas
+ *            is a stall point there: the word names the session's
+ *            generation, so a stalled actor's CAS fails after a reuse).
  */
 #include "forge/session.h"
 #include "forge/conv.h"
 #include "forge/crash.h"
+#include "forge/registry.h"
 #include "forge/ring.h"
 #include "forge/util.h"
 
@@ -27,7 +34,7 @@
 #include <strings.h>
 
 static const char *const state_names[FG_S_NSTATES] = {
-	"free", "allocating", "queued", "running", "done", "failed", "cancelled"
+	"free", "allocating", "queued", "running", "done", "failed", "cancelled", "waiting"
 };
 
 const char *fg_state_name(uint32_t st)
@@ -70,11 +77,28 @@ void fg_actor_init(fg_actor_t *a, fg_region_t *r, uint32_t slot)
 	a->gen = atomic_load_explicit(&a->self->gen, memory_order_acquire);
 }
 
+/* A record given back before it was ever published (rolled back) is FREE
+ * under the next generation, so a CHILD record naming it is told apart
+ * from a purged child (FREE under its own): forgectl check uses it. */
+static inline uint64_t rolled_back(uint32_t sgen)
+{
+	return FG_CTL_FREE_OF(FG_S_FREE, sgen + 1 ? sgen + 1 : 1);
+}
+
+/* Whether ctl word c is leased to actor a. */
+static inline int mine(const fg_actor_t *a, uint64_t c, uint32_t st)
+{
+	return FG_CTL_STATE(c) == st && FG_CTL_SLOT(c) == a->slot &&
+	       FG_CTL_LGEN(c) == (a->gen & 0xffffu);
+}
+
 /* Takes a free lease entry and writes idx+1 into it; -ENOSPC if none. */
 static int lease_put(fg_actor_t *a, uint32_t idx, uint32_t *entry)
 {
-	uint32_t n = a->r->hdr->max_inflight;
+	uint32_t n = fg_lease_n(a->r);
 	uint32_t h = atomic_load_explicit(&a->self->lease_hint, memory_order_relaxed);
+	if (h >= n)
+		h = 0;
 	for (uint32_t k = 0; k < n; k++) {
 		uint32_t e = h + k < n ? h + k : h + k - n;
 		if (a->leases[e] == 0) {
@@ -91,6 +115,87 @@ static int lease_put(fg_actor_t *a, uint32_t idx, uint32_t *entry)
 static inline void lease_clear(fg_actor_t *a, uint32_t entry)
 {
 	__atomic_store_n(&a->leases[entry], 0, __ATOMIC_RELEASE);
+}
+
+int fg_session_valid(const fg_region_t *r, fg_handle_t h, uint64_t *ctl)
+{
+	uint32_t idx = FG_HANDLE_IDX(h);
+	if (idx >= r->hdr->capacity)
+		return 0;
+	uint64_t c = atomic_load_explicit(&fg_sess(r, idx)->ctl, memory_order_acquire);
+	if (ctl)
+		*ctl = c;
+	uint32_t st = FG_CTL_STATE(c);
+	return st != FG_S_FREE && st != FG_S_ALLOCATING && st < FG_S_NSTATES &&
+	       FG_CTL_SGEN(c) == FG_HANDLE_GEN(h);
+}
+
+fg_handle_t fg_session_handle(const fg_region_t *r, uint32_t idx)
+{
+	uint64_t c = atomic_load_explicit(&fg_sess(r, idx)->ctl, memory_order_acquire);
+	return FG_HANDLE(idx, FG_CTL_SGEN(c));
+}
+
+void fg_snap_free(fg_snap_t *s)
+{
+	free(s->log);
+	s->log = NULL;
+}
+
+int fg_session_snapshot(const fg_region_t *r, fg_handle_t h, fg_snap_t *out, int want_log)
+{
+	uint32_t idx = FG_HANDLE_IDX(h);
+	fg_session_t *s;
+	uint64_t c;
+	memset(out, 0, sizeof(*out));
+	for (int tries = 0;; tries++) {
+		if (!fg_session_valid(r, h, &c))
+			return -ENOENT;
+		FG_CRASHPOINT("session.snapshot.after_check");
+		s = fg_sess(r, idx);
+		uint64_t w = atomic_load_explicit(&s->ckpt, memory_order_acquire);
+		uint32_t len = FG_CKPT_LEN(w);
+		if (len > r->hdr->log_bytes)
+			len = 0;   /* damaged, or a reuse under way: re-validated below */
+		out->st = s->st[FG_CKPT_AB(w)];
+		out->workflow = s->workflow;
+		out->claims = atomic_load_explicit(&s->claims, memory_order_relaxed);
+		out->steps = s->steps;
+		out->arg = s->arg;
+		out->parent = s->parent;
+		out->queued_ns = atomic_load_explicit(&s->queued_ns, memory_order_relaxed);
+		out->created_ns = s->created_ns;
+		out->started_ns = atomic_load_explicit(&s->started_ns, memory_order_relaxed);
+		out->finished_ns = atomic_load_explicit(&s->finished_ns, memory_order_relaxed);
+		if (want_log) {
+			if (!out->log || len > out->len) {
+				uint8_t *p = realloc(out->log, len ? len : 1);
+				if (!p) {
+					fg_snap_free(out);
+					return -ENOMEM;
+				}
+				out->log = p;
+			}
+			memcpy(out->log, fg_sess_log(r, idx), len);
+		}
+		out->len = len;
+		/* seqlock: what was copied is whole if neither word moved */
+		atomic_thread_fence(memory_order_acquire);
+		uint64_t c2 = atomic_load_explicit(&s->ctl, memory_order_relaxed);
+		uint64_t w2 = atomic_load_explicit(&s->ckpt, memory_order_relaxed);
+		uint32_t st2 = FG_CTL_STATE(c2);
+		if (FG_CTL_SGEN(c2) != FG_HANDLE_GEN(h) || st2 == FG_S_FREE || st2 == FG_S_ALLOCATING) {
+			fg_snap_free(out);
+			return -ENOENT;   /* purged or reused while we copied: gone */
+		}
+		if (w2 != w)
+			continue;         /* a commit landed meanwhile: copy again */
+		out->h = h;
+		out->idx = idx;
+		out->ctl = c2;
+		out->ckpt = w;
+		return 0;
+	}
 }
 
 int fg_session_enqueue(fg_actor_t *a, uint32_t idx)
@@ -113,7 +218,7 @@ int fg_session_enqueue(fg_actor_t *a, uint32_t idx)
 int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint32_t *entry_out)
 {
 	fg_hdr_t *h = a->r->hdr;
-	uint32_t cap = h->capacity, entry, idx = 0;
+	uint32_t cap = h->capacity, entry, idx = 0, gen = 0;
 	uint64_t start = atomic_fetch_add_explicit(&h->alloc_cursor, 1, memory_order_relaxed);
 	int found = 0;
 
@@ -125,8 +230,11 @@ int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint
 			continue;
 		if (lease_put(a, idx, &entry) < 0)
 			return -EBUSY;
+		gen = FG_CTL_SGEN(c) + 1;
+		if (gen == 0)
+			gen = 1;
 		if (atomic_compare_exchange_strong_explicit(&s->ctl, &c,
-				FG_CTL(FG_S_ALLOCATING, a->slot, a->gen),
+				FG_CTL(FG_S_ALLOCATING, a->slot, a->gen, gen),
 				memory_order_acq_rel, memory_order_relaxed)) {
 			found = 1;
 			if (k > 0)
@@ -138,13 +246,14 @@ int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint
 	}
 	if (!found)
 		return -ENOSPC;
+	/* Orders the new generation before every byte written below, so a
+	 * reader of the previous session that copies any of them sees the
+	 * generation change when it re-validates (fg_session_snapshot). */
+	atomic_thread_fence(memory_order_release);
 	FG_CRASHPOINT("session.alloc.after_cas");
 
 	fg_session_t *s = fg_sess(a->r, idx);
-	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_relaxed) + 1;
-	if (gen == 0)
-		gen = 1;
-	atomic_store_explicit(&s->gen, gen, memory_order_relaxed);
+	s->parent = p->parent;
 	s->workflow = p->workflow;
 	atomic_store_explicit(&s->claims, 0, memory_order_relaxed);
 	s->steps = p->steps;
@@ -167,8 +276,8 @@ int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint
 		fg_buf_rec(&b, FG_REC_USER, p->prompt ? p->prompt : "", p->prompt ? strlen(p->prompt) : 0);
 		if (b.overflow) {
 			/* give the record back: nobody else has seen it */
-			uint64_t c = FG_CTL(FG_S_ALLOCATING, a->slot, a->gen);
-			atomic_compare_exchange_strong(&s->ctl, &c, FG_CTL(FG_S_FREE, FG_SLOT_NONE, 0));
+			uint64_t c = FG_CTL(FG_S_ALLOCATING, a->slot, a->gen, gen);
+			atomic_compare_exchange_strong(&s->ctl, &c, rolled_back(gen));
 			lease_clear(a, entry);
 			return -E2BIG;
 		}
@@ -184,9 +293,10 @@ int fg_session_publish(fg_actor_t *a, uint32_t idx, uint32_t entry)
 {
 	fg_session_t *s = fg_sess(a->r, idx);
 	FG_CRASHPOINT("session.alloc.before_queue");
-	uint64_t c = FG_CTL(FG_S_ALLOCATING, a->slot, a->gen);
-	if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c,
-			FG_CTL(FG_S_QUEUED, FG_SLOT_NONE, 0),
+	uint64_t c = atomic_load_explicit(&s->ctl, memory_order_relaxed);
+	if (!mine(a, c, FG_S_ALLOCATING) ||
+	    !atomic_compare_exchange_strong_explicit(&s->ctl, &c,
+			FG_CTL_FREE_OF(FG_S_QUEUED, FG_CTL_SGEN(c)),
 			memory_order_acq_rel, memory_order_relaxed)) {
 		/* Only a recovery pass could have moved it, and we are alive. */
 		lease_clear(a, entry);
@@ -201,9 +311,10 @@ int fg_session_publish(fg_actor_t *a, uint32_t idx, uint32_t entry)
 
 void fg_session_unalloc(fg_actor_t *a, uint32_t idx, uint32_t entry)
 {
-	uint64_t c = FG_CTL(FG_S_ALLOCATING, a->slot, a->gen);
-	atomic_compare_exchange_strong(&fg_sess(a->r, idx)->ctl, &c,
-				       FG_CTL(FG_S_FREE, FG_SLOT_NONE, 0));
+	fg_session_t *s = fg_sess(a->r, idx);
+	uint64_t c = atomic_load_explicit(&s->ctl, memory_order_relaxed);
+	if (mine(a, c, FG_S_ALLOCATING))
+		atomic_compare_exchange_strong(&s->ctl, &c, rolled_back(FG_CTL_SGEN(c)));
 	lease_clear(a, entry);
 }
 
@@ -226,7 +337,7 @@ int fg_session_claim(fg_actor_t *a, uint32_t idx, uint32_t *entry)
 		return -ENOSPC;
 	FG_CRASHPOINT("session.claim.after_lease_entry");
 	if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c,
-			FG_CTL(FG_S_RUNNING, a->slot, a->gen),
+			FG_CTL(FG_S_RUNNING, a->slot, a->gen, FG_CTL_SGEN(c)),
 			memory_order_acq_rel, memory_order_relaxed)) {
 		lease_clear(a, *entry);
 		return -EBUSY;
@@ -247,11 +358,14 @@ int fg_session_commit(fg_actor_t *a, uint32_t idx, const fg_wstate_t *st,
 	uint64_t w = atomic_load_explicit(&s->ckpt, memory_order_relaxed);
 	uint32_t ab = FG_CKPT_AB(w) ^ 1u, len = FG_CKPT_LEN(w);
 
-	if (n > 0) {
-		if ((uint64_t)len + n > a->r->hdr->log_bytes)
-			return -ENOSPC;
+	if (n > 0 && (uint64_t)len + n > a->r->hdr->log_bytes)
+		return -ENOSPC;
+	/* The seqlock's write side: our previous publish (of w) is ordered
+	 * before the overwrite of st[ab] below, which a reader of the commit
+	 * before w may still be copying; it sees w move and copies again. */
+	atomic_thread_fence(memory_order_release);
+	if (n > 0)
 		memcpy(fg_sess_log(a->r, idx) + len, log, n);
-	}
 	s->st[ab] = *st;
 	FG_CRASHPOINT("ckpt.commit.after_write");
 	atomic_store_explicit(&s->ckpt, FG_CKPT(FG_CKPT_SEQ(w) + 1, ab, len + n),
@@ -274,27 +388,86 @@ uint64_t fg_session_read(const fg_region_t *r, uint32_t idx, fg_wstate_t *st)
 	}
 }
 
+int fg_session_wake(fg_actor_t *a, uint32_t idx, uint32_t sgen)
+{
+	if (idx >= a->r->hdr->capacity)
+		return 0;
+	fg_session_t *s = fg_sess(a->r, idx);
+	uint64_t c = atomic_load_explicit(&s->ctl, memory_order_seq_cst);
+	if (FG_CTL_STATE(c) != FG_S_WAITING || (sgen && FG_CTL_SGEN(c) != sgen))
+		return 0;
+	/* (a stale store lands on a later session of the record only as a
+	 * later queued time: the sweep looks at it a little later) */
+	atomic_store_explicit(&s->queued_ns, fg_now_ns(), memory_order_relaxed);
+	FG_CRASHPOINT("session.wake.before_cas");
+	if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c,
+			FG_CTL_FREE_OF(FG_S_QUEUED, FG_CTL_SGEN(c)),
+			memory_order_seq_cst, memory_order_relaxed))
+		return 0;   /* woken by someone else, cancelled, or gone */
+	fg_session_enqueue(a, idx);
+	fg_ring_intent_clear(a->self);
+	return 1;
+}
+
+/* A finished child wakes its parent (by index: see fg_session_t.parent). */
+static void wake_parent(fg_actor_t *a, fg_session_t *s)
+{
+	uint32_t p = s->parent;
+	if (p)
+		fg_session_wake(a, p - 1, 0);
+}
+
 int fg_session_finish(fg_actor_t *a, uint32_t idx, uint32_t entry, uint32_t final_state)
 {
 	fg_session_t *s = fg_sess(a->r, idx);
-	uint64_t c = FG_CTL(FG_S_RUNNING, a->slot, a->gen);
-	uint64_t mine = c;
 	int rc = 0;
 	atomic_store_explicit(&s->finished_ns, fg_now_ns(), memory_order_relaxed);
-	if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c,
-			FG_CTL(final_state, FG_SLOT_NONE, 0),
-			memory_order_acq_rel, memory_order_relaxed)) {
-		/* cancelled meanwhile: it ends CANCELLED, whatever it reached */
-		if (c != (mine | FG_CTL_CANCEL) ||
-		    !atomic_compare_exchange_strong(&s->ctl, &c, FG_CTL(FG_S_CANCELLED, FG_SLOT_NONE, 0)))
+	for (;;) {
+		uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+		if (!mine(a, c, FG_S_RUNNING))
 			return -EIO;
-		rc = -ECANCELED;
+		/* cancelled meanwhile: it ends CANCELLED, whatever it reached */
+		uint32_t to = (c & FG_CTL_CANCEL) ? FG_S_CANCELLED : final_state;
+		/* seq_cst: the parent's park CAS and this one are a Dekker pair */
+		if (atomic_compare_exchange_strong_explicit(&s->ctl, &c,
+				FG_CTL_FREE_OF(to, FG_CTL_SGEN(c)),
+				memory_order_seq_cst, memory_order_relaxed)) {
+			rc = to == final_state ? 0 : -ECANCELED;
+			break;
+		}
 	}
 	FG_CRASHPOINT("session.finish.after_cas");
+	wake_parent(a, s);
+	FG_CRASHPOINT("session.finish.before_clear");
 	lease_clear(a, entry);
 	atomic_fetch_add_explicit(&a->self->done, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&a->self->inflight, 1, memory_order_relaxed);
 	return rc;
+}
+
+int fg_session_park(fg_actor_t *a, uint32_t idx, uint32_t entry,
+		    int (*ended)(void *arg), void *arg)
+{
+	fg_session_t *s = fg_sess(a->r, idx);
+	uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+	if (!mine(a, c, FG_S_RUNNING))
+		return -EIO;
+	if (c & FG_CTL_CANCEL)
+		return -ECANCELED;
+	uint32_t sgen = FG_CTL_SGEN(c);
+	atomic_store_explicit(&s->queued_ns, fg_now_ns(), memory_order_relaxed);
+	if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c,
+			FG_CTL_FREE_OF(FG_S_WAITING, sgen),
+			memory_order_seq_cst, memory_order_relaxed))
+		return (c & FG_CTL_CANCEL) && mine(a, c, FG_S_RUNNING) ? -ECANCELED : -EIO;
+	FG_CRASHPOINT("session.park.after_cas");
+	/* A child that ended before our CAS may have seen us RUNNING and not
+	 * woken us: look once more (the other half of the Dekker pair). */
+	if (ended(arg))
+		fg_session_wake(a, idx, sgen);
+	lease_clear(a, entry);
+	atomic_fetch_sub_explicit(&a->self->inflight, 1, memory_order_relaxed);
+	return 0;
 }
 
 int fg_session_cancel(fg_region_t *r, fg_handle_t h, uint32_t *state)
@@ -304,17 +477,21 @@ int fg_session_cancel(fg_region_t *r, fg_handle_t h, uint32_t *state)
 		return -ENOENT;
 	fg_session_t *s = fg_sess(r, idx);
 	for (;;) {
-		uint64_t c = atomic_load(&s->ctl);
-		uint32_t st = FG_CTL_STATE(c);
-		if (atomic_load(&s->gen) != FG_HANDLE_GEN(h) || st == FG_S_FREE || st == FG_S_ALLOCATING)
+		uint64_t c;
+		if (!fg_session_valid(r, h, &c))
 			return -ENOENT;
+		uint32_t st = FG_CTL_STATE(c);
 		*state = st;
-		if (st >= FG_S_DONE)
+		if (FG_S_FINISHED(st))
 			return -EALREADY;
-		if (st == FG_S_QUEUED) {
+		FG_CRASHPOINT("session.cancel.before_cas");
+		if (st == FG_S_QUEUED || st == FG_S_WAITING) {
+			/* before the CAS: written after it, a stall could land it
+			 * on a later session; written before, a stale one can only
+			 * make a later session's finish look later (kept longer) */
+			atomic_store(&s->finished_ns, fg_now_ns());
 			if (atomic_compare_exchange_strong(&s->ctl, &c,
-					FG_CTL(FG_S_CANCELLED, FG_SLOT_NONE, 0))) {
-				atomic_store(&s->finished_ns, fg_now_ns());
+					FG_CTL_FREE_OF(FG_S_CANCELLED, FG_CTL_SGEN(c)))) {
 				*state = FG_S_CANCELLED;
 				return 0;
 			}
@@ -331,21 +508,26 @@ int fg_session_cancel(fg_region_t *r, fg_handle_t h, uint32_t *state)
 int fg_session_release(fg_actor_t *a, uint32_t idx, uint32_t entry)
 {
 	fg_session_t *s = fg_sess(a->r, idx);
-	uint64_t c = FG_CTL(FG_S_RUNNING, a->slot, a->gen);
-	uint64_t mine = c;
 	atomic_store_explicit(&s->queued_ns, fg_now_ns(), memory_order_relaxed);
-	if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c,
-			FG_CTL(FG_S_QUEUED, FG_SLOT_NONE, 0),
-			memory_order_acq_rel, memory_order_relaxed)) {
-		/* cancelled meanwhile: not handed on, ended */
-		if (c == (mine | FG_CTL_CANCEL) &&
-		    atomic_compare_exchange_strong(&s->ctl, &c, FG_CTL(FG_S_CANCELLED, FG_SLOT_NONE, 0))) {
+	for (;;) {
+		uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+		if (!mine(a, c, FG_S_RUNNING))
+			return -EIO;
+		if (c & FG_CTL_CANCEL) {
+			/* cancelled meanwhile: not handed on, ended */
 			atomic_store(&s->finished_ns, fg_now_ns());
+			if (!atomic_compare_exchange_strong(&s->ctl, &c,
+					FG_CTL_FREE_OF(FG_S_CANCELLED, FG_CTL_SGEN(c))))
+				continue;
+			wake_parent(a, s);
 			lease_clear(a, entry);
 			atomic_fetch_sub_explicit(&a->self->inflight, 1, memory_order_relaxed);
 			return -ECANCELED;
 		}
-		return -EIO;
+		if (atomic_compare_exchange_strong_explicit(&s->ctl, &c,
+				FG_CTL_FREE_OF(FG_S_QUEUED, FG_CTL_SGEN(c)),
+				memory_order_acq_rel, memory_order_relaxed))
+			break;
 	}
 	FG_CRASHPOINT("session.release.after_cas");
 	fg_session_enqueue(a, idx);
@@ -364,12 +546,15 @@ static int recover_one(fg_actor_t *a, uint32_t idx, uint32_t slot, uint32_t gen,
 	uint32_t st = FG_CTL_STATE(c);
 
 	if ((st == FG_S_RUNNING || st == FG_S_ALLOCATING) && FG_CTL_SLOT(c) == slot &&
-	    (any_gen || FG_CTL_GEN(c) == gen)) {
-		uint64_t to = st == FG_S_RUNNING ? FG_CTL(FG_S_QUEUED, FG_SLOT_NONE, 0)
-						 : FG_CTL(FG_S_FREE, FG_SLOT_NONE, 0);
+	    (any_gen || FG_CTL_LGEN(c) == (gen & 0xffffu))) {
+		uint32_t sgen = FG_CTL_SGEN(c);
+		uint64_t to = st == FG_S_RUNNING ? FG_CTL_FREE_OF(FG_S_QUEUED, sgen)
+						 : rolled_back(sgen);
 		if (c & FG_CTL_CANCEL) {
 			atomic_store_explicit(&s->finished_ns, fg_now_ns(), memory_order_relaxed);
-			atomic_compare_exchange_strong(&s->ctl, &c, FG_CTL(FG_S_CANCELLED, FG_SLOT_NONE, 0));
+			if (atomic_compare_exchange_strong(&s->ctl, &c,
+					FG_CTL_FREE_OF(FG_S_CANCELLED, sgen)))
+				wake_parent(a, s);
 			return 0;
 		}
 		if (st == FG_S_RUNNING)
@@ -386,6 +571,10 @@ static int recover_one(fg_actor_t *a, uint32_t idx, uint32_t slot, uint32_t gen,
 	if (st == FG_S_QUEUED) {
 		fg_session_enqueue(a, idx);
 		fg_ring_intent_clear(a->self);
+	} else if (st == FG_S_WAITING) {
+		fg_session_wake(a, idx, FG_CTL_SGEN(c));
+	} else if (FG_S_FINISHED(st)) {
+		wake_parent(a, s);
 	}
 	return 0;
 }
@@ -397,7 +586,7 @@ uint32_t fg_session_recover_slot(fg_actor_t *a, uint32_t slot, uint32_t gen)
 	uint32_t *tab = fg_lease_table(r, slot);
 	uint32_t n = 0;
 
-	for (uint32_t e = 0; e < r->hdr->max_inflight; e++) {
+	for (uint32_t e = 0; e < fg_lease_n(r); e++) {
 		uint32_t v = __atomic_load_n(&tab[e], __ATOMIC_ACQUIRE);
 		if (v == 0)
 			continue;
@@ -423,15 +612,26 @@ uint32_t fg_session_recover_all_unsafe(fg_actor_t *a)
 {
 	fg_region_t *r = a->r;
 	uint32_t n = 0;
-	/* Intents and lease tables first, so half-done ring steps are repaired. */
+	/* Intents and lease tables first, so half-done ring steps are repaired.
+	 * Workers and the gateway are all dead now; clients may live on (a
+	 * forgectl submit running across a supervisor restart). */
 	for (uint32_t sl = 0; sl < r->hdr->nslots; sl++) {
 		if (sl == a->slot)
 			continue;
 		fg_slot_t *s = fg_slot(r, sl);
-		if (s->kind == FG_KIND_CLIENT &&
-		    atomic_load(&s->state) != FG_SLOT_FREE &&
-		    fg_proc_alive(atomic_load(&s->pid), atomic_load(&s->starttime)))
-			continue;   /* a live forgectl: not ours to recover */
+		if (s->kind == FG_KIND_CLIENT) {
+			uint64_t w = atomic_load(&s->owner);
+			if (w & FG_OWNER_RECOVERING) {
+				/* a supervisor died recovering it: finish the job */
+				atomic_store(&s->owner, w & ~FG_OWNER_RECOVERING);
+				w &= ~FG_OWNER_RECOVERING;
+			} else if (w == 0 || fg_client_probe(s, &w) != FG_PROBE_DEAD) {
+				continue;   /* free, or a live forgectl: not ours */
+			}
+			int k = fg_client_recover(a, sl, w);
+			n += k > 0 ? (uint32_t)k : 0;
+			continue;
+		}
 		n += fg_session_recover_slot(a, sl, atomic_load(&s->gen));
 	}
 	for (uint32_t i = 0; i < r->hdr->capacity; i++) {
@@ -441,12 +641,19 @@ uint32_t fg_session_recover_all_unsafe(fg_actor_t *a)
 		if (st == FG_S_QUEUED) {
 			fg_session_enqueue(a, i);
 			fg_ring_intent_clear(a->self);
+		} else if (st == FG_S_WAITING) {
+			/* a wake-up may have died with its waker: look again */
+			fg_session_wake(a, i, FG_CTL_SGEN(c));
 		} else if (st == FG_S_RUNNING || st == FG_S_ALLOCATING) {
 			uint32_t sl = FG_CTL_SLOT(c);
 			fg_slot_t *o = sl < r->hdr->nslots ? fg_slot(r, sl) : NULL;
-			if (o && o->kind == FG_KIND_CLIENT &&
-			    fg_proc_alive(atomic_load(&o->pid), atomic_load(&o->starttime)))
+			if (o && o->kind == FG_KIND_CLIENT) {
+				/* an orphan only if the slot has no holder; the exact
+				 * lease gen, so a client attaching meanwhile is spared */
+				if (atomic_load(&o->owner) == 0)
+					n += (uint32_t)recover_one(a, i, sl, FG_CTL_LGEN(c), 0);
 				continue;
+			}
 			n += (uint32_t)recover_one(a, i, sl, 0, 1);
 		}
 	}
@@ -488,13 +695,56 @@ uint64_t fg_session_sweep(fg_actor_t *a, uint64_t now, uint64_t after_ns, uint64
 	return n;
 }
 
+/* Whether every child named by the CHILD records of this log has ended
+ * (finished, or its record gone); 0 if some child is still live. */
+static int children_ended(const fg_region_t *r, const uint8_t *log, uint32_t len)
+{
+	uint32_t off = 0, part;
+	uint64_t h, c;
+	fg_rec_t rec;
+	while (fg_rec_next(log, len, &off, &rec) > 0) {
+		if (fg_rec_child(&rec, &part, &h) < 0)
+			continue;
+		if (fg_session_valid(r, h, &c) && !FG_S_FINISHED(FG_CTL_STATE(c)))
+			return 0;
+	}
+	return 1;
+}
+
+uint64_t fg_session_sweep_waiting(fg_actor_t *a, uint64_t now, uint64_t after_ns,
+				  uint64_t deadline_ns)
+{
+	fg_region_t *r = a->r;
+	uint64_t n = 0;
+	for (uint32_t i = 0; i < r->hdr->capacity; i++) {
+		fg_session_t *x = fg_sess(r, i);
+		uint64_t c = atomic_load_explicit(&x->ctl, memory_order_acquire);
+		if (FG_CTL_STATE(c) != FG_S_WAITING)
+			continue;
+		fg_snap_t sn;
+		if (fg_session_snapshot(r, FG_HANDLE(i, FG_CTL_SGEN(c)), &sn, 1) < 0)
+			continue;
+		int wake = deadline_ns && now > sn.created_ns && now - sn.created_ns > deadline_ns;
+		if (!wake && now > sn.queued_ns && now - sn.queued_ns > after_ns)
+			wake = children_ended(r, sn.log, sn.len);
+		fg_snap_free(&sn);
+		if (wake)
+			n += (uint64_t)fg_session_wake(a, i, FG_CTL_SGEN(c));
+	}
+	atomic_fetch_add(&r->hdr->sweeps_requeued, n);
+	return n;
+}
+
 /*
  * Purge: finished sessions back to FREE, so that the table can be reused.
- * One CAS per record (finished -> FREE), so a purger killed anywhere leaves
- * each record either finished or FREE.  A finished child of a parent that
- * is still running is kept (the parent reads its result): the parents'
- * logs are read first, and a child created after that read finished after
- * the purge began, so after the cutoff.
+ * One CAS per record from the exact word read (finished, of its session
+ * generation) to FREE, so a purger killed anywhere leaves each record
+ * either finished or FREE, and a purger that stalls after reading a record
+ * cannot free a later session that reused it (its word names another
+ * generation).  A finished child whose parent is still live is kept (the
+ * parent reads its result); the parent is found by the child's parent
+ * index, and a live unrelated session in that record only keeps the child
+ * a little longer.
  */
 uint32_t fg_session_purge(fg_region_t *r, uint64_t finished_before_ns, uint32_t state_mask)
 {
@@ -502,32 +752,16 @@ uint32_t fg_session_purge(fg_region_t *r, uint64_t finished_before_ns, uint32_t 
 	uint64_t now = fg_now_ns();
 	if (finished_before_ns > now)
 		finished_before_ns = now;
-	uint8_t *keep = calloc((cap + 7) / 8, 1);
-	if (!keep)
-		return 0;   /* out of memory: purge nothing rather than guess */
-	for (uint32_t i = 0; i < cap; i++) {
-		fg_session_t *s = fg_sess(r, i);
-		uint32_t st = FG_CTL_STATE(atomic_load_explicit(&s->ctl, memory_order_acquire));
-		if (st < FG_S_QUEUED || st > FG_S_RUNNING ||
-		    (s->workflow != FG_WF_MAP_REDUCE && s->workflow != FG_WF_PLAN_EXECUTE))
-			continue;
-		uint32_t len = FG_CKPT_LEN(atomic_load_explicit(&s->ckpt, memory_order_acquire));
-		if (len > r->hdr->log_bytes)
-			continue;
-		const uint8_t *log = fg_sess_log(r, i);
-		uint32_t off = 0, part;
-		uint64_t h;
-		fg_rec_t rec;
-		while (fg_rec_next(log, len, &off, &rec) > 0)
-			if (fg_rec_child(&rec, &part, &h) == 0 && FG_HANDLE_IDX(h) < cap)
-				keep[FG_HANDLE_IDX(h) / 8] |= (uint8_t)(1u << (FG_HANDLE_IDX(h) % 8));
-	}
 	for (uint32_t i = 0; i < cap; i++) {
 		fg_session_t *s = fg_sess(r, i);
 		uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
 		uint32_t st = FG_CTL_STATE(c);
-		if (st < FG_S_DONE || st >= FG_S_NSTATES || !(state_mask & (1u << st)) ||
-		    (keep[i / 8] & (1u << (i % 8))))
+		if (!FG_S_FINISHED(st) || !(state_mask & (1u << st)))
+			continue;
+		uint32_t p = s->parent;
+		if (p && p - 1 < cap &&
+		    FG_S_LIVE(FG_CTL_STATE(atomic_load_explicit(&fg_sess(r, p - 1)->ctl,
+								memory_order_acquire))))
 			continue;
 		uint64_t f = atomic_load_explicit(&s->finished_ns, memory_order_relaxed);
 		if (!f)
@@ -536,17 +770,18 @@ uint32_t fg_session_purge(fg_region_t *r, uint64_t finished_before_ns, uint32_t 
 			continue;
 		/* Counted before the CAS (and taken back if it fails): a purger
 		 * killed in between over-counts by one, which no check trips on;
-		 * the other order would under-count for good. */
+		 * the other order would under-count for good.  What was read
+		 * above (parent, finished_ns) belongs to the session of word c
+		 * if the CAS succeeds: a reuse would have changed the word. */
 		atomic_fetch_add_explicit(&r->hdr->purged, 1, memory_order_relaxed);
 		FG_CRASHPOINT("session.purge.after_count");
 		if (atomic_compare_exchange_strong_explicit(&s->ctl, &c,
-				FG_CTL(FG_S_FREE, FG_SLOT_NONE, 0),
+				FG_CTL_FREE_OF(FG_S_FREE, FG_CTL_SGEN(c)),
 				memory_order_acq_rel, memory_order_relaxed)) {
 			FG_CRASHPOINT("session.purge.after_cas");
 			n++;
 		} else
 			atomic_fetch_sub_explicit(&r->hdr->purged, 1, memory_order_relaxed);
 	}
-	free(keep);
 	return n;
 }

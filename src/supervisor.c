@@ -350,26 +350,29 @@ static void sweep_clients(sup_t *s)
 	uint32_t first = fg_first_client_slot(&s->r), last = fg_supervisor_slot(&s->r);
 	for (uint32_t i = first; i < last; i++) {
 		fg_slot_t *sl = fg_slot(&s->r, i);
-		int32_t pid = atomic_load(&sl->pid);
-		if (pid == 0 || !fg_client_dead(sl))
+		uint64_t w;
+		if (fg_client_probe(sl, &w) != FG_PROBE_DEAD)
 			continue;
-		uint32_t n = fg_session_recover_slot(&s->a, i, atomic_load(&sl->gen));
-		log_warnx("client slot %u: pid %d is gone; recovered (%u sessions requeued)",
-			  i, (int)pid, n);
-		atomic_store(&sl->state, FG_SLOT_FREE);
-		atomic_store(&sl->starttime, 0);
-		atomic_store(&sl->pid, 0);
+		int n = fg_client_recover(&s->a, i, w);
+		if (n < 0)
+			continue;   /* it changed hands since the probe: not that one */
+		log_warnx("client slot %u: pid %d is gone; recovered (%d sessions requeued)",
+			  i, (int)FG_OWNER_PID(w), n);
 	}
 }
 
 static void sweep_sessions(sup_t *s, uint64_t now)
 {
 	uint64_t missing = 0;
-	uint64_t n = fg_session_sweep(&s->a, now, (uint64_t)s->cfg->sweep_after_ms * 1000000ull,
-				      &missing);
+	uint64_t after = (uint64_t)s->cfg->sweep_after_ms * 1000000ull;
+	uint64_t n = fg_session_sweep(&s->a, now, after, &missing);
 	if (n)
 		log_info("sweep: %llu queued sessions had no hint in the rings; re-enqueued %llu",
 			 (unsigned long long)missing, (unsigned long long)n);
+	n = fg_session_sweep_waiting(&s->a, now, after, (uint64_t)s->cfg->deadline_s * 1000000000ull);
+	if (n)
+		log_info("sweep: woke %llu waiting sessions (deadline passed, or every child "
+			 "ended without waking them)", (unsigned long long)n);
 }
 
 /* Steps the rolling restart of a reload: the next live worker is asked to

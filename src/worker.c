@@ -65,6 +65,8 @@ typedef struct wsess {
 	uint8_t cancel_pending; /* cancelled: end at its next step */
 	int in_http;            /* an LLM request is in flight  */
 	uint32_t attempts;      /* failed tries of this request */
+	uint32_t refused;       /* child allocations refused in a row */
+	uint64_t refused_since; /* ... since (CLOCK_MONOTONIC ns)     */
 	fg_req_t req;
 	/* tool calls running for this session: process tools (procs, several at
 	 * once) and at most one http_get (req, while no LLM request is) */
@@ -108,6 +110,8 @@ typedef struct worker {
 	char *tools_str;        /* ... serialized once            */
 	uint8_t *scratch;       /* records built before a commit  */
 	uint32_t scratch_n;
+	fg_ring_watch_t *watch; /* per ring: a head cell seen stalled */
+	uint64_t parked;        /* parents parked (for the log)   */
 } worker_t;
 
 static worker_t *self_w;   /* the one worker of this process (for callbacks) */
@@ -230,9 +234,14 @@ static void schedule(worker_t *w, wsess_t *s)
 static int take_one(worker_t *w, uint32_t ring)
 {
 	uint32_t idx;
-	if (fg_ring_dequeue_mc(fg_ring_ref(w->r, ring), &idx, w->a.self) < 0)
+	fg_ringref_t rr = fg_ring_ref(w->r, ring);
+	if (fg_ring_dequeue_mc(rr, &idx, w->a.self) < 0) {
+		/* empty, or its head held by a producer that stopped between
+		 * claim and publish: past FG_RING_STALL_NS, skip past it */
+		fg_ring_unstall_mc(rr, &w->watch[ring], fg_now_ns(), FG_RING_STALL_NS);
 		return 0;
-	if (idx >= w->r->hdr->capacity) {
+	}
+	if (idx >= w->r->hdr->capacity) {   /* FG_RING_SKIP, or damage */
 		fg_ring_intent_clear(w->a.self);
 		return 1;
 	}
@@ -254,6 +263,7 @@ static int take_one(worker_t *w, uint32_t ring)
 	s->provider = rec->workflow == FG_WF_SYNTHETIC ? 0 : rec->arg;
 	s->in_http = 0;
 	s->attempts = 0;
+	s->refused = 0;
 	s->live = 1;
 	s->cancel_pending = 0;
 	fg_session_read(w->r, idx, &s->st);
@@ -1015,33 +1025,37 @@ static void mr_on_reply(worker_t *w, wsess_t *s, fg_llm_reply_t *r)
 		mr_commit_answer(w, s, r);
 }
 
-/* A child's state: 1 terminal (answer or error in *text), 0 running,
- * -1 gone (rolled back by a crash, or its record reused): make another. */
-static int mr_child(worker_t *w, uint64_t h, int *ok, fg_str_t *text)
+/* A child's state: 1 terminal (answer or error in *text, copied into
+ * buf), 0 running, -1 gone (rolled back by a crash, or its record reused):
+ * make another.  The child is read through a snapshot, so a record reused
+ * while it is read is "gone", never another session's answer. */
+static int mr_child(worker_t *w, uint64_t h, int *ok, fg_str_t *text, char *buf, size_t bufn)
 {
-	uint32_t idx = FG_HANDLE_IDX(h);
-	if (h == 0 || idx >= w->r->hdr->capacity)
+	fg_snap_t sn;
+	uint64_t c;
+	if (h == 0 || !fg_session_valid(w->r, h, &c))
 		return -1;
-	fg_session_t *c = fg_sess(w->r, idx);
-	uint32_t st = FG_CTL_STATE(atomic_load_explicit(&c->ctl, memory_order_acquire));
-	if (atomic_load_explicit(&c->gen, memory_order_relaxed) != FG_HANDLE_GEN(h) || st == FG_S_FREE)
-		return -1;
-	if (st < FG_S_DONE)
+	if (!FG_S_FINISHED(FG_CTL_STATE(c)))
 		return 0;
-	fg_react_view_t rv;
-	char err[200];
-	fg_wstate_t ws;
-	uint64_t ck = fg_session_read(w->r, idx, &ws);
 	*ok = 0;
 	*text = (fg_str_t){ "no answer", 9 };
-	if (fg_react_view(fg_sess_log(w->r, idx), FG_CKPT_LEN(ck), &rv, err, sizeof(err)) == 0) {
-		if (rv.final) {
-			*ok = 1;
-			*text = rv.answer;
-		} else if (rv.failed) {
-			*text = rv.error;
-		}
+	int rc = fg_session_snapshot(w->r, h, &sn, 1);
+	if (rc == -ENOENT)
+		return -1;
+	if (rc < 0) {
+		*text = (fg_str_t){ "(out of memory reading the answer)", 34 };
+		return 1;
 	}
+	fg_react_view_t rv;
+	char err[200];
+	if (fg_react_view(sn.log, sn.len, &rv, err, sizeof(err)) == 0) {
+		fg_str_t t = rv.final ? rv.answer : rv.failed ? rv.error : *text;
+		size_t n = t.n < bufn ? t.n : bufn;
+		memcpy(buf, t.p, n);
+		*ok = rv.final;
+		*text = (fg_str_t){ buf, (uint16_t)n };
+	}
+	fg_snap_free(&sn);
 	return 1;
 }
 
@@ -1073,9 +1087,10 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 		n += (size_t)snprintf(u, cap, "%.*s\n\n%s:\n", (int)v->prompt.n, v->prompt.p,
 				      plan ? "Results of the steps" : "Answers to the parts");
 		for (uint32_t i = 0; i < v->nparts; i++) {
-			int ok;
-			fg_str_t t;
-			mr_child(w, v->child[i], &ok, &t);
+			int ok = 0;
+			fg_str_t t = { "", 0 };
+			char tb[65535];
+			mr_child(w, v->child[i], &ok, &t, tb, sizeof(tb));
 			size_t need = n + v->parts[i].n + t.n + 32;
 			if (need > cap) {
 				cap = need * 2;
@@ -1120,6 +1135,48 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 	s->in_http = 1;
 }
 
+/* What a parked parent waits for: any of these parts' children ending. */
+typedef struct mr_wait {
+	worker_t *w;
+	uint32_t idx;
+	uint8_t pend[FG_MAX_PARTS];   /* 1: its child was running (or new) */
+} mr_wait_t;
+
+/* fg_session_park's second look: has any awaited child ended since? */
+static int mr_ended(void *arg)
+{
+	mr_wait_t *m = arg;
+	worker_t *w = m->w;
+	fg_mr_view_t v;
+	char err[200];
+	uint64_t ck = atomic_load_explicit(&fg_sess(w->r, m->idx)->ckpt, memory_order_acquire);
+	uint32_t len = FG_CKPT_LEN(ck) <= w->r->hdr->log_bytes ? FG_CKPT_LEN(ck) : 0;
+	if (fg_mr_view(fg_sess_log(w->r, m->idx), len, &v, err, sizeof(err)) < 0)
+		return 1;   /* let the next claim say what is wrong */
+	for (uint32_t i = 0; i < v.nparts && i < FG_MAX_PARTS; i++) {
+		uint64_t c;
+		if (m->pend[i] && (!fg_session_valid(w->r, v.child[i], &c) ||
+				   FG_S_FINISHED(FG_CTL_STATE(c))))
+			return 1;
+	}
+	return 0;
+}
+
+/* A parent whose children all run: parked, holding no slot and no lease,
+ * until the first of them ends (DESIGN.md rule 10). */
+static void mr_park(worker_t *w, wsess_t *s, mr_wait_t *m)
+{
+	int rc = fg_session_park(&w->a, s->idx, s->entry, mr_ended, m);
+	if (rc == -ECANCELED) {
+		finish(w, s, FG_S_CANCELLED);
+		return;
+	}
+	if (rc < 0)
+		log_warnx("session %u: lost its lease before parking", s->idx);
+	w->parked++;
+	sess_free(w, s);
+}
+
 static void mr_step(worker_t *w, wsess_t *s)
 {
 	fg_mr_view_t v;
@@ -1144,19 +1201,27 @@ static void mr_step(worker_t *w, wsess_t *s)
 		mr_call(w, s, &v, 0);
 		return;
 	}
-	int waiting = 0;
+	int waiting = 0, refused = 0;
+	mr_wait_t m;
+	memset(&m, 0, sizeof(m));
+	m.w = w;
+	m.idx = s->idx;
 	for (uint32_t i = 0; i < v.nparts; i++) {
 		int ok;
 		fg_str_t t;
-		int st = mr_child(w, v.child[i], &ok, &t);
-		if (st == 0)
+		char tb[65535];
+		int st = mr_child(w, v.child[i], &ok, &t, tb, sizeof(tb));
+		if (st == 0) {
 			waiting = 1;
+			m.pend[i] = 1;
+		}
 		if (st >= 0)
 			continue;
-		/* plan_execute: a step starts once the steps it depends on ended */
+		/* plan_execute: a step starts once the steps it depends on ended
+		 * (a step not ready waits on one that runs, and is in pend) */
 		int ready = 1;
 		for (uint32_t d = 0; d < i; d++)
-			if ((v.deps[i] >> d & 1) && mr_child(w, v.child[d], &ok, &t) != 1)
+			if ((v.deps[i] >> d & 1) && mr_child(w, v.child[d], &ok, &t, tb, sizeof(tb)) != 1)
 				ready = 0;
 		if (!ready) {
 			waiting = 1;
@@ -1172,17 +1237,18 @@ static void mr_step(worker_t *w, wsess_t *s)
 		for (uint32_t d = 0; d < i && pn < (int)sizeof(prompt); d++) {
 			if (!(v.deps[i] >> d & 1))
 				continue;
-			mr_child(w, v.child[d], &ok, &t);
+			mr_child(w, v.child[d], &ok, &t, tb, sizeof(tb));
 			pn += snprintf(prompt + pn, sizeof(prompt) - (size_t)pn, "%s- result of \"%.*s\": %.*s",
 				       pn == (int)v.parts[i].n ? "\n\nResults it builds on:\n" : "\n",
 				       (int)v.parts[d].n, v.parts[d].p, (int)t.n, t.p);
 		}
 		fg_submit_t cp = { FG_WF_REACT, w->cfg->max_steps, mr_child_provider(s), NULL, prompt };
+		cp.parent = s->idx + 1;
 		fg_handle_t h;
 		uint32_t entry;
 		int rc = fg_session_alloc(&w->a, &cp, &h, &entry);
 		if (rc == -ENOSPC || rc == -EBUSY) {
-			waiting = 1;   /* table or lease table full: try again soon */
+			refused = rc;   /* table (or lease table) full: try again later */
 			break;
 		}
 		if (rc < 0) {
@@ -1204,10 +1270,34 @@ static void mr_step(worker_t *w, wsess_t *s)
 		FG_CRASHPOINT("mapreduce.child.after_record");
 		fg_session_publish(&w->a, FG_HANDLE_IDX(h), entry);
 		waiting = 1;
+		m.pend[i] = 1;
 	}
-	if (waiting) {
-		s->due_ns = fg_now_ns() + 2000000;   /* look at the children again in 2 ms */
+	if (refused) {
+		/* No record for a child now.  Not a 2 ms spin: back off up to a
+		 * second; the children it has (if any) may wake it sooner. */
+		uint64_t ms = 2ull << (s->refused < 9 ? s->refused : 9), now = fg_now_ns();
+		if (s->refused == 0)
+			s->refused_since = now;
+		if (now - s->refused_since > (uint64_t)w->cfg->child_alloc_timeout_s * 1000000000ull) {
+			react_fail(w, s, "no %s for a child session for %u s "
+				   "(workflows.child_alloc_timeout_s): raise %s", refused == -ENOSPC ?
+				   "free session record" : "lease entry", w->cfg->child_alloc_timeout_s,
+				   refused == -ENOSPC ? "region.sessions, or purge sooner (region.retain_s)"
+						      : "worker.max_inflight");
+			return;
+		}
+		if (s->refused++ == 0)
+			log_warnx("session %u: no %s for a child session (region.sessions %u, "
+				  "worker.max_inflight %u); retrying with backoff", s->idx,
+				  refused == -ENOSPC ? "free session record" : "lease entry",
+				  w->r->hdr->capacity, w->r->hdr->max_inflight);
+		s->due_ns = now + (ms > 1000 ? 1000 : ms) * 1000000ull;
 		heap_push(w, s);
+		return;
+	}
+	s->refused = 0;
+	if (waiting) {
+		mr_park(w, s, &m);
 		return;
 	}
 	mr_call(w, s, &v, 1);
@@ -1470,9 +1560,12 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 	self_w = &w;
 	srandom((unsigned)(fg_now_ns() ^ (uint64_t)getpid()));
 
+	w.watch = calloc(r->hdr->nrings, sizeof(fg_ring_watch_t));
+	for (uint32_t i = 0; w.watch && i < r->hdr->nrings; i++)
+		w.watch[i].pos = UINT64_MAX;
 	w.pool = calloc(w.max_inflight, sizeof(wsess_t));
 	w.heap = calloc(w.max_inflight, sizeof(wsess_t *));
-	if (!w.pool || !w.heap) {
+	if (!w.pool || !w.heap || !w.watch) {
 		start_oom(&w, "its session table (worker.max_inflight)");
 		return 1;
 	}
@@ -1560,6 +1653,7 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 	log_info("worker %u: drained, %u sessions handed back at their last checkpoint", slot, n);
 	free(w.pool);
 	free(w.heap);
+	free(w.watch);
 	free(w.scratch);
 	json_decref(w.tools);
 	free(w.tools_str);

@@ -247,6 +247,43 @@ static void test_live_producer_retries(void **state)
 	fake_free(f);
 }
 
+/* A producer stopped between claim and publish: consumers skip its cell
+ * after FG_RING_STALL_NS; its own publish then fails (it goes again). */
+static void test_stalled_producer_skipped(void **state)
+{
+	(void)state;
+	fake_t *f = fake_new(CAP);
+	fg_ringref_t rr = fg_ring_ref(&f->reg, 0);
+	char err[256];
+	uint64_t empty0 = atomic_load(&rr.cells[0]);
+	atomic_fetch_add(&rr.r->tail, 1);          /* claims pos 0, then stops */
+	assert_int_equal(fg_ring_enqueue_mp(rr, 78, NULL), 0);   /* pos 1 */
+	uint32_t v;
+	fg_ring_watch_t wt = { UINT64_MAX, 0 };
+	uint64_t t0 = 1000000000ull;
+	assert_int_equal(fg_ring_dequeue_mc(rr, &v, NULL), -EAGAIN);   /* held */
+	assert_int_equal(fg_ring_unstall_mc(rr, &wt, t0, FG_RING_STALL_NS), 0);
+	assert_int_equal(fg_ring_unstall_mc(rr, &wt, t0 + FG_RING_STALL_NS / 2, FG_RING_STALL_NS), 0);
+	assert_int_equal(fg_ring_check(rr, err, sizeof(err)), 0);
+	assert_int_equal(fg_ring_unstall_mc(rr, &wt, t0 + FG_RING_STALL_NS, FG_RING_STALL_NS), 1);
+	assert_int_equal(fg_ring_check(rr, err, sizeof(err)), 0);
+	assert_int_equal(fg_ring_dequeue_mc(rr, &v, NULL), 0);
+	assert_int_equal(v, FG_RING_SKIP);
+	assert_int_equal(fg_ring_dequeue_mc(rr, &v, NULL), 0);
+	assert_int_equal(v, 78);
+	/* the producer resumes: its publish CAS expects the empty cell */
+	uint64_t x = empty0;
+	assert_false(atomic_compare_exchange_strong(&rr.cells[0], &x, 0x0000000100000005ull));
+	/* a published head cell, or an empty ring, is never skipped */
+	assert_int_equal(fg_ring_enqueue_mp(rr, 79, NULL), 0);
+	assert_int_equal(fg_ring_unstall_mc(rr, &wt, t0, FG_RING_STALL_NS), 0);
+	assert_int_equal(fg_ring_unstall_mc(rr, &wt, t0 + 9 * FG_RING_STALL_NS, FG_RING_STALL_NS), 0);
+	assert_int_equal(fg_ring_dequeue_mc(rr, &v, NULL), 0);
+	assert_int_equal(v, 79);
+	assert_int_equal(fg_ring_unstall_mc(rr, &wt, t0 + 99 * FG_RING_STALL_NS, FG_RING_STALL_NS), 0);
+	fake_free(f);
+}
+
 static void test_check_detects_corruption(void **state)
 {
 	(void)state;
@@ -273,6 +310,7 @@ int main(void)
 		cmocka_unit_test(test_recover_dequeue_after_claim),
 		cmocka_unit_test(test_recover_taken),
 		cmocka_unit_test(test_live_producer_retries),
+		cmocka_unit_test(test_stalled_producer_skipped),
 		cmocka_unit_test(test_check_detects_corruption),
 	};
 	return cmocka_run_group_tests_name("ring", tests, NULL, NULL);

@@ -94,7 +94,8 @@ static void test_lifecycle(void **state)
 	uint64_t ctl = atomic_load(&fg_sess(&R, idx)->ctl);
 	assert_int_equal(FG_CTL_STATE(ctl), FG_S_RUNNING);
 	assert_int_equal(FG_CTL_SLOT(ctl), 0);
-	assert_int_equal(FG_CTL_GEN(ctl), w.gen);
+	assert_int_equal(FG_CTL_LGEN(ctl), w.gen & 0xffffu);
+	assert_int_equal(FG_CTL_SGEN(ctl), FG_HANDLE_GEN(h));
 
 	fg_wstate_t st;
 	fg_session_read(&R, idx, &st);
@@ -182,7 +183,7 @@ static void test_recover_dead_worker(void **state)
 	fg_session_read(&R, idx[1], &got);
 	assert_int_equal(got.step, 1);
 	assert_int_equal(got.checksum, fg_synthetic_fold(FG_SYNTHETIC_SEED, 1));
-	for (uint32_t k = 0; k < R.hdr->max_inflight; k++)
+	for (uint32_t k = 0; k < fg_lease_n(&R); k++)
 		assert_int_equal(fg_lease_table(&R, 0)[k], 0);
 
 	/* a stale owner's finish fails: its generation is gone */
@@ -208,14 +209,16 @@ static void test_recover_dead_submitter(void **state)
 	uint32_t idx = 77;
 	fg_session_t *s = fg_sess(&R, idx);
 	fg_lease_table(&R, c.slot)[0] = idx + 1;
-	atomic_store(&s->ctl, FG_CTL(FG_S_ALLOCATING, c.slot, c.gen));
+	atomic_store(&s->ctl, FG_CTL(FG_S_ALLOCATING, c.slot, c.gen, 5));
 	assert_int_equal(fg_session_recover_slot(&sup, c.slot, c.gen), 0);
 	assert_int_equal(state_of(idx), FG_S_FREE);
+	/* rolled back: FREE under the next generation (not the purged mark) */
+	assert_int_equal(FG_CTL_SGEN(atomic_load(&s->ctl)), 6);
 
 	/* one that died after QUEUED, before its hint was enqueued */
 	uint64_t before = fg_ring_depth(fg_ring_ref(&R, idx % 2));
 	fg_lease_table(&R, c.slot)[1] = idx + 1;
-	atomic_store(&s->ctl, FG_CTL(FG_S_QUEUED, FG_SLOT_NONE, 0));
+	atomic_store(&s->ctl, FG_CTL_FREE_OF(FG_S_QUEUED, 6));
 	fg_session_recover_slot(&sup, c.slot, c.gen);
 	assert_int_equal(fg_ring_depth(fg_ring_ref(&R, idx % 2)), before + 1);
 	fg_client_detach(&c);
@@ -360,7 +363,9 @@ static void test_purge(void **state)
 	fg_submit_t mr = { FG_WF_MAP_REDUCE, 8, 0, NULL, "split me" };
 	fg_handle_t parent, child, done, failed, queued;
 	assert_int_equal(fg_session_submit(&c, &mr, &parent), 0);
-	assert_int_equal(fg_session_submit(&c, &syn, &child), 0);
+	fg_submit_t kid = syn;
+	kid.parent = FG_HANDLE_IDX(parent) + 1;
+	assert_int_equal(fg_session_submit(&c, &kid, &child), 0);
 	assert_int_equal(fg_session_submit(&c, &syn, &done), 0);
 	assert_int_equal(fg_session_submit(&c, &syn, &failed), 0);
 	assert_int_equal(fg_session_submit(&c, &syn, &queued), 0);
@@ -402,10 +407,163 @@ static void test_purge(void **state)
 		assert_int_equal(fg_session_submit(&c, &syn, &again), 0);
 	assert_int_equal(fg_session_submit(&c, &syn, &again), -ENOSPC);
 	assert_int_equal(FG_HANDLE_GEN(again) >= 1, 1);
-	assert_int_equal(atomic_load(&fg_sess(&R, FG_HANDLE_IDX(done))->gen), FG_HANDLE_GEN(done) + 1);
+	assert_int_equal(FG_CTL_SGEN(atomic_load(&fg_sess(&R, FG_HANDLE_IDX(done))->ctl)),
+			 FG_HANDLE_GEN(done) + 1);
 	uint32_t cst;
 	assert_int_equal(fg_session_cancel(&R, done, &cst), -ENOENT);
 	fg_client_detach(&c);
+}
+
+/* A stalled purger or canceller that read a record before it was freed
+ * and reused: its CAS names the old generation and fails. */
+static void test_stale_word_after_reuse(void **state)
+{
+	(void)state;
+	fg_actor_t c, w;
+	assert_int_equal(fg_client_attach(&R, &c), 0);
+	worker_actor(&w, 0);
+	fg_submit_t syn = { FG_WF_SYNTHETIC, 1, 0 };
+	fg_handle_t h[256];
+	for (uint32_t i = 0; i < R.hdr->capacity; i++)
+		assert_int_equal(fg_session_submit(&c, &syn, &h[i]), 0);
+	uint32_t idx = FG_HANDLE_IDX(h[7]);
+	run_to(&w, idx, FG_S_DONE);
+	uint64_t seen = atomic_load(&fg_sess(&R, idx)->ctl);   /* what a purger read */
+	assert_int_equal(fg_session_purge(&R, fg_now_ns() + 1, FG_PURGE_FINISHED), 1);
+	fg_handle_t again;
+	assert_int_equal(fg_session_submit(&c, &syn, &again), 0);   /* the only FREE record */
+	assert_int_equal(FG_HANDLE_IDX(again), idx);
+	assert_int_equal(FG_HANDLE_GEN(again), FG_HANDLE_GEN(h[7]) + 1);
+	run_to(&w, idx, FG_S_DONE);
+	/* the stalled purger's CAS: fails, the new session stays */
+	uint64_t x = seen;
+	assert_false(atomic_compare_exchange_strong(&fg_sess(&R, idx)->ctl, &x,
+						    FG_CTL_FREE_OF(FG_S_FREE, FG_CTL_SGEN(seen))));
+	assert_int_equal(state_of(idx), FG_S_DONE);
+	/* the old handle names nothing: no cancel, no snapshot */
+	uint32_t st;
+	fg_snap_t sn;
+	assert_int_equal(fg_session_cancel(&R, h[7], &st), -ENOENT);
+	assert_int_equal(fg_session_snapshot(&R, h[7], &sn, 1), -ENOENT);
+	assert_int_equal(fg_session_snapshot(&R, again, &sn, 1), 0);
+	assert_int_equal(sn.h, again);
+	assert_int_equal(FG_CTL_STATE(sn.ctl), FG_S_DONE);
+	fg_snap_free(&sn);
+	/* a RUNNING session's cancel flag, from a word of the session before */
+	fg_handle_t h2 = h[9];
+	uint32_t e, i2 = FG_HANDLE_IDX(h2);
+	assert_int_equal(fg_session_claim(&w, i2, &e), 0);
+	uint64_t run1 = atomic_load(&fg_sess(&R, i2)->ctl);
+	assert_int_equal(fg_session_finish(&w, i2, e, FG_S_DONE), 0);
+	assert_int_equal(fg_session_purge(&R, fg_now_ns() + 1, FG_PURGE_FINISHED), 2);
+	assert_int_equal(fg_session_submit(&c, &syn, &again), 0);
+	assert_int_equal(fg_session_submit(&c, &syn, &again), 0);
+	assert_int_equal(fg_session_claim(&w, i2, &e), 0);
+	uint64_t run2 = atomic_load(&fg_sess(&R, i2)->ctl);
+	assert_true(run1 != run2);   /* same worker, same lease: another word */
+	x = run1;
+	assert_false(atomic_compare_exchange_strong(&fg_sess(&R, i2)->ctl, &x, run1 | FG_CTL_CANCEL));
+	assert_int_equal(fg_session_finish(&w, i2, e, FG_S_DONE), 0);
+	fg_client_detach(&c);
+}
+
+static int ended_no(void *arg) { (void)arg; return 0; }
+static int ended_yes(void *arg) { (void)arg; return 1; }
+
+/* A parent parks (WAITING, no lease, no slot) and its child's end wakes it. */
+static void test_park_wake(void **state)
+{
+	(void)state;
+	fg_actor_t c, w, sup;
+	assert_int_equal(fg_client_attach(&R, &c), 0);
+	worker_actor(&w, 0);
+	fg_actor_init(&sup, &R, fg_supervisor_slot(&R));
+	fg_submit_t mr = { FG_WF_MAP_REDUCE, 8, 0, NULL, "split me" };
+	fg_handle_t parent, child;
+	assert_int_equal(fg_session_submit(&c, &mr, &parent), 0);
+	uint32_t pi = FG_HANDLE_IDX(parent), pe, ce;
+	while (take(&w) != UINT32_MAX)
+		;
+	assert_int_equal(fg_session_claim(&w, pi, &pe), 0);
+	fg_submit_t kid = { FG_WF_REACT, 4, 0, NULL, "part" };
+	kid.parent = pi + 1;
+	uint32_t ke;
+	assert_int_equal(fg_session_alloc(&w, &kid, &child, &ke), 0);
+	assert_int_equal(fg_session_publish(&w, FG_HANDLE_IDX(child), ke), 0);
+	assert_int_equal(take(&w), FG_HANDLE_IDX(child));
+	assert_int_equal(atomic_load(&w.self->inflight), 1);
+	assert_int_equal(fg_session_park(&w, pi, pe, ended_no, NULL), 0);
+	assert_int_equal(state_of(pi), FG_S_WAITING);
+	assert_int_equal(fg_lease_table(&R, 0)[pe], 0);
+	assert_int_equal(atomic_load(&w.self->inflight), 0);
+	/* a waiting parent is not purged from under its child, nor its child */
+	assert_int_equal(fg_session_claim(&w, FG_HANDLE_IDX(child), &ce), 0);
+	assert_int_equal(fg_session_claim(&w, pi, &pe), -EBUSY);   /* not claimable */
+	assert_int_equal(fg_session_finish(&w, FG_HANDLE_IDX(child), ce, FG_S_DONE), 0);
+	assert_int_equal(state_of(pi), FG_S_QUEUED);              /* woken */
+	assert_int_equal(take(&w), pi);
+	assert_int_equal(fg_session_purge(&R, fg_now_ns() + 1, FG_PURGE_FINISHED), 0);
+	/* parked while a child ended unseen: woken by its own second look */
+	assert_int_equal(fg_session_claim(&w, pi, &pe), 0);
+	assert_int_equal(fg_session_park(&w, pi, pe, ended_yes, NULL), 0);
+	assert_int_equal(state_of(pi), FG_S_QUEUED);
+	assert_int_equal(take(&w), pi);
+	/* a worker that died between the park and the second look: recovery
+	 * wakes the parent from the lease entry */
+	assert_int_equal(fg_session_claim(&w, pi, &pe), 0);
+	uint64_t c0 = atomic_load(&fg_sess(&R, pi)->ctl);
+	atomic_store(&fg_sess(&R, pi)->ctl, FG_CTL_FREE_OF(FG_S_WAITING, FG_CTL_SGEN(c0)));
+	fg_session_recover_slot(&sup, 0, w.gen);
+	assert_int_equal(state_of(pi), FG_S_QUEUED);
+	assert_int_equal(take(&w), pi);
+	/* a child's worker that died between the final CAS and the wake-up */
+	worker_actor(&w, 0);
+	assert_int_equal(fg_session_claim(&w, pi, &pe), 0);
+	assert_int_equal(fg_session_park(&w, pi, pe, ended_no, NULL), 0);
+	fg_lease_table(&R, 0)[3] = FG_HANDLE_IDX(child) + 1;   /* its entry, left */
+	fg_session_recover_slot(&sup, 0, w.gen);
+	assert_int_equal(state_of(pi), FG_S_QUEUED);
+	/* cancelled while waiting: at once */
+	worker_actor(&w, 0);
+	assert_int_equal(take(&w), pi);
+	assert_int_equal(fg_session_claim(&w, pi, &pe), 0);
+	assert_int_equal(fg_session_park(&w, pi, pe, ended_no, NULL), 0);
+	uint32_t st;
+	assert_int_equal(fg_session_cancel(&R, parent, &st), 0);
+	assert_int_equal(st, FG_S_CANCELLED);
+	assert_int_equal(fg_session_wake(&w, pi, 0), 0);
+	/* now the finished child may go */
+	assert_int_equal(fg_session_purge(&R, fg_now_ns() + 1, FG_PURGE_FINISHED), 2);
+	fg_client_detach(&c);
+}
+
+/* The supervisor's view of a client slot is one word: a holder that
+ * changed after the probe is not recovered. */
+static void test_client_probe(void **state)
+{
+	(void)state;
+	fg_actor_t c, sup;
+	fg_actor_init(&sup, &R, fg_supervisor_slot(&R));
+	assert_int_equal(fg_client_attach(&R, &c), 0);
+	uint64_t w;
+	assert_int_equal(fg_client_probe(c.self, &w), FG_PROBE_ALIVE);
+	assert_int_equal(FG_OWNER_PID(w), getpid());
+	assert_int_equal(FG_OWNER_GEN(w), c.gen);
+	/* a dead holder (a pid that does not exist), then a newcomer */
+	atomic_store(&c.self->owner, FG_OWNER(c.gen, 0x7ffffff0));
+	assert_int_equal(fg_client_probe(c.self, &w), FG_PROBE_DEAD);
+	atomic_store(&c.self->owner, FG_OWNER(c.gen + 1, getpid()));
+	assert_int_equal(fg_client_recover(&sup, c.slot, w), -EAGAIN);
+	assert_int_equal(atomic_load(&c.self->owner), FG_OWNER(c.gen + 1, getpid()));
+	/* the real dead one is recovered, and the slot is free again */
+	atomic_store(&c.self->owner, w);
+	assert_int_equal(fg_client_recover(&sup, c.slot, w), 0);
+	assert_int_equal(atomic_load(&c.self->owner), 0);
+	assert_int_equal(fg_client_probe(c.self, &w), FG_PROBE_FREE);
+	fg_actor_t d;
+	assert_int_equal(fg_client_attach(&R, &d), 0);
+	assert_true(d.gen > c.gen);
+	fg_client_detach(&d);
 }
 
 int main(void)
@@ -421,6 +579,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sweep_restores_lost_hints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_word_after_reuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_park_wake, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_probe, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("session", tests, NULL, NULL);
 }

@@ -4,8 +4,11 @@
 # 10 s during the soak, and the done sessions it saw are then purged
 # (`forgectl purge`), so the 100,000-record table serves any duration.
 # Faults, at random every 0.2-1 s: SIGKILL or SIGSTOP of a worker, SIGKILL
-# of the gateway, and now and then of the supervisor (restarted by this
-# script, as systemd would).  Load: synthetic and scripted ReAct sessions
+# of the gateway, now and then of the supervisor (restarted by this
+# script, as systemd would); stalls: a forgectl submit stopped for up to a
+# second in the middle of its work, and the supervisor stopped for half a
+# second.  Load: synthetic, scripted ReAct, and nested map_reduce and
+# plan_execute sessions (parents parked while their children run)
 # submitted continuously.  At the end, done + purged = submitted.
 # Usage: tools/soak.sh [DURATION] [DIR]     Output: a progress line a minute.
 set -eu
@@ -53,13 +56,16 @@ trap 'kill -TERM $PID 2>/dev/null; sleep 1' EXIT
 start
 ready
 end=$(( $(date +%s) + DUR )); next_check=$(( $(date +%s) + 30 )); next_log=$(( $(date +%s) + 60 ))
-submitted=0 faults=0 sup_kills=0 checks=0
+submitted=0 faults=0 sup_kills=0 checks=0 stalls=0
 while [ "$(date +%s)" -lt "$end" ]; do
-	if [ "$(ctl stats --json | jq '.sessions.queued + .sessions.running')" -lt 5000 ] &&
+	if [ "$(ctl stats --json | jq '.sessions.queued + .sessions.running + .sessions.waiting')" -lt 5000 ] &&
 	   [ "$(ctl stats --json | jq .sessions.free)" -gt 20000 ]; then
 		ctl submit --workflow synthetic --steps 8 --count 500 --delay-us 20000 > /dev/null
 		ctl submit --workflow react --prompt "what is 2+2?" --count 500 > /dev/null
-		submitted=$((submitted + 1000))
+		# a parent and one child each (the scripted split is not a plan)
+		ctl submit --workflow map_reduce --prompt "what is 2+2, twice?" --count 100 > /dev/null
+		ctl submit --workflow plan_execute --prompt "what is 2+2, planned?" --count 100 > /dev/null
+		submitted=$((submitted + 1400))
 	fi
 	r=$(( $(rnd) % 100 ))
 	if [ $r -lt 60 ]; then
@@ -72,6 +78,18 @@ while [ "$(date +%s)" -lt "$end" ]; do
 		kill -KILL $PID; wait $PID 2>/dev/null || true
 		start; sup_kills=$((sup_kills + 1)); faults=$((faults + 1))
 		ready
+	elif [ $r -lt 97 ]; then
+		# a submitter stopped wherever it is (a ring claim, an allocation)
+		ctl submit --workflow synthetic --steps 2 --count 300 > /dev/null &
+		cp=$!
+		sleep 0.0$(( $(rnd) % 10 ))
+		if kill -STOP $cp 2>/dev/null; then
+			sleep 0.$(( 3 + $(rnd) % 7 )); kill -CONT $cp; stalls=$((stalls + 1))
+		fi
+		wait $cp || { echo "soak: a stopped submitter failed" >&2; exit 1; }
+		submitted=$((submitted + 300))
+	elif [ $r -lt 99 ]; then
+		kill -STOP $PID; sleep 0.5; kill -CONT $PID; stalls=$((stalls + 1))
 	fi
 	if [ "$(date +%s)" -ge "$next_check" ]; then
 		# every finished session is checked (checksum, conversation) before
@@ -83,7 +101,7 @@ while [ "$(date +%s)" -lt "$end" ]; do
 		next_check=$(( $(date +%s) + 10 ))
 	fi
 	if [ "$(date +%s)" -ge "$next_log" ]; then
-		echo "soak: $(( DUR - end + $(date +%s) )) s, $submitted submitted, $faults faults ($sup_kills supervisor kills), $(ctl stats --json | jq -c .sessions)"
+		echo "soak: $(( DUR - end + $(date +%s) )) s, $submitted submitted, $faults faults ($sup_kills supervisor kills), $stalls stalls, $(ctl stats --json | jq -c .sessions)"
 		next_log=$(( $(date +%s) + 60 ))
 	fi
 	sleep 0.$(( 2 + $(rnd) % 8 ))
@@ -97,4 +115,4 @@ done_n=$(echo "$s" | jq '.sessions.done + .sessions.purged')
 [ "$(echo "$s" | jq '.sessions.failed + .sessions.cancelled')" = 0 ] ||
 	{ echo "soak: sessions failed: $s" >&2; exit 1; }
 [ "$done_n" = "$submitted" ] || { echo "soak: $done_n done (or purged) of $submitted submitted: $s" >&2; exit 1; }
-echo "soak: $DUR s, $submitted sessions all done, $faults faults ($sup_kills supervisor kills), $checks checks clean"
+echo "soak: $DUR s, $submitted sessions all done, $faults faults ($sup_kills supervisor kills), $stalls stalls (submitters and the supervisor stopped), $checks checks clean"

@@ -113,6 +113,7 @@ typedef struct fg_config {
 	fg_external_cfg_t external[FG_MAX_EXTERNAL];
 	char     interrupted[16];       /* workflows.interrupted: result | fail  */
 	uint32_t deadline_s;            /* workflows.deadline_s (0: none)        */
+	uint32_t child_alloc_timeout_s; /* workflows.child_alloc_timeout_s       */
 } fg_config_t;
 
 void fg_config_defaults(fg_config_t *c);

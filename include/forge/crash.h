@@ -6,6 +6,13 @@
  * itself with SIGKILL at the Nth hit of the point named by the environment
  * variable FORGE_CRASHPOINT="name:N" once fg_crash_arm() has armed it.
  * In release builds the macro is empty.
+ *
+ * Stall points (DESIGN.md rule 9) are the same names: with
+ * FORGE_STALLPOINT="name:N" the process stops itself (SIGSTOP) at the Nth
+ * hit instead, after writing its pid to FORGE_STALL_FILE (when set, by
+ * rename, so a test that sees the file may read a whole pid), and goes on
+ * where it stopped when the test sends SIGCONT.  A test holds process A at
+ * a step of a shared operation that way while B proceeds.
  */
 #ifndef FORGE_CRASH_H
 #define FORGE_CRASH_H
@@ -13,9 +20,10 @@
 #include <stdint.h>
 
 #ifdef FG_CRASHPOINTS
-extern const char *fg_crash_name;
+extern int fg_points_armed;
 void fg_crash_hit(const char *name);
-/* Reads FORGE_CRASHPOINT; call where the process should become killable. */
+/* Reads FORGE_CRASHPOINT and FORGE_STALLPOINT; call where the process
+ * should become killable (or stoppable). */
 void fg_crash_arm(void);
 /*
  * Arms only the process that FORGE_CRASH_SLOT names ("0".."63" for a
@@ -24,7 +32,7 @@ void fg_crash_arm(void);
  */
 void fg_crash_arm_if(const char *who, uint32_t gen);
 void fg_crash_disarm(void);
-#define FG_CRASHPOINT(name) do { if (fg_crash_name) fg_crash_hit(name); } while (0)
+#define FG_CRASHPOINT(name) do { if (fg_points_armed) fg_crash_hit(name); } while (0)
 #else
 #define FG_CRASHPOINT(name) do { } while (0)
 static inline void fg_crash_arm(void) { }

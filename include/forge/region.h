@@ -23,7 +23,9 @@
  *    64   fg_section_t sections[8]   {u64 off, u64 size}
  *   192.. runtime fields, each hot one on its own cache line (see below)
  *   [FG_SEC_REGISTRY]  nslots      x fg_slot_t        (256 bytes, 64-aligned)
- *   [FG_SEC_LEASES]    nslots      x max_inflight x u32  (session index+1, 0 = empty)
+ *   [FG_SEC_LEASES]    nslots      x (max_inflight + 1) x u32  (session index+1, 0 = empty;
+ *                      the spare entry lets a worker full of sessions still
+ *                      allocate a child: alloc -> publish is one step)
  *   [FG_SEC_RINGS]     nrings      x (fg_ring_t 192 bytes + ring_cap x u64 cells)
  *   [FG_SEC_SESSIONS]  capacity    x fg_session_t     (128 bytes)
  *   [FG_SEC_LOGS]      capacity    x log_bytes        (conversation log)
@@ -46,7 +48,8 @@
 #include <stdint.h>
 
 #define FG_REGION_MAGIC   0x0047524547524f46ULL /* "FORGERG\0" little-endian */
-#define FG_REGION_VERSION 3u   /* 3: purged, spawn_failures, llm_oom; KEY log records */
+#define FG_REGION_VERSION 4u   /* 4: session generation in ctl, WAITING, parent; slot owner;
+                                  one spare lease entry per slot */
 #define FG_HDR_SIZE       4096u
 #define FG_CACHELINE      64u
 
@@ -223,6 +226,17 @@ typedef struct fg_slot {
 	uint32_t kind;
 	_Atomic uint64_t starttime;
 	_Atomic uint64_t started_ns;
+	/*
+	 * owner (client slots only): FG_OWNER(gen, pid) of the process that
+	 * holds the slot, 0 when free, with FG_OWNER_RECOVERING set while the
+	 * supervisor recovers a dead holder.  One word, so that "who holds it"
+	 * and "which generation" are never read from two different holders:
+	 * a client claims the slot by CAS 0 -> FG_OWNER(gen, pid) and gives it
+	 * back by storing 0 (release) after clearing everything else; the
+	 * supervisor recovers only after a CAS from the exact word it judged
+	 * dead to that word | RECOVERING, so a newcomer is never recovered.
+	 */
+	_Atomic uint64_t owner;
 
 	alignas(64) _Atomic uint64_t heartbeat_ns;
 	_Atomic uint64_t claims;        /* sessions claimed                 */
@@ -254,6 +268,7 @@ typedef struct fg_slot {
 
 _Static_assert(sizeof(fg_slot_t) == 256, "slot is four cache lines");
 _Static_assert(_Alignof(fg_slot_t) == 64, "slot is line-aligned");
+_Static_assert(offsetof(fg_slot_t, owner) == 32, "line 0");
 _Static_assert(offsetof(fg_slot_t, heartbeat_ns) == 64, "line 1");
 _Static_assert(offsetof(fg_slot_t, ring_intent) == 128, "line 2");
 _Static_assert(offsetof(fg_slot_t, restarts) == 192, "line 3");
@@ -292,19 +307,50 @@ enum fg_sess_state {
 	FG_S_DONE,
 	FG_S_FAILED,
 	FG_S_CANCELLED,
+	FG_S_WAITING,      /* parked: waits for its children, holds no lease */
 	FG_S_NSTATES
 };
 
-/* ctl word: state(8) | lease slot(8) | lease gen(32) | flags(16)
- * FG_CTL_CANCEL (a flag bit) may be set on a RUNNING record by anyone who
- * cancels it (CAS); the lease holder then ends it as CANCELLED, and a
- * recovery pass sends it to CANCELLED instead of QUEUED. */
-#define FG_CTL_CANCEL (1ull << 48)
-#define FG_CTL(st, slot, gen) \
-	((uint64_t)(st) | ((uint64_t)(slot) << 8) | ((uint64_t)(uint32_t)(gen) << 16))
-#define FG_CTL_STATE(c) ((uint32_t)((c) & 0xff))
+/* A state a session can still leave by itself (not FREE, not finished). */
+#define FG_S_LIVE(st) ((st) == FG_S_QUEUED || (st) == FG_S_RUNNING || (st) == FG_S_WAITING)
+#define FG_S_FINISHED(st) ((st) >= FG_S_DONE && (st) <= FG_S_CANCELLED)
+
+#define FG_OWNER(gen, pid)    (((uint64_t)(uint32_t)(gen) << 32) | (uint32_t)(pid))
+#define FG_OWNER_PID(w)       ((int32_t)(uint32_t)((w) & 0x7fffffffu))
+#define FG_OWNER_GEN(w)       ((uint32_t)((w) >> 32))
+#define FG_OWNER_RECOVERING   (1ull << 31)
+
+/*
+ * ctl word: state(4) | flags(4) | lease slot(8) | lease gen(16) | session gen(32)
+ *
+ * The session generation (the handle's gen) is in the word in every state,
+ * so a CAS that expects a word read earlier fails once the record has been
+ * freed and reused, whatever states it went through (no ABA): purge,
+ * cancel, wake and every lease holder's CAS name the session they mean.
+ * It moves on only at FREE -> ALLOCATING (gen + 1, never 0).
+ *
+ * The lease gen is the low 16 bits of the holder's slot gen.  A slot's gen
+ * moves on only once its previous process is gone and recovered (workers:
+ * reaped; clients: owner word CASed by the recovery), so a live holder's
+ * lease always names its current gen; the 16 bits only tell a holder from
+ * earlier dead ones in the same slot.
+ *
+ * FG_CTL_CANCEL may be set on a RUNNING record by anyone who cancels it
+ * (CAS from the exact word, so a stale cancel of an earlier session in the
+ * record fails); the lease holder then ends it as CANCELLED, and a
+ * recovery pass sends it to CANCELLED instead of QUEUED.
+ */
+#define FG_CTL_CANCEL (1ull << 4)
+#define FG_CTL(st, slot, lgen, sgen) \
+	((uint64_t)(st) | ((uint64_t)((slot) & 0xff) << 8) | \
+	 ((uint64_t)((lgen) & 0xffffu) << 16) | ((uint64_t)(uint32_t)(sgen) << 32))
+#define FG_CTL_STATE(c) ((uint32_t)((c) & 0xf))
+#define FG_CTL_FLAGS(c) ((uint32_t)((c) & 0xf0))
 #define FG_CTL_SLOT(c)  ((uint32_t)(((c) >> 8) & 0xff))
-#define FG_CTL_GEN(c)   ((uint32_t)(((c) >> 16) & 0xffffffffu))
+#define FG_CTL_LGEN(c)  ((uint32_t)(((c) >> 16) & 0xffffu))
+#define FG_CTL_SGEN(c)  ((uint32_t)((c) >> 32))
+/* The word of an unleased state of session generation sgen. */
+#define FG_CTL_FREE_OF(st, sgen) FG_CTL(st, FG_SLOT_NONE, 0, sgen)
 
 /* ckpt word: seq(32) | ab(1) | loglen(31) */
 #define FG_CKPT(seq, ab, len) \
@@ -332,16 +378,28 @@ _Static_assert(sizeof(fg_wstate_t) == 32, "wstate size");
 
 /*
  * A session record, 128 bytes.
- *   ctl:  state + lease.  Changed only by CAS (acq_rel).  RUNNING and
- *         ALLOCATING carry the lease holder's (slot, gen); other states
- *         carry FG_SLOT_NONE.
- *   ckpt: the published checkpoint.  Written (release) only by the lease
- *         holder after it has written st[!ab] and the log bytes up to len;
- *         a reader that acquires it may read st[ab] and log[0..len).
- *   gen:  handle generation, bumped by the submitter while ALLOCATING
- *         (release); a handle (idx, gen) is valid while gen matches.
- *   params (workflow, steps, arg, created_ns): written while
- *         ALLOCATING, read-only afterwards (published by the QUEUED CAS).
+ *   ctl:  state + lease + session generation (above).  Changed only by
+ *         CAS (acq_rel; seq_cst where a Dekker pair needs it: park/wake).
+ *         RUNNING and ALLOCATING carry the lease holder's (slot, gen);
+ *         other states carry FG_SLOT_NONE.  A handle (idx, gen) names the
+ *         record while FG_CTL_SGEN(ctl) == gen and the state is neither
+ *         FREE nor ALLOCATING (fg_session_valid).
+ *   ckpt: the published checkpoint (a seqlock word).  Written only by the
+ *         lease holder: it issues a release fence, then writes st[!ab] and
+ *         the log bytes from len on, then stores ckpt (release).  A reader
+ *         loads ckpt (acquire), copies st[ab] and log[0..len), issues an
+ *         acquire fence and loads ckpt and ctl again: unchanged means the
+ *         copy is whole (the writer's fence orders its earlier publish
+ *         before its next overwrite of the same copy, which plain release
+ *         stores alone do not on weak memory models).
+ *   parent: index + 1 of the parent session (0: none), written while
+ *         ALLOCATING.  A finishing child wakes a WAITING parent; a wake
+ *         that reaches another session in a reused record is spurious and
+ *         harmless (the woken session looks, finds nothing, parks again).
+ *   params (workflow, steps, arg, created_ns, parent): written while
+ *         ALLOCATING (after a release fence that follows the claiming CAS,
+ *         so a reader that copied any of them and then re-reads ctl sees
+ *         the new generation), read-only afterwards.
  *   queued_ns, started_ns (first claim), finished_ns: relaxed,
  *         informational; the sweep uses queued_ns to find hints that went
  *         missing.
@@ -351,7 +409,7 @@ _Static_assert(sizeof(fg_wstate_t) == 32, "wstate size");
 typedef struct fg_session {
 	_Atomic uint64_t ctl;
 	_Atomic uint64_t ckpt;
-	_Atomic uint32_t gen;
+	uint32_t parent;
 	uint16_t workflow;
 	_Atomic uint16_t claims;
 	uint32_t steps;
@@ -392,9 +450,15 @@ static inline fg_session_t *fg_sess(const fg_region_t *r, uint32_t i)
 	return &r->sessions[i];
 }
 
+/* Lease entries per slot: max_inflight, and one spare (see the diagram). */
+static inline uint32_t fg_lease_n(const fg_region_t *r)
+{
+	return r->hdr->max_inflight + 1;
+}
+
 static inline uint32_t *fg_lease_table(const fg_region_t *r, uint32_t slot)
 {
-	return r->leases + (size_t)slot * r->hdr->max_inflight;
+	return r->leases + (size_t)slot * fg_lease_n(r);
 }
 
 static inline size_t fg_ring_stride(uint32_t cap)

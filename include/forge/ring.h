@@ -12,7 +12,20 @@
  *                               "unsafe" in that calling it for a live one
  *                               can drop that one's item from the ring (the
  *                               live one then retries) — never a session.
+ *   unstall_mc || anything      yes: a consumer's CAS of a claimed,
+ *                               unpublished cell to a SKIP item; the
+ *                               stalled producer's publish CAS then fails
+ *                               and it enqueues at a new position.
  *   init_unsafe                 only while no one else maps the ring.
+ *
+ * Stall windows (rule 9): a producer stopped between claim and publish
+ * (enq after_claim) would hold every consumer of the ring for as long as
+ * it is stopped; a consumer that has watched the same unpublished head
+ * cell for FG_RING_STALL_NS publishes FG_RING_SKIP in its place
+ * (fg_ring_unstall_mc).  A consumer stopped after claiming holds nothing
+ * but its own cell, which producers reach a lap later and pass over
+ * (the ring looks full there, and enqueue tries another ring); stalled
+ * workers are killed by the watchdog (rule 5) and recovered.
  *
  * Death windows (each a crash point):
  *   enq before_claim  : nothing changed; the intent names idx, and
@@ -61,6 +74,23 @@ void fg_ring_intent_clear(fg_slot_t *self);
 uint32_t fg_ring_recover_unsafe(const fg_region_t *reg, fg_slot_t *dead);
 
 uint64_t fg_ring_depth(fg_ringref_t rr);
+
+/* An item that names no session: a cell skipped past a stalled producer. */
+#define FG_RING_SKIP 0xffffffffu
+#define FG_RING_STALL_NS 10000000ull   /* 10 ms: far beyond any claim->publish */
+
+/* A consumer's memory of the head cell it found claimed but unpublished. */
+typedef struct fg_ring_watch {
+	uint64_t pos;        /* that head position (UINT64_MAX: none)  */
+	uint64_t since_ns;   /* when it was first seen so              */
+} fg_ring_watch_t;
+
+/*
+ * Called by a consumer that found the ring non-empty but could not
+ * dequeue: if the head cell has been claimed and unpublished since
+ * after_ns or longer, publishes FG_RING_SKIP in it.  Returns 1 if it did.
+ */
+int fg_ring_unstall_mc(fg_ringref_t rr, fg_ring_watch_t *wt, uint64_t now, uint64_t after_ns);
 
 /* Checks head/tail/cell invariants; writes a message and returns -1 on the first violation. */
 int fg_ring_check(fg_ringref_t rr, char *err, size_t errlen);

@@ -12,9 +12,23 @@
  *                                               published checkpoint, enqueued
  *   entry -> QUEUED:                            enqueued again (its hint may
  *                                               have been lost with the death)
+ *   entry -> WAITING:                           woken (the death may have come
+ *                                               between parking and looking
+ *                                               at its children once more)
+ *   entry -> finished, with a parent:           its parent woken (the death
+ *                                               may have come between the
+ *                                               final CAS and the wake-up)
  *   anything else:                              untouched
  * The supervisor's start-up pass scans the whole table instead, since every
  * earlier generation is dead then.
+ *
+ * Stalls (DESIGN.md rule 9): every CAS on a record expects a word that
+ * carries the session's generation, so an actor that stops anywhere and
+ * resumes after the record was freed and reused fails its CAS instead of
+ * acting on the newer session; readers copy, then re-validate
+ * (fg_session_snapshot).  Waiting holds nothing (rule 10): a parent that
+ * waits for its children is parked (WAITING, no lease) and woken by the
+ * first child that ends (fg_session_park / fg_session_wake).
  */
 #ifndef FORGE_SESSION_H
 #define FORGE_SESSION_H
@@ -52,7 +66,43 @@ typedef struct fg_submit {
 	const char *prompt;      /* react: the user's message                   */
 	const char *key;         /* optional idempotency key (FG_REC_KEY record) */
 	size_t keylen;
+	uint32_t parent;         /* parent's index + 1 (a child session), or 0  */
 } fg_submit_t;
+
+/*
+ * Whether handle h still names its session: the record's generation is
+ * h's and it is neither FREE nor ALLOCATING.  *ctl (if not NULL) receives
+ * the word it judged by.  The one "is this handle still that session?"
+ * test: a reader that goes on to read the record must re-validate after
+ * copying (fg_session_snapshot does both).
+ */
+int fg_session_valid(const fg_region_t *r, fg_handle_t h, uint64_t *ctl);
+
+/* A consistent copy of one session, taken by fg_session_snapshot. */
+typedef struct fg_snap {
+	fg_handle_t h;
+	uint32_t idx;
+	uint64_t ctl;            /* state as of the end of the copy           */
+	uint64_t ckpt;
+	fg_wstate_t st;          /* st[ab] of ckpt                            */
+	uint16_t workflow, claims;
+	uint32_t steps, arg, parent;
+	uint64_t queued_ns, created_ns, started_ns, finished_ns;
+	uint8_t *log;            /* malloc'd copy of log[0..len) (want_log)    */
+	uint32_t len;
+} fg_snap_t;
+
+/*
+ * Copies session h (and, with want_log, its checkpoint log) and then
+ * re-validates: 0 with a copy that is all of one session at one published
+ * checkpoint; -ENOENT if h does not name a session, or stopped naming it
+ * while it was copied (purged, reused); -ENOMEM.  fg_snap_free frees the
+ * log copy.
+ */
+int fg_session_snapshot(const fg_region_t *r, fg_handle_t h, fg_snap_t *out, int want_log);
+void fg_snap_free(fg_snap_t *s);
+/* The handle of the session now in record idx (by its ctl word). */
+fg_handle_t fg_session_handle(const fg_region_t *r, uint32_t idx);
 
 const char *fg_state_name(uint32_t st);
 int         fg_state_parse(const char *s);
@@ -113,6 +163,25 @@ int fg_session_cancel(fg_region_t *r, fg_handle_t h, uint32_t *state);
 int fg_session_release(fg_actor_t *a, uint32_t idx, uint32_t entry);
 
 /*
+ * RUNNING -> WAITING: the lease holder parks a session that waits for its
+ * children, giving its lease (and its worker's slot) up.  After the CAS
+ * (seq_cst) it calls ended(arg) once: a non-zero answer means something
+ * it waits for ended meanwhile, and the session is woken at once.  With
+ * the waker's seq_cst final CAS before it looks at the parent, one of the
+ * two always sees the other (Dekker), so no wake-up is lost.
+ * -ECANCELED if it was cancelled (it ends CANCELLED), -EIO lease lost.
+ */
+int fg_session_park(fg_actor_t *a, uint32_t idx, uint32_t entry,
+		    int (*ended)(void *arg), void *arg);
+
+/*
+ * WAITING -> QUEUED, enqueued.  sgen 0 wakes whatever session waits in
+ * the record (a child waking its parent by index; a wrong one only looks
+ * and parks again).  Returns 1 if it woke it.  Any process may call it.
+ */
+int fg_session_wake(fg_actor_t *a, uint32_t idx, uint32_t sgen);
+
+/*
  * The recovery pass for a dead (slot, gen), run by the supervisor (actor
  * a) after the process was reaped: lease entries as above, then the ring
  * intent.  Returns the number of sessions returned to QUEUED.
@@ -125,7 +194,7 @@ uint32_t fg_session_recover_all_unsafe(fg_actor_t *a);
 /*
  * Frees finished sessions (states in state_mask, bits 1 << FG_S_DONE ...)
  * that finished before finished_before_ns (CLOCK_MONOTONIC), except the
- * children of parents still running.  Safe at any time, from any process,
+ * children of parents still live (queued, running or waiting).  Safe at any time, from any process,
  * with purgers, workers and readers running; returns how many it freed.
  * Their ids are then unknown (404); the table counts them in hdr->purged.
  */
@@ -139,6 +208,16 @@ uint32_t fg_session_purge(fg_region_t *r, uint64_t finished_before_ns, uint32_t 
  * costs one failed claim).  Returns how many; *missing gets QUEUED - depth.
  */
 uint64_t fg_session_sweep(fg_actor_t *a, uint64_t now, uint64_t after_ns, uint64_t *missing);
+
+/*
+ * The parked sessions' sweep: a WAITING session is woken when its
+ * deadline passed (deadline_ns > 0: created more than that ago), or when
+ * it has waited longer than after_ns while every child its log names has
+ * ended (a wake-up lost with a process that died between a child's end
+ * and its wake).  Returns how many it woke.
+ */
+uint64_t fg_session_sweep_waiting(fg_actor_t *a, uint64_t now, uint64_t after_ns,
+				  uint64_t deadline_ns);
 
 /* The synthetic workflow: folds step number k (1-based) into the checksum. */
 static inline uint64_t fg_synthetic_fold(uint64_t sum, uint32_t k)

@@ -14,9 +14,11 @@ ring.enq.after_claim ring.enq.after_publish"
 submit_points="session.alloc.after_cas session.alloc.before_queue session.alloc.after_queue
 ring.enq.before_claim ring.enq.after_claim ring.enq.after_publish"
 other_points="registry.attach.after_cas recover.after_entry session.purge.after_count
-session.purge.after_cas"
-# walked in mapreduce.sh, where the children they concern exist
-mapreduce_points="mapreduce.child.after_alloc mapreduce.child.after_record"
+session.purge.after_cas session.cancel.before_cas session.snapshot.after_check
+registry.probe.after_owner registry.recover.after_cas ring.unstall.before_cas"
+# walked in mapreduce.sh, where the children and parents they concern exist
+mapreduce_points="mapreduce.child.after_alloc mapreduce.child.after_record session.park.after_cas
+session.wake.before_cas session.finish.before_clear"
 
 # Every crash point compiled in must be exercised here.
 for p in $("$BIN/forgectl" --help >/dev/null; strings "$BIN/forged" | grep -E '^(ring|session|ckpt|registry|mapreduce)\.[a-z]+\.[a-z_]+$|^recover\.[a-z_]+$' | sort -u); do
@@ -133,6 +135,79 @@ for p in session.purge.after_count session.purge.after_cas; do
 	[ "$(stat .sessions.free)" = 8192 ] || fail "$p: table not empty: $(ctl stats --json | jq -c .sessions)"
 	ctl submit --workflow synthetic --steps 4 --count 100 > /dev/null
 	expect_all_done 100
+	n=$((n + 1))
+done
+
+# forgectl cancel killed after reading the record, before its CAS; forgectl
+# session killed after checking the handle, before copying: nothing changed
+reset_region
+start_forged
+id=$(ctl submit --workflow synthetic --steps 3 --delay-us 100000)
+for p in session.cancel.before_cas session.snapshot.after_check; do
+	set +e
+	case $p in
+	session.cancel*) FORGE_CRASHPOINT="$p:1" ctl cancel "$id" > /dev/null 2>&1 ;;
+	*) FORGE_CRASHPOINT="$p:1" ctl session "$id" > /dev/null 2>&1 ;;
+	esac
+	rc=$?; set -e
+	[ $rc = 137 ] || fail "$p: forgectl should have died by SIGKILL, exit $rc"
+	n=$((n + 1))
+done
+expect_all_done 1
+
+# a worker killed as it skips a ring cell held by a stopped client (stall
+# point in the client, crash point in the worker); the next worker skips it
+reset_region
+WORKERS=1 write_config
+export FORGE_CRASHPOINT="ring.unstall.before_cas:1" FORGE_CRASH_SLOT=0
+WORKERS=1 start_forged
+unset FORGE_CRASHPOINT FORGE_CRASH_SLOT
+FORGE_STALLPOINT=ring.enq.after_claim:1 FORGE_STALL_FILE=$T/r.stall \
+	ctl submit --workflow synthetic --steps 1 > /dev/null &
+sp=$!
+until_true 10 test -s "$T/r.stall" || fail "unstall: the client never stopped"
+ctl submit --workflow synthetic --steps 1 --count 20 > /dev/null
+until_true 10 sh -c "[ \$($BIN/forgectl --region $REGION stats --json | jq .sessions.done) = 20 ]" ||
+	fail "unstall: the 20 sessions behind the stopped client did not finish"
+grep -q "crash point reached" "$T/forged.log" || fail "unstall: crash point never reached"
+kill -CONT "$(cat "$T/r.stall")"
+wait "$sp" || fail "unstall: the stopped client failed"
+WORKERS=1 expect_all_done 21
+n=$((n + 1))
+write_config
+
+# the supervisor killed while it probes a client slot (the client is alive,
+# stopped), and right after it claimed a dead client's slot for recovery:
+# a new forged finishes the job, and the slot serves again
+for p in registry.probe.after_owner registry.recover.after_cas; do
+	reset_region
+	export FORGE_CRASHPOINT="$p:1" FORGE_CRASH_SLOT=supervisor
+	start_forged
+	unset FORGE_CRASHPOINT FORGE_CRASH_SLOT
+	rm -f "$T/a.stall"
+	FORGE_STALLPOINT=session.alloc.after_cas:1 FORGE_STALL_FILE=$T/a.stall \
+		ctl submit --workflow synthetic --steps 1 > "$T/a.ids" &
+	ap=$!
+	until_true 10 test -s "$T/a.stall" || fail "$p: the client never stopped"
+	[ $p = registry.recover.after_cas ] && kill -KILL "$(cat "$T/a.stall")"
+	pid=$FORGED_PID
+	set +e; wait "$pid"; rc=$?; set -e
+	[ $rc = 137 ] || fail "$p: supervisor should have died by SIGKILL, exit $rc"
+	"$BIN/forged" -c "$T/forge.yaml" >> "$T/forged.log" 2>&1 &
+	FORGED_PID=$!
+	until_true 10 workers_alive || fail "$p: no workers after the restart"
+	if [ $p = registry.probe.after_owner ]; then
+		kill -CONT "$(cat "$T/a.stall")"
+		wait "$ap" || fail "$p: the stopped client failed after the restart"
+		want=1
+	else
+		wait "$ap" 2>/dev/null || true
+		want=0   # its record was rolled back
+	fi
+	for i in $(seq 17); do   # every client slot serves again
+		ctl submit --workflow synthetic --steps 1 > /dev/null || fail "$p: submit $i refused"
+	done
+	expect_all_done $((17 + want))
 	n=$((n + 1))
 done
 

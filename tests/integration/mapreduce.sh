@@ -85,8 +85,12 @@ ctl session "$id" --json | jq -e '.state == "done" and .result == "combined anyw
 stop_forged
 
 # 3. a worker killed between a child's allocation and its record, and
-#    between its record and its publication
-for p in mapreduce.child.after_alloc mapreduce.child.after_record; do
+#    between its record and its publication; a parent's worker killed just
+#    after parking it (before its second look at the children); a child's
+#    worker killed after its final CAS, before it woke the parent or
+#    cleared its lease entry (recovery wakes the parent from the entry)
+for p in mapreduce.child.after_alloc mapreduce.child.after_record session.park.after_cas \
+	 session.wake.before_cas session.finish.before_clear; do
 	rm -f "$REGION" "$REGION.lock"
 	: > "$T/forged.log"
 	WORKERS=1 write_config
@@ -102,4 +106,4 @@ for p in mapreduce.child.after_alloc mapreduce.child.after_record; do
 		fail "$p: parents without 3 parts and the combined answer"
 	stop_forged
 done
-echo "mapreduce: 200 map_reduce and 100 plan_execute over HTTP with $kills kills (900 sessions, no orphan), step order and dependency results, a bad plan handled, both child-creation crash windows recovered; $(recovery)"
+echo "mapreduce: 200 map_reduce and 100 plan_execute over HTTP with $kills kills (900 sessions, no orphan), step order and dependency results, a bad plan handled, the child-creation, park and wake crash windows recovered; $(recovery)"

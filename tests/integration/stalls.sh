@@ -1,0 +1,223 @@
+#!/bin/sh
+# Stalls, not deaths (DESIGN.md rules 9 and 10).  A stall point stops a
+# process (SIGSTOP) at a named step of a shared operation while the others
+# go on and records are reused; then it is let go (SIGCONT).  Each case is
+# a hole an independent review proved on an earlier forge, and fails if its
+# fix is taken out:
+#   1  parents that wait for children hold no slot: no max_inflight, worker
+#      count or mix of workflows deadlocks (deadline_s: 0, so nothing ends
+#      a wedged session for us)
+#   2  a purger stalled after reading a record cannot free a later session
+#      that reused it
+#   3  a canceller stalled after reading a record cannot cancel a later one
+#   4  a supervisor stalled while probing a client slot cannot recover the
+#      live newcomer that took the slot meanwhile
+#   5  a client stopped between a ring claim and its publish does not hold
+#      the other sessions of that ring up
+#   6  readers (forgectl session, the SSE stream) stalled after checking a
+#      handle never show the session that reused the record under the old id
+. "$(dirname "$0")/../lib.sh"
+PORT=$((20000 + $$ % 10000))
+WATCHDOG_MS=60000   # a stopped worker must not be killed as hung here
+# ONLY=N runs case N alone (each case fails on a forge without its fix:
+# that is how the fixes were checked, one reverted at a time)
+on() { [ -z "${ONLY:-}" ] || [ "$ONLY" = "$1" ]; }
+
+# stalled FILE: waits until the process that wrote FILE is stopped; prints its pid
+stalled() {
+	until_true 10 test -s "$1" || fail "stall point never reached ($1)"
+	p=$(cat "$1")
+	until_true 5 sh -c "grep -q '^State:.*T' /proc/$p/status" || fail "pid $p did not stop"
+	echo >> "$T/nstalls"
+	echo "$p"
+}
+release() { kill -CONT "$1"; }
+
+fresh() {   # fresh [YAML...]: a new region and forged with this test's config
+	[ -n "$FORGED_PID" ] && stop_forged
+	rm -f "$REGION" "$REGION.lock" "$T"/*.stall
+	: > "$T/forged.log"
+	write_config
+	for y in "$@"; do printf '%s\n' "$y" >> "$T/forge.yaml"; done
+	start_forged
+}
+
+state_of() { ctl session "$1" --json 2>/dev/null | jq -r .state; }
+
+MOCK_YAML="llm:
+  default: mock
+  providers:
+    mock:
+      base_url: http://127.0.0.1:$PORT/v1
+    s:
+      type: scripted"
+"$ROOT/build/mock-llm" --port "$PORT" --latency-ms 200 2>>"$T/mock.log" &
+MOCK_PID=$!
+until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start: $(cat "$T/mock.log")"
+
+# ---- 1. no deadlock while parents wait --------------------------------------
+if on 1; then
+# one worker, 4 in flight, 6 map_reduce parents (each a split call into two
+# parts, two children of two model calls, a reduce call, 200 ms each)
+WORKERS=1 MAX_INFLIGHT=4 fresh "$MOCK_YAML"
+ctl submit --workflow map_reduce --prompt "what is 2+2, twice?" --count 6 > /dev/null
+WAIT_S=30 expect_all_done 18
+[ "$(ctl sessions --state done --json | jq '[.[] | select(.workflow == "map_reduce" and .result == "The answer is 4.")] | length')" = 6 ] ||
+	fail "1: map_reduce parents without their answer"
+# two workers at the default max_inflight, 2,000 parents at once
+WORKERS=2 fresh "$MOCK_YAML"
+ctl submit --workflow map_reduce --prompt "what is 2+2, twice?" --count 2000 > /dev/null
+WAIT_S=120 expect_all_done 6000
+mixed=0
+# a mixed load at several max_inflight: react, map_reduce, plan_execute
+for mi in 1 2 8; do
+	WORKERS=2 MAX_INFLIGHT=$mi fresh "$MOCK_YAML"
+	ctl submit --workflow map_reduce --prompt "what is 2+2, twice?" --count 20 > /dev/null
+	ctl submit --workflow plan_execute --prompt "what is 2+2, checked?" --count 20 > /dev/null
+	ctl submit --workflow react --prompt "what is 2+2?" --count 20 > /dev/null
+	WAIT_S=120 expect_all_done 140   # 20 x 3 + 20 x 3 + 20
+	mixed=$((mixed + 140))
+done
+echo "1: 18 + 6000 + $mixed sessions done, none wedged"
+fi
+
+# ---- 2. purge ABA ------------------------------------------------------------
+if on 2; then
+SESSIONS=1 WORKERS=1 fresh
+s1=$(ctl submit --workflow synthetic --steps 1)
+ctl wait --timeout 10 || fail "2: s1 not done"
+sleep 1.2   # s1 must be older than the stalled purger's cutoff (1 s): time, not an event
+FORGE_STALLPOINT=session.purge.after_count:1 FORGE_STALL_FILE=$T/p.stall \
+	ctl purge --older-than 1 > "$T/purge.out" 2>>"$T/purge.err" &
+pp=$!
+p=$(stalled "$T/p.stall")
+[ "$(ctl purge)" = "purged 1 sessions (2 in all)" ] || fail "2: the second purge did not free s1"
+s2=$(ctl submit --workflow synthetic --steps 1)
+[ "${s2#????????}" = "${s1#????????}" ] || fail "2: s2 ($s2) did not reuse s1's record ($s1)"
+ctl wait --timeout 10 || fail "2: s2 not done"
+release "$p"
+wait "$pp" || fail "2: the stalled purge failed: $(cat "$T/purge.err")"
+[ "$(state_of "$s2")" = done ] || fail "2: s2, finished just now, was purged by a purger stalled on s1"
+ctl session "$s1" > /dev/null 2>&1 && fail "2: s1 still answers"
+ctl check > "$T/check.out" || fail "2: check: $(cat "$T/check.out")"
+echo "2: a purger stalled on $s1 left $s2 (same record) alone"
+fi
+
+# ---- 3. stale cancel ------------------------------------------------------------
+if on 3; then
+SESSIONS=1 WORKERS=1 fresh
+s1=$(ctl submit --workflow synthetic --steps 2 --delay-us 300000)
+until_true 5 sh -c "[ \"\$($BIN/forgectl --region $REGION session $s1 --json | jq -r .state)\" = running ]" ||
+	fail "3: s1 never ran"
+FORGE_STALLPOINT=session.cancel.before_cas:1 FORGE_STALL_FILE=$T/c.stall \
+	ctl cancel "$s1" > "$T/cancel.out" 2>&1 &
+cp=$!
+p=$(stalled "$T/c.stall")
+ctl wait --timeout 10 || fail "3: s1 not done"
+[ "$(state_of "$s1")" = done ] || fail "3: s1 $(state_of "$s1")"
+ctl purge > /dev/null
+s2=$(ctl submit --workflow synthetic --steps 2 --delay-us 300000)
+until_true 5 sh -c "[ \"\$($BIN/forgectl --region $REGION session $s2 --json | jq -r .state)\" = running ]" ||
+	fail "3: s2 never ran"
+release "$p"
+set +e; wait "$cp"; rc=$?; set -e
+[ $rc != 0 ] || fail "3: the stale cancel of $s1 said it cancelled something: $(cat "$T/cancel.out")"
+ctl wait --timeout 10 || fail "3: s2 not done"
+[ "$(state_of "$s2")" = done ] || fail "3: s2 (same record, same worker lease) ended $(state_of "$s2"): a stale cancel reached it"
+echo "3: a cancel of $s1 stalled across its end and reuse left $s2 running to done"
+fi
+
+# ---- 4. the supervisor probing a client slot --------------------------------------
+if on 4; then
+rm -f "$T/sup.stall"
+export FORGE_CRASH_SLOT=supervisor FORGE_STALLPOINT=registry.probe.after_owner:1 FORGE_STALL_FILE=$T/sup.stall
+WORKERS=1 fresh
+unset FORGE_CRASH_SLOT FORGE_STALLPOINT FORGE_STALL_FILE
+FORGE_STALLPOINT=session.alloc.after_cas:1 FORGE_STALL_FILE=$T/a.stall \
+	ctl submit --workflow synthetic --steps 1 > "$T/a.ids" &
+ap=$!
+a=$(stalled "$T/a.stall")
+sup=$(stalled "$T/sup.stall")   # it read A's owner word, and stopped
+release "$a"
+wait "$ap" || fail "4: A failed"
+FORGE_STALLPOINT=session.alloc.after_cas:1 FORGE_STALL_FILE=$T/b.stall \
+	ctl submit --workflow synthetic --steps 1 > "$T/b.ids" &
+bp=$!
+b=$(stalled "$T/b.stall")      # B took the same client slot and fills a record
+release "$sup"                  # the supervisor goes on with A's word: A is gone
+# the supervisor runs its client sweep every loop: give it time to act
+# (wrongly) while B still holds its record, the window of the hole
+sleep 0.3
+release "$b"
+wait "$bp" || fail "4: B failed"
+ctl wait --timeout 10 || fail "4: not done"
+! grep -q "client slot .* is gone" "$T/forged.log" ||
+	fail "4: the supervisor recovered a client slot: $(grep 'client slot' "$T/forged.log")"
+expect_all_done 2
+[ "$(state_of "$(cat "$T/b.ids")")" = done ] || fail "4: B's session is not done"
+echo "4: a supervisor stalled on A's client slot did not recover B, which took it"
+fi
+
+# ---- 5. a client stopped between ring claim and publish ----------------------------
+if on 5; then
+WORKERS=1 fresh
+FORGE_STALLPOINT=ring.enq.after_claim:1 FORGE_STALL_FILE=$T/r.stall \
+	ctl submit --workflow synthetic --steps 1 > "$T/r.ids" &
+rp=$!
+r=$(stalled "$T/r.stall")
+t0=$(date +%s%N)
+ctl submit --workflow synthetic --steps 1 --count 20 > "$T/ids"
+until_true 5 sh -c "[ \$($BIN/forgectl --region $REGION stats --json | jq .sessions.done) = 20 ]" ||
+	fail "5: 20 sessions queued behind a stopped client: $(ctl stats --json | jq -c .sessions)"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+grep -q "^State:.*T" /proc/$r/status || fail "5: the client was let go early"
+release "$r"
+wait "$rp" || fail "5: the stopped client failed"
+expect_all_done 21
+echo "5: 20 sessions done in $ms ms while a client held a ring position"
+fi
+
+# ---- 6. readers re-validate after copying -------------------------------------------
+if on 6; then
+SCRIPTED_YAML="llm:
+  default: s
+  providers:
+    s:
+      type: scripted"
+SESSIONS=1 WORKERS=1 fresh "$SCRIPTED_YAML"
+s1=$(ctl submit --workflow react --prompt "alice's question")
+ctl wait --timeout 10 || fail "6: s1 not done"
+FORGE_STALLPOINT=session.snapshot.after_check:1 FORGE_STALL_FILE=$T/f.stall \
+	ctl session "$s1" --json > "$T/f.out" 2>"$T/f.err" &
+fp=$!
+p=$(stalled "$T/f.stall")
+ctl purge > /dev/null
+s2=$(ctl submit --workflow react --prompt "bob's secret question")
+ctl wait --timeout 10 || fail "6: s2 not done"
+release "$p"
+set +e; wait "$fp"; rc=$?; set -e
+grep -q "bob" "$T/f.out" && fail "6: forgectl session $s1 printed s2's conversation: $(cat "$T/f.out")"
+[ $rc = 1 ] && grep -q "no session $s1" "$T/f.err" || fail "6: forgectl session: exit $rc: $(cat "$T/f.err")"
+# the SSE stream, in the gateway: stopped in its first read of s3
+export FORGE_CRASH_SLOT=gateway FORGE_STALLPOINT=session.snapshot.after_check:1 FORGE_STALL_FILE=$T/g.stall
+SESSIONS=1 WORKERS=1 fresh "$SCRIPTED_YAML"
+unset FORGE_CRASH_SLOT FORGE_STALLPOINT FORGE_STALL_FILE
+until_true 10 curl -sf "$API/healthz" || fail "6: gateway not up"
+s3=$(ctl submit --workflow react --prompt "carol's question")
+ctl wait --timeout 10 || fail "6: s3 not done"
+curl -sN --max-time 20 "$API/v1/sessions/$s3/events" > "$T/sse.out" 2>/dev/null &
+up=$!
+g=$(stalled "$T/g.stall")
+ctl purge > /dev/null
+s4=$(ctl submit --workflow react --prompt "dave's secret question")
+ctl wait --timeout 10 || fail "6: s4 not done"
+release "$g"
+wait "$up" || true
+grep -q "dave" "$T/sse.out" && fail "6: the SSE stream of $s3 showed s4's conversation: $(cat "$T/sse.out")"
+grep -q "carol" "$T/sse.out" && fail "6: the stream read s3 after it was purged"
+curl -s "$API/v1/sessions/$s3" | grep -q '"no session' || fail "6: $s3 still answers"
+echo "6: forgectl session and the SSE stream, stalled across a purge and reuse, showed nothing of it"
+fi
+
+[ -n "$FORGED_PID" ] && stop_forged
+echo "stalls: $(wc -l < "$T/nstalls" 2>/dev/null || echo 0) stall points held, holes 1-6 closed (lost 0, duplicated 0)"
