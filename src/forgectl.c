@@ -573,7 +573,8 @@ static void check_session(viol_t *v, uint32_t i, uint64_t c, uint64_t lost_wake_
 				int same = FG_CTL_SGEN(cc) == FG_HANDLE_GEN(ch);
 				if (same && FG_S_LIVE(cst))
 					live++;
-				if (st == FG_S_DONE && !(same && FG_S_FINISHED(cst)))
+				/* (a finished child may be purged once its parent ended) */
+				if (st == FG_S_DONE && !(same && (FG_S_FINISHED(cst) || cst == FG_S_FREE)))
 					violation(v, "session %s: done, but its part %u has no finished "
 						  "child", id, k + 1);
 				/* A child FREE under its own generation was purged (a
@@ -668,9 +669,11 @@ static void check_once(viol_t *v)
 		int live = s->kind != FG_KIND_CLIENT && slot_live(sl, atomic_load(&s->gen));
 		if (live || (sl == fg_supervisor_slot(&R) && sup_alive()))
 			continue;
-		if (FG_INTENT_OP(atomic_load(&s->ring_intent)) != FG_INTENT_NONE)
+		uint64_t ri = atomic_load(&s->ring_intent);
+		if (FG_INTENT_OP(ri) != FG_INTENT_NONE &&
+		    !(s->kind == FG_KIND_CLIENT && atomic_load(&s->owner) != 0))   /* attached meanwhile */
 			violation(v, "slot %u: dead, but its ring intent 0x%016llx was never "
-				  "recovered", sl, (unsigned long long)atomic_load(&s->ring_intent));
+				  "recovered", sl, (unsigned long long)ri);
 		for (uint32_t e = 0; e < fg_lease_n(&R); e++) {
 			uint32_t x = __atomic_load_n(&tab[e], __ATOMIC_RELAXED);
 			if (x == 0)
@@ -898,7 +901,7 @@ static int cmd_cancel(const char *id)
 	if (fg_handle_parse(id, &h) < 0)
 		die_usage("'%s' is not a session id (16 hex digits, as printed by submit)", id);
 	fg_crash_arm();
-	int rc = fg_session_cancel(&R, h, &st);
+	int rc = fg_session_cancel(&R, NULL, h, &st);
 	if (rc == -ENOENT) {
 		fprintf(stderr, "forgectl: no session %s\n", id);
 		return 1;

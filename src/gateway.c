@@ -796,7 +796,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		if (!strcmp(method, "DELETE")) {
 			fg_handle_t h;
 			uint32_t st;
-			int e = fg_handle_parse(url + 13, &h) < 0 ? -ENOENT : fg_session_cancel(g->r, h, &st);
+			int e = -ENOENT;
+			if (fg_handle_parse(url + 13, &h) == 0) {
+				/* the actor is this process's one slot: one thread at a time */
+				pthread_mutex_lock(&g->submit_lock);
+				e = fg_session_cancel(g->r, &g->a, h, &st);
+				pthread_mutex_unlock(&g->submit_lock);
+			}
 			if (e == -ENOENT)
 				return reply_error(c, 404, "id", "no session %.40s", url + 13);
 			if (e == -EALREADY)

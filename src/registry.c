@@ -22,13 +22,15 @@ int fg_client_attach(fg_region_t *r, fg_actor_t *a)
 		uint64_t zero = 0;
 		if (atomic_load(&s->owner) != 0)
 			continue;
-		uint32_t gen = atomic_load(&s->gen) + 1;
+		/* a generation of our own (two attachers never share one), so
+		 * no later holder's owner word equals ours */
+		uint32_t gen = atomic_fetch_add(&s->gen, 1) + 1;
 		if (gen == 0)
-			gen = 1;
+			gen = atomic_fetch_add(&s->gen, 1) + 1;
 		if (!atomic_compare_exchange_strong(&s->owner, &zero, FG_OWNER(gen, me)))
 			continue;
 		FG_CRASHPOINT("registry.attach.after_cas");
-		atomic_store(&s->gen, gen);
+		atomic_store(&s->gen, gen);   /* (a later attacher's bump may be undone: harmless) */
 		atomic_store(&s->pid, me);
 		atomic_store(&s->starttime, fg_proc_starttime(me));
 		atomic_store(&s->heartbeat_ns, fg_now_ns());
@@ -59,8 +61,8 @@ enum fg_probe fg_client_probe(const fg_slot_t *cs, uint64_t *owner)
 	int32_t pid = FG_OWNER_PID(w);
 	FG_CRASHPOINT("registry.probe.after_owner");
 	uint64_t actual = fg_proc_starttime(pid);
-	if (actual == 0)
-		return FG_PROBE_DEAD;   /* the pid is gone: a dead pid stays dead */
+	if (actual == 0)   /* gone (a dead pid stays dead), or /proc unreadable now */
+		return fg_proc_gone(pid) ? FG_PROBE_DEAD : FG_PROBE_CHANGED;
 	uint64_t recorded = atomic_load_explicit(&s->starttime, memory_order_acquire);
 	if (atomic_load_explicit(&s->owner, memory_order_acquire) != w)
 		return FG_PROBE_CHANGED;

@@ -144,19 +144,21 @@ void fg_snap_free(fg_snap_t *s)
 
 int fg_session_snapshot(const fg_region_t *r, fg_handle_t h, fg_snap_t *out, int want_log)
 {
-	uint32_t idx = FG_HANDLE_IDX(h);
+	uint32_t idx = FG_HANDLE_IDX(h), have = 0;
 	fg_session_t *s;
 	uint64_t c;
 	memset(out, 0, sizeof(*out));
-	for (int tries = 0;; tries++) {
-		if (!fg_session_valid(r, h, &c))
+	for (;;) {
+		if (!fg_session_valid(r, h, &c)) {
+			fg_snap_free(out);
 			return -ENOENT;
+		}
 		FG_CRASHPOINT("session.snapshot.after_check");
 		s = fg_sess(r, idx);
 		uint64_t w = atomic_load_explicit(&s->ckpt, memory_order_acquire);
 		uint32_t len = FG_CKPT_LEN(w);
-		if (len > r->hdr->log_bytes)
-			len = 0;   /* damaged, or a reuse under way: re-validated below */
+		if (len > r->hdr->log_bytes || len < have)
+			len = have;   /* damaged, or a reuse under way: re-validated below */
 		out->st = s->st[FG_CKPT_AB(w)];
 		out->workflow = s->workflow;
 		out->claims = atomic_load_explicit(&s->claims, memory_order_relaxed);
@@ -167,16 +169,17 @@ int fg_session_snapshot(const fg_region_t *r, fg_handle_t h, fg_snap_t *out, int
 		out->created_ns = s->created_ns;
 		out->started_ns = atomic_load_explicit(&s->started_ns, memory_order_relaxed);
 		out->finished_ns = atomic_load_explicit(&s->finished_ns, memory_order_relaxed);
-		if (want_log) {
-			if (!out->log || len > out->len) {
-				uint8_t *p = realloc(out->log, len ? len : 1);
-				if (!p) {
-					fg_snap_free(out);
-					return -ENOMEM;
-				}
-				out->log = p;
+		if (want_log && (len > have || !out->log)) {
+			/* The log only grows within one generation: a retry copies
+			 * just what was appended since (a reuse fails below). */
+			uint8_t *p = realloc(out->log, len ? len : 1);
+			if (!p) {
+				fg_snap_free(out);
+				return -ENOMEM;
 			}
-			memcpy(out->log, fg_sess_log(r, idx), len);
+			out->log = p;
+			memcpy(out->log + have, fg_sess_log(r, idx) + have, len - have);
+			have = len;
 		}
 		out->len = len;
 		/* seqlock: what was copied is whole if neither word moved */
@@ -458,11 +461,19 @@ int fg_session_park(fg_actor_t *a, uint32_t idx, uint32_t entry,
 	atomic_store_explicit(&s->queued_ns, fg_now_ns(), memory_order_relaxed);
 	if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c,
 			FG_CTL_FREE_OF(FG_S_WAITING, sgen),
-			memory_order_seq_cst, memory_order_relaxed))
-		return (c & FG_CTL_CANCEL) && mine(a, c, FG_S_RUNNING) ? -ECANCELED : -EIO;
+			memory_order_seq_cst, memory_order_relaxed)) {
+		if ((c & FG_CTL_CANCEL) && mine(a, c, FG_S_RUNNING))
+			return -ECANCELED;
+		lease_clear(a, entry);   /* not ours any more (never, for a live holder) */
+		atomic_fetch_sub_explicit(&a->self->inflight, 1, memory_order_relaxed);
+		return -EIO;
+	}
 	FG_CRASHPOINT("session.park.after_cas");
 	/* A child that ended before our CAS may have seen us RUNNING and not
-	 * woken us: look once more (the other half of the Dekker pair). */
+	 * woken us: look once more (the other half of the Dekker pair).  The
+	 * fence makes it hold in C11 whatever order ended() loads with (an
+	 * acquire load after a seq_cst RMW is not in the total order). */
+	atomic_thread_fence(memory_order_seq_cst);
 	if (ended(arg))
 		fg_session_wake(a, idx, sgen);
 	lease_clear(a, entry);
@@ -470,7 +481,7 @@ int fg_session_park(fg_actor_t *a, uint32_t idx, uint32_t entry,
 	return 0;
 }
 
-int fg_session_cancel(fg_region_t *r, fg_handle_t h, uint32_t *state)
+int fg_session_cancel(fg_region_t *r, fg_actor_t *a, fg_handle_t h, uint32_t *state)
 {
 	uint32_t idx = FG_HANDLE_IDX(h);
 	if (idx >= r->hdr->capacity)
@@ -493,6 +504,8 @@ int fg_session_cancel(fg_region_t *r, fg_handle_t h, uint32_t *state)
 			if (atomic_compare_exchange_strong(&s->ctl, &c,
 					FG_CTL_FREE_OF(FG_S_CANCELLED, FG_CTL_SGEN(c)))) {
 				*state = FG_S_CANCELLED;
+				if (a)   /* (without an actor, the sweep wakes the parent) */
+					wake_parent(a, s);
 				return 0;
 			}
 			continue;
@@ -574,7 +587,16 @@ static int recover_one(fg_actor_t *a, uint32_t idx, uint32_t slot, uint32_t gen,
 	} else if (st == FG_S_WAITING) {
 		fg_session_wake(a, idx, FG_CTL_SGEN(c));
 	} else if (FG_S_FINISHED(st)) {
-		wake_parent(a, s);
+		/* died between the final CAS and the wake-up, or between the
+		 * wake-up's CAS and its enqueue: the parent is WAITING (woken
+		 * now) or QUEUED without a hint (enqueued now; a duplicate hint
+		 * costs one failed claim) */
+		uint32_t p = s->parent;
+		if (p && p - 1 < a->r->hdr->capacity && !fg_session_wake(a, p - 1, 0) &&
+		    FG_CTL_STATE(atomic_load(&fg_sess(a->r, p - 1)->ctl)) == FG_S_QUEUED) {
+			fg_session_enqueue(a, p - 1);
+			fg_ring_intent_clear(a->self);
+		}
 	}
 	return 0;
 }
@@ -720,6 +742,11 @@ uint64_t fg_session_sweep_waiting(fg_actor_t *a, uint64_t now, uint64_t after_ns
 		fg_session_t *x = fg_sess(r, i);
 		uint64_t c = atomic_load_explicit(&x->ctl, memory_order_acquire);
 		if (FG_CTL_STATE(c) != FG_S_WAITING)
+			continue;
+		/* the cheap test first: only a candidate's log is copied */
+		uint64_t cr = x->created_ns, q = atomic_load_explicit(&x->queued_ns, memory_order_relaxed);
+		int late = deadline_ns && now > cr && now - cr > deadline_ns;
+		if (!late && !(now > q && now - q > after_ns))
 			continue;
 		fg_snap_t sn;
 		if (fg_session_snapshot(r, FG_HANDLE(i, FG_CTL_SGEN(c)), &sn, 1) < 0)

@@ -345,6 +345,68 @@ static void watchdog(sup_t *s, uint64_t now)
 	}
 }
 
+/*
+ * The children of a dead supervisor got SIGTERM (PR_SET_PDEATHSIG) and
+ * drain; one that is stopped (SIGSTOP, a debugger) cannot act on it and
+ * would hold the region lock, and so every session, for as long as it is
+ * stopped.  A stall must not outlast the watchdog: past the drain's grace
+ * (shutdown_timeout_ms + watchdog_ms), the old children still alive are
+ * SIGKILLed (by pidfd, each checked against its slot's pid and start time)
+ * -- but only if their supervisor is gone: a live one owns them.
+ */
+static void kill_orphans(const fg_config_t *cfg)
+{
+	fg_region_t r;
+	char err[512];
+	if (fg_region_open(cfg->region_path, 0, &r, err, sizeof(err)) < 0) {
+		log_warnx("cannot look for the old children: %s", err);
+		return;
+	}
+	fg_slot_t *sup = fg_slot(&r, fg_supervisor_slot(&r));
+	if (fg_proc_alive(atomic_load(&sup->pid), atomic_load(&sup->starttime))) {
+		log_warnx("the supervisor of %s (pid %d) is running: waiting for it",
+			  cfg->region_path, (int)atomic_load(&sup->pid));
+		fg_region_close(&r);
+		return;
+	}
+	for (uint32_t i = 0; i <= r.hdr->nworker_slots; i++) {   /* workers and the gateway */
+		fg_slot_t *sl = fg_slot(&r, i);
+		int32_t pid = atomic_load(&sl->pid);
+		uint64_t st = atomic_load(&sl->starttime);
+		if (pid <= 0 || !fg_proc_alive(pid, st))
+			continue;
+		int fd = fg_pidfd_open(pid);
+		if (fd >= 0 && fg_proc_alive(pid, st)) {
+			log_warnx("pid %d (slot %u of the dead supervisor's children) still holds "
+				  "the region after %u ms: killing it", (int)pid, i,
+				  cfg->shutdown_timeout_ms + cfg->watchdog_ms);
+			fg_pidfd_send_signal(fd, SIGKILL);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	fg_region_close(&r);
+}
+
+/* Waits for the region lock; past the grace period, kills stopped orphans. */
+static int wait_for_lock(const fg_config_t *cfg)
+{
+	uint64_t grace = ((uint64_t)cfg->shutdown_timeout_ms + cfg->watchdog_ms) * 1000000ull;
+	uint64_t next_kill = fg_now_ns() + grace;
+	for (;;) {
+		int fd = fg_region_lock(cfg->region_path, 0);
+		if (fd != -EWOULDBLOCK)
+			return fd;
+		if (fg_now_ns() >= next_kill) {
+			kill_orphans(cfg);
+			next_kill = fg_now_ns() + grace;
+		}
+		/* no event tells us an OFD lock was released: look every 20 ms */
+		struct timespec ts = { 0, 20000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 static void sweep_clients(sup_t *s)
 {
 	uint32_t first = fg_first_client_slot(&s->r), last = fg_supervisor_slot(&s->r);
@@ -660,7 +722,7 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 	if (s.lockfd == -EWOULDBLOCK) {
 		log_warnx("%s.lock is held by another supervisor or the children of one; "
 			  "waiting until they are all gone", cfg->region_path);
-		s.lockfd = fg_region_lock(cfg->region_path, 1);
+		s.lockfd = wait_for_lock(cfg);
 	}
 	if (s.lockfd < 0) {
 		errno = -s.lockfd;

@@ -14,6 +14,23 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+int fg_proc_gone(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	int e = errno;
+	close(fd);
+	if (n < 0)
+		return e == ESRCH;
+	buf[n > 0 ? n : 0] = '\0';
+	char *p = strrchr(buf, ')');
+	return p && (p[1] == ' ') && (p[2] == 'Z' || p[2] == 'X');
+}
+
 uint64_t fg_proc_starttime(pid_t pid)
 {
 	char path[64], buf[1024];

@@ -65,8 +65,6 @@ typedef struct wsess {
 	uint8_t cancel_pending; /* cancelled: end at its next step */
 	int in_http;            /* an LLM request is in flight  */
 	uint32_t attempts;      /* failed tries of this request */
-	uint32_t refused;       /* child allocations refused in a row */
-	uint64_t refused_since; /* ... since (CLOCK_MONOTONIC ns)     */
 	fg_req_t req;
 	/* tool calls running for this session: process tools (procs, several at
 	 * once) and at most one http_get (req, while no LLM request is) */
@@ -263,7 +261,6 @@ static int take_one(worker_t *w, uint32_t ring)
 	s->provider = rec->workflow == FG_WF_SYNTHETIC ? 0 : rec->arg;
 	s->in_http = 0;
 	s->attempts = 0;
-	s->refused = 0;
 	s->live = 1;
 	s->cancel_pending = 0;
 	fg_session_read(w->r, idx, &s->st);
@@ -1260,6 +1257,7 @@ static void mr_step(worker_t *w, wsess_t *s)
 		fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
 		fg_buf_child(&b, i, h);
 		fg_wstate_t ws = s->st;
+		ws.checksum = 0;   /* a record was found: no refusal in a row */
 		if (b.overflow || fg_session_commit(&w->a, s->idx, &ws, b.p, b.n) < 0) {
 			fg_session_unalloc(&w->a, FG_HANDLE_IDX(h), entry);
 			react_fail(w, s, "checkpoint log full (%u bytes per session): raise "
@@ -1273,12 +1271,15 @@ static void mr_step(worker_t *w, wsess_t *s)
 		m.pend[i] = 1;
 	}
 	if (refused) {
-		/* No record for a child now.  Not a 2 ms spin: back off up to a
-		 * second; the children it has (if any) may wake it sooner. */
-		uint64_t ms = 2ull << (s->refused < 9 ? s->refused : 9), now = fg_now_ns();
-		if (s->refused == 0)
-			s->refused_since = now;
-		if (now - s->refused_since > (uint64_t)w->cfg->child_alloc_timeout_s * 1000000000ull) {
+		/* No record (or lease entry) for a child now.  Not a spin, and no
+		 * slot held: parked, it is woken by a child that ends or, with
+		 * none running, by the supervisor's sweep (sweep_after_ms later).
+		 * When the refusals began is committed (the state's checksum,
+		 * unused by this workflow), so the limit holds across wake-ups
+		 * and crashes. */
+		uint64_t now = fg_now_ns(), since = s->st.checksum;
+		if (since && now > since &&
+		    now - since > (uint64_t)w->cfg->child_alloc_timeout_s * 1000000000ull) {
 			react_fail(w, s, "no %s for a child session for %u s "
 				   "(workflows.child_alloc_timeout_s): raise %s", refused == -ENOSPC ?
 				   "free session record" : "lease entry", w->cfg->child_alloc_timeout_s,
@@ -1286,16 +1287,18 @@ static void mr_step(worker_t *w, wsess_t *s)
 						      : "worker.max_inflight");
 			return;
 		}
-		if (s->refused++ == 0)
-			log_warnx("session %u: no %s for a child session (region.sessions %u, "
-				  "worker.max_inflight %u); retrying with backoff", s->idx,
-				  refused == -ENOSPC ? "free session record" : "lease entry",
-				  w->r->hdr->capacity, w->r->hdr->max_inflight);
-		s->due_ns = now + (ms > 1000 ? 1000 : ms) * 1000000ull;
-		heap_push(w, s);
+		if (!since) {
+			log_warnx("session %u: no %s for a child session (region.sessions %u); "
+				  "waiting for one", s->idx, refused == -ENOSPC ?
+				  "free session record" : "lease entry", w->r->hdr->capacity);
+			fg_wstate_t ws = s->st;
+			ws.checksum = now;
+			if (fg_session_commit(&w->a, s->idx, &ws, NULL, 0) == 0)
+				s->st = ws;
+		}
+		mr_park(w, s, &m);
 		return;
 	}
-	s->refused = 0;
 	if (waiting) {
 		mr_park(w, s, &m);
 		return;

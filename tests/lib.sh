@@ -56,6 +56,7 @@ supervisor:
 region:
   path: $REGION
   sessions: ${SESSIONS:-8192}
+  retain_s: ${RETAIN_S:-3600}
 worker:
   max_inflight: ${MAX_INFLIGHT:-256}
 http:

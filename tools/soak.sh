@@ -14,7 +14,7 @@
 set -eu
 DUR=${1:-600}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-B=$ROOT/build
+B=${BIN:-$ROOT/build}   # BIN=DIR: binaries from elsewhere (a copy, while building)
 T=${2:-$(mktemp -d /tmp/forge-soak.XXXXXX)}
 mkdir -p "$T"
 cat > "$T/forge.yaml" <<YAML

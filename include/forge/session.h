@@ -155,9 +155,11 @@ int fg_session_finish(fg_actor_t *a, uint32_t idx, uint32_t entry, uint32_t fina
  * Cancels a session: QUEUED -> CANCELLED at once; RUNNING gets the cancel
  * flag and its worker ends it within milliseconds (its LLM request aborted,
  * its tools killed).  *state: the state found.  -ENOENT no such session,
- * -EALREADY it had finished.  Any process may call it (one CAS).
+ * -EALREADY it had finished.  Any process may call it (one CAS).  A child
+ * cancelled while queued wakes its waiting parent when a is given (the
+ * caller's actor, for the enqueue); with a NULL, the sweep wakes it.
  */
-int fg_session_cancel(fg_region_t *r, fg_handle_t h, uint32_t *state);
+int fg_session_cancel(fg_region_t *r, fg_actor_t *a, fg_handle_t h, uint32_t *state);
 
 /* RUNNING -> QUEUED (drain): hands the session on at its last checkpoint. */
 int fg_session_release(fg_actor_t *a, uint32_t idx, uint32_t entry);

@@ -30,6 +30,9 @@ static inline uint64_t fg_coarse_ns(void)
 
 /* Start time of PID in clock ticks since boot (/proc/PID/stat field 22), 0 if gone. */
 uint64_t fg_proc_starttime(pid_t pid);
+/* 1 only if pid certainly runs no process (no /proc entry, or a zombie):
+ * an error reading /proc (out of descriptors, hidepid) is not a death. */
+int fg_proc_gone(pid_t pid);
 
 /* 1 if PID is alive (not a zombie) and started at STARTTIME. */
 int fg_proc_alive(pid_t pid, uint64_t starttime);

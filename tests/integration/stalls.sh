@@ -16,6 +16,8 @@
 #      the other sessions of that ring up
 #   6  readers (forgectl session, the SSE stream) stalled after checking a
 #      handle never show the session that reused the record under the old id
+#   7  a worker stopped when its supervisor is killed does not keep a new
+#      supervisor from starting
 . "$(dirname "$0")/../lib.sh"
 PORT=$((20000 + $$ % 10000))
 WATCHDOG_MS=60000   # a stopped worker must not be killed as hung here
@@ -78,7 +80,31 @@ for mi in 1 2 8; do
 	WAIT_S=120 expect_all_done 140   # 20 x 3 + 20 x 3 + 20
 	mixed=$((mixed + 140))
 done
-echo "1: 18 + 6000 + $mixed sessions done, none wedged"
+# parents that find no free record for a child hold no slot either: they
+# park until one is freed (here by retention, after 1 s) ...
+SESSIONS=5 RETAIN_S=1 WORKERS=1 fresh "$MOCK_YAML" "workflows:
+  child_alloc_timeout_s: 30"
+ctl submit --workflow map_reduce --prompt "what is 2+2, twice?" --count 2 > "$T/ids"
+ctl wait --timeout 30 || fail "1: parents waiting for a record never finished"
+for id in $(cat "$T/ids"); do
+	ctl session "$id" --json 2>/dev/null | jq -e '.state == "done"' > /dev/null ||
+		[ "$(stat .sessions.purged)" -ge 3 ] || fail "1: parent $id: $(ctl session "$id" --json)"
+done
+[ "$(stat '.sessions.failed')" = 0 ] || fail "1: sessions failed waiting for a record: $(ctl stats)"
+[ "$(stat '.sessions.done + .sessions.purged')" = 6 ] || fail "1: $(ctl stats --json | jq -c .sessions)"
+grep -q "no free session record for a child session (region.sessions 5); waiting for one" "$T/forged.log" ||
+	fail "1: no parent ever had to wait for a record"
+ctl check > "$T/check.out" || fail "1: check: $(cat "$T/check.out")"
+# ... and fail, naming the setting, when none is freed in time
+SESSIONS=4 WORKERS=1 fresh "$MOCK_YAML" "workflows:
+  child_alloc_timeout_s: 1"
+ctl submit --workflow map_reduce --prompt "what is 2+2, twice?" --count 4 > /dev/null
+ctl wait --timeout 30 || fail "1: parents without a record for a child never ended"
+[ "$(stat .sessions.failed)" = 4 ] || fail "1: $(ctl stats --json | jq -c .sessions)"
+[ "$(ctl sessions --state failed --json | jq -r '.[0].error')" = "no free session record for a child session for 1 s (workflows.child_alloc_timeout_s): raise region.sessions, or purge sooner (region.retain_s)" ] ||
+	fail "1: error: $(ctl sessions --state failed --json | jq -r '.[0].error')"
+ctl check > "$T/check.out" || fail "1: check: $(cat "$T/check.out")"
+echo "1: 18 + 6000 + $mixed sessions done, none wedged; parents waited, parked, for a free record, or failed naming region.sessions"
 fi
 
 # ---- 2. purge ABA ------------------------------------------------------------
@@ -184,40 +210,63 @@ SCRIPTED_YAML="llm:
   providers:
     s:
       type: scripted"
+# run PROMPT: a scripted ReAct session to its end (in the table's one record)
+run() {
+	x=$(ctl submit --workflow react --prompt "$1")
+	ctl wait --timeout 10 || fail "6: \"$1\" not done"
+	echo "$x"
+}
 SESSIONS=1 WORKERS=1 fresh "$SCRIPTED_YAML"
-s1=$(ctl submit --workflow react --prompt "alice's question")
-ctl wait --timeout 10 || fail "6: s1 not done"
+s1=$(run "alice's question")
 FORGE_STALLPOINT=session.snapshot.after_check:1 FORGE_STALL_FILE=$T/f.stall \
 	ctl session "$s1" --json > "$T/f.out" 2>"$T/f.err" &
 fp=$!
 p=$(stalled "$T/f.stall")
 ctl purge > /dev/null
-s2=$(ctl submit --workflow react --prompt "bob's secret question")
-ctl wait --timeout 10 || fail "6: s2 not done"
+run "bob's secret question" > /dev/null
 release "$p"
 set +e; wait "$fp"; rc=$?; set -e
-grep -q "bob" "$T/f.out" && fail "6: forgectl session $s1 printed s2's conversation: $(cat "$T/f.out")"
+grep -q "bob" "$T/f.out" && fail "6: forgectl session $s1 printed bob's conversation: $(cat "$T/f.out")"
 [ $rc = 1 ] && grep -q "no session $s1" "$T/f.err" || fail "6: forgectl session: exit $rc: $(cat "$T/f.err")"
 # the SSE stream, in the gateway: stopped in its first read of s3
 export FORGE_CRASH_SLOT=gateway FORGE_STALLPOINT=session.snapshot.after_check:1 FORGE_STALL_FILE=$T/g.stall
 SESSIONS=1 WORKERS=1 fresh "$SCRIPTED_YAML"
 unset FORGE_CRASH_SLOT FORGE_STALLPOINT FORGE_STALL_FILE
 until_true 10 curl -sf "$API/healthz" || fail "6: gateway not up"
-s3=$(ctl submit --workflow react --prompt "carol's question")
-ctl wait --timeout 10 || fail "6: s3 not done"
+s3=$(run "carol's question")
 curl -sN --max-time 20 "$API/v1/sessions/$s3/events" > "$T/sse.out" 2>/dev/null &
 up=$!
 g=$(stalled "$T/g.stall")
 ctl purge > /dev/null
-s4=$(ctl submit --workflow react --prompt "dave's secret question")
-ctl wait --timeout 10 || fail "6: s4 not done"
+run "dave's secret question" > /dev/null
 release "$g"
 wait "$up" || true
-grep -q "dave" "$T/sse.out" && fail "6: the SSE stream of $s3 showed s4's conversation: $(cat "$T/sse.out")"
+grep -q "dave" "$T/sse.out" && fail "6: the SSE stream of $s3 showed dave's conversation: $(cat "$T/sse.out")"
 grep -q "carol" "$T/sse.out" && fail "6: the stream read s3 after it was purged"
 curl -s "$API/v1/sessions/$s3" | grep -q '"no session' || fail "6: $s3 still answers"
 echo "6: forgectl session and the SSE stream, stalled across a purge and reuse, showed nothing of it"
 fi
 
+# ---- 7. a worker stopped when its supervisor dies ----------------------------------
+# It cannot act on the SIGTERM its death sends, and holds the region lock:
+# a new forged waits out the drain's grace (shutdown_timeout_ms +
+# watchdog_ms), then kills it, recovers its sessions and starts.
+if on 7; then
+WATCHDOG_MS=500 WORKERS=1 fresh
+ctl submit --workflow synthetic --steps 4 --delay-us 100000 --count 50 > /dev/null
+until_true 10 sh -c "[ \$($BIN/forgectl --region $REGION workers --json | jq '.[0].inflight') -ge 10 ]" ||
+	fail "7: worker 0 never held sessions"
+ctl kill-worker 0 --signal STOP > /dev/null
+kill -KILL "$FORGED_PID"; wait "$FORGED_PID" 2>/dev/null || true
+"$BIN/forged" -c "$T/forge.yaml" >> "$T/forged.log" 2>&1 &
+FORGED_PID=$!
+until_true 30 sh -c "[ \$($BIN/forgectl --region $REGION status --json | jq .boots) = 2 ]" ||
+	fail "7: the new forged never started: $(tail -3 "$T/forged.log")"
+grep -q "still holds the region after 5500 ms: killing it" "$T/forged.log" ||
+	fail "7: no orphan was killed"
+WORKERS=1 expect_all_done 50
+echo "7: a stopped orphan worker was killed after 5.5 s; its sessions resumed"
+fi
+
 [ -n "$FORGED_PID" ] && stop_forged
-echo "stalls: $(wc -l < "$T/nstalls" 2>/dev/null || echo 0) stall points held, holes 1-6 closed (lost 0, duplicated 0)"
+echo "stalls: $(cat "$T/nstalls" 2>/dev/null | wc -l) stall points held, holes 1-7 closed (lost 0, duplicated 0)"
