@@ -6,9 +6,37 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wno-missing-field-initializers
 BASE    := -std=c11 -D_GNU_SOURCE -Iinclude -pthread $(WARN)
+# pkg-config name and the Debian package that provides it
 PKGS    := libcurl jansson yaml-0.1 libsystemd libmicrohttpd
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+DEB_libcurl       := libcurl4-openssl-dev
+DEB_jansson       := libjansson-dev
+DEB_yaml-0.1      := libyaml-dev
+DEB_libsystemd    := libsystemd-dev
+DEB_libmicrohttpd := libmicrohttpd-dev
+PKG_CONFIG ?= pkg-config
+DEB_ARCH   ?=
+
+# tools/deps.sh runs while the Makefile is read, before pkg-config is asked
+# below: a prerequisite would run too late (the flags are already computed)
+# and, under -j, beside the compiles.  Goals that build nothing skip both;
+# sub-makes inherit FORGE_DEPS_CHECKED and skip deps.sh.
+NO_DEPS_GOALS := clean deps test-fresh unit-aarch64
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+  ifndef FORGE_DEPS_CHECKED
+    ifneq ($(shell sh tools/deps.sh >&2 && echo ok),ok)
+      $(error forge: Debian packages are missing (see above))
+    endif
+    export FORGE_DEPS_CHECKED := 1
+  endif
+  PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+  PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo PKG_CONFIG_FAILED)
+  ifneq ($(filter PKG_CONFIG_FAILED,$(PKG_LIBS)),)
+    PKG_MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell $(PKG_CONFIG) --exists $(p) && echo y),,$(p))))
+    $(error forge: $(PKG_CONFIG) cannot find $(or $(PKG_MISSING),$(PKGS)); \
+      install $(foreach p,$(or $(PKG_MISSING),$(PKGS)),$(DEB_$(p))$(DEB_ARCH)) \
+      (apt-get install, as root))
+  endif
+endif
 LIBS    := $(PKG_LIBS) -lm -pthread
 B       ?= build
 EXTRA   ?=
@@ -21,9 +49,10 @@ HDRS    := $(wildcard include/forge/*.h src/*.h)
 TESTS   := test_ring test_region test_session test_config test_llm
 BENCHES := bench_ring
 
-.PHONY: all deps test unit integration bench asan tsan clean install testbin run fuzz
+.PHONY: all deps test unit integration bench asan tsan clean install testbin run fuzz \
+	test-fresh unit-aarch64
 
-all: deps $(B)/forged $(B)/forgectl $(B)/mock-llm
+all: $(B)/forged $(B)/forgectl $(B)/mock-llm
 
 deps:
 	@sh tools/deps.sh
@@ -33,7 +62,7 @@ $(B)/obj/%.o: src/%.c $(HDRS)
 	$(CC) $(BASE) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) -c $< -o $@
 
 $(B)/libforge.a: $(LIB_OBJ)
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 
 $(B)/forged: $(B)/obj/forged.o $(B)/libforge.a
 	$(CC) $(CFLAGS) $(EXTRA) -o $@ $^ $(LIBS)
@@ -69,7 +98,7 @@ testbin:
 run: all
 	@sh tools/run.sh
 
-unit: deps $(TESTS:%=$(B)/tests/%)
+unit: $(TESTS:%=$(B)/tests/%)
 	@sh tests/run_unit.sh $(B)/tests $(TESTS)
 
 integration: all testbin $(B)/notify-listen $(B)/fiu_epoll.so
@@ -91,6 +120,27 @@ tsan:
 		build/tsan/tests/test_ring
 	@sh tests/run_unit.sh build/tsan/tests test_ring
 
+# The first `make` on a fresh Debian tree (debootstrap minbase with make, gcc
+# and libc6-dev only) builds: tests/fresh_machine.sh.  Root, a Debian mirror;
+# about 40 s with its cached tree, 70 s without; not in `make test`.
+test-fresh:
+	@sh tests/fresh_machine.sh
+
+# The unit tests cross-compiled for aarch64 into build/aarch64 and run under
+# qemu-aarch64; tools/deps-aarch64.sh installs the cross compiler, qemu and
+# the arm64 -dev packages (multiarch).  qemu runs them without -L: the
+# multiarch libc6:arm64 brings its own /lib/ld-linux-aarch64.so.1, and
+# -L /usr/aarch64-linux-gnu would pair the cross ld.so with that libc.so.6,
+# another glibc build (a forked child then loops forever inside fork()).
+AARCH64_PC_LIBDIR := /usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig
+unit-aarch64:
+	@sh tools/deps-aarch64.sh
+	@PKG_CONFIG_LIBDIR=$(AARCH64_PC_LIBDIR) $(MAKE) --no-print-directory B=build/aarch64 \
+		CC=aarch64-linux-gnu-gcc AR=aarch64-linux-gnu-ar DEB_ARCH=:arm64 \
+		FORGE_DEPS_CHECKED=1 $(TESTS:%=build/aarch64/tests/%)
+	@UNIT_RUNNER=qemu-aarch64 \
+		sh tests/run_unit.sh build/aarch64/tests $(TESTS)
+
 # libFuzzer targets (clang): each runs FUZZ_SECONDS from its seed corpus
 # (fuzz/corpus/NAME); findings are written to build/fuzz/ and fail the run.
 FUZZ_TARGETS := fuzz_config fuzz_llm fuzz_region fuzz_tools fuzz_gateway
@@ -102,7 +152,7 @@ build/fuzz/%: fuzz/%.c $(FUZZ_SRC) $(HDRS)
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ $< $(FUZZ_SRC) $(LIBS)
 
-fuzz: deps $(FUZZ_TARGETS:%=build/fuzz/%)
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/%)
 	@sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 PREFIX  ?= /usr/local
