@@ -5,7 +5,7 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wno-missing-field-initializers
-BASE    := -std=c11 -D_GNU_SOURCE -Iinclude -pthread $(WARN)
+BASE    := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -pthread $(WARN)
 # pkg-config name and the Debian package that provides it
 PKGS    := libcurl jansson yaml-0.1 libsystemd libmicrohttpd
 DEB_libcurl       := libcurl4-openssl-dev
@@ -18,13 +18,18 @@ DEB_ARCH   ?=
 
 # tools/deps.sh runs while the Makefile is read, before pkg-config is asked
 # below: a prerequisite would run too late (the flags are already computed)
-# and, under -j, beside the compiles.  Goals that build nothing skip both;
-# sub-makes inherit FORGE_DEPS_CHECKED and skip deps.sh.
+# and, under -j, beside the compiles.  A plain build asks pkg-config only
+# (no dpkg-query): deps.sh runs when a library is missing, and for the goals
+# that run tests (their tools: jq, wrk, curl, fiu, clang).  Goals that build
+# nothing skip both; sub-makes inherit FORGE_DEPS_CHECKED and skip deps.sh.
 NO_DEPS_GOALS := clean deps test-fresh unit-aarch64
+TEST_GOALS    := test unit integration bench run asan tsan fuzz
 ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
   ifndef FORGE_DEPS_CHECKED
-    ifneq ($(shell sh tools/deps.sh >&2 && echo ok),ok)
-      $(error forge: Debian packages are missing (see above))
+    ifneq ($(filter $(TEST_GOALS),$(MAKECMDGOALS))$(if $(shell $(PKG_CONFIG) --exists $(PKGS) 2>/dev/null && echo ok),,missing),)
+      ifneq ($(shell sh tools/deps.sh >&2 && echo ok),ok)
+        $(error forge: Debian packages are missing (see above))
+      endif
     endif
     export FORGE_DEPS_CHECKED := 1
   endif
@@ -41,10 +46,15 @@ LIBS    := $(PKG_LIBS) -lm -pthread
 B       ?= build
 EXTRA   ?=
 
-LIB_SRC := src/log.c src/util.c src/crash.c src/region.c src/ring.c src/session.c src/conv.c src/tool.c src/llm.c src/http.c src/workflow.c src/rate.c src/inspect.c src/gateway.c src/gwreq.c \
-           src/registry.c src/config.c src/worker.c src/supervisor.c
-LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
-HDRS    := $(wildcard include/forge/*.h src/*.h)
+# One folder per role (README.md, "Where things are"); each folder's files
+# are its sources.  forged's main is supervisor/forged.c; forgectl is cli/.
+LIB_DIRS := base region agent worker workflows gateway supervisor
+LIB_SRC  := $(filter-out src/supervisor/forged.c,$(wildcard $(LIB_DIRS:%=src/%/*.c)))
+CLI_SRC  := $(wildcard src/cli/*.c)
+LIB_OBJ  := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:src/%.c=$(B)/obj/%.o)
+HDRS     := $(wildcard include/forge/*.h src/*/*.h)
+DEPFLAGS := -MMD -MP
 
 TESTS   := test_ring test_region test_session test_config test_llm
 BENCHES := bench_ring
@@ -57,17 +67,19 @@ all: $(B)/forged $(B)/forgectl $(B)/mock-llm
 deps:
 	@sh tools/deps.sh
 
-$(B)/obj/%.o: src/%.c $(HDRS)
+# Each object depends on the headers it includes (-MMD -MP: build/obj/*.d).
+$(B)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) -c $< -o $@
+	$(CC) $(BASE) $(DEPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) -c $< -o $@
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(B)/obj/supervisor/forged.d
 
 $(B)/libforge.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
-$(B)/forged: $(B)/obj/forged.o $(B)/libforge.a
+$(B)/forged: $(B)/obj/supervisor/forged.o $(B)/libforge.a
 	$(CC) $(CFLAGS) $(EXTRA) -o $@ $^ $(LIBS)
 
-$(B)/forgectl: $(B)/obj/forgectl.o $(B)/libforge.a
+$(B)/forgectl: $(CLI_OBJ) $(B)/libforge.a
 	$(CC) $(CFLAGS) $(EXTRA) -o $@ $^ $(LIBS)
 
 $(B)/mock-llm: tools/mock-llm.c
@@ -145,10 +157,10 @@ unit-aarch64:
 # (fuzz/corpus/NAME); findings are written to build/fuzz/ and fail the run.
 FUZZ_TARGETS := fuzz_config fuzz_llm fuzz_region fuzz_tools fuzz_gateway
 FUZZ_SECONDS ?= 10
-FUZZ_SRC := $(filter-out src/worker.c src/supervisor.c src/gateway.c,$(LIB_SRC))
+FUZZ_SRC := $(filter-out src/worker/% src/workflows/% src/supervisor/% src/gateway/%,$(LIB_SRC)) src/gateway/body.c
 build/fuzz/%: fuzz/%.c $(FUZZ_SRC) $(HDRS)
 	@mkdir -p build/fuzz
-	clang -std=c11 -D_GNU_SOURCE -Iinclude -g -O1 $(PKG_CFLAGS) \
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 $(PKG_CFLAGS) \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ $< $(FUZZ_SRC) $(LIBS)
 

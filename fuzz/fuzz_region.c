@@ -4,7 +4,7 @@
 #include "forge/conv.h"
 #include "forge/llm.h"
 #include "forge/region.h"
-#include "forge/workflow.h"
+#include "forge/views.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -55,8 +55,8 @@ supervisor:
     period_s: 60
 region:
   path: $REGION
-  sessions: ${SESSIONS:-8192}
-  retain_s: ${RETAIN_S:-3600}
+  sessions: ${SESSIONS:-8192}${RETAIN_S:+
+  retain_s: $RETAIN_S}
 worker:
   max_inflight: ${MAX_INFLIGHT:-256}
 http:

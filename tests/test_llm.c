@@ -11,7 +11,7 @@
 #include "forge/conv.h"
 #include "forge/llm.h"
 #include "forge/tool.h"
-#include "forge/workflow.h"
+#include "forge/views.h"
 #include "forge/rate.h"
 
 #include <stdlib.h>

@@ -1,5 +1,5 @@
-/* workflow.c — see include/forge/workflow.h. */
-#include "forge/workflow.h"
+/* workflow.c — see include/forge/views.h. */
+#include "forge/views.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -7,7 +7,7 @@
 #include "forge/inspect.h"
 #include "forge/conv.h"
 #include "forge/session.h"
-#include "forge/workflow.h"
+#include "forge/views.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,11 +1,11 @@
 /*
- * http.c — see include/forge/http.h.  The glue follows libcurl's
+ * http.c — see include/forge/httpc.h.  The glue follows libcurl's
  * multi-uv/ephiperfifo examples: curl tells us which sockets to watch
  * (socket callback -> epoll_ctl) and when to call it back (timer callback
  * -> timerfd); we tell curl what happened (curl_multi_socket_action) and
  * then collect finished transfers (curl_multi_info_read).
  */
-#include "forge/http.h"
+#include "forge/httpc.h"
 #include "forge/log.h"
 #include "forge/util.h"
 

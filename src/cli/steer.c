@@ -1,0 +1,233 @@
+/*
+ * steer.c — forgectl's commands that change something: submit (a client
+ * slot taken by CAS, so a forgectl killed mid-submit is recovered like a
+ * worker), cancel, purge, kill-worker (only after checking the pid through
+ * a pidfd), reload and drain (signals to forged).
+ */
+#include "cli/cli.h"
+#include "forge/conv.h"
+#include "forge/crash.h"
+#include "forge/inspect.h"
+#include "forge/log.h"
+#include "forge/registry.h"
+#include "forge/ring.h"
+#include "forge/util.h"
+#include "forge/views.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static uint32_t provider_index(const char *name)
+{
+	for (uint32_t i = 0; i < CFG.nproviders; i++)
+		if (!strcmp(CFG.providers[i].name, name))
+			return i;
+	die_usage("submit: no provider '%s' in the configuration", name);
+	return 0;
+}
+
+int cmd_submit(const char *arg)
+{
+	(void)arg;
+	if (!o.workflow)
+		die_usage("submit: --workflow is required%s", "");
+	fg_submit_t p = { 0 };
+	if (!strcmp(o.workflow, "synthetic")) {
+		if (o.steps < 0)
+			die_usage("submit: --steps K is required for the synthetic workflow%s", "");
+		p.workflow = FG_WF_SYNTHETIC;
+		p.steps = (uint32_t)o.steps;
+		p.arg = (uint32_t)o.delay_us;
+	} else if (!strcmp(o.workflow, "react") || !strcmp(o.workflow, "map_reduce") ||
+		   !strcmp(o.workflow, "plan_execute")) {
+		int mr = o.workflow[0] == 'm' || o.workflow[0] == 'p';
+		if (!o.prompt || !*o.prompt)
+			die_usage("submit: --prompt TEXT is required for this workflow%s", "");
+		if ((o.provider || o.child_provider) && !have_cfg)
+			die_usage("submit: --provider and --child-provider need the configuration "
+				  "(-c FILE)%s", "");
+		uint32_t prov = provider_index(o.provider ? o.provider : CFG.llm_default);
+		p.workflow = o.workflow[0] == 'm' ? FG_WF_MAP_REDUCE :
+			     o.workflow[0] == 'p' ? FG_WF_PLAN_EXECUTE : FG_WF_REACT;
+		p.arg = prov;
+		if (mr && o.child_provider)
+			p.arg |= (provider_index(o.child_provider) + 1) << 16;
+		p.steps = mr ? (uint32_t)o.max_parts
+			     : (uint32_t)(o.max_steps > 0 ? o.max_steps : (long)CFG.max_steps);
+		p.prompt = o.prompt;
+		p.system = o.system;
+	} else {
+		die_usage("submit: unknown workflow '%s' (synthetic, react, plan_execute or "
+			  "map_reduce)", o.workflow);
+	}
+	fg_actor_t a;
+	fg_crash_arm();
+	if (fg_client_attach(&R, &a) < 0) {
+		fprintf(stderr, "forgectl: all %u client slots are in use\n", FG_CLIENT_SLOTS);
+		return 1;
+	}
+	/* One line per id as soon as it is queued, so that a caller killed (or
+	 * a forgectl killed) part-way knows exactly which sessions exist. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	int rc = 0;
+	for (long i = 0; i < o.count; i++) {
+		fg_handle_t h;
+		char id[17];
+		int e = fg_session_submit(&a, &p, &h);
+		if (e < 0) {
+			fprintf(stderr, "forgectl: submit %ld of %ld: %s\n", i + 1, o.count,
+				e == -ENOSPC ? "the session table is full" :
+				e == -E2BIG ? "the prompt does not fit the checkpoint log "
+					      "(region.checkpoint_bytes)" : strerror(-e));
+			rc = 1;
+			break;
+		}
+		fg_handle_format(h, id);
+		printf("%s\n", id);
+	}
+	fg_client_detach(&a);
+	return rc;
+}
+
+int cmd_kill_worker(const char *slot_s)
+{
+	long slot = num_arg("kill-worker", slot_s, 0, FG_MAX_WORKERS - 1);
+	int sig = SIGKILL;
+	if (o.signal && (sig = fg_signal_parse(o.signal)) < 0)
+		die_usage("kill-worker: unknown signal '%s'", o.signal);
+	fg_slot_t *s = fg_slot(&R, (uint32_t)slot);
+	int32_t pid = atomic_load(&s->pid);
+	uint64_t st = atomic_load(&s->starttime);
+	if (pid <= 0 || st == 0) {
+		fprintf(stderr, "forgectl: worker %ld has no live process (state %s)\n", slot,
+			fg_slot_state_name(atomic_load(&s->state)));
+		return 1;
+	}
+	/* pidfd first, then check the pid is still that worker: no reused pid
+	 * can be signalled. */
+	int fd = fg_pidfd_open(pid);
+	if (fd < 0 || !fg_proc_alive(pid, st) || atomic_load(&s->pid) != pid) {
+		fprintf(stderr, "forgectl: worker %ld: pid %d is no longer that worker\n", slot,
+			(int)pid);
+		return 1;
+	}
+	if (fg_pidfd_send_signal(fd, sig) < 0) {
+		fprintf(stderr, "forgectl: kill-worker %ld (pid %d): %s\n", slot, (int)pid,
+			strerror(errno));
+		return 1;
+	}
+	close(fd);
+	if (!o.json)
+		printf("sent SIG%s to worker %ld (pid %d)\n", fg_signal_name(sig), slot, (int)pid);
+	return 0;
+}
+
+/* Signals the supervisor that holds the region, after checking with a
+ * pidfd and its start time that the pid is still that supervisor. */
+static int signal_supervisor(int sig, const char *what)
+{
+	fg_slot_t *sl = fg_slot(&R, fg_supervisor_slot(&R));
+	int32_t pid = atomic_load(&sl->pid);
+	uint64_t st = atomic_load(&sl->starttime);
+	int fd = pid > 0 ? fg_pidfd_open(pid) : -1;
+	if (fd < 0 || !fg_proc_alive(pid, st) || atomic_load(&sl->pid) != pid) {
+		fprintf(stderr, "forgectl: %s: no supervisor is running on this region\n", what);
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	if (fg_pidfd_send_signal(fd, sig) < 0) {
+		fprintf(stderr, "forgectl: %s: signalling pid %d: %s\n", what, (int)pid, strerror(errno));
+		close(fd);
+		return 1;
+	}
+	close(fd);
+	return 0;
+}
+
+int cmd_cancel(const char *id)
+{
+	fg_handle_t h;
+	uint32_t st;
+	if (fg_handle_parse(id, &h) < 0)
+		die_usage("'%s' is not a session id (16 hex digits, as printed by submit)", id);
+	fg_crash_arm();
+	int rc = fg_session_cancel(&R, NULL, h, &st);
+	if (rc == -ENOENT) {
+		fprintf(stderr, "forgectl: no session %s\n", id);
+		return 1;
+	}
+	if (rc == -EALREADY) {
+		fprintf(stderr, "forgectl: session %s already ended (%s)\n", id, fg_state_name(st));
+		return 1;
+	}
+	printf("%s %s\n", id, st == FG_S_RUNNING ? "cancelling (its worker ends it)" : "cancelled");
+	return 0;
+}
+
+int cmd_reload(const char *arg)
+{
+	(void)arg;
+	/* An invalid file is refused here already, with its error; forged
+	 * checks again and keeps the running configuration if it must. */
+	if (have_cfg)
+		printf("%s: configuration is valid\n", CFG.file);
+	if (signal_supervisor(SIGHUP, "reload"))
+		return 1;
+	printf("reload requested from forged (pid %d): workers restart one at a time\n",
+	       (int)atomic_load(&fg_slot(&R, fg_supervisor_slot(&R))->pid));
+	return 0;
+}
+
+int cmd_purge(const char *arg)
+{
+	(void)arg;
+	uint32_t mask = FG_PURGE_FINISHED;
+	if (o.state >= 0) {
+		if (o.state < FG_S_DONE)
+			die_usage("purge: --state must be done, failed or cancelled (not %s)",
+				  fg_state_name((uint32_t)o.state));
+		mask = 1u << o.state;
+	}
+	uint64_t now = fg_now_ns(), age = (uint64_t)o.older_than_s * 1000000000ull;
+	fg_crash_arm();
+	uint32_t n = fg_session_purge(&R, age < now ? now - age : 0, mask);
+	if (o.json) {
+		json_t *j = json_pack("{s:i,s:I}", "purged", (int)n, "purged_total",
+				      (json_int_t)atomic_load(&R.hdr->purged));
+		print_json(j);
+	} else {
+		printf("purged %u sessions (%llu in all)\n", n,
+		       (unsigned long long)atomic_load(&R.hdr->purged));
+	}
+	return 0;
+}
+
+int cmd_drain(const char *arg)
+{
+	(void)arg;
+	fg_slot_t *sl = fg_slot(&R, fg_supervisor_slot(&R));
+	int32_t pid = atomic_load(&sl->pid);
+	uint64_t st = atomic_load(&sl->starttime);
+	if (signal_supervisor(SIGTERM, "drain"))
+		return 1;
+	printf("drain requested from forged (pid %d): in-flight steps finish, sessions "
+	       "resume at the next start\n", (int)pid);
+	if (o.timeout_s < 0)
+		return 0;
+	uint64_t deadline = fg_now_ns() + (uint64_t)o.timeout_s * 1000000000ull;
+	while (fg_proc_alive(pid, st)) {
+		if (fg_now_ns() >= deadline) {
+			fprintf(stderr, "forgectl: drain: forged (pid %d) still running after %ld s\n",
+				(int)pid, o.timeout_s);
+			return 1;
+		}
+		usleep(20000);
+	}
+	printf("forged stopped\n");
+	return 0;
+}
