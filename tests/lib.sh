@@ -99,7 +99,21 @@ stop_forged() {
 	FORGED_PID=
 }
 
-stat() { ctl stats --json | jq -r "$1"; }
+ctl_stat() { ctl stats --json | jq -r "$1"; }
+
+# kill_until_done SECONDS PAUSE WHAT: SIGKILLs a random worker (of 2) every
+# PAUSE seconds until nothing is queued, running or waiting; fails after
+# SECONDS naming WHAT.  Sets kills (the kills that landed), adding to it.
+kill_until_done() {
+	_end=$(( $(date +%s) + $1 ))
+	kills=${kills:-0}
+	while ! ctl wait --timeout 0 2>/dev/null; do
+		[ "$(date +%s)" -lt "$_end" ] || fail "$3: not done in $1 s: $(ctl stats)"
+		ctl kill-worker $(( $(od -An -N1 -tu1 /dev/urandom) % 2 )) >/dev/null 2>&1 &&
+			kills=$((kills + 1))
+		sleep "$2"
+	done
+}
 
 # recovery: the supervisor's recovery passes so far (kernel-reported death
 # to every session of the dead process requeued) and replacement start-up
@@ -112,10 +126,10 @@ recovery() {
 # expect_all_done N: every one of N sessions done, none elsewhere, check clean
 expect_all_done() {
 	ctl wait --timeout "${WAIT_S:-120}" || fail "sessions not finished in time: $(ctl stats)"
-	[ "$(stat .sessions.done)" = "$1" ] ||
-		fail "done $(stat .sessions.done), want $1: $(ctl stats --json | jq -c .sessions);" \
+	[ "$(ctl_stat .sessions.done)" = "$1" ] ||
+		fail "done $(ctl_stat .sessions.done), want $1: $(ctl stats --json | jq -c .sessions);" \
 		     "not done: $(ctl sessions --json | jq -c '[.[] | select(.state != "done")] | .[:3]')"
-	[ "$(stat ".sessions.failed + .sessions.queued + .sessions.running + .sessions.waiting + .sessions.allocating + .sessions.cancelled")" = 0 ] ||
+	[ "$(ctl_stat ".sessions.failed + .sessions.queued + .sessions.running + .sessions.waiting + .sessions.allocating + .sessions.cancelled")" = 0 ] ||
 		fail "sessions left outside done: $(ctl stats)"
 	ctl check > "$T/check.out" || { cat "$T/check.out" >&2; fail "forgectl check found violations"; }
 	no_sanitizer_reports

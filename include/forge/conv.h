@@ -1,5 +1,7 @@
 /*
  * conv.h — a session's conversation as records in its checkpoint log.
+ * THIS IS PART OF THE REGION ABI (region.h): changing a record type or
+ * layout changes the format and must bump FG_REGION_VERSION.
  *
  * The log is append-only while a session lives: each commit appends whole
  * records and publishes the new length atomically (session.c), so a record
@@ -16,6 +18,8 @@
  *   CHILD:     u8 part, u64 child session handle (map_reduce, plan_execute)
  *   DEPS:      u8 n, then n x u16 bitmask of the earlier steps each step
  *              depends on (plan_execute; follows PARTS in the same commit)
+ *   KEY:       the client's Idempotency-Key (POST /v1/sessions); the first
+ *              record when present, skipped by every view
  * where str = u16 length + bytes.
  */
 #ifndef FORGE_CONV_H

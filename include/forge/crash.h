@@ -7,7 +7,7 @@
  * variable FORGE_CRASHPOINT="name:N" once fg_crash_arm() has armed it.
  * In release builds the macro is empty.
  *
- * Stall points (DESIGN.md rule 9) are the same names: with
+ * Stall points (README.md: a stall is as safe as a death) are the same names: with
  * FORGE_STALLPOINT="name:N" the process stops itself (SIGSTOP) at the Nth
  * hit instead, after writing its pid to FORGE_STALL_FILE (when set, by
  * rename, so a test that sees the file may read a whole pid), and goes on

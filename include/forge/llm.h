@@ -17,8 +17,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Why a reply was refused: what the caller does next depends on it. */
+enum fg_llm_err {
+	FG_LLM_OK = 0,
+	FG_LLM_MALFORMED,   /* not JSON, truncated, no choices: a failed try, retried   */
+	FG_LLM_REFUSED,     /* the model's or provider's answer is an error: fails the session */
+	FG_LLM_NOMEM        /* out of memory reading it: retried, not the session's fault */
+};
+
 typedef struct fg_llm_reply {
 	int ok;                       /* 1: content or calls below; 0: error    */
+	enum fg_llm_err err;          /* when !ok                               */
 	char error[256];
 	uint32_t ncalls;
 	fg_call_t calls[FG_MAX_CALLS];
@@ -38,8 +47,8 @@ char *fg_llm_request(const char *model, json_t *messages, json_t *tools, int str
 /*
  * The same request body built straight from a conversation log, without
  * building a JSON tree (the hot path of every model turn).  tools_json is
- * the serialized tools array or NULL.  Returns NULL with err set if the
- * log is corrupt.  Caller frees.
+ * the serialized tools array or NULL.  Returns NULL with err set and errno
+ * EINVAL (the log is corrupt) or ENOMEM.  Caller frees.
  */
 char *fg_llm_request_log(const char *model, const uint8_t *log, uint32_t len,
 			 const char *tools_json, int stream, size_t *n, char *err, size_t errlen);
@@ -55,6 +64,7 @@ typedef struct fg_llm_stream {
 	struct { json_t *id, *name, *args; } calls[FG_MAX_CALLS];
 	uint32_t ncalls;
 	int done, failed;
+	enum fg_llm_err err;          /* when failed                      */
 	char finish[32];
 	uint32_t prompt_tokens, completion_tokens;
 	char error[256];

@@ -28,16 +28,22 @@
  *                      allocate a child: alloc -> publish is one step)
  *   [FG_SEC_RINGS]     nrings      x (fg_ring_t 192 bytes + ring_cap x u64 cells)
  *   [FG_SEC_SESSIONS]  capacity    x fg_session_t     (128 bytes)
- *   [FG_SEC_LOGS]      capacity    x log_bytes        (conversation log)
+ *   [FG_SEC_LOGS]      capacity    x log_bytes        (conversation log; its record
+ *                      format, KEY included, is include/forge/conv.h: part of
+ *                      this ABI, under the same version)
  *
  * Changing any constant, field, size or order below changes the format and
  * must bump FG_REGION_VERSION; a region of another version is refused.
  *
- * Crash rules (DESIGN.md): the session table is the truth and rings are
- * hints; every RUNNING or ALLOCATING session carries a lease naming
- * (slot, generation); every multi-step shared operation is covered by an
- * intent in the acting process's own slot, which the supervisor's recovery
- * pass rolls forward or back when that process dies.
+ * The rules that make "kill or stop any process at any instruction, and no
+ * session is lost, duplicated or wedged" hold (README.md, "How the crash
+ * promise holds"): the session table is the truth and rings are hints;
+ * every RUNNING or ALLOCATING session carries a lease naming (slot,
+ * generation); every multi-step shared operation is covered by an intent in
+ * the acting process's own slot, which the supervisor's recovery pass rolls
+ * forward or back when that process dies; every CAS on a record names the
+ * session's generation, so a stalled process cannot act on a reused record;
+ * a session that waits holds no lease (WAITING).
  */
 #ifndef FORGE_REGION_H
 #define FORGE_REGION_H
@@ -48,8 +54,9 @@
 #include <stdint.h>
 
 #define FG_REGION_MAGIC   0x0047524547524f46ULL /* "FORGERG\0" little-endian */
-#define FG_REGION_VERSION 4u   /* 4: session generation in ctl, WAITING, parent; slot owner;
-                                  one spare lease entry per slot */
+#define FG_REGION_VERSION 5u   /* 4: session generation in ctl, WAITING, parent; slot owner;
+                                  one spare lease entry per slot.
+                                  5: owner-written token totals off the supervisor's line */
 #define FG_HDR_SIZE       4096u
 #define FG_CACHELINE      64u
 
@@ -121,7 +128,12 @@ typedef struct fg_hdr {
 	 * its scan for a FREE record.  A hint only; never trusted.
 	 */
 	alignas(64) _Atomic uint64_t alloc_cursor;
-	_Atomic uint64_t purged;         /* finished sessions purged to FREE   */
+	/* Finished sessions purged to FREE: any purger (forged's retention,
+	 * forgectl purge) fetch_adds it (relaxed) before its CAS and takes it
+	 * back if the CAS fails, so a purger killed between the two over-counts
+	 * by one and it never under-counts; readers (check, stats) may assume
+	 * only that. */
+	_Atomic uint64_t purged;
 
 	/*
 	 * Doorbell: a worker with nothing to do increments sleepers (seq_cst),
@@ -216,8 +228,11 @@ enum fg_intent_op {
  * Line 1 — owner-written, relaxed; read by the supervisor and forgectl:
  *   heartbeat_ns (CLOCK_MONOTONIC), counters.
  * Line 2 — intents, written only by the owner, read by the recovery pass
- *   after the owner is dead (so plain release stores suffice).
- * Line 3 — supervisor bookkeeping: last exit, restarts.
+ *   after the owner is dead (so plain release stores suffice); and the
+ *   owner's rarely written totals (tokens, steps short of memory: once per
+ *   LLM reply), relaxed, read by forgectl and /metrics.
+ * Line 3 — supervisor bookkeeping: last exit, restarts.  Written only by
+ *   the supervisor.
  */
 typedef struct fg_slot {
 	alignas(64) _Atomic uint32_t state;
@@ -252,6 +267,9 @@ typedef struct fg_slot {
 	alignas(64) _Atomic uint64_t ring_intent;
 	_Atomic uint64_t ring_pos;
 	_Atomic uint64_t op_intent;
+	_Atomic uint64_t tokens_prompt;
+	_Atomic uint64_t tokens_completion;
+	_Atomic uint32_t llm_oom;       /* steps retried for want of memory */
 
 	alignas(64) _Atomic uint32_t restarts;      /* this slot, ever  */
 	_Atomic int32_t  last_pid;
@@ -260,10 +278,6 @@ typedef struct fg_slot {
 	_Atomic uint32_t last_core;     /* 1 if it dumped core              */
 	_Atomic uint32_t last_recovered;/* sessions requeued at its death   */
 	_Atomic uint64_t last_exit_ns;
-	/* owner-written token totals (rarely written: once per LLM reply) */
-	_Atomic uint64_t tokens_prompt;
-	_Atomic uint64_t tokens_completion;
-	_Atomic uint32_t llm_oom;       /* steps retried for want of memory */
 } fg_slot_t;
 
 _Static_assert(sizeof(fg_slot_t) == 256, "slot is four cache lines");
@@ -271,6 +285,8 @@ _Static_assert(_Alignof(fg_slot_t) == 64, "slot is line-aligned");
 _Static_assert(offsetof(fg_slot_t, owner) == 32, "line 0");
 _Static_assert(offsetof(fg_slot_t, heartbeat_ns) == 64, "line 1");
 _Static_assert(offsetof(fg_slot_t, ring_intent) == 128, "line 2");
+_Static_assert(offsetof(fg_slot_t, tokens_prompt) < 192 &&
+	       offsetof(fg_slot_t, llm_oom) + 4 <= 192, "owner totals on line 2");
 _Static_assert(offsetof(fg_slot_t, restarts) == 192, "line 3");
 
 /* ------------------------------------------------------------------ */
@@ -368,10 +384,12 @@ enum fg_wstatus { FG_WS_OK = 0, FG_WS_FAILED = 1 };
 
 /* One committed workflow state (one of a session's A/B copies). */
 typedef struct fg_wstate {
-	uint32_t step;       /* steps applied                      */
-	uint32_t status;     /* workflow-specific                  */
-	uint64_t checksum;   /* synthetic: fold of applied steps   */
-	uint64_t aux[2];
+	uint32_t step;       /* steps applied (LLM workflows: model turns)      */
+	uint32_t status;     /* FG_WS_OK, FG_WS_FAILED                          */
+	uint64_t checksum;   /* synthetic: fold of applied steps; map_reduce and
+			      * plan_execute: CLOCK_MONOTONIC ns of the first of
+			      * the child allocations refused in a row (0: none) */
+	uint64_t aux[2];     /* LLM workflows: prompt, completion tokens so far */
 } fg_wstate_t;
 
 _Static_assert(sizeof(fg_wstate_t) == 32, "wstate size");
@@ -412,8 +430,12 @@ typedef struct fg_session {
 	uint32_t parent;
 	uint16_t workflow;
 	_Atomic uint16_t claims;
-	uint32_t steps;
-	uint32_t arg;        /* synthetic: per-step delay (µs); react: provider index */
+	uint32_t steps;      /* synthetic: steps; react: max model turns;
+			      * map_reduce, plan_execute: max parts          */
+	uint32_t arg;        /* synthetic: per-step delay (µs); react: provider
+			      * index; map_reduce, plan_execute: provider index
+			      * (low 16 bits) | child provider index + 1 (high
+			      * 16 bits; 0: the children use the parent's)   */
 	_Atomic uint64_t queued_ns;
 	uint64_t created_ns;
 	_Atomic uint64_t started_ns;

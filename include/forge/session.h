@@ -22,7 +22,7 @@
  * The supervisor's start-up pass scans the whole table instead, since every
  * earlier generation is dead then.
  *
- * Stalls (DESIGN.md rule 9): every CAS on a record expects a word that
+ * Stalls (README.md: a stall is as safe as a death): every CAS on a record expects a word that
  * carries the session's generation, so an actor that stops anywhere and
  * resumes after the record was freed and reused fails its CAS instead of
  * acting on the newer session; readers copy, then re-validate

@@ -4,6 +4,7 @@
 #include "forge/config.h"
 
 #include <stddef.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ char *fg_llm_request(const char *model, json_t *messages, json_t *tools, int str
 static void fail(fg_llm_reply_t *r, const char *fmt, const char *a)
 {
 	r->ok = 0;
+	r->err = FG_LLM_REFUSED;
 	snprintf(r->error, sizeof(r->error), fmt, a ? a : "");
 }
 
@@ -69,6 +71,7 @@ static void take_message(fg_llm_reply_t *r, json_t *msg)
 	if (json_is_array(tc) && json_array_size(tc) > 0) {
 		if (json_array_size(tc) > FG_MAX_CALLS) {
 			r->ok = 0;
+			r->err = FG_LLM_REFUSED;
 			snprintf(r->error, sizeof(r->error), "reply asks for %zu tool calls, at most %d",
 				 json_array_size(tc), FG_MAX_CALLS);
 			return;
@@ -264,6 +267,7 @@ char *fg_llm_request_log(const char *model, const uint8_t *log, uint32_t len,
 	if (b.oom) {
 		free(b.p);
 		snprintf(err, errlen, "out of memory building the request");
+		errno = ENOMEM;
 		return NULL;
 	}
 	*n = b.n;
@@ -271,6 +275,7 @@ char *fg_llm_request_log(const char *model, const uint8_t *log, uint32_t len,
 corrupt:
 	free(b.p);
 	snprintf(err, errlen, "checkpoint log is corrupt at byte %u of %u", off, len);
+	errno = EINVAL;
 	return NULL;
 }
 
@@ -281,6 +286,7 @@ void fg_llm_parse(const char *body, size_t len, fg_llm_reply_t *r)
 	r->root = json_loadb(body, len, 0, &je);
 	if (!r->root) {
 		r->ok = 0;
+		r->err = FG_LLM_MALFORMED;
 		snprintf(r->error, sizeof(r->error), "reply is not JSON: %s (byte %d of %zu)", je.text,
 			 je.position, len);
 		return;
@@ -296,6 +302,7 @@ void fg_llm_parse(const char *body, size_t len, fg_llm_reply_t *r)
 	json_t *msg = json_object_get(c0, "message");
 	if (!json_is_object(msg)) {
 		fail(r, "reply has no choices[0].message%s", NULL);
+		r->err = FG_LLM_MALFORMED;
 		return;
 	}
 	const char *fin = json_string_value(json_object_get(c0, "finish_reason"));
@@ -311,9 +318,11 @@ void fg_llm_stream_init(fg_llm_stream_t *s)
 	s->content = json_array();
 }
 
-static int stream_fail(fg_llm_stream_t *s, const char *msg, const char *detail)
+static int stream_fail(fg_llm_stream_t *s, enum fg_llm_err kind, const char *msg,
+		       const char *detail)
 {
 	s->failed = 1;
+	s->err = kind;
 	snprintf(s->error, sizeof(s->error), "%s%s", msg, detail ? detail : "");
 	return -1;
 }
@@ -349,15 +358,15 @@ static int stream_line(fg_llm_stream_t *s, const char *line, size_t n)
 		return 0;
 	}
 	if (s->done)
-		return stream_fail(s, "data after [DONE]", NULL);
+		return stream_fail(s, FG_LLM_REFUSED, "data after [DONE]", NULL);
 	json_error_t je;
 	json_t *j = json_loadb(line, n, 0, &je);
 	if (!j)
-		return stream_fail(s, "malformed stream chunk: ", je.text);
+		return stream_fail(s, FG_LLM_MALFORMED, "malformed stream chunk: ", je.text);
 	json_t *err = json_object_get(j, "error");
 	if (err) {
 		const char *m = json_string_value(json_object_get(err, "message"));
-		int rc = stream_fail(s, "provider error: ", m ? m : "(no message)");
+		int rc = stream_fail(s, FG_LLM_REFUSED, "provider error: ", m ? m : "(no message)");
 		json_decref(j);
 		return rc;
 	}
@@ -380,7 +389,7 @@ static int stream_line(fg_llm_stream_t *s, const char *line, size_t n)
 		json_array_append_new(s->content, json_string(content));
 	json_t *refusal = json_object_get(delta, "refusal");
 	if (json_is_string(refusal)) {
-		int rc = stream_fail(s, "the model refused: ", json_string_value(refusal));
+		int rc = stream_fail(s, FG_LLM_REFUSED, "the model refused: ", json_string_value(refusal));
 		json_decref(j);
 		return rc;
 	}
@@ -392,7 +401,7 @@ static int stream_line(fg_llm_stream_t *s, const char *line, size_t n)
 		json_int_t k = json_is_integer(ix) ? json_integer_value(ix) : (json_int_t)i;
 		if (k < 0 || k >= FG_MAX_CALLS) {
 			json_decref(j);
-			return stream_fail(s, "tool call index out of range", NULL);
+			return stream_fail(s, FG_LLM_REFUSED, "tool call index out of range", NULL);
 		}
 		if ((uint32_t)k >= s->ncalls)
 			s->ncalls = (uint32_t)k + 1;
@@ -430,11 +439,11 @@ int fg_llm_stream_feed(fg_llm_stream_t *s, const char *data, size_t n)
 		}
 		if (s->linelen + 1 >= s->linecap) {
 			if (s->linecap >= MAX_LINE)
-				return stream_fail(s, "stream line longer than 1 MiB", NULL);
+				return stream_fail(s, FG_LLM_REFUSED, "stream line longer than 1 MiB", NULL);
 			size_t cap = s->linecap ? s->linecap * 2 : 4096;
 			char *nl = realloc(s->line, cap);
 			if (!nl)
-				return stream_fail(s, "out of memory reading the stream", NULL);
+				return stream_fail(s, FG_LLM_NOMEM, "out of memory reading the stream", NULL);
 			s->line = nl;
 			s->linecap = cap;
 		}
@@ -447,9 +456,10 @@ void fg_llm_stream_finish(fg_llm_stream_t *s, fg_llm_reply_t *r)
 {
 	memset(r, 0, sizeof(*r));
 	if (!s->failed && !s->done)
-		stream_fail(s, "stream ended before data: [DONE] (truncated)", NULL);
+		stream_fail(s, FG_LLM_MALFORMED, "stream ended before data: [DONE] (truncated)", NULL);
 	if (s->failed) {
 		r->ok = 0;
+		r->err = s->err;
 		snprintf(r->error, sizeof(r->error), "%s", s->error);
 	} else {
 		/* Rebuild a whole message and read it like a non-streamed reply. */
@@ -470,6 +480,7 @@ void fg_llm_stream_finish(fg_llm_stream_t *s, fg_llm_reply_t *r)
 			if (!buf) {
 				json_decref(msg);
 				r->ok = 0;
+				r->err = FG_LLM_NOMEM;
 				snprintf(r->error, sizeof(r->error), "out of memory reading the stream");
 				goto out;
 			}
@@ -483,6 +494,7 @@ void fg_llm_stream_finish(fg_llm_stream_t *s, fg_llm_reply_t *r)
 		r->root = json_pack("{s:o}", "message", msg);
 		if (!r->root) {
 			r->ok = 0;
+			r->err = FG_LLM_NOMEM;
 			snprintf(r->error, sizeof(r->error), "out of memory reading the stream");
 			goto out;
 		}

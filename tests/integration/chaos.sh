@@ -8,19 +8,12 @@ start_forged
 ctl submit --workflow synthetic --steps 8 --count 5000 --delay-us 40000 > "$T/ids"
 [ "$(wc -l < "$T/ids")" = 5000 ] || fail "submit printed $(wc -l < "$T/ids") ids"
 kills=0
-end=$(( $(date +%s) + 120 ))
-while ! ctl wait --timeout 0 2>/dev/null; do
-	[ "$(date +%s)" -lt "$end" ] || fail "chaos: not done in 120 s: $(ctl stats)"
-	if ctl kill-worker $(( $(od -An -N1 -tu1 /dev/urandom) % 2 )) >/dev/null 2>&1; then
-		kills=$((kills + 1))
-	fi
-	sleep 0.05
-done
+kill_until_done 120 0.05 chaos
 expect_all_done 5000
 until_true 10 sh -c "[ \"\$($BIN/forgectl --region $REGION stats --json | jq .workers.restarts)\" = $kills ]" ||
-	fail "restarts $(stat .workers.restarts), kills $kills"
+	fail "restarts $(ctl_stat .workers.restarts), kills $kills"
 [ "$kills" -ge 10 ] || fail "only $kills kills landed; the test did not exercise recovery"
-resumed=$(stat '.totals.claims - 5000')
+resumed=$(ctl_stat '.totals.claims - 5000')
 [ "$resumed" -gt 0 ] || fail "no session was resumed after a kill"
 # one session read back in full: 8 steps and the expected checksum
 id=$(head -1 "$T/ids")

@@ -12,7 +12,7 @@ for i in 1 2 3 4; do
 	ctl kill-worker $slot --signal STOP >/dev/null || fail "could not stop worker $slot"
 	stops=$((stops + 1))
 	until_true 10 sh -c "[ \"\$($BIN/forgectl --region $REGION stats --json | jq .workers.restarts)\" = $stops ]" ||
-		fail "watchdog did not replace stopped worker $slot (restarts $(stat .workers.restarts))"
+		fail "watchdog did not replace stopped worker $slot (restarts $(ctl_stat .workers.restarts))"
 	until_true 10 workers_alive || fail "replacement not ready"
 done
 expect_all_done 1000

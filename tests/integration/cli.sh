@@ -71,6 +71,6 @@ head -c 8 "$REGION" | grep -q XXXXXXXX || fail "the damaged region was modified"
 "$BIN/forged" -c "$T/forge.yaml" --reset >> "$T/forged.log" 2>&1 &
 FORGED_PID=$!
 until_true 10 workers_alive || fail "forged --reset did not start"
-[ "$(stat .sessions.done)" = 0 ] || fail "reset region is not empty"
+[ "$(ctl_stat .sessions.done)" = 0 ] || fail "reset region is not empty"
 stop_forged
 echo "cli: errors exact, supervisor SIGKILL + restart lost nothing, damaged region refused"

@@ -54,7 +54,7 @@ for p in $worker_points; do
 	WAIT_S=60 expect_all_done 400
 	grep -q "crash point reached" "$T/forged.log" || fail "$p: the crash point was never reached"
 	[ "$(ctl workers --json | jq '.[0].last_signal')" = 9 ] || fail "$p: worker 0 did not die by SIGKILL"
-	[ "$(stat .workers.restarts)" = 1 ] || fail "$p: restarts $(stat .workers.restarts), want 1"
+	[ "$(ctl_stat .workers.restarts)" = 1 ] || fail "$p: restarts $(ctl_stat .workers.restarts), want 1"
 	n=$((n + 1))
 done
 
@@ -128,11 +128,11 @@ for p in session.purge.after_count session.purge.after_cas; do
 	set +e; FORGE_CRASHPOINT="$p:10" ctl purge > /dev/null 2>&1; rc=$?; set -e
 	[ $rc = 137 ] || fail "$p: forgectl purge should have died by SIGKILL, exit $rc"
 	case $p in *after_count) freed=9 ;; *) freed=10 ;; esac
-	[ "$(stat .sessions.done)" = $((100 - freed)) ] && [ "$(stat .sessions.purged)" = 10 ] ||
+	[ "$(ctl_stat .sessions.done)" = $((100 - freed)) ] && [ "$(ctl_stat .sessions.purged)" = 10 ] ||
 		fail "$p: after the crash: $(ctl stats --json | jq -c .sessions)"
 	ctl check > "$T/check.out" || fail "$p: check: $(cat "$T/check.out")"
 	[ "$(ctl purge)" = "purged $((100 - freed)) sessions ($((110 - freed)) in all)" ] || fail "$p: second purge"
-	[ "$(stat .sessions.free)" = 8192 ] || fail "$p: table not empty: $(ctl stats --json | jq -c .sessions)"
+	[ "$(ctl_stat .sessions.free)" = 8192 ] || fail "$p: table not empty: $(ctl stats --json | jq -c .sessions)"
 	ctl submit --workflow synthetic --steps 4 --count 100 > /dev/null
 	expect_all_done 100
 	n=$((n + 1))

@@ -225,8 +225,8 @@ until_true 10 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H '$H' $API/
 grep -q "gateway (pid $gw) killed by signal 9" "$T/forged.log" || fail "gateway death not logged"
 expect_status 200 '.result == "The answer is 4."' GET "/v1/sessions/$id"
 ctl wait --timeout 10 > /dev/null
-[ "$(stat '.sessions.done + .sessions.cancelled')" = 64 ] || fail "sessions lost: $(ctl stats)"
-[ "$(stat .sessions.cancelled)" = 3 ] || fail "cancelled: $(stat .sessions.cancelled)"
+[ "$(ctl_stat '.sessions.done + .sessions.cancelled')" = 64 ] || fail "sessions lost: $(ctl stats)"
+[ "$(ctl_stat .sessions.cancelled)" = 3 ] || fail "cancelled: $(ctl_stat .sessions.cancelled)"
 grep -c "killed by signal 9" "$T/forged.log" | grep -qx 2 || fail "gateway deaths not both logged"
 stop_forged
 echo "gateway: endpoints, 400/401/404/405/409/413/503, pagination, SSE with Last-Event-ID across a gateway kill, chat completions (whole, streamed, and driven by forge's own client), cancel (HTTP and forgectl), watch, top, 200 SSE subscribers not holding requests back, metrics, gateway SIGKILL lost nothing; $(recovery)"

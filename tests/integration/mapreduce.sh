@@ -43,14 +43,9 @@ start_forged
 # 1. over HTTP with random SIGKILLs: 200 parents x 2 parts
 ctl submit --workflow map_reduce --prompt "what is 2+2, twice?" --count 200 > "$T/ids"
 kills=0
-end=$(( $(date +%s) + 120 ))
-while ! ctl wait --timeout 0 2>/dev/null; do
-	[ "$(date +%s)" -lt "$end" ] || fail "not done in 120 s: $(ctl stats)"
-	ctl kill-worker $(( $(od -An -N1 -tu1 /dev/urandom) % 2 )) >/dev/null 2>&1 && kills=$((kills + 1))
-	sleep 0.1
-done
+kill_until_done 120 0.1 map_reduce
 expect_all_done 600
-[ "$(stat .sessions.free)" = $((8192 - 600)) ] || fail "orphaned children: $(ctl stats)"
+[ "$(ctl_stat .sessions.free)" = $((8192 - 600)) ] || fail "orphaned children: $(ctl stats)"
 [ "$kills" -ge 3 ] || fail "only $kills kills landed"
 bad=$(ctl sessions --state done --json | jq '[.[] | select(.workflow == "map_reduce" and (.result != "The answer is 4." or (.parts | length) != 2))] | length')
 [ "$bad" = 0 ] || fail "$bad map_reduce sessions without 2 parts and the answer"
@@ -58,13 +53,9 @@ bad=$(ctl sessions --state done --json | jq '[.[] | select(.workflow == "map_red
 # 1b. plan_execute over HTTP with kills: step 2 depends on step 1, so it
 #     starts only after step 1 ended, and its prompt carries step 1's result
 ctl submit --workflow plan_execute --prompt "what is 2+2, checked?" --count 100 > "$T/pids"
-while ! ctl wait --timeout 0 2>/dev/null; do
-	[ "$(date +%s)" -lt "$end" ] || fail "plan_execute not done: $(ctl stats)"
-	ctl kill-worker $(( $(od -An -N1 -tu1 /dev/urandom) % 2 )) >/dev/null 2>&1 && kills=$((kills + 1))
-	sleep 0.1
-done
+kill_until_done 120 0.1 plan_execute
 expect_all_done 900
-[ "$(stat .sessions.free)" = $((8192 - 900)) ] || fail "plan_execute: orphaned steps: $(ctl stats)"
+[ "$(ctl_stat .sessions.free)" = $((8192 - 900)) ] || fail "plan_execute: orphaned steps: $(ctl stats)"
 pid=$(head -1 "$T/pids")
 s2=$(ctl session "$pid" --json | jq -r '.parts[1].id')
 ctl session "$pid" --json | jq -e '.state == "done" and .result == "The answer is 4."
@@ -101,7 +92,7 @@ for p in mapreduce.child.after_alloc mapreduce.child.after_record session.park.a
 	ctl submit --workflow map_reduce --prompt go --provider split --child-provider s --count 50 -c "$T/forge.yaml" > /dev/null
 	expect_all_done 200
 	grep -q "crash point reached" "$T/forged.log" || fail "$p: never reached"
-	[ "$(stat .sessions.free)" = $((8192 - 200)) ] || fail "$p: orphaned children: $(ctl stats)"
+	[ "$(ctl_stat .sessions.free)" = $((8192 - 200)) ] || fail "$p: orphaned children: $(ctl stats)"
 	[ "$(ctl sessions --state done --json | jq '[.[] | select(.workflow == "map_reduce" and .result == "all parts combined" and (.parts | length) == 3)] | length')" = 50 ] ||
 		fail "$p: parents without 3 parts and the combined answer"
 	stop_forged

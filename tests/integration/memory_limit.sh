@@ -53,13 +53,13 @@ done
 expect_all_done 1000
 bad=$(ctl sessions --state done --json | jq '[.[] | select(.result != "The answer is 4.")] | length')
 [ "$bad" = 0 ] || fail "$bad sessions without the expected answer"
-oom=$(stat .llm.oom_retries)
+oom=$(ctl_stat .llm.oom_retries)
 [ "$oom" -gt 0 ] || fail "no out-of-memory retries: the limit was never reached (peak $peak kB): $(ctl stats --json | jq -c .llm)"
 [ "$peak" -gt 0 ] && [ "$peak" -le $((LIMIT * 1024)) ] ||
 	fail "worker VmPeak $peak kB, limit $((LIMIT * 1024)) kB"
 grep -q "worker [01]: out of memory .* (worker.memory_limit_mb is $LIMIT); retrying" "$T/forged.log" ||
 	fail "no out-of-memory warning naming the limit in the log"
-restarts=$(stat .workers.restarts)
+restarts=$(ctl_stat .workers.restarts)
 stop_forged
 echo "limit $LIMIT MiB: 1000 sessions done, $oom steps retried for memory, worker peak $((peak / 1024)) MiB, $restarts restarts; $(recovery)" > "$T/summary"
 

@@ -38,7 +38,7 @@ sed -i 's/^  workers: 2$/  workers: 3/' "$T/forge.yaml"
 until_true 30 sh -c "[ \"\$($BIN/forgectl --region $REGION stats --json | jq '.workers.configured * 10 + .workers.alive')\" = 33 ]" ||
 	fail "reload did not reach 3 workers: $(ctl workers)"
 expect_all_done 2000
-[ "$(stat .workers.restarts)" = 1 ] || fail "a reload counted as restarts: $(stat .workers.restarts)"
+[ "$(ctl_stat .workers.restarts)" = 1 ] || fail "a reload counted as restarts: $(ctl_stat .workers.restarts)"
 grep -q "reload complete: 3 workers" "$T/forged.log" || fail "no reload log"
 r=$(grep -n 'RELOADING=1' "$NOTE" | head -1 | cut -d: -f1)
 [ -n "$r" ] && grep -n 'READY=1' "$NOTE" | cut -d: -f1 | awk -v r="$r" '$1 > r' | grep -q . ||
@@ -60,7 +60,7 @@ sed -i 's/^  sessions: .*/  sessions: 4096/' "$T/forge.yaml"
 kill -HUP "$FORGED_PID"
 until_true 5 grep -q "reload refused: region.sessions cannot change while forged runs" "$T/forged.log" ||
 	fail "geometry change not refused"
-[ "$(stat .workers.alive)" = 3 ] || fail "refused reloads changed the workers"
+[ "$(ctl_stat .workers.alive)" = 3 ] || fail "refused reloads changed the workers"
 
 # drain: exit 0, STOPPING=1
 cp "$T/good.yaml" "$T/forge.yaml"

@@ -24,9 +24,9 @@ until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did no
 start_forged
 ctl submit --workflow react --prompt "what is 2+2?" --count 100 > /dev/null
 expect_all_done 100
-w=$(stat .throughput.done_window_s)
+w=$(ctl_stat .throughput.done_window_s)
 awk "BEGIN { exit !($w >= 2.95) }" || fail "100 sessions at 50 rps took only $w s"
-[ "$(stat .llm.calls)" = 200 ] || fail "llm calls $(stat .llm.calls), want 200"
+[ "$(ctl_stat .llm.calls)" = 200 ] || fail "llm calls $(ctl_stat .llm.calls), want 200"
 ctl submit --workflow react --prompt "what is 2+2?" --provider streamed --count 100 -c "$T/forge.yaml" > /dev/null
 expect_all_done 200
 [ "$(ctl sessions --state done --json | jq '[.[] | select(.result == "The answer is 4.")] | length')" = 200 ] ||

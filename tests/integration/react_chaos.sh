@@ -32,15 +32,10 @@ run_round() { # run_round NAME MOCK-ARGS...
 	"$MOCK" --port "$PORT" "$@" 2>>"$T/mock.log" &
 	MOCK_PID=$!
 	until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start: $(cat "$T/mock.log")"
-	before=$(stat .sessions.done)
+	before=$(ctl_stat .sessions.done)
 	ctl submit --workflow react --prompt "what is 2+2?" --count 1000 > "$T/ids.$name"
 	kills=0
-	end=$(( $(date +%s) + 120 ))
-	while ! ctl wait --timeout 0 2>/dev/null; do
-		[ "$(date +%s)" -lt "$end" ] || fail "$name: not done in 120 s: $(ctl stats)"
-		ctl kill-worker $(( $(od -An -N1 -tu1 /dev/urandom) % 2 )) >/dev/null 2>&1 && kills=$((kills + 1))
-		sleep 0.1
-	done
+	kill_until_done 120 0.1 "$name"
 	expect_all_done $((before + 1000))
 	bad=$(ctl sessions --state done --json | jq '[.[] | select(.workflow == "react" and .result != "The answer is 4.")] | length')
 	[ "$bad" = 0 ] || fail "$name: $bad sessions without the expected answer"
@@ -56,7 +51,7 @@ run_round() { # run_round NAME MOCK-ARGS...
 start_forged
 run_round plain --latency-ms 300
 run_round faults --latency-ms 100 --fail-rate 0.2 --fail 429,500,malformed,truncated,reset
-retries=$(stat .llm.retries)
+retries=$(ctl_stat .llm.retries)
 [ "$retries" -gt 50 ] || fail "only $retries retries with a fifth of replies failing"
 # replies slower than the provider's timeout (500 ms): a third of them take
 # 2.5 s; each such request is abandoned at 500 ms and retried
@@ -65,13 +60,13 @@ MOCK_PID=$!
 until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
 ctl submit --workflow react --prompt "what is 2+2?" --provider tight --count 200 -c "$T/forge.yaml" > /dev/null
 expect_all_done 2200
-slow_retries=$(( $(stat .llm.retries) - retries ))
+slow_retries=$(( $(ctl_stat .llm.retries) - retries ))
 [ "$slow_retries" -ge 20 ] || fail "only $slow_retries retries with a third of replies past the timeout"
 kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null || true; MOCK_PID=
 bad=$(ctl sessions --state done --json | jq '[.[] | select(.workflow == "react" and .result != "The answer is 4.")] | length')
 [ "$bad" = 0 ] || fail "slow: $bad sessions without the expected answer"
 echo "slow: 200 done past a 500 ms timeout, $slow_retries retries" >> "$T/summary"
-retries=$(stat .llm.retries)
+retries=$(ctl_stat .llm.retries)
 # a 429 storm: every reply is 429 (Retry-After: 1) for 3 s, then the
 # provider recovers; every session waits it out and finishes
 "$MOCK" --port "$PORT" --fail-rate 1 --fail 429 2>>"$T/mock.log" &
@@ -80,7 +75,7 @@ until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did no
 ctl submit --workflow react --prompt "what is 2+2?" --count 200 -c "$T/forge.yaml" > /dev/null
 sleep 3   # the storm's length: a duration, not a wait for an event
 kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null || true
-storm=$(( $(stat .llm.retries) - retries ))
+storm=$(( $(ctl_stat .llm.retries) - retries ))
 [ "$storm" -ge 200 ] || fail "429 storm: only $storm retries"
 t0=$(( $(date +%s%N) / 1000000 ))
 "$MOCK" --port "$PORT" 2>>"$T/mock.log" &
@@ -88,7 +83,7 @@ MOCK_PID=$!
 expect_all_done 2400
 echo "429 storm: 200 sessions through 3 s of 429s ($storm retries), all done $(( $(date +%s%N) / 1000000 - t0 )) ms after it ended" >> "$T/summary"
 kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null || true; MOCK_PID=
-retries=$(stat .llm.retries)
+retries=$(ctl_stat .llm.retries)
 # scripted provider: no network, same conversation shape, under kills too
 ctl submit --workflow react --prompt "what is 2+2?" --provider scripted --count 2000 -c "$T/forge.yaml" > /dev/null
 ctl kill-worker 0 > /dev/null || true

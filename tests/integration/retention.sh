@@ -23,7 +23,7 @@ for round in 1 2 3 4; do
 done
 until_true 10 sh -c "[ \$($BIN/forgectl --region $REGION stats --json | jq .sessions.purged) = 800 ]" ||
 	fail "not all 800 purged: $(ctl stats)"
-[ "$(stat .sessions.free)" = 256 ] || fail "table not empty: $(ctl stats)"
+[ "$(ctl_stat .sessions.free)" = 256 ] || fail "table not empty: $(ctl stats)"
 code=$(curl -s -o "$T/out" -w '%{http_code}' "$API/v1/sessions/$id")
 [ "$code" = 404 ] || fail "purged id $id: HTTP $code $(cat "$T/out")"
 set +e; out=$(ctl session "$id" 2>&1); rc=$?; set -e
@@ -38,7 +38,7 @@ ctl submit --workflow synthetic --steps 1 --count 50 > /dev/null
 ctl wait --timeout 30 > /dev/null
 id=$(ctl sessions --state done --json | jq -r '.[0].id')
 sleep 1.5   # more than one retention period of the old setting: nothing may go
-[ "$(stat .sessions.done)" = 250 ] || fail "retain_s 0 freed sessions: $(ctl stats)"
+[ "$(ctl_stat .sessions.done)" = 250 ] || fail "retain_s 0 freed sessions: $(ctl stats)"
 [ "$(ctl purge --older-than 3600)" = "purged 0 sessions (800 in all)" ] || fail "purge --older-than 3600"
 [ "$(ctl purge --state failed)" = "purged 0 sessions (800 in all)" ] || fail "purge --state failed"
 set +e; out=$(ctl purge --state running 2>&1); rc=$?; set -e

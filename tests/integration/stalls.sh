@@ -88,10 +88,10 @@ ctl submit --workflow map_reduce --prompt "what is 2+2, twice?" --count 2 > "$T/
 ctl wait --timeout 30 || fail "1: parents waiting for a record never finished"
 for id in $(cat "$T/ids"); do
 	ctl session "$id" --json 2>/dev/null | jq -e '.state == "done"' > /dev/null ||
-		[ "$(stat .sessions.purged)" -ge 3 ] || fail "1: parent $id: $(ctl session "$id" --json)"
+		[ "$(ctl_stat .sessions.purged)" -ge 3 ] || fail "1: parent $id: $(ctl session "$id" --json)"
 done
-[ "$(stat '.sessions.failed')" = 0 ] || fail "1: sessions failed waiting for a record: $(ctl stats)"
-[ "$(stat '.sessions.done + .sessions.purged')" = 6 ] || fail "1: $(ctl stats --json | jq -c .sessions)"
+[ "$(ctl_stat '.sessions.failed')" = 0 ] || fail "1: sessions failed waiting for a record: $(ctl stats)"
+[ "$(ctl_stat '.sessions.done + .sessions.purged')" = 6 ] || fail "1: $(ctl stats --json | jq -c .sessions)"
 grep -q "no free session record for a child session (region.sessions 5); waiting for one" "$T/forged.log" ||
 	fail "1: no parent ever had to wait for a record"
 ctl check > "$T/check.out" || fail "1: check: $(cat "$T/check.out")"
@@ -100,7 +100,7 @@ SESSIONS=4 WORKERS=1 fresh "$MOCK_YAML" "workflows:
   child_alloc_timeout_s: 1"
 ctl submit --workflow map_reduce --prompt "what is 2+2, twice?" --count 4 > /dev/null
 ctl wait --timeout 30 || fail "1: parents without a record for a child never ended"
-[ "$(stat .sessions.failed)" = 4 ] || fail "1: $(ctl stats --json | jq -c .sessions)"
+[ "$(ctl_stat .sessions.failed)" = 4 ] || fail "1: $(ctl stats --json | jq -c .sessions)"
 [ "$(ctl sessions --state failed --json | jq -r '.[0].error')" = "no free session record for a child session for 1 s (workflows.child_alloc_timeout_s): raise region.sessions, or purge sooner (region.retain_s)" ] ||
 	fail "1: error: $(ctl sessions --state failed --json | jq -r '.[0].error')"
 ctl check > "$T/check.out" || fail "1: check: $(cat "$T/check.out")"

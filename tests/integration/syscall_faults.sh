@@ -76,7 +76,7 @@ total=0
 # round NAME POINT PROBABILITY ROLES WINDOW_S: faults in ROLES for WINDOW_S
 round() {
 	name=$1 point=$2 prob=$3 roles=$4 window=$5
-	r0=$(stat .workers.restarts) f0=$(stat .workers.spawn_failures) l0=$(stat .llm.retries)
+	r0=$(ctl_stat .workers.restarts) f0=$(ctl_stat .workers.spawn_failures) l0=$(ctl_stat .llm.retries)
 	ctl submit --workflow react --prompt "what is 2+2?" --count $N > /dev/null
 	total=$((total + N))
 	until_true 10 sh -c "[ \$($BIN/forgectl --region $REGION stats --json | jq .sessions.running) -gt 50 ]" ||
@@ -99,8 +99,8 @@ round() {
 	bad=$(ctl sessions --state done --json | jq '[.[] | select(.result != "The answer is 4.")] | length')
 	[ "$bad" = 0 ] || fail "$name: $bad sessions without the expected answer"
 	until_true 20 workers_alive || fail "$name: workers not back: $(ctl stats)"
-	r=$(( $(stat .workers.restarts) - r0 )) f=$(( $(stat .workers.spawn_failures) - f0 ))
-	l=$(( $(stat .llm.retries) - l0 ))
+	r=$(( $(ctl_stat .workers.restarts) - r0 )) f=$(( $(ctl_stat .workers.spawn_failures) - f0 ))
+	l=$(( $(ctl_stat .llm.retries) - l0 ))
 	printf '%-28s %-26s p=%-5s %-10s %ss: %d restarts, %d failed starts, %d LLM retries, last session done %d ms after\n' \
 		"$name" "$point" "$prob" "$roles" "$window" $r $f $l $dt | tee -a "$T/summary"
 	eval "R_$(echo "$name" | tr -c 'a-z0-9\n' _)=\$r F_$(echo "$name" | tr -c 'a-z0-9\n' _)=\$f L_$(echo "$name" | tr -c 'a-z0-9\n' _)=\$l"
@@ -130,7 +130,7 @@ grep -q "forged\[[0-9]*\]: warning: epoll_wait: " "$T/forged.log" ||
 
 # fork failing in the supervisor while a worker is replaced: the slot is
 # retried with backoff (not given up), and comes back once fork works
-f0=$(stat .workers.spawn_failures)
+f0=$(ctl_stat .workers.spawn_failures)
 ctl submit --workflow react --prompt "what is 2+2?" --count $N > /dev/null
 total=$((total + N))
 fiuctl "enable name=posix/proc/fork" "$FORGED_PID"
@@ -143,7 +143,7 @@ until_true 10 workers_alive || fail "fork: worker 0 not back after fork works ag
 grep -qE "worker 0: fork failed: (Cannot allocate memory|Resource temporarily unavailable) \(attempt 3\); trying again in 40 ms" "$T/forged.log" ||
 	fail "fork: no 'fork failed (attempt 3)' in the log"
 WAIT_S=120 expect_all_done $total
-echo "fork-supervisor: $(( $(stat .workers.spawn_failures) - f0 )) failed starts retried with backoff, worker back, $N sessions done" |
+echo "fork-supervisor: $(( $(ctl_stat .workers.spawn_failures) - f0 )) failed starts retried with backoff, worker back, $N sessions done" |
 	tee -a "$T/summary"
 
 # malloc failing in the gateway while clients POST, each with its own
@@ -151,8 +151,8 @@ echo "fork-supervisor: $(( $(stat .workers.spawn_failures) - f0 )) failed starts
 # (a crashed gateway is restarted); once the faults stop, the clients retry
 # the ones that failed with the same keys.  Exactly 300 sessions exist then:
 # none lost, none created twice, whatever the gateway went through.
-before=$(stat .sessions.done)
-g0=$(stat .workers.restarts)
+before=$(ctl_stat .sessions.done)
+g0=$(ctl_stat .workers.restarts)
 post_key() { # post_key N: the status of POST /v1/sessions with key k-N
 	curl -s -o "$T/post.out" -w '%{http_code}' --max-time 5 -H "Idempotency-Key: k-$1" \
 		-d '{"prompt":"what is 2+2?"}' "$API/v1/sessions" || true
@@ -180,11 +180,11 @@ for i in $failed; do
 	esac
 done
 ctl wait --timeout 60 > /dev/null || fail "gateway malloc: sessions not done: $(ctl stats)"
-made=$(( $(stat .sessions.done) - before ))
+made=$(( $(ctl_stat .sessions.done) - before ))
 [ "$made" = 300 ] || fail "gateway malloc: $made sessions for 300 keys"
 total=$((total + made))
 expect_all_done $total
-echo "malloc-gateway: 300 POSTs with keys, $created answered 201, $other failed (503 or connection lost) and were retried ($replayed of them had been created: replayed, not duplicated), gateway restarts $(( $(stat .workers.restarts) - g0 )), exactly 300 sessions" |
+echo "malloc-gateway: 300 POSTs with keys, $created answered 201, $other failed (503 or connection lost) and were retried ($replayed of them had been created: replayed, not duplicated), gateway restarts $(( $(ctl_stat .workers.restarts) - g0 )), exactly 300 sessions" |
 	tee -a "$T/summary"
 # libfiu's remote-control thread in this forged was started before main()
 # blocked its signals, so a SIGTERM can land on that thread and kill the

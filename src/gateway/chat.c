@@ -1,0 +1,223 @@
+/*
+ * chat.c — POST /v1/chat/completions, OpenAI-compatible: "model" names a
+ * workflow ("forge/react", "forge/plan_execute", "forge/map_reduce";
+ * "forge/react@PROVIDER" picks the provider), the last user message is the
+ * task and the first system message its system prompt.  forge runs the
+ * whole agent session server-side and answers as a chat completion, or as
+ * chat.completion.chunk events when "stream" is true.  The session is an
+ * ordinary one: it survives crashes and can be followed at /v1/sessions/{id}.
+ */
+#include "gateway/gw.h"
+#include "forge/conv.h"
+#include "forge/crash.h"
+#include "forge/gwreq.h"
+#include "forge/inspect.h"
+#include "forge/log.h"
+#include "forge/ring.h"
+#include "forge/session.h"
+#include "forge/util.h"
+#include "forge/worker.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- POST /v1/chat/completions --------------------------------------------
+ * OpenAI-compatible: "model" names a workflow ("forge/react",
+ * "forge/plan_execute", "forge/map_reduce"; "forge/react@PROVIDER" picks the
+ * provider), the last user message is the task and the first system message
+ * its system prompt.  forge runs the whole agent session server-side and
+ * answers as a chat completion, or as chat.completion.chunk events when
+ * "stream" is true.  The session is an ordinary one: it survives crashes and
+ * can be followed at /v1/sessions/{id}. */
+typedef struct chat {
+	gw_t *g;
+	struct MHD_Connection *c;
+	uint32_t idx, gen;
+	char id[17];
+	char model[80];
+	int sent_role, done;
+	uint64_t deadline_ns;
+} chat_t;
+
+/* Waits (in this connection's thread) until the session ended, the
+ * deadline passed or until_ns came; 1 if it ended, -1 if the client left. */
+static int chat_wait(chat_t *ch, int step_ms, uint64_t until_ns)
+{
+	for (;;) {
+		uint64_t c;
+		if (!fg_session_valid(ch->g->r, FG_HANDLE(ch->idx, ch->gen), &c) ||
+		    FG_S_FINISHED(FG_CTL_STATE(c)))
+			return 1;   /* ended, or gone (purged) */
+		uint64_t now = fg_now_ns();
+		if (now >= ch->deadline_ns || now >= until_ns)
+			return 0;
+		if (step_ms == 0)
+			return 0;
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(ch->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci) {
+			struct pollfd p = { ci->connect_fd, POLLRDHUP, 0 };
+			if (poll(&p, 1, step_ms) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+				return -1;   /* the client left */
+		} else {
+			usleep((useconds_t)step_ms * 1000);
+		}
+	}
+}
+
+static json_t *chat_result(chat_t *ch, const char **err)
+{
+	json_t *j = fg_inspect_session(ch->g->r, FG_HANDLE(ch->idx, ch->gen), 0, ch->g->cfg);
+	*err = NULL;
+	if (!j) {
+		*err = "the session is gone (purged)";
+		return json_object();
+	}
+	const char *state = json_string_value(json_object_get(j, "state"));
+	if (!state || strcmp(state, "done") != 0)
+		*err = json_string_value(json_object_get(j, "error"));
+	if (!state || strcmp(state, "done") != 0) {
+		if (!*err)
+			*err = state && !strcmp(state, "cancelled") ? "the session was cancelled"
+							      : "the session did not finish in time";
+	}
+	return j;
+}
+
+static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	chat_t *ch = cls;
+	long long created = (long long)time(NULL);
+	if (ch->done)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (!ch->sent_role) {
+		ch->sent_role = 1;
+		json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:{s:s,s:s},s:n}]}", "id", ch->id,
+			"object", "chat.completion.chunk", "created", (json_int_t)created, "model",
+			ch->model, "choices", "index", 0, "delta", "role", "assistant", "content", "",
+			"finish_reason");
+		char *d = json_dumps(j, JSON_COMPACT);
+		json_decref(j);
+		if (!d)
+			return MHD_CONTENT_READER_END_WITH_ERROR;   /* out of memory */
+		int n = snprintf(buf, max, "data: %s\n\n", d);
+		free(d);
+		return n;
+	}
+	int w = chat_wait(ch, 20, fg_now_ns() + keepalive_ns(ch->g));
+	if (w < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (w == 0 && fg_now_ns() < ch->deadline_ns)
+		return snprintf(buf, max, ": keep-alive\n\n");
+	const char *err;
+	json_t *res = chat_result(ch, &err);
+	json_t *delta = err ? json_pack("{s:s}", "content", "") :
+		json_pack("{s:O}", "content", json_object_get(res, "result"));
+	json_t *usage = json_object_get(res, "usage");
+	json_int_t pt = json_integer_value(json_object_get(usage, "prompt_tokens"));
+	json_int_t ct = json_integer_value(json_object_get(usage, "completion_tokens"));
+	json_t *c1 = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:n}]}", "id", ch->id, "object",
+		"chat.completion.chunk", "created", (json_int_t)created, "model", ch->model, "choices",
+		"index", 0, "delta", delta, "finish_reason");
+	json_t *c2 = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:{},s:s}],s:{s:I,s:I,s:I}}", "id", ch->id,
+		"object", "chat.completion.chunk", "created", (json_int_t)created, "model", ch->model,
+		"choices", "index", 0, "delta", "finish_reason", err ? "error" : "stop",
+		"usage", "prompt_tokens", pt, "completion_tokens", ct, "total_tokens", pt + ct);
+	json_t *e1 = err ? json_pack("{s:{s:s,s:s}}", "error", "message", err, "type",
+				     "server_error") : NULL;
+	char *d1 = json_dumps(err ? e1 : c1, JSON_COMPACT);
+	char *d2 = json_dumps(c2, JSON_COMPACT);
+	int n = d1 && d2 ? snprintf(buf, max, "data: %s\n\ndata: %s\n\ndata: [DONE]\n\n", d1, d2)
+			 : -1;
+	free(d1);
+	free(d2);
+	json_decref(e1);
+	json_decref(c1);
+	json_decref(c2);
+	json_decref(res);
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;   /* out of memory */
+	ch->done = 1;
+	return n < (int)max ? n : (ssize_t)max;
+}
+
+int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
+{
+	(void)id;
+	fg_gwreq_t q;
+	if (fg_gwreq_chat(b->p, b->n, g->cfg, &q) < 0)
+		return refuse(c, &q);
+	int rc;
+	fg_submit_t p = q.sub;
+	const char *model = q.model;
+	fg_handle_t h;
+	pthread_mutex_lock(&g->submit_lock);
+	int e = fg_session_submit(&g->a, &p, &h);
+	pthread_mutex_unlock(&g->submit_lock);
+	if (e == -ENOSPC || e == -EBUSY) {
+		rc = reply_error(c, 503, NULL, "the session table is full");
+		goto out;
+	}
+	if (e < 0) {
+		rc = reply_error(c, 400, "messages", "the conversation does not fit a session");
+		goto out;
+	}
+	chat_t *ch = calloc(1, sizeof(*ch));
+	if (!ch) {
+		/* The session is submitted and runs; its id is lost to this
+		 * client, which gets a 503 (the session shows in GET /v1/sessions). */
+		rc = reply_oom(c);
+		goto out;
+	}
+	ch->g = g;
+	ch->c = c;
+	ch->idx = FG_HANDLE_IDX(h);
+	ch->gen = FG_HANDLE_GEN(h);
+	fg_handle_format(h, ch->id);
+	snprintf(ch->model, sizeof(ch->model), "%s", model);
+	ch->deadline_ns = fg_now_ns() + 300ull * 1000000000ull;
+	if (q.stream) {
+		struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
+			chat_stream, ch, sse_free);
+		if (!r) {
+			sse_free(ch);
+			rc = reply_oom(c);
+			goto out;
+		}
+		MHD_add_response_header(r, "Content-Type", "text/event-stream");
+		MHD_add_response_header(r, "Cache-Control", "no-cache");
+		MHD_add_response_header(r, "X-Forge-Session", ch->id);
+		rc = MHD_queue_response(c, 200, r);
+		MHD_destroy_response(r);
+		goto out;
+	}
+	int w = chat_wait(ch, 20, UINT64_MAX);
+	const char *err;
+	json_t *res = chat_result(ch, &err);
+	if (w <= 0 || err) {
+		rc = reply_error(c, w < 0 ? 499 : 502, NULL, "session %s: %s", ch->id, err);
+	} else {
+		json_t *usage = json_object_get(res, "usage");
+		json_int_t pt = json_integer_value(json_object_get(usage, "prompt_tokens"));
+		json_int_t ct = json_integer_value(json_object_get(usage, "completion_tokens"));
+		rc = reply_json(c, 200, json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:{s:s,s:O},s:s}],s:{s:I,s:I,s:I}}",
+			"id", ch->id, "object", "chat.completion", "created", (json_int_t)time(NULL),
+			"model", model, "choices", "index", 0, "message", "role", "assistant", "content",
+			json_object_get(res, "result"), "finish_reason", "stop", "usage",
+			"prompt_tokens", pt, "completion_tokens", ct, "total_tokens", pt + ct));
+	}
+	json_decref(res);
+	free(ch);
+out:
+	fg_gwreq_free(&q);
+	return rc;
+}

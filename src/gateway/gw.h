@@ -1,0 +1,75 @@
+/*
+ * gw.h — the gateway's insides, shared by the files of src/gateway/:
+ * server.c (libmicrohttpd, the route table, replies), sessions.c (the
+ * /v1/sessions API and Idempotency-Key), chat.c (/v1/chat/completions),
+ * sse.c (session events), metrics.c (/metrics, /v1/workers); body.c
+ * parses request bodies (include/forge/gwreq.h, a fuzz target).
+ */
+#ifndef FORGE_GW_H
+#define FORGE_GW_H
+
+#include "forge/config.h"
+#include "forge/gwreq.h"
+#include "forge/region.h"
+#include "forge/session.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdint.h>
+
+typedef struct gw {
+	fg_region_t *r;
+	const fg_config_t *cfg;
+	fg_actor_t a;
+	pthread_mutex_t submit_lock;
+	/* Idempotency-Key index (under submit_lock): key hash -> handle.  The
+	 * keys themselves live in the sessions' logs (an FG_REC_KEY record,
+	 * written before the session is published), so the index is rebuilt
+	 * from the region when the gateway starts, or fills up. */
+	struct idem { uint64_t hash, handle; } *idem;
+	uint32_t idem_cap, idem_n;
+} gw_t;
+
+typedef struct body {
+	char *p;
+	size_t n;
+	int too_large;
+} body_t;
+
+/* A route's handler: id is the {id} path segment, or NULL. */
+typedef int (*gw_handler_fn)(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+
+/* replies (server.c); text is taken */
+int reply_oom(struct MHD_Connection *c);
+int reply(struct MHD_Connection *c, unsigned status, const char *ctype, char *text,
+	  const char *hname, const char *hval);
+int reply_json(struct MHD_Connection *c, unsigned status, json_t *j);
+/* with up to two extra headers (NULL names are skipped) */
+int reply2(struct MHD_Connection *c, unsigned status, const char *ctype, char *text,
+	   const char *h1, const char *v1, const char *h2, const char *v2);
+/* {"error": {"message", "type", "param"}}: the OpenAI error shape. */
+int reply_error(struct MHD_Connection *c, unsigned status, const char *param,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int refuse(struct MHD_Connection *c, fg_gwreq_t *q);
+uint64_t keepalive_ns(const gw_t *g);
+void sse_free(void *cls);
+
+/* sessions.c */
+int still(gw_t *g, uint32_t idx, uint32_t gen);
+uint32_t lookup(gw_t *g, const char *id);
+void idem_rebuild(gw_t *g);
+int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+int gw_list_sessions(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+int gw_get_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+int gw_delete_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+/* chat.c */
+int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+/* sse.c */
+int gw_events(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+/* metrics.c */
+int workers_alive(gw_t *g);
+int gw_metrics(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+int gw_workers(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+
+#endif

@@ -1,0 +1,158 @@
+/*
+ * metrics.c — /metrics (Prometheus text format: sessions by state, steps,
+ * LLM calls, retries, tokens, restarts, a duration histogram) and
+ * /v1/workers, straight from the region.
+ */
+#include "gateway/gw.h"
+#include "forge/conv.h"
+#include "forge/crash.h"
+#include "forge/gwreq.h"
+#include "forge/inspect.h"
+#include "forge/log.h"
+#include "forge/ring.h"
+#include "forge/session.h"
+#include "forge/util.h"
+#include "forge/worker.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+int gw_workers(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
+{
+	(void)b;
+	(void)id;
+	json_t *arr = json_array();
+	uint32_t n = atomic_load(&g->r->hdr->cfg_workers);
+	for (uint32_t i = 0; i < n && i < g->r->hdr->nworker_slots; i++) {
+		fg_slot_t *s = fg_slot(g->r, i);
+		static const char *const st[] = { "free", "starting", "ready", "draining", "dead",
+						  "disabled", "recovering" };
+		uint32_t k = atomic_load(&s->state);
+		json_array_append_new(arr, json_pack("{s:i,s:i,s:s,s:i,s:I,s:I,s:i}", "slot", (int)i,
+			"pid", (int)atomic_load(&s->pid), "state", k < 7 ? st[k] : "invalid",
+			"inflight", (int)atomic_load(&s->inflight),
+			"claims", (json_int_t)atomic_load(&s->claims),
+			"done", (json_int_t)atomic_load(&s->done),
+			"restarts", (int)atomic_load(&s->restarts)));
+	}
+	return reply_json(c, 200, json_pack("{s:o}", "data", arr));
+}
+
+int workers_alive(gw_t *g)
+{
+	int n = 0;
+	uint32_t w = atomic_load(&g->r->hdr->cfg_workers);
+	for (uint32_t i = 0; i < w && i < g->r->hdr->nworker_slots; i++)
+		n += atomic_load(&fg_slot(g->r, i)->state) == FG_SLOT_READY;
+	return n;
+}
+
+static void mput(char **b, size_t *n, size_t *cap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void mput(char **b, size_t *n, size_t *cap, const char *fmt, ...)
+{
+	va_list ap;
+	while (*b) {
+		va_start(ap, fmt);
+		int k = vsnprintf(*b + *n, *cap - *n, fmt, ap);
+		va_end(ap);
+		if (k >= 0 && (size_t)k < *cap - *n) {
+			*n += (size_t)k;
+			return;
+		}
+		char *nb = realloc(*b, *cap * 2);
+		if (!nb) {   /* out of memory: the caller sees *b == NULL */
+			free(*b);
+			*b = NULL;
+			return;
+		}
+		*b = nb;
+		*cap *= 2;
+	}
+}
+
+/* Prometheus text exposition, from one pass over the region. */
+int gw_metrics(gw_t *g, struct MHD_Connection *c, body_t *body, const char *id)
+{
+	(void)body;
+	(void)id;
+	fg_region_t *r = g->r;
+	uint64_t by[FG_S_NSTATES] = { 0 };
+	static const double bounds[] = { 0.001, 0.01, 0.1, 0.5, 1, 5, 30, 120 };
+	uint64_t hist[9] = { 0 }, hn = 0;
+	double hsum = 0;
+	for (uint32_t i = 0; i < r->hdr->capacity; i++) {
+		fg_session_t *s = fg_sess(r, i);
+		uint32_t st = FG_CTL_STATE(atomic_load_explicit(&s->ctl, memory_order_relaxed));
+		if (st < FG_S_NSTATES)
+			by[st]++;
+		if (FG_S_FINISHED(st)) {
+			uint64_t f = atomic_load_explicit(&s->finished_ns, memory_order_relaxed);
+			if (f > s->created_ns) {
+				double d = (f - s->created_ns) / 1e9;
+				hn++;
+				hsum += d;
+				for (int k = 0; k < 8; k++)
+					if (d <= bounds[k])
+						hist[k]++;
+			}
+		}
+	}
+	uint64_t steps = 0, calls = 0, retries = 0, tp = 0, tc = 0, restarts = 0;
+	for (uint32_t i = 0; i < r->hdr->nslots; i++) {
+		fg_slot_t *s = fg_slot(r, i);
+		steps += atomic_load(&s->steps);
+		calls += atomic_load(&s->llm_calls);
+		retries += atomic_load(&s->llm_retries);
+		tp += atomic_load(&s->tokens_prompt);
+		tc += atomic_load(&s->tokens_completion);
+		restarts += atomic_load(&s->restarts);
+	}
+	size_t cap = 4096, n = 0;
+	char *b = malloc(cap);
+	if (b)
+		b[0] = '\0';
+	mput(&b, &n, &cap, "# HELP forge_sessions Sessions in the table by state.\n"
+	     "# TYPE forge_sessions gauge\n");
+	for (int k = 0; k < FG_S_NSTATES; k++)
+		mput(&b, &n, &cap, "forge_sessions{state=\"%s\"} %llu\n", fg_state_name((uint32_t)k),
+		     (unsigned long long)by[k]);
+	mput(&b, &n, &cap, "# HELP forge_steps_total Checkpoints committed.\n# TYPE forge_steps_total counter\n"
+	     "forge_steps_total %llu\n", (unsigned long long)steps);
+	mput(&b, &n, &cap, "# HELP forge_llm_calls_total LLM replies received.\n# TYPE forge_llm_calls_total counter\n"
+	     "forge_llm_calls_total %llu\n", (unsigned long long)calls);
+	mput(&b, &n, &cap, "# HELP forge_llm_retries_total LLM requests retried.\n# TYPE forge_llm_retries_total counter\n"
+	     "forge_llm_retries_total %llu\n", (unsigned long long)retries);
+	mput(&b, &n, &cap, "# HELP forge_tokens_total Tokens reported by providers.\n# TYPE forge_tokens_total counter\n"
+	     "forge_tokens_total{kind=\"prompt\"} %llu\nforge_tokens_total{kind=\"completion\"} %llu\n",
+	     (unsigned long long)tp, (unsigned long long)tc);
+	mput(&b, &n, &cap, "# HELP forge_worker_restarts_total Children restarted after a death.\n"
+	     "# TYPE forge_worker_restarts_total counter\nforge_worker_restarts_total %llu\n",
+	     (unsigned long long)restarts);
+	mput(&b, &n, &cap, "# HELP forge_workers_ready Workers running their loop.\n"
+	     "# TYPE forge_workers_ready gauge\nforge_workers_ready %d\n", workers_alive(g));
+	mput(&b, &n, &cap, "# HELP forge_ring_depth Hints waiting in each worker's ring.\n"
+	     "# TYPE forge_ring_depth gauge\n");
+	for (uint32_t i = 0; i < atomic_load(&r->hdr->cfg_workers) && i < r->hdr->nrings; i++)
+		mput(&b, &n, &cap, "forge_ring_depth{ring=\"%u\"} %llu\n", i,
+		     (unsigned long long)fg_ring_depth(fg_ring_ref(r, i)));
+	mput(&b, &n, &cap, "# HELP forge_session_duration_seconds Submission to end, finished sessions.\n"
+	     "# TYPE forge_session_duration_seconds histogram\n");
+	for (int k = 0; k < 8; k++)
+		mput(&b, &n, &cap, "forge_session_duration_seconds_bucket{le=\"%g\"} %llu\n", bounds[k],
+		     (unsigned long long)hist[k]);
+	mput(&b, &n, &cap, "forge_session_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+	     "forge_session_duration_seconds_sum %.6f\nforge_session_duration_seconds_count %llu\n",
+	     (unsigned long long)hn, hsum, (unsigned long long)hn);
+	return reply(c, 200, "text/plain; version=0.0.4", b, NULL, NULL);
+}
+

@@ -1,0 +1,303 @@
+/*
+ * sessions.c — the /v1/sessions API: create (with Idempotency-Key: a
+ * retry with the same key gets the same session, even from a restarted
+ * gateway, since the key is written into the session's log before it is
+ * published), list, read, cancel.  Every read goes through a snapshot.
+ */
+#include "gateway/gw.h"
+#include "forge/conv.h"
+#include "forge/crash.h"
+#include "forge/gwreq.h"
+#include "forge/inspect.h"
+#include "forge/log.h"
+#include "forge/ring.h"
+#include "forge/session.h"
+#include "forge/util.h"
+#include "forge/worker.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Whether the record at idx is still the session of generation gen (one
+ * test for the whole program: fg_session_valid). */
+int still(gw_t *g, uint32_t idx, uint32_t gen)
+{
+	return fg_session_valid(g->r, FG_HANDLE(idx, gen), NULL);
+}
+
+/* ---- Idempotency-Key -------------------------------------------------
+ * A client that retries POST /v1/sessions with the same Idempotency-Key
+ * gets the session it created before, not a second one, even when the
+ * gateway died between creating it and answering. */
+
+static uint64_t key_hash(const char *k, size_t n)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)k[i]) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+static int key_ok(const char *k)
+{
+	size_t n = strlen(k);
+	if (n == 0 || n > 128)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)k[i]) && !strchr("-_.:", k[i]))
+			return 0;
+	return 1;
+}
+
+/* From a snapshot of session h: whether its first record is a KEY equal
+ * to k (with k NULL: any KEY, copied into kbuf/kn); and, with p, whether
+ * it was made from the same request (workflow and prompt) into *same.
+ * 0 if so, -1 if not or if h is gone. */
+static int snap_key(gw_t *g, fg_handle_t h, const char *k, size_t n, char *kbuf, size_t *kn,
+		    const fg_submit_t *p, int *same)
+{
+	fg_snap_t sn;
+	if (fg_session_snapshot(g->r, h, &sn, 1) < 0)
+		return -1;
+	uint32_t off = 0;
+	fg_rec_t r;
+	int rc = -1;
+	if (fg_rec_next(sn.log, sn.len, &off, &r) == 1 && r.type == FG_REC_KEY) {
+		if (k)
+			rc = r.n == n && !memcmp(r.p, k, n) ? 0 : -1;
+		else if (r.n <= 128) {
+			memcpy(kbuf, r.p, r.n);
+			*kn = r.n;
+			rc = 0;
+		}
+	}
+	if (rc == 0 && p) {
+		*same = 0;
+		if (sn.workflow == p->workflow) {
+			off = 0;
+			while (fg_rec_next(sn.log, sn.len, &off, &r) == 1)
+				if (r.type == FG_REC_USER) {
+					*same = r.n == strlen(p->prompt) && !memcmp(r.p, p->prompt, r.n);
+					break;
+				}
+		}
+	}
+	fg_snap_free(&sn);
+	return rc;
+}
+
+static void idem_insert(gw_t *g, uint64_t hash, uint64_t handle)
+{
+	for (uint32_t k = 0;; k++) {
+		struct idem *e = &g->idem[(hash + k) & (g->idem_cap - 1)];
+		if (!e->hash) {
+			e->hash = hash;
+			e->handle = handle;
+			g->idem_n++;
+			return;
+		}
+	}
+}
+
+/* From the region: every live session that carries a key. */
+void idem_rebuild(gw_t *g)
+{
+	memset(g->idem, 0, sizeof(*g->idem) * g->idem_cap);
+	g->idem_n = 0;
+	for (uint32_t i = 0; i < g->r->hdr->capacity; i++) {
+		fg_handle_t h = fg_session_handle(g->r, i);
+		char k[128];
+		size_t kn;
+		if (!fg_session_valid(g->r, h, NULL) || snap_key(g, h, NULL, 0, k, &kn, NULL, NULL) < 0)
+			continue;
+		idem_insert(g, key_hash(k, kn), h);
+	}
+}
+
+/* The live session created with key k, or 0. */
+static uint64_t idem_find(gw_t *g, const char *k, size_t n)
+{
+	uint64_t hash = key_hash(k, n);
+	for (uint32_t j = 0; g->idem && j < g->idem_cap; j++) {
+		struct idem *e = &g->idem[(hash + j) & (g->idem_cap - 1)];
+		if (!e->hash)
+			return 0;
+		if (e->hash != hash)
+			continue;
+		if (snap_key(g, e->handle, k, n, NULL, NULL, NULL, NULL) == 0)
+			return e->handle;   /* (a purged or reused one is skipped) */
+	}
+	return 0;
+}
+
+static void idem_add(gw_t *g, const char *k, size_t n, uint64_t handle)
+{
+	if (!g->idem)
+		return;
+	if ((g->idem_n + 1) * 4 > g->idem_cap * 3)
+		idem_rebuild(g);   /* drops the purged; the table holds 2x capacity */
+	idem_insert(g, key_hash(k, n), handle);
+}
+
+/* Whether session h was made from the same request: workflow and prompt. */
+static int same_request(gw_t *g, fg_handle_t h, const char *key, const fg_submit_t *p)
+{
+	int same = 0;
+	if (snap_key(g, h, key, strlen(key), NULL, NULL, p, &same) < 0)
+		return 0;
+	return same;
+}
+
+int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *unused)
+{
+	(void)unused;
+	fg_gwreq_t q;
+	if (fg_gwreq_session(b->p, b->n, g->cfg, &q) < 0)
+		return refuse(c, &q);
+	int rc;
+	fg_submit_t p = q.sub;
+	fg_handle_t h;
+	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+	if (key && !key_ok(key)) {
+		fg_gwreq_free(&q);
+		return reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
+				   "letters, digits, '-', '_', '.' or ':'");
+	}
+	pthread_mutex_lock(&g->submit_lock);
+	uint64_t old = key ? idem_find(g, key, strlen(key)) : 0;
+	int e = 0;
+	if (!old) {
+		p.key = key;
+		p.keylen = key ? strlen(key) : 0;
+		e = fg_session_submit(&g->a, &p, &h);
+		if (e == 0 && key)
+			idem_add(g, key, strlen(key), h);
+	}
+	pthread_mutex_unlock(&g->submit_lock);
+	if (old) {
+		char id[17], loc[64];
+		fg_handle_format(old, id);
+		if (!same_request(g, old, key, &p)) {
+			rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used "
+					 "for a different request (session %s)", key, id);
+		} else {
+			snprintf(loc, sizeof(loc), "/v1/sessions/%s", id);
+			char *s = json_dumps(json_pack("{s:s}", "id", id), JSON_COMPACT);
+			rc = reply2(c, 200, "application/json", s, "Location", loc,
+				    "Idempotent-Replayed", "true");
+		}
+	} else if (e == -ENOSPC || e == -EBUSY) {
+		rc = reply_error(c, 503, NULL, "the session table is full (%u sessions)",
+				 g->r->hdr->capacity);
+	} else if (e == -E2BIG) {
+		rc = reply_error(c, 400, "prompt", "prompt and system do not fit a session's "
+				 "checkpoint (%u bytes)", g->r->hdr->log_bytes);
+	} else if (e < 0) {
+		rc = reply_error(c, 500, NULL, "submit failed: %s", strerror(-e));
+	} else {
+		char id[17], loc[64];
+		fg_handle_format(h, id);
+		snprintf(loc, sizeof(loc), "/v1/sessions/%s", id);
+		char *s = json_dumps(json_pack("{s:s}", "id", id), JSON_COMPACT);
+		rc = reply(c, 201, "application/json", s, "Location", loc);
+	}
+	fg_gwreq_free(&q);
+	return rc;
+}
+
+/* Parses an id; returns its index, or UINT32_MAX if no such session. */
+uint32_t lookup(gw_t *g, const char *id)
+{
+	fg_handle_t h;
+	if (fg_handle_parse(id, &h) < 0)
+		return UINT32_MAX;
+	uint32_t idx = FG_HANDLE_IDX(h);
+	if (idx >= g->r->hdr->capacity || !still(g, idx, FG_HANDLE_GEN(h)))
+		return UINT32_MAX;
+	return idx;
+}
+
+int gw_list_sessions(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
+{
+	(void)b;
+	(void)id;
+	const char *st = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state");
+	const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+	const char *cur = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor");
+	int want = -1;
+	long limit = 100;
+	unsigned long start = 0;
+	char *end;
+	if (st && (want = fg_state_parse(st)) < 0)
+		return reply_error(c, 400, "state", "state \"%.50s\" is not one of queued, running, "
+				   "waiting, done, failed, cancelled", st);
+	if (lim && ((limit = strtol(lim, &end, 10)) < 1 || limit > 1000 || *end))
+		return reply_error(c, 400, "limit", "limit must be an integer in [1, 1000]");
+	if (cur && (!*cur || (start = strtoul(cur, &end, 16), *end) || start > g->r->hdr->capacity))
+		return reply_error(c, 400, "cursor", "cursor is not one this API returned");
+	json_t *arr = json_array();
+	uint32_t i;
+	for (i = (uint32_t)start; i < g->r->hdr->capacity && json_array_size(arr) < (size_t)limit; i++) {
+		uint32_t s = FG_CTL_STATE(atomic_load(&fg_sess(g->r, i)->ctl));
+		if (s == FG_S_FREE || s == FG_S_ALLOCATING || (want >= 0 && (int)s != want))
+			continue;
+		json_t *x = fg_inspect_session(g->r, fg_session_handle(g->r, i), 0, g->cfg);
+		if (x)   /* (purged while it was read: left out) */
+			json_array_append_new(arr, x);
+	}
+	json_t *j = json_pack("{s:o}", "data", arr);
+	if (i < g->r->hdr->capacity) {
+		char next[16];
+		snprintf(next, sizeof(next), "%x", i);
+		json_object_set_new(j, "next_cursor", json_string(next));
+	} else {
+		json_object_set_new(j, "next_cursor", json_null());
+	}
+	return reply_json(c, 200, j);
+}
+
+int gw_delete_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
+{
+	(void)b;
+	fg_handle_t h;
+	uint32_t st;
+	int e = -ENOENT;
+	if (fg_handle_parse(id, &h) == 0) {
+		/* the actor is this process's one slot: one thread at a time */
+		pthread_mutex_lock(&g->submit_lock);
+		e = fg_session_cancel(g->r, &g->a, h, &st);
+		pthread_mutex_unlock(&g->submit_lock);
+	}
+	if (e == -ENOENT)
+		return reply_error(c, 404, "id", "no session %.40s", id);
+	if (e == -EALREADY)
+		return reply_error(c, 409, NULL, "session %.40s already ended (%s)", id,
+				   fg_state_name(st));
+	/* a running one ends within milliseconds: wait for it briefly */
+	uint64_t cw;
+	for (int i = 0; i < 200 && fg_session_valid(g->r, h, &cw) &&
+			FG_CTL_STATE(cw) == FG_S_RUNNING; i++)
+		usleep(1000);
+	json_t *j = fg_inspect_session(g->r, h, 0, g->cfg);
+	if (!j)
+		return reply_error(c, 404, "id", "no session %.40s", id);
+	return reply_json(c, 200, j);
+}
+
+int gw_get_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
+{
+	(void)b;
+	fg_handle_t h;
+	json_t *j = fg_handle_parse(id, &h) < 0 ? NULL : fg_inspect_session(g->r, h, 1, g->cfg);
+	if (!j)   /* no such session, or purged while it was read */
+		return reply_error(c, 404, "id", "no session %.40s", id);
+	return reply_json(c, 200, j);
+}

@@ -1,0 +1,170 @@
+/*
+ * sse.c — GET /v1/sessions/{id}/events: one event per committed
+ * conversation record (id: its ordinal, from 1), then "event: end" with
+ * the final state.  The events come from the session's checkpoint in the
+ * region, so a client that reconnects with Last-Event-ID, to this gateway
+ * or to a restarted one, gets exactly the events after that id.  Each
+ * stream has its own thread (libmicrohttpd's thread-per-connection mode);
+ * each read is a snapshot, so a purged session ends its stream.
+ */
+#include "gateway/gw.h"
+#include "forge/conv.h"
+#include "forge/crash.h"
+#include "forge/gwreq.h"
+#include "forge/inspect.h"
+#include "forge/log.h"
+#include "forge/ring.h"
+#include "forge/session.h"
+#include "forge/util.h"
+#include "forge/worker.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- Server-Sent Events -------------------------------------------------
+ * GET /v1/sessions/{id}/events: one event per committed conversation record
+ * (id: its ordinal, from 1), then "event: end" with the final state.  The
+ * events come from the session's checkpoint in the region, so a client that
+ * reconnects with Last-Event-ID — to this gateway or to a restarted one —
+ * gets exactly the events after that id.  Each stream has its own thread
+ * (libmicrohttpd's thread-per-connection mode), so a thousand subscribers
+ * do not hold other requests back; a client that went away is noticed
+ * within 20 ms (POLLRDHUP on its socket). */
+typedef struct sse {
+	gw_t *g;
+	struct MHD_Connection *c;
+	uint32_t idx, gen;
+	uint32_t next;          /* ordinal of the next event to send (from 1) */
+	uint32_t synth_step;
+	int ended;
+	uint64_t last_write_ns;
+} sse_t;
+
+static size_t ev_put(char *buf, size_t max, size_t n, uint32_t id, const char *event, json_t *data)
+{
+	char *d = json_dumps(data, JSON_COMPACT);
+	if (!d)
+		return n;   /* out of memory: next call */
+	int k = snprintf(buf + n, max - n, "id: %u\nevent: %s\ndata: %s\n\n", id, event, d);
+	free(d);
+	if (k < 0 || (size_t)k >= max - n)
+		return n;   /* does not fit: next call */
+	return n + (size_t)k;
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	sse_t *e = cls;
+	gw_t *g = e->g;
+	for (;;) {
+		if (e->ended)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		/* one snapshot, re-validated after the copy: a record purged and
+		 * reused meanwhile ends the stream, never shows another session */
+		fg_snap_t sn;
+		if (fg_session_snapshot(g->r, FG_HANDLE(e->idx, e->gen), &sn, 1) < 0)
+			return MHD_CONTENT_READER_END_OF_STREAM;   /* purged or reused */
+		uint32_t st = FG_CTL_STATE(sn.ctl);
+		size_t n = 0;
+		if (sn.workflow == FG_WF_SYNTHETIC) {
+			while (e->synth_step < sn.st.step && e->next <= sn.st.step) {
+				uint32_t k = e->next;
+				size_t m = ev_put(buf, max, n, k, "step", json_pack("{s:i}", "step", (int)k));
+				if (m == n)
+					break;
+				n = m;
+				e->next++;
+				e->synth_step = k;
+			}
+		} else {
+			json_t *msgs = fg_conv_json(sn.log, sn.len, NULL, NULL);
+			size_t total = json_array_size(msgs);
+			while (e->next <= total) {
+				size_t m = ev_put(buf, max, n, e->next, "message",
+						  json_incref(json_array_get(msgs, e->next - 1)));
+				if (m == n)
+					break;
+				n = m;
+				e->next++;
+			}
+			json_decref(msgs);
+		}
+		if (n == 0 && FG_S_FINISHED(st)) {
+			json_t *fin = fg_inspect_snap(&sn, 0, g->cfg);
+			if (fin) {
+				n = ev_put(buf, max, 0, e->next, "end", fin);
+				e->ended = 1;
+			}
+		}
+		fg_snap_free(&sn);
+		uint64_t now = fg_now_ns();
+		if (n == 0 && now - e->last_write_ns > keepalive_ns(g)) {
+			n = (size_t)snprintf(buf, max, ": keep-alive\n\n");
+		}
+		if (n > 0) {
+			e->last_write_ns = now;
+			return (ssize_t)n;
+		}
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(e->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci) {
+			struct pollfd p = { ci->connect_fd, POLLRDHUP | POLLIN, 0 };
+			if (poll(&p, 1, 20) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+				return MHD_CONTENT_READER_END_WITH_ERROR;   /* the client left */
+		} else {
+			usleep(20000);
+		}
+	}
+}
+
+void sse_free(void *cls)
+{
+	free(cls);
+}
+
+int gw_events(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
+{
+	(void)b;
+	uint32_t idx = lookup(g, id);
+	if (idx == UINT32_MAX)
+		return reply_error(c, 404, "id", "no session %.40s", id);
+	sse_t *e = calloc(1, sizeof(*e));
+	if (!e)
+		return reply_oom(c);
+	e->g = g;
+	e->c = c;
+	e->idx = idx;
+	fg_handle_t h;
+	fg_handle_parse(id, &h);
+	e->gen = FG_HANDLE_GEN(h);
+	e->next = 1;
+	e->last_write_ns = fg_now_ns();
+	const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
+	if (last) {
+		char *end;
+		unsigned long v = strtoul(last, &end, 10);
+		if (*last && !*end && v < UINT32_MAX)
+			e->next = (uint32_t)v + 1;
+	}
+	e->synth_step = e->next - 1;
+	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read,
+								   e, sse_free);
+	if (!r) {
+		sse_free(e);
+		return reply_oom(c);
+	}
+	MHD_add_response_header(r, "Content-Type", "text/event-stream");
+	MHD_add_response_header(r, "Cache-Control", "no-cache");
+	int rc = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return rc;
+}

@@ -1,0 +1,146 @@
+/*
+ * wk.h — the worker's insides, shared by src/worker/ (the event loop, the
+ * LLM-call path, tool processes) and src/workflows/ (what each workflow
+ * does at a step and with a model's reply).  Private to those two folders.
+ *
+ * A session here is a local struct naming the record (idx), its lease
+ * entry and a copy of its last committed state.  The copy is only a cache:
+ * the truth is the committed checkpoint, which is what a resumed session
+ * starts from after this process dies.  Everything runs on the worker's
+ * one thread; a workflow's step ends by handing the session on: to the run
+ * queue, a timer, an HTTP request, tool processes, a park, or its finish.
+ */
+#ifndef FORGE_WK_H
+#define FORGE_WK_H
+
+#include "forge/config.h"
+#include "forge/conv.h"
+#include "forge/httpc.h"
+#include "forge/ring.h"
+#include "forge/llm.h"
+#include "forge/session.h"
+#include "forge/tool.h"
+#include "forge/views.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+typedef struct proc proc_t;
+
+typedef struct wsess {
+	uint32_t idx;
+	uint32_t entry;
+	uint64_t due_ns;        /* timer deadline while waiting */
+	fg_wstate_t st;         /* last committed state         */
+	uint16_t workflow;
+	uint32_t steps, delay_us, provider;
+	struct wsess *next;     /* run queue / free list        */
+	uint32_t heap_pos;
+	uint8_t live;           /* holds a session              */
+	uint8_t in_rq;          /* on the run queue             */
+	uint8_t cancel_pending; /* cancelled: end at its next step */
+	int in_http;            /* an LLM request is in flight  */
+	uint32_t attempts;      /* failed tries of this request */
+	fg_req_t req;
+	/* tool calls running for this session: process tools (procs, several at
+	 * once) and at most one http_get (req, while no LLM request is) */
+	struct proc *procs;     /* FG_MAX_CALLS slots, allocated on first use */
+	uint32_t nprocs;        /* running                      */
+	struct {
+		const fg_tool_t *tool;
+		char id[256];
+		uint16_t idn;
+	} web;                  /* the http_get in flight (in_http set) */
+} wsess_t;
+
+struct proc {
+	pid_t pid;              /* 0: slot free                 */
+	int pidfd, outfd;
+	const fg_tool_t *tool;
+	char id[256];           /* the call it answers          */
+	uint16_t idn;
+	char *out;
+	size_t n;
+	int truncated, timed_out;
+	uint64_t due_ns;        /* its timeout                  */
+};
+
+typedef struct worker {
+	fg_region_t *r;
+	fg_actor_t a;
+	const fg_config_t *cfg;
+	uint32_t slot, nworkers, max_inflight, inflight;
+	wsess_t *pool, *free;
+	wsess_t *rq_head, *rq_tail;
+	wsess_t **heap;         /* min-heap on due_ns */
+	uint32_t nheap;
+	int epfd, sigfd, tfd;
+	uint32_t wait_failures; /* consecutive failed epoll waits */
+	int stop;
+	uint64_t next_sig_check;
+	uint32_t steal_from;
+	fg_http_t *http;
+	json_t *tools;          /* the tools array sent to models */
+	char *tools_str;        /* ... serialized once            */
+	uint8_t *scratch;       /* records built before a commit  */
+	uint32_t scratch_n;
+	fg_ring_watch_t *watch; /* per ring: a head cell seen stalled */
+	uint64_t parked;        /* parents parked (for the log)   */
+} worker_t;
+
+extern worker_t *wk_self;   /* the one worker of this process (for callbacks) */
+
+/* Event tags in epoll data (high 32 bits). */
+#define EV_SIGNAL    1ull
+#define EV_TIMER     2ull
+#define EV_PROC_OUT  5ull
+#define EV_PROC_EXIT 6ull
+
+/*
+ * A workflow: one row of the table in src/workflows/table.c, indexed by
+ * fg_session_t.workflow.  step runs the session's next step; on_reply
+ * takes a model's reply to the request the step posted (NULL for a
+ * workflow that calls no model).  Adding a workflow is adding a file and
+ * a row.
+ */
+typedef struct fg_wf {
+	const char *name;
+	void (*step)(worker_t *w, wsess_t *s);
+	void (*on_reply)(worker_t *w, wsess_t *s, fg_llm_reply_t *r);
+} fg_wf_t;
+
+/* The row of workflow id, or NULL. */
+const fg_wf_t *fg_wf_get(uint32_t id);
+
+/* loop.c: where a session goes next */
+void wk_rq_push(worker_t *w, wsess_t *s);            /* run its next step soon     */
+void wk_heap_push(worker_t *w, wsess_t *s);          /* at s->due_ns               */
+void wk_heap_remove(worker_t *w, wsess_t *s);
+void wk_schedule(worker_t *w, wsess_t *s);           /* after its per-step delay   */
+void wk_sess_free(worker_t *w, wsess_t *s);          /* no longer this worker's    */
+void wk_finish(worker_t *w, wsess_t *s, uint32_t state);   /* ends it              */
+
+/* llmcall.c: committing, failing, retrying, and the model call itself */
+void wk_fail(worker_t *w, wsess_t *s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int  wk_commit(worker_t *w, wsess_t *s, fg_wstate_t *st, fg_buf_t *b);
+/* A reply's usage: a USAGE record into b, the step and token totals into
+ * st; after its commit, wk_reply_done counts it (slot totals, tokens/min). */
+void wk_usage(fg_buf_t *b, fg_wstate_t *st, const fg_llm_reply_t *r);
+void wk_reply_done(worker_t *w, wsess_t *s, const fg_llm_reply_t *r);
+void wk_retry_later(worker_t *w, wsess_t *s, long retry_after_s, const char *why);
+void wk_oom_retry(worker_t *w, wsess_t *s, const char *why);
+int  wk_past_deadline(worker_t *w, wsess_t *s);
+/* Posts body (taken; NULL: out of memory) to provider p for session s; the
+ * reply reaches the workflow's on_reply. */
+void wk_post(worker_t *w, wsess_t *s, const fg_provider_cfg_t *p, char *body, size_t n);
+void wk_on_http_done(fg_req_t *q);
+void wk_start_oom(worker_t *w, const char *what);
+
+/* tools.c: tool calls, process tools in children watched by the loop */
+int  wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v);
+void wk_proc_kill_all(worker_t *w, wsess_t *s);
+void wk_proc_timeouts(worker_t *w, wsess_t *s);
+void wk_proc_read(proc_t *p);
+void wk_proc_exited(worker_t *w, wsess_t *s, proc_t *p);
+
+#endif

@@ -1,0 +1,405 @@
+/*
+ * fanout.c — map_reduce and plan_execute: a split (plan) call; one child
+ * ReAct session per part (a plan step starts once the steps it depends on
+ * ended); the parent parked (WAITING, no slot, no lease) while its
+ * children run, woken by the first that ends; then a reduce (synthesis)
+ * call.  A child is allocated, recorded in the parent and only then
+ * published, so a crash neither loses a part nor orphans one.
+ */
+#include "worker/wk.h"
+#include "workflows/workflows.h"
+#include "forge/conv.h"
+#include "forge/crash.h"
+#include "forge/llm.h"
+#include "forge/log.h"
+#include "forge/rate.h"
+#include "forge/ring.h"
+#include "forge/session.h"
+#include "forge/tool.h"
+#include "forge/util.h"
+#include "forge/views.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SPLIT_PROMPT "forge:split. Split the user's task into independent parts that " \
+	"can each be answered on its own. Reply with only a JSON object: " \
+	"{\"parts\": [\"first part\", \"second part\"]}, at most %u parts."
+
+#define REDUCE_PROMPT "forge:reduce. Combine the answers to the parts of the user's task " \
+	"into one answer to the whole task."
+
+#define PLAN_PROMPT "forge:plan. Plan the user's task as steps. Reply with only a JSON " \
+	"object: {\"steps\": [{\"task\": \"...\", \"depends_on\": []}, {\"task\": \"...\", " \
+	"\"depends_on\": [0]}]}, at most %u steps; depends_on lists earlier steps by index."
+
+#define SYNTH_PROMPT "forge:reduce. Using the results of the steps, answer the user's task."
+
+/* The parent's view of its own committed log; a corrupt log fails it. */
+static int mr_view(worker_t *w, wsess_t *s, fg_mr_view_t *v)
+{
+	char err[200];
+	uint32_t len = FG_CKPT_LEN(atomic_load_explicit(&fg_sess(w->r, s->idx)->ckpt,
+							memory_order_relaxed));
+	if (fg_mr_view(fg_sess_log(w->r, s->idx), len, v, err, sizeof(err)) < 0) {
+		wk_fail(w, s, "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static uint32_t mr_provider(const wsess_t *s)
+{
+	return s->provider & 0xffff;
+}
+
+static uint32_t mr_child_provider(const wsess_t *s)
+{
+	uint32_t c = s->provider >> 16;
+	return c ? c - 1 : s->provider & 0xffff;
+}
+
+/* The split arrived: parts from its JSON, or the whole task as one part. */
+static void mr_commit_split(worker_t *w, wsess_t *s, const fg_mr_view_t *v, fg_llm_reply_t *r)
+{
+	fg_str_t parts[FG_MAX_PARTS];
+	uint16_t deps[FG_MAX_PARTS] = { 0 };
+	int plan = s->workflow == FG_WF_PLAN_EXECUTE;
+	uint32_t n = 0, max = s->steps < FG_MAX_PARTS ? s->steps : FG_MAX_PARTS;
+	json_t *j = r->ncalls ? NULL : json_loadb(r->content, r->content_n, 0, NULL);
+	json_t *a = json_object_get(j, plan ? "steps" : "parts");
+	size_t i;
+	json_t *x;
+	json_array_foreach(a, i, x) {
+		json_t *task = plan && json_is_object(x) ? json_object_get(x, "task") : x;
+		if (n == max || !json_is_string(task) || json_string_length(task) == 0 ||
+		    json_string_length(task) > 2000)
+			break;
+		parts[n] = (fg_str_t){ json_string_value(task), (uint16_t)json_string_length(task) };
+		size_t k;
+		json_t *d;
+		/* only earlier steps: a plan cannot make a cycle */
+		json_array_foreach(json_object_get(x, "depends_on"), k, d)
+			if (json_is_integer(d) && json_integer_value(d) >= 0 &&
+			    json_integer_value(d) < (json_int_t)n)
+				deps[n] |= (uint16_t)(1u << json_integer_value(d));
+		n++;
+	}
+	if (n == 0 || n != json_array_size(a)) {
+		/* a malformed plan is handled, not fatal: one part, the task itself */
+		log_debug("session %u: split reply is not a usable plan; one part", s->idx);
+		n = 1;
+		parts[0] = v->prompt;
+		deps[0] = 0;
+	}
+	fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
+	fg_wstate_t st = s->st;
+	wk_usage(&b, &st, r);
+	fg_buf_parts(&b, parts, n);
+	if (plan) {
+		uint8_t d[1 + 2 * FG_MAX_PARTS];
+		d[0] = (uint8_t)n;
+		for (uint32_t q = 0; q < n; q++) {
+			d[1 + 2 * q] = (uint8_t)deps[q];
+			d[2 + 2 * q] = (uint8_t)(deps[q] >> 8);
+		}
+		fg_buf_rec(&b, FG_REC_DEPS, d, 1 + 2 * n);
+	}
+	int rc = wk_commit(w, s, &st, &b);
+	json_decref(j);
+	if (rc == 0)
+		wk_rq_push(w, s);
+}
+
+static void mr_commit_answer(worker_t *w, wsess_t *s, fg_llm_reply_t *r)
+{
+	if (r->ncalls) {
+		wk_fail(w, s, "the reduce call answered with tool calls, not an answer");
+		return;
+	}
+	fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
+	fg_wstate_t st = s->st;
+	wk_usage(&b, &st, r);
+	fg_buf_rec(&b, FG_REC_ASSISTANT, r->content, r->content_n);
+	if (wk_commit(w, s, &st, &b) == 0)
+		wk_finish(w, s, FG_S_DONE);
+}
+
+void fg_wf_fanout_reply(worker_t *w, wsess_t *s, fg_llm_reply_t *r)
+{
+	fg_mr_view_t v;
+	if (mr_view(w, s, &v) < 0)
+		return;
+	wk_reply_done(w, s, r);
+	if (v.nparts == 0)
+		mr_commit_split(w, s, &v, r);
+	else
+		mr_commit_answer(w, s, r);
+}
+
+/* A child's state: 1 terminal (answer or error in *text, copied into
+ * buf), 0 running, -1 gone (rolled back by a crash, or its record reused):
+ * make another.  The child is read through a snapshot, so a record reused
+ * while it is read is "gone", never another session's answer. */
+static int mr_child(worker_t *w, uint64_t h, int *ok, fg_str_t *text, char *buf, size_t bufn)
+{
+	fg_snap_t sn;
+	uint64_t c;
+	if (h == 0 || !fg_session_valid(w->r, h, &c))
+		return -1;
+	if (!FG_S_FINISHED(FG_CTL_STATE(c)))
+		return 0;
+	*ok = 0;
+	*text = (fg_str_t){ "no answer", 9 };
+	int rc = fg_session_snapshot(w->r, h, &sn, 1);
+	if (rc == -ENOENT)
+		return -1;
+	if (rc < 0) {
+		*text = (fg_str_t){ "(out of memory reading the answer)", 34 };
+		return 1;
+	}
+	fg_react_view_t rv;
+	char err[200];
+	if (fg_react_view(sn.log, sn.len, &rv, err, sizeof(err)) == 0) {
+		fg_str_t t = rv.final ? rv.answer : rv.failed ? rv.error : *text;
+		size_t n = t.n < bufn ? t.n : bufn;
+		memcpy(buf, t.p, n);
+		*ok = rv.final;
+		*text = (fg_str_t){ buf, (uint16_t)n };
+	}
+	fg_snap_free(&sn);
+	return 1;
+}
+
+static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
+{
+	const fg_provider_cfg_t *p = &w->cfg->providers[mr_provider(s)];
+	if (p->type == FG_PROV_SCRIPTED) {
+		fg_llm_reply_t r;
+		char id[FG_MAX_CALLS][32];
+		fg_llm_scripted((const fg_script_step_t *)p->script, p->nscript, v->turns, &r, id);
+		fg_wf_fanout_reply(w, s, &r);
+		return;
+	}
+	char sys[400];
+	json_t *msgs;
+	int plan = s->workflow == FG_WF_PLAN_EXECUTE;
+	if (!reduce) {
+		snprintf(sys, sizeof(sys), plan ? PLAN_PROMPT : SPLIT_PROMPT,
+			 s->steps < FG_MAX_PARTS ? s->steps : FG_MAX_PARTS);
+		msgs = json_pack("[{s:s,s:s},{s:s,s:s%}]", "role", "system", "content", sys,
+				 "role", "user", "content", v->prompt.p, (size_t)v->prompt.n);
+	} else {
+		size_t cap = 4096 + v->prompt.n, n = 0;
+		char *u = malloc(cap);
+		if (!u) {
+			wk_oom_retry(w, s, "out of memory building the request");
+			return;
+		}
+		n += (size_t)snprintf(u, cap, "%.*s\n\n%s:\n", (int)v->prompt.n, v->prompt.p,
+				      plan ? "Results of the steps" : "Answers to the parts");
+		for (uint32_t i = 0; i < v->nparts; i++) {
+			int ok = 0;
+			fg_str_t t = { "", 0 };
+			char tb[65535];
+			mr_child(w, v->child[i], &ok, &t, tb, sizeof(tb));
+			size_t need = n + v->parts[i].n + t.n + 32;
+			if (need > cap) {
+				cap = need * 2;
+				char *nu = realloc(u, cap);
+				if (!nu) {
+					free(u);
+					wk_oom_retry(w, s, "out of memory building the request");
+					return;
+				}
+				u = nu;
+			}
+			n += (size_t)snprintf(u + n, cap - n, "- %.*s: %s%.*s\n", (int)v->parts[i].n,
+					      v->parts[i].p, ok ? "" : "(failed) ", (int)t.n, t.p);
+		}
+		msgs = json_pack("[{s:s,s:s},{s:s,s:s%}]", "role", "system", "content",
+				 plan ? SYNTH_PROMPT : REDUCE_PROMPT, "role", "user", "content", u, n);
+		free(u);
+	}
+	if (!msgs) {
+		wk_oom_retry(w, s, "out of memory building the request");
+		return;
+	}
+	size_t n;
+	char *body = fg_llm_request(p->model, msgs, NULL, (int)p->stream, &n);
+	json_decref(msgs);
+	wk_post(w, s, p, body, n);
+}
+
+/* What a parked parent waits for: any of these parts' children ending. */
+typedef struct mr_wait {
+	worker_t *w;
+	uint32_t idx;
+	uint8_t pend[FG_MAX_PARTS];   /* 1: its child was running (or new) */
+} mr_wait_t;
+
+/* fg_session_park's second look: has any awaited child ended since? */
+static int mr_ended(void *arg)
+{
+	mr_wait_t *m = arg;
+	worker_t *w = m->w;
+	fg_mr_view_t v;
+	char err[200];
+	uint64_t ck = atomic_load_explicit(&fg_sess(w->r, m->idx)->ckpt, memory_order_acquire);
+	uint32_t len = FG_CKPT_LEN(ck) <= w->r->hdr->log_bytes ? FG_CKPT_LEN(ck) : 0;
+	if (fg_mr_view(fg_sess_log(w->r, m->idx), len, &v, err, sizeof(err)) < 0)
+		return 1;   /* let the next claim say what is wrong */
+	for (uint32_t i = 0; i < v.nparts && i < FG_MAX_PARTS; i++) {
+		uint64_t c;
+		if (m->pend[i] && (!fg_session_valid(w->r, v.child[i], &c) ||
+				   FG_S_FINISHED(FG_CTL_STATE(c))))
+			return 1;
+	}
+	return 0;
+}
+
+/* A parent whose children all run: parked, holding no slot and no lease,
+ * until the first of them ends (waiting holds nothing). */
+static void mr_park(worker_t *w, wsess_t *s, mr_wait_t *m)
+{
+	int rc = fg_session_park(&w->a, s->idx, s->entry, mr_ended, m);
+	if (rc == -ECANCELED) {
+		wk_finish(w, s, FG_S_CANCELLED);
+		return;
+	}
+	if (rc < 0)
+		log_warnx("session %u: lost its lease before parking", s->idx);
+	w->parked++;
+	wk_sess_free(w, s);
+}
+
+void fg_wf_fanout_step(worker_t *w, wsess_t *s)
+{
+	fg_mr_view_t v;
+	if (mr_view(w, s, &v) < 0)
+		return;
+	if (v.final || v.failed) {
+		wk_finish(w, s, v.final ? FG_S_DONE : FG_S_FAILED);
+		return;
+	}
+	if (wk_past_deadline(w, s))
+		return;
+	if (mr_provider(s) >= w->cfg->nproviders || mr_child_provider(s) >= w->cfg->nproviders) {
+		wk_fail(w, s, "provider %u is not configured", mr_provider(s));
+		return;
+	}
+	if (v.nparts == 0) {
+		mr_call(w, s, &v, 0);
+		return;
+	}
+	int waiting = 0, refused = 0;
+	mr_wait_t m;
+	memset(&m, 0, sizeof(m));
+	m.w = w;
+	m.idx = s->idx;
+	for (uint32_t i = 0; i < v.nparts; i++) {
+		int ok;
+		fg_str_t t;
+		char tb[65535];
+		int st = mr_child(w, v.child[i], &ok, &t, tb, sizeof(tb));
+		if (st == 0) {
+			waiting = 1;
+			m.pend[i] = 1;
+		}
+		if (st >= 0)
+			continue;
+		/* plan_execute: a step starts once the steps it depends on ended
+		 * (a step not ready waits on one that runs, and is in pend) */
+		int ready = 1;
+		for (uint32_t d = 0; d < i; d++)
+			if ((v.deps[i] >> d & 1) && mr_child(w, v.child[d], &ok, &t, tb, sizeof(tb)) != 1)
+				ready = 0;
+		if (!ready) {
+			waiting = 1;
+			continue;
+		}
+		/* A child for part i: allocated under this worker's lease, its
+		 * handle committed in the parent, then published.  A death before
+		 * the publish rolls the child back to FREE, and the parent, resumed,
+		 * makes another (its CHILD record then names a FREE or reused
+		 * record: mr_child says -1). */
+		char prompt[4096];
+		int pn = snprintf(prompt, sizeof(prompt), "%.*s", (int)v.parts[i].n, v.parts[i].p);
+		for (uint32_t d = 0; d < i && pn < (int)sizeof(prompt); d++) {
+			if (!(v.deps[i] >> d & 1))
+				continue;
+			mr_child(w, v.child[d], &ok, &t, tb, sizeof(tb));
+			pn += snprintf(prompt + pn, sizeof(prompt) - (size_t)pn, "%s- result of \"%.*s\": %.*s",
+				       pn == (int)v.parts[i].n ? "\n\nResults it builds on:\n" : "\n",
+				       (int)v.parts[d].n, v.parts[d].p, (int)t.n, t.p);
+		}
+		fg_submit_t cp = { FG_WF_REACT, w->cfg->max_steps, mr_child_provider(s), NULL, prompt };
+		cp.parent = s->idx + 1;
+		fg_handle_t h;
+		uint32_t entry;
+		int rc = fg_session_alloc(&w->a, &cp, &h, &entry);
+		if (rc == -ENOSPC || rc == -EBUSY) {
+			refused = rc;   /* table (or lease table) full: try again later */
+			break;
+		}
+		if (rc < 0) {
+			wk_fail(w, s, "cannot create the session for part %u: %s", i + 1,
+				   rc == -E2BIG ? "the part does not fit a checkpoint log" : strerror(-rc));
+			return;
+		}
+		FG_CRASHPOINT("mapreduce.child.after_alloc");
+		fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
+		fg_buf_child(&b, i, h);
+		fg_wstate_t ws = s->st;
+		ws.checksum = 0;   /* a record was found: no refusal in a row */
+		if (b.overflow || fg_session_commit(&w->a, s->idx, &ws, b.p, b.n) < 0) {
+			fg_session_unalloc(&w->a, FG_HANDLE_IDX(h), entry);
+			wk_fail(w, s, "checkpoint log full (%u bytes per session): raise "
+				   "region.checkpoint_bytes", w->r->hdr->log_bytes);
+			return;
+		}
+		s->st = ws;
+		FG_CRASHPOINT("mapreduce.child.after_record");
+		fg_session_publish(&w->a, FG_HANDLE_IDX(h), entry);
+		waiting = 1;
+		m.pend[i] = 1;
+	}
+	if (refused) {
+		/* No record (or lease entry) for a child now.  Not a spin, and no
+		 * slot held: parked, it is woken by a child that ends or, with
+		 * none running, by the supervisor's sweep (sweep_after_ms later).
+		 * When the refusals began is committed (the state's checksum,
+		 * unused by this workflow), so the limit holds across wake-ups
+		 * and crashes. */
+		uint64_t now = fg_now_ns(), since = s->st.checksum;
+		if (since && now > since &&
+		    now - since > (uint64_t)w->cfg->child_alloc_timeout_s * 1000000000ull) {
+			wk_fail(w, s, "no %s for a child session for %u s "
+				   "(workflows.child_alloc_timeout_s): raise %s", refused == -ENOSPC ?
+				   "free session record" : "lease entry", w->cfg->child_alloc_timeout_s,
+				   refused == -ENOSPC ? "region.sessions, or purge sooner (region.retain_s)"
+						      : "worker.max_inflight");
+			return;
+		}
+		if (!since) {
+			log_warnx("session %u: no %s for a child session (region.sessions %u); "
+				  "waiting for one", s->idx, refused == -ENOSPC ?
+				  "free session record" : "lease entry", w->r->hdr->capacity);
+			fg_wstate_t ws = s->st;
+			ws.checksum = now;
+			if (fg_session_commit(&w->a, s->idx, &ws, NULL, 0) == 0)
+				s->st = ws;
+		}
+		mr_park(w, s, &m);
+		return;
+	}
+	if (waiting) {
+		mr_park(w, s, &m);
+		return;
+	}
+	mr_call(w, s, &v, 1);
+}
