@@ -54,9 +54,10 @@
 #include <stdint.h>
 
 #define FG_REGION_MAGIC   0x0047524547524f46ULL /* "FORGERG\0" little-endian */
-#define FG_REGION_VERSION 5u   /* 4: session generation in ctl, WAITING, parent; slot owner;
+#define FG_REGION_VERSION 6u   /* 4: session generation in ctl, WAITING, parent; slot owner;
                                   one spare lease entry per slot.
-                                  5: owner-written token totals off the supervisor's line */
+                                  5: owner-written token totals off the supervisor's line.
+                                  6: session bells */
 #define FG_HDR_SIZE       4096u
 #define FG_CACHELINE      64u
 
@@ -167,7 +168,28 @@ typedef struct fg_hdr {
 		_Atomic uint64_t req_tat;
 		_Atomic uint64_t tok_tat;
 	} rate[16];
+
+	/*
+	 * Session bells: a process waiting for a session to change (the
+	 * gateway's chat completions and SSE streams) waits on
+	 * bell[idx % FG_BELLS] instead of polling.  A waiter increments waiters
+	 * (seq_cst) while it waits, reads seq (seq_cst), looks at the session,
+	 * and futex-waits on seq.  A commit or an end of a session of that
+	 * class, after its publish, issues a seq_cst fence and, if waiters > 0,
+	 * increments seq and wakes them.  The seq_cst pair makes a lost wake-up
+	 * impossible (Dekker); with no waiter a commit pays a fence and a read
+	 * of a line nobody writes.  A waiter that dies leaves waiters one too
+	 * high: commits of its class then ring needlessly, which costs time,
+	 * never a wake-up (the gateway's restart does not reset it; forged's
+	 * start does).
+	 */
+	alignas(64) struct {
+		_Atomic uint32_t seq;
+		_Atomic uint32_t waiters;
+	} bell[64];
 } fg_hdr_t;
+
+#define FG_BELLS 64u
 
 _Static_assert(offsetof(fg_hdr_t, version) == 8, "layout");
 _Static_assert(offsetof(fg_hdr_t, total_size) == 16, "layout");
@@ -180,6 +202,7 @@ _Static_assert(offsetof(fg_hdr_t, alloc_cursor) % 64 == 0, "own line");
 _Static_assert(offsetof(fg_hdr_t, alloc_cursor) == 256, "supervisor fields fit one line");
 _Static_assert(offsetof(fg_hdr_t, rec_count) % 64 == 0, "own line");
 _Static_assert(offsetof(fg_hdr_t, rate) % 64 == 0, "own line");
+_Static_assert(offsetof(fg_hdr_t, bell) % 64 == 0, "own lines");
 _Static_assert(sizeof(fg_hdr_t) <= FG_HDR_SIZE, "header fits its page");
 
 /* ------------------------------------------------------------------ */

@@ -221,6 +221,18 @@ uint64_t fg_session_sweep(fg_actor_t *a, uint64_t now, uint64_t after_ns, uint64
 uint64_t fg_session_sweep_waiting(fg_actor_t *a, uint64_t now, uint64_t after_ns,
 				  uint64_t deadline_ns);
 
+/*
+ * Waiting for a session to change (a commit, or its end) without polling:
+ * fg_bell_enter before the first look, then loop { seq = fg_bell_seq;
+ * look; fg_bell_wait(seq) }, and fg_bell_leave when done (see the bells in
+ * region.h).  The region must be mapped writable.  fg_bell_wait returns at
+ * a ring, after timeout_ms, or on a signal.
+ */
+void     fg_bell_enter(fg_region_t *r, uint32_t idx);
+uint32_t fg_bell_seq(fg_region_t *r, uint32_t idx);
+void     fg_bell_wait(fg_region_t *r, uint32_t idx, uint32_t seq, int timeout_ms);
+void     fg_bell_leave(fg_region_t *r, uint32_t idx);
+
 /* The synthetic workflow: folds step number k (1-based) into the checksum. */
 static inline uint64_t fg_synthetic_fold(uint64_t sum, uint32_t k)
 {

@@ -51,26 +51,39 @@ typedef struct chat {
  * deadline passed or until_ns came; 1 if it ended, -1 if the client left. */
 static int chat_wait(chat_t *ch, int step_ms, uint64_t until_ns)
 {
+	/* Woken by the session's end through its bell (no polling delay);
+	 * every step_ms it also looks whether the client left. */
+	fg_region_t *r = ch->g->r;
+	int rc;
+	fg_bell_enter(r, ch->idx);
 	for (;;) {
 		uint64_t c;
-		if (!fg_session_valid(ch->g->r, FG_HANDLE(ch->idx, ch->gen), &c) ||
-		    FG_S_FINISHED(FG_CTL_STATE(c)))
-			return 1;   /* ended, or gone (purged) */
+		uint32_t seq = fg_bell_seq(r, ch->idx);
+		if (!fg_session_valid(r, FG_HANDLE(ch->idx, ch->gen), &c) ||
+		    FG_S_FINISHED(FG_CTL_STATE(c))) {
+			rc = 1;   /* ended, or gone (purged) */
+			break;
+		}
 		uint64_t now = fg_now_ns();
-		if (now >= ch->deadline_ns || now >= until_ns)
-			return 0;
-		if (step_ms == 0)
-			return 0;
+		if (now >= ch->deadline_ns || now >= until_ns || step_ms == 0) {
+			rc = 0;
+			break;
+		}
+		uint64_t left = (until_ns < ch->deadline_ns ? until_ns : ch->deadline_ns) - now;
+		int ms = left / 1000000u < (uint64_t)step_ms ? (int)(left / 1000000u) + 1 : step_ms;
+		fg_bell_wait(r, ch->idx, seq, ms);
 		const union MHD_ConnectionInfo *ci =
 			MHD_get_connection_info(ch->c, MHD_CONNECTION_INFO_CONNECTION_FD);
 		if (ci) {
 			struct pollfd p = { ci->connect_fd, POLLRDHUP, 0 };
-			if (poll(&p, 1, step_ms) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
-				return -1;   /* the client left */
-		} else {
-			usleep((useconds_t)step_ms * 1000);
+			if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+				rc = -1;   /* the client left */
+				break;
+			}
 		}
 	}
+	fg_bell_leave(r, ch->idx);
+	return rc;
 }
 
 static json_t *chat_result(chat_t *ch, const char **err)
@@ -113,7 +126,7 @@ static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 		free(d);
 		return n;
 	}
-	int w = chat_wait(ch, 20, fg_now_ns() + keepalive_ns(ch->g));
+	int w = chat_wait(ch, 100, fg_now_ns() + keepalive_ns(ch->g));
 	if (w < 0)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (w == 0 && fg_now_ns() < ch->deadline_ns)
@@ -200,7 +213,7 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 		MHD_destroy_response(r);
 		goto out;
 	}
-	int w = chat_wait(ch, 20, UINT64_MAX);
+	int w = chat_wait(ch, 100, UINT64_MAX);
 	const char *err;
 	json_t *res = chat_result(ch, &err);
 	if (w <= 0 || err) {

@@ -68,6 +68,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 	for (;;) {
 		if (e->ended)
 			return MHD_CONTENT_READER_END_OF_STREAM;
+		/* read before the snapshot: a commit after it rings a later seq */
+		uint32_t seq = fg_bell_seq(g->r, e->idx);
 		/* one snapshot, re-validated after the copy: a record purged and
 		 * reused meanwhile ends the stream, never shows another session */
 		fg_snap_t sn;
@@ -116,12 +118,13 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 		}
 		const union MHD_ConnectionInfo *ci =
 			MHD_get_connection_info(e->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		/* the session's next commit or its end rings its bell; every
+		 * 100 ms we also look whether the client left */
+		fg_bell_wait(g->r, e->idx, seq, 100);
 		if (ci) {
 			struct pollfd p = { ci->connect_fd, POLLRDHUP | POLLIN, 0 };
-			if (poll(&p, 1, 20) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
 				return MHD_CONTENT_READER_END_WITH_ERROR;   /* the client left */
-		} else {
-			usleep(20000);
 		}
 	}
 }
@@ -129,6 +132,14 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 void sse_free(void *cls)
 {
 	free(cls);
+}
+
+/* An SSE stream's end: it no longer waits on its session's bell. */
+static void sse_end(void *cls)
+{
+	sse_t *e = cls;
+	fg_bell_leave(e->g->r, e->idx);
+	free(e);
 }
 
 int gw_events(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
@@ -146,6 +157,7 @@ int gw_events(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	fg_handle_t h;
 	fg_handle_parse(id, &h);
 	e->gen = FG_HANDLE_GEN(h);
+	fg_bell_enter(g->r, idx);   /* left in sse_end */
 	e->next = 1;
 	e->last_write_ns = fg_now_ns();
 	const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
@@ -157,9 +169,9 @@ int gw_events(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	}
 	e->synth_step = e->next - 1;
 	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read,
-								   e, sse_free);
+								   e, sse_end);
 	if (!r) {
-		sse_free(e);
+		sse_end(e);
 		return reply_oom(c);
 	}
 	MHD_add_response_header(r, "Content-Type", "text/event-stream");

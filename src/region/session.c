@@ -117,6 +117,38 @@ static inline void lease_clear(fg_actor_t *a, uint32_t entry)
 	__atomic_store_n(&a->leases[entry], 0, __ATOMIC_RELEASE);
 }
 
+/* After a publish (a commit, an end): wakes whoever waits on idx's bell. */
+static void ring_bell(fg_region_t *r, uint32_t idx)
+{
+	fg_hdr_t *h = r->hdr;
+	uint32_t b = idx % FG_BELLS;
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&h->bell[b].waiters, memory_order_relaxed) == 0)
+		return;
+	atomic_fetch_add_explicit(&h->bell[b].seq, 1, memory_order_seq_cst);
+	fg_futex_wake(&h->bell[b].seq);
+}
+
+void fg_bell_enter(fg_region_t *r, uint32_t idx)
+{
+	atomic_fetch_add_explicit(&r->hdr->bell[idx % FG_BELLS].waiters, 1, memory_order_seq_cst);
+}
+
+uint32_t fg_bell_seq(fg_region_t *r, uint32_t idx)
+{
+	return atomic_load_explicit(&r->hdr->bell[idx % FG_BELLS].seq, memory_order_seq_cst);
+}
+
+void fg_bell_wait(fg_region_t *r, uint32_t idx, uint32_t seq, int timeout_ms)
+{
+	fg_futex_wait(&r->hdr->bell[idx % FG_BELLS].seq, seq, timeout_ms);
+}
+
+void fg_bell_leave(fg_region_t *r, uint32_t idx)
+{
+	atomic_fetch_sub_explicit(&r->hdr->bell[idx % FG_BELLS].waiters, 1, memory_order_relaxed);
+}
+
 int fg_session_valid(const fg_region_t *r, fg_handle_t h, uint64_t *ctl)
 {
 	uint32_t idx = FG_HANDLE_IDX(h);
@@ -374,6 +406,7 @@ int fg_session_commit(fg_actor_t *a, uint32_t idx, const fg_wstate_t *st,
 	atomic_store_explicit(&s->ckpt, FG_CKPT(FG_CKPT_SEQ(w) + 1, ab, len + n),
 			      memory_order_release);
 	FG_CRASHPOINT("ckpt.commit.after_publish");
+	ring_bell(a->r, idx);
 	atomic_fetch_add_explicit(&a->self->steps, 1, memory_order_relaxed);
 	return 0;
 }
@@ -440,6 +473,7 @@ int fg_session_finish(fg_actor_t *a, uint32_t idx, uint32_t entry, uint32_t fina
 		}
 	}
 	FG_CRASHPOINT("session.finish.after_cas");
+	ring_bell(a->r, idx);
 	wake_parent(a, s);
 	FG_CRASHPOINT("session.finish.before_clear");
 	lease_clear(a, entry);
@@ -504,6 +538,7 @@ int fg_session_cancel(fg_region_t *r, fg_actor_t *a, fg_handle_t h, uint32_t *st
 			if (atomic_compare_exchange_strong(&s->ctl, &c,
 					FG_CTL_FREE_OF(FG_S_CANCELLED, FG_CTL_SGEN(c)))) {
 				*state = FG_S_CANCELLED;
+				ring_bell(r, idx);
 				if (a)   /* (without an actor, the sweep wakes the parent) */
 					wake_parent(a, s);
 				return 0;
@@ -532,6 +567,7 @@ int fg_session_release(fg_actor_t *a, uint32_t idx, uint32_t entry)
 			if (!atomic_compare_exchange_strong(&s->ctl, &c,
 					FG_CTL_FREE_OF(FG_S_CANCELLED, FG_CTL_SGEN(c))))
 				continue;
+			ring_bell(a->r, idx);
 			wake_parent(a, s);
 			lease_clear(a, entry);
 			atomic_fetch_sub_explicit(&a->self->inflight, 1, memory_order_relaxed);
@@ -566,8 +602,10 @@ static int recover_one(fg_actor_t *a, uint32_t idx, uint32_t slot, uint32_t gen,
 		if (c & FG_CTL_CANCEL) {
 			atomic_store_explicit(&s->finished_ns, fg_now_ns(), memory_order_relaxed);
 			if (atomic_compare_exchange_strong(&s->ctl, &c,
-					FG_CTL_FREE_OF(FG_S_CANCELLED, sgen)))
+					FG_CTL_FREE_OF(FG_S_CANCELLED, sgen))) {
+				ring_bell(a->r, idx);
 				wake_parent(a, s);
+			}
 			return 0;
 		}
 		if (st == FG_S_RUNNING)

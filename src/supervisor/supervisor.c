@@ -124,6 +124,14 @@ static void spawn_failed(sup_t *s, uint32_t slot, const char *what)
 	k->restart_at_ns = fg_now_ns() + delay_ms * 1000000ull;
 }
 
+/* No one waits on a session bell (the gateway, their only user, is gone):
+ * waiters left counted by a dead one would only make commits ring. */
+static void reset_bells(fg_region_t *r)
+{
+	for (uint32_t b = 0; b < FG_BELLS; b++)
+		atomic_store_explicit(&r->hdr->bell[b].waiters, 0, memory_order_relaxed);
+}
+
 static int spawn(sup_t *s, uint32_t slot)
 {
 	child_t *k = &s->kids[slot];
@@ -271,6 +279,8 @@ static void child_died(sup_t *s, uint32_t slot)
 	uint32_t gen = atomic_load(&sl->gen);
 	atomic_store(&sl->state, FG_SLOT_RECOVERING);
 	uint32_t n = fg_session_recover_slot(&s->a, slot, gen);
+	if (slot == GW)
+		reset_bells(&s->r);   /* the bells' only waiters were its threads */
 	uint64_t t1 = fg_now_ns();
 	record_recovery(s, t1 - t0);
 
@@ -748,6 +758,7 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 	fg_crash_arm_if("supervisor", s.a.gen);
 	atomic_store(&h->cfg_workers, s.nworkers);
 	uint32_t n = fg_session_recover_all_unsafe(&s.a);
+	reset_bells(&s.r);
 	for (uint32_t i = 0; i <= h->nworker_slots; i++) {   /* workers and the gateway */
 		fg_slot_t *sl = fg_slot(&s.r, i);
 		if (atomic_load(&sl->state) != FG_SLOT_FREE)
