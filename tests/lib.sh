@@ -56,7 +56,8 @@ supervisor:
 region:
   path: $REGION
   sessions: ${SESSIONS:-8192}${RETAIN_S:+
-  retain_s: $RETAIN_S}
+  retain_s: $RETAIN_S}${CHECKPOINT_BYTES:+
+  checkpoint_bytes: $CHECKPOINT_BYTES}
 worker:
   max_inflight: ${MAX_INFLIGHT:-256}
 http:

@@ -132,7 +132,7 @@ static void test_stream_content_and_faults(void **state)
 		  "stream ended before data: [DONE] (truncated)" },
 		{ "data: {\"choices\":[{\"delta\":\n\n", "malformed stream chunk: " },
 		{ "data: {\"error\":{\"message\":\"overloaded\"}}\n\n", "provider error: overloaded" },
-		{ "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":99}]}}]}\n\n",
+		{ "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":999}]}}]}\n\n",
 		  "tool call index out of range" },
 		{ "data: [DONE]\n\ndata: {}\n\n", "data after [DONE]" },
 	};

@@ -8,7 +8,8 @@
  * is either entirely committed or not there at all, and a resumed session
  * sees exactly the messages it had committed — never one twice.
  *
- * Record: u8 type, u8 flags, u16 payload length (little-endian), payload.
+ * Record: u8 type, u8 flags, u32 payload length (little-endian), payload;
+ * a payload (a message, a tool result) may be as long as the log holds.
  *   SYSTEM, USER, ASSISTANT, ERROR: UTF-8 text
  *   TOOLCALLS: u8 n, then n x (str id, str name, str arguments)
  *   TOOL:      str id, then the result text (rest of the payload)
@@ -37,18 +38,21 @@ enum fg_rec_type {
 };
 #define FG_MAX_PARTS 16
 
-#define FG_REC_HDR 4
-#define FG_MAX_CALLS 16
+#define FG_REC_HDR 6
+#define FG_REC_MAX 0x7fffffffu   /* a payload's length: below the log's 31-bit length */
+#define FG_MAX_CALLS 128   /* tool calls in one model turn (TOOLCALLS: u8 n) */
 
 typedef struct fg_rec {
 	uint8_t type;
-	uint16_t n;
+	uint32_t n;
 	const uint8_t *p;
 } fg_rec_t;
 
+/* A string within a record: ids, names and arguments are u16-long in the
+ * log (str above); texts (TOOL results, messages) are whole payloads. */
 typedef struct fg_str {
 	const char *p;
-	uint16_t n;
+	uint32_t n;
 } fg_str_t;
 
 typedef struct fg_call {

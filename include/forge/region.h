@@ -54,10 +54,12 @@
 #include <stdint.h>
 
 #define FG_REGION_MAGIC   0x0047524547524f46ULL /* "FORGERG\0" little-endian */
-#define FG_REGION_VERSION 6u   /* 4: session generation in ctl, WAITING, parent; slot owner;
+#define FG_REGION_VERSION 8u   /* 4: session generation in ctl, WAITING, parent; slot owner;
                                   one spare lease entry per slot.
                                   5: owner-written token totals off the supervisor's line.
-                                  6: session bells */
+                                  6: session bells.
+                                  7: log records with u32 lengths.
+                                  8: the last reload's outcome */
 #define FG_HDR_SIZE       4096u
 #define FG_CACHELINE      64u
 
@@ -187,6 +189,17 @@ typedef struct fg_hdr {
 		_Atomic uint32_t seq;
 		_Atomic uint32_t waiters;
 	} bell[64];
+
+	/*
+	 * The last reload's outcome, for forgectl reload: the supervisor writes
+	 * ok (1 accepted, 0 refused) and msg (why it refused), then increments
+	 * seq (release); a reader that acquires seq may read both.
+	 */
+	alignas(64) struct {
+		_Atomic uint32_t seq;
+		_Atomic uint32_t ok;
+		char msg[248];
+	} reload;
 } fg_hdr_t;
 
 #define FG_BELLS 64u

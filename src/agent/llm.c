@@ -99,15 +99,15 @@ static void take_message(fg_llm_reply_t *r, json_t *msg)
 				fail(r, "tool call id or name longer than 255 bytes%s", NULL);
 				return;
 			}
-			r->calls[i].id = (fg_str_t){ json_string_value(id), (uint16_t)json_string_length(id) };
+			r->calls[i].id = (fg_str_t){ json_string_value(id), (uint32_t)json_string_length(id) };
 			r->calls[i].name = (fg_str_t){ json_string_value(name),
-						       (uint16_t)json_string_length(name) };
+						       (uint32_t)json_string_length(name) };
 			size_t an = args ? json_string_length(args) : 2;
 			if (an > 16384) {
 				fail(r, "tool call %s: arguments longer than 16384 bytes", json_string_value(id));
 				return;
 			}
-			r->calls[i].args = (fg_str_t){ args ? json_string_value(args) : "{}", (uint16_t)an };
+			r->calls[i].args = (fg_str_t){ args ? json_string_value(args) : "{}", (uint32_t)an };
 		}
 		r->ncalls = (uint32_t)json_array_size(tc);
 		r->ok = 1;
@@ -530,9 +530,9 @@ void fg_llm_scripted(const fg_script_step_t *steps, uint32_t nsteps, uint32_t tu
 		for (uint32_t i = 0; i < k; i++) {
 			int n = k == 1 ? snprintf(ids[i], 32, "call_%u", turn + 1)
 				       : snprintf(ids[i], 32, "call_%u_%u", turn + 1, i + 1);
-			r->calls[i].id = (fg_str_t){ ids[i], (uint16_t)n };
-			r->calls[i].name = (fg_str_t){ st->tool, (uint16_t)strlen(st->tool) };
-			r->calls[i].args = (fg_str_t){ st->arguments, (uint16_t)strlen(st->arguments) };
+			r->calls[i].id = (fg_str_t){ ids[i], (uint32_t)n };
+			r->calls[i].name = (fg_str_t){ st->tool, (uint32_t)strlen(st->tool) };
+			r->calls[i].args = (fg_str_t){ st->arguments, (uint32_t)strlen(st->arguments) };
 		}
 		snprintf(r->finish, sizeof(r->finish), "tool_calls");
 	} else {

@@ -176,10 +176,26 @@ int cmd_reload(const char *arg)
 	 * checks again and keeps the running configuration if it must. */
 	if (have_cfg)
 		printf("%s: configuration is valid\n", CFG.file);
+	uint32_t seq = atomic_load_explicit(&R.hdr->reload.seq, memory_order_acquire);
 	if (signal_supervisor(SIGHUP, "reload"))
 		return 1;
-	printf("reload requested from forged (pid %d): workers restart one at a time\n",
-	       (int)atomic_load(&fg_slot(&R, fg_supervisor_slot(&R))->pid));
+	int32_t pid = atomic_load(&fg_slot(&R, fg_supervisor_slot(&R))->pid);
+	/* forged says what it made of it (region.h: reload) */
+	uint64_t deadline = fg_now_ns() + 10000000000ull;
+	while (atomic_load_explicit(&R.hdr->reload.seq, memory_order_acquire) == seq) {
+		if (fg_now_ns() >= deadline) {
+			fprintf(stderr, "forgectl: reload: forged (pid %d) did not answer within 10 s\n",
+				(int)pid);
+			return 1;
+		}
+		usleep(10000);
+	}
+	if (!atomic_load(&R.hdr->reload.ok)) {
+		fprintf(stderr, "forgectl: forged (pid %d) refused the reload: %.248s; the running "
+			"configuration stays\n", (int)pid, R.hdr->reload.msg);
+		return FG_EX_CONFIG;
+	}
+	printf("reload accepted by forged (pid %d): workers restart one at a time\n", (int)pid);
 	return 0;
 }
 

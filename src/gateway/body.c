@@ -1,5 +1,6 @@
 /* gwreq.c — see include/forge/gwreq.h. */
 #include "forge/gwreq.h"
+#include "forge/conv.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -98,8 +99,9 @@ int fg_gwreq_session(const char *body, size_t n, const fg_config_t *cfg, fg_gwre
 		if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > 1000)
 			return bad(q, 400, "max_steps", "max_steps must be an integer in [1, 1000]");
 		p->steps = (uint32_t)json_integer_value(x);
-		if (p->workflow != FG_WF_REACT && p->steps > 16)
-			p->steps = 16;
+		if (p->workflow != FG_WF_REACT && p->steps > FG_MAX_PARTS)
+			return bad(q, 400, "max_steps", "max_steps of a map_reduce or plan_execute "
+				   "session (its most parts) must be in [1, %u]", FG_MAX_PARTS);
 	}
 	return 0;
 }

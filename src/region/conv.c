@@ -26,15 +26,30 @@ static uint16_t get16(const uint8_t *p)
 	return (uint16_t)(p[0] | (p[1] << 8));
 }
 
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void hdr(uint8_t h[FG_REC_HDR], uint8_t type, uint32_t n)
+{
+	h[0] = type;
+	h[1] = 0;
+	h[2] = (uint8_t)n;
+	h[3] = (uint8_t)(n >> 8);
+	h[4] = (uint8_t)(n >> 16);
+	h[5] = (uint8_t)(n >> 24);
+}
+
 void fg_buf_rec(fg_buf_t *b, uint8_t type, const void *payload, size_t n)
 {
-	if (n > 65535) {
+	if (n > FG_REC_MAX) {
 		b->overflow = 1;
 		return;
 	}
-	uint8_t h[2] = { type, 0 };
-	put(b, h, 2);
-	put16(b, (uint16_t)n);
+	uint8_t h[FG_REC_HDR];
+	hdr(h, type, (uint32_t)n);
+	put(b, h, FG_REC_HDR);
 	put(b, payload, n);
 }
 
@@ -52,8 +67,9 @@ void fg_buf_str(fg_buf_t *b, const char *s, size_t n)
 static uint32_t begin(fg_buf_t *b, uint8_t type)
 {
 	uint32_t at = b->n;
-	uint8_t h[4] = { type, 0, 0, 0 };
-	put(b, h, 4);
+	uint8_t h[FG_REC_HDR];
+	hdr(h, type, 0);
+	put(b, h, FG_REC_HDR);
 	return at;
 }
 
@@ -62,12 +78,11 @@ static void end(fg_buf_t *b, uint32_t at)
 	if (b->overflow)
 		return;
 	uint32_t n = b->n - at - FG_REC_HDR;
-	if (n > 65535) {
+	if (n > FG_REC_MAX) {
 		b->overflow = 1;
 		return;
 	}
-	b->p[at + 2] = (uint8_t)n;
-	b->p[at + 3] = (uint8_t)(n >> 8);
+	hdr(b->p + at, b->p[at], n);
 }
 
 void fg_buf_toolcalls(fg_buf_t *b, const fg_call_t *calls, uint32_t n)
@@ -118,9 +133,10 @@ int fg_rec_next(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r)
 		return -1;
 	const uint8_t *h = log + *off;
 	r->type = h[0];
-	r->n = get16(h + 2);
+	r->n = get32(h + 2);
 	r->p = h + FG_REC_HDR;
-	if (r->type < FG_REC_SYSTEM || r->type > FG_REC_KEY || *off + FG_REC_HDR + r->n > len)
+	if (r->type < FG_REC_SYSTEM || r->type > FG_REC_KEY ||
+	    (uint64_t)*off + FG_REC_HDR + r->n > len)
 		return -1;
 	*off += FG_REC_HDR + r->n;
 	return 1;
@@ -184,7 +200,7 @@ int fg_rec_tool(const fg_rec_t *r, fg_str_t *id, fg_str_t *text)
 		return -1;
 	if (text) {
 		text->p = (const char *)r->p + o;
-		text->n = (uint16_t)(r->n - o);
+		text->n = r->n - o;
 	} else if (o != r->n) {
 		return -1;
 	}

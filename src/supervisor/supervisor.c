@@ -499,11 +499,25 @@ static void reload_retired(sup_t *s, uint32_t slot)
 	reload_advance(s);
 }
 
+/* Publishes a reload's outcome for forgectl reload (region.h). */
+static void reload_outcome(sup_t *s, int ok, const char *why)
+{
+	fg_hdr_t *h = s->r.hdr;
+	atomic_store_explicit(&h->reload.ok, (uint32_t)ok, memory_order_relaxed);
+	size_t n = why ? strlen(why) : 0;
+	if (n >= sizeof(h->reload.msg))
+		n = sizeof(h->reload.msg) - 1;   /* (the log has it whole) */
+	memcpy(h->reload.msg, why ? why : "", n);
+	h->reload.msg[n] = '\0';
+	atomic_fetch_add_explicit(&h->reload.seq, 1, memory_order_release);
+}
+
 static void begin_reload(sup_t *s)
 {
-	char err[1024];
+	char err[1024], why[1100];
 	if (s->reloading) {
 		log_warnx("SIGHUP: a reload is already in progress");
+		reload_outcome(s, 0, "a reload is already in progress");
 		return;
 	}
 	sd_notify(0, "RELOADING=1");
@@ -511,6 +525,7 @@ static void begin_reload(sup_t *s)
 	if (!n || fg_config_load(n, s->cfg->file, err, sizeof(err)) < 0) {
 		log_errx("reload refused: %s; the running configuration stays",
 			 n ? err : "out of memory");
+		reload_outcome(s, 0, n ? err : "out of memory");
 		free(n);
 		sd_notify(0, "READY=1");
 		return;
@@ -523,6 +538,9 @@ static void begin_reload(sup_t *s)
 	if (fixed) {
 		log_errx("reload refused: %s cannot change while forged runs (it is the region's "
 			 "geometry): restart forged; the running configuration stays", fixed);
+		snprintf(why, sizeof(why), "%s cannot change while forged runs (it is the region's "
+			 "geometry): restart forged", fixed);
+		reload_outcome(s, 0, why);
 		free(n);
 		sd_notify(0, "READY=1");
 		return;
@@ -541,6 +559,7 @@ static void begin_reload(sup_t *s)
 	s->cfg_owned = n;
 	log_info("reload: %s is valid; restarting %u workers one at a time (workers: %u -> %u)",
 		 n->file, s->reload_old, s->reload_old, s->reload_workers);
+	reload_outcome(s, 1, NULL);
 	reload_advance(s);
 }
 

@@ -260,8 +260,19 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v)
 				return -1;
 		}
 		if (t->kind == FG_TOOL_INLINE) {
-			t->run(t, c->args.p, c->args.n, out, sizeof(out));
-			goto result;
+			/* as much as the tool may return (file_read: its max_bytes),
+			 * not what a stack buffer holds */
+			size_t cap = (size_t)t->max_output + 1024;
+			char *big = cap > sizeof(out) ? malloc(cap) : NULL;
+			if (cap > sizeof(out) && !big)
+				goto oom;   /* (an idempotent tool: nothing ran) */
+			t->run(t, c->args.p, c->args.n, big ? big : out, big ? cap : sizeof(out));
+			int rc = commit_result(w, s, c->id, big ? big : out);
+			free(big);
+			if (rc < 0)
+				return -1;
+			v->answered[i] = 1;
+			continue;
 		}
 		memcpy(p->id, c->id.p, c->id.n);   /* the log may move on */
 		p->idn = c->id.n;

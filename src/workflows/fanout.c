@@ -74,12 +74,21 @@ static void mr_commit_split(worker_t *w, wsess_t *s, const fg_mr_view_t *v, fg_l
 	json_t *a = json_object_get(j, plan ? "steps" : "parts");
 	size_t i;
 	json_t *x;
+	if (json_array_size(a) > max) {
+		/* over the session's maximum: said, not silently cut or collapsed */
+		size_t got = json_array_size(a);
+		json_decref(j);
+		wk_fail(w, s, "the %s has %zu %s, more than this session's maximum of %u (max_parts "
+			"when it was submitted; at most %u)", plan ? "plan" : "split", got,
+			plan ? "steps" : "parts", max, FG_MAX_PARTS);
+		return;
+	}
 	json_array_foreach(a, i, x) {
 		json_t *task = plan && json_is_object(x) ? json_object_get(x, "task") : x;
-		if (n == max || !json_is_string(task) || json_string_length(task) == 0 ||
+		if (!json_is_string(task) || json_string_length(task) == 0 ||
 		    json_string_length(task) > 2000)
 			break;
-		parts[n] = (fg_str_t){ json_string_value(task), (uint16_t)json_string_length(task) };
+		parts[n] = (fg_str_t){ json_string_value(task), (uint32_t)json_string_length(task) };
 		size_t k;
 		json_t *d;
 		/* only earlier steps: a plan cannot make a cycle */
@@ -169,7 +178,7 @@ static int mr_child(worker_t *w, uint64_t h, int *ok, fg_str_t *text, char *buf,
 		size_t n = t.n < bufn ? t.n : bufn;
 		memcpy(buf, t.p, n);
 		*ok = rv.final;
-		*text = (fg_str_t){ buf, (uint16_t)n };
+		*text = (fg_str_t){ buf, (uint32_t)n };
 	}
 	fg_snap_free(&sn);
 	return 1;

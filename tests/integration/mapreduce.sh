@@ -73,6 +73,11 @@ id=$(ctl submit --workflow map_reduce --prompt "do it" --provider badplan --chil
 ctl wait --timeout 30 > /dev/null
 ctl session "$id" --json | jq -e '.state == "done" and .result == "combined anyway"
   and (.parts | length) == 1 and .parts[0].part == "do it"' >/dev/null || fail "bad plan: $(ctl session "$id" --json)"
+# 2b. a split over the session's maximum is not cut or collapsed in silence
+id=$(ctl submit --workflow map_reduce --prompt "do it" --provider split --child-provider s --max-parts 2 -c "$T/forge.yaml")
+ctl wait --timeout 30 > /dev/null
+ctl session "$id" --json | jq -e '.state == "failed" and .error == "the split has 3 parts, more than this session'"'"'s maximum of 2 (max_parts when it was submitted; at most 16)"' >/dev/null ||
+	fail "split over max_parts: $(ctl session "$id" --json)"
 stop_forged
 
 # 3. a worker killed between a child's allocation and its record, and

@@ -57,7 +57,13 @@ until_true 5 grep -q "reload refused: $T/forge.yaml:[0-9]*:1: supervisor: duplic
 	fail "bad reload not refused"
 cp "$T/good.yaml" "$T/forge.yaml"
 sed -i 's/^  sessions: .*/  sessions: 4096/' "$T/forge.yaml"
-kill -HUP "$FORGED_PID"
+# a file forgectl finds valid but forged refuses: forgectl says so, exit 78
+set +e
+out=$("$BIN/forgectl" -c "$T/forge.yaml" reload 2>&1); rc=$?
+set -e
+[ $rc = 78 ] || fail "forgectl reload refused by forged exited $rc: $out"
+echo "$out" | grep -qF "refused the reload: region.sessions cannot change while forged runs (it is the region's geometry): restart forged; the running configuration stays" ||
+	fail "forgectl reload output: $out"
 until_true 5 grep -q "reload refused: region.sessions cannot change while forged runs" "$T/forged.log" ||
 	fail "geometry change not refused"
 [ "$(ctl_stat .workers.alive)" = 3 ] || fail "refused reloads changed the workers"

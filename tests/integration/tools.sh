@@ -118,4 +118,22 @@ ctl wait --timeout 30 > /dev/null
 ctl session "$id" --json | jq -e '.state == "failed" and .error == "deadline of 1 s passed"' >/dev/null ||
 	fail "deadline: $(ctl session "$id" --json)"
 stop_forged
-echo "tools: file_read confined, shell allowlist and timeout, http_get allowlist, external JSON tools, 3 calls in parallel, a non-idempotent tool interrupted by a crash ran once"
+# a file of 100 KB read whole: past the 4 KB the worker once held, past a
+# u16 record length, byte for byte (with a log that holds it)
+head -c 75000 /dev/urandom | base64 -w 100 > "$D/big.txt"
+rm -f "$REGION" "$REGION.lock"
+CHECKPOINT_BYTES=262144 write_config
+{
+	printf 'llm:\n  default: big\n  providers:\n'
+	provider big file_read '{"path":"big.txt"}'
+	printf 'tools:\n  file_read:\n    root: %s\n    max_bytes: 200000\n' "$D"
+} >> "$T/forge.yaml"
+start_forged
+result_of big > "$T/big.got"
+
+# (jq -r adds a newline after the text)
+[ "$(wc -c < "$T/big.got")" = $(( $(wc -c < "$D/big.txt") + 1 )) ] &&
+	head -c "$(wc -c < "$D/big.txt")" "$T/big.got" | cmp -s - "$D/big.txt" ||
+	fail "file_read of $(wc -c < "$D/big.txt") bytes: got $(wc -c < "$T/big.got")"
+stop_forged
+echo "tools: file_read confined and whole (100 KB), shell allowlist and timeout, http_get allowlist, external JSON tools, 3 calls in parallel, a non-idempotent tool interrupted by a crash ran once"
