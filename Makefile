@@ -73,7 +73,10 @@ $(B)/obj/%.o: src/%.c
 	$(CC) $(BASE) $(DEPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) -c $< -o $@
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(B)/obj/supervisor/forged.d
 
+# Made anew each time: `ar r` never drops a member, so an object whose
+# source moved or went away would stay in the archive and could be linked.
 $(B)/libforge.a: $(LIB_OBJ)
+	@rm -f $@
 	$(AR) rcs $@ $^
 
 $(B)/forged: $(B)/obj/supervisor/forged.o $(B)/libforge.a

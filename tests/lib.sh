@@ -57,7 +57,8 @@ region:
   path: $REGION
   sessions: ${SESSIONS:-8192}${RETAIN_S:+
   retain_s: $RETAIN_S}${CHECKPOINT_BYTES:+
-  checkpoint_bytes: $CHECKPOINT_BYTES}
+  checkpoint_bytes: $CHECKPOINT_BYTES}${SESSION_MAX_BYTES:+
+  session_max_bytes: $SESSION_MAX_BYTES}
 worker:
   max_inflight: ${MAX_INFLIGHT:-256}
 http:

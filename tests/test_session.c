@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char path[256];
@@ -130,7 +131,7 @@ static void test_log_full(void **state)
 	assert_int_equal(fg_session_claim(&w, idx, &e), 0);
 	char big[200] = { 0 };
 	fg_wstate_t st = { 0 };
-	assert_int_equal(fg_session_commit(&w, idx, &st, big, sizeof(big)), -ENOSPC);
+	assert_int_equal(fg_session_commit(&w, idx, &st, big, sizeof(big)), -E2BIG);
 	assert_int_equal(FG_CKPT_SEQ(atomic_load(&fg_sess(&R, idx)->ckpt)), 0);
 	fg_client_detach(&c);
 }
@@ -386,19 +387,19 @@ static void test_purge(void **state)
 	run_to(&w, FG_HANDLE_IDX(failed), FG_S_FAILED);
 
 	/* nothing finished before a cutoff in the past */
-	assert_int_equal(fg_session_purge(&R, 1, FG_PURGE_FINISHED), 0);
+	assert_int_equal(fg_session_purge(&c, 1, FG_PURGE_FINISHED), 0);
 	/* only failed ones */
 	uint64_t now = fg_now_ns() + 1;
-	assert_int_equal(fg_session_purge(&R, now, 1u << FG_S_FAILED), 1);
+	assert_int_equal(fg_session_purge(&c, now, 1u << FG_S_FAILED), 1);
 	assert_int_equal(state_of(FG_HANDLE_IDX(failed)), FG_S_FREE);
 	/* the running parent's child stays; the other done one goes */
-	assert_int_equal(fg_session_purge(&R, now, FG_PURGE_FINISHED), 1);
+	assert_int_equal(fg_session_purge(&c, now, FG_PURGE_FINISHED), 1);
 	assert_int_equal(state_of(FG_HANDLE_IDX(done)), FG_S_FREE);
 	assert_int_equal(state_of(FG_HANDLE_IDX(child)), FG_S_DONE);
 	assert_int_equal(state_of(FG_HANDLE_IDX(queued)), FG_S_QUEUED);
 	/* once the parent ends, both go */
 	assert_int_equal(fg_session_finish(&w, pi, e, FG_S_DONE), 0);
-	assert_int_equal(fg_session_purge(&R, fg_now_ns() + 1, FG_PURGE_FINISHED), 2);
+	assert_int_equal(fg_session_purge(&c, fg_now_ns() + 1, FG_PURGE_FINISHED), 2);
 	assert_int_equal(state_of(pi), FG_S_FREE);
 	assert_int_equal(state_of(FG_HANDLE_IDX(child)), FG_S_FREE);
 	assert_int_equal(atomic_load(&R.hdr->purged), 4);
@@ -430,7 +431,7 @@ static void test_stale_word_after_reuse(void **state)
 	uint32_t idx = FG_HANDLE_IDX(h[7]);
 	run_to(&w, idx, FG_S_DONE);
 	uint64_t seen = atomic_load(&fg_sess(&R, idx)->ctl);   /* what a purger read */
-	assert_int_equal(fg_session_purge(&R, fg_now_ns() + 1, FG_PURGE_FINISHED), 1);
+	assert_int_equal(fg_session_purge(&c, fg_now_ns() + 1, FG_PURGE_FINISHED), 1);
 	fg_handle_t again;
 	assert_int_equal(fg_session_submit(&c, &syn, &again), 0);   /* the only FREE record */
 	assert_int_equal(FG_HANDLE_IDX(again), idx);
@@ -456,7 +457,7 @@ static void test_stale_word_after_reuse(void **state)
 	assert_int_equal(fg_session_claim(&w, i2, &e), 0);
 	uint64_t run1 = atomic_load(&fg_sess(&R, i2)->ctl);
 	assert_int_equal(fg_session_finish(&w, i2, e, FG_S_DONE), 0);
-	assert_int_equal(fg_session_purge(&R, fg_now_ns() + 1, FG_PURGE_FINISHED), 2);
+	assert_int_equal(fg_session_purge(&c, fg_now_ns() + 1, FG_PURGE_FINISHED), 2);
 	assert_int_equal(fg_session_submit(&c, &syn, &again), 0);
 	assert_int_equal(fg_session_submit(&c, &syn, &again), 0);
 	assert_int_equal(fg_session_claim(&w, i2, &e), 0);
@@ -503,7 +504,7 @@ static void test_park_wake(void **state)
 	assert_int_equal(fg_session_finish(&w, FG_HANDLE_IDX(child), ce, FG_S_DONE), 0);
 	assert_int_equal(state_of(pi), FG_S_QUEUED);              /* woken */
 	assert_int_equal(take(&w), pi);
-	assert_int_equal(fg_session_purge(&R, fg_now_ns() + 1, FG_PURGE_FINISHED), 0);
+	assert_int_equal(fg_session_purge(&c, fg_now_ns() + 1, FG_PURGE_FINISHED), 0);
 	/* parked while a child ended unseen: woken by its own second look */
 	assert_int_equal(fg_session_claim(&w, pi, &pe), 0);
 	assert_int_equal(fg_session_park(&w, pi, pe, ended_yes, NULL), 0);
@@ -546,7 +547,7 @@ static void test_park_wake(void **state)
 	assert_int_equal(st, FG_S_CANCELLED);
 	assert_int_equal(fg_session_wake(&w, pi, 0), 0);
 	/* now the finished children may go */
-	assert_int_equal(fg_session_purge(&R, fg_now_ns() + 1, FG_PURGE_FINISHED), 3);
+	assert_int_equal(fg_session_purge(&c, fg_now_ns() + 1, FG_PURGE_FINISHED), 3);
 	fg_client_detach(&c);
 }
 
@@ -641,7 +642,7 @@ static void test_snapshot_threads(void **state)
 			assert_int_equal(fg_session_commit(&w, idx, &st, rec, 8), 0);
 		}
 		assert_int_equal(fg_session_finish(&w, idx, e, FG_S_DONE), 0);
-		assert_int_equal(fg_session_purge(&R, fg_now_ns() + 1, FG_PURGE_FINISHED), 1);
+		assert_int_equal(fg_session_purge(&c, fg_now_ns() + 1, FG_PURGE_FINISHED), 1);
 		assert_int_equal(fg_session_submit(&c, &syn, &h), 0);
 		assert_int_equal(FG_HANDLE_IDX(h), idx);   /* the same record, reused */
 		while (take(&w) != UINT32_MAX)
@@ -656,6 +657,89 @@ static void test_snapshot_threads(void **state)
 	assert_true(atomic_load(&snap_ok) >= 2000);
 	assert_true(atomic_load(&snap_gone) > 0);
 	fg_client_detach(&c);
+}
+
+/* Logs past their inline part: written across into the sparse overflow
+ * range (reserved first), read back whole by snapshots and by the holder,
+ * and given back to the file system when purged. */
+static void test_overflow_log(void **state)
+{
+	(void)state;
+	char err[512], p2[256];
+	fg_region_t R2;
+	fg_region_params_t p = { 64, 8, 256, 1u << 20 };
+	snprintf(p2, sizeof(p2), "/tmp/forge-test-ovf.%d", (int)getpid());
+	unlink(p2);
+	assert_int_equal(fg_region_create(p2, &p, &R2, err, sizeof(err)), 0);
+	atomic_store(&R2.hdr->cfg_workers, 1);
+	assert_true(fg_log_max(&R2) >= (1u << 20));
+	struct stat st0, st1, st2;
+	fstat(R2.fd, &st0);
+	fg_actor_t c, w;
+	assert_int_equal(fg_client_attach(&R2, &c), 0);
+	atomic_fetch_add(&fg_slot(&R2, 0)->gen, 1);
+	fg_actor_init(&w, &R2, 0);
+	/* a 3 KB system prompt and a 2 KB question: past the 256 inline bytes */
+	char sys[3000], q[2000];
+	memset(sys, 's', sizeof(sys) - 1);
+	sys[sizeof(sys) - 1] = '\0';
+	memset(q, 'q', sizeof(q) - 1);
+	q[sizeof(q) - 1] = '\0';
+	fg_submit_t sub = { FG_WF_REACT, 4, 0, sys, q };
+	fg_handle_t h;
+	assert_int_equal(fg_session_submit(&c, &sub, &h), 0);
+	uint32_t idx = FG_HANDLE_IDX(h), e;
+	assert_int_equal(fg_session_claim(&w, idx, &e), 0);
+	/* 200 KB of tool results, 20 KB each */
+	static uint8_t big[20000];
+	fg_wstate_t ws = { 0 };
+	for (int k = 0; k < 10; k++) {
+		uint8_t rec[20100];
+		memset(big, 'a' + k, sizeof(big));
+		fg_buf_t b = { rec, 0, sizeof(rec), 0 };
+		fg_buf_rec(&b, FG_REC_ASSISTANT, big, sizeof(big));
+		ws.step = (uint32_t)k + 1;
+		assert_int_equal(fg_session_commit(&w, idx, &ws, b.p, b.n), 0);
+	}
+	fstat(R2.fd, &st1);
+	assert_true(st1.st_blocks > st0.st_blocks + 300);   /* ~200 KB written */
+	fg_snap_t sn;
+	assert_int_equal(fg_session_snapshot(&R2, h, &sn, 1), 0);
+	uint8_t *tmp;
+	const uint8_t *own = fg_session_log(&R2, idx, sn.len, &tmp);
+	assert_non_null(tmp);   /* past the inline part: a copy */
+	assert_memory_equal(own, sn.log, sn.len);
+	free(tmp);
+	uint32_t off = 0, n = 0;
+	fg_rec_t r;
+	while (fg_rec_next(sn.log, sn.len, &off, &r) == 1) {
+		if (r.type == FG_REC_SYSTEM)
+			assert_int_equal(r.n, sizeof(sys) - 1);
+		if (r.type == FG_REC_ASSISTANT) {
+			assert_int_equal(r.n, sizeof(big));
+			assert_int_equal(r.p[0], 'a' + n);
+			assert_int_equal(r.p[sizeof(big) - 1], 'a' + n);
+			n++;
+		}
+	}
+	assert_int_equal(off, sn.len);
+	assert_int_equal(n, 10);
+	fg_snap_free(&sn);
+	/* past the session's maximum: refused, nothing published */
+	static uint8_t huge[(1u << 20) + 64];
+	uint64_t ck = atomic_load(&fg_sess(&R2, idx)->ckpt);
+	assert_int_equal(fg_session_commit(&w, idx, &ws, huge, sizeof(huge)), -E2BIG);
+	assert_int_equal(atomic_load(&fg_sess(&R2, idx)->ckpt), ck);
+	/* purged: its overflow pages go back to the file system */
+	assert_int_equal(fg_session_finish(&w, idx, e, FG_S_DONE), 0);
+	assert_int_equal(fg_session_purge(&c, fg_now_ns() + 1, FG_PURGE_FINISHED), 1);
+	assert_int_equal(FG_CTL_STATE(atomic_load(&fg_sess(&R2, idx)->ctl)), FG_S_FREE);
+	assert_int_equal(fg_lease_table(&R2, c.slot)[0] + fg_lease_table(&R2, c.slot)[1], 0);
+	fstat(R2.fd, &st2);
+	assert_true(st2.st_blocks + 300 < st1.st_blocks);
+	fg_client_detach(&c);
+	fg_region_close(&R2);
+	unlink(p2);
 }
 
 int main(void)
@@ -675,6 +759,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_park_wake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_probe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_threads, setup, teardown),
+		cmocka_unit_test(test_overflow_log),
 	};
 	return cmocka_run_group_tests_name("session", tests, NULL, NULL);
 }

@@ -7,8 +7,9 @@
 # of the gateway, now and then of the supervisor (restarted by this
 # script, as systemd would); stalls: a forgectl submit stopped for up to a
 # second in the middle of its work, and the supervisor stopped for half a
-# second.  Load: synthetic, scripted ReAct, and nested map_reduce and
-# plan_execute sessions (parents parked while their children run)
+# second.  Load: synthetic, scripted ReAct (some with a 3 KB system prompt,
+# past the inline log), and nested map_reduce and plan_execute sessions
+# (parents parked while their children run)
 # submitted continuously.  At the end, done + purged = submitted.
 # Usage: tools/soak.sh [DURATION] [DIR]     Output: a progress line a minute.
 set -eu
@@ -57,6 +58,7 @@ start
 ready
 end=$(( $(date +%s) + DUR )); next_check=$(( $(date +%s) + 30 )); next_log=$(( $(date +%s) + 60 ))
 submitted=0 faults=0 sup_kills=0 checks=0 stalls=0
+BIG=$(head -c 3000 /dev/zero | tr '\0' s)
 while [ "$(date +%s)" -lt "$end" ]; do
 	if [ "$(ctl stats --json | jq '.sessions.queued + .sessions.running + .sessions.waiting')" -lt 5000 ] &&
 	   [ "$(ctl stats --json | jq .sessions.free)" -gt 20000 ]; then
@@ -65,7 +67,10 @@ while [ "$(date +%s)" -lt "$end" ]; do
 		# a parent and one child each (the scripted split is not a plan)
 		ctl submit --workflow map_reduce --prompt "what is 2+2, twice?" --count 100 > /dev/null
 		ctl submit --workflow plan_execute --prompt "what is 2+2, planned?" --count 100 > /dev/null
-		submitted=$((submitted + 1400))
+		# conversations past their inline log (a 3 KB system prompt): the
+		# overflow store, and purges that give its pages back
+		ctl submit --workflow react --system "$BIG" --prompt "what is 2+2?" --count 100 > /dev/null
+		submitted=$((submitted + 1500))
 	fi
 	r=$(( $(rnd) % 100 ))
 	if [ $r -lt 60 ]; then

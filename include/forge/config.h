@@ -75,7 +75,8 @@ typedef struct fg_config {
 
 	char     region_path[4096];     /* region.path                           */
 	uint32_t sessions;              /* region.sessions                       */
-	uint32_t checkpoint_bytes;      /* region.checkpoint_bytes               */
+	uint32_t checkpoint_bytes;      /* region.checkpoint_bytes (inline log)  */
+	uint32_t session_max_bytes;     /* region.session_max_bytes              */
 	uint32_t retain_s;              /* region.retain_s (0: keep forever)     */
 
 	uint32_t max_inflight;          /* worker.max_inflight                   */

@@ -59,11 +59,18 @@ typedef struct fg_call {
 	fg_str_t id, name, args;
 } fg_call_t;
 
-/* A byte buffer that records are built into before one commit. */
+/*
+ * A byte buffer that records are built into before one commit.  With grow
+ * set, p is a malloc'd buffer that grows (realloc) up to max; otherwise
+ * cap is all there is.  overflow: something did not fit (oom: because
+ * memory ran out).
+ */
 typedef struct fg_buf {
 	uint8_t *p;
 	uint32_t n, cap;
 	int overflow;
+	uint32_t max;
+	int grow, oom;
 } fg_buf_t;
 
 void fg_buf_rec(fg_buf_t *b, uint8_t type, const void *payload, size_t n);

@@ -17,7 +17,7 @@
  *    36   u32 max_inflight   lease-table entries per slot
  *    40   u32 ring_cap       cells per ring (power of two)
  *    44   u32 nrings         one ring per worker slot
- *    48   u32 log_bytes      checkpoint log bytes per session
+ *    48   u32 log_bytes      checkpoint log bytes per session kept inline
  *    52   u32 nsections
  *    56   u64 created_ns
  *    64   fg_section_t sections[8]   {u64 off, u64 size}
@@ -31,6 +31,10 @@
  *   [FG_SEC_LOGS]      capacity    x log_bytes        (conversation log; its record
  *                      format, KEY included, is include/forge/conv.h: part of
  *                      this ABI, under the same version)
+ *   [FG_SEC_OVERFLOW]  capacity    x ovf_stride       (the rest of each log, past its
+ *                      first log_bytes: a sparse range of the file, so memory and
+ *                      disk follow the bytes a session wrote; a multiple of 4096;
+ *                      a session's maximum log is log_bytes + ovf_stride)
  *
  * Changing any constant, field, size or order below changes the format and
  * must bump FG_REGION_VERSION; a region of another version is refused.
@@ -54,12 +58,13 @@
 #include <stdint.h>
 
 #define FG_REGION_MAGIC   0x0047524547524f46ULL /* "FORGERG\0" little-endian */
-#define FG_REGION_VERSION 8u   /* 4: session generation in ctl, WAITING, parent; slot owner;
+#define FG_REGION_VERSION 9u   /* 4: session generation in ctl, WAITING, parent; slot owner;
                                   one spare lease entry per slot.
                                   5: owner-written token totals off the supervisor's line.
                                   6: session bells.
                                   7: log records with u32 lengths.
-                                  8: the last reload's outcome */
+                                  8: the last reload's outcome.
+                                  9: overflow section (logs past log_bytes) */
 #define FG_HDR_SIZE       4096u
 #define FG_CACHELINE      64u
 
@@ -73,6 +78,7 @@ enum fg_section_id {
 	FG_SEC_RINGS,
 	FG_SEC_SESSIONS,
 	FG_SEC_LOGS,
+	FG_SEC_OVERFLOW,
 	FG_SEC_N
 };
 
@@ -496,6 +502,7 @@ typedef struct fg_region {
 	uint8_t   *rings;
 	fg_session_t *sessions;
 	uint8_t   *logs;
+	uint8_t   *ovf;
 } fg_region_t;
 
 static inline fg_slot_t *fg_slot(const fg_region_t *r, uint32_t i)
@@ -529,9 +536,28 @@ static inline fg_ring_t *fg_ring(const fg_region_t *r, uint32_t i)
 	return (fg_ring_t *)(r->rings + (size_t)i * fg_ring_stride(r->hdr->ring_cap));
 }
 
+/* The first log_bytes of session i's log (dense; all of a small one). */
 static inline uint8_t *fg_sess_log(const fg_region_t *r, uint32_t i)
 {
 	return r->logs + (size_t)i * r->hdr->log_bytes;
+}
+
+/* Bytes of each session's overflow range (its log past log_bytes). */
+static inline uint64_t fg_ovf_stride(const fg_region_t *r)
+{
+	return r->hdr->sections[FG_SEC_OVERFLOW].size / r->hdr->capacity;
+}
+
+/* The most bytes a session's log may hold (region.session_max_bytes). */
+static inline uint64_t fg_log_max(const fg_region_t *r)
+{
+	return (uint64_t)r->hdr->log_bytes + fg_ovf_stride(r);
+}
+
+/* Session i's overflow range: byte log_bytes + k of its log is at [k]. */
+static inline uint8_t *fg_sess_ovf(const fg_region_t *r, uint32_t i)
+{
+	return r->ovf + (size_t)i * fg_ovf_stride(r);
 }
 
 /* Slot numbering: workers 0..nworker_slots-1, then the gateway, then clients. */
@@ -556,7 +582,8 @@ static inline uint32_t fg_supervisor_slot(const fg_region_t *r)
 typedef struct fg_region_params {
 	uint32_t capacity;      /* session records                     */
 	uint32_t max_inflight;  /* lease entries per slot              */
-	uint32_t log_bytes;     /* checkpoint log bytes per session    */
+	uint32_t log_bytes;     /* checkpoint log bytes kept inline    */
+	uint32_t max_log;       /* the most log bytes a session holds (>= log_bytes) */
 } fg_region_params_t;
 
 /* Fills hdr's geometry and section table for params; -EINVAL if out of range. */

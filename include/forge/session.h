@@ -112,7 +112,8 @@ int         fg_state_parse(const char *s);
  * hint.  The initial conversation (system, prompt) is written into the
  * session's log as its first checkpoint.  -ENOSPC when the table is full,
  * -EBUSY when the actor's lease table is full, -E2BIG when the prompt does
- * not fit the checkpoint log.
+ * not fit region.session_max_bytes, -EDQUOT when the region's file system
+ * is full, -ENOMEM.
  */
 int fg_session_submit(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out);
 
@@ -195,13 +196,23 @@ uint32_t fg_session_recover_all_unsafe(fg_actor_t *a);
 
 /*
  * Frees finished sessions (states in state_mask, bits 1 << FG_S_DONE ...)
+ * (the actor holds a record under its lease while it gives its overflow
+ * pages back)
  * that finished before finished_before_ns (CLOCK_MONOTONIC), except the
  * children of parents still live (queued, running or waiting).  Safe at any time, from any process,
  * with purgers, workers and readers running; returns how many it freed.
  * Their ids are then unknown (404); the table counts them in hdr->purged.
  */
 #define FG_PURGE_FINISHED ((1u << FG_S_DONE) | (1u << FG_S_FAILED) | (1u << FG_S_CANCELLED))
-uint32_t fg_session_purge(fg_region_t *r, uint64_t finished_before_ns, uint32_t state_mask);
+uint32_t fg_session_purge(fg_actor_t *a, uint64_t finished_before_ns, uint32_t state_mask);
+
+/*
+ * Session idx's log [0, len) as one contiguous run: in place when it is
+ * all inline (the common case), else copied into *tmp (malloc'd; the
+ * caller frees it).  NULL if out of memory.  For the lease holder reading
+ * its own session (a reader of another's uses fg_session_snapshot).
+ */
+const uint8_t *fg_session_log(const fg_region_t *r, uint32_t idx, uint32_t len, uint8_t **tmp);
 
 /*
  * The sweep (rule 1: rings are hints).  When the worker rings hold fewer

@@ -250,6 +250,7 @@ static const key_t_ schema[] = {
 	S("region.path", region_path),
 	U("region.sessions", sessions, 1, 1u << 24),
 	U("region.checkpoint_bytes", checkpoint_bytes, 0, 1u << 20),
+	U("region.session_max_bytes", session_max_bytes, 0, 1u << 30),
 	U("region.retain_s", retain_s, 0, 1u << 30),
 	SEC("worker"),
 	U("worker.max_inflight", max_inflight, 1, 65536),
@@ -301,6 +302,7 @@ void fg_config_defaults(fg_config_t *c)
 	snprintf(c->region_path, sizeof(c->region_path), "/dev/shm/forge");
 	c->sessions = 65536;
 	c->checkpoint_bytes = 896;
+	c->session_max_bytes = 16u << 20;
 	c->max_inflight = 1024;
 	snprintf(c->log_level, sizeof(c->log_level), "info");
 	snprintf(c->llm_default, sizeof(c->llm_default), "mock");
@@ -907,6 +909,11 @@ static int cross_check(ctx_t *x, fg_config_t *c)
 		errat(x, 1, 1, "supervisor.restart.backoff_max_ms",
 		      "%u is less than backoff_initial_ms (%u)", c->backoff_max_ms,
 		      c->backoff_initial_ms);
+		return -1;
+	}
+	if (c->session_max_bytes < c->checkpoint_bytes) {
+		errat(x, 1, 1, "region.session_max_bytes", "%u is less than region.checkpoint_bytes "
+		      "(%u)", c->session_max_bytes, c->checkpoint_bytes);
 		return -1;
 	}
 	if (c->checkpoint_bytes % 8) {

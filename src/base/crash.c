@@ -70,6 +70,7 @@ const char *const fg_crash_points[] = {
 	"mapreduce.child.after_record",
 	"session.purge.after_count",
 	"session.purge.after_cas",
+	"session.purge.after_hold",
 	"session.finish.before_clear",
 	"session.park.after_cas",
 	"session.wake.before_cas",

@@ -81,8 +81,10 @@ int cmd_submit(const char *arg)
 		if (e < 0) {
 			fprintf(stderr, "forgectl: submit %ld of %ld: %s\n", i + 1, o.count,
 				e == -ENOSPC ? "the session table is full" :
-				e == -E2BIG ? "the prompt does not fit the checkpoint log "
-					      "(region.checkpoint_bytes)" : strerror(-e));
+				e == -E2BIG ? "the prompt is longer than a session may hold "
+					      "(region.session_max_bytes)" :
+				e == -EDQUOT ? "no space left on the region's file system" :
+				strerror(-e));
 			rc = 1;
 			break;
 		}
@@ -210,8 +212,16 @@ int cmd_purge(const char *arg)
 		mask = 1u << o.state;
 	}
 	uint64_t now = fg_now_ns(), age = (uint64_t)o.older_than_s * 1000000000ull;
+	/* a client slot: a record whose overflow pages it gives back is held
+	 * under its lease meanwhile (recovered like any client's if it dies) */
+	fg_actor_t a;
+	if (fg_client_attach(&R, &a) < 0) {
+		fprintf(stderr, "forgectl: all %u client slots are in use\n", FG_CLIENT_SLOTS);
+		return 1;
+	}
 	fg_crash_arm();
-	uint32_t n = fg_session_purge(&R, age < now ? now - age : 0, mask);
+	uint32_t n = fg_session_purge(&a, age < now ? now - age : 0, mask);
+	fg_client_detach(&a);
 	if (o.json) {
 		json_t *j = json_pack("{s:i,s:I}", "purged", (int)n, "purged_total",
 				      (json_int_t)atomic_load(&R.hdr->purged));

@@ -180,8 +180,15 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 		rc = reply_error(c, 503, NULL, "the session table is full");
 		goto out;
 	}
+	if (e == -EDQUOT || e == -ENOMEM) {
+		rc = reply_error(c, 503, NULL, "%s", e == -EDQUOT ? "no space left on the region's "
+				 "file system" : "out of memory");
+		goto out;
+	}
 	if (e < 0) {
-		rc = reply_error(c, 400, "messages", "the conversation does not fit a session");
+		rc = reply_error(c, 400, "messages", "the conversation is longer than a session may "
+				 "hold (%llu bytes: region.session_max_bytes)",
+				 (unsigned long long)fg_log_max(g->r));
 		goto out;
 	}
 	chat_t *ch = calloc(1, sizeof(*ch));

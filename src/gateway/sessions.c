@@ -198,8 +198,12 @@ int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *un
 		rc = reply_error(c, 503, NULL, "the session table is full (%u sessions)",
 				 g->r->hdr->capacity);
 	} else if (e == -E2BIG) {
-		rc = reply_error(c, 400, "prompt", "prompt and system do not fit a session's "
-				 "checkpoint (%u bytes)", g->r->hdr->log_bytes);
+		rc = reply_error(c, 400, "prompt", "prompt and system are longer than a session may "
+				 "hold (%llu bytes: region.session_max_bytes)",
+				 (unsigned long long)fg_log_max(g->r));
+	} else if (e == -EDQUOT || e == -ENOMEM) {
+		rc = reply_error(c, 503, NULL, "%s", e == -EDQUOT ? "no space left on the region's "
+				 "file system" : "out of memory");
 	} else if (e < 0) {
 		rc = reply_error(c, 500, NULL, "submit failed: %s", strerror(-e));
 	} else {

@@ -80,9 +80,9 @@ static void check_session(check_t *v, uint32_t i, uint64_t c, uint64_t lost_wake
 	st = FG_CTL_STATE(sn.ctl);
 	fg_wstate_t ws = sn.st;
 	fg_snap_t *s = &sn;
-	if (FG_CKPT_LEN(sn.ckpt) > h->log_bytes)
-		violation(v, "session %s: checkpoint log length %u exceeds %u", id,
-			  FG_CKPT_LEN(sn.ckpt), h->log_bytes);
+	if (FG_CKPT_LEN(sn.ckpt) > fg_log_max(r))
+		violation(v, "session %s: checkpoint log length %u exceeds %llu", id,
+			  FG_CKPT_LEN(sn.ckpt), (unsigned long long)fg_log_max(r));
 	if (s->parent && s->parent - 1 >= h->capacity)
 		violation(v, "session %s: parent index %u out of range", id, s->parent - 1);
 	if (s->workflow == FG_WF_SYNTHETIC) {

@@ -7,6 +7,18 @@
 
 static void put(fg_buf_t *b, const void *p, size_t n)
 {
+	if (!b->overflow && b->n + n > b->cap && b->grow && b->n + n <= b->max) {
+		uint64_t want = (uint64_t)b->cap * 2 > b->n + n ? (uint64_t)b->cap * 2 : b->n + n;
+		if (want > b->max)
+			want = b->max;
+		uint8_t *np = realloc(b->p, want);
+		if (!np)
+			b->oom = 1;
+		else {
+			b->p = np;
+			b->cap = (uint32_t)want;
+		}
+	}
 	if (b->overflow || b->n + n > b->cap) {
 		b->overflow = 1;
 		return;

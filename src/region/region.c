@@ -34,7 +34,8 @@ static uint32_t pow2_at_least(uint32_t v)
 int fg_region_layout(const fg_region_params_t *p, fg_hdr_t *h)
 {
 	if (p->capacity < 1 || p->capacity > (1u << 24) || p->max_inflight < 1 ||
-	    p->max_inflight > 65536 || p->log_bytes > (1u << 20) || p->log_bytes % 8)
+	    p->max_inflight > 65536 || p->log_bytes > (1u << 20) || p->log_bytes % 8 ||
+	    p->max_log > (1u << 30) || (p->max_log && p->max_log < p->log_bytes))
 		return -EINVAL;
 	memset(h, 0, sizeof(*h));
 	h->magic = FG_REGION_MAGIC;
@@ -66,6 +67,11 @@ int fg_region_layout(const fg_region_params_t *p, fg_hdr_t *h)
 	sz = (uint64_t)h->capacity * h->log_bytes;
 	h->sections[FG_SEC_LOGS] = (fg_section_t){ off, sz };
 	off = align_up(off + sz, 4096);
+	/* sparse: nothing of it is allocated until a session writes there */
+	uint64_t ovf = p->max_log > p->log_bytes ? align_up(p->max_log - p->log_bytes, 4096) : 0;
+	sz = (uint64_t)h->capacity * ovf;
+	h->sections[FG_SEC_OVERFLOW] = (fg_section_t){ off, sz };
+	off = align_up(off + sz, 4096);
 	h->total_size = off;
 	return 0;
 }
@@ -92,7 +98,14 @@ int fg_region_validate(const fg_hdr_t *h, uint64_t file_size, char *err, size_t 
 			 (unsigned long long)h->total_size, (unsigned long long)file_size);
 		return -1;
 	}
-	fg_region_params_t p = { h->capacity, h->max_inflight, h->log_bytes };
+	if (h->capacity < 1 || h->sections[FG_SEC_OVERFLOW].size % h->capacity) {
+		snprintf(err, errlen, "overflow section of %llu bytes for %u sessions",
+			 (unsigned long long)h->sections[FG_SEC_OVERFLOW].size, h->capacity);
+		return -1;
+	}
+	uint64_t max_log = h->log_bytes + h->sections[FG_SEC_OVERFLOW].size / h->capacity;
+	fg_region_params_t p = { h->capacity, h->max_inflight, h->log_bytes,
+				 max_log > UINT32_MAX ? UINT32_MAX : (uint32_t)max_log };
 	fg_hdr_t want;
 	if (fg_region_layout(&p, &want) < 0) {
 		snprintf(err, errlen, "geometry out of range (capacity %u, max_inflight %u, "
@@ -127,6 +140,7 @@ static int map_fd(int fd, uint64_t size, int writable, fg_region_t *out)
 	out->rings = b + out->hdr->sections[FG_SEC_RINGS].off;
 	out->sessions = (fg_session_t *)(b + out->hdr->sections[FG_SEC_SESSIONS].off);
 	out->logs = b + out->hdr->sections[FG_SEC_LOGS].off;
+	out->ovf = b + out->hdr->sections[FG_SEC_OVERFLOW].off;
 	return 0;
 }
 
@@ -148,8 +162,12 @@ int fg_region_create(const char *path, const fg_region_params_t *p,
 		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
 		return rc;
 	}
-	/* posix_fallocate so that a full filesystem fails here, not as SIGBUS later. */
-	rc = posix_fallocate(fd, 0, (off_t)h.total_size);
+	/* posix_fallocate so that a full filesystem fails here, not as SIGBUS
+	 * later; the overflow section stays sparse (a writer reserves what it
+	 * writes there first: fg_session_commit). */
+	rc = posix_fallocate(fd, 0, (off_t)h.sections[FG_SEC_OVERFLOW].off);
+	if (rc == 0 && ftruncate(fd, (off_t)h.total_size) < 0)
+		rc = errno;
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot allocate %llu bytes for %s: %s",
 			 (unsigned long long)h.total_size, tmp, strerror(rc));

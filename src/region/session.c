@@ -28,6 +28,7 @@
 #include "forge/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,86 @@ static inline void lease_clear(fg_actor_t *a, uint32_t entry)
 	__atomic_store_n(&a->leases[entry], 0, __ATOMIC_RELEASE);
 }
 
+/*
+ * A session's log is its first log_bytes (inline, dense) and then its
+ * overflow range (sparse: region.h).  Before bytes land in overflow pages
+ * not written before, they are reserved (fallocate), so that a full
+ * filesystem is -ENOSPC here, never SIGBUS at the store.  New pages start
+ * at the page after the one holding byte `from` (that one is reserved).
+ */
+static int log_reserve(fg_region_t *r, uint32_t idx, uint64_t from, uint64_t to)
+{
+	uint64_t lb = r->hdr->log_bytes;
+	if (to <= lb || r->fd < 0)
+		return 0;
+	uint64_t first = from > lb ? ((from - lb + 4095) & ~4095ull) : 0;
+	uint64_t end = (to - lb + 4095) & ~4095ull;
+	if (first >= end)
+		return 0;
+	off_t at = (off_t)(r->hdr->sections[FG_SEC_OVERFLOW].off + idx * fg_ovf_stride(r) + first);
+	if (fallocate(r->fd, 0, at, (off_t)(end - first)) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Copies n bytes into idx's log at byte `at` (inline part, then overflow). */
+static int log_write(fg_region_t *r, uint32_t idx, uint64_t at, const void *src, uint64_t n)
+{
+	uint64_t lb = r->hdr->log_bytes;
+	int rc = log_reserve(r, idx, at, at + n);
+	if (rc < 0)
+		return rc;
+	const uint8_t *p = src;
+	if (at < lb) {
+		uint64_t k = lb - at < n ? lb - at : n;
+		memcpy(fg_sess_log(r, idx) + at, p, k);
+		p += k;
+		at += k;
+		n -= k;
+	}
+	if (n)
+		memcpy(fg_sess_ovf(r, idx) + (at - lb), p, n);
+	return 0;
+}
+
+/* Copies idx's log bytes [from, to) to dst. */
+static void log_read(const fg_region_t *r, uint32_t idx, uint64_t from, uint64_t to, uint8_t *dst)
+{
+	uint64_t lb = r->hdr->log_bytes;
+	if (from < lb) {
+		uint64_t k = (to < lb ? to : lb) - from;
+		memcpy(dst, fg_sess_log(r, idx) + from, k);
+		dst += k;
+		from += k;
+	}
+	if (to > from)
+		memcpy(dst, fg_sess_ovf(r, idx) + (from - lb), to - from);
+}
+
+const uint8_t *fg_session_log(const fg_region_t *r, uint32_t idx, uint32_t len, uint8_t **tmp)
+{
+	*tmp = NULL;
+	if (len <= r->hdr->log_bytes)
+		return fg_sess_log(r, idx);
+	if (len > fg_log_max(r) || !(*tmp = malloc(len)))
+		return NULL;
+	log_read(r, idx, 0, len, *tmp);
+	return *tmp;
+}
+
+/* Gives the overflow pages of a session whose log reached old_len bytes
+ * back to the file system (tmpfs or disk): its whole overflow range, pages
+ * a commit reserved and died before publishing included.  Only for a record
+ * this process holds (leased to it, or all processes gone), or the pages
+ * could be a newer session's. */
+static void log_punch(fg_region_t *r, uint32_t idx, uint64_t old_len)
+{
+	if (old_len <= r->hdr->log_bytes || r->fd < 0 || !r->writable || !fg_ovf_stride(r))
+		return;
+	off_t at = (off_t)(r->hdr->sections[FG_SEC_OVERFLOW].off + idx * fg_ovf_stride(r));
+	fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, (off_t)fg_ovf_stride(r));
+}
+
 /* After a publish (a commit, an end): wakes whoever waits on idx's bell. */
 static void ring_bell(fg_region_t *r, uint32_t idx)
 {
@@ -189,7 +270,7 @@ int fg_session_snapshot(const fg_region_t *r, fg_handle_t h, fg_snap_t *out, int
 		s = fg_sess(r, idx);
 		uint64_t w = atomic_load_explicit(&s->ckpt, memory_order_acquire);
 		uint32_t len = FG_CKPT_LEN(w);
-		if (len > r->hdr->log_bytes || len < have)
+		if (len > fg_log_max(r) || len < have)
 			len = have;   /* damaged, or a reuse under way: re-validated below */
 		out->st = s->st[FG_CKPT_AB(w)];
 		out->workflow = s->workflow;
@@ -210,7 +291,7 @@ int fg_session_snapshot(const fg_region_t *r, fg_handle_t h, fg_snap_t *out, int
 				return -ENOMEM;
 			}
 			out->log = p;
-			memcpy(out->log + have, fg_sess_log(r, idx) + have, len - have);
+			log_read(r, idx, have, len, out->log + have);
 			have = len;
 		}
 		out->len = len;
@@ -301,20 +382,35 @@ int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint
 	memset(s->st, 0, sizeof(s->st));
 	if (p->workflow == FG_WF_SYNTHETIC)
 		s->st[0].checksum = FG_SYNTHETIC_SEED;
+	/* the session before in this record left overflow pages behind if its
+	 * purge died before it gave them back: we hold the record, so it is
+	 * ours to do */
+	log_punch(a->r, idx, FG_CKPT_LEN(atomic_load_explicit(&s->ckpt, memory_order_relaxed)));
 	uint32_t loglen = 0;
 	if (p->workflow != FG_WF_SYNTHETIC) {
-		fg_buf_t b = { fg_sess_log(a->r, idx), 0, h->log_bytes, 0 };
+		/* the first records: straight into the inline log when they fit
+		 * (the common case), else built aside and written across */
+		uint64_t need = 3ull * FG_REC_HDR + (p->key ? p->keylen : 0) +
+				(p->system ? strlen(p->system) : 0) + (p->prompt ? strlen(p->prompt) : 0);
+		uint8_t *aside = need > h->log_bytes && need <= fg_log_max(a->r) ? malloc(need) : NULL;
+		fg_buf_t b = { aside ? aside : fg_sess_log(a->r, idx), 0,
+			       aside ? (uint32_t)need : h->log_bytes, 0 };
 		if (p->key && p->keylen)
 			fg_buf_rec(&b, FG_REC_KEY, p->key, p->keylen);
 		if (p->system && *p->system)
 			fg_buf_rec(&b, FG_REC_SYSTEM, p->system, strlen(p->system));
 		fg_buf_rec(&b, FG_REC_USER, p->prompt ? p->prompt : "", p->prompt ? strlen(p->prompt) : 0);
-		if (b.overflow) {
+		int rc = b.overflow ? (need > fg_log_max(a->r) ? -E2BIG : -ENOMEM)
+				    : aside ? log_write(a->r, idx, 0, aside, b.n) : 0;
+		if (rc == -ENOSPC)
+			rc = -EDQUOT;   /* the file system is full (-ENOSPC: the table is) */
+		free(aside);
+		if (rc < 0) {
 			/* give the record back: nobody else has seen it */
 			uint64_t c = FG_CTL(FG_S_ALLOCATING, a->slot, a->gen, gen);
 			atomic_compare_exchange_strong(&s->ctl, &c, rolled_back(gen));
 			lease_clear(a, entry);
-			return -E2BIG;
+			return rc;
 		}
 		loglen = b.n;
 	}
@@ -393,14 +489,17 @@ int fg_session_commit(fg_actor_t *a, uint32_t idx, const fg_wstate_t *st,
 	uint64_t w = atomic_load_explicit(&s->ckpt, memory_order_relaxed);
 	uint32_t ab = FG_CKPT_AB(w) ^ 1u, len = FG_CKPT_LEN(w);
 
-	if (n > 0 && (uint64_t)len + n > a->r->hdr->log_bytes)
-		return -ENOSPC;
+	if (n > 0 && (uint64_t)len + n > fg_log_max(a->r))
+		return -E2BIG;
 	/* The seqlock's write side: our previous publish (of w) is ordered
 	 * before the overwrite of st[ab] below, which a reader of the commit
 	 * before w may still be copying; it sees w move and copies again. */
 	atomic_thread_fence(memory_order_release);
-	if (n > 0)
-		memcpy(fg_sess_log(a->r, idx) + len, log, n);
+	if (n > 0) {
+		int rc = log_write(a->r, idx, len, log, n);
+		if (rc < 0)
+			return rc;   /* -ENOSPC: the region's filesystem is full */
+	}
 	s->st[ab] = *st;
 	FG_CRASHPOINT("ckpt.commit.after_write");
 	atomic_store_explicit(&s->ckpt, FG_CKPT(FG_CKPT_SEQ(w) + 1, ab, len + n),
@@ -672,6 +771,14 @@ uint32_t fg_session_recover_all_unsafe(fg_actor_t *a)
 {
 	fg_region_t *r = a->r;
 	uint32_t n = 0;
+	/* Every earlier process is gone: overflow pages of FREE records whose
+	 * last session had some (a purge that died before giving them back)
+	 * go back now. */
+	for (uint32_t i = 0; i < r->hdr->capacity && fg_ovf_stride(r); i++) {
+		fg_session_t *s = fg_sess(r, i);
+		if (FG_CTL_STATE(atomic_load_explicit(&s->ctl, memory_order_relaxed)) == FG_S_FREE)
+			log_punch(r, i, FG_CKPT_LEN(atomic_load_explicit(&s->ckpt, memory_order_relaxed)));
+	}
 	/* Intents and lease tables first, so half-done ring steps are repaired.
 	 * Workers and the gateway are all dead now; clients may live on (a
 	 * forgectl submit running across a supervisor restart). */
@@ -811,8 +918,9 @@ uint64_t fg_session_sweep_waiting(fg_actor_t *a, uint64_t now, uint64_t after_ns
  * index, and a live unrelated session in that record only keeps the child
  * a little longer.
  */
-uint32_t fg_session_purge(fg_region_t *r, uint64_t finished_before_ns, uint32_t state_mask)
+uint32_t fg_session_purge(fg_actor_t *a, uint64_t finished_before_ns, uint32_t state_mask)
 {
+	fg_region_t *r = a->r;
 	uint32_t cap = r->hdr->capacity, n = 0;
 	uint64_t now = fg_now_ns();
 	if (finished_before_ns > now)
@@ -840,6 +948,29 @@ uint32_t fg_session_purge(fg_region_t *r, uint64_t finished_before_ns, uint32_t 
 		 * if the CAS succeeds: a reuse would have changed the word. */
 		atomic_fetch_add_explicit(&r->hdr->purged, 1, memory_order_relaxed);
 		FG_CRASHPOINT("session.purge.after_count");
+		uint32_t len = FG_CKPT_LEN(atomic_load_explicit(&s->ckpt, memory_order_relaxed)), e;
+		if (len > r->hdr->log_bytes && lease_put(a, i, &e) == 0) {
+			/* Overflow pages to give back: the record is held under our
+			 * lease (ALLOCATING) while they are punched, so no newer
+			 * session can be in it; a death here is rolled back by the
+			 * recovery pass, and the next allocator punches instead. */
+			if (atomic_compare_exchange_strong_explicit(&s->ctl, &c,
+					FG_CTL(FG_S_ALLOCATING, a->slot, a->gen, FG_CTL_SGEN(c)),
+					memory_order_acq_rel, memory_order_relaxed)) {
+				FG_CRASHPOINT("session.purge.after_hold");
+				log_punch(r, i, len);
+				uint64_t held = FG_CTL(FG_S_ALLOCATING, a->slot, a->gen, FG_CTL_SGEN(c));
+				atomic_compare_exchange_strong_explicit(&s->ctl, &held,
+					FG_CTL_FREE_OF(FG_S_FREE, FG_CTL_SGEN(c)),
+					memory_order_acq_rel, memory_order_relaxed);
+				lease_clear(a, e);
+				n++;
+			} else {
+				lease_clear(a, e);
+				atomic_fetch_sub_explicit(&r->hdr->purged, 1, memory_order_relaxed);
+			}
+			continue;
+		}
 		if (atomic_compare_exchange_strong_explicit(&s->ctl, &c,
 				FG_CTL_FREE_OF(FG_S_FREE, FG_CTL_SGEN(c)),
 				memory_order_acq_rel, memory_order_relaxed)) {

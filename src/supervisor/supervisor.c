@@ -172,7 +172,10 @@ static int spawn(sup_t *s, uint32_t slot)
 		if (slot != GW && s->cfg->memory_limit_mb) {
 			rlim_t lim = (rlim_t)s->cfg->memory_limit_mb << 20;
 			struct rlimit rl = { lim, lim };
-			if (setrlimit(RLIMIT_AS, &rl) < 0)
+			/* RLIMIT_DATA: the worker's own memory (heap, private and
+			 * anonymous mappings), not the shared region, whose overflow
+			 * section is a large sparse mapping */
+			if (setrlimit(RLIMIT_DATA, &rl) < 0)
 				log_warn("worker %u: cannot set its memory limit (%u MiB)", slot,
 					 s->cfg->memory_limit_mb);
 		}
@@ -534,6 +537,7 @@ static void begin_reload(sup_t *s)
 	const char *fixed = strcmp(n->region_path, o->region_path) ? "region.path" :
 			    n->sessions != o->sessions ? "region.sessions" :
 			    n->checkpoint_bytes != o->checkpoint_bytes ? "region.checkpoint_bytes" :
+			    n->session_max_bytes != o->session_max_bytes ? "region.session_max_bytes" :
 			    n->max_inflight != o->max_inflight ? "worker.max_inflight" : NULL;
 	if (fixed) {
 		log_errx("reload refused: %s cannot change while forged runs (it is the region's "
@@ -625,7 +629,7 @@ static void retention(sup_t *s, uint64_t now)
 	uint64_t keep = (uint64_t)s->cfg->retain_s * 1000000000ull;
 	if (now <= keep)
 		return;
-	uint32_t n = fg_session_purge(&s->r, now - keep, FG_PURGE_FINISHED);
+	uint32_t n = fg_session_purge(&s->a, now - keep, FG_PURGE_FINISHED);
 	if (n)
 		log_debug("retention: %u finished sessions older than %u s freed", n,
 			  s->cfg->retain_s);
@@ -663,7 +667,8 @@ static void tick(sup_t *s)
 static int open_region(sup_t *s, const fg_sup_opts_t *o)
 {
 	const fg_config_t *c = s->cfg;
-	fg_region_params_t p = { c->sessions, c->max_inflight, c->checkpoint_bytes };
+	fg_region_params_t p = { c->sessions, c->max_inflight, c->checkpoint_bytes,
+				 c->session_max_bytes };
 	char err[8192];
 	struct stat st;
 
@@ -671,16 +676,19 @@ static int open_region(sup_t *s, const fg_sup_opts_t *o)
 		int rc = fg_region_open(c->region_path, 1, &s->r, err, sizeof(err));
 		if (rc == 0) {
 			fg_hdr_t *h = s->r.hdr;
+			fg_hdr_t want;
 			if (h->capacity == p.capacity && h->max_inflight == p.max_inflight &&
-			    h->log_bytes == p.log_bytes) {
+			    h->log_bytes == p.log_bytes && fg_region_layout(&p, &want) == 0 &&
+			    want.sections[FG_SEC_OVERFLOW].size == h->sections[FG_SEC_OVERFLOW].size) {
 				log_info("re-attached region %s (%u sessions)", c->region_path,
 					 h->capacity);
 				return 0;
 			}
 			snprintf(err, sizeof(err), "%s: made for sessions=%u, checkpoint_bytes=%u, "
-				 "max_inflight=%u but the configuration asks for %u, %u, %u",
-				 c->region_path, h->capacity, h->log_bytes, h->max_inflight,
-				 p.capacity, p.log_bytes, p.max_inflight);
+				 "session_max_bytes=%llu, max_inflight=%u but the configuration asks "
+				 "for %u, %u, %u, %u", c->region_path, h->capacity, h->log_bytes,
+				 (unsigned long long)fg_log_max(&s->r), h->max_inflight,
+				 p.capacity, p.log_bytes, p.max_log, p.max_inflight);
 			fg_region_close(&s->r);
 		}
 		if (!o->reset) {

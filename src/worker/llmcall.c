@@ -47,9 +47,19 @@ void wk_fail(worker_t *w, wsess_t *s, const char *fmt, ...)
 /* Commits what b holds with st; fails the session if the log is full. */
 int wk_commit(worker_t *w, wsess_t *s, fg_wstate_t *st, fg_buf_t *b)
 {
-	if (b->overflow || fg_session_commit(&w->a, s->idx, st, b->p, b->n) < 0) {
-		wk_fail(w, s, "checkpoint log full (%u bytes per session): raise "
-			   "region.checkpoint_bytes", w->r->hdr->log_bytes);
+	wk_buf_done(w, b);
+	if (b->oom) {   /* not the session's fault: its step runs again later */
+		wk_oom_retry(w, s, "out of memory building a checkpoint");
+		return -1;
+	}
+	int rc = b->overflow ? -E2BIG : fg_session_commit(&w->a, s->idx, st, b->p, b->n);
+	if (rc == -ENOSPC) {
+		wk_retry_later(w, s, -1, "no space left on the region's file system");
+		return -1;
+	}
+	if (rc < 0) {
+		wk_fail(w, s, "the conversation would pass %llu bytes (region.session_max_bytes)",
+			(unsigned long long)fg_log_max(w->r));
 		return -1;
 	}
 	s->st = *st;

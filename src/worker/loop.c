@@ -501,6 +501,26 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 		wk_start_oom(&w, "its session table (worker.max_inflight)");
 		return 1;
 	}
+	/* A limit below what the worker already holds (inherited heap and
+	 * libraries' data) would fail every step that needs memory: refuse to
+	 * start, naming the setting, rather than limp. */
+	if (cfg->memory_limit_mb) {
+		char line[128];
+		unsigned long data_kb = 0;
+		FILE *f = fopen("/proc/self/status", "re");
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "VmData: %lu kB", &data_kb) == 1)
+				break;
+		if (f)
+			fclose(f);
+		if (data_kb + 1024 > (unsigned long)cfg->memory_limit_mb * 1024) {
+			char what[96];
+			snprintf(what, sizeof(what), "what it holds already (%lu KiB of data)",
+				 data_kb);
+			wk_start_oom(&w, what);
+			return 1;
+		}
+	}
 	for (uint32_t i = w.max_inflight; i-- > 0;) {
 		w.pool[i].next = w.free;
 		w.free = &w.pool[i];

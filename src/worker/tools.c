@@ -29,7 +29,7 @@
 /* Commits the result of call i of the view (and marks it answered). */
 static int commit_result(worker_t *w, wsess_t *s, fg_str_t id, const char *out)
 {
-	fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
+	fg_buf_t b = wk_buf(w);
 	fg_wstate_t st = s->st;
 	fg_buf_tool(&b, id, out, strlen(out));
 	return wk_commit(w, s, &st, &b);
@@ -253,7 +253,7 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v)
 			uint8_t id[300];
 			fg_buf_t pb = { id, 0, sizeof(id), 0 };
 			fg_buf_str(&pb, c->id.p, c->id.n);
-			fg_buf_t ib = { w->scratch, 0, w->scratch_n, 0 };
+			fg_buf_t ib = wk_buf(w);
 			fg_buf_rec(&ib, FG_REC_INTENT, id, pb.n);
 			fg_wstate_t st = s->st;
 			if (wk_commit(w, s, &st, &ib) < 0)

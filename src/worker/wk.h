@@ -120,6 +120,21 @@ void wk_schedule(worker_t *w, wsess_t *s);           /* after its per-step delay
 void wk_sess_free(worker_t *w, wsess_t *s);          /* no longer this worker's    */
 void wk_finish(worker_t *w, wsess_t *s, uint32_t state);   /* ends it              */
 
+/* The worker's scratch buffer for the records of one commit: it grows (up
+ * to a whole log) and is handed back by wk_commit, or by wk_buf_done. */
+static inline fg_buf_t wk_buf(worker_t *w)
+{
+	uint64_t max = fg_log_max(w->r) + 4096;
+	return (fg_buf_t){ w->scratch, 0, w->scratch_n, 0,
+			   max > UINT32_MAX ? UINT32_MAX : (uint32_t)max, 1, 0 };
+}
+
+static inline void wk_buf_done(worker_t *w, fg_buf_t *b)
+{
+	w->scratch = b->p;
+	w->scratch_n = b->cap;
+}
+
 /* llmcall.c: committing, failing, retrying, and the model call itself */
 void wk_fail(worker_t *w, wsess_t *s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int  wk_commit(worker_t *w, wsess_t *s, fg_wstate_t *st, fg_buf_t *b);

@@ -40,12 +40,19 @@
 #define SYNTH_PROMPT "forge:reduce. Using the results of the steps, answer the user's task."
 
 /* The parent's view of its own committed log; a corrupt log fails it. */
-static int mr_view(worker_t *w, wsess_t *s, fg_mr_view_t *v)
+/* The view points into the log: in place, or into *tmp (a copy of a log
+ * past its inline part), which the caller frees after it is done with v. */
+static int mr_view(worker_t *w, wsess_t *s, fg_mr_view_t *v, uint8_t **tmp)
 {
 	char err[200];
 	uint32_t len = FG_CKPT_LEN(atomic_load_explicit(&fg_sess(w->r, s->idx)->ckpt,
 							memory_order_relaxed));
-	if (fg_mr_view(fg_sess_log(w->r, s->idx), len, v, err, sizeof(err)) < 0) {
+	const uint8_t *log = fg_session_log(w->r, s->idx, len, tmp);
+	if (!log) {
+		wk_oom_retry(w, s, "out of memory reading the conversation");
+		return -1;
+	}
+	if (fg_mr_view(log, len, v, err, sizeof(err)) < 0) {
 		wk_fail(w, s, "%s", err);
 		return -1;
 	}
@@ -105,7 +112,7 @@ static void mr_commit_split(worker_t *w, wsess_t *s, const fg_mr_view_t *v, fg_l
 		parts[0] = v->prompt;
 		deps[0] = 0;
 	}
-	fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
+	fg_buf_t b = wk_buf(w);
 	fg_wstate_t st = s->st;
 	wk_usage(&b, &st, r);
 	fg_buf_parts(&b, parts, n);
@@ -130,7 +137,7 @@ static void mr_commit_answer(worker_t *w, wsess_t *s, fg_llm_reply_t *r)
 		wk_fail(w, s, "the reduce call answered with tool calls, not an answer");
 		return;
 	}
-	fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
+	fg_buf_t b = wk_buf(w);
 	fg_wstate_t st = s->st;
 	wk_usage(&b, &st, r);
 	fg_buf_rec(&b, FG_REC_ASSISTANT, r->content, r->content_n);
@@ -141,13 +148,15 @@ static void mr_commit_answer(worker_t *w, wsess_t *s, fg_llm_reply_t *r)
 void fg_wf_fanout_reply(worker_t *w, wsess_t *s, fg_llm_reply_t *r)
 {
 	fg_mr_view_t v;
-	if (mr_view(w, s, &v) < 0)
-		return;
-	wk_reply_done(w, s, r);
-	if (v.nparts == 0)
-		mr_commit_split(w, s, &v, r);
-	else
-		mr_commit_answer(w, s, r);
+	uint8_t *tmp = NULL;
+	if (mr_view(w, s, &v, &tmp) == 0) {
+		wk_reply_done(w, s, r);
+		if (v.nparts == 0)
+			mr_commit_split(w, s, &v, r);
+		else
+			mr_commit_answer(w, s, r);
+	}
+	free(tmp);
 }
 
 /* A child's state: 1 terminal (answer or error in *text, copied into
@@ -259,16 +268,22 @@ static int mr_ended(void *arg)
 	fg_mr_view_t v;
 	char err[200];
 	uint64_t ck = atomic_load_explicit(&fg_sess(w->r, m->idx)->ckpt, memory_order_acquire);
-	uint32_t len = FG_CKPT_LEN(ck) <= w->r->hdr->log_bytes ? FG_CKPT_LEN(ck) : 0;
-	if (fg_mr_view(fg_sess_log(w->r, m->idx), len, &v, err, sizeof(err)) < 0)
-		return 1;   /* let the next claim say what is wrong */
-	for (uint32_t i = 0; i < v.nparts && i < FG_MAX_PARTS; i++) {
+	uint32_t len = FG_CKPT_LEN(ck) <= fg_log_max(w->r) ? FG_CKPT_LEN(ck) : 0;
+	uint8_t *tmp = NULL;
+	const uint8_t *log = fg_session_log(w->r, m->idx, len, &tmp);
+	int ended = 0;
+	/* unreadable (no memory, or a record reused meanwhile): wake it, and
+	 * let the next claim say what is wrong (a reused one refuses the wake) */
+	if (!log || fg_mr_view(log, len, &v, err, sizeof(err)) < 0)
+		ended = 1;
+	for (uint32_t i = 0; !ended && i < v.nparts && i < FG_MAX_PARTS; i++) {
 		uint64_t c;
 		if (m->pend[i] && (!fg_session_valid(w->r, v.child[i], &c) ||
 				   FG_S_FINISHED(FG_CTL_STATE(c))))
-			return 1;
+			ended = 1;
 	}
-	return 0;
+	free(tmp);
+	return ended;
 }
 
 /* A parent whose children all run: parked, holding no slot and no lease,
@@ -286,11 +301,20 @@ static void mr_park(worker_t *w, wsess_t *s, mr_wait_t *m)
 	wk_sess_free(w, s);
 }
 
+static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv);
+
 void fg_wf_fanout_step(worker_t *w, wsess_t *s)
 {
 	fg_mr_view_t v;
-	if (mr_view(w, s, &v) < 0)
-		return;
+	uint8_t *tmp = NULL;
+	if (mr_view(w, s, &v, &tmp) == 0)
+		fanout_step(w, s, &v);
+	free(tmp);
+}
+
+static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv)
+{
+	fg_mr_view_t v = *pv;
 	if (v.final || v.failed) {
 		wk_finish(w, s, v.final ? FG_S_DONE : FG_S_FAILED);
 		return;
@@ -357,18 +381,31 @@ void fg_wf_fanout_step(worker_t *w, wsess_t *s)
 		}
 		if (rc < 0) {
 			wk_fail(w, s, "cannot create the session for part %u: %s", i + 1,
-				   rc == -E2BIG ? "the part does not fit a checkpoint log" : strerror(-rc));
+				   rc == -E2BIG ? "the part is longer than a session may hold "
+				   "(region.session_max_bytes)" : strerror(-rc));
 			return;
 		}
 		FG_CRASHPOINT("mapreduce.child.after_alloc");
-		fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
+		fg_buf_t b = wk_buf(w);
 		fg_buf_child(&b, i, h);
 		fg_wstate_t ws = s->st;
 		ws.checksum = 0;   /* a record was found: no refusal in a row */
-		if (b.overflow || fg_session_commit(&w->a, s->idx, &ws, b.p, b.n) < 0) {
+		/* (wk_commit: on failure the session fails or retries; the child,
+		 * never published, is given back first) */
+		if (b.overflow || b.oom) {
 			fg_session_unalloc(&w->a, FG_HANDLE_IDX(h), entry);
-			wk_fail(w, s, "checkpoint log full (%u bytes per session): raise "
-				   "region.checkpoint_bytes", w->r->hdr->log_bytes);
+			wk_commit(w, s, &ws, &b);   /* reports it */
+			return;
+		}
+		int crc = fg_session_commit(&w->a, s->idx, &ws, b.p, b.n);
+		wk_buf_done(w, &b);
+		if (crc < 0) {
+			fg_session_unalloc(&w->a, FG_HANDLE_IDX(h), entry);
+			if (crc == -ENOSPC)
+				wk_retry_later(w, s, -1, "no space left on the region's file system");
+			else
+				wk_fail(w, s, "the conversation would pass %llu bytes "
+					"(region.session_max_bytes)", (unsigned long long)fg_log_max(w->r));
 			return;
 		}
 		s->st = ws;

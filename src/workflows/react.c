@@ -27,7 +27,7 @@
 /* A model turn arrived: commit it (usage + calls or final answer). */
 void fg_wf_react_reply(worker_t *w, wsess_t *s, fg_llm_reply_t *r)
 {
-	fg_buf_t b = { w->scratch, 0, w->scratch_n, 0 };
+	fg_buf_t b = wk_buf(w);
 	fg_wstate_t st = s->st;
 	wk_usage(&b, &st, r);
 	if (r->ncalls)
@@ -43,36 +43,47 @@ void fg_wf_react_reply(worker_t *w, wsess_t *s, fg_llm_reply_t *r)
 		wk_rq_push(w, s);   /* the tools run in its next step */
 }
 
+/* The session's committed log as one run (in place, or a copy in *tmp). */
+static const uint8_t *own_log(worker_t *w, wsess_t *s, uint32_t *len, uint8_t **tmp)
+{
+	*len = FG_CKPT_LEN(atomic_load_explicit(&fg_sess(w->r, s->idx)->ckpt, memory_order_relaxed));
+	return fg_session_log(w->r, s->idx, *len, tmp);
+}
+
 void fg_wf_react_step(worker_t *w, wsess_t *s)
 {
 	fg_react_view_t v;
 	char err[200];
-	uint32_t len = FG_CKPT_LEN(atomic_load_explicit(&fg_sess(w->r, s->idx)->ckpt,
-							memory_order_relaxed));
-	const uint8_t *log = fg_sess_log(w->r, s->idx);
+	uint32_t len;
+	uint8_t *tmp = NULL, *tmp2 = NULL;
+	const uint8_t *log = own_log(w, s, &len, &tmp);
+	if (!log) {
+		wk_oom_retry(w, s, "out of memory reading the conversation");
+		return;
+	}
 	if (fg_react_view(log, len, &v, err, sizeof(err)) < 0) {
 		wk_fail(w, s, "%s", err);
-		return;
+		goto out;
 	}
 	if (v.final) {            /* resumed after its answer was committed */
 		wk_finish(w, s, FG_S_DONE);
-		return;
+		goto out;
 	}
 	if (v.failed) {
 		wk_finish(w, s, FG_S_FAILED);
-		return;
+		goto out;
 	}
 	if (wk_past_deadline(w, s))
-		return;
+		goto out;
 	if (v.pending && wk_run_tools(w, s, &v) != 0)
-		return;   /* failed, or waiting for a process tool */
+		goto out;   /* failed, or waiting for a process tool */
 	if (v.turns >= s->steps) {
 		wk_fail(w, s, "no final answer after %u model turns (max_steps)", v.turns);
-		return;
+		goto out;
 	}
 	if (s->provider >= w->cfg->nproviders) {
 		wk_fail(w, s, "provider %u is not configured", s->provider);
-		return;
+		goto out;
 	}
 	const fg_provider_cfg_t *p = &w->cfg->providers[s->provider];
 	if (p->type == FG_PROV_SCRIPTED) {
@@ -80,7 +91,7 @@ void fg_wf_react_step(worker_t *w, wsess_t *s)
 		char id[FG_MAX_CALLS][32];
 		fg_llm_scripted((const fg_script_step_t *)p->script, p->nscript, v.turns, &r, id);
 		fg_wf_react_reply(w, s, &r);
-		return;
+		goto out;
 	}
 	if (p->rate_rps || p->rate_tpm) {
 		uint64_t now = fg_now_ns();
@@ -90,10 +101,15 @@ void fg_wf_react_step(worker_t *w, wsess_t *s)
 		if (wait) {
 			s->due_ns = now + wait;
 			wk_heap_push(w, s);   /* over the provider's rate: try again then */
-			return;
+			goto out;
 		}
 	}
-	len = FG_CKPT_LEN(atomic_load_explicit(&fg_sess(w->r, s->idx)->ckpt, memory_order_relaxed));
+	/* the log again: the tools' results were committed since */
+	log = own_log(w, s, &len, &tmp2);
+	if (!log) {
+		wk_oom_retry(w, s, "out of memory reading the conversation");
+		goto out;
+	}
 	size_t n;
 	char *body = fg_llm_request_log(p->model, log, len, w->tools_str, (int)p->stream, &n,
 					err, sizeof(err));
@@ -102,7 +118,10 @@ void fg_wf_react_step(worker_t *w, wsess_t *s)
 			wk_oom_retry(w, s, err);   /* a resource, not the session */
 		else
 			wk_fail(w, s, "%s", err);
-		return;
+		goto out;
 	}
 	wk_post(w, s, p, body, n);
+out:
+	free(tmp);
+	free(tmp2);
 }

@@ -28,7 +28,8 @@ PRELOAD="$FIU/fiu_run_preload.so $FIU/fiu_posix_preload.so $ROOT/build/fiu_epoll
 [ -f "$ROOT/build/fiu_epoll.so" ] || fail "build/fiu_epoll.so missing (make integration builds it)"
 MOCK=$ROOT/build/mock-llm
 PORT=$((20000 + $$ % 10000))
-WORKERS=2 SESSIONS=32768 MAX_INFLIGHT=64 write_config
+# (no overflow section: the mmap round checksums the whole region file)
+WORKERS=2 SESSIONS=32768 MAX_INFLIGHT=64 SESSION_MAX_BYTES=896 write_config
 cat >> "$T/forge.yaml" <<YAML
 llm:
   default: mock

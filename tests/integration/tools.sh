@@ -118,14 +118,18 @@ ctl wait --timeout 30 > /dev/null
 ctl session "$id" --json | jq -e '.state == "failed" and .error == "deadline of 1 s passed"' >/dev/null ||
 	fail "deadline: $(ctl session "$id" --json)"
 stop_forged
-# a file of 100 KB read whole: past the 4 KB the worker once held, past a
-# u16 record length, byte for byte (with a log that holds it)
+# On the default configuration (896 log bytes inline, the rest in the
+# sparse overflow, up to 16 MiB a session): a file of 100 KB read whole
+# (past the 4 KB the worker once held, past a u16 record length), and a
+# conversation of 15 tool results of 70 KB (about 1 MB), byte for byte.
 head -c 75000 /dev/urandom | base64 -w 100 > "$D/big.txt"
+head -c 52000 /dev/urandom | base64 -w 100 > "$D/b70.txt"
 rm -f "$REGION" "$REGION.lock"
-CHECKPOINT_BYTES=262144 write_config
+write_config
 {
 	printf 'llm:\n  default: big\n  providers:\n'
 	provider big file_read '{"path":"big.txt"}'
+	printf '    conv:\n      type: scripted\n      script:\n        - tool: file_read\n          arguments: %s\n          calls: 15\n        - content: done\n' "'{\"path\":\"b70.txt\"}'"
 	printf 'tools:\n  file_read:\n    root: %s\n    max_bytes: 200000\n' "$D"
 } >> "$T/forge.yaml"
 start_forged
@@ -135,5 +139,15 @@ result_of big > "$T/big.got"
 [ "$(wc -c < "$T/big.got")" = $(( $(wc -c < "$D/big.txt") + 1 )) ] &&
 	head -c "$(wc -c < "$D/big.txt")" "$T/big.got" | cmp -s - "$D/big.txt" ||
 	fail "file_read of $(wc -c < "$D/big.txt") bytes: got $(wc -c < "$T/big.got")"
+id=$(ctl submit --workflow react --prompt go --provider conv -c "$T/forge.yaml")
+ctl wait --timeout 60 >/dev/null || fail "conv: not done"
+ctl session "$id" --json -c "$T/forge.yaml" > "$T/conv.json"
+want=$(jq -Rs . < "$D/b70.txt")
+jq -e --argjson f "$want" '.state == "done" and .result == "done" and
+  ([.messages[] | select(.role == "tool") | .content] | length == 15 and all(. == $f))' \
+	"$T/conv.json" > /dev/null || fail "conv: $(jq -c '{state, error, n: (.messages | length)}' "$T/conv.json")"
+logb=$(jq .checkpoint_log_bytes "$T/conv.json")
+[ "$logb" -gt 1000000 ] || fail "conv: the log holds $logb bytes"
+ctl check > "$T/check.out" || fail "conv: check: $(cat "$T/check.out")"
 stop_forged
-echo "tools: file_read confined and whole (100 KB), shell allowlist and timeout, http_get allowlist, external JSON tools, 3 calls in parallel, a non-idempotent tool interrupted by a crash ran once"
+echo "tools: file_read confined and whole (100 KB; and a conversation of $logb bytes, 15 results of 70 KB, on the default configuration), shell allowlist and timeout, http_get allowlist, external JSON tools, 3 calls in parallel, a non-idempotent tool interrupted by a crash ran once"
