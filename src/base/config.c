@@ -911,6 +911,14 @@ static int cross_check(ctx_t *x, fg_config_t *c)
 		      c->backoff_initial_ms);
 		return -1;
 	}
+	if ((uint64_t)c->sessions * c->session_max_bytes > (16ull << 40)) {
+		errat(x, 1, 1, "region.session_max_bytes", "%u sessions x %u bytes is %llu GiB of "
+		      "region file (sparse, but ext4 stops at 16 TiB and the address space "
+		      "too): lower region.sessions or region.session_max_bytes", c->sessions,
+		      c->session_max_bytes,
+		      (unsigned long long)((uint64_t)c->sessions * c->session_max_bytes >> 30));
+		return -1;
+	}
 	if (c->session_max_bytes < c->checkpoint_bytes) {
 		errat(x, 1, 1, "region.session_max_bytes", "%u is less than region.checkpoint_bytes "
 		      "(%u)", c->session_max_bytes, c->checkpoint_bytes);
