@@ -163,6 +163,29 @@ static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 	return n < (int)max ? n : (ssize_t)max;
 }
 
+/* GET /v1/models: what "model" may name in a chat completion (OpenAI's
+ * list shape): each workflow, and each workflow with each provider. */
+int gw_models(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
+{
+	(void)b;
+	(void)id;
+	static const char *const wf[] = { "react", "plan_execute", "map_reduce" };
+	json_t *arr = json_array();
+	long long created = (long long)g->r->hdr->created_ns / 1000000000ll;
+	for (size_t i = 0; i < sizeof(wf) / sizeof(wf[0]); i++) {
+		char name[160];
+		snprintf(name, sizeof(name), "forge/%s", wf[i]);
+		json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:s}", "id", name, "object",
+			"model", "created", (json_int_t)created, "owned_by", "forge"));
+		for (uint32_t k = 0; k < g->cfg->nproviders; k++) {
+			snprintf(name, sizeof(name), "forge/%s@%s", wf[i], g->cfg->providers[k].name);
+			json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:s}", "id", name,
+				"object", "model", "created", (json_int_t)created, "owned_by", "forge"));
+		}
+	}
+	return reply_json(c, 200, json_pack("{s:s,s:o}", "object", "list", "data", arr));
+}
+
 int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 {
 	(void)id;

@@ -65,6 +65,7 @@ int gw_get_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 int gw_delete_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 /* chat.c */
 int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+int gw_models(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 /* sse.c */
 int gw_events(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 /* metrics.c */

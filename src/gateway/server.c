@@ -178,6 +178,7 @@ static const struct route {
 	{ "GET",    "/metrics",                 gw_metrics,        1 },
 	{ "GET",    "/v1/workers",              gw_workers,        1 },
 	{ "POST",   "/v1/chat/completions",     gw_chat,           1 },
+	{ "GET",    "/v1/models",               gw_models,         1 },
 	{ "GET",    "/v1/sessions",             gw_list_sessions,  1 },
 	{ "POST",   "/v1/sessions",             gw_post_session,   1 },
 	{ "GET",    "/v1/sessions/{id}/events", gw_events,         1 },

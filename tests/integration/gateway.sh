@@ -58,6 +58,9 @@ expect_status() { # expect_status STATUS JQ-FILTER METHOD PATH [BODY]
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' "$API/v1/workers")" = 401 ] || fail "wrong token accepted"
 expect_status 200 '' GET /readyz
 expect_status 200 '.data | length == 2' GET /v1/workers
+# the models a chat completion may name: 3 workflows x (default + each provider)
+expect_status 200 '.object == "list" and ([.data[].id] | index("forge/react") != null and index("forge/map_reduce@slow") != null) and (.data | all(.object == "model"))' GET /v1/models
+expect_status 405 '.error.message == "use GET"' POST /v1/models '{}'
 
 out=$(curl -s -D "$T/h" -H "$H" -d '{"prompt":"what is 2+2?"}' "$API/v1/sessions")
 id=$(echo "$out" | jq -r .id)
