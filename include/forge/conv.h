@@ -15,10 +15,11 @@
  *   TOOL:      str id, then the result text (rest of the payload)
  *   INTENT:    str id (a non-idempotent tool is about to run)
  *   USAGE:     u32 prompt tokens, u32 completion tokens (one LLM reply)
- *   PARTS:     u8 n, then n x str (map_reduce: the split of the task)
- *   CHILD:     u8 part, u64 child session handle (map_reduce, plan_execute)
- *   DEPS:      u8 n, then n x u16 bitmask of the earlier steps each step
- *              depends on (plan_execute; follows PARTS in the same commit)
+ *   PARTS:     u16 n, then n x str (map_reduce: the split of the task)
+ *   CHILD:     u16 part, u64 child session handle (map_reduce, plan_execute)
+ *   DEPS:      u16 n, then for each step: u16 k and k x u16, the earlier
+ *              steps it depends on (plan_execute; follows PARTS in the same
+ *              commit)
  *   KEY:       the client's Idempotency-Key (POST /v1/sessions); the first
  *              record when present, skipped by every view
  * where str = u16 length + bytes.
@@ -36,7 +37,7 @@ enum fg_rec_type {
 	FG_REC_DEPS,
 	FG_REC_KEY       /* the client's Idempotency-Key; first, if present */
 };
-#define FG_MAX_PARTS 16
+#define FG_MAX_PARTS 256   /* parts of a split, steps of a plan */
 
 #define FG_REC_HDR 6
 #define FG_REC_MAX 0x7fffffffu   /* a payload's length: below the log's 31-bit length */
@@ -81,6 +82,8 @@ void fg_buf_toolcalls(fg_buf_t *b, const fg_call_t *calls, uint32_t n);
 void fg_buf_tool(fg_buf_t *b, fg_str_t id, const char *text, size_t n);
 
 void fg_buf_parts(fg_buf_t *b, const fg_str_t *parts, uint32_t n);
+/* A DEPS record from a bitmap per step: bit d of dep[i] = step i needs d. */
+void fg_buf_deps(fg_buf_t *b, const uint64_t (*dep)[FG_MAX_PARTS / 64], uint32_t n);
 void fg_buf_child(fg_buf_t *b, uint32_t part, uint64_t handle);
 int  fg_rec_parts(const fg_rec_t *r, fg_str_t *parts, uint32_t max);
 int  fg_rec_child(const fg_rec_t *r, uint32_t *part, uint64_t *handle);

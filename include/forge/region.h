@@ -58,13 +58,14 @@
 #include <stdint.h>
 
 #define FG_REGION_MAGIC   0x0047524547524f46ULL /* "FORGERG\0" little-endian */
-#define FG_REGION_VERSION 9u   /* 4: session generation in ctl, WAITING, parent; slot owner;
+#define FG_REGION_VERSION 10u   /* 4: session generation in ctl, WAITING, parent; slot owner;
                                   one spare lease entry per slot.
                                   5: owner-written token totals off the supervisor's line.
                                   6: session bells.
                                   7: log records with u32 lengths.
                                   8: the last reload's outcome.
-                                  9: overflow section (logs past log_bytes) */
+                                  9: overflow section (logs past log_bytes).
+                                  10: PARTS, CHILD, DEPS for 256 parts */
 #define FG_HDR_SIZE       4096u
 #define FG_CACHELINE      64u
 

@@ -37,12 +37,19 @@ typedef struct fg_mr_view {
 	uint32_t nparts;                 /* 0 until the split is committed */
 	fg_str_t parts[FG_MAX_PARTS];
 	uint64_t child[FG_MAX_PARTS];    /* 0: none yet                    */
-	uint16_t deps[FG_MAX_PARTS];     /* plan_execute: earlier steps each needs */
+	uint64_t deps[FG_MAX_PARTS][FG_MAX_PARTS / 64];  /* plan_execute: bit d of
+							 * deps[i]: step i needs d */
 	int final, failed;
 	fg_str_t answer, error;
 } fg_mr_view_t;
 
 int fg_mr_view(const uint8_t *log, uint32_t len, fg_mr_view_t *v, char *err, size_t errlen);
+
+/* Whether step i of a plan needs step d (d < i). */
+static inline int fg_mr_dep(const fg_mr_view_t *v, uint32_t i, uint32_t d)
+{
+	return (int)(v->deps[i][d / 64] >> (d % 64) & 1);
+}
 
 /*
  * Reads the conversation.  Returns 0, or -1 with err set if the log is

@@ -52,7 +52,7 @@ json_t *fg_inspect_snap(const fg_snap_t *s, int full, const fg_config_t *cfg)
 				fg_handle_format(v.child[k], hex);
 				json_t *dep = json_array();
 				for (uint32_t d = 0; d < k; d++)
-					if (v.deps[k] >> d & 1)
+					if (fg_mr_dep(&v, k, d))
 						json_array_append_new(dep, json_integer(d));
 				json_array_append_new(kids, json_pack("{s:s%,s:s,s:o}", "part", v.parts[k].p,
 					(size_t)v.parts[k].n, "id", hex, "depends_on", dep));

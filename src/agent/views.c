@@ -128,16 +128,31 @@ int fg_mr_view(const uint8_t *log, uint32_t len, fg_mr_view_t *v, char *err, siz
 			break;
 		}
 		case FG_REC_DEPS: {
-			if (!v->nparts || r.n != 1 + 2 * v->nparts || r.p[0] != v->nparts) {
+			uint32_t o = 2;
+			if (!v->nparts || r.n < 2 || (uint32_t)(r.p[0] | r.p[1] << 8) != v->nparts) {
 				snprintf(err, errlen, "dependency record at byte %u does not fit the plan", at);
 				return -1;
 			}
 			for (uint32_t i = 0; i < v->nparts; i++) {
-				v->deps[i] = (uint16_t)(r.p[1 + 2 * i] | (r.p[2 + 2 * i] << 8));
-				if (v->deps[i] >> i) {
-					snprintf(err, errlen, "step %u depends on a later step", i + 1);
-					return -1;
+				if (o + 2 > r.n)
+					goto bad_deps;
+				uint32_t k = (uint32_t)(r.p[o] | r.p[o + 1] << 8);
+				o += 2;
+				for (uint32_t q = 0; q < k; q++, o += 2) {
+					if (o + 2 > r.n)
+						goto bad_deps;
+					uint32_t d = (uint32_t)(r.p[o] | r.p[o + 1] << 8);
+					if (d >= i) {
+						snprintf(err, errlen, "step %u depends on a later step", i + 1);
+						return -1;
+					}
+					v->deps[i][d / 64] |= 1ull << (d % 64);
 				}
+			}
+			if (o != r.n) {
+bad_deps:
+				snprintf(err, errlen, "dependency record at byte %u does not fit the plan", at);
+				return -1;
 			}
 			break;
 		}

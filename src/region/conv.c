@@ -121,8 +121,7 @@ void fg_buf_tool(fg_buf_t *b, fg_str_t id, const char *text, size_t n)
 void fg_buf_parts(fg_buf_t *b, const fg_str_t *parts, uint32_t n)
 {
 	uint32_t at = begin(b, FG_REC_PARTS);
-	uint8_t k = (uint8_t)n;
-	put(b, &k, 1);
+	put16(b, (uint16_t)n);
 	for (uint32_t i = 0; i < n; i++)
 		fg_buf_str(b, parts[i].p, parts[i].n);
 	end(b, at);
@@ -130,11 +129,28 @@ void fg_buf_parts(fg_buf_t *b, const fg_str_t *parts, uint32_t n)
 
 void fg_buf_child(fg_buf_t *b, uint32_t part, uint64_t handle)
 {
-	uint8_t p[9];
+	uint8_t p[10];
 	p[0] = (uint8_t)part;
+	p[1] = (uint8_t)(part >> 8);
 	for (int i = 0; i < 8; i++)
-		p[1 + i] = (uint8_t)(handle >> (8 * i));
-	fg_buf_rec(b, FG_REC_CHILD, p, 9);
+		p[2 + i] = (uint8_t)(handle >> (8 * i));
+	fg_buf_rec(b, FG_REC_CHILD, p, 10);
+}
+
+void fg_buf_deps(fg_buf_t *b, const uint64_t (*dep)[FG_MAX_PARTS / 64], uint32_t n)
+{
+	uint32_t at = begin(b, FG_REC_DEPS);
+	put16(b, (uint16_t)n);
+	for (uint32_t i = 0; i < n; i++) {
+		uint16_t k = 0;
+		for (uint32_t d = 0; d < i; d++)
+			k += (uint16_t)(dep[i][d / 64] >> (d % 64) & 1);
+		put16(b, k);
+		for (uint32_t d = 0; d < i; d++)
+			if (dep[i][d / 64] >> (d % 64) & 1)
+				put16(b, (uint16_t)d);
+	}
+	end(b, at);
 }
 
 int fg_rec_next(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r)
@@ -183,9 +199,9 @@ int fg_rec_calls(const fg_rec_t *r, fg_call_t *calls, uint32_t max)
 
 int fg_rec_parts(const fg_rec_t *r, fg_str_t *parts, uint32_t max)
 {
-	if (r->type != FG_REC_PARTS || r->n < 1)
+	if (r->type != FG_REC_PARTS || r->n < 2)
 		return -1;
-	uint32_t k = r->p[0], o = 1;
+	uint32_t k = get16(r->p), o = 2;
 	if (k == 0 || k > max)
 		return -1;
 	for (uint32_t i = 0; i < k; i++)
@@ -196,12 +212,12 @@ int fg_rec_parts(const fg_rec_t *r, fg_str_t *parts, uint32_t max)
 
 int fg_rec_child(const fg_rec_t *r, uint32_t *part, uint64_t *handle)
 {
-	if (r->type != FG_REC_CHILD || r->n != 9)
+	if (r->type != FG_REC_CHILD || r->n != 10)
 		return -1;
-	*part = r->p[0];
+	*part = get16(r->p);
 	*handle = 0;
 	for (int i = 0; i < 8; i++)
-		*handle |= (uint64_t)r->p[1 + i] << (8 * i);
+		*handle |= (uint64_t)r->p[2 + i] << (8 * i);
 	return 0;
 }
 

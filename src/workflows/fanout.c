@@ -74,7 +74,8 @@ static uint32_t mr_child_provider(const wsess_t *s)
 static void mr_commit_split(worker_t *w, wsess_t *s, const fg_mr_view_t *v, fg_llm_reply_t *r)
 {
 	fg_str_t parts[FG_MAX_PARTS];
-	uint16_t deps[FG_MAX_PARTS] = { 0 };
+	static uint64_t deps[FG_MAX_PARTS][FG_MAX_PARTS / 64];   /* (the loop's one thread) */
+	memset(deps, 0, sizeof(deps));
 	int plan = s->workflow == FG_WF_PLAN_EXECUTE;
 	uint32_t n = 0, max = s->steps < FG_MAX_PARTS ? s->steps : FG_MAX_PARTS;
 	json_t *j = r->ncalls ? NULL : json_loadb(r->content, r->content_n, 0, NULL);
@@ -102,7 +103,7 @@ static void mr_commit_split(worker_t *w, wsess_t *s, const fg_mr_view_t *v, fg_l
 		json_array_foreach(json_object_get(x, "depends_on"), k, d)
 			if (json_is_integer(d) && json_integer_value(d) >= 0 &&
 			    json_integer_value(d) < (json_int_t)n)
-				deps[n] |= (uint16_t)(1u << json_integer_value(d));
+				deps[n][json_integer_value(d) / 64] |= 1ull << (json_integer_value(d) % 64);
 		n++;
 	}
 	if (n == 0 || n != json_array_size(a)) {
@@ -110,21 +111,14 @@ static void mr_commit_split(worker_t *w, wsess_t *s, const fg_mr_view_t *v, fg_l
 		log_debug("session %u: split reply is not a usable plan; one part", s->idx);
 		n = 1;
 		parts[0] = v->prompt;
-		deps[0] = 0;
+		memset(deps[0], 0, sizeof(deps[0]));
 	}
 	fg_buf_t b = wk_buf(w);
 	fg_wstate_t st = s->st;
 	wk_usage(&b, &st, r);
 	fg_buf_parts(&b, parts, n);
-	if (plan) {
-		uint8_t d[1 + 2 * FG_MAX_PARTS];
-		d[0] = (uint8_t)n;
-		for (uint32_t q = 0; q < n; q++) {
-			d[1 + 2 * q] = (uint8_t)deps[q];
-			d[2 + 2 * q] = (uint8_t)(deps[q] >> 8);
-		}
-		fg_buf_rec(&b, FG_REC_DEPS, d, 1 + 2 * n);
-	}
+	if (plan)
+		fg_buf_deps(&b, (const uint64_t (*)[FG_MAX_PARTS / 64])deps, n);
 	int rc = wk_commit(w, s, &st, &b);
 	json_decref(j);
 	if (rc == 0)
@@ -349,7 +343,7 @@ static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv)
 		 * (a step not ready waits on one that runs, and is in pend) */
 		int ready = 1;
 		for (uint32_t d = 0; d < i; d++)
-			if ((v.deps[i] >> d & 1) && mr_child(w, v.child[d], &ok, &t, tb, sizeof(tb)) != 1)
+			if (fg_mr_dep(&v, i, d) && mr_child(w, v.child[d], &ok, &t, tb, sizeof(tb)) != 1)
 				ready = 0;
 		if (!ready) {
 			waiting = 1;
@@ -363,7 +357,7 @@ static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv)
 		char prompt[4096];
 		int pn = snprintf(prompt, sizeof(prompt), "%.*s", (int)v.parts[i].n, v.parts[i].p);
 		for (uint32_t d = 0; d < i && pn < (int)sizeof(prompt); d++) {
-			if (!(v.deps[i] >> d & 1))
+			if (!fg_mr_dep(&v, i, d))
 				continue;
 			mr_child(w, v.child[d], &ok, &t, tb, sizeof(tb));
 			pn += snprintf(prompt + pn, sizeof(prompt) - (size_t)pn, "%s- result of \"%.*s\": %.*s",

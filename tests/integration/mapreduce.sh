@@ -19,6 +19,11 @@ llm:
       script:
         - content: '{"parts":["what is 2+2?","what is 3+3?","what is 4+4?"]}'
         - content: all parts combined
+    fifty:
+      type: scripted
+      script:
+        - content: '{"parts":[$(seq -s, -f '"%g"' 50)]}'
+        - content: fifty parts combined
     badplan:
       type: scripted
       script:
@@ -73,10 +78,16 @@ id=$(ctl submit --workflow map_reduce --prompt "do it" --provider badplan --chil
 ctl wait --timeout 30 > /dev/null
 ctl session "$id" --json | jq -e '.state == "done" and .result == "combined anyway"
   and (.parts | length) == 1 and .parts[0].part == "do it"' >/dev/null || fail "bad plan: $(ctl session "$id" --json)"
+# 2a. a split of 50 parts, on the default configuration: 50 children
+id=$(ctl submit --workflow map_reduce --prompt "do it fifty ways" --provider fifty --child-provider s --max-parts 50 -c "$T/forge.yaml")
+ctl wait --timeout 60 > /dev/null
+ctl session "$id" --json | jq -e '.state == "done" and .result == "fifty parts combined"
+  and (.parts | length) == 50 and .parts[49].part == "50"' >/dev/null ||
+	fail "fifty parts: $(ctl session "$id" --json | jq -c '{state, error, n: (.parts | length)}')"
 # 2b. a split over the session's maximum is not cut or collapsed in silence
 id=$(ctl submit --workflow map_reduce --prompt "do it" --provider split --child-provider s --max-parts 2 -c "$T/forge.yaml")
 ctl wait --timeout 30 > /dev/null
-ctl session "$id" --json | jq -e '.state == "failed" and .error == "the split has 3 parts, more than this session'"'"'s maximum of 2 (max_parts when it was submitted; at most 16)"' >/dev/null ||
+ctl session "$id" --json | jq -e '.state == "failed" and .error == "the split has 3 parts, more than this session'"'"'s maximum of 2 (max_parts when it was submitted; at most 256)"' >/dev/null ||
 	fail "split over max_parts: $(ctl session "$id" --json)"
 stop_forged
 
