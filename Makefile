@@ -175,7 +175,8 @@ DESTDIR ?=
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/forge $(DESTDIR)/lib/systemd/system
 	install -m 755 $(B)/forged $(B)/forgectl $(B)/mock-llm $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 config/forge.yaml $(DESTDIR)/etc/forge/forge.yaml
+	sed 's|^  path: /dev/shm/forge$$|  path: /var/lib/forge/region|' config/forge.yaml > $(B)/forge.yaml.installed
+	install -m 644 $(B)/forge.yaml.installed $(DESTDIR)/etc/forge/forge.yaml
 	install -m 644 systemd/forge.service $(DESTDIR)/lib/systemd/system/forge.service
 
 clean:

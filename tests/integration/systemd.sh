@@ -16,8 +16,10 @@ sed "s|/usr/local/bin/|$R/usr/local/bin/|g; s|/etc/forge/|$R/etc/forge/|g" \
 out=$(systemd-analyze verify "$T/units/forge.service" 2>&1) || fail "systemd-analyze verify: $out"
 [ -z "$out" ] || fail "systemd-analyze verify said: $out"
 for k in "Type=notify" "WatchdogSec=" "ExecReload=" "Restart=on-failure" "NoNewPrivileges=yes" \
-	 "ProtectSystem=strict" "ProtectHome=yes" "PrivateTmp=yes" "ReadWritePaths=/dev/shm" "LimitNOFILE="; do
+	 "ProtectSystem=strict" "ProtectHome=yes" "PrivateTmp=yes" "StateDirectory=forge" "LimitNOFILE="; do
 	grep -q "^$k" "$T/units/forge.service" || fail "unit lacks $k"
 done
 grep -qE "^(DynamicUser|RemoveIPC)=yes" "$T/units/forge.service" && fail "DynamicUser/RemoveIPC would delete the region"
+grep -q "^  path: /var/lib/forge/region$" "$R/etc/forge/forge.yaml" ||
+	fail "the installed configuration does not keep the region in the state directory"
 echo "systemd: make install DESTDIR works, systemd-analyze verify clean, hardening present"
