@@ -20,6 +20,7 @@ region:
   path: $T/region
   sessions: $N
   checkpoint_bytes: $LOG
+  session_max_bytes: $LOG
 worker:
   max_inflight: ${MAX_INFLIGHT:-1024}
 log:

@@ -1,0 +1,70 @@
+#!/bin/sh
+# Sessions per second against the number of workers (1, 2, 4, 8, 16 by
+# default): N sessions queued while forged is stopped, then forged starts
+# and the rate is the region's own (first claim to last finish), median of
+# RUNS.  For a machine with more cores than this one (the lent 16-core
+# device); no jq needed.  Prints "workers sessions/s ratio-to-1-worker".
+# Usage: bench/scaling.sh N RUNS "WORKERS..." SUBMIT-ARGS...
+#   BIN=dir (forged, forgectl), LOADER=path/ld-linux... (a bundled loader
+#   with its libraries beside it in BIN, for a machine without them)
+set -eu
+N=$1 RUNS=$2 WS=$3
+shift 3
+B=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/build}
+run() { if [ -n "${LOADER:-}" ]; then "$LOADER" --library-path "$B" "$@"; else "$@"; fi; }
+# forged in the background, its own pid in $pid (not a subshell's)
+bg_forged() {
+	if [ -n "${LOADER:-}" ]; then
+		"$LOADER" --library-path "$B" "$B/forged" -c "$T/forge.yaml" 2>>"$T/log" &
+	else
+		"$B/forged" -c "$T/forge.yaml" 2>>"$T/log" &
+	fi
+	pid=$!
+}
+T=$(mktemp -d /tmp/forge-scale.XXXXXX)
+trap 'pkill -TERM -f "forged -c $T" 2>/dev/null || true; sleep 0.3; rm -rf "$T"' EXIT
+LOG=0
+case "$*" in *react*) LOG=512 ;; esac
+base=""
+for W in $WS; do
+	cat > "$T/forge.yaml" <<YAML
+supervisor:
+  workers: $W
+region:
+  path: $T/region
+  sessions: $N
+  checkpoint_bytes: $LOG
+  session_max_bytes: $LOG
+worker:
+  max_inflight: 1024
+log:
+  level: warn
+http:
+  enabled: false
+llm:
+  default: scripted
+  providers:
+    scripted:
+      type: scripted
+YAML
+	rates=""
+	for r in $(seq "$RUNS"); do
+		rm -f "$T/region" "$T/region.lock"
+		bg_forged
+		until run "$B/forgectl" -c "$T/forge.yaml" status --json 2>/dev/null |
+			grep -q "\"workers_alive\": $W,"; do sleep 0.05; done
+		kill -TERM $pid; wait $pid
+		run "$B/forgectl" -c "$T/forge.yaml" submit --count "$N" "$@" > /dev/null
+		bg_forged
+		run "$B/forgectl" -c "$T/forge.yaml" wait --timeout 600
+		s=$(run "$B/forgectl" -c "$T/forge.yaml" stats --json)
+		rate=$(echo "$s" | tr -d ' \n' | sed 's/.*"done_per_s":\([0-9.]*\).*/\1/' | cut -d. -f1)
+		done_n=$(echo "$s" | tr -d ' \n' | sed 's/.*"sessions":{[^}]*"done":\([0-9]*\).*/\1/')
+		[ "$done_n" = "$N" ] || { echo "scaling: only $done_n of $N done" >&2; tail "$T/log" >&2; exit 1; }
+		kill -TERM $pid; wait $pid
+		rates="$rates $rate"
+	done
+	med=$(echo $rates | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+	[ -n "$base" ] || base=$med
+	echo "$W $med $(awk -v a="$med" -v b="$base" 'BEGIN { printf "%.2f", a / b }')"
+done
