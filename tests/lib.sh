@@ -131,7 +131,7 @@ expect_all_done() {
 	[ "$(ctl_stat .sessions.done)" = "$1" ] ||
 		fail "done $(ctl_stat .sessions.done), want $1: $(ctl stats --json | jq -c .sessions);" \
 		     "not done: $(ctl sessions --json | jq -c '[.[] | select(.state != "done")] | .[:3]')"
-	[ "$(ctl_stat ".sessions.failed + .sessions.queued + .sessions.running + .sessions.waiting + .sessions.allocating + .sessions.cancelled")" = 0 ] ||
+	[ "$(ctl_stat ".sessions.failed + .sessions.queued + .sessions.running + .sessions.waiting + .sessions.allocating + .sessions.freeing + .sessions.cancelled")" = 0 ] ||
 		fail "sessions left outside done: $(ctl stats)"
 	ctl check > "$T/check.out" || { cat "$T/check.out" >&2; fail "forgectl check found violations"; }
 	no_sanitizer_reports

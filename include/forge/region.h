@@ -58,14 +58,15 @@
 #include <stdint.h>
 
 #define FG_REGION_MAGIC   0x0047524547524f46ULL /* "FORGERG\0" little-endian */
-#define FG_REGION_VERSION 10u   /* 4: session generation in ctl, WAITING, parent; slot owner;
+#define FG_REGION_VERSION 11u   /* 4: session generation in ctl, WAITING, parent; slot owner;
                                   one spare lease entry per slot.
                                   5: owner-written token totals off the supervisor's line.
                                   6: session bells.
                                   7: log records with u32 lengths.
                                   8: the last reload's outcome.
                                   9: overflow section (logs past log_bytes).
-                                  10: PARTS, CHILD, DEPS for 256 parts */
+                                  10: PARTS, CHILD, DEPS for 256 parts.
+                                  11: FREEING */
 #define FG_HDR_SIZE       4096u
 #define FG_CACHELINE      64u
 
@@ -367,8 +368,15 @@ enum fg_sess_state {
 	FG_S_FAILED,
 	FG_S_CANCELLED,
 	FG_S_WAITING,      /* parked: waits for its children, holds no lease */
+	FG_S_FREEING,      /* purged; leased to its purger while its overflow
+			    * pages go back, then FREE */
 	FG_S_NSTATES
 };
+
+/* A state leased to one process (its lease names (slot, gen)). */
+#define FG_S_LEASED(st) ((st) == FG_S_RUNNING || (st) == FG_S_ALLOCATING || (st) == FG_S_FREEING)
+/* A record that names no session (a handle to it is gone). */
+#define FG_S_NONE(st) ((st) == FG_S_FREE || (st) == FG_S_ALLOCATING || (st) == FG_S_FREEING)
 
 /* A state a session can still leave by itself (not FREE, not finished). */
 #define FG_S_LIVE(st) ((st) == FG_S_QUEUED || (st) == FG_S_RUNNING || (st) == FG_S_WAITING)

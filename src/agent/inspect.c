@@ -106,7 +106,7 @@ json_t *fg_inspect_snap(const fg_snap_t *s, int full, const fg_config_t *cfg)
 		json_object_set_new(j, "checkpoint_log_bytes", json_integer(FG_CKPT_LEN(w)));
 		if (s->workflow == FG_WF_SYNTHETIC)
 			json_object_set_new(j, "delay_us", json_integer(s->arg));
-		if (FG_CTL_STATE(c) == FG_S_RUNNING || FG_CTL_STATE(c) == FG_S_ALLOCATING)
+		if (FG_S_LEASED(FG_CTL_STATE(c)))
 			json_object_set_new(j, "lease", json_pack("{s:i,s:i}", "slot",
 				(int)FG_CTL_SLOT(c), "gen", (int)FG_CTL_LGEN(c)));
 		if (s->parent)

@@ -251,7 +251,7 @@ int gw_list_sessions(gw_t *g, struct MHD_Connection *c, body_t *b, const char *i
 	uint32_t i;
 	for (i = (uint32_t)start; i < g->r->hdr->capacity && json_array_size(arr) < (size_t)limit; i++) {
 		uint32_t s = FG_CTL_STATE(atomic_load(&fg_sess(g->r, i)->ctl));
-		if (s == FG_S_FREE || s == FG_S_ALLOCATING || (want >= 0 && (int)s != want))
+		if (FG_S_NONE(s) || (want >= 0 && (int)s != want))
 			continue;
 		json_t *x = fg_inspect_session(g->r, fg_session_handle(g->r, i), 0, g->cfg);
 		if (x)   /* (purged while it was read: left out) */

@@ -187,7 +187,7 @@ static void check_once(check_t *v)
 			continue;
 		}
 		by[st]++;
-		if (st == FG_S_RUNNING || st == FG_S_ALLOCATING) {
+		if (FG_S_LEASED(st)) {
 			if (sl >= h->nslots)
 				violation(v, "session %s: %s with lease slot %u out of range", id,
 					  fg_state_name(st), sl);
@@ -198,7 +198,7 @@ static void check_once(check_t *v)
 			violation(v, "session %s: %s but still carries a lease (slot %u, gen %u)",
 				  id, fg_state_name(st), sl, g);
 		}
-		if (st == FG_S_FREE || st == FG_S_ALLOCATING)
+		if (FG_S_NONE(st))
 			continue;
 		check_session(v, i, c, lost_wake_ns);
 	}

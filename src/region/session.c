@@ -35,7 +35,8 @@
 #include <strings.h>
 
 static const char *const state_names[FG_S_NSTATES] = {
-	"free", "allocating", "queued", "running", "done", "failed", "cancelled", "waiting"
+	"free", "allocating", "queued", "running", "done", "failed", "cancelled", "waiting",
+	"freeing"
 };
 
 const char *fg_state_name(uint32_t st)
@@ -239,7 +240,7 @@ int fg_session_valid(const fg_region_t *r, fg_handle_t h, uint64_t *ctl)
 	if (ctl)
 		*ctl = c;
 	uint32_t st = FG_CTL_STATE(c);
-	return st != FG_S_FREE && st != FG_S_ALLOCATING && st < FG_S_NSTATES &&
+	return !FG_S_NONE(st) && st < FG_S_NSTATES &&
 	       FG_CTL_SGEN(c) == FG_HANDLE_GEN(h);
 }
 
@@ -300,7 +301,7 @@ int fg_session_snapshot(const fg_region_t *r, fg_handle_t h, fg_snap_t *out, int
 		uint64_t c2 = atomic_load_explicit(&s->ctl, memory_order_relaxed);
 		uint64_t w2 = atomic_load_explicit(&s->ckpt, memory_order_relaxed);
 		uint32_t st2 = FG_CTL_STATE(c2);
-		if (FG_CTL_SGEN(c2) != FG_HANDLE_GEN(h) || st2 == FG_S_FREE || st2 == FG_S_ALLOCATING) {
+		if (FG_CTL_SGEN(c2) != FG_HANDLE_GEN(h) || FG_S_NONE(st2)) {
 			fg_snap_free(out);
 			return -ENOENT;   /* purged or reused while we copied: gone */
 		}
@@ -693,11 +694,13 @@ static int recover_one(fg_actor_t *a, uint32_t idx, uint32_t slot, uint32_t gen,
 	uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
 	uint32_t st = FG_CTL_STATE(c);
 
-	if ((st == FG_S_RUNNING || st == FG_S_ALLOCATING) && FG_CTL_SLOT(c) == slot &&
+	if (FG_S_LEASED(st) && FG_CTL_SLOT(c) == slot &&
 	    (any_gen || FG_CTL_LGEN(c) == (gen & 0xffffu))) {
 		uint32_t sgen = FG_CTL_SGEN(c);
-		uint64_t to = st == FG_S_RUNNING ? FG_CTL_FREE_OF(FG_S_QUEUED, sgen)
-						 : rolled_back(sgen);
+		/* a dead purger's record is FREE as purged (the next allocator
+		 * punches what it did not) */
+		uint64_t to = st == FG_S_RUNNING ? FG_CTL_FREE_OF(FG_S_QUEUED, sgen) :
+			      st == FG_S_FREEING ? FG_CTL_FREE_OF(FG_S_FREE, sgen) : rolled_back(sgen);
 		if (c & FG_CTL_CANCEL) {
 			atomic_store_explicit(&s->finished_ns, fg_now_ns(), memory_order_relaxed);
 			if (atomic_compare_exchange_strong(&s->ctl, &c,
@@ -712,7 +715,7 @@ static int recover_one(fg_actor_t *a, uint32_t idx, uint32_t slot, uint32_t gen,
 		if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c, to,
 				memory_order_acq_rel, memory_order_relaxed))
 			return 0;
-		if (st == FG_S_ALLOCATING)
+		if (st != FG_S_RUNNING)
 			return 0;
 		fg_session_enqueue(a, idx);
 		fg_ring_intent_clear(a->self);
@@ -811,7 +814,7 @@ uint32_t fg_session_recover_all_unsafe(fg_actor_t *a)
 		} else if (st == FG_S_WAITING) {
 			/* a wake-up may have died with its waker: look again */
 			fg_session_wake(a, i, FG_CTL_SGEN(c));
-		} else if (st == FG_S_RUNNING || st == FG_S_ALLOCATING) {
+		} else if (FG_S_LEASED(st)) {
 			uint32_t sl = FG_CTL_SLOT(c);
 			fg_slot_t *o = sl < r->hdr->nslots ? fg_slot(r, sl) : NULL;
 			if (o && o->kind == FG_KIND_CLIENT) {
@@ -951,15 +954,15 @@ uint32_t fg_session_purge(fg_actor_t *a, uint64_t finished_before_ns, uint32_t s
 		uint32_t len = FG_CKPT_LEN(atomic_load_explicit(&s->ckpt, memory_order_relaxed)), e;
 		if (len > r->hdr->log_bytes && lease_put(a, i, &e) == 0) {
 			/* Overflow pages to give back: the record is held under our
-			 * lease (ALLOCATING) while they are punched, so no newer
-			 * session can be in it; a death here is rolled back by the
+			 * lease (FREEING) while they are punched, so no newer
+			 * session can be in it; a death here leaves it FREE by the
 			 * recovery pass, and the next allocator punches instead. */
 			if (atomic_compare_exchange_strong_explicit(&s->ctl, &c,
-					FG_CTL(FG_S_ALLOCATING, a->slot, a->gen, FG_CTL_SGEN(c)),
+					FG_CTL(FG_S_FREEING, a->slot, a->gen, FG_CTL_SGEN(c)),
 					memory_order_acq_rel, memory_order_relaxed)) {
 				FG_CRASHPOINT("session.purge.after_hold");
 				log_punch(r, i, len);
-				uint64_t held = FG_CTL(FG_S_ALLOCATING, a->slot, a->gen, FG_CTL_SGEN(c));
+				uint64_t held = FG_CTL(FG_S_FREEING, a->slot, a->gen, FG_CTL_SGEN(c));
 				atomic_compare_exchange_strong_explicit(&s->ctl, &held,
 					FG_CTL_FREE_OF(FG_S_FREE, FG_CTL_SGEN(c)),
 					memory_order_acq_rel, memory_order_relaxed);

@@ -18,6 +18,8 @@
 #      handle never show the session that reused the record under the old id
 #   7  a worker stopped when its supervisor is killed does not keep a new
 #      supervisor from starting
+#   8  a purge stopped while it holds a record (to give its overflow pages
+#      back) holds only that record
 . "$(dirname "$0")/../lib.sh"
 PORT=$((20000 + $$ % 10000))
 WATCHDOG_MS=60000   # a stopped worker must not be killed as hung here
@@ -51,6 +53,11 @@ MOCK_YAML="llm:
   providers:
     mock:
       base_url: http://127.0.0.1:$PORT/v1
+    s:
+      type: scripted"
+SCRIPTED_YAML="llm:
+  default: s
+  providers:
     s:
       type: scripted"
 "$ROOT/build/mock-llm" --port "$PORT" --latency-ms 200 2>>"$T/mock.log" &
@@ -205,11 +212,6 @@ fi
 
 # ---- 6. readers re-validate after copying -------------------------------------------
 if on 6; then
-SCRIPTED_YAML="llm:
-  default: s
-  providers:
-    s:
-      type: scripted"
 # run PROMPT: a scripted ReAct session to its end (in the table's one record)
 run() {
 	x=$(ctl submit --workflow react --prompt "$1")
@@ -268,5 +270,33 @@ WORKERS=1 expect_all_done 50
 echo "7: a stopped orphan worker was killed after 5.5 s; its sessions resumed"
 fi
 
+# ---- 8. a purge stopped while it holds a record to give its pages back ---------
+# The record is held under the purger's client lease (ALLOCATING): nobody
+# can reuse it, its id is already gone, and every other session goes on; a
+# second purge runs meanwhile; let go, the first one finishes its record.
+if on 8; then
+SESSIONS=64 WORKERS=1 fresh "$SCRIPTED_YAML"
+big=$(head -c 3000 /dev/zero | tr '\0' x)   # past the 896 inline log bytes
+ctl submit --workflow react --prompt "$big" --count 10 > "$T/ids"
+ctl wait --timeout 20 || fail "8: not done"
+FORGE_STALLPOINT=session.purge.after_hold:1 FORGE_STALL_FILE=$T/h.stall ctl purge > "$T/p1.out" 2>"$T/p1.err" &
+pp=$!
+p=$(stalled "$T/h.stall")
+held=$(ctl_stat .sessions.freeing)
+[ "$held" = 1 ] || fail "8: $held records held by the stopped purger"
+[ "$(ctl purge)" = "purged 9 sessions (10 in all)" ] || fail "8: the second purge: $(ctl stats --json | jq -c .sessions)"
+ctl submit --workflow react --prompt "$big" --count 50 > /dev/null
+ctl wait --timeout 20 || fail "8: sessions waited for the stopped purger"
+[ "$(ctl_stat .sessions.done)" = 50 ] && [ "$(ctl_stat .sessions.freeing)" = 1 ] ||
+	fail "8: $(ctl stats --json | jq -c .sessions)"
+release "$p"
+wait "$pp" || fail "8: the stopped purge failed: $(cat "$T/p1.err")"
+[ "$(cat "$T/p1.out")" = "purged 1 sessions (10 in all)" ] || fail "8: first purge said: $(cat "$T/p1.out")"
+[ "$(ctl_stat .sessions.freeing)" = 0 ] && [ "$(ctl_stat .sessions.free)" = 14 ] ||
+	fail "8: after: $(ctl stats --json | jq -c .sessions)"
+ctl check > "$T/check.out" || fail "8: check: $(cat "$T/check.out")"
+echo "8: a purge stopped holding a record left the other 59 sessions alone"
+fi
+
 [ -n "$FORGED_PID" ] && stop_forged
-echo "stalls: $(cat "$T/nstalls" 2>/dev/null | wc -l) stall points held, holes 1-7 closed (lost 0, duplicated 0)"
+echo "stalls: $(cat "$T/nstalls" 2>/dev/null | wc -l) stall points held, holes 1-8 closed (lost 0, duplicated 0)"
