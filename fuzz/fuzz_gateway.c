@@ -2,6 +2,7 @@
  * POST /v1/chat/completions) on arbitrary bytes: accepted with a submission
  * that holds what the gateway promises, or refused with a 400 and a
  * message; never a crash, a leak or a NUL-truncated prompt. */
+#include "forge/conv.h"
 #include "forge/gwreq.h"
 
 #include <stdint.h>
@@ -25,7 +26,7 @@ static void check(int rc, const fg_gwreq_t *q)
 		abort();
 	if (p->steps < 1 || p->steps > 1000)
 		abort();
-	if (p->workflow != FG_WF_REACT && p->steps > 16)
+	if (p->workflow != FG_WF_REACT && p->steps > FG_MAX_PARTS)
 		abort();
 }
 
