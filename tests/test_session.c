@@ -88,6 +88,16 @@ static void test_lifecycle(void **state)
 	assert_int_equal(fg_handle_parse(buf, &back), 0);
 	assert_int_equal(back, h);
 	assert_int_equal(fg_handle_parse("xyz", &back), -EINVAL);
+	/* the id users see: the region's epoch, then the handle */
+	char idb[FG_ID_LEN + 1];
+	fg_id_format(&R, h, idb);
+	assert_int_equal(strlen(idb), 32);
+	assert_int_equal(fg_id_parse(&R, idb, &back), 0);
+	assert_int_equal(back, h);
+	assert_int_equal(fg_id_parse(&R, buf, &back), -EINVAL);   /* a bare handle */
+	idb[0] = idb[0] == '0' ? '1' : '0';                        /* another region's */
+	assert_int_equal(fg_id_parse(&R, idb, &back), -ENOENT);
+	assert_true(R.hdr->epoch != 0);
 
 	assert_int_equal(take(&w), idx);
 	uint32_t e;

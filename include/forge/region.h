@@ -58,7 +58,7 @@
 #include <stdint.h>
 
 #define FG_REGION_MAGIC   0x0047524547524f46ULL /* "FORGERG\0" little-endian */
-#define FG_REGION_VERSION 11u   /* 4: session generation in ctl, WAITING, parent; slot owner;
+#define FG_REGION_VERSION 12u   /* 4: session generation in ctl, WAITING, parent; slot owner;
                                   one spare lease entry per slot.
                                   5: owner-written token totals off the supervisor's line.
                                   6: session bells.
@@ -66,7 +66,8 @@
                                   8: the last reload's outcome.
                                   9: overflow section (logs past log_bytes).
                                   10: PARTS, CHILD, DEPS for 256 parts.
-                                  11: FREEING */
+                                  11: FREEING.
+                                  12: the region's epoch (in session ids) */
 #define FG_HDR_SIZE       4096u
 #define FG_CACHELINE      64u
 
@@ -208,6 +209,14 @@ typedef struct fg_hdr {
 		_Atomic uint32_t ok;
 		char msg[248];
 	} reload;
+
+	/*
+	 * The region's epoch: 64 random bits drawn when the region is created
+	 * (getrandom), written before the header is valid, read-only after.
+	 * It leads every session id (fg_id_format), so an id of a deleted and
+	 * recreated region, or of another machine's, names nothing here.
+	 */
+	alignas(64) uint64_t epoch;
 } fg_hdr_t;
 
 #define FG_BELLS 64u

@@ -47,6 +47,17 @@ typedef uint64_t fg_handle_t;
 void fg_handle_format(fg_handle_t h, char buf[17]);
 int  fg_handle_parse(const char *s, fg_handle_t *out);
 
+/*
+ * A session's id, as users see it: the region's epoch and the handle,
+ * 32 hex digits.  Never the same for two sessions: the handle's generation
+ * moves on at each reuse of a record, and a recreated region (or another
+ * machine's) has another epoch.  fg_id_parse: -EINVAL if s is not an id,
+ * -ENOENT if it is one of another region.
+ */
+#define FG_ID_LEN 32
+void fg_id_format(const fg_region_t *r, fg_handle_t h, char buf[FG_ID_LEN + 1]);
+int  fg_id_parse(const fg_region_t *r, const char *s, fg_handle_t *out);
+
 /* Who acts on the region: one process, in its own registry slot. */
 typedef struct fg_actor {
 	fg_region_t *r;
@@ -81,6 +92,7 @@ int fg_session_valid(const fg_region_t *r, fg_handle_t h, uint64_t *ctl);
 /* A consistent copy of one session, taken by fg_session_snapshot. */
 typedef struct fg_snap {
 	fg_handle_t h;
+	uint64_t epoch;          /* the region's (for ids: fg_id_format)      */
 	uint32_t idx;
 	uint64_t ctl;            /* state as of the end of the copy           */
 	uint64_t ckpt;

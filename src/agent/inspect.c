@@ -27,8 +27,9 @@ json_t *fg_inspect_snap(const fg_snap_t *s, int full, const fg_config_t *cfg)
 	fg_wstate_t st = s->st;
 	uint64_t c = s->ctl;
 	uint64_t w = s->ckpt;
-	char id[17];
-	fg_handle_format(s->h, id);
+	char id[FG_ID_LEN + 1];
+	snprintf(id, sizeof(id), "%016llx%016llx", (unsigned long long)s->epoch,
+		 (unsigned long long)s->h);
 	json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:i}", "id", id,
 		"state", fg_state_name(FG_CTL_STATE(c)),
 		"workflow", s->workflow == FG_WF_SYNTHETIC ? "synthetic" :
@@ -48,8 +49,9 @@ json_t *fg_inspect_snap(const fg_snap_t *s, int full, const fg_config_t *cfg)
 				json_object_set_new(j, "error", json_stringn(v.error.p, v.error.n));
 			json_t *kids = json_array();
 			for (uint32_t k = 0; k < v.nparts; k++) {
-				char hex[17];
-				fg_handle_format(v.child[k], hex);
+				char hex[FG_ID_LEN + 1];
+				snprintf(hex, sizeof(hex), "%016llx%016llx",
+					 (unsigned long long)s->epoch, (unsigned long long)v.child[k]);
 				json_t *dep = json_array();
 				for (uint32_t d = 0; d < k; d++)
 					if (fg_mr_dep(&v, k, d))

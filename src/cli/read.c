@@ -199,6 +199,9 @@ int cmd_status(const char *arg)
 			"running", (json_int_t)c.by[FG_S_RUNNING],
 			"waiting", (json_int_t)c.by[FG_S_WAITING],
 			"done", (json_int_t)c.by[FG_S_DONE]);
+		char ep[17];
+		snprintf(ep, sizeof(ep), "%016llx", (unsigned long long)h->epoch);
+		json_object_set_new(j, "region_epoch", json_string(ep));   /* leads every id */
 		print_json(j);
 		return 0;
 	}
@@ -322,8 +325,13 @@ int cmd_sessions(const char *arg)
 int cmd_session(const char *id)
 {
 	fg_handle_t h;
-	if (fg_handle_parse(id, &h) < 0)
-		die_usage("'%s' is not a session id (16 hex digits, as printed by submit)", id);
+	int pe = fg_id_parse(&R, id, &h);
+	if (pe == -EINVAL)
+		die_usage("'%s' is not a session id (32 hex digits, as printed by submit)", id);
+	if (pe < 0) {
+		fprintf(stderr, "forgectl: no session %s (an id of another region)\n", id);
+		return 1;
+	}
 	fg_crash_arm();
 	json_t *j = session_json(h, 1);
 	if (!j) {
@@ -419,8 +427,13 @@ int cmd_wait(const char *arg)
 int cmd_watch(const char *id)
 {
 	fg_handle_t h;
-	if (fg_handle_parse(id, &h) < 0)
-		die_usage("'%s' is not a session id (16 hex digits, as printed by submit)", id);
+	int pe = fg_id_parse(&R, id, &h);
+	if (pe == -EINVAL)
+		die_usage("'%s' is not a session id (32 hex digits, as printed by submit)", id);
+	if (pe < 0) {
+		fprintf(stderr, "forgectl: no session %s (an id of another region)\n", id);
+		return 1;
+	}
 	if (!fg_session_valid(&R, h, NULL)) {
 		fprintf(stderr, "forgectl: no session %s\n", id);
 		return 1;

@@ -76,7 +76,7 @@ int cmd_submit(const char *arg)
 	int rc = 0;
 	for (long i = 0; i < o.count; i++) {
 		fg_handle_t h;
-		char id[17];
+		char id[FG_ID_LEN + 1];
 		int e = fg_session_submit(&a, &p, &h);
 		if (e < 0) {
 			fprintf(stderr, "forgectl: submit %ld of %ld: %s\n", i + 1, o.count,
@@ -88,7 +88,7 @@ int cmd_submit(const char *arg)
 			rc = 1;
 			break;
 		}
-		fg_handle_format(h, id);
+		fg_id_format(&R, h, id);
 		printf("%s\n", id);
 	}
 	fg_client_detach(&a);
@@ -155,8 +155,13 @@ int cmd_cancel(const char *id)
 {
 	fg_handle_t h;
 	uint32_t st;
-	if (fg_handle_parse(id, &h) < 0)
-		die_usage("'%s' is not a session id (16 hex digits, as printed by submit)", id);
+	int pe = fg_id_parse(&R, id, &h);
+	if (pe == -EINVAL)
+		die_usage("'%s' is not a session id (32 hex digits, as printed by submit)", id);
+	if (pe < 0) {
+		fprintf(stderr, "forgectl: no session %s (an id of another region)\n", id);
+		return 1;
+	}
 	fg_crash_arm();
 	int rc = fg_session_cancel(&R, NULL, h, &st);
 	if (rc == -ENOENT) {

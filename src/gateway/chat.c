@@ -41,7 +41,7 @@ typedef struct chat {
 	gw_t *g;
 	struct MHD_Connection *c;
 	uint32_t idx, gen;
-	char id[17];
+	char id[FG_ID_LEN + 1];
 	char model[80];
 	int sent_role, done;
 	uint64_t deadline_ns;
@@ -225,7 +225,7 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	ch->c = c;
 	ch->idx = FG_HANDLE_IDX(h);
 	ch->gen = FG_HANDLE_GEN(h);
-	fg_handle_format(h, ch->id);
+	fg_id_format(g->r, h, ch->id);
 	snprintf(ch->model, sizeof(ch->model), "%s", model);
 	ch->deadline_ns = fg_now_ns() + 300ull * 1000000000ull;
 	if (q.stream) {

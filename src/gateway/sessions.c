@@ -183,8 +183,8 @@ int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *un
 	}
 	pthread_mutex_unlock(&g->submit_lock);
 	if (old) {
-		char id[17], loc[64];
-		fg_handle_format(old, id);
+		char id[FG_ID_LEN + 1], loc[80];
+		fg_id_format(g->r, old, id);
 		if (!same_request(g, old, key, &p)) {
 			rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used "
 					 "for a different request (session %s)", key, id);
@@ -207,8 +207,8 @@ int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *un
 	} else if (e < 0) {
 		rc = reply_error(c, 500, NULL, "submit failed: %s", strerror(-e));
 	} else {
-		char id[17], loc[64];
-		fg_handle_format(h, id);
+		char id[FG_ID_LEN + 1], loc[80];
+		fg_id_format(g->r, h, id);
 		snprintf(loc, sizeof(loc), "/v1/sessions/%s", id);
 		char *s = json_dumps(json_pack("{s:s}", "id", id), JSON_COMPACT);
 		rc = reply(c, 201, "application/json", s, "Location", loc);
@@ -221,7 +221,7 @@ int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *un
 uint32_t lookup(gw_t *g, const char *id)
 {
 	fg_handle_t h;
-	if (fg_handle_parse(id, &h) < 0)
+	if (fg_id_parse(g->r, id, &h) < 0)
 		return UINT32_MAX;
 	uint32_t idx = FG_HANDLE_IDX(h);
 	if (idx >= g->r->hdr->capacity || !still(g, idx, FG_HANDLE_GEN(h)))
@@ -274,7 +274,7 @@ int gw_delete_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *
 	fg_handle_t h;
 	uint32_t st;
 	int e = -ENOENT;
-	if (fg_handle_parse(id, &h) == 0) {
+	if (fg_id_parse(g->r, id, &h) == 0) {
 		/* the actor is this process's one slot: one thread at a time */
 		pthread_mutex_lock(&g->submit_lock);
 		e = fg_session_cancel(g->r, &g->a, h, &st);
@@ -300,7 +300,7 @@ int gw_get_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 {
 	(void)b;
 	fg_handle_t h;
-	json_t *j = fg_handle_parse(id, &h) < 0 ? NULL : fg_inspect_session(g->r, h, 1, g->cfg);
+	json_t *j = fg_id_parse(g->r, id, &h) < 0 ? NULL : fg_inspect_session(g->r, h, 1, g->cfg);
 	if (!j)   /* no such session, or purged while it was read */
 		return reply_error(c, 404, "id", "no session %.40s", id);
 	return reply_json(c, 200, j);

@@ -155,7 +155,7 @@ int gw_events(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	e->c = c;
 	e->idx = idx;
 	fg_handle_t h;
-	fg_handle_parse(id, &h);
+	fg_id_parse(g->r, id, &h);
 	e->gen = FG_HANDLE_GEN(h);
 	fg_bell_enter(g->r, idx);   /* left in sse_end */
 	e->next = 1;

@@ -72,9 +72,9 @@ static void check_session(check_t *v, uint32_t i, uint64_t c, uint64_t lost_wake
 	const fg_region_t *r = v->r;
 	fg_hdr_t *h = r->hdr;
 	uint32_t st = FG_CTL_STATE(c);
-	char id[17];
+	char id[FG_ID_LEN + 1];
 	fg_snap_t sn;
-	fg_handle_format(FG_HANDLE(i, FG_CTL_SGEN(c)), id);
+	fg_id_format(r, FG_HANDLE(i, FG_CTL_SGEN(c)), id);
 	if (fg_session_snapshot(r, FG_HANDLE(i, FG_CTL_SGEN(c)), &sn, 1) < 0)
 		return;   /* purged meanwhile */
 	st = FG_CTL_STATE(sn.ctl);
@@ -178,8 +178,8 @@ static void check_once(check_t *v)
 		fg_session_t *s = fg_sess(r, i);
 		uint64_t c = atomic_load(&s->ctl);
 		uint32_t st = FG_CTL_STATE(c), sl = FG_CTL_SLOT(c), g = FG_CTL_LGEN(c);
-		char id[17];
-		fg_handle_format(FG_HANDLE(i, FG_CTL_SGEN(c)), id);
+		char id[FG_ID_LEN + 1];
+		fg_id_format(r, FG_HANDLE(i, FG_CTL_SGEN(c)), id);
 		uint32_t flags = FG_CTL_FLAGS(c);
 		if (st >= FG_S_NSTATES || (flags && !(flags == FG_CTL_CANCEL && st == FG_S_RUNNING))) {
 			violation(v, "session %s: invalid control word 0x%016llx", id,

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -187,6 +188,10 @@ int fg_region_create(const char *path, const fg_region_params_t *p,
 	}
 	out->hdr->magic = 0;   /* not valid until complete */
 	out->hdr->created_ns = (uint64_t)time(NULL) * 1000000000ull;
+	uint64_t ep = 0;
+	if (getrandom(&ep, sizeof(ep), 0) != (ssize_t)sizeof(ep) || ep == 0)
+		ep = (fg_now_ns() ^ ((uint64_t)getpid() << 32)) * 0x9e3779b97f4a7c15ull | 1;
+	out->hdr->epoch = ep;
 	for (uint32_t i = 0; i < h.nrings; i++) {
 		fg_ring_t *r = fg_ring(out, i);
 		fg_ring_init_unsafe(r, h.ring_cap,

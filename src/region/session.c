@@ -57,6 +57,25 @@ void fg_handle_format(fg_handle_t h, char buf[17])
 	snprintf(buf, 17, "%016llx", (unsigned long long)h);
 }
 
+void fg_id_format(const fg_region_t *r, fg_handle_t h, char buf[FG_ID_LEN + 1])
+{
+	snprintf(buf, FG_ID_LEN + 1, "%016llx%016llx", (unsigned long long)r->hdr->epoch,
+		 (unsigned long long)h);
+}
+
+int fg_id_parse(const fg_region_t *r, const char *s, fg_handle_t *out)
+{
+	char ep[17];
+	fg_handle_t e;
+	if (strlen(s) != FG_ID_LEN)
+		return -EINVAL;
+	memcpy(ep, s, 16);
+	ep[16] = '\0';
+	if (fg_handle_parse(ep, &e) < 0 || fg_handle_parse(s + 16, out) < 0)
+		return -EINVAL;
+	return e == r->hdr->epoch ? 0 : -ENOENT;
+}
+
 int fg_handle_parse(const char *s, fg_handle_t *out)
 {
 	size_t n = strlen(s);
@@ -308,6 +327,7 @@ int fg_session_snapshot(const fg_region_t *r, fg_handle_t h, fg_snap_t *out, int
 		if (w2 != w)
 			continue;         /* a commit landed meanwhile: copy again */
 		out->h = h;
+		out->epoch = r->hdr->epoch;
 		out->idx = idx;
 		out->ctl = c2;
 		out->ckpt = w;

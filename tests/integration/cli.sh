@@ -45,7 +45,9 @@ start_forged
 expect 2 "unknown workflow 'nope'" ctl submit --workflow nope --steps 1
 expect 2 "kill-worker: '99' is not a number in [0, 63]" ctl kill-worker 99
 expect 1 "worker 5 has no live process" ctl kill-worker 5
-expect 1 "no session 00000000000000ff" ctl session 00000000000000ff
+expect 2 "'00000000000000ff' is not a session id (32 hex digits, as printed by submit)" ctl session 00000000000000ff
+none=$(ctl status --json | jq -r .region_epoch)00000000000000ff
+expect 1 "no session $none" ctl session "$none"
 expect 2 "is not a session id" ctl session zz
 ctl status | grep -q "forge: running" || fail "status: $(ctl status)"
 
@@ -65,6 +67,8 @@ stop_forged
 grep -q "stopped" "$T/forged.log" || fail "no clean stop logged"
 
 # a damaged region is refused, and nothing is wiped without --reset
+old_id=$(ctl sessions --json --limit 1 | jq -r '.[0].id')
+[ "${#old_id}" = 32 ] || fail "an id of ${#old_id} characters: $old_id"
 printf 'XXXXXXXX' | dd of="$REGION" conv=notrunc 2>/dev/null
 expect 1 "bad magic 0x5858585858585858: not a forge region" "$BIN/forged" -c "$T/forge.yaml"
 head -c 8 "$REGION" | grep -q XXXXXXXX || fail "the damaged region was modified"
@@ -72,5 +76,10 @@ head -c 8 "$REGION" | grep -q XXXXXXXX || fail "the damaged region was modified"
 FORGED_PID=$!
 until_true 10 workers_alive || fail "forged --reset did not start"
 [ "$(ctl_stat .sessions.done)" = 0 ] || fail "reset region is not empty"
+# ids are never reused: the new region's first session has another id, and
+# the old id names nothing here (not the new session in the same record)
+new_id=$(ctl submit --workflow synthetic --steps 1)
+[ "$new_id" != "$old_id" ] || fail "a recreated region reissued id $old_id"
+expect 1 "forgectl: no session $old_id (an id of another region)" ctl session "$old_id"
 stop_forged
-echo "cli: errors exact, supervisor SIGKILL + restart lost nothing, damaged region refused"
+echo "cli: errors exact, supervisor SIGKILL + restart lost nothing, damaged region refused, no id reused by a recreated region"

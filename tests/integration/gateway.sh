@@ -148,7 +148,7 @@ expect_status 404 '' GET /v1/sessions/00000000000000ff/events
 expect_status 200 '.object == "chat.completion" and .choices[0].message.role == "assistant"
   and .choices[0].message.content == "The answer is 4." and .choices[0].finish_reason == "stop"
   and .usage.total_tokens == .usage.prompt_tokens + .usage.completion_tokens and .usage.total_tokens > 0
-  and (.id | test("^[0-9a-f]{16}$"))' POST /v1/chat/completions \
+  and (.id | test("^[0-9a-f]{32}$"))' POST /v1/chat/completions \
 	'{"model":"forge/react@s","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"what is 2+2?"}]}'
 curl -sN --max-time 20 -H "$H" -d '{"model":"forge/react@s","stream":true,"messages":[{"role":"user","content":"what is 2+2?"}]}' \
 	"$API/v1/chat/completions" > "$T/chat"
