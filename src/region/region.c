@@ -104,9 +104,11 @@ int fg_region_validate(const fg_hdr_t *h, uint64_t file_size, char *err, size_t 
 			 (unsigned long long)h->sections[FG_SEC_OVERFLOW].size, h->capacity);
 		return -1;
 	}
+	/* (the overflow is rounded up to a page: a maximum of 1 GiB can come
+	 * back a little over it, and lays out the same capped) */
 	uint64_t max_log = h->log_bytes + h->sections[FG_SEC_OVERFLOW].size / h->capacity;
 	fg_region_params_t p = { h->capacity, h->max_inflight, h->log_bytes,
-				 max_log > UINT32_MAX ? UINT32_MAX : (uint32_t)max_log };
+				 max_log > (1u << 30) ? (1u << 30) : (uint32_t)max_log };
 	fg_hdr_t want;
 	if (fg_region_layout(&p, &want) < 0) {
 		snprintf(err, errlen, "geometry out of range (capacity %u, max_inflight %u, "

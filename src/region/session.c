@@ -155,8 +155,9 @@ static int log_reserve(fg_region_t *r, uint32_t idx, uint64_t from, uint64_t to)
 	if (first >= end)
 		return 0;
 	off_t at = (off_t)(r->hdr->sections[FG_SEC_OVERFLOW].off + idx * fg_ovf_stride(r) + first);
-	if (fallocate(r->fd, 0, at, (off_t)(end - first)) < 0)
-		return -errno;
+	while (fallocate(r->fd, 0, at, (off_t)(end - first)) < 0)
+		if (errno != EINTR)
+			return -errno;
 	return 0;
 }
 
@@ -794,14 +795,9 @@ uint32_t fg_session_recover_all_unsafe(fg_actor_t *a)
 {
 	fg_region_t *r = a->r;
 	uint32_t n = 0;
-	/* Every earlier process is gone: overflow pages of FREE records whose
-	 * last session had some (a purge that died before giving them back)
-	 * go back now. */
-	for (uint32_t i = 0; i < r->hdr->capacity && fg_ovf_stride(r); i++) {
-		fg_session_t *s = fg_sess(r, i);
-		if (FG_CTL_STATE(atomic_load_explicit(&s->ctl, memory_order_relaxed)) == FG_S_FREE)
-			log_punch(r, i, FG_CKPT_LEN(atomic_load_explicit(&s->ckpt, memory_order_relaxed)));
-	}
+	/* (Overflow pages a dead purger did not give back are punched by the
+	 * next allocator of the record, under its own hold: not here, where a
+	 * live client may be allocating the very record.) */
 	/* Intents and lease tables first, so half-done ring steps are repaired.
 	 * Workers and the gateway are all dead now; clients may live on (a
 	 * forgectl submit running across a supervisor restart). */

@@ -53,13 +53,18 @@ int wk_commit(worker_t *w, wsess_t *s, fg_wstate_t *st, fg_buf_t *b)
 		return -1;
 	}
 	int rc = b->overflow ? -E2BIG : fg_session_commit(&w->a, s->idx, st, b->p, b->n);
-	if (rc == -ENOSPC) {
-		wk_retry_later(w, s, -1, "no space left on the region's file system");
+	if (rc == -ENOSPC || rc == -EIO) {   /* the file system's state, not the session's */
+		wk_retry_later(w, s, -1, rc == -ENOSPC ? "no space left on the region's file system"
+						      : "the region's file system failed a write");
+		return -1;
+	}
+	if (rc == -E2BIG) {
+		wk_fail(w, s, "the conversation would pass %llu bytes (region.session_max_bytes)",
+			(unsigned long long)fg_log_max(w->r));
 		return -1;
 	}
 	if (rc < 0) {
-		wk_fail(w, s, "the conversation would pass %llu bytes (region.session_max_bytes)",
-			(unsigned long long)fg_log_max(w->r));
+		wk_fail(w, s, "cannot write the checkpoint: %s", strerror(-rc));
 		return -1;
 	}
 	s->st = *st;

@@ -395,11 +395,13 @@ static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv)
 		wk_buf_done(w, &b);
 		if (crc < 0) {
 			fg_session_unalloc(&w->a, FG_HANDLE_IDX(h), entry);
-			if (crc == -ENOSPC)
+			if (crc == -ENOSPC || crc == -EIO)
 				wk_retry_later(w, s, -1, "no space left on the region's file system");
-			else
+			else if (crc == -E2BIG)
 				wk_fail(w, s, "the conversation would pass %llu bytes "
 					"(region.session_max_bytes)", (unsigned long long)fg_log_max(w->r));
+			else
+				wk_fail(w, s, "cannot write the checkpoint: %s", strerror(-crc));
 			return;
 		}
 		s->st = ws;
