@@ -5,8 +5,10 @@
  * {"expression":"2+2"}; once a tool result is present, the final answer
  * "The answer is 4.".  forge's map_reduce calls (a system message starting
  * "forge:") are answered at once: "forge:split" with two parts as JSON,
- * "forge:reduce" with "The answer is 4.".  Non-streaming and streaming (SSE chunks with
- * tool-call deltas, chunked transfer encoding), HTTP/1.1 keep-alive.
+ * "forge:reduce" with "The answer is 4.".  A first user message "long:N ..."
+ * gets N 'x' as its answer at once (a plan: two steps of 3000+ characters).
+ * Non-streaming and streaming (SSE chunks with tool-call deltas, chunked
+ * transfer encoding), HTTP/1.1 keep-alive.
  *
  * One epoll loop per thread, each with its own SO_REUSEPORT listener.  A
  * reply waits --latency-ms (all replies wait the same, so a FIFO per thread
@@ -143,6 +145,7 @@ static void completion(conn_t *c, json_t *req)
 	}
 	int have_tool = 0, split = 0, forge_call = 0;
 	size_t i, prompt_chars = 0;
+	const char *user = NULL;
 	json_t *m;
 	json_array_foreach(msgs, i, m) {
 		const char *role = json_string_value(json_object_get(m, "role"));
@@ -159,6 +162,8 @@ static void completion(conn_t *c, json_t *req)
 			split = !strncmp(content, "forge:split", 11) ? 1 :
 				!strncmp(content, "forge:plan", 10) ? 2 : 0;
 		}
+		if (!strcmp(role, "user") && content && !user)
+			user = content;
 		prompt_chars += content ? strlen(content) : 0;
 	}
 	unsigned long long n = ++req_counter;
@@ -175,6 +180,31 @@ static void completion(conn_t *c, json_t *req)
 			     split == 2 ? "{\"steps\":[{\"task\":\"what is 2+2?\",\"depends_on\":[]},"
 					  "{\"task\":\"check that 2+2 is 4\",\"depends_on\":[0]}]}"
 					: "The answer is 4.";
+	/* "long:N ..." as the first user message: answers of real size.  A
+	 * plan: two steps of 3000+ characters, the second depending on the
+	 * first (whose task is "long:N ..." again); otherwise a final answer
+	 * of N 'x' at once. */
+	char *own = NULL;
+	long big = user && !strncmp(user, "long:", 5) ? strtol(user + 5, NULL, 10) : 0;
+	if (big > 0 && big <= (8l << 20) && (split == 2 || !forge_call)) {
+		own = malloc((size_t)big + 16384);
+		if (own && split == 2) {
+			int k = sprintf(own, "{\"steps\":[{\"task\":\"long:%ld ", big);
+			memset(own + k, 'a', 3000);
+			k += 3000;
+			k += sprintf(own + k, "\"},{\"task\":\"check ");
+			memset(own + k, 'b', 3000);
+			k += 3000;
+			sprintf(own + k, "\",\"depends_on\":[0]}]}");
+		} else if (own) {
+			memset(own, 'x', (size_t)big);
+			own[big] = 0;
+		}
+		if (own) {
+			answer = own;
+			have_tool = 1;
+		}
+	}
 	int ptok = (int)(prompt_chars / 4) + 8, ctok = have_tool ? 6 : 12;
 	const char *args = "{\"expression\":\"2+2\"}";
 
@@ -201,6 +231,7 @@ static void completion(conn_t *c, json_t *req)
 		respond(c, 200, "OK", "application/json", s, NULL);
 		free(s);
 		json_decref(j);
+		free(own);
 		return;
 	}
 	out_printf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -227,6 +258,7 @@ static void completion(conn_t *c, json_t *req)
 	}
 	chunk(c, "data: [DONE]\n\n");
 	out_append(c, "0\r\n\r\n", 5);
+	free(own);
 #undef CHUNK
 }
 
@@ -501,6 +533,8 @@ static void usage(FILE *f)
 "answers one calculator tool call {\"expression\":\"2+2\"}; once a tool result is\n"
 "present, the final answer \"The answer is 4.\" (a \"forge:split\" system message\n"
 "gets {\"parts\": [...]}, \"forge:reduce\" the answer at once).  \"stream\": true: SSE.\n"
+"A first user message \"long:N ...\" gets a final answer of N 'x' at once (a\n"
+"\"forge:plan\" call: two steps of 3000+ characters, the first \"long:N ...\").\n"
 "\n"
 "  --port P        TCP port (required)\n"
 "  --host ADDR     address to listen on (default 127.0.0.1)\n"

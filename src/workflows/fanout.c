@@ -93,9 +93,17 @@ static void mr_commit_split(worker_t *w, wsess_t *s, const fg_mr_view_t *v, fg_l
 	}
 	json_array_foreach(a, i, x) {
 		json_t *task = plan && json_is_object(x) ? json_object_get(x, "task") : x;
-		if (!json_is_string(task) || json_string_length(task) == 0 ||
-		    json_string_length(task) > 2000)
+		if (!json_is_string(task) || json_string_length(task) == 0)
 			break;
+		if (json_string_length(task) > 65535) {
+			/* the record's format holds a part of up to 64 KB: said */
+			size_t got = json_string_length(task);
+			json_decref(j);
+			wk_fail(w, s, "%s %zu of the %s is %zu bytes, more than the 65535 a %s "
+				"may hold", plan ? "step" : "part", i + 1, plan ? "plan" : "split",
+				got, plan ? "step" : "part");
+			return;
+		}
 		parts[n] = (fg_str_t){ json_string_value(task), (uint32_t)json_string_length(task) };
 		size_t k;
 		json_t *d;
@@ -157,7 +165,7 @@ void fg_wf_fanout_reply(worker_t *w, wsess_t *s, fg_llm_reply_t *r)
  * buf), 0 running, -1 gone (rolled back by a crash, or its record reused):
  * make another.  The child is read through a snapshot, so a record reused
  * while it is read is "gone", never another session's answer. */
-static int mr_child(worker_t *w, uint64_t h, int *ok, fg_str_t *text, char *buf, size_t bufn)
+static int mr_child(worker_t *w, uint64_t h, int *ok, fg_str_t *text, char **own)
 {
 	fg_snap_t sn;
 	uint64_t c;
@@ -165,7 +173,10 @@ static int mr_child(worker_t *w, uint64_t h, int *ok, fg_str_t *text, char *buf,
 		return -1;
 	if (!FG_S_FINISHED(FG_CTL_STATE(c)))
 		return 0;
+	if (!own)
+		return 1;   /* only whether it ended */
 	*ok = 0;
+	*own = NULL;
 	*text = (fg_str_t){ "no answer", 9 };
 	int rc = fg_session_snapshot(w->r, h, &sn, 1);
 	if (rc == -ENOENT)
@@ -177,11 +188,18 @@ static int mr_child(worker_t *w, uint64_t h, int *ok, fg_str_t *text, char *buf,
 	fg_react_view_t rv;
 	char err[200];
 	if (fg_react_view(sn.log, sn.len, &rv, err, sizeof(err)) == 0) {
+		/* the whole answer (or error), however long: copied, since the
+		 * snapshot is freed here */
 		fg_str_t t = rv.final ? rv.answer : rv.failed ? rv.error : *text;
-		size_t n = t.n < bufn ? t.n : bufn;
-		memcpy(buf, t.p, n);
-		*ok = rv.final;
-		*text = (fg_str_t){ buf, (uint32_t)n };
+		char *cp = malloc(t.n + 1);
+		if (cp) {
+			memcpy(cp, t.p, t.n);
+			*own = cp;
+			*ok = rv.final;
+			*text = (fg_str_t){ cp, t.n };
+		} else {
+			*text = (fg_str_t){ "(out of memory reading the answer)", 34 };
+		}
 	}
 	fg_snap_free(&sn);
 	return 1;
@@ -217,13 +235,14 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 		for (uint32_t i = 0; i < v->nparts; i++) {
 			int ok = 0;
 			fg_str_t t = { "", 0 };
-			char tb[65535];
-			mr_child(w, v->child[i], &ok, &t, tb, sizeof(tb));
+			char *own = NULL;
+			mr_child(w, v->child[i], &ok, &t, &own);
 			size_t need = n + v->parts[i].n + t.n + 32;
 			if (need > cap) {
 				cap = need * 2;
 				char *nu = realloc(u, cap);
 				if (!nu) {
+					free(own);
 					free(u);
 					wk_oom_retry(w, s, "out of memory building the request");
 					return;
@@ -232,6 +251,7 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 			}
 			n += (size_t)snprintf(u + n, cap - n, "- %.*s: %s%.*s\n", (int)v->parts[i].n,
 					      v->parts[i].p, ok ? "" : "(failed) ", (int)t.n, t.p);
+			free(own);
 		}
 		msgs = json_pack("[{s:s,s:s},{s:s,s:s%}]", "role", "system", "content",
 				 plan ? SYNTH_PROMPT : REDUCE_PROMPT, "role", "user", "content", u, n);
@@ -329,10 +349,7 @@ static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv)
 	m.w = w;
 	m.idx = s->idx;
 	for (uint32_t i = 0; i < v.nparts; i++) {
-		int ok;
-		fg_str_t t;
-		char tb[65535];
-		int st = mr_child(w, v.child[i], &ok, &t, tb, sizeof(tb));
+		int st = mr_child(w, v.child[i], NULL, NULL, NULL);
 		if (st == 0) {
 			waiting = 1;
 			m.pend[i] = 1;
@@ -343,7 +360,7 @@ static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv)
 		 * (a step not ready waits on one that runs, and is in pend) */
 		int ready = 1;
 		for (uint32_t d = 0; d < i; d++)
-			if (fg_mr_dep(&v, i, d) && mr_child(w, v.child[d], &ok, &t, tb, sizeof(tb)) != 1)
+			if (fg_mr_dep(&v, i, d) && mr_child(w, v.child[d], NULL, NULL, NULL) != 1)
 				ready = 0;
 		if (!ready) {
 			waiting = 1;
@@ -354,21 +371,49 @@ static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv)
 		 * the publish rolls the child back to FREE, and the parent, resumed,
 		 * makes another (its CHILD record then names a FREE or reused
 		 * record: mr_child says -1). */
-		char prompt[4096];
-		int pn = snprintf(prompt, sizeof(prompt), "%.*s", (int)v.parts[i].n, v.parts[i].p);
-		for (uint32_t d = 0; d < i && pn < (int)sizeof(prompt); d++) {
+		/* the part, then the whole result of each step it depends on:
+		 * no cap here; a prompt past region.session_max_bytes is refused
+		 * by the allocation (E2BIG), with that setting named */
+		size_t pcap = (size_t)v.parts[i].n + 64, pn = 0;
+		for (uint32_t d = 0; d < i; d++)
+			if (fg_mr_dep(&v, i, d))
+				pcap += (size_t)v.parts[d].n + 64;
+		char *prompt = malloc(pcap);
+		if (!prompt) {
+			wk_oom_retry(w, s, "out of memory building a step's prompt");
+			return;
+		}
+		pn += (size_t)snprintf(prompt, pcap, "%.*s", (int)v.parts[i].n, v.parts[i].p);
+		for (uint32_t d = 0; d < i; d++) {
 			if (!fg_mr_dep(&v, i, d))
 				continue;
-			mr_child(w, v.child[d], &ok, &t, tb, sizeof(tb));
-			pn += snprintf(prompt + pn, sizeof(prompt) - (size_t)pn, "%s- result of \"%.*s\": %.*s",
-				       pn == (int)v.parts[i].n ? "\n\nResults it builds on:\n" : "\n",
-				       (int)v.parts[d].n, v.parts[d].p, (int)t.n, t.p);
+			int ok = 0;
+			fg_str_t t = { "", 0 };
+			char *own = NULL;
+			mr_child(w, v.child[d], &ok, &t, &own);
+			size_t need = pn + (size_t)v.parts[d].n + t.n + 64;
+			if (need > pcap) {
+				char *np = realloc(prompt, need);
+				if (!np) {
+					free(own);
+					free(prompt);
+					wk_oom_retry(w, s, "out of memory building a step's prompt");
+					return;
+				}
+				prompt = np;
+				pcap = need;
+			}
+			pn += (size_t)snprintf(prompt + pn, pcap - pn, "%s- result of \"%.*s\": %.*s",
+					       pn == v.parts[i].n ? "\n\nResults it builds on:\n" : "\n",
+					       (int)v.parts[d].n, v.parts[d].p, (int)t.n, t.p);
+			free(own);
 		}
 		fg_submit_t cp = { FG_WF_REACT, w->cfg->max_steps, mr_child_provider(s), NULL, prompt };
 		cp.parent = s->idx + 1;
 		fg_handle_t h;
 		uint32_t entry;
 		int rc = fg_session_alloc(&w->a, &cp, &h, &entry);
+		free(prompt);
 		if (rc == -ENOSPC || rc == -EBUSY) {
 			refused = rc;   /* table (or lease table) full: try again later */
 			break;

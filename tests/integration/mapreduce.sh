@@ -89,6 +89,17 @@ id=$(ctl submit --workflow map_reduce --prompt "do it" --provider split --child-
 ctl wait --timeout 30 > /dev/null
 ctl session "$id" --json | jq -e '.state == "failed" and .error == "the split has 3 parts, more than this session'"'"'s maximum of 2 (max_parts when it was submitted; at most 256)"' >/dev/null ||
 	fail "split over max_parts: $(ctl session "$id" --json)"
+# 2c. steps and results of real size, whole: steps of 3000+ characters, a
+#     step result of 70 KB carried into the next step's prompt (no cut at
+#     2000, 4096 or 65535 bytes)
+id=$(ctl submit --workflow plan_execute --prompt "long:70000 plan it")
+ctl wait --timeout 30 > /dev/null
+s1=$(ctl session "$id" --json | jq -r '.parts[1].id')
+ctl session "$id" --json | jq -e '.state == "done" and (.parts | length) == 2
+  and (.parts[0].part | length) == 3011' >/dev/null || fail "long steps: $(ctl session "$id" --json | jq -c '{state, error, n: (.parts | length)}')"
+ctl session "$s1" --json | jq -e '.messages[0].content == "check " + ("b" * 3000) +
+  "\n\nResults it builds on:\n- result of \"long:70000 " + ("a" * 3000) + "\": " + ("x" * 70000)' >/dev/null ||
+	fail "long step result: $(ctl session "$s1" --json | jq -c '.messages[0].content | length')"
 stop_forged
 
 # 3. a worker killed between a child's allocation and its record, and
@@ -113,4 +124,4 @@ for p in mapreduce.child.after_alloc mapreduce.child.after_record session.park.a
 		fail "$p: parents without 3 parts and the combined answer"
 	stop_forged
 done
-echo "mapreduce: 200 map_reduce and 100 plan_execute over HTTP with $kills kills (900 sessions, no orphan), step order and dependency results, a bad plan handled, the child-creation, park and wake crash windows recovered; $(recovery)"
+echo "mapreduce: 200 map_reduce and 100 plan_execute over HTTP with $kills kills (900 sessions, no orphan), step order and dependency results (a 70 KB result whole), a bad plan handled, the child-creation, park and wake crash windows recovered; $(recovery)"
