@@ -161,8 +161,8 @@ void fg_wf_fanout_reply(worker_t *w, wsess_t *s, fg_llm_reply_t *r)
 	free(tmp);
 }
 
-/* A child's state: 1 terminal (answer or error in *text, copied into
- * buf), 0 running, -1 gone (rolled back by a crash, or its record reused):
+/* A child's state: 1 terminal (answer or error in *text, whole, a copy in
+ * *own that the caller frees; own NULL: the state only), 0 running, -1 gone (rolled back by a crash, or its record reused):
  * make another.  The child is read through a snapshot, so a record reused
  * while it is read is "gone", never another session's answer. */
 static int mr_child(worker_t *w, uint64_t h, int *ok, fg_str_t *text, char **own)
@@ -173,14 +173,18 @@ static int mr_child(worker_t *w, uint64_t h, int *ok, fg_str_t *text, char **own
 		return -1;
 	if (!FG_S_FINISHED(FG_CTL_STATE(c)))
 		return 0;
-	if (!own)
-		return 1;   /* only whether it ended */
+	int rc = fg_session_snapshot(w->r, h, &sn, 1);
+	if (rc == -ENOENT)
+		return -1;   /* freed since: as if never made */
+	if (!own) {
+		/* only whether it ended */
+		if (rc == 0)
+			fg_snap_free(&sn);
+		return 1;
+	}
 	*ok = 0;
 	*own = NULL;
 	*text = (fg_str_t){ "no answer", 9 };
-	int rc = fg_session_snapshot(w->r, h, &sn, 1);
-	if (rc == -ENOENT)
-		return -1;
 	if (rc < 0) {
 		*text = (fg_str_t){ "(out of memory reading the answer)", 34 };
 		return 1;
