@@ -179,6 +179,18 @@ static void abort_start(fg_http_t *h, fg_req_t *q)
 	fg_req_reset(q);
 }
 
+/* Hands a prepared transfer to the multi handle. */
+static int add_handle(fg_http_t *h, fg_req_t *q, CURL *e)
+{
+	if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+		snprintf(q->errbuf, sizeof(q->errbuf), "curl_multi_add_handle failed");
+		abort_start(h, q);
+		return -1;
+	}
+	h->running++;
+	return 0;
+}
+
 /* A pooled easy handle, reset, with what every request sets; NULL (and
  * q->errbuf) if none can be had. */
 static CURL *easy_begin(fg_http_t *h, fg_req_t *q)
@@ -246,13 +258,7 @@ int fg_http_post(fg_http_t *h, fg_req_t *q, const char *url, char *body, size_t 
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total_ms);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-	if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
-		snprintf(q->errbuf, sizeof(q->errbuf), "curl_multi_add_handle failed");
-		abort_start(h, q);
-		return -1;
-	}
-	h->running++;
-	return 0;
+	return add_handle(h, q, e);
 }
 
 int fg_http_get(fg_http_t *h, fg_req_t *q, const char *url, long total_ms)
@@ -268,13 +274,7 @@ int fg_http_get(fg_http_t *h, fg_req_t *q, const char *url, long total_ms)
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, total_ms);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
-		snprintf(q->errbuf, sizeof(q->errbuf), "curl_multi_add_handle failed");
-		abort_start(h, q);
-		return -1;
-	}
-	h->running++;
-	return 0;
+	return add_handle(h, q, e);
 }
 
 static void release(fg_http_t *h, fg_req_t *q)

@@ -31,6 +31,7 @@ extern fg_config_t CFG;      /* loaded when -c (or /etc/forge/forge.yaml) is the
 extern int have_cfg;
 
 int die_usage(const char *fmt, const char *arg);
+int parse_id(const char *id, fg_handle_t *h);
 long num_arg(const char *opt, const char *s, long lo, long hi);
 void print_json(json_t *j);
 const char *sup_state_name(uint32_t s);

@@ -103,6 +103,20 @@ int die_usage(const char *fmt, const char *arg)
 	exit(2);
 }
 
+/* A session id from the command line: a malformed one is a usage error
+ * (exit 2); one of another region (or a recreated one) is said, -1. */
+int parse_id(const char *id, fg_handle_t *h)
+{
+	int pe = fg_id_parse(&R, id, h);
+	if (pe == -EINVAL)
+		die_usage("'%s' is not a session id (32 hex digits, as printed by submit)", id);
+	if (pe < 0) {
+		fprintf(stderr, "forgectl: no session %s (an id of another region)\n", id);
+		return -1;
+	}
+	return 0;
+}
+
 long num_arg(const char *opt, const char *s, long lo, long hi)
 {
 	char *end;

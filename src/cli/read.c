@@ -325,13 +325,8 @@ int cmd_sessions(const char *arg)
 int cmd_session(const char *id)
 {
 	fg_handle_t h;
-	int pe = fg_id_parse(&R, id, &h);
-	if (pe == -EINVAL)
-		die_usage("'%s' is not a session id (32 hex digits, as printed by submit)", id);
-	if (pe < 0) {
-		fprintf(stderr, "forgectl: no session %s (an id of another region)\n", id);
+	if (parse_id(id, &h) < 0)
 		return 1;
-	}
 	fg_crash_arm();
 	json_t *j = session_json(h, 1);
 	if (!j) {
@@ -427,13 +422,8 @@ int cmd_wait(const char *arg)
 int cmd_watch(const char *id)
 {
 	fg_handle_t h;
-	int pe = fg_id_parse(&R, id, &h);
-	if (pe == -EINVAL)
-		die_usage("'%s' is not a session id (32 hex digits, as printed by submit)", id);
-	if (pe < 0) {
-		fprintf(stderr, "forgectl: no session %s (an id of another region)\n", id);
+	if (parse_id(id, &h) < 0)
 		return 1;
-	}
 	if (!fg_session_valid(&R, h, NULL)) {
 		fprintf(stderr, "forgectl: no session %s\n", id);
 		return 1;

@@ -155,13 +155,8 @@ int cmd_cancel(const char *id)
 {
 	fg_handle_t h;
 	uint32_t st;
-	int pe = fg_id_parse(&R, id, &h);
-	if (pe == -EINVAL)
-		die_usage("'%s' is not a session id (32 hex digits, as printed by submit)", id);
-	if (pe < 0) {
-		fprintf(stderr, "forgectl: no session %s (an id of another region)\n", id);
+	if (parse_id(id, &h) < 0)
 		return 1;
-	}
 	fg_crash_arm();
 	int rc = fg_session_cancel(&R, NULL, h, &st);
 	if (rc == -ENOENT) {
