@@ -91,6 +91,10 @@ $(B)/mock-llm: tools/mock-llm.c
 $(B)/notify-listen: tests/notify_listen.c
 	$(CC) $(BASE) $(CFLAGS) -o $@ $<
 
+# what a power loss leaves of a file (tests/integration/durability.sh)
+$(B)/tear: tests/tear.c
+	$(CC) $(BASE) $(CFLAGS) -o $@ $<
+
 # libfiu preload for the epoll waits (tests/integration/syscall_faults.sh)
 $(B)/fiu_epoll.so: tests/fiu_epoll.c
 	$(CC) $(BASE) $(CFLAGS) -shared -fPIC -o $@ $< -ldl -lfiu
@@ -116,7 +120,7 @@ run: all
 unit: $(TESTS:%=$(B)/tests/%)
 	@sh tests/run_unit.sh $(B)/tests $(TESTS)
 
-integration: all testbin $(B)/notify-listen $(B)/fiu_epoll.so
+integration: all testbin $(B)/notify-listen $(B)/fiu_epoll.so $(B)/tear
 	@sh tests/run_integration.sh
 
 test: unit integration
@@ -175,7 +179,8 @@ DESTDIR ?=
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/forge $(DESTDIR)/lib/systemd/system
 	install -m 755 $(B)/forged $(B)/forgectl $(B)/mock-llm $(DESTDIR)$(PREFIX)/bin/
-	sed 's|^  path: /dev/shm/forge$$|  path: /var/lib/forge/region|' config/forge.yaml > $(B)/forge.yaml.installed
+	sed 's|^  path: /dev/shm/forge$$|  path: /var/lib/forge/region|; s|^  durability: none$$|  durability: batch|' \
+		config/forge.yaml > $(B)/forge.yaml.installed
 	install -m 644 $(B)/forge.yaml.installed $(DESTDIR)/etc/forge/forge.yaml
 	install -m 644 systemd/forge.service $(DESTDIR)/lib/systemd/system/forge.service
 

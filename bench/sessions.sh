@@ -5,14 +5,17 @@
 # Usage: sessions.sh W N RUNS SUBMIT-ARGS...
 #   e.g. sessions.sh 2 1000000 3 --workflow synthetic --steps 2
 #        LLM_PORT=P sessions.sh 2 20000 3 --workflow react --prompt q --provider mock
+#   DURABILITY=batch|sync (region.durability) puts the region under build/
+#   (a disk file system) instead of /tmp.
 set -eu
 W=$1 N=$2 RUNS=$3
 shift 3
 B=$(cd "$(dirname "$0")/.." && pwd)/build
-T=$(mktemp -d /tmp/forge-bench.XXXXXX)
+T=$(mktemp -d "$([ -n "${DURABILITY:-}" ] && echo "$B" || echo /tmp)/forge-bench.XXXXXX")
 trap 'pkill -TERM -f "forged -c $T" 2>/dev/null || true; sleep 0.2; rm -rf "$T"' EXIT
 LOG=0
 case "$*" in *react*) LOG=512 ;; esac
+[ -z "${DURABILITY:-}" ] || LOG=$((LOG * 2))   # COMMIT records
 cat > "$T/forge.yaml" <<YAML
 supervisor:
   workers: $W
@@ -21,6 +24,7 @@ region:
   sessions: $N
   checkpoint_bytes: $LOG
   session_max_bytes: $LOG
+  durability: ${DURABILITY:-none}
 worker:
   max_inflight: ${MAX_INFLIGHT:-1024}
 log:

@@ -270,6 +270,51 @@ static void test_key_record(void **state)
 	assert_int_equal(fg_mr_view(mem, b.n, &mv, err, sizeof(err)), 0);
 }
 
+/* workflows.context_max_bytes: the oldest turns are left out, whole (a tool
+ * result never without its call), the system prompt and the last turn
+ * always stay, and a system message says how many went; COMMIT records
+ * (durability) are skipped. */
+static void test_context_trim(void **state)
+{
+	(void)state;
+	uint8_t mem[2048];
+	fg_buf_t b = { mem, 0, sizeof(mem), 0 };
+	fg_buf_rec(&b, FG_REC_SYSTEM, "sys", 3);
+	fg_buf_rec(&b, FG_REC_USER, "u1u1u1u1u1", 10);
+	fg_call_t c = { { "c1", 2 }, { "calculator", 10 }, { "{}", 2 } };
+	fg_buf_toolcalls(&b, &c, 1);
+	fg_buf_tool(&b, c.id, "0123456789012345678901234567890123456789", 40);
+	uint8_t commit[FG_COMMIT_BYTES] = { FG_REC_COMMIT, 0, FG_COMMIT_PAYLOAD };
+	fg_buf_rec(&b, FG_REC_COMMIT, commit + FG_REC_HDR, FG_COMMIT_PAYLOAD);
+	fg_buf_rec(&b, FG_REC_ASSISTANT, "a1", 2);
+	fg_buf_rec(&b, FG_REC_USER, "u2", 2);
+	assert_false(b.overflow);
+	char err[200];
+	size_t n;
+	/* everything fits: nothing left out */
+	char *body = fg_llm_request_log_trim("m", mem, b.n, NULL, 0, 1000, &n, err, sizeof(err));
+	assert_non_null(body);
+	assert_null(strstr(body, "left out"));
+	assert_non_null(strstr(body, "u1u1"));
+	free(body);
+	/* 10 bytes: "a1" + "u2" fit, the tool result alone would be cut from
+	 * its call: the user turn and the call and result go, whole */
+	body = fg_llm_request_log_trim("m", mem, b.n, NULL, 0, 10, &n, err, sizeof(err));
+	assert_non_null(body);
+	assert_string_equal(body, "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"sys\"},"
+			    "{\"role\":\"system\",\"content\":\"[3 earlier messages of this conversation "
+			    "are left out to fit the context]\"},{\"role\":\"assistant\",\"content\":\"a1\"},"
+			    "{\"role\":\"user\",\"content\":\"u2\"}]}");
+	free(body);
+	/* 1 byte: not even the last turn fits; it is sent all the same */
+	body = fg_llm_request_log_trim("m", mem, b.n, NULL, 0, 1, &n, err, sizeof(err));
+	assert_non_null(body);
+	assert_non_null(strstr(body, "[4 earlier messages"));
+	assert_null(strstr(body, "\"a1\""));
+	assert_non_null(strstr(body, "\"u2\""));
+	free(body);
+}
+
 static void test_calculator(void **state)
 {
 	(void)state;
@@ -379,6 +424,7 @@ int main(void)
 		cmocka_unit_test(test_conv_roundtrip),
 		cmocka_unit_test(test_request_from_log),
 		cmocka_unit_test(test_key_record),
+		cmocka_unit_test(test_context_trim),
 		cmocka_unit_test(test_calculator),
 		cmocka_unit_test(test_scripted),
 		cmocka_unit_test(test_rate_limit),

@@ -18,6 +18,8 @@
 #define FG_MAX_PROVIDERS 16
 
 #define FG_MAX_SCRIPT 8
+#define FG_SCRIPT_ARGS 1024      /* a scripted tool call's arguments, NUL included */
+#define FG_SCRIPT_CONTENT 8192   /* a scripted answer, NUL included */
 
 enum fg_provider_type { FG_PROV_OPENAI = 0, FG_PROV_SCRIPTED };
 
@@ -39,8 +41,8 @@ typedef struct fg_provider_cfg {
 	uint32_t nscript;               /* scripted: replies by model turn       */
 	struct {
 		char tool[64];
-		char arguments[256];
-		char content[256];
+		char arguments[FG_SCRIPT_ARGS];
+		char content[FG_SCRIPT_CONTENT];
 		uint32_t calls;     /* the tool call this many times at once (1) */
 	} script[FG_MAX_SCRIPT];
 } fg_provider_cfg_t;
@@ -78,6 +80,8 @@ typedef struct fg_config {
 	uint32_t checkpoint_bytes;      /* region.checkpoint_bytes (inline log)  */
 	uint32_t session_max_bytes;     /* region.session_max_bytes              */
 	uint32_t retain_s;              /* region.retain_s (0: keep forever)     */
+	uint32_t durability;            /* region.durability: enum fg_durability */
+	uint32_t sync_interval_ms;      /* region.sync_interval_ms (batch)       */
 
 	uint32_t max_inflight;          /* worker.max_inflight                   */
 	uint32_t memory_limit_mb;       /* worker.memory_limit_mb (RLIMIT_AS)    */
@@ -99,6 +103,7 @@ typedef struct fg_config {
 	uint32_t http_max_header;       /* http.max_header_bytes                 */
 
 	uint32_t max_steps;             /* workflows.max_steps (LLM calls)       */
+	uint32_t context_max_bytes;     /* workflows.context_max_bytes (0: all)  */
 
 	char     file_read_root[4096];  /* tools.file_read.root ("" = disabled)  */
 	uint32_t file_read_max;         /* tools.file_read.max_bytes             */

@@ -22,6 +22,12 @@
  *              commit)
  *   KEY:       the client's Idempotency-Key (POST /v1/sessions); the first
  *              record when present, skipped by every view
+ *   COMMIT:    u32 crc32c of every log byte before this record, u32 the
+ *              checkpoint sequence it publishes, the fg_wstate_t it
+ *              publishes (32 bytes): ends each commit while
+ *              region.durability is not none (src/region/durable.c), so a
+ *              log torn by a power loss is cut back to its last whole
+ *              commit; fg_rec_next skips it
  * where str = u16 length + bytes.
  */
 #ifndef FORGE_CONV_H
@@ -35,8 +41,11 @@ enum fg_rec_type {
 	FG_REC_SYSTEM = 1, FG_REC_USER, FG_REC_ASSISTANT, FG_REC_TOOLCALLS,
 	FG_REC_TOOL, FG_REC_INTENT, FG_REC_ERROR, FG_REC_USAGE, FG_REC_PARTS, FG_REC_CHILD,
 	FG_REC_DEPS,
-	FG_REC_KEY       /* the client's Idempotency-Key; first, if present */
+	FG_REC_KEY,      /* the client's Idempotency-Key; first, if present */
+	FG_REC_COMMIT    /* the end of a commit (durability): skipped by views */
 };
+#define FG_COMMIT_PAYLOAD 40
+#define FG_COMMIT_BYTES (FG_REC_HDR + FG_COMMIT_PAYLOAD)
 #define FG_MAX_PARTS 256   /* parts of a split, steps of a plan */
 
 #define FG_REC_HDR 6
@@ -88,8 +97,10 @@ void fg_buf_child(fg_buf_t *b, uint32_t part, uint64_t handle);
 int  fg_rec_parts(const fg_rec_t *r, fg_str_t *parts, uint32_t max);
 int  fg_rec_child(const fg_rec_t *r, uint32_t *part, uint64_t *handle);
 
-/* Reads the record at *off; 1 and advances, 0 at the end, -1 if corrupt. */
+/* Reads the record at *off; 1 and advances, 0 at the end, -1 if corrupt.
+ * COMMIT records are skipped; fg_rec_next_raw returns them too. */
 int fg_rec_next(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r);
+int fg_rec_next_raw(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r);
 
 /* Decodes a TOOLCALLS payload; returns the number of calls or -1. */
 int fg_rec_calls(const fg_rec_t *r, fg_call_t *calls, uint32_t max);

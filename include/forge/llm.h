@@ -11,6 +11,7 @@
 #ifndef FORGE_LLM_H
 #define FORGE_LLM_H
 
+#include "forge/config.h"
 #include "forge/conv.h"
 
 #include <jansson.h>
@@ -52,6 +53,12 @@ char *fg_llm_request(const char *model, json_t *messages, json_t *tools, int str
  */
 char *fg_llm_request_log(const char *model, const uint8_t *log, uint32_t len,
 			 const char *tools_json, int stream, size_t *n, char *err, size_t errlen);
+/* The same, with at most keep bytes of message text (0: all) besides the
+ * system messages: the oldest turns are left out, and a system message
+ * says how many (workflows.context_max_bytes). */
+char *fg_llm_request_log_trim(const char *model, const uint8_t *log, uint32_t len,
+			      const char *tools_json, int stream, uint32_t keep, size_t *n,
+			      char *err, size_t errlen);
 
 /* Parses a whole (non-streamed) reply body. */
 void fg_llm_parse(const char *body, size_t len, fg_llm_reply_t *r);
@@ -80,8 +87,8 @@ void fg_llm_stream_finish(fg_llm_stream_t *s, fg_llm_reply_t *r);
  * provider's script entries in fg_config_t (asserted in llm.c). */
 typedef struct fg_script_step {
 	char tool[64];          /* "" for a final answer */
-	char arguments[256];
-	char content[256];
+	char arguments[FG_SCRIPT_ARGS];
+	char content[FG_SCRIPT_CONTENT];
 	uint32_t calls;         /* the tool call this many times in one turn (0 = 1) */
 } fg_script_step_t;
 

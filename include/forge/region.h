@@ -58,7 +58,7 @@
 #include <stdint.h>
 
 #define FG_REGION_MAGIC   0x0047524547524f46ULL /* "FORGERG\0" little-endian */
-#define FG_REGION_VERSION 12u   /* 4: session generation in ctl, WAITING, parent; slot owner;
+#define FG_REGION_VERSION 13u   /* 4: session generation in ctl, WAITING, parent; slot owner;
                                   one spare lease entry per slot.
                                   5: owner-written token totals off the supervisor's line.
                                   6: session bells.
@@ -67,7 +67,8 @@
                                   9: overflow section (logs past log_bytes).
                                   10: PARTS, CHILD, DEPS for 256 parts.
                                   11: FREEING.
-                                  12: the region's epoch (in session ids) */
+                                  12: the region's epoch (in session ids).
+                                  13: durability, COMMIT records */
 #define FG_HDR_SIZE       4096u
 #define FG_CACHELINE      64u
 
@@ -217,7 +218,40 @@ typedef struct fg_hdr {
 	 * recreated region, or of another machine's, names nothing here.
 	 */
 	alignas(64) uint64_t epoch;
+
+	/*
+	 * Durability (region.durability; src/region/durable.c).  durability
+	 * and boot_id are written by the supervisor at start, before any
+	 * child runs, read-only afterwards.  While durability is not NONE,
+	 * every commit of a session with a log ends with a COMMIT record
+	 * (conv.h), so a log torn by a power loss is found and cut back to its
+	 * last whole commit.
+	 *
+	 * Group commit: a process that needs its writes durable reads
+	 * sync_started (seq_cst) and waits until sync_done has reached one
+	 * more: a flush begun after its writes.  The flusher is whoever wins
+	 * sync_leader by CAS 0 -> slot + 1; it takes a number from
+	 * sync_started (fetch_add), fdatasyncs the file, raises sync_done to
+	 * that number (CAS, never down: numbers compare as wrapping u32) and
+	 * wakes the futex waiters on sync_done.  A leader that dies or stops
+	 * holds nobody up for long: a waiter that sees no progress for
+	 * FG_SYNC_PATIENCE_MS flushes by itself, and the recovery pass clears
+	 * a dead slot's leadership.
+	 */
+	alignas(64) _Atomic uint32_t durability;   /* enum fg_durability        */
+	_Atomic uint32_t sync_leader;   /* slot + 1 of the flusher; 0: none     */
+	_Atomic uint32_t sync_started;  /* flushes begun (wraps)                */
+	_Atomic uint32_t sync_done;     /* the last flush complete (futex word)  */
+	_Atomic uint64_t syncs;         /* flushes (fdatasync) done             */
+	_Atomic uint64_t sync_ns;       /* time spent in them                   */
+	_Atomic uint64_t sync_waits;    /* durable waits (each may share a flush)*/
+	_Atomic uint32_t clean;         /* 1: the last supervisor stopped and
+					 * flushed everything (written last)     */
+	char boot_id[40];               /* /proc/sys/kernel/random/boot_id of the
+					 * last supervisor start                  */
 } fg_hdr_t;
+
+enum fg_durability { FG_DUR_NONE = 0, FG_DUR_BATCH, FG_DUR_SYNC };
 
 #define FG_BELLS 64u
 
@@ -233,6 +267,7 @@ _Static_assert(offsetof(fg_hdr_t, alloc_cursor) == 256, "supervisor fields fit o
 _Static_assert(offsetof(fg_hdr_t, rec_count) % 64 == 0, "own line");
 _Static_assert(offsetof(fg_hdr_t, rate) % 64 == 0, "own line");
 _Static_assert(offsetof(fg_hdr_t, bell) % 64 == 0, "own lines");
+_Static_assert(offsetof(fg_hdr_t, durability) % 64 == 0, "own line");
 _Static_assert(sizeof(fg_hdr_t) <= FG_HDR_SIZE, "header fits its page");
 
 /* ------------------------------------------------------------------ */

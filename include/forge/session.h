@@ -206,6 +206,11 @@ uint32_t fg_session_recover_slot(fg_actor_t *a, uint32_t slot, uint32_t gen);
 /* Start-up pass: every lease in the table is stale.  Returns sessions requeued. */
 uint32_t fg_session_recover_all_unsafe(fg_actor_t *a);
 
+/* Copies record idx and its log from src to dst (a region of another
+ * geometry: forged's start-up migration, every process gone); -E2BIG if
+ * the log is longer than dst's session maximum. */
+int fg_session_copy_unsafe(fg_region_t *dst, const fg_region_t *src, uint32_t idx);
+
 /*
  * Frees finished sessions (states in state_mask, bits 1 << FG_S_DONE ...)
  * (the actor holds a record under its lease while it gives its overflow

@@ -199,25 +199,90 @@ static void sb_jstr(sb_t *b, const char *s, size_t n)
 	SB_LIT(b, "\"");
 }
 
+/* A record that becomes a message of the request. */
+static int is_message(uint8_t t)
+{
+	return t == FG_REC_SYSTEM || t == FG_REC_USER || t == FG_REC_ASSISTANT ||
+	       t == FG_REC_TOOLCALLS || t == FG_REC_TOOL;
+}
+
+/*
+ * workflows.context_max_bytes: the offset of the first non-system message
+ * to send so that the messages from there on (their text) fit keep bytes,
+ * beside the system messages.  It is always a turn's start (a user
+ * message, or an assistant one: never a tool result without the call it
+ * answers), and never past the last turn's start, whatever its size.
+ * *dropped: messages left out.
+ */
+static uint32_t trim_from(const uint8_t *log, uint32_t len, uint32_t keep, uint32_t *dropped)
+{
+	uint32_t off = 0, at;
+	fg_rec_t r;
+	uint64_t total = 0;
+	*dropped = 0;
+	while ((at = off, fg_rec_next(log, len, &off, &r)) == 1)
+		if (is_message(r.type) && r.type != FG_REC_SYSTEM)
+			total += r.n;
+	if (total <= keep)
+		return 0;
+	uint64_t before = 0;   /* message bytes before the record at `at` */
+	uint32_t best = 0, best_dropped = 0, n = 0, last_turn = 0, last_dropped = 0;
+	int found = 0;
+	off = 0;
+	while ((at = off, fg_rec_next(log, len, &off, &r)) == 1) {
+		if (!is_message(r.type) || r.type == FG_REC_SYSTEM)
+			continue;
+		if (r.type != FG_REC_TOOL) {
+			last_turn = at;
+			last_dropped = n;
+			if (!found && total - before <= keep) {
+				best = at;
+				best_dropped = n;
+				found = 1;
+			}
+		}
+		before += r.n;
+		n++;
+	}
+	*dropped = found ? best_dropped : last_dropped;
+	return found ? best : last_turn;
+}
+
 char *fg_llm_request_log(const char *model, const uint8_t *log, uint32_t len,
 			 const char *tools_json, int stream, size_t *n, char *err, size_t errlen)
 {
+	return fg_llm_request_log_trim(model, log, len, tools_json, stream, 0, n, err, errlen);
+}
+
+char *fg_llm_request_log_trim(const char *model, const uint8_t *log, uint32_t len,
+			      const char *tools_json, int stream, uint32_t keep, size_t *n,
+			      char *err, size_t errlen)
+{
 	static const char *const roles[] = { "", "system", "user", "assistant" };
 	sb_t b = { 0 };
-	uint32_t off = 0;
+	uint32_t off = 0, at, dropped = 0;
 	fg_rec_t r;
-	int rc, first = 1;
+	int rc, first = 1, noted = 0;
+	uint32_t from = keep ? trim_from(log, len, keep, &dropped) : 0;
 	SB_LIT(&b, "{\"model\":");
 	sb_jstr(&b, model, strlen(model));
 	SB_LIT(&b, ",\"messages\":[");
-	while ((rc = fg_rec_next(log, len, &off, &r)) == 1) {
-		if (r.type == FG_REC_USAGE || r.type == FG_REC_INTENT || r.type == FG_REC_ERROR ||
-		    r.type == FG_REC_PARTS || r.type == FG_REC_CHILD || r.type == FG_REC_DEPS ||
-		    r.type == FG_REC_KEY)
+	while ((at = off, rc = fg_rec_next(log, len, &off, &r)) == 1) {
+		if (!is_message(r.type))
 			continue;
+		if (r.type != FG_REC_SYSTEM && at < from)
+			continue;   /* left out: workflows.context_max_bytes */
 		if (!first)
 			SB_LIT(&b, ",");
 		first = 0;
+		if (r.type != FG_REC_SYSTEM && dropped && !noted) {
+			char note[200];
+			int k = snprintf(note, sizeof(note), "{\"role\":\"system\",\"content\":\"[%u earlier "
+					 "messages of this conversation are left out to fit the "
+					 "context]\"},", dropped);
+			sb_put(&b, note, (size_t)k);
+			noted = 1;
+		}
 		if (r.type <= FG_REC_ASSISTANT) {
 			SB_LIT(&b, "{\"role\":\"");
 			sb_put(&b, roles[r.type], strlen(roles[r.type]));

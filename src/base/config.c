@@ -220,7 +220,7 @@ out:
 
 /* ---- schema ---------------------------------------------------------- */
 
-enum ktype { K_SECTION, K_UINT, K_STR, K_WORKERS, K_LEVEL, K_BOOL };
+enum ktype { K_SECTION, K_UINT, K_STR, K_WORKERS, K_LEVEL, K_BOOL, K_DURABILITY };
 
 typedef struct key {
 	const char *path;       /* dotted; a section's children follow it */
@@ -252,6 +252,8 @@ static const key_t_ schema[] = {
 	U("region.checkpoint_bytes", checkpoint_bytes, 0, 1u << 20),
 	U("region.session_max_bytes", session_max_bytes, 0, 1u << 30),
 	U("region.retain_s", retain_s, 0, 1u << 30),
+	{ "region.durability", K_DURABILITY, offsetof(fg_config_t, durability), 0, 0, 2 },
+	U("region.sync_interval_ms", sync_interval_ms, 1, 3600000),
 	SEC("worker"),
 	U("worker.max_inflight", max_inflight, 1, 65536),
 	U("worker.memory_limit_mb", memory_limit_mb, 0, 1u << 20),
@@ -270,6 +272,7 @@ static const key_t_ schema[] = {
 	U("http.max_header_bytes", http_max_header, 4096, 1u << 20),
 	SEC("workflows"),
 	U("workflows.max_steps", max_steps, 1, 1000),
+	U("workflows.context_max_bytes", context_max_bytes, 0, 1u << 30),
 	S("workflows.interrupted", interrupted),
 	U("workflows.deadline_s", deadline_s, 0, 30 * 86400),
 	U("workflows.child_alloc_timeout_s", child_alloc_timeout_s, 1, 30 * 86400),
@@ -300,6 +303,7 @@ void fg_config_defaults(fg_config_t *c)
 	c->shutdown_timeout_ms = 10000;
 	c->sweep_after_ms = 2000;
 	snprintf(c->region_path, sizeof(c->region_path), "/dev/shm/forge");
+	c->sync_interval_ms = 1000;
 	c->sessions = 65536;
 	c->checkpoint_bytes = 896;
 	c->session_max_bytes = 16u << 20;
@@ -381,7 +385,7 @@ static int set_value(ctx_t *x, const key_t_ *k, const node_t *v, fg_config_t *c)
 	char buf[4096];
 	if (v->type != N_SCALAR) {
 		errat(x, v->line, v->col, k->path, "expected a %s, got a %s",
-		      k->type == K_STR || k->type == K_LEVEL ? "string" : "number",
+		      k->type == K_STR || k->type == K_LEVEL || k->type == K_DURABILITY ? "string" : "number",
 		      v->type == N_MAP ? "mapping" : "sequence");
 		return -1;
 	}
@@ -409,6 +413,16 @@ static int set_value(ctx_t *x, const key_t_ *k, const node_t *v, fg_config_t *c)
 			return -1;
 		}
 		return 0;
+	case K_DURABILITY: {
+		static const char *const names[] = { "none", "batch", "sync" };
+		for (uint32_t i = 0; i < 3; i++)
+			if (!strcmp(buf, names[i])) {
+				*(uint32_t *)((char *)c + k->off) = i;
+				return 0;
+			}
+		errat(x, v->line, v->col, k->path, "\"%s\" is not none, batch or sync", buf);
+		return -1;
+	}
 	case K_LEVEL:
 		if (fg_log_parse_level(buf) < 0) {
 			errat(x, v->line, v->col, k->path,

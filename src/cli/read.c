@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "forge/check.h"
 #include "forge/conv.h"
+#include "forge/durable.h"
 #include "forge/crash.h"
 #include "forge/inspect.h"
 #include "forge/log.h"
@@ -95,7 +96,7 @@ int cmd_stats(const char *arg)
 	uint64_t rc = atomic_load(&h->rec_count), yc = atomic_load(&h->ready_count);
 	percentiles(h->rec_ns, rc, &r50, &r99);
 	percentiles(h->ready_ns, yc, &y50, &y99);
-	uint64_t depth = 0;
+	uint64_t depth = 0, syncs = atomic_load(&h->syncs);
 	for (uint32_t i = 0; i < h->nrings; i++)
 		depth += fg_ring_depth(fg_ring_ref(&R, i));
 	/* throughput over the finished sessions: first claim to last finish */
@@ -154,6 +155,12 @@ int cmd_stats(const char *arg)
 			"retries", (json_int_t)retries, "oom_retries", (json_int_t)oom,
 			"prompt_tokens", (json_int_t)tp,
 			"completion_tokens", (json_int_t)tc));
+		json_object_set_new(j, "durability", json_pack("{s:s,s:I,s:I,s:f,s:i}",
+			"mode", fg_durability_name(atomic_load(&h->durability)),
+			"flushes", (json_int_t)syncs, "waits", (json_int_t)atomic_load(&h->sync_waits),
+			"flush_avg_ms", syncs ? atomic_load(&h->sync_ns) / 1e6 / (double)syncs : 0.0,
+			/* the slot leading a flush now, or -1 */
+			"leader_slot", (int)atomic_load(&h->sync_leader) - 1));
 		print_json(j);
 		return 0;
 	}
@@ -174,6 +181,10 @@ int cmd_stats(const char *arg)
 	printf("llm        calls %llu  retries %llu (out of memory %llu)  tokens %llu prompt + %llu"
 	       " completion\n", (unsigned long long)calls, (unsigned long long)retries,
 	       (unsigned long long)oom, (unsigned long long)tp, (unsigned long long)tc);
+	printf("durability %s  flushes %llu (avg %.2f ms)  durable waits %llu\n",
+	       fg_durability_name(atomic_load(&h->durability)), (unsigned long long)syncs,
+	       syncs ? atomic_load(&h->sync_ns) / 1e6 / (double)syncs : 0.0,
+	       (unsigned long long)atomic_load(&h->sync_waits));
 	printf("totals     steps %llu  claims %llu  ring depth %llu  swept %llu\n",
 	       (unsigned long long)steps, (unsigned long long)claims, (unsigned long long)depth,
 	       (unsigned long long)atomic_load(&h->sweeps_requeued));

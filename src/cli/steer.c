@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "forge/conv.h"
 #include "forge/crash.h"
+#include "forge/durable.h"
 #include "forge/inspect.h"
 #include "forge/log.h"
 #include "forge/registry.h"
@@ -29,6 +30,8 @@ static uint32_t provider_index(const char *name)
 	die_usage("submit: no provider '%s' in the configuration", name);
 	return 0;
 }
+
+static int print_durable(fg_actor_t *a, char (*ids)[FG_ID_LEN + 1], uint32_t *n);
 
 int cmd_submit(const char *arg)
 {
@@ -71,12 +74,18 @@ int cmd_submit(const char *arg)
 		return 1;
 	}
 	/* One line per id as soon as it is queued, so that a caller killed (or
-	 * a forgectl killed) part-way knows exactly which sessions exist. */
+	 * a forgectl killed) part-way knows exactly which sessions exist.  Under
+	 * region.durability: sync, as soon as it is durable: ids are held until
+	 * one flush covers up to 256 of them (group commit). */
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	int rc = 0;
+	int rc = 0, durable = atomic_load(&R.hdr->durability) == FG_DUR_SYNC;
+	static char held[256][FG_ID_LEN + 1];
+	uint32_t nheld = 0;
 	for (long i = 0; i < o.count; i++) {
 		fg_handle_t h;
 		char id[FG_ID_LEN + 1];
+		if (nheld == 256 && (rc = print_durable(&a, held, &nheld)) != 0)
+			break;
 		int e = fg_session_submit(&a, &p, &h);
 		if (e < 0) {
 			fprintf(stderr, "forgectl: submit %ld of %ld: %s\n", i + 1, o.count,
@@ -89,10 +98,30 @@ int cmd_submit(const char *arg)
 			break;
 		}
 		fg_id_format(&R, h, id);
-		printf("%s\n", id);
+		if (durable)
+			memcpy(held[nheld++], id, sizeof(id));
+		else
+			printf("%s\n", id);
 	}
+	if (nheld && print_durable(&a, held, &nheld) != 0)
+		rc = 1;
 	fg_client_detach(&a);
 	return rc;
+}
+
+/* Flushes the region, then prints the ids it made durable. */
+static int print_durable(fg_actor_t *a, char (*ids)[FG_ID_LEN + 1], uint32_t *n)
+{
+	int e = fg_durable_flush(a->r, a->slot);
+	if (e < 0) {
+		fprintf(stderr, "forgectl: submit: flushing the region failed (%s): the last %u "
+			"sessions are queued but may not survive a power loss\n", strerror(-e), *n);
+		return 1;
+	}
+	for (uint32_t i = 0; i < *n; i++)
+		printf("%s\n", ids[i]);
+	*n = 0;
+	return 0;
 }
 
 int cmd_kill_worker(const char *slot_s)

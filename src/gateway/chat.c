@@ -8,6 +8,7 @@
  * ordinary one: it survives crashes and can be followed at /v1/sessions/{id}.
  */
 #include "gateway/gw.h"
+#include "forge/durable.h"
 #include "forge/conv.h"
 #include "forge/crash.h"
 #include "forge/gwreq.h"
@@ -89,6 +90,10 @@ static int chat_wait(chat_t *ch, int step_ms, uint64_t until_ns)
 static json_t *chat_result(chat_t *ch, const char **err)
 {
 	json_t *j = fg_inspect_session(ch->g->r, FG_HANDLE(ch->idx, ch->gen), 0, ch->g->cfg);
+	/* region.durability: sync: the answer is durable before it is sent */
+	int fe = fg_durable_wait(ch->g->r, ch->g->a.slot);
+	if (fe < 0)
+		log_errx("region flush failed: %s", strerror(-fe));
 	*err = NULL;
 	if (!j) {
 		*err = "the session is gone (purged)";

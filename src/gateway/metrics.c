@@ -135,6 +135,15 @@ int gw_metrics(gw_t *g, struct MHD_Connection *c, body_t *body, const char *id)
 	mput(&b, &n, &cap, "# HELP forge_tokens_total Tokens reported by providers.\n# TYPE forge_tokens_total counter\n"
 	     "forge_tokens_total{kind=\"prompt\"} %llu\nforge_tokens_total{kind=\"completion\"} %llu\n",
 	     (unsigned long long)tp, (unsigned long long)tc);
+	mput(&b, &n, &cap, "# HELP forge_region_flushes_total Flushes of the region file (region.durability).\n"
+	     "# TYPE forge_region_flushes_total counter\nforge_region_flushes_total %llu\n"
+	     "# HELP forge_region_flush_seconds_total Time spent flushing the region file.\n"
+	     "# TYPE forge_region_flush_seconds_total counter\nforge_region_flush_seconds_total %.6f\n"
+	     "# HELP forge_region_durable_waits_total Waits for a commit to be durable (sync).\n"
+	     "# TYPE forge_region_durable_waits_total counter\nforge_region_durable_waits_total %llu\n",
+	     (unsigned long long)atomic_load(&g->r->hdr->syncs),
+	     atomic_load(&g->r->hdr->sync_ns) / 1e9,
+	     (unsigned long long)atomic_load(&g->r->hdr->sync_waits));
 	mput(&b, &n, &cap, "# HELP forge_worker_restarts_total Children restarted after a death.\n"
 	     "# TYPE forge_worker_restarts_total counter\nforge_worker_restarts_total %llu\n",
 	     (unsigned long long)restarts);

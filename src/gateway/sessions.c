@@ -5,6 +5,7 @@
  * published), list, read, cancel.  Every read goes through a snapshot.
  */
 #include "gateway/gw.h"
+#include "forge/durable.h"
 #include "forge/conv.h"
 #include "forge/crash.h"
 #include "forge/gwreq.h"
@@ -182,7 +183,12 @@ int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *un
 			idem_add(g, key, strlen(key), h);
 	}
 	pthread_mutex_unlock(&g->submit_lock);
-	if (old) {
+	/* region.durability: sync: acknowledged only once durable */
+	int fe = e == 0 && !old ? fg_durable_wait(g->r, g->a.slot) : 0;
+	if (fe < 0) {
+		rc = reply_error(c, 503, NULL, "the session could not be made durable (flushing "
+				 "the region failed: %s)", strerror(-fe));
+	} else if (old) {
 		char id[FG_ID_LEN + 1], loc[80];
 		fg_id_format(g->r, old, id);
 		if (!same_request(g, old, key, &p)) {

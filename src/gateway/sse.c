@@ -8,6 +8,7 @@
  * each read is a snapshot, so a purged session ends its stream.
  */
 #include "gateway/gw.h"
+#include "forge/durable.h"
 #include "forge/conv.h"
 #include "forge/crash.h"
 #include "forge/gwreq.h"
@@ -108,6 +109,10 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			}
 		}
 		fg_snap_free(&sn);
+		/* region.durability: sync: nothing is told before it is durable */
+		int fe = n > 0 ? fg_durable_wait(g->r, g->a.slot) : 0;
+		if (fe < 0)
+			log_errx("region flush failed: %s", strerror(-fe));
 		uint64_t now = fg_now_ns();
 		if (n == 0 && now - e->last_write_ns > keepalive_ns(g)) {
 			n = (size_t)snprintf(buf, max, ": keep-alive\n\n");

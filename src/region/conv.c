@@ -153,7 +153,7 @@ void fg_buf_deps(fg_buf_t *b, const uint64_t (*dep)[FG_MAX_PARTS / 64], uint32_t
 	end(b, at);
 }
 
-int fg_rec_next(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r)
+int fg_rec_next_raw(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r)
 {
 	if (*off == len)
 		return 0;
@@ -163,11 +163,20 @@ int fg_rec_next(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r)
 	r->type = h[0];
 	r->n = get32(h + 2);
 	r->p = h + FG_REC_HDR;
-	if (r->type < FG_REC_SYSTEM || r->type > FG_REC_KEY ||
+	if (r->type < FG_REC_SYSTEM || r->type > FG_REC_COMMIT ||
+	    (r->type == FG_REC_COMMIT && r->n != FG_COMMIT_PAYLOAD) ||
 	    (uint64_t)*off + FG_REC_HDR + r->n > len)
 		return -1;
 	*off += FG_REC_HDR + r->n;
 	return 1;
+}
+
+int fg_rec_next(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r)
+{
+	int rc;
+	while ((rc = fg_rec_next_raw(log, len, off, r)) == 1 && r->type == FG_REC_COMMIT)
+		;
+	return rc;
 }
 
 static int get_str(const uint8_t *p, uint32_t n, uint32_t *o, fg_str_t *s)

@@ -23,6 +23,7 @@
 #include "forge/session.h"
 #include "forge/conv.h"
 #include "forge/crash.h"
+#include "forge/durable.h"
 #include "forge/registry.h"
 #include "forge/ring.h"
 #include "forge/util.h"
@@ -412,7 +413,9 @@ int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint
 	if (p->workflow != FG_WF_SYNTHETIC) {
 		/* the first records: straight into the inline log when they fit
 		 * (the common case), else built aside and written across */
-		uint64_t need = 3ull * FG_REC_HDR + (p->key ? p->keylen : 0) +
+		int seal = atomic_load_explicit(&h->durability, memory_order_relaxed) != FG_DUR_NONE;
+		uint64_t need = 3ull * FG_REC_HDR + (seal ? FG_COMMIT_BYTES : 0) +
+				(p->key ? p->keylen : 0) +
 				(p->system ? strlen(p->system) : 0) + (p->prompt ? strlen(p->prompt) : 0);
 		uint8_t *aside = need > h->log_bytes && need <= fg_log_max(a->r) ? malloc(need) : NULL;
 		fg_buf_t b = { aside ? aside : fg_sess_log(a->r, idx), 0,
@@ -422,6 +425,13 @@ int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint
 		if (p->system && *p->system)
 			fg_buf_rec(&b, FG_REC_SYSTEM, p->system, strlen(p->system));
 		fg_buf_rec(&b, FG_REC_USER, p->prompt ? p->prompt : "", p->prompt ? strlen(p->prompt) : 0);
+		if (seal && !b.overflow) {
+			uint8_t rec[FG_COMMIT_BYTES];
+			fg_wstate_t z;
+			memset(&z, 0, sizeof(z));
+			fg_commit_rec(rec, fg_crc32c(0, b.p, b.n), 0, &z);
+			fg_buf_rec(&b, FG_REC_COMMIT, rec + FG_REC_HDR, FG_COMMIT_PAYLOAD);
+		}
 		int rc = b.overflow ? (need > fg_log_max(a->r) ? -E2BIG : -ENOMEM)
 				    : aside ? log_write(a->r, idx, 0, aside, b.n) : 0;
 		if (rc == -ENOSPC)
@@ -504,14 +514,42 @@ int fg_session_claim(fg_actor_t *a, uint32_t idx, uint32_t *entry)
 	return 0;
 }
 
+/*
+ * The CRC32C of idx's log [0, len) for its next COMMIT record: from the
+ * COMMIT that ends it when there is one (the common case: 46 bytes read),
+ * else over the whole log (once, for a session from before durability).
+ */
+static uint32_t log_crc(const fg_region_t *r, uint32_t idx, uint32_t len, uint32_t seq)
+{
+	if (len >= FG_COMMIT_BYTES) {
+		uint8_t last[FG_COMMIT_BYTES];
+		uint32_t n, crc, lseq;
+		log_read(r, idx, len - FG_COMMIT_BYTES, len, last);
+		memcpy(&n, last + 2, 4);
+		memcpy(&crc, last + FG_REC_HDR, 4);
+		memcpy(&lseq, last + FG_REC_HDR + 4, 4);
+		if (last[0] == FG_REC_COMMIT && n == FG_COMMIT_PAYLOAD && lseq == seq)
+			return fg_crc32c(crc, last, sizeof(last));
+	}
+	uint8_t *tmp;
+	const uint8_t *log = fg_session_log(r, idx, len, &tmp);
+	uint32_t crc = log ? fg_crc32c(0, log, len) : 0;
+	free(tmp);
+	return crc;
+}
+
 int fg_session_commit(fg_actor_t *a, uint32_t idx, const fg_wstate_t *st,
 		      const void *log, uint32_t n)
 {
 	fg_session_t *s = fg_sess(a->r, idx);
 	uint64_t w = atomic_load_explicit(&s->ckpt, memory_order_relaxed);
 	uint32_t ab = FG_CKPT_AB(w) ^ 1u, len = FG_CKPT_LEN(w);
+	/* sealed: the commit ends with a COMMIT record (durable.h) */
+	int seal = s->workflow != FG_WF_SYNTHETIC &&
+		   atomic_load_explicit(&a->r->hdr->durability, memory_order_relaxed) != FG_DUR_NONE;
+	uint32_t extra = seal ? FG_COMMIT_BYTES : 0;
 
-	if (n > 0 && (uint64_t)len + n > fg_log_max(a->r))
+	if ((n > 0 || extra) && (uint64_t)len + n + extra > fg_log_max(a->r))
 		return -E2BIG;
 	/* The seqlock's write side: our previous publish (of w) is ordered
 	 * before the overwrite of st[ab] below, which a reader of the commit
@@ -522,9 +560,18 @@ int fg_session_commit(fg_actor_t *a, uint32_t idx, const fg_wstate_t *st,
 		if (rc < 0)
 			return rc;   /* -ENOSPC: the region's filesystem is full */
 	}
+	if (seal) {
+		uint8_t rec[FG_COMMIT_BYTES];
+		uint32_t crc = log_crc(a->r, idx, len, FG_CKPT_SEQ(w));
+		crc = n ? fg_crc32c(crc, log, n) : crc;
+		fg_commit_rec(rec, crc, FG_CKPT_SEQ(w) + 1, st);
+		int rc = log_write(a->r, idx, len + n, rec, sizeof(rec));
+		if (rc < 0)
+			return rc;
+	}
 	s->st[ab] = *st;
 	FG_CRASHPOINT("ckpt.commit.after_write");
-	atomic_store_explicit(&s->ckpt, FG_CKPT(FG_CKPT_SEQ(w) + 1, ab, len + n),
+	atomic_store_explicit(&s->ckpt, FG_CKPT(FG_CKPT_SEQ(w) + 1, ab, len + n + extra),
 			      memory_order_release);
 	FG_CRASHPOINT("ckpt.commit.after_publish");
 	ring_bell(a->r, idx);
@@ -762,10 +809,35 @@ static int recover_one(fg_actor_t *a, uint32_t idx, uint32_t slot, uint32_t gen,
 	return 0;
 }
 
+int fg_session_copy_unsafe(fg_region_t *dst, const fg_region_t *src, uint32_t idx)
+{
+	const fg_session_t *a = fg_sess(src, idx);
+	fg_session_t *b = fg_sess(dst, idx);
+	uint64_t c = atomic_load((_Atomic uint64_t *)&a->ctl);
+	uint32_t len = FG_CKPT_LEN(atomic_load((_Atomic uint64_t *)&a->ckpt));
+	if (FG_CTL_STATE(c) != FG_S_FREE && len) {
+		if ((uint64_t)len > fg_log_max(dst))
+			return -E2BIG;
+		uint8_t *tmp;
+		const uint8_t *log = fg_session_log(src, idx, len, &tmp);
+		if (!log)
+			return -ENOMEM;
+		int rc = log_write(dst, idx, 0, log, len);
+		free(tmp);
+		if (rc < 0)
+			return rc;
+	}
+	memcpy((void *)b, (const void *)a, sizeof(*b));
+	if (FG_CTL_STATE(c) == FG_S_FREE)   /* (no log: nothing to punch later) */
+		atomic_store(&b->ckpt, FG_CKPT(0, 0, 0));
+	return 0;
+}
+
 uint32_t fg_session_recover_slot(fg_actor_t *a, uint32_t slot, uint32_t gen)
 {
 	fg_region_t *r = a->r;
 	fg_slot_t *dead = fg_slot(r, slot);
+	fg_durable_recover(r, slot);   /* it may have died leading a flush */
 	uint32_t *tab = fg_lease_table(r, slot);
 	uint32_t n = 0;
 

@@ -4,6 +4,7 @@
  */
 #include "forge/config.h"
 #include "forge/crash.h"
+#include "forge/durable.h"
 #include "forge/log.h"
 #include "forge/supervisor.h"
 
@@ -26,8 +27,12 @@ static void usage(FILE *f)
 "  -c, --config FILE   configuration file (YAML); see config/forge.yaml\n"
 "      --check-config  validate FILE and exit: 0 if valid, 78 if not\n"
 "      --reset         if the region at region.path is invalid or was made\n"
-"                      for another geometry, delete it and create a new one\n"
-"                      (its sessions are lost); without it forged refuses\n"
+"                      for another size, delete it and create a new one\n"
+"                      (its sessions are lost).  Without it forged refuses\n"
+"                      an invalid region, and resizes one made for another\n"
+"                      size (region.sessions, checkpoint_bytes,\n"
+"                      session_max_bytes, worker.max_inflight), keeping\n"
+"                      every session\n"
 "  -v, --verbose       log at debug level (overrides log.level)\n"
 "  -h, --help          this text\n"
 "\n"
@@ -74,6 +79,12 @@ int main(int argc, char **argv)
 	char err[1024];
 	if (fg_config_load(&cfg, file, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
+		return FG_EX_CONFIG;
+	}
+	if (cfg.durability != FG_DUR_NONE &&
+	    fg_durable_fs_ok(cfg.region_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: region.durability: %s: %s\n", file,
+			fg_durability_name(cfg.durability), err);
 		return FG_EX_CONFIG;
 	}
 	if (check) {

@@ -25,6 +25,7 @@
 
 #include "forge/supervisor.h"
 #include "forge/crash.h"
+#include "forge/durable.h"
 #include "forge/gateway.h"
 #include "forge/log.h"
 #include "forge/region.h"
@@ -35,6 +36,8 @@
 #include "forge/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +84,10 @@ typedef struct sup {
 	uint64_t next_sweep_ns;
 	int ready_sent;
 } sup_t;
+
+/* the batch flusher thread (durable_start, below) */
+static _Atomic int flusher_stop;
+static _Atomic int flusher_errno;
 
 static void close_inherited(sup_t *s)
 {
@@ -538,12 +545,15 @@ static void begin_reload(sup_t *s)
 			    n->sessions != o->sessions ? "region.sessions" :
 			    n->checkpoint_bytes != o->checkpoint_bytes ? "region.checkpoint_bytes" :
 			    n->session_max_bytes != o->session_max_bytes ? "region.session_max_bytes" :
-			    n->max_inflight != o->max_inflight ? "worker.max_inflight" : NULL;
+			    n->max_inflight != o->max_inflight ? "worker.max_inflight" :
+			    n->durability != o->durability ? "region.durability" :
+			    n->sync_interval_ms != o->sync_interval_ms ? "region.sync_interval_ms" : NULL;
 	if (fixed) {
-		log_errx("reload refused: %s cannot change while forged runs (it is the region's "
-			 "geometry): restart forged; the running configuration stays", fixed);
-		snprintf(why, sizeof(why), "%s cannot change while forged runs (it is the region's "
-			 "geometry): restart forged", fixed);
+		log_errx("reload refused: %s cannot change while forged runs: it takes effect "
+			 "when forged starts again (every session is kept); the running "
+			 "configuration stays", fixed);
+		snprintf(why, sizeof(why), "%s cannot change while forged runs: it takes effect "
+			 "when forged starts again (every session is kept)", fixed);
 		reload_outcome(s, 0, why);
 		free(n);
 		sd_notify(0, "READY=1");
@@ -641,6 +651,11 @@ static void tick(sup_t *s)
 	ssize_t rd = read(s->tfd, &x, sizeof(x));
 	(void)rd;
 	atomic_store(&s->r.hdr->sup_heartbeat_ns, now);
+	int ferr = atomic_exchange(&flusher_errno, 0);
+	if (ferr)
+		log_errx("region.durability: batch: flushing %s failed: %s (commits since the "
+			 "last good flush may not survive a power loss)", s->cfg->region_path,
+			 strerror(ferr));
 	if (s->stopping)
 		return;
 	for (uint32_t i = 0; i <= GW; i++) {
@@ -664,6 +679,206 @@ static void tick(sup_t *s)
 		notify_tick(s, now);
 }
 
+/*
+ * A region that went through a reboot while in use (no clean stop) under
+ * region.durability: none may hold any mix of old and new pages: -1, with
+ * why.  (Under batch or sync its logs are checked: durable_start.)
+ */
+static int torn_by_reboot(fg_region_t *r, const char *path, char *err, size_t errlen)
+{
+	fg_hdr_t *h = r->hdr;
+	char boot[40];
+	fg_boot_id(boot);
+	if (!h->boot_id[0] || !strcmp(h->boot_id, boot) || h->durability != FG_DUR_NONE ||
+	    atomic_load(&h->clean))
+		return 0;
+	snprintf(err, errlen, "%s was in use when the machine went down (a reboot since "
+		 "forged last started on it, and no clean stop) under region.durability: "
+		 "none, so writes that never reached the disk may have torn its sessions; "
+		 "set region.durability: batch or sync to keep sessions across a reboot",
+		 path);
+	return -1;
+}
+
+/*
+ * With every earlier process gone: records this start's durability and
+ * boot; after a reboot under batch or sync, cuts every torn log back to
+ * its last whole commit; when durability was none and now is not, seals
+ * every log (a COMMIT record at its end), so that the check after a
+ * future power loss finds one.  Then one flush makes all of it durable.
+ */
+static void durable_start(sup_t *s)
+{
+	fg_hdr_t *h = s->r.hdr;
+	char boot[40];
+	fg_boot_id(boot);
+	uint32_t was = h->durability, now = s->cfg->durability;
+	int rebooted = h->boot_id[0] && strcmp(h->boot_id, boot) != 0;
+	atomic_store(&h->clean, 0);
+	if (rebooted && was != FG_DUR_NONE) {
+		uint64_t t0 = fg_now_ns();
+		uint32_t checked, cut, freed;
+		fg_durable_verify_unsafe(&s->r, &checked, &cut, &freed);
+		/* the slots' finish counters may hold finishes the power loss
+		 * undid: counting starts again (forgectl check compares them
+		 * with the table) */
+		for (uint32_t i = 0; i < h->nslots; i++)
+			atomic_store(&fg_slot(&s->r, i)->done, 0);
+		log_info("after a reboot (durability %s): %u sessions checked in %.1f ms, %u cut "
+			 "back to their last whole commit, %u freed (never durable)",
+			 fg_durability_name(was), checked, (fg_now_ns() - t0) / 1e6, cut, freed);
+	}
+	atomic_store(&h->durability, now);
+	snprintf(h->boot_id, sizeof(h->boot_id), "%s", boot);
+	atomic_store(&h->sync_leader, 0);
+	if (now != FG_DUR_NONE && was == FG_DUR_NONE) {
+		uint32_t sealed = 0;
+		for (uint32_t i = 0; i < h->capacity; i++) {
+			fg_session_t *x = fg_sess(&s->r, i);
+			uint32_t st = FG_CTL_STATE(atomic_load(&x->ctl));
+			if (st == FG_S_FREE || x->workflow == FG_WF_SYNTHETIC)
+				continue;
+			fg_wstate_t ws;
+			fg_session_read(&s->r, i, &ws);
+			if (fg_session_commit(&s->a, i, &ws, NULL, 0) == 0)
+				sealed++;
+		}
+		log_info("durability %s: sealed %u sessions' logs", fg_durability_name(now), sealed);
+	}
+	if (fdatasync(s->r.fd) < 0)
+		log_warn("fdatasync %s", s->cfg->region_path);
+}
+
+/* region.durability: batch: one flush every sync_interval_ms, off the
+ * supervisor's loop (a slow disk must not delay a recovery).  It takes no
+ * lock and calls nothing that does, so a fork beside it is safe. */
+static void *flusher(void *arg)
+{
+	sup_t *s = arg;
+	while (!atomic_load(&flusher_stop)) {
+		struct timespec ts = { s->cfg->sync_interval_ms / 1000,
+				       (long)(s->cfg->sync_interval_ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+		int rc = fg_durable_flush(&s->r, fg_supervisor_slot(&s->r));
+		if (rc < 0)
+			atomic_store(&flusher_errno, -rc);
+	}
+	return NULL;
+}
+
+/*
+ * The region was made for another geometry (region.sessions,
+ * checkpoint_bytes, session_max_bytes, worker.max_inflight): every session
+ * is carried to a new file of the new geometry, which then takes the old
+ * one's place by rename, so a crash at any point leaves one whole region
+ * (the old one until the rename).  Every process of the old boot is gone
+ * (we hold the lock); its half-done steps are repaired first, so that
+ * nothing is leased.  Refused, with why, when a session would not fit or a
+ * forgectl is still attached.  On success s->r is the new region.
+ */
+static int migrate(sup_t *s, const fg_region_params_t *p, char *err, size_t errlen)
+{
+	fg_region_t *old = &s->r, nr;
+	fg_hdr_t *oh = old->hdr;
+	const char *path = s->cfg->region_path;
+	uint64_t t0 = fg_now_ns();
+	for (uint32_t sl = fg_first_client_slot(old); sl < fg_supervisor_slot(old); sl++) {
+		uint64_t w = atomic_load(&fg_slot(old, sl)->owner);
+		if (w && !(w & FG_OWNER_RECOVERING) &&
+		    fg_client_probe(fg_slot(old, sl), &w) == FG_PROBE_ALIVE) {
+			snprintf(err, errlen, "%s: forgectl (pid %d) is attached to it; let it finish, "
+				 "then start forged again to resize the region", path,
+				 (int)FG_OWNER_PID(w));
+			return -1;
+		}
+	}
+	fg_actor_t a;
+	uint32_t sup = fg_supervisor_slot(old);
+	fg_actor_init(&a, old, sup);
+	fg_session_recover_slot(&a, sup, atomic_load(&fg_slot(old, sup)->gen));
+	atomic_fetch_add(&fg_slot(old, sup)->gen, 1);
+	fg_actor_init(&a, old, sup);
+	fg_session_recover_all_unsafe(&a);
+	uint64_t max_log = p->max_log > p->log_bytes ? p->max_log : p->log_bytes;
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < oh->capacity; i++) {
+		fg_session_t *x = fg_sess(old, i);
+		uint32_t st = FG_CTL_STATE(atomic_load(&x->ctl));
+		uint32_t len = FG_CKPT_LEN(atomic_load(&x->ckpt));
+		if (st == FG_S_FREE)
+			continue;
+		kept++;
+		if (i >= p->capacity) {
+			snprintf(err, errlen, "%s: session record %u is in use (%s), and region.sessions: "
+				 "%u would not hold it: keep region.sessions at %u or more, or purge "
+				 "finished sessions first (forgectl purge)", path, i, fg_state_name(st),
+				 p->capacity, i + 1);
+			return -1;
+		}
+		if (len > max_log) {
+			snprintf(err, errlen, "%s: session record %u holds a %u-byte conversation, more "
+				 "than region.session_max_bytes: %llu: keep it at %u or more", path, i,
+				 len, (unsigned long long)max_log, len);
+			return -1;
+		}
+	}
+	char np[4200];
+	snprintf(np, sizeof(np), "%s.new", path);
+	unlink(np);   /* a migration that died */
+	if (fg_region_create(np, p, &nr, err, errlen) < 0)
+		return -1;
+	fg_hdr_t *nh = nr.hdr;
+	nh->magic = 0;   /* not valid until complete */
+	nh->epoch = oh->epoch;   /* the ids stay the same */
+	nh->created_ns = oh->created_ns;
+	atomic_store(&nh->sup_boots, atomic_load(&oh->sup_boots));
+	atomic_store(&nh->recoveries, atomic_load(&oh->recoveries));
+	atomic_store(&nh->restarts, atomic_load(&oh->restarts));
+	atomic_store(&nh->purged, atomic_load(&oh->purged));
+	atomic_store(&nh->durability, atomic_load(&oh->durability));
+	memcpy(nh->boot_id, oh->boot_id, sizeof(nh->boot_id));
+	for (uint32_t i = 0; i < nh->nslots && i < oh->nslots; i++)
+		memcpy((void *)fg_slot(&nr, i), (const void *)fg_slot(old, i), sizeof(fg_slot_t));
+	uint32_t n = oh->capacity < nh->capacity ? oh->capacity : nh->capacity;
+	for (uint32_t i = 0; i < n; i++) {
+		int rc = fg_session_copy_unsafe(&nr, old, i);
+		if (rc < 0) {
+			snprintf(err, errlen, "%s: copying session record %u: %s", np, i, strerror(-rc));
+			fg_region_close(&nr);
+			unlink(np);
+			return -1;
+		}
+	}
+	atomic_thread_fence(memory_order_seq_cst);
+	nh->magic = FG_REGION_MAGIC;
+	if (fdatasync(nr.fd) < 0 || rename(np, path) < 0) {
+		snprintf(err, errlen, "%s: cannot put the resized region in place: %s", path,
+			 strerror(errno));
+		fg_region_close(&nr);
+		unlink(np);
+		return -1;
+	}
+	char dir[4200];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash) {
+		*slash = 0;
+		int dfd = open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+	log_info("resized region %s: sessions %u -> %u, checkpoint_bytes %u -> %u, "
+		 "session_max_bytes %llu -> %llu, max_inflight %u -> %u; %u sessions kept "
+		 "(%.1f ms)", path, oh->capacity, nh->capacity, oh->log_bytes, nh->log_bytes,
+		 (unsigned long long)fg_log_max(old), (unsigned long long)fg_log_max(&nr),
+		 oh->max_inflight, nh->max_inflight, kept, (fg_now_ns() - t0) / 1e6);
+	fg_region_close(old);
+	s->r = nr;
+	return 0;
+}
+
 static int open_region(sup_t *s, const fg_sup_opts_t *o)
 {
 	const fg_config_t *c = s->cfg;
@@ -680,9 +895,21 @@ static int open_region(sup_t *s, const fg_sup_opts_t *o)
 			if (h->capacity == p.capacity && h->max_inflight == p.max_inflight &&
 			    h->log_bytes == p.log_bytes && fg_region_layout(&p, &want) == 0 &&
 			    want.sections[FG_SEC_OVERFLOW].size == h->sections[FG_SEC_OVERFLOW].size) {
-				log_info("re-attached region %s (%u sessions)", c->region_path,
-					 h->capacity);
-				return 0;
+				if (torn_by_reboot(&s->r, c->region_path, err, sizeof(err)) == 0) {
+					log_info("re-attached region %s (%u sessions)",
+						 c->region_path, h->capacity);
+					return 0;
+				}
+				fg_region_close(&s->r);
+				goto refuse;
+			}
+			if (!o->reset) {
+				if (torn_by_reboot(&s->r, c->region_path, err, sizeof(err)) == 0 &&
+				    migrate(s, &p, err, sizeof(err)) == 0)
+					return 0;
+				log_errx("cannot resize the region: %s", err);
+				fg_region_close(&s->r);
+				return -1;
 			}
 			snprintf(err, sizeof(err), "%s: made for sessions=%u, checkpoint_bytes=%u, "
 				 "session_max_bytes=%llu, max_inflight=%u but the configuration asks "
@@ -691,6 +918,7 @@ static int open_region(sup_t *s, const fg_sup_opts_t *o)
 				 p.capacity, p.log_bytes, p.max_log, p.max_inflight);
 			fg_region_close(&s->r);
 		}
+refuse:
 		if (!o->reset) {
 			log_errx("refusing region %s; its sessions are kept as they are. "
 				 "Start with --reset to delete it and create a new one", err);
@@ -784,6 +1012,7 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 	fg_actor_init(&s.a, &s.r, sup_slot);
 	fg_crash_arm_if("supervisor", s.a.gen);
 	atomic_store(&h->cfg_workers, s.nworkers);
+	durable_start(&s);
 	uint32_t n = fg_session_recover_all_unsafe(&s.a);
 	reset_bells(&s.r);
 	for (uint32_t i = 0; i <= h->nworker_slots; i++) {   /* workers and the gateway */
@@ -814,6 +1043,11 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 
 	if (sd_watchdog_enabled(0, &s.wd_usec) <= 0)
 		s.wd_usec = 0;
+	pthread_t flush_tid;
+	int flushing = cfg->durability == FG_DUR_BATCH &&
+		       pthread_create(&flush_tid, NULL, flusher, &s) == 0;
+	if (cfg->durability == FG_DUR_BATCH && !flushing)
+		fatal("cannot start the flusher thread (region.durability: batch)");
 	for (uint32_t i = 0; i < s.nworkers; i++)
 		spawn(&s, i);
 	if (cfg->http_enabled)
@@ -869,9 +1103,21 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 			}
 		}
 	}
+	if (flushing) {
+		atomic_store(&flusher_stop, 1);
+		pthread_join(flush_tid, NULL);
+	}
+	/* every child is gone: everything to the disk, then "clean" after it */
+	int synced = fdatasync(s.r.fd) == 0;
 	atomic_store(&h->sup_state, FG_SUP_STOPPED);
 	atomic_store(&me->state, FG_SLOT_FREE);
 	atomic_store(&me->pid, 0);
+	if (synced) {
+		atomic_store(&h->clean, 1);
+		fdatasync(s.r.fd);
+	} else {
+		log_warn("fdatasync %s", cfg->region_path);
+	}
 	log_info("stopped");
 	fg_region_close(&s.r);
 	close(s.lockfd);

@@ -6,6 +6,7 @@
  * tool's intent is committed before it starts.
  */
 #include "worker/wk.h"
+#include "forge/durable.h"
 #include "forge/conv.h"
 #include "forge/crash.h"
 #include "forge/llm.h"
@@ -258,6 +259,15 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v)
 			fg_wstate_t st = s->st;
 			if (wk_commit(w, s, &st, &ib) < 0)
 				return -1;
+			/* region.durability: sync: the intent is on disk before the
+			 * tool runs.  A flush that fails may have dropped pages
+			 * (Linux forgets them after reporting EIO): like PostgreSQL,
+			 * give up the process; the session resumes elsewhere from
+			 * what is on disk, and the tool is not run twice. */
+			int fe = fg_durable_wait(w->r, w->a.slot);
+			if (fe < 0)
+				fatal("region flush failed before running %.*s: %s",
+				      (int)c->name.n, c->name.p, strerror(-fe));
 		}
 		if (t->kind == FG_TOOL_INLINE) {
 			/* as much as the tool may return (file_read: its max_bytes),

@@ -111,8 +111,8 @@ void fg_wf_react_step(worker_t *w, wsess_t *s)
 		goto out;
 	}
 	size_t n;
-	char *body = fg_llm_request_log(p->model, log, len, w->tools_str, (int)p->stream, &n,
-					err, sizeof(err));
+	char *body = fg_llm_request_log_trim(p->model, log, len, w->tools_str, (int)p->stream,
+					     w->cfg->context_max_bytes, &n, err, sizeof(err));
 	if (!body) {
 		if (errno == ENOMEM)
 			wk_oom_retry(w, s, err);   /* a resource, not the session */

@@ -62,7 +62,7 @@ set +e
 out=$("$BIN/forgectl" -c "$T/forge.yaml" reload 2>&1); rc=$?
 set -e
 [ $rc = 78 ] || fail "forgectl reload refused by forged exited $rc: $out"
-echo "$out" | grep -qF "refused the reload: region.sessions cannot change while forged runs (it is the region's geometry): restart forged; the running configuration stays" ||
+echo "$out" | grep -qF "refused the reload: region.sessions cannot change while forged runs: it takes effect when forged starts again (every session is kept); the running configuration stays" ||
 	fail "forgectl reload output: $out"
 until_true 5 grep -q "reload refused: region.sessions cannot change while forged runs" "$T/forged.log" ||
 	fail "geometry change not refused"

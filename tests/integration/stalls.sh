@@ -20,6 +20,9 @@
 #      supervisor from starting
 #   8  a purge stopped while it holds a record (to give its overflow pages
 #      back) holds only that record
+#   9  under durability: sync, a process stopped while it leads the group
+#      flush holds nobody's acknowledgement up for long, and once it is
+#      killed the recovery pass takes its leadership away
 . "$(dirname "$0")/../lib.sh"
 PORT=$((20000 + $$ % 10000))
 WATCHDOG_MS=60000   # a stopped worker must not be killed as hung here
@@ -298,5 +301,39 @@ ctl check > "$T/check.out" || fail "8: check: $(cat "$T/check.out")"
 echo "8: a purge stopped holding a record left the other 59 sessions alone"
 fi
 
+# ---- 9. a flush leader stopped before its fdatasync --------------------------
+# A forgectl submit under durability: sync wins the flush and is stopped
+# before it flushes; POST /v1/sessions still answers 201 (each waiter
+# flushes by itself after FG_SYNC_PATIENCE_MS, 50 ms); killed, the stopped
+# client's leadership is cleared by the supervisor's recovery.
+if on 9; then
 [ -n "$FORGED_PID" ] && stop_forged
-echo "stalls: $(cat "$T/nstalls" 2>/dev/null | wc -l) stall points held, holes 1-8 closed (lost 0, duplicated 0)"
+rm -f "$REGION" "$REGION.lock" "$T"/*.stall
+: > "$T/forged.log"
+write_config
+printf '%s\n' "$SCRIPTED_YAML" >> "$T/forge.yaml"
+sed -i "s/^  sessions: \(.*\)$/  sessions: \1\n  durability: sync/" "$T/forge.yaml"
+start_forged
+FORGE_STALLPOINT=durable.flush.before_sync:1 FORGE_STALL_FILE=$T/f.stall \
+	ctl submit --workflow react --prompt "what is 2+2?" > "$T/f.out" 2>&1 &
+fp=$!
+p=$(stalled "$T/f.stall")
+leader=$(ctl_stat .durability.leader_slot)
+[ "$leader" -ge 65 ] || fail "9: leader slot $leader, want the client's"
+start=$(date +%s%N)
+for i in $(seq 20); do
+	code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$API/v1/sessions" -d '{"prompt":"what is 2+2?"}')
+	[ "$code" = 201 ] || fail "9: POST $i answered $code behind the stopped flush leader"
+done
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[ $ms -lt 10000 ] || fail "9: 20 POSTs took $ms ms behind the stopped flush leader"
+ctl wait --timeout 20 || fail "9: not done"
+kill -KILL "$p"; wait "$fp" 2>/dev/null || true
+until_true 10 test "$(ctl_stat .durability.leader_slot)" = -1 ||
+	fail "9: the dead leader's slot was never cleared: $(ctl stats --json | jq -c .durability)"
+ctl check > "$T/check.out" || fail "9: check: $(cat "$T/check.out")"
+echo "9: a flush leader stopped before fdatasync: 20 POSTs answered 201 in $ms ms; killed, its leadership cleared"
+fi
+
+[ -n "$FORGED_PID" ] && stop_forged
+echo "stalls: $(cat "$T/nstalls" 2>/dev/null | wc -l) stall points held, holes 1-9 closed (lost 0, duplicated 0)"

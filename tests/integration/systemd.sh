@@ -22,4 +22,6 @@ done
 grep -qE "^(DynamicUser|RemoveIPC)=yes" "$T/units/forge.service" && fail "DynamicUser/RemoveIPC would delete the region"
 grep -q "^  path: /var/lib/forge/region$" "$R/etc/forge/forge.yaml" ||
 	fail "the installed configuration does not keep the region in the state directory"
+grep -q "^  durability: batch$" "$R/etc/forge/forge.yaml" ||
+	fail "the installed configuration does not flush the region (durability: batch)"
 echo "systemd: make install DESTDIR works, systemd-analyze verify clean, hardening present"
