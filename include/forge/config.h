@@ -17,7 +17,7 @@
 #define FG_EX_CONFIG 78   /* sysexits.h EX_CONFIG */
 #define FG_MAX_PROVIDERS 16
 
-#define FG_MAX_SCRIPT 8
+#define FG_MAX_SCRIPT 12
 #define FG_SCRIPT_ARGS 1024      /* a scripted tool call's arguments, NUL included */
 #define FG_SCRIPT_CONTENT 8192   /* a scripted answer, NUL included */
 

@@ -329,7 +329,8 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 [ $ms -lt 10000 ] || fail "9: 20 POSTs took $ms ms behind the stopped flush leader"
 ctl wait --timeout 20 || fail "9: not done"
 kill -KILL "$p"; wait "$fp" 2>/dev/null || true
-until_true 10 test "$(ctl_stat .durability.leader_slot)" = -1 ||
+no_leader() { [ "$(ctl_stat .durability.leader_slot)" = -1 ]; }
+until_true 10 no_leader ||
 	fail "9: the dead leader's slot was never cleared: $(ctl stats --json | jq -c .durability)"
 ctl check > "$T/check.out" || fail "9: check: $(cat "$T/check.out")"
 echo "9: a flush leader stopped before fdatasync: 20 POSTs answered 201 in $ms ms; killed, its leadership cleared"
