@@ -1,5 +1,6 @@
-/* libFuzzer target: the gateway's request bodies (POST /v1/sessions and
- * POST /v1/chat/completions) on arbitrary bytes: accepted with a submission
+/* libFuzzer target: the gateway's request bodies (POST /v1/sessions,
+ * POST /v1/chat/completions, POST /v1/sessions/{id}/messages) on arbitrary
+ * bytes: accepted with a submission
  * that holds what the gateway promises, or refused with a 400 and a
  * message; never a crash, a leak or a NUL-truncated prompt. */
 #include "forge/conv.h"
@@ -48,6 +49,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(fg_gwreq_session((const char *)data, size, &cfg, &q), &q);
 	fg_gwreq_free(&q);
 	check(fg_gwreq_chat((const char *)data, size, &cfg, &q), &q);
+	fg_gwreq_free(&q);
+	/* POST /v1/sessions/{id}/messages: one USER record, or a 400 */
+	if (fg_gwreq_message((const char *)data, size, &q) == 0) {
+		uint32_t off = 0;
+		fg_rec_t r;
+		if (fg_rec_next(q.recs.p, q.recs.n, &off, &r) != 1 || r.type != FG_REC_USER ||
+		    r.n == 0 || off != q.recs.n)
+			abort();
+	} else if ((q.status != 400 && q.status != 503) || !q.error[0]) {
+		abort();
+	}
 	fg_gwreq_free(&q);
 	return 0;
 }

@@ -7,6 +7,9 @@
  * "forge:") are answered at once: "forge:split" with two parts as JSON,
  * "forge:reduce" with "The answer is 4.".  A first user message "long:N ..."
  * gets N 'x' as its answer at once (a plan: two steps of 3000+ characters).
+ * A client's own tool in "tools" is called instead of the calculator; a last
+ * user message "echo" gets the request itself back (roles, contents,
+ * parameters, tool names) as its answer.
  * Non-streaming and streaming (SSE chunks with tool-call deltas, chunked
  * transfer encoding), HTTP/1.1 keep-alive.
  *
@@ -205,15 +208,61 @@ static void completion(conn_t *c, json_t *req)
 			have_tool = 1;
 		}
 	}
+	/* A tool of the client's in "tools" (any name but forge's own) is the
+	 * one called, with {"city":"Paris"}; otherwise the calculator. */
+	const char *tool = "calculator", *args = "{\"expression\":\"2+2\"}";
+	json_t *tools = json_object_get(req, "tools"), *t;
+	json_array_foreach(tools, i, t) {
+		const char *name = json_string_value(json_object_get(json_object_get(t, "function"),
+								     "name"));
+		if (name && strcmp(name, "calculator") && strcmp(name, "file_read") &&
+		    strcmp(name, "shell") && strcmp(name, "http_get")) {
+			tool = name;
+			args = "{\"city\":\"Paris\"}";
+		}
+	}
+	/* The last user message "echo": the answer is what the request held
+	 * (roles, contents, parameters, tool names), for tests of what forge
+	 * sends. */
+	const char *last_user = NULL;
+	json_array_foreach(msgs, i, m)
+		if (!strcmp(json_string_value(json_object_get(m, "role")), "user"))
+			last_user = json_string_value(json_object_get(m, "content"));
+	char *echo = NULL;
+	if (last_user && !strcmp(last_user, "echo") && !forge_call) {
+		json_t *e = json_object(), *roles = json_array(), *contents = json_array();
+		json_t *names = json_array();
+		json_array_foreach(msgs, i, m) {
+			json_array_append(roles, json_object_get(m, "role"));
+			json_t *ct = json_object_get(m, "content");
+			json_array_append_new(contents, ct ? json_incref(ct) : json_null());
+		}
+		json_array_foreach(tools, i, t)
+			json_array_append(names, json_object_get(json_object_get(t, "function"),
+								 "name"));
+		json_object_set_new(e, "roles", roles);
+		json_object_set_new(e, "contents", contents);
+		json_object_set_new(e, "tools", names);
+		static const char *const keys[] = { "temperature", "top_p", "max_tokens",
+			"max_completion_tokens", "stop", "seed", "response_format", "tool_choice" };
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+			if (json_object_get(req, keys[k]))
+				json_object_set(e, keys[k], json_object_get(req, keys[k]));
+		echo = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(e);
+		if (echo) {
+			answer = echo;
+			have_tool = 1;
+		}
+	}
 	int ptok = (int)(prompt_chars / 4) + 8, ctok = have_tool ? 6 : 12;
-	const char *args = "{\"expression\":\"2+2\"}";
 
 	if (!stream) {
 		json_t *msg = have_tool
 			? json_pack("{s:s,s:s}", "role", "assistant", "content", answer)
 			: json_pack("{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role", "assistant",
 				    "content", "tool_calls", "id", call, "type", "function",
-				    "function", "name", "calculator", "arguments", args);
+				    "function", "name", tool, "arguments", args);
 		json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}],s:{s:i,s:i,s:i}}",
 			"id", id, "object", "chat.completion", "created", created, "model", model,
 			"choices", "index", 0, "message", msg, "finish_reason",
@@ -232,6 +281,7 @@ static void completion(conn_t *c, json_t *req)
 		free(s);
 		json_decref(j);
 		free(own);
+		free(echo);
 		return;
 	}
 	out_printf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -249,16 +299,18 @@ static void completion(conn_t *c, json_t *req)
 	} else {
 		sse(c, CHUNK(json_pack("{s:[{s:i,s:s,s:s,s:{s:s,s:s}}]}", "tool_calls", "index", 0,
 				       "id", call, "type", "function", "function", "name",
-				       "calculator", "arguments", ""), json_null()));
+				       tool, "arguments", ""), json_null()));
+		size_t half = strlen(args) / 2;
+		sse(c, CHUNK(json_pack("{s:[{s:i,s:{s:s%}}]}", "tool_calls", "index", 0,
+				       "function", "arguments", args, half), json_null()));
 		sse(c, CHUNK(json_pack("{s:[{s:i,s:{s:s}}]}", "tool_calls", "index", 0,
-				       "function", "arguments", "{\"expression\":"), json_null()));
-		sse(c, CHUNK(json_pack("{s:[{s:i,s:{s:s}}]}", "tool_calls", "index", 0,
-				       "function", "arguments", "\"2+2\"}"), json_null()));
+				       "function", "arguments", args + half), json_null()));
 		sse(c, CHUNK(json_object(), json_string("tool_calls")));
 	}
 	chunk(c, "data: [DONE]\n\n");
 	out_append(c, "0\r\n\r\n", 5);
 	free(own);
+	free(echo);
 #undef CHUNK
 }
 
@@ -535,6 +587,10 @@ static void usage(FILE *f)
 "gets {\"parts\": [...]}, \"forge:reduce\" the answer at once).  \"stream\": true: SSE.\n"
 "A first user message \"long:N ...\" gets a final answer of N 'x' at once (a\n"
 "\"forge:plan\" call: two steps of 3000+ characters, the first \"long:N ...\").\n"
+"When \"tools\" offers a function other than forge's own (calculator, file_read,\n"
+"shell, http_get), that one is called instead, with {\"city\":\"Paris\"}.  A last\n"
+"user message \"echo\" is answered at once with what the request held: its\n"
+"roles, contents, tool names and sampling parameters, as JSON.\n"
 "\n"
 "  --port P        TCP port (required)\n"
 "  --host ADDR     address to listen on (default 127.0.0.1)\n"

@@ -28,6 +28,16 @@
  *              region.durability is not none (src/region/durable.c), so a
  *              log torn by a power loss is cut back to its last whole
  *              commit; fg_rec_next skips it
+ *   PARAMS:    a JSON object of what the client asked the model for, sent
+ *              with every request of the session: its own "tools" (function
+ *              definitions forge does not run: a call of one ends the run
+ *              with the calls for the client), temperature, top_p,
+ *              max_tokens, max_completion_tokens, stop, seed,
+ *              response_format, tool_choice; after the KEY record, if any
+ *   RESUME:    (empty) a failed session was resumed (POST .../resume): the
+ *              ERROR before it no longer ends the conversation
+ * A USER record after the end of a ReAct conversation (an answer, or an
+ * ERROR) is a thread's next message: the conversation goes on from there.
  * where str = u16 length + bytes.
  */
 #ifndef FORGE_CONV_H
@@ -42,7 +52,9 @@ enum fg_rec_type {
 	FG_REC_TOOL, FG_REC_INTENT, FG_REC_ERROR, FG_REC_USAGE, FG_REC_PARTS, FG_REC_CHILD,
 	FG_REC_DEPS,
 	FG_REC_KEY,      /* the client's Idempotency-Key; first, if present */
-	FG_REC_COMMIT    /* the end of a commit (durability): skipped by views */
+	FG_REC_COMMIT,   /* the end of a commit (durability): skipped by views */
+	FG_REC_PARAMS,   /* the client's request parameters (JSON object) */
+	FG_REC_RESUME    /* a failed session resumed: on from its last commit */
 };
 #define FG_COMMIT_PAYLOAD 40
 #define FG_COMMIT_BYTES (FG_REC_HDR + FG_COMMIT_PAYLOAD)

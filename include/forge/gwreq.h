@@ -7,8 +7,14 @@
  *    "system"?: STR, "model"?: PROVIDER, "max_steps"?: 1..1000}
  * POST /v1/chat/completions (OpenAI's shape):
  *   {"model": "forge/WORKFLOW[@PROVIDER]", "messages": [{role, content}...],
- *    "stream"?: BOOL}; the last user message is the task, the first system
- *    message the system prompt.
+ *    "stream"?: BOOL, "tools"?, "tool_choice"?, "temperature"?, "top_p"?,
+ *    "max_tokens"?, "max_completion_tokens"?, "stop"?, "seed"?,
+ *    "response_format"?, "n"?: 1}.  react: the whole history becomes the
+ *    session's first records (system and developer messages SYSTEM, user
+ *    USER, assistant ASSISTANT or TOOLCALLS, tool TOOL; content as a string
+ *    or text parts), the parameters a PARAMS record; it must end with a
+ *    user message or tool results.  plan_execute, map_reduce: the last user
+ *    message is the task, the first system message the system prompt.
  *
  * On success the fg_submit_t is ready for fg_session_submit(); its strings
  * point into q->root, which the caller frees with fg_gwreq_free().  On
@@ -19,6 +25,7 @@
 #define FORGE_GWREQ_H
 
 #include "forge/config.h"
+#include "forge/conv.h"
 #include "forge/session.h"
 
 #include <jansson.h>
@@ -29,6 +36,7 @@ typedef struct fg_gwreq {
 	fg_submit_t sub;
 	int stream;             /* chat: "stream": true                    */
 	char model[80];         /* chat: the model string, for the replies */
+	fg_buf_t recs;          /* chat: the history as records (sub.recs)  */
 	unsigned status;        /* on failure: 400 or 503                  */
 	const char *param;      /* on failure: the field at fault, or NULL */
 	char error[300];
@@ -36,6 +44,9 @@ typedef struct fg_gwreq {
 
 int  fg_gwreq_session(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t *q);
 int  fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t *q);
+/* POST /v1/sessions/{id}/messages: {"content": STR | text parts,
+ * "role"?: "user"}: q->recs holds the USER record. */
+int  fg_gwreq_message(const char *body, size_t n, fg_gwreq_t *q);
 void fg_gwreq_free(fg_gwreq_t *q);
 
 /* The allocator to give jansson (json_set_alloc_funcs) in a process that

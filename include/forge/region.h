@@ -147,6 +147,11 @@ typedef struct fg_hdr {
 	 * by one and it never under-counts; readers (check, stats) may assume
 	 * only that. */
 	_Atomic uint64_t purged;
+	/* Finished sessions taken up again (a thread's next message, a
+	 * resume): counted like purged (fetch_add before the CAS, taken back if
+	 * it fails), so that forgectl check's "finishes counted by workers <=
+	 * finished + purged + reopened" holds. */
+	_Atomic uint64_t reopened;
 
 	/*
 	 * Doorbell: a worker with nothing to do increments sleepers (seq_cst),

@@ -78,6 +78,10 @@ typedef struct fg_submit {
 	const char *key;         /* optional idempotency key (FG_REC_KEY record) */
 	size_t keylen;
 	uint32_t parent;         /* parent's index + 1 (a child session), or 0  */
+	const uint8_t *recs;     /* react: when set, the conversation's first
+				  * records (conv.h: a client's whole history,
+				  * PARAMS), instead of system and prompt       */
+	uint32_t recs_n;
 } fg_submit_t;
 
 /*
@@ -163,6 +167,19 @@ uint64_t fg_session_read(const fg_region_t *r, uint32_t idx, fg_wstate_t *st);
 
 /* RUNNING -> final (DONE, FAILED, CANCELLED); clears the lease entry. */
 int fg_session_finish(fg_actor_t *a, uint32_t idx, uint32_t entry, uint32_t final_state);
+
+/*
+ * A thread's next run: a finished session (DONE, FAILED, CANCELLED) takes
+ * the records recs[0..n) (its next user message) and is QUEUED again with
+ * its whole log.  Leased to the caller while it appends (RUNNING under a's
+ * slot): a death at any step leaves it queued at its last commit, with or
+ * without the message, never both or twice.  *state: the state found.
+ * 0; -ENOENT (no such session), -EBUSY (not finished: it runs), -EAGAIN
+ * (no lease entry free), or the commit's error (-E2BIG: the log is full;
+ * the session is queued as it was and ends again as it was).
+ */
+int fg_session_continue(fg_actor_t *a, fg_handle_t h, const void *recs, uint32_t n,
+			uint32_t *state);
 
 /*
  * Cancels a session: QUEUED -> CANCELLED at once; RUNNING gets the cancel

@@ -11,12 +11,15 @@
 #define FORGE_WORKFLOW_H
 
 #include "forge/conv.h"
+#include "forge/session.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct fg_react_view {
-	uint32_t turns;                  /* model turns committed                */
+	uint32_t turns;                  /* model turns since the last user
+					  * message (what max_steps counts)       */
+	uint32_t turns_total;            /* model turns in the whole log          */
 	int final;                       /* a final answer is committed          */
 	fg_str_t answer;                 /* ... and its text                      */
 	uint32_t ncalls;                 /* calls of the last tool-call turn      */
@@ -26,6 +29,10 @@ typedef struct fg_react_view {
 	uint32_t pending;                /* calls without a result                */
 	int failed;                      /* an ERROR record is committed          */
 	fg_str_t error;
+	fg_str_t params;                 /* the PARAMS record's JSON (n 0: none)  */
+	uint8_t client[FG_MAX_CALLS];    /* calls of the client's own tools (set
+					  * by the worker from params)            */
+	uint32_t nclient;
 } fg_react_view_t;
 
 /* map_reduce: split call -> PARTS -> one child ReAct session per part
@@ -58,5 +65,20 @@ static inline int fg_mr_dep(const fg_mr_view_t *v, uint32_t i, uint32_t d)
  * record after the final answer): such a log is never run further.
  */
 int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *err, size_t errlen);
+
+/*
+ * Whether the session copied in sn (with its log) may take rec[0..n) as
+ * its next run: a thread's next message (resume 0) or RESUME (resume 1).
+ * 0; -EPERM (a child, not react, or not failed for a resume), -EBUSY (it
+ * has not ended), -EINVAL (the conversation would not hold together),
+ * -ENOMEM; err says why.
+ */
+/* Marks v's pending calls that name the client's own tools (the PARAMS
+ * record's "tools": chat completions), which forge does not run:
+ * v->client[i], v->nclient. */
+void fg_react_client_calls(fg_react_view_t *v);
+
+int fg_thread_check(const fg_snap_t *sn, const uint8_t *rec, uint32_t n, int resume,
+		    char *err, size_t errlen);
 
 #endif

@@ -1,5 +1,6 @@
 /* llm.c — see include/forge/llm.h. */
 #include "forge/llm.h"
+#include "forge/views.h"
 
 #include "forge/config.h"
 
@@ -248,6 +249,71 @@ static uint32_t trim_from(const uint8_t *log, uint32_t len, uint32_t keep, uint3
 	return found ? best : last_turn;
 }
 
+/* The client's parameters (a PARAMS record) into the request: its tools
+ * after forge's, the rest as they came. */
+static void put_params(sb_t *b, const char *tools_json, const fg_rec_t *params)
+{
+	json_t *p = params ? json_loadb((const char *)params->p, params->n, 0, NULL) : NULL;
+	json_t *ct = json_object_get(p, "tools");
+	char *cts = NULL;
+	if (ct && tools_json) {
+		/* forge's tools, less those the client names as its own (the
+		 * client's win: a call of that name goes back to the client),
+		 * then the client's */
+		json_t *all = json_loads(tools_json, 0, NULL), *t, *u;
+		size_t i, k;
+		for (i = 0; json_is_array(all) && i < json_array_size(all);) {
+			const char *fn = json_string_value(json_object_get(
+				json_object_get(json_array_get(all, i), "function"), "name"));
+			int mine = 0;
+			json_array_foreach(ct, k, u) {
+				const char *un = json_string_value(json_object_get(
+					json_object_get(u, "function"), "name"));
+				mine |= fn && un && !strcmp(fn, un);
+			}
+			if (mine)
+				json_array_remove(all, i);
+			else
+				i++;
+		}
+		json_array_foreach(ct, k, t)
+			json_array_append(all, t);
+		cts = json_is_array(all) ? json_dumps(all, JSON_COMPACT) : NULL;
+		json_decref(all);
+		tools_json = NULL;
+	} else if (ct) {
+		cts = json_dumps(ct, JSON_COMPACT);
+	}
+	if (tools_json || cts) {
+		SB_LIT(b, ",\"tools\":");
+		if (tools_json) {
+			sb_put(b, tools_json, strlen(tools_json));
+		} else {
+			sb_put(b, cts, strlen(cts));
+		}
+		if (!json_object_get(p, "tool_choice"))
+			SB_LIT(b, ",\"tool_choice\":\"auto\"");
+	}
+	free(cts);
+	const char *key;
+	json_t *val;
+	json_object_foreach(p, key, val) {
+		if (!strcmp(key, "tools") || (!strcmp(key, "tool_choice") && !tools_json && !ct))
+			continue;
+		char *vs = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!vs) {
+			b->oom = 1;
+			continue;
+		}
+		SB_LIT(b, ",");
+		sb_jstr(b, key, strlen(key));
+		SB_LIT(b, ":");
+		sb_put(b, vs, strlen(vs));
+		free(vs);
+	}
+	json_decref(p);
+}
+
 char *fg_llm_request_log(const char *model, const uint8_t *log, uint32_t len,
 			 const char *tools_json, int stream, size_t *n, char *err, size_t errlen)
 {
@@ -267,7 +333,13 @@ char *fg_llm_request_log_trim(const char *model, const uint8_t *log, uint32_t le
 	SB_LIT(&b, "{\"model\":");
 	sb_jstr(&b, model, strlen(model));
 	SB_LIT(&b, ",\"messages\":[");
+	fg_rec_t params;
+	int have_params = 0;
 	while ((at = off, rc = fg_rec_next(log, len, &off, &r)) == 1) {
+		if (r.type == FG_REC_PARAMS) {
+			params = r;
+			have_params = 1;
+		}
 		if (!is_message(r.type))
 			continue;
 		if (r.type != FG_REC_SYSTEM && at < from)
@@ -321,11 +393,7 @@ char *fg_llm_request_log_trim(const char *model, const uint8_t *log, uint32_t le
 	if (rc < 0)
 		goto corrupt;
 	SB_LIT(&b, "]");
-	if (tools_json) {
-		SB_LIT(&b, ",\"tools\":");
-		sb_put(&b, tools_json, strlen(tools_json));
-		SB_LIT(&b, ",\"tool_choice\":\"auto\"");
-	}
+	put_params(&b, tools_json, have_params ? &params : NULL);
 	if (stream)
 		SB_LIT(&b, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
 	SB_LIT(&b, "}");

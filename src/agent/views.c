@@ -1,7 +1,10 @@
 /* workflow.c — see include/forge/views.h. */
 #include "forge/views.h"
 
+#include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int find_call(const fg_react_view_t *v, fg_str_t id)
@@ -23,15 +26,29 @@ int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *er
 		rc = fg_rec_next(log, len, &off, &r);
 		if (rc <= 0)
 			break;
-		if (v->final || v->failed) {
+		if ((v->final || v->failed) && r.type != FG_REC_USER && r.type != FG_REC_KEY &&
+		    !(v->failed && r.type == FG_REC_RESUME)) {
 			snprintf(err, errlen, "record at byte %u follows the end of the conversation", at);
 			return -1;
 		}
 		switch (r.type) {
 		case FG_REC_SYSTEM:
 			break;
+		case FG_REC_PARAMS:
+			v->params = (fg_str_t){ (const char *)r.p, r.n };
+			break;
 		case FG_REC_USER:
+			/* a thread's next message (or the history a client sent):
+			 * the conversation goes on, and max_steps counts again */
+			if (v->pending) {
+				snprintf(err, errlen, "user message at byte %u before %u tool results",
+					 at, v->pending);
+				return -1;
+			}
 			users++;
+			v->final = v->failed = 0;
+			v->turns = 0;
+			v->ncalls = 0;
 			break;
 		case FG_REC_USAGE:
 		case FG_REC_KEY:
@@ -44,6 +61,7 @@ int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *er
 				return -1;
 			}
 			v->turns++;
+			v->turns_total++;
 			if (r.type == FG_REC_ASSISTANT) {
 				v->final = 1;
 				v->answer = (fg_str_t){ (const char *)r.p, r.n };
@@ -85,6 +103,10 @@ int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *er
 			v->failed = 1;
 			v->error = (fg_str_t){ (const char *)r.p, r.n };
 			break;
+		case FG_REC_RESUME:   /* resumed after a failure: on from here */
+			v->failed = 0;
+			v->error = (fg_str_t){ NULL, 0 };
+			break;
 		}
 	}
 	if (rc < 0) {
@@ -109,7 +131,7 @@ int fg_mr_view(const uint8_t *log, uint32_t len, fg_mr_view_t *v, char *err, siz
 		rc = fg_rec_next(log, len, &off, &r);
 		if (rc <= 0)
 			break;
-		if (v->final || v->failed) {
+		if ((v->final || v->failed) && !(v->failed && r.type == FG_REC_RESUME)) {
 			snprintf(err, errlen, "record at byte %u follows the end of the conversation", at);
 			return -1;
 		}
@@ -179,6 +201,10 @@ bad_deps:
 			v->failed = 1;
 			v->error = (fg_str_t){ (const char *)r.p, r.n };
 			break;
+		case FG_REC_RESUME:
+			v->failed = 0;
+			v->error = (fg_str_t){ NULL, 0 };
+			break;
 		case FG_REC_SYSTEM:
 		case FG_REC_USAGE:
 		case FG_REC_KEY:
@@ -199,3 +225,68 @@ bad_deps:
 	}
 	return 0;
 }
+
+int fg_thread_check(const fg_snap_t *sn, const uint8_t *rec, uint32_t n, int resume,
+		    char *err, size_t errlen)
+{
+	uint32_t st = FG_CTL_STATE(sn->ctl);
+	static const char *const wf[] = { "?", "synthetic", "react", "map_reduce", "plan_execute" };
+	if (sn->parent) {
+		snprintf(err, errlen, "it is a child of another session: its parent runs it");
+		return -EPERM;
+	}
+	if (!resume && sn->workflow != FG_WF_REACT) {
+		snprintf(err, errlen, "it is a %s session: only react sessions take a next message",
+			 wf[sn->workflow < 5 ? sn->workflow : 0]);
+		return -EPERM;
+	}
+	if (!FG_S_FINISHED(st)) {
+		snprintf(err, errlen, "it is %s: send its next %s once it has ended",
+			 fg_state_name(st), resume ? "resume" : "message");
+		return -EBUSY;
+	}
+	if (resume && st != FG_S_FAILED) {
+		snprintf(err, errlen, "it is %s: only a failed session resumes", fg_state_name(st));
+		return -EPERM;
+	}
+	if (sn->workflow != FG_WF_REACT)
+		return 0;
+	/* the conversation with the new records after it must hold together */
+	uint8_t *all = malloc((size_t)sn->len + n);
+	fg_react_view_t *v = malloc(sizeof(*v));
+	int rc = -ENOMEM;
+	if (all && v) {
+		memcpy(all, sn->log, sn->len);
+		memcpy(all + sn->len, rec, n);
+		char why[200];
+		rc = fg_react_view(all, sn->len + n, v, why, sizeof(why)) == 0 ? 0 : -EINVAL;
+		if (rc < 0)
+			snprintf(err, errlen, "the conversation would not hold together: %s", why);
+	} else {
+		snprintf(err, errlen, "out of memory");
+	}
+	free(all);
+	free(v);
+	return rc;
+}
+
+void fg_react_client_calls(fg_react_view_t *v)
+{
+	json_t *p = json_loadb(v->params.p, v->params.n, 0, NULL);
+	json_t *tools = json_object_get(p, "tools"), *t;
+	size_t k;
+	v->nclient = 0;
+	memset(v->client, 0, sizeof(v->client));
+	json_array_foreach(tools, k, t) {
+		const char *name = json_string_value(json_object_get(json_object_get(t, "function"),
+								     "name"));
+		for (uint32_t i = 0; name && i < v->ncalls; i++)
+			if (!v->answered[i] && !v->client[i] && v->calls[i].name.n == strlen(name) &&
+			    !memcmp(v->calls[i].name.p, name, v->calls[i].name.n)) {
+				v->client[i] = 1;
+				v->nclient++;
+			}
+	}
+	json_decref(p);
+}
+

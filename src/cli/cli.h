@@ -52,6 +52,9 @@ int cmd_top(const char *arg);
 int cmd_submit(const char *arg);
 int cmd_kill_worker(const char *slot);
 int cmd_cancel(const char *id);
+int cmd_say(const char *id);
+int cmd_resume(const char *id);
+extern const char *say_text;   /* say ID TEXT */
 int cmd_reload(const char *arg);
 int cmd_purge(const char *arg);
 int cmd_drain(const char *arg);

@@ -67,6 +67,12 @@ static const char *usage_text =
 "                              exit 0 when it is done, 1 if it failed\n"
 "  top [--count N]             a live view of workers, sessions, rates and\n"
 "                              ring depths, every second (N frames)\n"
+"  say ID TEXT                 a thread's next message: a finished react\n"
+"                              session takes TEXT as its next user message\n"
+"                              and runs again with its whole conversation\n"
+"                              (forgectl watch ID follows it)\n"
+"  resume ID                   a failed session runs again from its last\n"
+"                              commit (after a provider outage, say)\n"
 "  cancel ID                   cancel a session: a queued one at once, a\n"
 "                              running one within milliseconds (its LLM\n"
 "                              request aborted, its tools killed)\n"
@@ -178,6 +184,8 @@ static const struct command {
 	{ "top",         0, 0, cmd_top },
 	{ "submit",      1, 0, cmd_submit },
 	{ "cancel",      1, 1, cmd_cancel },
+	{ "say",         1, 1, cmd_say },
+	{ "resume",      1, 1, cmd_resume },
 	{ "purge",       1, 0, cmd_purge },
 	{ "kill-worker", 0, 1, cmd_kill_worker },
 	{ "reload",      0, 0, cmd_reload },
@@ -250,6 +258,11 @@ int main(int argc, char **argv)
 	cmd = argv[optind++];
 	if (optind < argc)
 		arg = argv[optind++];
+	if (!strcmp(cmd, "say")) {   /* say ID TEXT: the text is the second argument */
+		if (optind >= argc)
+			die_usage("say: missing TEXT (%s)", "forgectl say ID TEXT");
+		say_text = argv[optind++];
+	}
 	if (optind < argc)
 		die_usage("unexpected argument '%s'", argv[optind]);
 	const struct command *k = NULL;

@@ -200,6 +200,79 @@ int cmd_cancel(const char *id)
 	return 0;
 }
 
+const char *say_text;
+
+/* say and resume: a finished session takes rec and runs again. */
+static int continue_session(const char *id, const uint8_t *rec, uint32_t n, int resume)
+{
+	fg_handle_t h;
+	uint32_t st;
+	char err[300];
+	const char *what = resume ? "resume" : "say";
+	if (parse_id(id, &h) < 0)
+		return 1;
+	fg_snap_t sn;
+	if (fg_session_snapshot(&R, h, &sn, 1) < 0) {
+		fprintf(stderr, "forgectl: no session %s\n", id);
+		return 1;
+	}
+	int e = fg_thread_check(&sn, rec, n, resume, err, sizeof(err));
+	fg_snap_free(&sn);
+	if (e < 0) {
+		fprintf(stderr, "forgectl: %s: session %s: %s\n", what, id, err);
+		return 1;
+	}
+	fg_actor_t a;
+	fg_crash_arm();
+	if (fg_client_attach(&R, &a) < 0) {
+		fprintf(stderr, "forgectl: all %u client slots are in use\n", FG_CLIENT_SLOTS);
+		return 1;
+	}
+	e = fg_session_continue(&a, h, rec, n, &st);
+	int fe = e == 0 ? fg_durable_wait(&R, a.slot) : 0;
+	fg_client_detach(&a);
+	if (e < 0) {
+		fprintf(stderr, "forgectl: %s: session %s: %s\n", what, id,
+			e == -ENOENT ? "no such session" :
+			e == -EBUSY ? "it runs again already" :
+			e == -E2BIG ? "its conversation would pass region.session_max_bytes" :
+			strerror(-e));
+		return 1;
+	}
+	if (fe < 0) {
+		fprintf(stderr, "forgectl: %s: session %s is queued, but flushing the region "
+			"failed (%s)\n", what, id, strerror(-fe));
+		return 1;
+	}
+	printf("%s queued\n", id);
+	return 0;
+}
+
+int cmd_say(const char *id)
+{
+	size_t n = strlen(say_text);
+	if (n == 0)
+		die_usage("say: %s must not be empty", "TEXT");
+	uint8_t *rec = malloc(n + FG_REC_HDR);
+	if (!rec) {
+		fprintf(stderr, "forgectl: out of memory\n");
+		return 1;
+	}
+	fg_buf_t b = { rec, 0, (uint32_t)(n + FG_REC_HDR), 0 };
+	fg_buf_rec(&b, FG_REC_USER, say_text, n);
+	int rc = continue_session(id, rec, b.n, 0);
+	free(rec);
+	return rc;
+}
+
+int cmd_resume(const char *id)
+{
+	uint8_t rec[FG_REC_HDR];
+	fg_buf_t b = { rec, 0, sizeof(rec), 0 };
+	fg_buf_rec(&b, FG_REC_RESUME, "", 0);
+	return continue_session(id, rec, b.n, 1);
+}
+
 int cmd_reload(const char *arg)
 {
 	(void)arg;

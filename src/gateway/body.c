@@ -1,6 +1,7 @@
 /* gwreq.c — see include/forge/gwreq.h. */
 #include "forge/gwreq.h"
 #include "forge/conv.h"
+#include "forge/views.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -106,6 +107,135 @@ int fg_gwreq_session(const char *body, size_t n, const fg_config_t *cfg, fg_gwre
 	return 0;
 }
 
+/*
+ * A message's content as text: a string, or an array of parts of which
+ * only {"type": "text", "text": ...} are taken (joined); NULL with q filled
+ * in for anything else.  *owned is set when the text was joined (free it).
+ */
+static const char *content_text(fg_gwreq_t *q, json_t *c, size_t i, char **owned,
+				int null_ok)
+{
+	*owned = NULL;
+	if (json_is_null(c) || !c) {
+		if (null_ok)
+			return "";
+		bad(q, 400, "messages", "message %zu: content is missing", i);
+		return NULL;
+	}
+	if (json_is_string(c)) {
+		const char *t = text(c);
+		if (!t)
+			bad(q, 400, "messages", "message %zu: content must not contain NUL characters", i);
+		return t;
+	}
+	if (!json_is_array(c)) {
+		bad(q, 400, "messages", "message %zu: content must be a string or an array of "
+		    "parts", i);
+		return NULL;
+	}
+	size_t k, total = 0;
+	json_t *part;
+	json_array_foreach(c, k, part) {
+		const char *type = json_string_value(json_object_get(part, "type"));
+		if (!type || strcmp(type, "text")) {
+			bad(q, 400, "messages", "message %zu: content part %zu is of type \"%.40s\": "
+			    "forge takes text parts only (images, audio and files are not "
+			    "supported yet)", i, k, type ? type : "(none)");
+			return NULL;
+		}
+		const char *t = text(json_object_get(part, "text"));
+		if (!t) {
+			bad(q, 400, "messages", "message %zu: content part %zu has no text (or a NUL "
+			    "in it)", i, k);
+			return NULL;
+		}
+		total += strlen(t);
+	}
+	char *out = malloc(total + 1);
+	if (!out) {
+		bad(q, 503, NULL, "out of memory, try again");
+		return NULL;
+	}
+	size_t o = 0;
+	json_array_foreach(c, k, part) {
+		const char *t = json_string_value(json_object_get(part, "text"));
+		memcpy(out + o, t, strlen(t));
+		o += strlen(t);
+	}
+	out[o] = 0;
+	*owned = out;
+	return out;
+}
+
+/* The request parameters passed through to the model (PARAMS record);
+ * -1 with q filled in when one is out of range. */
+static int chat_params(fg_gwreq_t *q, json_t *j, json_t *params)
+{
+	json_t *x;
+	if ((x = json_object_get(j, "n")) && !(json_is_integer(x) && json_integer_value(x) == 1))
+		return bad(q, 400, "n", "n must be 1: forge runs one agent session per request "
+			   "(send n requests for n answers)");
+	static const char *const num01[] = { "top_p" };
+	if ((x = json_object_get(j, "temperature"))) {
+		if (!json_is_number(x) || json_number_value(x) < 0 || json_number_value(x) > 2)
+			return bad(q, 400, "temperature", "temperature must be a number in [0, 2]");
+		json_object_set(params, "temperature", x);
+	}
+	for (size_t i = 0; i < sizeof(num01) / sizeof(num01[0]); i++)
+		if ((x = json_object_get(j, num01[i]))) {
+			if (!json_is_number(x) || json_number_value(x) < 0 || json_number_value(x) > 1)
+				return bad(q, 400, num01[i], "%s must be a number in [0, 1]", num01[i]);
+			json_object_set(params, num01[i], x);
+		}
+	static const char *const ints[] = { "max_tokens", "max_completion_tokens", "seed" };
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+		if ((x = json_object_get(j, ints[i]))) {
+			if (!json_is_integer(x) || (i < 2 && json_integer_value(x) < 1))
+				return bad(q, 400, ints[i], "%s must be %s", ints[i],
+					   i < 2 ? "a positive integer" : "an integer");
+			json_object_set(params, ints[i], x);
+		}
+	if ((x = json_object_get(j, "stop"))) {
+		int ok = json_is_string(x) || json_is_null(x);
+		if (json_is_array(x) && json_array_size(x) <= 4) {
+			size_t k;
+			json_t *e;
+			ok = 1;
+			json_array_foreach(x, k, e) ok &= json_is_string(e);
+		}
+		if (!ok)
+			return bad(q, 400, "stop", "stop must be a string or an array of up to 4 strings");
+		if (!json_is_null(x))
+			json_object_set(params, "stop", x);
+	}
+	if ((x = json_object_get(j, "response_format"))) {
+		if (!json_is_object(x) || !json_is_string(json_object_get(x, "type")))
+			return bad(q, 400, "response_format", "response_format must be an object "
+				   "with a type");
+		json_object_set(params, "response_format", x);
+	}
+	if ((x = json_object_get(j, "tool_choice")))
+		json_object_set(params, "tool_choice", x);
+	if ((x = json_object_get(j, "tools")) && !json_is_null(x)) {
+		size_t k;
+		json_t *t;
+		if (!json_is_array(x))
+			return bad(q, 400, "tools", "tools must be an array of {type: function, "
+				   "function: {name, description, parameters}}");
+		json_array_foreach(x, k, t) {
+			const char *type = json_string_value(json_object_get(t, "type"));
+			json_t *fn = json_object_get(t, "function");
+			const char *name = json_string_value(json_object_get(fn, "name"));
+			if (!type || strcmp(type, "function") || !name || !*name)
+				return bad(q, 400, "tools", "tools[%zu] is not {type: function, function: "
+					   "{name, ...}}", k);
+		}
+		if (json_array_size(x))
+			json_object_set(params, "tools", x);
+	}
+	return 0;
+}
+
 int fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t *q)
 {
 	if (parse(body, n, q) < 0)
@@ -124,27 +254,154 @@ int fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t
 	if ((p->arg = provider_index(cfg, prov[0] ? prov : cfg->llm_default)) == UINT32_MAX)
 		return bad(q, 400, "model", "provider \"%.60s\" is not configured", prov);
 	snprintf(q->model, sizeof(q->model), "%s", model);
-	json_t *msgs = json_object_get(j, "messages"), *m;
-	if (!json_is_array(msgs))
-		return bad(q, 400, "messages", "messages must be an array of {role, content}");
-	size_t i;
-	json_array_foreach(msgs, i, m) {
-		json_t *c = json_object_get(m, "content");
-		const char *role = json_string_value(json_object_get(m, "role"));
-		if (!role || !json_is_string(c))
-			continue;   /* (tool calls, images, ...: not a task's text) */
-		if (!text(c))
-			return bad(q, 400, "messages", "message %zu: content must not contain NUL "
-				   "characters", i);
-		if (!strcmp(role, "user"))
-			p->prompt = text(c);
-		else if (!strcmp(role, "system") && !p->system)
-			p->system = text(c);
+	json_t *params = json_object();
+	if (!params)
+		return bad(q, 503, NULL, "out of memory, try again");
+	if (chat_params(q, j, params) < 0) {
+		json_decref(params);
+		return -1;
 	}
+	json_t *msgs = json_object_get(j, "messages"), *m;
+	if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+		json_decref(params);
+		return bad(q, 400, "messages", "messages must be a non-empty array of {role, content}");
+	}
+	/* the whole history, as records (react); the other workflows take the
+	 * system prompt and the last user message as their task */
+	fg_buf_t *b = &q->recs;
+	*b = (fg_buf_t){ NULL, 0, 0, 0, 0xffffffffu, 1, 0 };
+	if (json_object_size(params)) {
+		char *pj = json_dumps(params, JSON_COMPACT);
+		if (pj)
+			fg_buf_rec(b, FG_REC_PARAMS, pj, strlen(pj));
+		else
+			b->oom = 1;
+		free(pj);
+	}
+	json_decref(params);
+	size_t i;
+	const char *last_role = NULL;
+	json_array_foreach(msgs, i, m) {
+		const char *role = json_string_value(json_object_get(m, "role"));
+		char *owned = NULL;
+		if (!role)
+			return bad(q, 400, "messages", "message %zu has no role", i);
+		last_role = role;
+		if (!strcmp(role, "system") || !strcmp(role, "developer") || !strcmp(role, "user")) {
+			const char *t = content_text(q, json_object_get(m, "content"), i, &owned, 0);
+			if (!t)
+				return -1;
+			int user = !strcmp(role, "user");
+			fg_buf_rec(b, user ? FG_REC_USER : FG_REC_SYSTEM, t, strlen(t));
+			if (user)
+				p->prompt = t;   /* (the last one: the task of the others) */
+			else if (!p->system)
+				p->system = t;
+			if (owned) {   /* the text must live as long as q: keep it in root */
+				int was_system = p->system == t;
+				json_object_set_new(m, "content", json_string(owned));
+				const char *kept = json_string_value(json_object_get(m, "content"));
+				free(owned);
+				if (!kept)
+					return bad(q, 503, NULL, "out of memory, try again");
+				if (user)
+					p->prompt = kept;
+				else if (was_system)
+					p->system = kept;
+			}
+		} else if (!strcmp(role, "assistant")) {
+			json_t *tcs = json_object_get(m, "tool_calls");
+			if (json_is_array(tcs) && json_array_size(tcs) > 0) {
+				fg_call_t c[FG_MAX_CALLS];
+				size_t k;
+				json_t *tc;
+				if (json_array_size(tcs) > FG_MAX_CALLS)
+					return bad(q, 400, "messages", "message %zu: more than %d tool calls",
+						   i, FG_MAX_CALLS);
+				json_array_foreach(tcs, k, tc) {
+					json_t *fn = json_object_get(tc, "function");
+					const char *id = text(json_object_get(tc, "id"));
+					const char *name = text(json_object_get(fn, "name"));
+					const char *args = text(json_object_get(fn, "arguments"));
+					if (!id || !name || !args || strlen(id) > 255 || strlen(name) > 255)
+						return bad(q, 400, "messages", "message %zu: tool_calls[%zu] needs "
+							   "id, function.name and function.arguments (strings)",
+							   i, k);
+					c[k] = (fg_call_t){ { id, (uint32_t)strlen(id) },
+							    { name, (uint32_t)strlen(name) },
+							    { args, (uint32_t)strlen(args) } };
+				}
+				fg_buf_toolcalls(b, c, (uint32_t)k);
+			} else {
+				const char *t = content_text(q, json_object_get(m, "content"), i, &owned, 0);
+				if (!t)
+					return -1;
+				fg_buf_rec(b, FG_REC_ASSISTANT, t, strlen(t));
+				free(owned);
+			}
+		} else if (!strcmp(role, "tool")) {
+			const char *id = text(json_object_get(m, "tool_call_id"));
+			if (!id || strlen(id) > 255)
+				return bad(q, 400, "messages", "message %zu: a tool message needs its "
+					   "tool_call_id", i);
+			const char *t = content_text(q, json_object_get(m, "content"), i, &owned, 0);
+			if (!t)
+				return -1;
+			fg_buf_tool(b, (fg_str_t){ id, (uint32_t)strlen(id) }, t, strlen(t));
+			free(owned);
+		} else {
+			return bad(q, 400, "messages", "message %zu: role \"%.40s\" is not system, "
+				   "developer, user, assistant or tool", i, role);
+		}
+	}
+	if (b->oom)
+		return bad(q, 503, NULL, "out of memory, try again");
 	if (!p->prompt || !*p->prompt)
 		return bad(q, 400, "messages", "messages must hold a user message with text content");
+	if (p->workflow == FG_WF_REACT) {
+		if (strcmp(last_role, "user") && strcmp(last_role, "tool"))
+			return bad(q, 400, "messages", "the last message is from the %s: a conversation "
+				   "ends with a user message or tool results for the agent to answer",
+				   last_role);
+		fg_react_view_t *v = malloc(sizeof(*v));
+		char err[200];
+		if (!v)
+			return bad(q, 503, NULL, "out of memory, try again");
+		int vr = fg_react_view(b->p, b->n, v, err, sizeof(err));
+		free(v);
+		if (vr < 0)
+			return bad(q, 400, "messages", "the history does not hold together: %s", err);
+		p->recs = b->p;
+		p->recs_n = b->n;
+	}
 	q->stream = json_is_true(json_object_get(j, "stream"));
 	p->steps = p->workflow == FG_WF_REACT ? cfg->max_steps : 8;
+	return 0;
+}
+
+int fg_gwreq_message(const char *body, size_t n, fg_gwreq_t *q)
+{
+	if (parse(body, n, q) < 0)
+		return -1;
+	json_t *j = q->root, *role = json_object_get(j, "role");
+	if (role && (!json_is_string(role) || strcmp(json_string_value(role), "user")))
+		return bad(q, 400, "role", "role must be \"user\" (or left out)");
+	char *owned;
+	const char *t = content_text(q, json_object_get(j, "content"), 0, &owned, 0);
+	if (!t) {
+		if (q->param)
+			q->param = "content";
+		return -1;
+	}
+	if (!*t) {
+		free(owned);
+		return bad(q, 400, "content", "content must not be empty");
+	}
+	q->recs = (fg_buf_t){ NULL, 0, 0, 0, 0xffffffffu, 1, 0 };
+	fg_buf_rec(&q->recs, FG_REC_USER, t, strlen(t));
+	free(owned);
+	if (q->recs.oom)
+		return bad(q, 503, NULL, "out of memory, try again");
 	return 0;
 }
 
@@ -152,4 +409,6 @@ void fg_gwreq_free(fg_gwreq_t *q)
 {
 	json_decref(q->root);
 	q->root = NULL;
+	free(q->recs.p);
+	q->recs.p = NULL;
 }

@@ -17,6 +17,7 @@
 #include "forge/ring.h"
 #include "forge/session.h"
 #include "forge/util.h"
+#include "forge/views.h"
 #include "forge/worker.h"
 
 #include <ctype.h>
@@ -110,6 +111,34 @@ static json_t *chat_result(chat_t *ch, const char **err)
 	return j;
 }
 
+/* The calls of the client's own tools the run ended with (OpenAI's
+ * tool_calls array), or NULL when it ended with an answer. */
+static json_t *client_calls(chat_t *ch)
+{
+	fg_snap_t sn;
+	if (fg_session_snapshot(ch->g->r, FG_HANDLE(ch->idx, ch->gen), &sn, 1) < 0)
+		return NULL;
+	fg_react_view_t *v = malloc(sizeof(*v));
+	char err[200];
+	json_t *arr = NULL;
+	if (v && sn.workflow == FG_WF_REACT && FG_CTL_STATE(sn.ctl) == FG_S_DONE &&
+	    fg_react_view(sn.log, sn.len, v, err, sizeof(err)) == 0 && v->pending) {
+		arr = json_array();
+		for (uint32_t i = 0; i < v->ncalls; i++) {
+			if (v->answered[i])
+				continue;
+			fg_call_t *c = &v->calls[i];
+			json_array_append_new(arr, json_pack("{s:s%,s:s,s:{s:s%,s:s%}}",
+				"id", c->id.p, (size_t)c->id.n, "type", "function", "function",
+				"name", c->name.p, (size_t)c->name.n,
+				"arguments", c->args.p, (size_t)c->args.n));
+		}
+	}
+	free(v);
+	fg_snap_free(&sn);
+	return arr;
+}
+
 static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	(void)pos;
@@ -138,7 +167,15 @@ static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 		return snprintf(buf, max, ": keep-alive\n\n");
 	const char *err;
 	json_t *res = chat_result(ch, &err);
+	json_t *calls = err ? NULL : client_calls(ch);
+	if (calls) {   /* each call's index, as OpenAI's chunks carry it */
+		size_t k;
+		json_t *c;
+		json_array_foreach(calls, k, c)
+			json_object_set_new(c, "index", json_integer((json_int_t)k));
+	}
 	json_t *delta = err ? json_pack("{s:s}", "content", "") :
+		calls ? json_pack("{s:o}", "tool_calls", calls) :
 		json_pack("{s:O}", "content", json_object_get(res, "result"));
 	json_t *usage = json_object_get(res, "usage");
 	json_int_t pt = json_integer_value(json_object_get(usage, "prompt_tokens"));
@@ -148,7 +185,8 @@ static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 		"index", 0, "delta", delta, "finish_reason");
 	json_t *c2 = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:{},s:s}],s:{s:I,s:I,s:I}}", "id", ch->id,
 		"object", "chat.completion.chunk", "created", (json_int_t)created, "model", ch->model,
-		"choices", "index", 0, "delta", "finish_reason", err ? "error" : "stop",
+		"choices", "index", 0, "delta", "finish_reason", err ? "error" : calls ? "tool_calls" :
+		"stop",
 		"usage", "prompt_tokens", pt, "completion_tokens", ct, "total_tokens", pt + ct);
 	json_t *e1 = err ? json_pack("{s:{s:s,s:s}}", "error", "message", err, "type",
 				     "server_error") : NULL;
@@ -201,11 +239,19 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	fg_submit_t p = q.sub;
 	const char *model = q.model;
 	fg_handle_t h;
-	pthread_mutex_lock(&g->submit_lock);
-	int e = fg_session_submit(&g->a, &p, &h);
-	pthread_mutex_unlock(&g->submit_lock);
+	uint64_t old = 0;
+	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+	if (key && !gw_key_ok(key)) {
+		rc = reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
+				 "letters, digits, '-', '_', '.' or ':'");
+		goto out;
+	}
+	/* a retry with the same key waits for the session the first made */
+	int e = gw_idem_submit(g, &p, key, &h, &old);
+	if (old)
+		h = old;
 	if (e == -ENOSPC || e == -EBUSY) {
-		rc = reply_error(c, 503, NULL, "the session table is full");
+		rc = reply_error(c, 503, NULL, "the session table is full (region.sessions)");
 		goto out;
 	}
 	if (e == -EDQUOT || e == -ENOMEM) {
@@ -222,7 +268,8 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	chat_t *ch = calloc(1, sizeof(*ch));
 	if (!ch) {
 		/* The session is submitted and runs; its id is lost to this
-		 * client, which gets a 503 (the session shows in GET /v1/sessions). */
+		 * client, which gets a 503 (the session shows in GET /v1/sessions,
+		 * and a retry with the same Idempotency-Key finds it). */
 		rc = reply_oom(c);
 		goto out;
 	}
@@ -232,7 +279,9 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	ch->gen = FG_HANDLE_GEN(h);
 	fg_id_format(g->r, h, ch->id);
 	snprintf(ch->model, sizeof(ch->model), "%s", model);
-	ch->deadline_ns = fg_now_ns() + 300ull * 1000000000ull;
+	/* no cap of our own: a long run keeps the connection (keep-alives on a
+	 * stream), the client's timeout decides */
+	ch->deadline_ns = UINT64_MAX;
 	if (q.stream) {
 		struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
 			chat_stream, ch, sse_free);
@@ -251,16 +300,33 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	int w = chat_wait(ch, 100, UINT64_MAX);
 	const char *err;
 	json_t *res = chat_result(ch, &err);
-	if (w <= 0 || err) {
-		rc = reply_error(c, w < 0 ? 499 : 502, NULL, "session %s: %s", ch->id, err);
+	if (w < 0) {
+		rc = reply_error(c, 499, NULL, "session %s: the client left", ch->id);
+	} else if (err) {
+		/* The agent run failed (after the provider retries): a 502 that
+		 * says not to retry (OpenAI's SDKs honour x-should-retry), for a
+		 * blind retry would run the agent again; the session can be
+		 * resumed (POST /v1/sessions/{id}/resume). */
+		char msg[600];
+		snprintf(msg, sizeof(msg), "session %s: %s", ch->id, err);
+		json_t *j = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", msg, "type",
+				      "agent_error", "code", "session_failed");
+		rc = reply2(c, 502, "application/json", json_dumps(j, JSON_COMPACT),
+			    "x-should-retry", "false", "X-Forge-Session", ch->id);
+		json_decref(j);
 	} else {
 		json_t *usage = json_object_get(res, "usage");
 		json_int_t pt = json_integer_value(json_object_get(usage, "prompt_tokens"));
 		json_int_t ct = json_integer_value(json_object_get(usage, "completion_tokens"));
-		rc = reply_json(c, 200, json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:{s:s,s:O},s:s}],s:{s:I,s:I,s:I}}",
+		json_t *calls = client_calls(ch);
+		json_t *msg = calls ? json_pack("{s:s,s:n,s:o}", "role", "assistant", "content",
+						"tool_calls", calls)
+				    : json_pack("{s:s,s:O}", "role", "assistant", "content",
+						json_object_get(res, "result"));
+		rc = reply_json(c, 200, json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}],s:{s:I,s:I,s:I}}",
 			"id", ch->id, "object", "chat.completion", "created", (json_int_t)time(NULL),
-			"model", model, "choices", "index", 0, "message", "role", "assistant", "content",
-			json_object_get(res, "result"), "finish_reason", "stop", "usage",
+			"model", model, "choices", "index", 0, "message", msg,
+			"finish_reason", calls ? "tool_calls" : "stop", "usage",
 			"prompt_tokens", pt, "completion_tokens", ct, "total_tokens", pt + ct));
 	}
 	json_decref(res);

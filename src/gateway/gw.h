@@ -60,6 +60,13 @@ int still(gw_t *g, uint32_t idx, uint32_t gen);
 uint32_t lookup(gw_t *g, const char *id);
 void idem_rebuild(gw_t *g);
 int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+/* Submits p, or finds the live session made with Idempotency-Key key
+ * (*old: its handle, nothing submitted); key NULL: none.  0 or -errno of
+ * the submit. */
+int gw_idem_submit(gw_t *g, fg_submit_t *p, const char *key, fg_handle_t *h, uint64_t *old);
+int gw_key_ok(const char *k);   /* a valid Idempotency-Key */
+int gw_post_message(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+int gw_resume(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_list_sessions(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_get_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_delete_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);

@@ -8,6 +8,10 @@
  *   GET    /v1/sessions?state=&limit=&cursor=
  *   GET    /v1/sessions/{id}/events  Server-Sent Events (Last-Event-ID resume)
  *   DELETE /v1/sessions/{id}       cancel
+ *   POST   /v1/sessions/{id}/messages {content} -> 202: a finished react
+ *                                  session (a thread) runs again with it
+ *   POST   /v1/sessions/{id}/resume   -> 202: a failed session runs again
+ *                                  from its last commit
  *   POST   /v1/chat/completions    OpenAI-compatible; model "forge/WORKFLOW[@provider]"
  *   GET    /v1/workers, /metrics (Prometheus text), /healthz, /readyz
  * Bearer-token auth when http.tokens is set (all but /healthz); 404 for
@@ -182,6 +186,8 @@ static const struct route {
 	{ "GET",    "/v1/sessions",             gw_list_sessions,  1 },
 	{ "POST",   "/v1/sessions",             gw_post_session,   1 },
 	{ "GET",    "/v1/sessions/{id}/events", gw_events,         1 },
+	{ "POST",   "/v1/sessions/{id}/messages", gw_post_message, 1 },
+	{ "POST",   "/v1/sessions/{id}/resume", gw_resume,         1 },
 	{ "GET",    "/v1/sessions/{id}",        gw_get_session,    1 },
 	{ "DELETE", "/v1/sessions/{id}",        gw_delete_session, 1 },
 };

@@ -14,6 +14,7 @@
 #include "forge/ring.h"
 #include "forge/session.h"
 #include "forge/util.h"
+#include "forge/views.h"
 #include "forge/worker.h"
 
 #include <ctype.h>
@@ -157,6 +158,27 @@ static int same_request(gw_t *g, fg_handle_t h, const char *key, const fg_submit
 	return same;
 }
 
+int gw_idem_submit(gw_t *g, fg_submit_t *p, const char *key, fg_handle_t *h, uint64_t *old)
+{
+	pthread_mutex_lock(&g->submit_lock);
+	*old = key ? idem_find(g, key, strlen(key)) : 0;
+	int e = 0;
+	if (!*old) {
+		p->key = key;
+		p->keylen = key ? strlen(key) : 0;
+		e = fg_session_submit(&g->a, p, h);
+		if (e == 0 && key)
+			idem_add(g, key, strlen(key), *h);
+	}
+	pthread_mutex_unlock(&g->submit_lock);
+	return e;
+}
+
+int gw_key_ok(const char *k)
+{
+	return key_ok(k);
+}
+
 int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *unused)
 {
 	(void)unused;
@@ -172,17 +194,8 @@ int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *un
 		return reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
 				   "letters, digits, '-', '_', '.' or ':'");
 	}
-	pthread_mutex_lock(&g->submit_lock);
-	uint64_t old = key ? idem_find(g, key, strlen(key)) : 0;
-	int e = 0;
-	if (!old) {
-		p.key = key;
-		p.keylen = key ? strlen(key) : 0;
-		e = fg_session_submit(&g->a, &p, &h);
-		if (e == 0 && key)
-			idem_add(g, key, strlen(key), h);
-	}
-	pthread_mutex_unlock(&g->submit_lock);
+	uint64_t old = 0;
+	int e = gw_idem_submit(g, &p, key, &h, &old);
 	/* region.durability: sync: acknowledged only once durable */
 	int fe = e == 0 && !old ? fg_durable_wait(g->r, g->a.slot) : 0;
 	if (fe < 0) {
@@ -310,4 +323,72 @@ int gw_get_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	if (!j)   /* no such session, or purged while it was read */
 		return reply_error(c, 404, "id", "no session %.40s", id);
 	return reply_json(c, 200, j);
+}
+
+/*
+ * A finished session takes its next records (a user message, or RESUME)
+ * and runs again from its whole log (fg_session_continue).  Checked first
+ * against the session's conversation, so a message that could not follow
+ * it is refused (409) rather than failing the session.
+ */
+static int continue_with(gw_t *g, struct MHD_Connection *c, const char *id, const uint8_t *rec,
+			 uint32_t n, int resume)
+{
+	fg_handle_t h;
+	fg_snap_t sn;
+	uint32_t st;
+	char err[300];
+	if (fg_id_parse(g->r, id, &h) < 0 || fg_session_snapshot(g->r, h, &sn, 1) < 0)
+		return reply_error(c, 404, "id", "no session %.40s", id);
+	int e = fg_thread_check(&sn, rec, n, resume, err, sizeof(err));
+	fg_snap_free(&sn);
+	if (e == -ENOMEM)
+		return reply_oom(c);
+	if (e == 0) {
+		pthread_mutex_lock(&g->submit_lock);
+		e = fg_session_continue(&g->a, h, rec, n, &st);
+		pthread_mutex_unlock(&g->submit_lock);
+		if (e == -EBUSY)
+			snprintf(err, sizeof(err), "it is %s: send its next %s once it has ended",
+				 fg_state_name(st), resume ? "resume" : "message");
+	}
+	if (e == -ENOENT)
+		return reply_error(c, 404, "id", "no session %.40s", id);
+	if (e == -EPERM || e == -EBUSY || e == -EINVAL)
+		return reply_error(c, 409, NULL, "session %.40s: %s", id, err);
+	if (e == -E2BIG)
+		return reply_error(c, 413, NULL, "session %.40s is full: its conversation would pass "
+				   "region.session_max_bytes (%llu bytes)", id,
+				   (unsigned long long)fg_log_max(g->r));
+	if (e < 0)
+		return reply_error(c, 503, NULL, "session %.40s: %s", id, strerror(-e));
+	int fe = fg_durable_wait(g->r, g->a.slot);
+	if (fe < 0)
+		return reply_error(c, 503, NULL, "the %s could not be made durable (flushing the "
+				   "region failed: %s)", resume ? "resume" : "message", strerror(-fe));
+	json_t *j = fg_inspect_session(g->r, h, 0, g->cfg);
+	if (!j)
+		return reply_error(c, 404, "id", "no session %.40s", id);
+	char loc[80];
+	snprintf(loc, sizeof(loc), "/v1/sessions/%.40s", id);
+	return reply(c, 202, "application/json", json_dumps(j, JSON_COMPACT), "Location", loc);
+}
+
+int gw_post_message(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
+{
+	fg_gwreq_t q;
+	if (fg_gwreq_message(b->p, b->n, &q) < 0)
+		return refuse(c, &q);
+	int rc = continue_with(g, c, id, q.recs.p, q.recs.n, 0);
+	fg_gwreq_free(&q);
+	return rc;
+}
+
+int gw_resume(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
+{
+	(void)b;
+	uint8_t rec[FG_REC_HDR];
+	fg_buf_t r = { rec, 0, sizeof(rec), 0 };
+	fg_buf_rec(&r, FG_REC_RESUME, "", 0);
+	return continue_with(g, c, id, rec, r.n, 1);
 }

@@ -405,6 +405,14 @@ int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint
 	memset(s->st, 0, sizeof(s->st));
 	if (p->workflow == FG_WF_SYNTHETIC)
 		s->st[0].checksum = FG_SYNTHETIC_SEED;
+	if (p->recs) {
+		/* a client's history: its model turns count as the session's */
+		uint32_t off = 0;
+		fg_rec_t r;
+		while (fg_rec_next(p->recs, p->recs_n, &off, &r) == 1)
+			if (r.type == FG_REC_ASSISTANT || r.type == FG_REC_TOOLCALLS)
+				s->st[0].step++;
+	}
 	/* the session before in this record left overflow pages behind if its
 	 * purge died before it gave them back: we hold the record, so it is
 	 * ours to do */
@@ -415,21 +423,27 @@ int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint
 		 * (the common case), else built aside and written across */
 		int seal = atomic_load_explicit(&h->durability, memory_order_relaxed) != FG_DUR_NONE;
 		uint64_t need = 3ull * FG_REC_HDR + (seal ? FG_COMMIT_BYTES : 0) +
-				(p->key ? p->keylen : 0) +
-				(p->system ? strlen(p->system) : 0) + (p->prompt ? strlen(p->prompt) : 0);
+				(p->key ? p->keylen : 0) + (p->recs ? p->recs_n :
+				(p->system ? strlen(p->system) : 0) + (p->prompt ? strlen(p->prompt) : 0));
 		uint8_t *aside = need > h->log_bytes && need <= fg_log_max(a->r) ? malloc(need) : NULL;
 		fg_buf_t b = { aside ? aside : fg_sess_log(a->r, idx), 0,
 			       aside ? (uint32_t)need : h->log_bytes, 0 };
 		if (p->key && p->keylen)
 			fg_buf_rec(&b, FG_REC_KEY, p->key, p->keylen);
-		if (p->system && *p->system)
-			fg_buf_rec(&b, FG_REC_SYSTEM, p->system, strlen(p->system));
-		fg_buf_rec(&b, FG_REC_USER, p->prompt ? p->prompt : "", p->prompt ? strlen(p->prompt) : 0);
+		if (p->recs) {
+			if (b.n + (uint64_t)p->recs_n > b.cap)
+				b.overflow = 1;
+			else
+				memcpy(b.p + b.n, p->recs, p->recs_n), b.n += p->recs_n;
+		} else {
+			if (p->system && *p->system)
+				fg_buf_rec(&b, FG_REC_SYSTEM, p->system, strlen(p->system));
+			fg_buf_rec(&b, FG_REC_USER, p->prompt ? p->prompt : "",
+				   p->prompt ? strlen(p->prompt) : 0);
+		}
 		if (seal && !b.overflow) {
 			uint8_t rec[FG_COMMIT_BYTES];
-			fg_wstate_t z;
-			memset(&z, 0, sizeof(z));
-			fg_commit_rec(rec, fg_crc32c(0, b.p, b.n), 0, &z);
+			fg_commit_rec(rec, fg_crc32c(0, b.p, b.n), 0, &s->st[0]);
 			fg_buf_rec(&b, FG_REC_COMMIT, rec + FG_REC_HDR, FG_COMMIT_PAYLOAD);
 		}
 		int rc = b.overflow ? (need > fg_log_max(a->r) ? -E2BIG : -ENOMEM)
@@ -647,6 +661,62 @@ int fg_session_finish(fg_actor_t *a, uint32_t idx, uint32_t entry, uint32_t fina
 	lease_clear(a, entry);
 	atomic_fetch_add_explicit(&a->self->done, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&a->self->inflight, 1, memory_order_relaxed);
+	return rc;
+}
+
+int fg_session_continue(fg_actor_t *a, fg_handle_t h, const void *recs, uint32_t n,
+			uint32_t *state)
+{
+	uint32_t idx = FG_HANDLE_IDX(h), entry;
+	fg_hdr_t *hd = a->r->hdr;
+	if (idx >= hd->capacity)
+		return -ENOENT;
+	fg_session_t *s = fg_sess(a->r, idx);
+	uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+	uint32_t st = FG_CTL_STATE(c);
+	*state = st;
+	if (FG_CTL_SGEN(c) != FG_HANDLE_GEN(h) || FG_S_NONE(st))
+		return -ENOENT;
+	if (!FG_S_FINISHED(st))
+		return -EBUSY;
+	if (lease_put(a, idx, &entry) < 0)
+		return -EAGAIN;
+	atomic_fetch_add_explicit(&hd->reopened, 1, memory_order_relaxed);
+	FG_CRASHPOINT("session.continue.before_cas");
+	if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c,
+			FG_CTL(FG_S_RUNNING, a->slot, a->gen, FG_CTL_SGEN(c)),
+			memory_order_acq_rel, memory_order_acquire)) {
+		atomic_fetch_sub_explicit(&hd->reopened, 1, memory_order_relaxed);
+		lease_clear(a, entry);
+		*state = FG_CTL_STATE(c);
+		return FG_CTL_SGEN(c) != FG_HANDLE_GEN(h) || FG_S_NONE(FG_CTL_STATE(c)) ? -ENOENT
+										      : -EBUSY;
+	}
+	/* Leased to us: a death from here on is a death while RUNNING (the
+	 * recovery pass queues it at its last commit, the message in it or
+	 * not: a worker then answers it, or finds it ended and ends it again). */
+	FG_CRASHPOINT("session.continue.after_cas");
+	fg_wstate_t ws;
+	fg_session_read(a->r, idx, &ws);
+	ws.status = FG_WS_OK;
+	atomic_store_explicit(&s->finished_ns, 0, memory_order_relaxed);
+	int rc = fg_session_commit(a, idx, &ws, recs, n);
+	FG_CRASHPOINT("session.continue.after_commit");
+	/* committed or not, it goes back to the queue: a worker finds what
+	 * was committed (an uncommitted message ends it as it was) */
+	c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+	atomic_store_explicit(&s->queued_ns, fg_now_ns(), memory_order_relaxed);
+	if (mine(a, c, FG_S_RUNNING) &&
+	    atomic_compare_exchange_strong_explicit(&s->ctl, &c,
+			FG_CTL_FREE_OF((c & FG_CTL_CANCEL) ? FG_S_CANCELLED : FG_S_QUEUED,
+				       FG_CTL_SGEN(c)),
+			memory_order_acq_rel, memory_order_relaxed) &&
+	    !(c & FG_CTL_CANCEL)) {
+		fg_session_enqueue(a, idx);
+		fg_ring_intent_clear(a->self);
+	}
+	ring_bell(a->r, idx);
+	lease_clear(a, entry);
 	return rc;
 }
 

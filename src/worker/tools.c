@@ -183,8 +183,8 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v)
 {
 	int waiting = 0;
 	for (uint32_t i = 0; i < v->ncalls; i++) {
-		if (v->answered[i])
-			continue;
+		if (v->answered[i] || v->client[i])
+			continue;   /* (the client runs its own tools) */
 		fg_call_t *c = &v->calls[i];
 		if (call_running(s, c->id)) {
 			waiting = 1;

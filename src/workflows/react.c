@@ -75,8 +75,16 @@ void fg_wf_react_step(worker_t *w, wsess_t *s)
 	}
 	if (wk_past_deadline(w, s))
 		goto out;
+	if (v.pending && v.params.n)
+		fg_react_client_calls(&v);
 	if (v.pending && wk_run_tools(w, s, &v) != 0)
 		goto out;   /* failed, or waiting for a process tool */
+	if (v.nclient) {
+		/* the model called tools of the client's (chat completions'
+		 * "tools"): this run ends with them, for the client to run */
+		wk_finish(w, s, FG_S_DONE);
+		goto out;
+	}
 	if (v.turns >= s->steps) {
 		wk_fail(w, s, "no final answer after %u model turns (max_steps)", v.turns);
 		goto out;

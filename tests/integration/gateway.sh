@@ -160,7 +160,7 @@ sed -n 's/^data: {/{/p' "$T/chat" | jq -s -e '.[0].choices[0].delta.role == "ass
 expect_status 400 '.error.param == "model"' POST /v1/chat/completions '{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}'
 expect_status 400 '.error.param == "messages"' POST /v1/chat/completions '{"model":"forge/react","messages":[]}'
 expect_status 400 '.error.message | test("^body is not a JSON object: .*is not allowed without JSON_ALLOW_NUL")' POST /v1/chat/completions '{"model":"forge/react","messages":[{"role":"user","content":"a\u0000b"}]}'
-expect_status 400 '.error.message == "messages must be an array of {role, content}"' POST /v1/chat/completions '{"model":"forge/react","messages":"hi"}'
+expect_status 400 '.error.message == "messages must be a non-empty array of {role, content}"' POST /v1/chat/completions '{"model":"forge/react","messages":"hi"}'
 expect_status 400 '.error.message | test("^body is not a JSON object: .*is not allowed without JSON_ALLOW_NUL")' POST /v1/sessions '{"prompt":"p","system":"a\u0000b"}'
 # forge's own OpenAI client against forge's endpoint, whole and streamed
 for prov in self selfstream; do

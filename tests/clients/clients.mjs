@@ -1,0 +1,93 @@
+// forge's /v1/chat/completions as users drive it: the official openai
+// client and LangChain's ChatOpenAI.  FORGE_API is the gateway's base URL.
+// Prints one line of figures; exits 1 naming the first check that failed.
+import OpenAI from "openai";
+import { ChatOpenAI } from "@langchain/openai";
+import { HumanMessage, AIMessage, SystemMessage } from "@langchain/core/messages";
+import { z } from "zod";
+
+const api = process.env.FORGE_API;
+const client = new OpenAI({ baseURL: api + "/v1", apiKey: "unused", maxRetries: 2 });
+function check(ok, what, got) {
+	if (!ok) {
+		console.error("FAIL: " + what + (got === undefined ? "" : ": " + JSON.stringify(got)));
+		process.exit(1);
+	}
+}
+async function sessions() {
+	const r = await fetch(api + "/v1/sessions?limit=1000");
+	return (await r.json()).data.length;
+}
+
+// 1. the whole history and the parameters reach the model (mock-llm echoes)
+let r = await client.chat.completions.create({
+	model: "forge/react", temperature: 0.3, max_tokens: 40, seed: 1,
+	messages: [{ role: "system", content: "be brief" }, { role: "user", content: "My name is Ada" },
+		   { role: "assistant", content: "Hello Ada" }, { role: "user", content: "echo" }] });
+const echo = JSON.parse(r.choices[0].message.content);
+check(JSON.stringify(echo.roles) === '["system","user","assistant","user"]', "openai: history", echo);
+check(echo.temperature === 0.3 && echo.max_tokens === 40 && echo.seed === 1, "openai: parameters", echo);
+
+// 2. an agent run: the answer and its usage
+r = await client.chat.completions.create({ model: "forge/react", messages: [{ role: "user", content: "what is 2+2?" }] });
+check(r.choices[0].message.content === "The answer is 4." && r.choices[0].finish_reason === "stop", "openai: answer", r);
+check(r.usage.total_tokens === r.usage.prompt_tokens + r.usage.completion_tokens, "openai: usage", r.usage);
+
+// 3. the client's own tool: tool_calls back, its result continues
+const tools = [{ type: "function", function: { name: "get_weather", description: "The weather in a city",
+	parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } } }];
+const ask = [{ role: "user", content: "weather in Paris?" }];
+r = await client.chat.completions.create({ model: "forge/react", messages: ask, tools });
+check(r.choices[0].finish_reason === "tool_calls", "openai: tool_calls finish", r.choices[0]);
+const call = r.choices[0].message.tool_calls[0];
+check(call.function.name === "get_weather" && JSON.parse(call.function.arguments).city === "Paris", "openai: the call", call);
+r = await client.chat.completions.create({ model: "forge/react", tools,
+	messages: [...ask, r.choices[0].message, { role: "tool", tool_call_id: call.id, content: "sunny, 21C" }] });
+check(r.choices[0].message.content === "The answer is 4.", "openai: after the tool result", r.choices[0]);
+
+// 4. streaming: text deltas, and the time to the first chunk with content
+let t0 = performance.now(), first = null, text = "";
+const stream = await client.chat.completions.create({ model: "forge/react", stream: true,
+	messages: [{ role: "user", content: "what is 2+2?" }] });
+for await (const ch of stream) {
+	const d = ch.choices[0]?.delta?.content ?? "";
+	if (d && first === null)
+		first = performance.now() - t0;
+	text += d;
+}
+const total = performance.now() - t0;
+check(text === "The answer is 4.", "openai: streamed text", text);
+
+// 5. a failed run is not retried by the client (no duplicate session)
+const before = await sessions();
+let status = 0;
+try {
+	await client.chat.completions.create({ model: "forge/react@down", messages: [{ role: "user", content: "what is 2+2?" }] });
+} catch (e) {
+	status = e.status;
+}
+const after = await sessions();
+check(status === 502 && after === before + 1, "openai: a failed run made " + (after - before) + " sessions (status " + status + ")");
+// a retry with the same Idempotency-Key is the same session
+const o = { headers: { "Idempotency-Key": "clients-1" } };
+const a1 = await client.chat.completions.create({ model: "forge/react", messages: [{ role: "user", content: "what is 2+2?" }] }, o);
+const a2 = await client.chat.completions.create({ model: "forge/react", messages: [{ role: "user", content: "what is 2+2?" }] }, o);
+check(a1.id === a2.id, "openai: Idempotency-Key", [a1.id, a2.id]);
+
+// 6. LangChain: history, bindTools, withStructuredOutput, streaming
+const llm = new ChatOpenAI({ model: "forge/react", apiKey: "unused", configuration: { baseURL: api + "/v1" }, maxRetries: 1 });
+let m = await llm.invoke([new SystemMessage("be brief"), new HumanMessage("My name is Ada"), new AIMessage("Hello Ada"), new HumanMessage("echo")]);
+check(JSON.stringify(JSON.parse(m.content).roles) === '["system","user","assistant","user"]', "langchain: history", m.content);
+m = await llm.bindTools(tools).invoke("weather in Paris?");
+check(m.tool_calls.length === 1 && m.tool_calls[0].name === "get_weather" && m.tool_calls[0].args.city === "Paris", "langchain: bindTools", m.tool_calls);
+const City = z.object({ city: z.string() });
+const so = await llm.withStructuredOutput(City, { name: "extract_city", method: "functionCalling" }).invoke("Where is the Louvre?");
+check(so.city === "Paris", "langchain: withStructuredOutput", so);
+let lt = "";
+for await (const ch of await llm.stream("what is 2+2?"))
+	lt += ch.content;
+check(lt === "The answer is 4.", "langchain: stream", lt);
+
+console.log(`clients: openai ${OpenAI.VERSION ?? "?"} and @langchain/openai: history, parameters, client tools, ` +
+	`streaming (first content at ${first.toFixed(1)} ms of ${total.toFixed(1)} ms), no retry of a failed run, ` +
+	`Idempotency-Key, bindTools, withStructuredOutput`);

@@ -1,0 +1,181 @@
+#!/bin/sh
+# Threads, resume, and chat completions that keep what clients send.
+#   1  a finished react session takes its next message (POST
+#      /v1/sessions/{id}/messages, forgectl say) and runs again with its
+#      whole conversation; refusals name why (running, not react, unknown)
+#   2  forgectl say killed at each step of the continue (crash points
+#      session.continue.*): the message is there once or not at all, the
+#      session ends, check stays clean
+#   3  a session failed by a provider outage resumes from its last commit
+#      (POST .../resume, forgectl resume) once the provider is back
+#   4  chat completions: the whole history (system, developer, user,
+#      assistant, content parts) and the sampling parameters reach the
+#      model as sent (mock-llm's "echo"); client tools come back as
+#      tool_calls (finish_reason "tool_calls", streamed too) and their
+#      results continue the conversation (a client tool named like one of
+#      forge's is the client's); n > 1, images, a history that ends with the
+#      assistant, a tool result that answers no call: 400 naming the field; Idempotency-Key: a retry
+#      is the same session; a failed run: 502 with x-should-retry: false
+#   5  chaos: 100 threads of 4 messages each while workers are killed: every
+#      thread's messages in order, none twice
+. "$(dirname "$0")/../lib.sh"
+MOCK=$ROOT/build/mock-llm
+PORT=$((20000 + $$ % 10000))
+DEAD=$((PORT + 1))   # a provider that is down until test 3 starts it
+write_config
+cat >> "$T/forge.yaml" <<YAML
+llm:
+  default: mock
+  providers:
+    mock:
+      base_url: http://127.0.0.1:$PORT/v1
+      max_retries: 30
+      retry_base_ms: 5
+    down:
+      base_url: http://127.0.0.1:$DEAD/v1
+      max_retries: 1
+      retry_base_ms: 5
+YAML
+"$MOCK" --port "$PORT" --latency-ms 20 2>>"$T/mock.log" &
+MOCK_PID=$!
+until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+start_forged
+roles() { ctl session --json "$1" | jq -c '[.messages[].role]'; }
+state_is() { [ "$(ctl session --json "$1" | jq -r .state)" = "$2" ]; }
+post() { curl -s -o "$T/out" -w '%{http_code}' -X POST "$API$1" -H 'Content-Type: application/json' -d "$2"; }
+
+# ---- 1. threads ----------------------------------------------------------------
+id=$(curl -s -X POST "$API/v1/sessions" -d '{"prompt":"what is 2+2?"}' | jq -r .id)
+until_true 10 state_is "$id" done || fail "1: first run"
+code=$(post "/v1/sessions/$id/messages" '{"content":[{"type":"text","text":"and "},{"type":"text","text":"3+3?"}]}')
+[ "$code" = 202 ] && case $(jq -r .state "$T/out") in queued|running|done) true ;; *) false ;; esac ||
+	fail "1: message: $code $(cat "$T/out")"
+until_true 10 state_is "$id" done || fail "1: second run"
+[ "$(ctl session --json "$id" | jq -r '.messages[4].content')" = "and 3+3?" ] || fail "1: the message: $(roles "$id")"
+[ "$(ctl say "$id" "and 4+4?")" = "$id queued" ] || fail "1: forgectl say"
+until_true 10 state_is "$id" done || fail "1: third run"
+want='["user","assistant","tool","assistant","user","assistant","user","assistant"]'
+[ "$(roles "$id")" = "$want" ] || fail "1: roles $(roles "$id")"
+# refusals
+slow=$(curl -s -X POST "$API/v1/sessions" -d '{"prompt":"what is 2+2?","model":"down"}' | jq -r .id)
+code=$(post "/v1/sessions/00000000000000000000000000000000/messages" '{"content":"x"}')
+[ "$code" = 404 ] || fail "1: unknown id: $code"
+code=$(post "/v1/sessions/$id/messages" '{"content":""}')
+[ "$code" = 400 ] && [ "$(jq -r .error.param "$T/out")" = content ] || fail "1: empty: $code $(cat "$T/out")"
+mr=$(curl -s -X POST "$API/v1/sessions" -d '{"prompt":"what is 2+2?","workflow":"map_reduce"}' | jq -r .id)
+until_true 20 state_is "$mr" done || fail "1: map_reduce"
+code=$(post "/v1/sessions/$mr/messages" '{"content":"more"}')
+[ "$code" = 409 ] && [ "$(jq -r .error.message "$T/out")" = "session $mr: it is a map_reduce session: only react sessions take a next message" ] ||
+	fail "1: map_reduce: $code $(cat "$T/out")"
+code=$(post "/v1/sessions/$id/resume" '')
+[ "$code" = 409 ] && [ "$(jq -r .error.message "$T/out")" = "session $id: it is done: only a failed session resumes" ] ||
+	fail "1: resume of a done one: $code $(cat "$T/out")"
+echo "1: a thread of 3 runs (API and forgectl say), refusals named"
+
+# ---- 2. a continue killed at each step ----------------------------------------
+for p in session.continue.before_cas session.continue.after_cas session.continue.after_commit; do
+	t=$(ctl submit --workflow react --prompt "what is 2+2?")
+	until_true 10 state_is "$t" done || fail "2: $p: first run"
+	set +e; FORGE_CRASHPOINT="$p:1" ctl say "$t" "again?" > /dev/null 2>&1; rc=$?; set -e
+	[ $rc = 137 ] || [ $rc = 9 ] || [ $rc -ge 128 ] || fail "2: $p: forgectl say was not killed (rc $rc)"
+	until_true 20 state_is "$t" done || fail "2: $p: never ended: $(ctl session --json "$t" | jq -c '{state}')"
+	case $p in
+	*after_commit) want='["user","assistant","tool","assistant","user","assistant"]' ;;
+	*) want='["user","assistant","tool","assistant"]' ;;
+	esac
+	[ "$(roles "$t")" = "$want" ] || fail "2: $p: roles $(roles "$t"), want $want"
+	# and it still takes a message afterwards
+	ctl say "$t" "once more" > /dev/null || fail "2: $p: say after"
+	until_true 10 state_is "$t" done || fail "2: $p: run after"
+done
+ctl check > "$T/check.out" || fail "2: check: $(cat "$T/check.out")"
+echo "2: forgectl say killed before the CAS, after it and after the commit: the message once or not at all"
+
+# ---- 3. resume after an outage ---------------------------------------------------
+until_true 20 state_is "$slow" failed || fail "3: the session on the dead provider did not fail"
+"$MOCK" --port "$DEAD" 2>>"$T/mock.log" &
+MOCK2=$!
+until_true 10 curl -sf "http://127.0.0.1:$DEAD/healthz" || fail "3: mock 2"
+code=$(post "/v1/sessions/$slow/resume" '')
+[ "$code" = 202 ] || fail "3: resume: $code $(cat "$T/out")"
+until_true 10 state_is "$slow" done || fail "3: not done after resume: $(ctl session --json "$slow" | jq -c .)"
+[ "$(ctl session --json "$slow" | jq -r .result)" = "The answer is 4." ] || fail "3: result"
+kill "$MOCK2"; wait "$MOCK2" 2>/dev/null || true
+f2=$(curl -s -X POST "$API/v1/sessions" -d '{"prompt":"what is 2+2?","model":"down"}' | jq -r .id)
+until_true 20 state_is "$f2" failed || fail "3: second failure"
+"$MOCK" --port "$DEAD" 2>>"$T/mock.log" &
+MOCK2=$!
+until_true 10 curl -sf "http://127.0.0.1:$DEAD/healthz" || fail "3: mock 2 again"
+[ "$(ctl resume "$f2")" = "$f2 queued" ] || fail "3: forgectl resume"
+until_true 10 state_is "$f2" done || fail "3: not done after forgectl resume"
+kill "$MOCK2"; wait "$MOCK2" 2>/dev/null || true
+echo "3: failed by an outage, resumed from the last commit (API and forgectl), done"
+
+# ---- 4. chat completions ---------------------------------------------------------
+chat() { curl -s -o "$T/chat" -w '%{http_code}' -D "$T/hdr" "$API/v1/chat/completions" -H 'Content-Type: application/json' "$@"; }
+code=$(chat -d '{"model":"forge/react","messages":[{"role":"system","content":"be brief"},{"role":"developer","content":"dev note"},{"role":"user","content":"My name is Ada"},{"role":"assistant","content":"Hello Ada"},{"role":"user","content":[{"type":"text","text":"ec"},{"type":"text","text":"ho"}]}],"temperature":0.2,"top_p":0.9,"max_tokens":50,"stop":["\n\n"],"seed":7,"response_format":{"type":"json_object"}}')
+[ "$code" = 200 ] || fail "4: history: $code $(cat "$T/chat")"
+jq -r '.choices[0].message.content' "$T/chat" > "$T/echo"
+[ "$(jq -c '[.roles, .contents]' "$T/echo")" = '[["system","system","user","assistant","user"],["be brief","dev note","My name is Ada","Hello Ada","echo"]]' ] ||
+	fail "4: history sent: $(cat "$T/echo")"
+[ "$(jq -c '[.temperature, .top_p, .max_tokens, .stop, .seed, .response_format]' "$T/echo")" = '[0.2,0.9,50,["\n\n"],7,{"type":"json_object"}]' ] ||
+	fail "4: parameters sent: $(cat "$T/echo")"
+# client tools: the call comes back, its result goes on
+tools='[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]'
+code=$(chat -d "{\"model\":\"forge/react\",\"messages\":[{\"role\":\"user\",\"content\":\"weather in Paris?\"}],\"tools\":$tools}")
+[ "$code" = 200 ] && [ "$(jq -r '.choices[0].finish_reason' "$T/chat")" = tool_calls ] &&
+	[ "$(jq -c '.choices[0].message.tool_calls[0].function' "$T/chat")" = '{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}' ] ||
+	fail "4: client tool: $code $(cat "$T/chat")"
+cid=$(jq -r '.choices[0].message.tool_calls[0].id' "$T/chat")
+code=$(chat -d "{\"model\":\"forge/react\",\"tools\":$tools,\"messages\":[{\"role\":\"user\",\"content\":\"weather in Paris?\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"$cid\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"$cid\",\"content\":\"sunny\"}]}")
+[ "$code" = 200 ] && [ "$(jq -r '.choices[0].finish_reason' "$T/chat")" = stop ] &&
+	[ "$(jq -r '.choices[0].message.content' "$T/chat")" = "The answer is 4." ] || fail "4: tool result: $code $(cat "$T/chat")"
+curl -sN "$API/v1/chat/completions" -d "{\"model\":\"forge/react\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"weather?\"}],\"tools\":$tools}" > "$T/stream"
+grep '^data: {' "$T/stream" | sed 's/^data: //' | jq -r '.choices[0].finish_reason // empty' | grep -qx tool_calls &&
+	grep '^data: {' "$T/stream" | sed 's/^data: //' | jq -r '.choices[0].delta.tool_calls[0].function.name // empty' | grep -qx get_weather ||
+	fail "4: streamed tool call: $(cat "$T/stream")"
+# refusals
+code=$(chat -d '{"model":"forge/react","n":2,"messages":[{"role":"user","content":"x"}]}')
+[ "$code" = 400 ] && [ "$(jq -r .error.param "$T/chat")" = n ] || fail "4: n: $code $(cat "$T/chat")"
+code=$(chat -d '{"model":"forge/react","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:,"}}]}]}')
+[ "$code" = 400 ] && [ "$(jq -r .error.message "$T/chat")" = 'message 0: content part 0 is of type "image_url": forge takes text parts only (images, audio and files are not supported yet)' ] ||
+	fail "4: image: $code $(cat "$T/chat")"
+code=$(chat -d '{"model":"forge/react","messages":[{"role":"user","content":"x"},{"role":"assistant","content":"y"}]}')
+[ "$code" = 400 ] && [ "$(jq -r .error.message "$T/chat")" = "the last message is from the assistant: a conversation ends with a user message or tool results for the agent to answer" ] ||
+	fail "4: ends with assistant: $code $(cat "$T/chat")"
+# a client tool named like one of forge's is the client's: forge's is not offered
+code=$(chat -d '{"model":"forge/react","messages":[{"role":"user","content":"echo"}],"tools":[{"type":"function","function":{"name":"calculator"}}]}')
+[ "$code" = 200 ] && [ "$(jq -r '.choices[0].message.content' "$T/chat" | jq -c .tools)" = '["calculator"]' ] ||
+	fail "4: a client calculator: $code $(cat "$T/chat")"
+code=$(chat -d '{"model":"forge/react","messages":[{"role":"user","content":"2+2?"}],"tools":[{"type":"function","function":{"name":"calculator"}}]}')
+[ "$code" = 200 ] && [ "$(jq -r '.choices[0].finish_reason' "$T/chat")" = tool_calls ] || fail "4: client calculator call: $code $(cat "$T/chat")"
+code=$(chat -d '{"model":"forge/react","messages":[{"role":"user","content":"x"},{"role":"tool","tool_call_id":"nope","content":"r"}]}')
+[ "$code" = 400 ] && jq -r .error.message "$T/chat" | grep -q "^the history does not hold together: tool record at byte [0-9]* names no pending call$" ||
+	fail "4: stray tool result: $code $(cat "$T/chat")"
+# Idempotency-Key: the retry is the same session
+chat -H 'Idempotency-Key: chat-1' -d '{"model":"forge/react","messages":[{"role":"user","content":"what is 2+2?"}]}' > /dev/null
+a=$(jq -r .id "$T/chat")
+chat -H 'Idempotency-Key: chat-1' -d '{"model":"forge/react","messages":[{"role":"user","content":"what is 2+2?"}]}' > /dev/null
+[ "$(jq -r .id "$T/chat")" = "$a" ] || fail "4: retry with the key made $(jq -r .id "$T/chat"), first $a"
+# a failed run: 502, not to be retried
+code=$(chat -d '{"model":"forge/react@down","messages":[{"role":"user","content":"what is 2+2?"}]}')
+[ "$code" = 502 ] && grep -qi '^x-should-retry: false' "$T/hdr" && [ "$(jq -r .error.code "$T/chat")" = session_failed ] ||
+	fail "4: failed run: $code $(cat "$T/hdr" "$T/chat")"
+echo "4: chat completions keep history and parameters, client tools round trip (streamed too), refusals named, a key's retry is one session, a failure says not to retry"
+
+# ---- 5. chaos: threads under worker kills ----------------------------------------
+ctl submit --workflow react --prompt "what is 2+2?" --count 100 > "$T/threads"
+for round in 1 2 3; do
+	ctl wait --timeout 60 > /dev/null || fail "5: round $round: not done"
+	while read -r t; do ctl say "$t" "round $round" > /dev/null || fail "5: say $t"; done < "$T/threads"
+	kill_until_done 60 0.05 "5: round $round"
+done
+while read -r t; do
+	got=$(ctl session --json "$t" | jq -c '[.messages[] | select(.role == "user") | .content]')
+	[ "$got" = '["what is 2+2?","round 1","round 2","round 3"]' ] || fail "5: thread $t: $got"
+	[ "$(ctl session --json "$t" | jq -r .state)" = done ] || fail "5: thread $t not done"
+done < "$T/threads"
+ctl check > "$T/check.out" || fail "5: check: $(cat "$T/check.out")"
+echo "5: 100 threads x 3 messages with workers killed ($kills kills): every thread's messages in order, none twice"
+stop_forged
+echo "threads: runs of a thread in order, say/resume across kills and crash points, chat completions as clients send them"
