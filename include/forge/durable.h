@@ -26,6 +26,9 @@
 
 uint32_t fg_crc32c(uint32_t crc, const void *p, size_t n);
 
+/* Where the CRC chain of a session of generation sgen starts. */
+uint32_t fg_crc_seed(uint32_t sgen);
+
 /* Builds a COMMIT record (FG_COMMIT_BYTES bytes, conv.h). */
 void fg_commit_rec(uint8_t *out, uint32_t crc, uint32_t seq, const fg_wstate_t *st);
 
@@ -58,12 +61,23 @@ void fg_durable_recover(fg_region_t *r, uint32_t slot);
 
 /*
  * After a reboot (a power loss, a kernel crash), with every forge process
- * gone: each session's log is checked against its COMMIT records and cut
- * back to its last whole commit, its state with it (a finished session cut
- * back is QUEUED again); a session with no whole commit was never
- * acknowledged under sync and is freed.  Counts in the out parameters.
+ * gone: each session's log is checked against its COMMIT records (a CRC32C
+ * chain seeded with its generation) and cut back to its last whole commit,
+ * its state with it, the bytes after it zeroed (a done or failed session
+ * cut back is QUEUED again; a cancelled one stays cancelled); a log with
+ * records but no COMMIT at all, every record whole, is from before
+ * durability and kept; one with no whole commit was never acknowledged
+ * under sync and is freed.  Counts in the out parameters.
  */
 void fg_durable_verify_unsafe(fg_region_t *r, uint32_t *checked, uint32_t *cut,
 			      uint32_t *freed);
+
+/*
+ * After a reboot, every forge process gone: the rings start empty, every
+ * slot's intents and lease entries are cleared, client slots freed, and
+ * each free record's next generation skips 65,536 (ids a lost session may
+ * have handed out are never handed out again).
+ */
+void fg_durable_reboot_unsafe(fg_region_t *r);
 
 #endif

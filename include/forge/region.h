@@ -232,26 +232,37 @@ typedef struct fg_hdr {
 	 * (conv.h), so a log torn by a power loss is found and cut back to its
 	 * last whole commit.
 	 *
-	 * Group commit: a process that needs its writes durable reads
-	 * sync_started (seq_cst) and waits until sync_done has reached one
-	 * more: a flush begun after its writes.  The flusher is whoever wins
-	 * sync_leader by CAS 0 -> slot + 1; it takes a number from
+	 * Group commit: a process that needs its writes durable issues a
+	 * seq_cst fence, reads sync_started and waits until sync_done has
+	 * reached one more: a flush begun after its writes.  The flusher is
+	 * whoever wins sync_leader by CAS 0 -> slot + 1; it takes a number from
 	 * sync_started (fetch_add), fdatasyncs the file, raises sync_done to
-	 * that number (CAS, never down: numbers compare as wrapping u32) and
-	 * wakes the futex waiters on sync_done.  A leader that dies or stops
-	 * holds nobody up for long: a waiter that sees no progress for
-	 * FG_SYNC_PATIENCE_MS flushes by itself, and the recovery pass clears
-	 * a dead slot's leadership.
+	 * that number (CAS, never down; 64 bits: no wrap), bumps sync_wake and
+	 * wakes its futex waiters, and gives leadership back by CAS.  A leader
+	 * that dies or stops holds nobody up for long: a waiter that sees
+	 * sync_done not move for FG_SYNC_PATIENCE_MS flushes by itself, and
+	 * the recovery pass clears a dead slot's leadership.
 	 */
 	alignas(64) _Atomic uint32_t durability;   /* enum fg_durability        */
 	_Atomic uint32_t sync_leader;   /* slot + 1 of the flusher; 0: none     */
-	_Atomic uint32_t sync_started;  /* flushes begun (wraps)                */
-	_Atomic uint32_t sync_done;     /* the last flush complete (futex word)  */
+	_Atomic uint32_t sync_wake;     /* futex word: bumped as each flush ends */
+	_Atomic uint32_t sync_failed;   /* errno of the first failed flush since
+					 * forged started: sticky (Linux forgets
+					 * pages it could not write), every later
+					 * durable wait fails with it             */
+	_Atomic uint64_t sync_started;  /* flushes begun                         */
+	_Atomic uint64_t sync_done;     /* the last flush complete (never down)  */
 	_Atomic uint64_t syncs;         /* flushes (fdatasync) done             */
 	_Atomic uint64_t sync_ns;       /* time spent in them                   */
 	_Atomic uint64_t sync_waits;    /* durable waits (each may share a flush)*/
 	_Atomic uint32_t clean;         /* 1: the last supervisor stopped and
 					 * flushed everything (written last)     */
+	_Atomic uint32_t sealing;       /* 1 while the none -> batch/sync pass
+					 * seals logs: a start that finds it set
+					 * seals again                           */
+	_Atomic uint32_t moving;        /* 1 while forged resizes the region: a
+					 * client does not attach (seq_cst pair
+					 * with fg_client_attach)                 */
 	char boot_id[40];               /* /proc/sys/kernel/random/boot_id of the
 					 * last supervisor start                  */
 } fg_hdr_t;

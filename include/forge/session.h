@@ -228,6 +228,12 @@ uint32_t fg_session_recover_all_unsafe(fg_actor_t *a);
  * the log is longer than dst's session maximum. */
 int fg_session_copy_unsafe(fg_region_t *dst, const fg_region_t *src, uint32_t idx);
 
+/* Whether idx's log ends with the COMMIT of its current checkpoint. */
+int fg_session_sealed_unsafe(const fg_region_t *r, uint32_t idx);
+
+/* Zeroes idx's log bytes [from, to) (after a cut: durable.c). */
+void fg_session_log_zero_unsafe(fg_region_t *r, uint32_t idx, uint64_t from, uint64_t to);
+
 /*
  * Frees finished sessions (states in state_mask, bits 1 << FG_S_DONE ...)
  * (the actor holds a record under its lease while it gives its overflow

@@ -33,6 +33,18 @@ static uint32_t provider_index(const char *name)
 
 static int print_durable(fg_actor_t *a, char (*ids)[FG_ID_LEN + 1], uint32_t *n);
 
+/* A client slot of the region, or a message that says why not. */
+static int attach(fg_actor_t *a)
+{
+	int e = fg_client_attach(&R, a);
+	if (e == -EAGAIN)
+		fprintf(stderr, "forgectl: forged is resizing the region (a new size in the "
+			"configuration); try again once it has started\n");
+	else if (e < 0)
+		fprintf(stderr, "forgectl: all %u client slots are in use\n", FG_CLIENT_SLOTS);
+	return e;
+}
+
 int cmd_submit(const char *arg)
 {
 	(void)arg;
@@ -69,14 +81,14 @@ int cmd_submit(const char *arg)
 	}
 	fg_actor_t a;
 	fg_crash_arm();
-	if (fg_client_attach(&R, &a) < 0) {
-		fprintf(stderr, "forgectl: all %u client slots are in use\n", FG_CLIENT_SLOTS);
+	if (attach(&a) < 0)
 		return 1;
-	}
 	/* One line per id as soon as it is queued, so that a caller killed (or
 	 * a forgectl killed) part-way knows exactly which sessions exist.  Under
 	 * region.durability: sync, as soon as it is durable: ids are held until
-	 * one flush covers up to 256 of them (group commit). */
+	 * one flush covers up to 256 of them (group commit), so a forgectl
+	 * killed part-way may leave up to 256 queued sessions whose ids it
+	 * never printed (they run; forgectl sessions lists them). */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	int rc = 0, durable = atomic_load(&R.hdr->durability) == FG_DUR_SYNC;
 	static char held[256][FG_ID_LEN + 1];
@@ -224,10 +236,8 @@ static int continue_session(const char *id, const uint8_t *rec, uint32_t n, int 
 	}
 	fg_actor_t a;
 	fg_crash_arm();
-	if (fg_client_attach(&R, &a) < 0) {
-		fprintf(stderr, "forgectl: all %u client slots are in use\n", FG_CLIENT_SLOTS);
+	if (attach(&a) < 0)
 		return 1;
-	}
 	e = fg_session_continue(&a, h, rec, n, &st);
 	int fe = e == 0 ? fg_durable_wait(&R, a.slot) : 0;
 	fg_client_detach(&a);
@@ -317,10 +327,8 @@ int cmd_purge(const char *arg)
 	/* a client slot: a record whose overflow pages it gives back is held
 	 * under its lease meanwhile (recovered like any client's if it dies) */
 	fg_actor_t a;
-	if (fg_client_attach(&R, &a) < 0) {
-		fprintf(stderr, "forgectl: all %u client slots are in use\n", FG_CLIENT_SLOTS);
+	if (attach(&a) < 0)
 		return 1;
-	}
 	fg_crash_arm();
 	uint32_t n = fg_session_purge(&a, age < now ? now - age : 0, mask);
 	fg_client_detach(&a);

@@ -93,8 +93,11 @@ static json_t *chat_result(chat_t *ch, const char **err)
 	json_t *j = fg_inspect_session(ch->g->r, FG_HANDLE(ch->idx, ch->gen), 0, ch->g->cfg);
 	/* region.durability: sync: the answer is durable before it is sent */
 	int fe = fg_durable_wait(ch->g->r, ch->g->a.slot);
-	if (fe < 0)
+	if (fe < 0) {
 		log_errx("region flush failed: %s", strerror(-fe));
+		*err = "the answer could not be made durable (flushing the region failed)";
+		return j ? j : json_object();
+	}
 	*err = NULL;
 	if (!j) {
 		*err = "the session is gone (purged)";
@@ -263,6 +266,14 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 		rc = reply_error(c, 400, "messages", "the conversation is longer than a session may "
 				 "hold (%llu bytes: region.session_max_bytes)",
 				 (unsigned long long)fg_log_max(g->r));
+		goto out;
+	}
+	/* region.durability: sync: the id goes out (a header, the first
+	 * chunk) only once the session is durable */
+	int fe = fg_durable_wait(g->r, g->a.slot);
+	if (fe < 0) {
+		rc = reply_error(c, 503, NULL, "the session could not be made durable (flushing "
+				 "the region failed: %s)", strerror(-fe));
 		goto out;
 	}
 	chat_t *ch = calloc(1, sizeof(*ch));

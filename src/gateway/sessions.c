@@ -196,8 +196,9 @@ int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *un
 	}
 	uint64_t old = 0;
 	int e = gw_idem_submit(g, &p, key, &h, &old);
-	/* region.durability: sync: acknowledged only once durable */
-	int fe = e == 0 && !old ? fg_durable_wait(g->r, g->a.slot) : 0;
+	/* region.durability: sync: acknowledged only once durable (a replay
+	 * too: the first request may still be waiting for its flush) */
+	int fe = e == 0 ? fg_durable_wait(g->r, g->a.slot) : 0;
 	if (fe < 0) {
 		rc = reply_error(c, 503, NULL, "the session could not be made durable (flushing "
 				 "the region failed: %s)", strerror(-fe));
@@ -304,6 +305,10 @@ int gw_delete_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *
 	if (e == -EALREADY)
 		return reply_error(c, 409, NULL, "session %.40s already ended (%s)", id,
 				   fg_state_name(st));
+	int fe = fg_durable_wait(g->r, g->a.slot);
+	if (fe < 0)
+		return reply_error(c, 503, NULL, "the cancel could not be made durable (flushing "
+				   "the region failed: %s)", strerror(-fe));
 	/* a running one ends within milliseconds: wait for it briefly */
 	uint64_t cw;
 	for (int i = 0; i < 200 && fg_session_valid(g->r, h, &cw) &&

@@ -111,8 +111,10 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 		fg_snap_free(&sn);
 		/* region.durability: sync: nothing is told before it is durable */
 		int fe = n > 0 ? fg_durable_wait(g->r, g->a.slot) : 0;
-		if (fe < 0)
+		if (fe < 0) {   /* not durable: not told (the stream ends in error) */
 			log_errx("region flush failed: %s", strerror(-fe));
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
 		uint64_t now = fg_now_ns();
 		if (n == 0 && now - e->last_write_ns > keepalive_ns(g)) {
 			n = (size_t)snprintf(buf, max, ": keep-alive\n\n");

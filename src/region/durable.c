@@ -17,6 +17,7 @@
 #include "forge/conv.h"
 #include "forge/crash.h"
 #include "forge/log.h"
+#include "forge/ring.h"
 #include "forge/session.h"
 #include "forge/util.h"
 
@@ -90,17 +91,32 @@ static uint32_t crc_sw(uint32_t c, const uint8_t *p, size_t n)
 	return c;
 }
 
+static int crc_have_hw;
+
+static void crc_detect(void)
+{
+#if defined(__x86_64__)
+	crc_have_hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+#endif
+}
+
 uint32_t fg_crc32c(uint32_t crc, const void *p, size_t n)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	uint32_t c = ~crc;
+	pthread_once(&once, crc_detect);
 #if defined(__x86_64__)
-	static int hw = -1;
-	if (hw < 0)
-		hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
-	if (hw)
+	if (crc_have_hw)
 		return ~crc_hw(c, p, n);
 #endif
 	return ~crc_sw(c, p, n);
+}
+
+uint32_t fg_crc_seed(uint32_t sgen)
+{
+	uint8_t b[4] = { (uint8_t)sgen, (uint8_t)(sgen >> 8), (uint8_t)(sgen >> 16),
+			 (uint8_t)(sgen >> 24) };
+	return fg_crc32c(0, b, 4);
 }
 
 void fg_commit_rec(uint8_t *out, uint32_t crc, uint32_t seq, const fg_wstate_t *st)
@@ -219,17 +235,45 @@ static void test_shadow(fg_region_t *r)
 	}
 	if (close(out) < 0 || rename(tmp, p) < 0)
 		abort();
+	flock(lfd, LOCK_UN);   /* (a child forked meanwhile shares lfd: unlock, not just close) */
 	close(lfd);
 }
 #endif
+
+/*
+ * One process's fdatasyncs one at a time: after an EIO Linux reports the
+ * error once per open file description and forgets the pages, so a second
+ * thread's fdatasync on the same descriptor could return 0 for them.  With
+ * the calls in one file, the second sees the first's sticky sync_failed.
+ * (Reinitialised in a forked child: the fork may come while the batch
+ * flusher holds it.)
+ */
+static pthread_mutex_t flush_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t flush_once_init = PTHREAD_ONCE_INIT;
+
+static void flush_child(void)
+{
+	pthread_mutex_init(&flush_mu, NULL);
+}
+
+static void flush_setup(void)
+{
+	pthread_atfork(NULL, NULL, flush_child);
+}
 
 /* One flush: a number, fdatasync, then sync_done raised to the number. */
 static int flush_once(fg_region_t *r)
 {
 	fg_hdr_t *h = r->hdr;
-	uint32_t e = atomic_fetch_add_explicit(&h->sync_started, 1, memory_order_seq_cst) + 1;
+	pthread_once(&flush_once_init, flush_setup);
+	pthread_mutex_lock(&flush_mu);
+	int rc = -(int)atomic_load(&h->sync_failed);
+	if (rc) {
+		pthread_mutex_unlock(&flush_mu);
+		return rc;
+	}
+	uint64_t e = atomic_fetch_add_explicit(&h->sync_started, 1, memory_order_seq_cst) + 1;
 	uint64_t t0 = fg_now_ns();
-	int rc = 0;
 	FG_CRASHPOINT("durable.flush.before_sync");
 	while (fdatasync(r->fd) < 0)
 		if (errno != EINTR) {
@@ -237,19 +281,25 @@ static int flush_once(fg_region_t *r)
 			break;
 		}
 #ifdef FG_CRASHPOINTS
+	if (rc == 0 && getenv("FORGE_TEST_SYNC_FAIL"))
+		rc = -EIO;   /* the test of a failing disk (durability.sh) */
 	if (rc == 0)
 		test_shadow(r);
 #endif
 	atomic_fetch_add_explicit(&h->syncs, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&h->sync_ns, fg_now_ns() - t0, memory_order_relaxed);
-	if (rc == 0) {
-		uint32_t d = atomic_load_explicit(&h->sync_done, memory_order_acquire);
-		while ((int32_t)(e - d) > 0 &&
-		       !atomic_compare_exchange_weak_explicit(&h->sync_done, &d, e,
+	if (rc < 0) {
+		uint32_t z = 0;
+		atomic_compare_exchange_strong(&h->sync_failed, &z, (uint32_t)-rc);
+	} else if ((rc = -(int)atomic_load(&h->sync_failed)) == 0) {
+		uint64_t d = atomic_load_explicit(&h->sync_done, memory_order_acquire);
+		while (e > d && !atomic_compare_exchange_weak_explicit(&h->sync_done, &d, e,
 				memory_order_acq_rel, memory_order_acquire))
 			;
 	}
-	fg_futex_wake(&h->sync_done);
+	pthread_mutex_unlock(&flush_mu);
+	atomic_fetch_add_explicit(&h->sync_wake, 1, memory_order_release);
+	fg_futex_wake(&h->sync_wake);
 	return rc;
 }
 
@@ -259,33 +309,39 @@ int fg_durable_flush(fg_region_t *r, uint32_t slot)
 	if (r->fd < 0)
 		return -EBADF;
 	/* Every store this process made through the mapping is ordered before
-	 * the number read here; a flush that takes a later number started
+	 * the number read here (the fence: a seq_cst load alone does not order
+	 * earlier plain stores); a flush that takes a later number started
 	 * after them. */
-	uint32_t need = atomic_load_explicit(&h->sync_started, memory_order_seq_cst) + 1;
+	atomic_thread_fence(memory_order_seq_cst);
+	uint64_t need = atomic_load_explicit(&h->sync_started, memory_order_seq_cst) + 1;
 	atomic_fetch_add_explicit(&h->sync_waits, 1, memory_order_relaxed);
-	uint64_t give_up = 0;
+	uint64_t last = UINT64_MAX, since = 0;
 	for (;;) {
-		uint32_t d = atomic_load_explicit(&h->sync_done, memory_order_acquire);
-		if ((int32_t)(d - need) >= 0)
+		uint32_t failed = atomic_load(&h->sync_failed);
+		if (failed)
+			return -(int)failed;
+		uint32_t w = atomic_load_explicit(&h->sync_wake, memory_order_acquire);
+		uint64_t d = atomic_load_explicit(&h->sync_done, memory_order_acquire);
+		if (d >= need)
 			return 0;
+		uint64_t now = fg_now_ns();
+		if (d != last) {   /* progress: patience counts from here */
+			last = d;
+			since = now;
+		}
 		uint32_t z = 0;
 		if (atomic_compare_exchange_strong_explicit(&h->sync_leader, &z, slot + 1,
 				memory_order_acq_rel, memory_order_relaxed)) {
 			int rc = flush_once(r);
-			atomic_store_explicit(&h->sync_leader, 0, memory_order_release);
-			fg_futex_wake(&h->sync_done);
+			uint32_t me = slot + 1;
+			atomic_compare_exchange_strong(&h->sync_leader, &me, 0);
 			if (rc < 0)
 				return rc;
 			continue;
 		}
-		uint64_t now = fg_now_ns();
-		if (give_up == 0) {
-			give_up = now + FG_SYNC_PATIENCE_MS * 1000000ull;
-		} else if (now >= give_up) {
-			/* the leader stopped or died: our own flush covers us */
-			return flush_once(r);
-		}
-		fg_futex_wait(&h->sync_done, d, 5);
+		if (now - since >= FG_SYNC_PATIENCE_MS * 1000000ull)
+			return flush_once(r);   /* the leader stopped or died: our own */
+		fg_futex_wait(&h->sync_wake, w, 5);
 	}
 }
 
@@ -300,7 +356,8 @@ void fg_durable_recover(fg_region_t *r, uint32_t slot)
 {
 	uint32_t me = slot + 1;
 	atomic_compare_exchange_strong(&r->hdr->sync_leader, &me, 0);
-	fg_futex_wake(&r->hdr->sync_done);
+	atomic_fetch_add(&r->hdr->sync_wake, 1);
+	fg_futex_wake(&r->hdr->sync_wake);
 }
 
 /* ------------------------------------------------------------------ */
@@ -313,26 +370,38 @@ void fg_durable_verify_unsafe(fg_region_t *r, uint32_t *checked, uint32_t *cut,
 	for (uint32_t i = 0; i < r->hdr->capacity; i++) {
 		fg_session_t *s = fg_sess(r, i);
 		uint64_t c = atomic_load(&s->ctl), w = atomic_load(&s->ckpt);
-		uint32_t st = FG_CTL_STATE(c), len = FG_CKPT_LEN(w);
+		uint32_t st = FG_CTL_STATE(c), len = FG_CKPT_LEN(w), sgen = FG_CTL_SGEN(c);
 		if (st == FG_S_FREE || s->workflow == FG_WF_SYNTHETIC)
 			continue;
 		(*checked)++;
-		uint8_t *tmp;
+		uint8_t *tmp = NULL;
 		const uint8_t *log = len <= fg_log_max(r) ? fg_session_log(r, i, len, &tmp) : NULL;
-		uint32_t off = 0, crc = 0, good = 0, good_seq = 0, have = 0;
+		if (!log && len <= fg_log_max(r)) {
+			log_warnx("after the reboot: session record %u (%u log bytes) could not be "
+				  "read (out of memory): left as it is, unchecked", i, len);
+			continue;
+		}
+		/* the chain is seeded with the session's generation: bytes of an
+		 * earlier session in the record never check out as this one's */
+		uint32_t off = 0, crc = fg_crc_seed(sgen), good = 0, good_seq = 0, have = 0;
+		int parsed = log != NULL;
 		fg_wstate_t good_st;
 		memset(&good_st, 0, sizeof(good_st));
 		fg_rec_t rec;
-		while (log) {
+		while (log && off < len) {
 			uint32_t at = off;
-			if (fg_rec_next_raw(log, len, &off, &rec) != 1)
+			if (fg_rec_next_raw(log, len, &off, &rec) != 1) {
+				parsed = 0;
 				break;
+			}
 			if (rec.type == FG_REC_COMMIT) {
 				uint32_t want, seq;
 				memcpy(&want, rec.p, 4);
 				memcpy(&seq, rec.p + 4, 4);
-				if (want != crc)
+				if (want != crc) {
+					parsed = 0;
 					break;
+				}
 				good = off;
 				good_seq = seq;
 				memcpy(&good_st, rec.p + 8, sizeof(good_st));
@@ -343,9 +412,15 @@ void fg_durable_verify_unsafe(fg_region_t *r, uint32_t *checked, uint32_t *cut,
 		free(tmp);
 		if (have && good == len)
 			continue;   /* whole */
+		if (!have && parsed) {
+			/* no COMMIT at all, every record whole: a log from before
+			 * durability (made durable before sealing began) */
+			continue;
+		}
 		if (!have) {
 			/* not one whole commit: never acknowledged under sync */
-			atomic_store(&s->ctl, FG_CTL_FREE_OF(FG_S_FREE, FG_CTL_SGEN(c)));
+			uint32_t g = sgen + 1 ? sgen + 1 : 1;
+			atomic_store(&s->ctl, FG_CTL_FREE_OF(FG_S_FREE, g));
 			(*freed)++;
 			log_warnx("after the reboot: session record %u had no whole commit "
 				  "(torn before it was ever durable): freed", i);
@@ -353,14 +428,54 @@ void fg_durable_verify_unsafe(fg_region_t *r, uint32_t *checked, uint32_t *cut,
 		}
 		uint32_t ab = FG_CKPT_AB(w) ^ 1u;
 		s->st[ab] = good_st;
+		/* what came after the last whole commit goes, so that it never
+		 * checks out later (a second power loss) */
+		fg_session_log_zero_unsafe(r, i, good, len);
 		atomic_store(&s->ckpt, FG_CKPT(good_seq, ab, good));
-		if (FG_S_FINISHED(st)) {
-			atomic_store(&s->ctl, FG_CTL_FREE_OF(FG_S_QUEUED, FG_CTL_SGEN(c)));
+		if (st == FG_S_DONE || st == FG_S_FAILED) {
+			/* (a cancel stays a cancel) */
+			atomic_store(&s->ctl, FG_CTL_FREE_OF(FG_S_QUEUED, sgen));
 			atomic_store(&s->finished_ns, 0);
 		}
 		(*cut)++;
 		log_warnx("after the reboot: session record %u's log was torn after byte %u of "
 			  "%u: cut back to its last whole commit (step %u)", i, good, len,
 			  good_st.step);
+	}
+}
+
+void fg_durable_reboot_unsafe(fg_region_t *r)
+{
+	fg_hdr_t *h = r->hdr;
+	/* rings: their counters and cells are on different pages, written
+	 * back in any order; they are hints (the table is the truth), so they
+	 * start empty and the start-up pass enqueues every QUEUED session */
+	for (uint32_t i = 0; i < h->nrings; i++) {
+		fg_ring_t *g = fg_ring(r, i);
+		memset((uint8_t *)g + sizeof(fg_ring_t), 0, (size_t)h->ring_cap * sizeof(uint64_t));
+		fg_ring_init_unsafe(g, h->ring_cap, g->cells_off);
+	}
+	for (uint32_t sl = 0; sl < h->nslots; sl++) {
+		fg_slot_t *x = fg_slot(r, sl);
+		atomic_store(&x->ring_intent, 0);
+		atomic_store(&x->ring_pos, 0);
+		atomic_store(&x->op_intent, 0);
+		atomic_store(&x->inflight, 0);
+		if (x->kind == FG_KIND_CLIENT) {   /* every process of that boot is gone */
+			atomic_store(&x->owner, 0);
+			atomic_store(&x->state, FG_SLOT_FREE);
+		}
+		memset(fg_lease_table(r, sl), 0, (size_t)fg_lease_n(r) * sizeof(uint32_t));
+	}
+	/* a session acknowledged under batch and lost with the power may have
+	 * handed out (index, generation) ids that its record never kept: the
+	 * next session of every free record skips far past them */
+	for (uint32_t i = 0; i < h->capacity; i++) {
+		fg_session_t *s = fg_sess(r, i);
+		uint64_t c = atomic_load(&s->ctl);
+		if (FG_CTL_STATE(c) != FG_S_FREE)
+			continue;
+		uint32_t g = FG_CTL_SGEN(c) + 65536u;
+		atomic_store(&s->ctl, FG_CTL_FREE_OF(FG_S_FREE, g ? g : 1));
 	}
 }

@@ -30,6 +30,15 @@ int fg_client_attach(fg_region_t *r, fg_actor_t *a)
 		if (!atomic_compare_exchange_strong(&s->owner, &zero, FG_OWNER(gen, me)))
 			continue;
 		FG_CRASHPOINT("registry.attach.after_cas");
+		/* forged resizing the region: it copies what it sees and renames
+		 * a new file over this one; attaching now would write into the
+		 * old one (the other half: migrate() sets moving, then looks at
+		 * every owner word) */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (atomic_load_explicit(&r->hdr->moving, memory_order_seq_cst)) {
+			atomic_store(&s->owner, 0);
+			return -EAGAIN;
+		}
 		atomic_store(&s->gen, gen);   /* (a later attacher's bump may be undone: harmless) */
 		atomic_store(&s->pid, me);
 		atomic_store(&s->starttime, fg_proc_starttime(me));

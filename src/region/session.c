@@ -443,7 +443,7 @@ int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint
 		}
 		if (seal && !b.overflow) {
 			uint8_t rec[FG_COMMIT_BYTES];
-			fg_commit_rec(rec, fg_crc32c(0, b.p, b.n), 0, &s->st[0]);
+			fg_commit_rec(rec, fg_crc32c(fg_crc_seed(gen), b.p, b.n), 0, &s->st[0]);
 			fg_buf_rec(&b, FG_REC_COMMIT, rec + FG_REC_HDR, FG_COMMIT_PAYLOAD);
 		}
 		int rc = b.overflow ? (need > fg_log_max(a->r) ? -E2BIG : -ENOMEM)
@@ -533,7 +533,8 @@ int fg_session_claim(fg_actor_t *a, uint32_t idx, uint32_t *entry)
  * COMMIT that ends it when there is one (the common case: 46 bytes read),
  * else over the whole log (once, for a session from before durability).
  */
-static uint32_t log_crc(const fg_region_t *r, uint32_t idx, uint32_t len, uint32_t seq)
+static uint32_t log_crc(const fg_region_t *r, uint32_t idx, uint32_t len, uint32_t seq,
+			uint32_t sgen)
 {
 	if (len >= FG_COMMIT_BYTES) {
 		uint8_t last[FG_COMMIT_BYTES];
@@ -547,9 +548,33 @@ static uint32_t log_crc(const fg_region_t *r, uint32_t idx, uint32_t len, uint32
 	}
 	uint8_t *tmp;
 	const uint8_t *log = fg_session_log(r, idx, len, &tmp);
-	uint32_t crc = log ? fg_crc32c(0, log, len) : 0;
+	uint32_t crc = log ? fg_crc32c(fg_crc_seed(sgen), log, len) : 0;
 	free(tmp);
 	return crc;
+}
+
+int fg_session_sealed_unsafe(const fg_region_t *r, uint32_t idx)
+{
+	uint64_t w = atomic_load(&fg_sess(r, idx)->ckpt);
+	uint32_t len = FG_CKPT_LEN(w), n, lseq;
+	uint8_t last[FG_COMMIT_BYTES];
+	if (len < FG_COMMIT_BYTES || len > fg_log_max(r))
+		return 0;
+	log_read(r, idx, len - FG_COMMIT_BYTES, len, last);
+	memcpy(&n, last + 2, 4);
+	memcpy(&lseq, last + FG_REC_HDR + 4, 4);
+	return last[0] == FG_REC_COMMIT && n == FG_COMMIT_PAYLOAD && lseq == FG_CKPT_SEQ(w);
+}
+
+void fg_session_log_zero_unsafe(fg_region_t *r, uint32_t idx, uint64_t from, uint64_t to)
+{
+	static const uint8_t zero[4096];
+	while (from < to) {
+		uint64_t k = to - from < sizeof(zero) ? to - from : sizeof(zero);
+		if (log_write(r, idx, from, zero, k) < 0)
+			return;
+		from += k;
+	}
 }
 
 int fg_session_commit(fg_actor_t *a, uint32_t idx, const fg_wstate_t *st,
@@ -563,7 +588,9 @@ int fg_session_commit(fg_actor_t *a, uint32_t idx, const fg_wstate_t *st,
 		   atomic_load_explicit(&a->r->hdr->durability, memory_order_relaxed) != FG_DUR_NONE;
 	uint32_t extra = seal ? FG_COMMIT_BYTES : 0;
 
-	if ((n > 0 || extra) && (uint64_t)len + n + extra > fg_log_max(a->r))
+	/* (a commit that adds records leaves room for one more COMMIT, so that
+	 * a state-only commit, such as a failure's, always fits) */
+	if ((n > 0 || extra) && (uint64_t)len + n + extra + (n ? extra : 0) > fg_log_max(a->r))
 		return -E2BIG;
 	/* The seqlock's write side: our previous publish (of w) is ordered
 	 * before the overwrite of st[ab] below, which a reader of the commit
@@ -576,7 +603,8 @@ int fg_session_commit(fg_actor_t *a, uint32_t idx, const fg_wstate_t *st,
 	}
 	if (seal) {
 		uint8_t rec[FG_COMMIT_BYTES];
-		uint32_t crc = log_crc(a->r, idx, len, FG_CKPT_SEQ(w));
+		uint32_t crc = log_crc(a->r, idx, len, FG_CKPT_SEQ(w),
+				       FG_CTL_SGEN(atomic_load_explicit(&s->ctl, memory_order_relaxed)));
 		crc = n ? fg_crc32c(crc, log, n) : crc;
 		fg_commit_rec(rec, crc, FG_CKPT_SEQ(w) + 1, st);
 		int rc = log_write(a->r, idx, len + n, rec, sizeof(rec));

@@ -715,6 +715,13 @@ static void durable_start(sup_t *s)
 	uint32_t was = h->durability, now = s->cfg->durability;
 	int rebooted = h->boot_id[0] && strcmp(h->boot_id, boot) != 0;
 	atomic_store(&h->clean, 0);
+	atomic_store(&h->sync_leader, 0);
+	atomic_store(&h->sync_failed, 0);
+	atomic_store(&h->moving, 0);
+	if (rebooted) {
+		sd_notify(0, "EXTEND_TIMEOUT_USEC=600000000\nSTATUS=checking the region after a reboot");
+		fg_durable_reboot_unsafe(&s->r);
+	}
 	if (rebooted && was != FG_DUR_NONE) {
 		uint64_t t0 = fg_now_ns();
 		uint32_t checked, cut, freed;
@@ -728,23 +735,35 @@ static void durable_start(sup_t *s)
 			 "back to their last whole commit, %u freed (never durable)",
 			 fg_durability_name(was), checked, (fg_now_ns() - t0) / 1e6, cut, freed);
 	}
-	atomic_store(&h->durability, now);
-	snprintf(h->boot_id, sizeof(h->boot_id), "%s", boot);
-	atomic_store(&h->sync_leader, 0);
-	if (now != FG_DUR_NONE && was == FG_DUR_NONE) {
+	if (now != FG_DUR_NONE && (was == FG_DUR_NONE || atomic_load(&h->sealing))) {
+		/* Every log gets a COMMIT at its end, so that the check after a
+		 * later power loss finds one.  First what was written under none
+		 * goes to the disk, with the flag that says sealing is under way:
+		 * a start that finds it set (this one killed part-way) seals again. */
+		sd_notify(0, "EXTEND_TIMEOUT_USEC=600000000\nSTATUS=sealing the region's logs");
+		atomic_store(&h->sealing, 1);
+		if (fdatasync(s->r.fd) < 0)
+			log_warn("fdatasync %s", s->cfg->region_path);
+		atomic_store(&h->durability, now);
 		uint32_t sealed = 0;
 		for (uint32_t i = 0; i < h->capacity; i++) {
 			fg_session_t *x = fg_sess(&s->r, i);
 			uint32_t st = FG_CTL_STATE(atomic_load(&x->ctl));
-			if (st == FG_S_FREE || x->workflow == FG_WF_SYNTHETIC)
-				continue;
+			if (FG_S_NONE(st) || x->workflow == FG_WF_SYNTHETIC ||
+			    fg_session_sealed_unsafe(&s->r, i))
+				continue;   /* (ALLOCATING: a live forgectl's, sealed by it) */
 			fg_wstate_t ws;
 			fg_session_read(&s->r, i, &ws);
 			if (fg_session_commit(&s->a, i, &ws, NULL, 0) == 0)
 				sealed++;
 		}
+		if (fdatasync(s->r.fd) < 0)
+			log_warn("fdatasync %s", s->cfg->region_path);
+		atomic_store(&h->sealing, 0);
 		log_info("durability %s: sealed %u sessions' logs", fg_durability_name(now), sealed);
 	}
+	atomic_store(&h->durability, now);
+	snprintf(h->boot_id, sizeof(h->boot_id), "%s", boot);
 	if (fdatasync(s->r.fd) < 0)
 		log_warn("fdatasync %s", s->cfg->region_path);
 }
@@ -752,12 +771,14 @@ static void durable_start(sup_t *s)
 /* region.durability: batch: one flush every sync_interval_ms, off the
  * supervisor's loop (a slow disk must not delay a recovery).  It takes no
  * lock and calls nothing that does, so a fork beside it is safe. */
+static uint32_t flusher_interval_ms;   /* set before the thread starts */
+
 static void *flusher(void *arg)
 {
 	sup_t *s = arg;
 	while (!atomic_load(&flusher_stop)) {
-		struct timespec ts = { s->cfg->sync_interval_ms / 1000,
-				       (long)(s->cfg->sync_interval_ms % 1000) * 1000000L };
+		struct timespec ts = { flusher_interval_ms / 1000,
+				       (long)(flusher_interval_ms % 1000) * 1000000L };
 		nanosleep(&ts, NULL);
 		int rc = fg_durable_flush(&s->r, fg_supervisor_slot(&s->r));
 		if (rc < 0)
@@ -776,21 +797,35 @@ static void *flusher(void *arg)
  * nothing is leased.  Refused, with why, when a session would not fit or a
  * forgectl is still attached.  On success s->r is the new region.
  */
+/* Whether a live forgectl is attached to r (then err says which). */
+static int attached_client(fg_region_t *r, const char *path, char *err, size_t errlen)
+{
+	for (uint32_t sl = fg_first_client_slot(r); sl < fg_supervisor_slot(r); sl++) {
+		uint64_t w = atomic_load_explicit(&fg_slot(r, sl)->owner, memory_order_seq_cst);
+		if (w && !(w & FG_OWNER_RECOVERING) &&
+		    fg_client_probe(fg_slot(r, sl), &w) != FG_PROBE_DEAD) {
+			snprintf(err, errlen, "%s: forgectl (pid %d) is attached to it; let it finish, "
+				 "then start forged again to resize the region", path,
+				 (int)FG_OWNER_PID(w));
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static int migrate(sup_t *s, const fg_region_params_t *p, char *err, size_t errlen)
 {
 	fg_region_t *old = &s->r, nr;
 	fg_hdr_t *oh = old->hdr;
 	const char *path = s->cfg->region_path;
 	uint64_t t0 = fg_now_ns();
-	for (uint32_t sl = fg_first_client_slot(old); sl < fg_supervisor_slot(old); sl++) {
-		uint64_t w = atomic_load(&fg_slot(old, sl)->owner);
-		if (w && !(w & FG_OWNER_RECOVERING) &&
-		    fg_client_probe(fg_slot(old, sl), &w) == FG_PROBE_ALIVE) {
-			snprintf(err, errlen, "%s: forgectl (pid %d) is attached to it; let it finish, "
-				 "then start forged again to resize the region", path,
-				 (int)FG_OWNER_PID(w));
-			return -1;
-		}
+	sd_notify(0, "EXTEND_TIMEOUT_USEC=600000000\nSTATUS=resizing the region");
+	/* No client may attach from here on (fg_client_attach looks at moving
+	 * after its own CAS: a seq_cst pair), and none may be attached now. */
+	atomic_store_explicit(&oh->moving, 1, memory_order_seq_cst);
+	if (attached_client(old, path, err, errlen)) {
+		atomic_store(&oh->moving, 0);
+		return -1;
 	}
 	fg_actor_t a;
 	uint32_t sup = fg_supervisor_slot(old);
@@ -835,6 +870,8 @@ static int migrate(sup_t *s, const fg_region_params_t *p, char *err, size_t errl
 	atomic_store(&nh->recoveries, atomic_load(&oh->recoveries));
 	atomic_store(&nh->restarts, atomic_load(&oh->restarts));
 	atomic_store(&nh->purged, atomic_load(&oh->purged));
+	atomic_store(&nh->reopened, atomic_load(&oh->reopened));
+	atomic_store(&nh->sealing, atomic_load(&oh->sealing));
 	atomic_store(&nh->durability, atomic_load(&oh->durability));
 	memcpy(nh->boot_id, oh->boot_id, sizeof(nh->boot_id));
 	for (uint32_t i = 0; i < nh->nslots && i < oh->nslots; i++)
@@ -851,6 +888,12 @@ static int migrate(sup_t *s, const fg_region_params_t *p, char *err, size_t errl
 	}
 	atomic_thread_fence(memory_order_seq_cst);
 	nh->magic = FG_REGION_MAGIC;
+	if (attached_client(old, path, err, errlen)) {   /* (cannot be: moving is set) */
+		fg_region_close(&nr);
+		unlink(np);
+		atomic_store(&oh->moving, 0);
+		return -1;
+	}
 	if (fdatasync(nr.fd) < 0 || rename(np, path) < 0) {
 		snprintf(err, errlen, "%s: cannot put the resized region in place: %s", path,
 			 strerror(errno));
@@ -907,6 +950,7 @@ static int open_region(sup_t *s, const fg_sup_opts_t *o)
 				if (torn_by_reboot(&s->r, c->region_path, err, sizeof(err)) == 0 &&
 				    migrate(s, &p, err, sizeof(err)) == 0)
 					return 0;
+				atomic_store(&s->r.hdr->moving, 0);   /* clients may attach again */
 				log_errx("cannot resize the region: %s", err);
 				fg_region_close(&s->r);
 				return -1;
@@ -1044,6 +1088,7 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 	if (sd_watchdog_enabled(0, &s.wd_usec) <= 0)
 		s.wd_usec = 0;
 	pthread_t flush_tid;
+	flusher_interval_ms = cfg->sync_interval_ms;
 	int flushing = cfg->durability == FG_DUR_BATCH &&
 		       pthread_create(&flush_tid, NULL, flusher, &s) == 0;
 	if (cfg->durability == FG_DUR_BATCH && !flushing)

@@ -109,7 +109,21 @@ power_loss 3 torn
 [ "$(ctl_stat .durability.mode)" = sync ] || fail "stats: $(ctl stats --json | jq -c .durability)"
 [ "$(ctl_stat '.durability.flushes > 0 and .durability.waits >= .durability.flushes')" = true ] ||
 	fail "stats: $(ctl stats --json | jq -c .durability)"
+
+# a failing disk: a flush that fails is sticky (Linux forgets the pages it
+# could not write), and nothing is acknowledged after it
 stop_forged
+FORGE_TEST_SYNC_FAIL=1 FORGE_TEST_BOOT_ID=boot-4 start_forged
+code=$(curl -s -o "$T/post.out" -w '%{http_code}' -X POST "$API/v1/sessions" -d '{"prompt":"what is 2+2?"}')
+[ "$code" = 503 ] && [ "$(jq -r .error.message "$T/post.out")" = "the session could not be made durable (flushing the region failed: Input/output error)" ] ||
+	fail "failing flush: POST answered $code $(cat "$T/post.out")"
+set +e; out=$(ctl submit --workflow react --prompt "what is 2+2?" 2>&1); rc=$?; set -e
+[ $rc = 1 ] && [ "$out" = "forgectl: submit: flushing the region failed (Input/output error): the last 1 sessions are queued but may not survive a power loss" ] ||
+	fail "failing flush: forgectl submit: $rc $out"
+[ "$(ctl_stat .durability.flushes)" -ge 1 ] || fail "no flush counted"
+stop_forged
+unset FORGE_TEST_SYNC_FAIL   # (an assignment before a function call stays, in dash)
+echo "a failing flush: POST 503 and forgectl submit exit 1, naming it"
 
 # 4. none: killed, then a reboot: refused, with the reason; a clean stop
 #    before the reboot: kept
