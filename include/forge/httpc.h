@@ -27,6 +27,8 @@ struct fg_req {
 	fg_req_done_fn done;
 	size_t max_reply;
 	int streaming;
+	void (*on_text)(void *arg, const char *p, size_t n);   /* streaming: each text piece */
+	void *text_arg;
 	/* out, valid in done() */
 	CURLcode curl_rc;
 	long status;

@@ -75,6 +75,9 @@ typedef struct fg_llm_stream {
 	char finish[32];
 	uint32_t prompt_tokens, completion_tokens;
 	char error[256];
+	/* each piece of text as it arrives (NULL: none), for live text */
+	void (*on_text)(void *arg, const char *p, size_t n);
+	void *text_arg;
 } fg_llm_stream_t;
 
 void fg_llm_stream_init(fg_llm_stream_t *s);

@@ -169,17 +169,19 @@ uint64_t fg_session_read(const fg_region_t *r, uint32_t idx, fg_wstate_t *st);
 int fg_session_finish(fg_actor_t *a, uint32_t idx, uint32_t entry, uint32_t final_state);
 
 /*
- * A thread's next run: a finished session (DONE, FAILED, CANCELLED) takes
- * the records recs[0..n) (its next user message) and is QUEUED again with
- * its whole log.  Leased to the caller while it appends (RUNNING under a's
+ * A thread's next run: a finished session (DONE or FAILED) takes the
+ * records recs[0..n) (its next user message, or RESUME) and is QUEUED
+ * again with its whole log, provided its checkpoint is still ckpt_seen (the
+ * one the caller checked the records against: -ESTALE otherwise, nothing
+ * changed; look again).  A cancelled one does not (-EPERM).  Leased to the caller while it appends (RUNNING under a's
  * slot): a death at any step leaves it queued at its last commit, with or
  * without the message, never both or twice.  *state: the state found.
  * 0; -ENOENT (no such session), -EBUSY (not finished: it runs), -EAGAIN
- * (no lease entry free), or the commit's error (-E2BIG: the log is full;
- * the session is queued as it was and ends again as it was).
+ * (no lease entry free), or the commit's error (-E2BIG: the log is full);
+ * on an error the session is left as it was.
  */
-int fg_session_continue(fg_actor_t *a, fg_handle_t h, const void *recs, uint32_t n,
-			uint32_t *state);
+int fg_session_continue(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const void *recs,
+			uint32_t n, uint32_t *state);
 
 /*
  * Cancels a session: QUEUED -> CANCELLED at once; RUNNING gets the cancel
@@ -227,6 +229,22 @@ uint32_t fg_session_recover_all_unsafe(fg_actor_t *a);
  * geometry: forged's start-up migration, every process gone); -E2BIG if
  * the log is longer than dst's session maximum. */
 int fg_session_copy_unsafe(fg_region_t *dst, const fg_region_t *src, uint32_t idx);
+
+/*
+ * Live text (streaming providers): the lease holder starts a turn's text
+ * (fg_live_begin, with the request's attempt number) and appends to it as
+ * pieces arrive (fg_live_append); both ring the session's bell.  Not a
+ * commit: a crash forgets it, the turn runs again.  fg_live_read copies
+ * up to cap bytes from byte `from` of the live text of session h's next
+ * turn: the bytes (0: none yet, or it changed: look again), -1 if h is
+ * gone, -2 if the text is shorter than `from` (a new attempt began), -3
+ * if that turn has no live text (yet, or at all); *ckpt the
+ * checkpoint word it belongs to, *attempt its attempt.
+ */
+void fg_live_begin(fg_region_t *r, uint32_t idx, uint32_t attempt);
+void fg_live_append(fg_region_t *r, uint32_t idx, const char *p, size_t k);
+int64_t fg_live_read(const fg_region_t *r, fg_handle_t h, uint64_t *ckpt, uint32_t *attempt,
+		     uint64_t from, char *buf, size_t cap);
 
 /* Whether idx's log ends with the COMMIT of its current checkpoint. */
 int fg_session_sealed_unsafe(const fg_region_t *r, uint32_t idx);

@@ -78,7 +78,7 @@ int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *er
  * v->client[i], v->nclient. */
 void fg_react_client_calls(fg_react_view_t *v);
 
-int fg_thread_check(const fg_snap_t *sn, const uint8_t *rec, uint32_t n, int resume,
-		    char *err, size_t errlen);
+int fg_thread_check(const fg_region_t *r, const fg_snap_t *sn, const uint8_t *rec, uint32_t n,
+		    int resume, char *err, size_t errlen);
 
 #endif

@@ -227,8 +227,11 @@ int fg_http_post(fg_http_t *h, fg_req_t *q, const char *url, char *body, size_t 
 		return -1;
 	}
 	q->reqbody = body;
-	if (q->streaming)
+	if (q->streaming) {
 		fg_llm_stream_init(&q->stream);
+		q->stream.on_text = q->on_text;
+		q->stream.text_arg = q->text_arg;
+	}
 	char auth[1100];
 	const char *want[4] = { "Content-Type: application/json", "Expect:",
 				q->streaming ? "Accept: text/event-stream" : NULL, NULL };

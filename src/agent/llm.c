@@ -251,7 +251,7 @@ static uint32_t trim_from(const uint8_t *log, uint32_t len, uint32_t keep, uint3
 
 /* The client's parameters (a PARAMS record) into the request: its tools
  * after forge's, the rest as they came. */
-static void put_params(sb_t *b, const char *tools_json, const fg_rec_t *params)
+static void put_params(sb_t *b, const char *tools_json, const fg_rec_t *params, int first_turn)
 {
 	json_t *p = params ? json_loadb((const char *)params->p, params->n, 0, NULL) : NULL;
 	json_t *ct = json_object_get(p, "tools");
@@ -291,14 +291,17 @@ static void put_params(sb_t *b, const char *tools_json, const fg_rec_t *params)
 		} else {
 			sb_put(b, cts, strlen(cts));
 		}
-		if (!json_object_get(p, "tool_choice"))
+		/* the client's tool_choice for the run's first model turn only
+		 * ("required" on every turn would never let the agent answer) */
+		if (!json_object_get(p, "tool_choice") || !first_turn)
 			SB_LIT(b, ",\"tool_choice\":\"auto\"");
 	}
 	free(cts);
 	const char *key;
 	json_t *val;
 	json_object_foreach(p, key, val) {
-		if (!strcmp(key, "tools") || (!strcmp(key, "tool_choice") && !tools_json && !ct))
+		if (!strcmp(key, "tools") ||
+		    (!strcmp(key, "tool_choice") && ((!tools_json && !ct) || !first_turn)))
 			continue;
 		char *vs = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
 		if (!vs) {
@@ -334,7 +337,7 @@ char *fg_llm_request_log_trim(const char *model, const uint8_t *log, uint32_t le
 	sb_jstr(&b, model, strlen(model));
 	SB_LIT(&b, ",\"messages\":[");
 	fg_rec_t params;
-	int have_params = 0;
+	int have_params = 0, last_type = 0;
 	while ((at = off, rc = fg_rec_next(log, len, &off, &r)) == 1) {
 		if (r.type == FG_REC_PARAMS) {
 			params = r;
@@ -342,6 +345,7 @@ char *fg_llm_request_log_trim(const char *model, const uint8_t *log, uint32_t le
 		}
 		if (!is_message(r.type))
 			continue;
+		last_type = r.type;
 		if (r.type != FG_REC_SYSTEM && at < from)
 			continue;   /* left out: workflows.context_max_bytes */
 		if (!first)
@@ -393,7 +397,7 @@ char *fg_llm_request_log_trim(const char *model, const uint8_t *log, uint32_t le
 	if (rc < 0)
 		goto corrupt;
 	SB_LIT(&b, "]");
-	put_params(&b, tools_json, have_params ? &params : NULL);
+	put_params(&b, tools_json, have_params ? &params : NULL, last_type == FG_REC_USER);
 	if (stream)
 		SB_LIT(&b, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
 	SB_LIT(&b, "}");
@@ -518,8 +522,11 @@ static int stream_line(fg_llm_stream_t *s, const char *line, size_t n)
 	if (fin)
 		snprintf(s->finish, sizeof(s->finish), "%s", fin);
 	const char *content = json_string_value(json_object_get(delta, "content"));
-	if (content && *content)
+	if (content && *content) {
 		json_array_append_new(s->content, json_string(content));
+		if (s->on_text)
+			s->on_text(s->text_arg, content, strlen(content));
+	}
 	json_t *refusal = json_object_get(delta, "refusal");
 	if (json_is_string(refusal)) {
 		int rc = stream_fail(s, FG_LLM_REFUSED, "the model refused: ", json_string_value(refusal));

@@ -226,8 +226,8 @@ bad_deps:
 	return 0;
 }
 
-int fg_thread_check(const fg_snap_t *sn, const uint8_t *rec, uint32_t n, int resume,
-		    char *err, size_t errlen)
+int fg_thread_check(const fg_region_t *r, const fg_snap_t *sn, const uint8_t *rec, uint32_t n,
+		    int resume, char *err, size_t errlen)
 {
 	uint32_t st = FG_CTL_STATE(sn->ctl);
 	static const char *const wf[] = { "?", "synthetic", "react", "map_reduce", "plan_execute" };
@@ -245,12 +245,40 @@ int fg_thread_check(const fg_snap_t *sn, const uint8_t *rec, uint32_t n, int res
 			 fg_state_name(st), resume ? "resume" : "message");
 		return -EBUSY;
 	}
+	if (st == FG_S_CANCELLED) {
+		snprintf(err, errlen, "it was cancelled: a cancelled session takes no further %s",
+			 resume ? "resume" : "message");
+		return -EPERM;
+	}
 	if (resume && st != FG_S_FAILED) {
 		snprintf(err, errlen, "it is %s: only a failed session resumes", fg_state_name(st));
 		return -EPERM;
 	}
-	if (sn->workflow != FG_WF_REACT)
-		return 0;
+	if (sn->workflow != FG_WF_REACT) {
+		/* a parent: its children must all be there (purged ones would be
+		 * made and run again, tools and all) */
+		fg_mr_view_t *v = malloc(sizeof(*v));
+		char why[200];
+		int rc = 0;
+		if (!v) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		if (sn->workflow == FG_WF_MAP_REDUCE || sn->workflow == FG_WF_PLAN_EXECUTE) {
+			if (fg_mr_view(sn->log, sn->len, v, why, sizeof(why)) < 0) {
+				snprintf(err, errlen, "its conversation does not hold together: %s", why);
+				rc = -EINVAL;
+			}
+			for (uint32_t i = 0; rc == 0 && i < v->nparts; i++)
+				if (v->child[i] && !fg_session_valid(r, (fg_handle_t)v->child[i], NULL)) {
+					snprintf(err, errlen, "its part %u's child session was purged "
+						 "(region.retain_s): resuming would run it again", i + 1);
+					rc = -EPERM;
+				}
+		}
+		free(v);
+		return rc;
+	}
 	/* the conversation with the new records after it must hold together */
 	uint8_t *all = malloc((size_t)sn->len + n);
 	fg_react_view_t *v = malloc(sizeof(*v));

@@ -223,28 +223,37 @@ static int continue_session(const char *id, const uint8_t *rec, uint32_t n, int 
 	const char *what = resume ? "resume" : "say";
 	if (parse_id(id, &h) < 0)
 		return 1;
-	fg_snap_t sn;
-	if (fg_session_snapshot(&R, h, &sn, 1) < 0) {
-		fprintf(stderr, "forgectl: no session %s\n", id);
-		return 1;
-	}
-	int e = fg_thread_check(&sn, rec, n, resume, err, sizeof(err));
-	fg_snap_free(&sn);
-	if (e < 0) {
-		fprintf(stderr, "forgectl: %s: session %s: %s\n", what, id, err);
-		return 1;
-	}
 	fg_actor_t a;
-	fg_crash_arm();
-	if (attach(&a) < 0)
-		return 1;
-	e = fg_session_continue(&a, h, rec, n, &st);
-	int fe = e == 0 ? fg_durable_wait(&R, a.slot) : 0;
-	fg_client_detach(&a);
+	int attached = 0, e = -ESTALE, fe = 0;
+	for (int tries = 0; e == -ESTALE && tries < 5; tries++) {
+		fg_snap_t sn;
+		if (fg_session_snapshot(&R, h, &sn, 1) < 0) {
+			e = -ENOENT;
+			break;
+		}
+		e = fg_thread_check(&R, &sn, rec, n, resume, err, sizeof(err));
+		uint64_t seen = sn.ckpt;
+		fg_snap_free(&sn);
+		if (e < 0)
+			break;
+		if (!attached) {
+			fg_crash_arm();
+			if (attach(&a) < 0)
+				return 1;
+			attached = 1;
+		}
+		e = fg_session_continue(&a, h, seen, rec, n, &st);
+	}
+	if (e == 0)
+		fe = fg_durable_wait(&R, a.slot);
+	if (attached)
+		fg_client_detach(&a);
 	if (e < 0) {
 		fprintf(stderr, "forgectl: %s: session %s: %s\n", what, id,
 			e == -ENOENT ? "no such session" :
-			e == -EBUSY ? "it runs again already" :
+			e == -EPERM || e == -EINVAL ? err :
+			e == -EBUSY ? "it runs: send its next message once it has ended" :
+			e == -ESTALE ? "it keeps changing: try again" :
 			e == -E2BIG ? "its conversation would pass region.session_max_bytes" :
 			strerror(-e));
 		return 1;

@@ -167,6 +167,20 @@ static const char *content_text(fg_gwreq_t *q, json_t *c, size_t i, char **owned
 	return out;
 }
 
+/* Whether the request's "tools" define a function named name. */
+static int client_tool(json_t *j, const char *name)
+{
+	size_t k;
+	json_t *t;
+	json_array_foreach(json_object_get(j, "tools"), k, t) {
+		const char *n = json_string_value(json_object_get(json_object_get(t, "function"),
+								  "name"));
+		if (n && !strcmp(n, name))
+			return 1;
+	}
+	return 0;
+}
+
 /* The request parameters passed through to the model (PARAMS record);
  * -1 with q filled in when one is out of range. */
 static int chat_params(fg_gwreq_t *q, json_t *j, json_t *params)
@@ -270,6 +284,10 @@ int fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t
 	 * system prompt and the last user message as their task */
 	fg_buf_t *b = &q->recs;
 	*b = (fg_buf_t){ NULL, 0, 0, 0, 0xffffffffu, 1, 0 };
+	if (p->workflow != FG_WF_REACT && json_object_get(params, "tools")) {
+		json_decref(params);
+		return bad(q, 400, "tools", "the client's own tools work with forge/react only");
+	}
 	if (json_object_size(params)) {
 		char *pj = json_dumps(params, JSON_COMPACT);
 		if (pj)
@@ -327,6 +345,14 @@ int fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t
 						return bad(q, 400, "messages", "message %zu: tool_calls[%zu] needs "
 							   "id, function.name and function.arguments (strings)",
 							   i, k);
+					/* only the client's own tools: forge runs no call its
+					 * model did not make (a history naming forge's shell
+					 * would run it with the client's arguments) */
+					if (!client_tool(j, name))
+						return bad(q, 400, "messages", "message %zu: tool_calls[%zu] "
+							   "calls \"%.60s\", which is not one of the request's "
+							   "tools: a history's tool calls are the client's own",
+							   i, k, name);
 					c[k] = (fg_call_t){ { id, (uint32_t)strlen(id) },
 							    { name, (uint32_t)strlen(name) },
 							    { args, (uint32_t)strlen(args) } };
@@ -356,6 +382,9 @@ int fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t
 	}
 	if (b->oom)
 		return bad(q, 503, NULL, "out of memory, try again");
+	if (b->overflow)
+		return bad(q, 400, "messages", "a tool call's id, name or arguments pass 65,535 "
+			   "bytes (the most a conversation record holds)");
 	if (!p->prompt || !*p->prompt)
 		return bad(q, 400, "messages", "messages must hold a user message with text content");
 	if (p->workflow == FG_WF_REACT) {

@@ -47,6 +47,12 @@ typedef struct chat {
 	char model[80];
 	int sent_role, done;
 	uint64_t deadline_ns;
+	/* streaming: the live text sent of the turn that follows checkpoint
+	 * live_seq (attempt live_att), live_sent bytes of it */
+	uint32_t live_seq, live_att;
+	uint64_t live_sent;
+	int live_any;
+	uint64_t last_write_ns;
 } chat_t;
 
 /* Waits (in this connection's thread) until the session ended, the
@@ -163,13 +169,94 @@ static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 		free(d);
 		return n;
 	}
-	int w = chat_wait(ch, 100, fg_now_ns() + keepalive_ns(ch->g));
-	if (w < 0)
-		return MHD_CONTENT_READER_END_WITH_ERROR;
-	if (w == 0 && fg_now_ns() < ch->deadline_ns)
-		return snprintf(buf, max, ": keep-alive\n\n");
+	/* Live text as it comes (a streaming provider's pieces, before the
+	 * turn is committed), then the end.  Woken by the session's bell. */
+	fg_region_t *r = ch->g->r;
+	fg_handle_t h = FG_HANDLE(ch->idx, ch->gen);
+	fg_bell_enter(r, ch->idx);
+	for (;;) {
+		uint32_t bseq = fg_bell_seq(r, ch->idx);
+		char text[4096];
+		size_t cap = max > 1024 ? (max - 1024) / 6 : 0;   /* (JSON escapes: 6x at worst) */
+		if (cap > sizeof(text))
+			cap = sizeof(text);
+		uint64_t w;
+		uint32_t att;
+		int64_t k = fg_live_read(r, h, &w, &att, ch->live_sent, text, cap);
+		if (k >= 0 && (FG_CKPT_SEQ(w) != ch->live_seq || !ch->live_any)) {
+			/* another turn: its text from the start */
+			ch->live_seq = FG_CKPT_SEQ(w);
+			ch->live_att = att;
+			ch->live_sent = 0;
+			ch->live_any = 1;
+			k = fg_live_read(r, h, &w, &att, 0, text, cap);
+			if (k >= 0 && FG_CKPT_SEQ(w) != ch->live_seq)
+				continue;
+		}
+		if (k > 0) {
+			/* whole UTF-8 characters only (a piece cut by cap is sent
+			 * with the rest of it next time) */
+			size_t e = (size_t)k;
+			if (e == cap && ((uint8_t)text[e - 1] & 0x80)) {
+				while (e > 0 && ((uint8_t)text[e - 1] & 0xc0) == 0x80)
+					e--;
+				if (e > 0)
+					e--;   /* the lead byte: the character goes next time */
+			}
+			if (e == 0)
+				goto idle;
+			json_t *c1 = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:{s:s%},s:n}]}", "id", ch->id,
+				"object", "chat.completion.chunk", "created", (json_int_t)created, "model",
+				ch->model, "choices", "index", 0, "delta", "content", text, e,
+				"finish_reason");
+			char *d = c1 ? json_dumps(c1, JSON_COMPACT) : NULL;
+			json_decref(c1);
+			if (!d) {   /* (not UTF-8, or out of memory: the commit will carry it) */
+				ch->live_sent += (uint64_t)k;
+				continue;
+			}
+			int n = snprintf(buf, max, "data: %s\n\n", d);
+			free(d);
+			ch->live_sent += e;
+			ch->live_att = att;
+			ch->last_write_ns = fg_now_ns();
+			fg_bell_leave(r, ch->idx);
+			return n < (int)max ? n : (ssize_t)max;
+		}
+idle:;
+		uint64_t c;
+		if (!fg_session_valid(r, h, &c) || FG_S_FINISHED(FG_CTL_STATE(c)))
+			break;
+		uint64_t now = fg_now_ns();
+		if (now - ch->last_write_ns >= keepalive_ns(ch->g)) {
+			ch->last_write_ns = now;
+			fg_bell_leave(r, ch->idx);
+			return snprintf(buf, max, ": keep-alive\n\n");
+		}
+		fg_bell_wait(r, ch->idx, bseq, 100);
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(ch->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci) {
+			struct pollfd p = { ci->connect_fd, POLLRDHUP, 0 };
+			if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+				fg_bell_leave(r, ch->idx);
+				return MHD_CONTENT_READER_END_WITH_ERROR;   /* the client left */
+			}
+		}
+	}
+	fg_bell_leave(r, ch->idx);
 	const char *err;
 	json_t *res = chat_result(ch, &err);
+	/* the final answer: what the live text of its turn did not carry
+	 * (its turn followed checkpoint live_seq when the answer's commit is
+	 * the next one) */
+	uint64_t skip = 0;
+	if (!err && ch->live_any && ch->live_sent) {
+		uint64_t cw = atomic_load(&fg_sess(r, ch->idx)->ckpt);
+		const char *ans = json_string_value(json_object_get(res, "result"));
+		if (FG_CKPT_SEQ(cw) == ch->live_seq + 1 && ans && strlen(ans) >= ch->live_sent)
+			skip = ch->live_sent;
+	}
 	json_t *calls = err ? NULL : client_calls(ch);
 	if (calls) {   /* each call's index, as OpenAI's chunks carry it */
 		size_t k;
@@ -177,8 +264,10 @@ static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 		json_array_foreach(calls, k, c)
 			json_object_set_new(c, "index", json_integer((json_int_t)k));
 	}
+	const char *ans = json_string_value(json_object_get(res, "result"));
 	json_t *delta = err ? json_pack("{s:s}", "content", "") :
 		calls ? json_pack("{s:o}", "tool_calls", calls) :
+		ans ? json_pack("{s:s}", "content", ans + skip) :
 		json_pack("{s:O}", "content", json_object_get(res, "result"));
 	json_t *usage = json_object_get(res, "usage");
 	json_int_t pt = json_integer_value(json_object_get(usage, "prompt_tokens"));
@@ -251,6 +340,13 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	}
 	/* a retry with the same key waits for the session the first made */
 	int e = gw_idem_submit(g, &p, key, &h, &old);
+	if (old && !gw_same_submit(g, old, key, &p)) {
+		char oid[FG_ID_LEN + 1];
+		fg_id_format(g->r, old, oid);
+		rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used for a "
+				 "different request (session %s)", key, oid);
+		goto out;
+	}
 	if (old)
 		h = old;
 	if (e == -ENOSPC || e == -EBUSY) {

@@ -65,6 +65,9 @@ int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id
  * the submit. */
 int gw_idem_submit(gw_t *g, fg_submit_t *p, const char *key, fg_handle_t *h, uint64_t *old);
 int gw_key_ok(const char *k);   /* a valid Idempotency-Key */
+/* Whether session h (made with Idempotency-Key key) was made from the same
+ * request as p. */
+int gw_same_submit(gw_t *g, fg_handle_t h, const char *key, const fg_submit_t *p);
 int gw_post_message(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_resume(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_list_sessions(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);

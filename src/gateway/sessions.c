@@ -179,6 +179,23 @@ int gw_key_ok(const char *k)
 	return key_ok(k);
 }
 
+int gw_same_submit(gw_t *g, fg_handle_t h, const char *key, const fg_submit_t *p)
+{
+	if (!p->recs)
+		return same_request(g, h, key, p);
+	/* a chat: the records after KEY are the history the request made */
+	fg_snap_t sn;
+	if (fg_session_snapshot(g->r, h, &sn, 1) < 0)
+		return 0;
+	uint32_t off = 0;
+	fg_rec_t r;
+	int same = sn.workflow == p->workflow &&
+		   fg_rec_next(sn.log, sn.len, &off, &r) == 1 && r.type == FG_REC_KEY &&
+		   (uint64_t)off + p->recs_n <= sn.len && !memcmp(sn.log + off, p->recs, p->recs_n);
+	fg_snap_free(&sn);
+	return same;
+}
+
 int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *unused)
 {
 	(void)unused;
@@ -340,27 +357,39 @@ static int continue_with(gw_t *g, struct MHD_Connection *c, const char *id, cons
 			 uint32_t n, int resume)
 {
 	fg_handle_t h;
-	fg_snap_t sn;
 	uint32_t st;
 	char err[300];
-	if (fg_id_parse(g->r, id, &h) < 0 || fg_session_snapshot(g->r, h, &sn, 1) < 0)
+	int e = -ESTALE;
+	if (fg_id_parse(g->r, id, &h) < 0)
 		return reply_error(c, 404, "id", "no session %.40s", id);
-	int e = fg_thread_check(&sn, rec, n, resume, err, sizeof(err));
-	fg_snap_free(&sn);
-	if (e == -ENOMEM)
-		return reply_oom(c);
-	if (e == 0) {
+	/* checked against the conversation as it is, appended only if it is
+	 * still that one (another run may end in between: look again) */
+	for (int tries = 0; e == -ESTALE && tries < 5; tries++) {
+		fg_snap_t sn;
+		if (fg_session_snapshot(g->r, h, &sn, 1) < 0)
+			return reply_error(c, 404, "id", "no session %.40s", id);
+		e = fg_thread_check(g->r, &sn, rec, n, resume, err, sizeof(err));
+		uint64_t seen = sn.ckpt;
+		fg_snap_free(&sn);
+		if (e < 0)
+			break;
 		pthread_mutex_lock(&g->submit_lock);
-		e = fg_session_continue(&g->a, h, rec, n, &st);
+		e = fg_session_continue(&g->a, h, seen, rec, n, &st);
 		pthread_mutex_unlock(&g->submit_lock);
 		if (e == -EBUSY)
 			snprintf(err, sizeof(err), "it is %s: send its next %s once it has ended",
 				 fg_state_name(st), resume ? "resume" : "message");
+		else if (e == -EPERM)
+			snprintf(err, sizeof(err), "it was cancelled: a cancelled session takes no "
+				 "further %s", resume ? "resume" : "message");
 	}
+	if (e == -ENOMEM)
+		return reply_oom(c);
 	if (e == -ENOENT)
 		return reply_error(c, 404, "id", "no session %.40s", id);
-	if (e == -EPERM || e == -EBUSY || e == -EINVAL)
-		return reply_error(c, 409, NULL, "session %.40s: %s", id, err);
+	if (e == -EPERM || e == -EBUSY || e == -EINVAL || e == -ESTALE)
+		return reply_error(c, 409, NULL, "session %.40s: %s", id,
+				   e == -ESTALE ? "it keeps changing: try again" : err);
 	if (e == -E2BIG)
 		return reply_error(c, 413, NULL, "session %.40s is full: its conversation would pass "
 				   "region.session_max_bytes (%llu bytes)", id,

@@ -32,7 +32,10 @@
 
 /* ---- Server-Sent Events -------------------------------------------------
  * GET /v1/sessions/{id}/events: one event per committed conversation record
- * (id: its ordinal, from 1), then "event: end" with the final state.  The
+ * (id: its ordinal, from 1), then "event: end" with the final state.  With
+ * a streaming provider, "event: delta" (no id) carries the text of the
+ * model turn under way as it comes ({"text", "message": the ordinal its
+ * message will have}); the committed message follows as usual.  The
  * events come from the session's checkpoint in the region, so a client that
  * reconnects with Last-Event-ID — to this gateway or to a restarted one —
  * gets exactly the events after that id.  Each stream has its own thread
@@ -47,6 +50,9 @@ typedef struct sse {
 	uint32_t synth_step;
 	int ended;
 	uint64_t last_write_ns;
+	uint32_t live_seq;      /* live text sent: of the turn after checkpoint */
+	uint64_t live_sent;     /* live_seq, this many bytes                    */
+	int live_any;
 } sse_t;
 
 static size_t ev_put(char *buf, size_t max, size_t n, uint32_t id, const char *event, json_t *data)
@@ -54,7 +60,10 @@ static size_t ev_put(char *buf, size_t max, size_t n, uint32_t id, const char *e
 	char *d = json_dumps(data, JSON_COMPACT);
 	if (!d)
 		return n;   /* out of memory: next call */
-	int k = snprintf(buf + n, max - n, "id: %u\nevent: %s\ndata: %s\n\n", id, event, d);
+	/* (id 0: an event that is not part of the record, such as live text:
+	 * no id, so Last-Event-ID is the last committed message's) */
+	int k = id ? snprintf(buf + n, max - n, "id: %u\nevent: %s\ndata: %s\n\n", id, event, d)
+		   : snprintf(buf + n, max - n, "event: %s\ndata: %s\n\n", event, d);
 	free(d);
 	if (k < 0 || (size_t)k >= max - n)
 		return n;   /* does not fit: next call */
@@ -101,10 +110,49 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			}
 			json_decref(msgs);
 		}
+		if (n == 0 && !FG_S_FINISHED(st) && sn.workflow != FG_WF_SYNTHETIC) {
+			/* live text of the turn under way (a streaming provider):
+			 * "delta" events with no id, beside the committed messages */
+			char text[4096];
+			uint64_t w;
+			uint32_t att;
+			size_t cap = max > 1024 ? (max - 1024) / 6 : 0;
+			if (cap > sizeof(text))
+				cap = sizeof(text);
+			int64_t k = fg_live_read(g->r, FG_HANDLE(e->idx, e->gen), &w, &att,
+						 e->live_sent, text, cap);
+			if (k >= 0 && (!e->live_any || FG_CKPT_SEQ(w) != e->live_seq)) {
+				e->live_any = 1;
+				e->live_seq = FG_CKPT_SEQ(w);
+				e->live_sent = 0;
+				k = fg_live_read(g->r, FG_HANDLE(e->idx, e->gen), &w, &att, 0, text, cap);
+				if (FG_CKPT_SEQ(w) != e->live_seq)
+					k = 0;
+			}
+			size_t b = k > 0 ? (size_t)k : 0;
+			if (b == cap && ((uint8_t)text[b - 1] & 0x80)) {   /* whole characters */
+				while (b > 0 && ((uint8_t)text[b - 1] & 0xc0) == 0x80)
+					b--;
+				if (b > 0)
+					b--;
+			}
+			if (b > 0) {
+				size_t m = ev_put(buf, max, n, 0, "delta", json_pack("{s:s%,s:i}", "text",
+						  text, b, "message", (int)e->next));
+				if (m > n) {
+					n = m;
+					e->live_sent += b;
+				} else {
+					e->live_sent += (uint64_t)k;   /* (not UTF-8: the commit carries it) */
+				}
+			}
+		}
 		if (n == 0 && FG_S_FINISHED(st)) {
 			json_t *fin = fg_inspect_snap(&sn, 0, g->cfg);
 			if (fin) {
-				n = ev_put(buf, max, 0, e->next, "end", fin);
+				/* no id: a thread's next message will take e->next, and
+				 * a client that reconnects from "end" must get it */
+				n = ev_put(buf, max, 0, 0, "end", fin);
 				e->ended = 1;
 			}
 		}

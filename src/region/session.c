@@ -553,6 +553,102 @@ static uint32_t log_crc(const fg_region_t *r, uint32_t idx, uint32_t len, uint32
 	return crc;
 }
 
+/*
+ * Live text: what a streaming provider has sent of the model turn under
+ * way, before it is committed.  It lies past the committed log, at the
+ * first 8-aligned offset after it (so it costs nothing: the next commit
+ * writes over it):
+ *   u64 who      (session generation << 32 | checkpoint sequence): whose
+ *                turn this is; anything else there is stale
+ *   u64 attempt  the request's number (a retry starts the text again)
+ *   u64 n        text bytes published; then the text
+ * The lease holder writes who last (release) when a request starts, and n
+ * (release) after each piece.  A reader takes the checkpoint word, the
+ * three words and the text, then looks at the checkpoint and who again:
+ * unchanged means the text is that turn's (a commit writes over it first
+ * and publishes after, and the second look at the checkpoint catches it).
+ */
+static uint8_t *log_at(const fg_region_t *r, uint32_t idx, uint64_t at)
+{
+	uint64_t lb = r->hdr->log_bytes;
+	return at < lb ? fg_sess_log(r, idx) + at : fg_sess_ovf(r, idx) + (at - lb);
+}
+
+static uint64_t live_base(uint32_t len)
+{
+	return ((uint64_t)len + 7) & ~7ull;
+}
+
+/* Word i of the live header at base (each on its own: the three may
+ * straddle the inline log's end). */
+static _Atomic uint64_t *live_word(const fg_region_t *r, uint32_t idx, uint64_t base, int i)
+{
+	return (_Atomic uint64_t *)(void *)log_at(r, idx, base + 8u * (uint64_t)i);
+}
+
+void fg_live_begin(fg_region_t *r, uint32_t idx, uint32_t attempt)
+{
+	fg_session_t *s = fg_sess(r, idx);
+	uint64_t w = atomic_load_explicit(&s->ckpt, memory_order_relaxed);
+	uint64_t base = live_base(FG_CKPT_LEN(w));
+	if (base + 24 > fg_log_max(r) || log_reserve(r, idx, base, base + 24) < 0)
+		return;
+	atomic_store_explicit(live_word(r, idx, base, 2), 0, memory_order_relaxed);
+	atomic_store_explicit(live_word(r, idx, base, 1), attempt, memory_order_relaxed);
+	uint64_t who = (uint64_t)FG_CTL_SGEN(atomic_load_explicit(&s->ctl, memory_order_relaxed)) << 32 |
+		       FG_CKPT_SEQ(w);
+	atomic_store_explicit(live_word(r, idx, base, 0), who, memory_order_release);
+	ring_bell(r, idx);
+}
+
+void fg_live_append(fg_region_t *r, uint32_t idx, const char *p, size_t k)
+{
+	fg_session_t *s = fg_sess(r, idx);
+	uint64_t base = live_base(FG_CKPT_LEN(atomic_load_explicit(&s->ckpt, memory_order_relaxed)));
+	if (base + 24 > fg_log_max(r))
+		return;
+	uint64_t n = atomic_load_explicit(live_word(r, idx, base, 2), memory_order_relaxed);
+	if (base + 24 + n + k > fg_log_max(r) || log_write(r, idx, base + 24 + n, p, k) < 0)
+		return;   /* (no room: the rest comes with the commit) */
+	atomic_store_explicit(live_word(r, idx, base, 2), n + k, memory_order_release);
+	ring_bell(r, idx);
+}
+
+int64_t fg_live_read(const fg_region_t *r, fg_handle_t h, uint64_t *ckpt, uint32_t *attempt,
+		     uint64_t from, char *buf, size_t cap)
+{
+	uint32_t idx = FG_HANDLE_IDX(h);
+	if (idx >= r->hdr->capacity)
+		return -1;
+	fg_session_t *s = fg_sess(r, idx);
+	uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+	uint64_t w = atomic_load_explicit(&s->ckpt, memory_order_acquire);
+	*ckpt = w;
+	if (FG_CTL_SGEN(c) != FG_HANDLE_GEN(h) || FG_S_NONE(FG_CTL_STATE(c)))
+		return -1;
+	uint64_t base = live_base(FG_CKPT_LEN(w));
+	if (base + 24 > fg_log_max(r))
+		return -3;
+	_Atomic uint64_t *w0 = live_word(r, idx, base, 0), *w1 = live_word(r, idx, base, 1);
+	uint64_t who = (uint64_t)FG_HANDLE_GEN(h) << 32 | FG_CKPT_SEQ(w);
+	if (atomic_load_explicit(w0, memory_order_acquire) != who)
+		return -3;   /* no live text for this turn */
+	uint64_t a = atomic_load_explicit(w1, memory_order_acquire);
+	uint64_t n = atomic_load_explicit(live_word(r, idx, base, 2), memory_order_acquire);
+	if (n > fg_log_max(r) - base - 24 || from > n)
+		return from > n && n <= fg_log_max(r) - base - 24 ? -2 : 0;
+	size_t k = n - from < cap ? (size_t)(n - from) : cap;
+	if (k)
+		log_read(r, idx, base + 24 + from, base + 24 + from + k, (uint8_t *)buf);
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load_explicit(&s->ckpt, memory_order_relaxed) != w ||
+	    atomic_load_explicit(w0, memory_order_relaxed) != who ||
+	    atomic_load_explicit(w1, memory_order_relaxed) != a)
+		return 0;   /* a commit or a new attempt came: look again */
+	*attempt = (uint32_t)a;
+	return (int64_t)k;
+}
+
 int fg_session_sealed_unsafe(const fg_region_t *r, uint32_t idx)
 {
 	uint64_t w = atomic_load(&fg_sess(r, idx)->ckpt);
@@ -692,8 +788,8 @@ int fg_session_finish(fg_actor_t *a, uint32_t idx, uint32_t entry, uint32_t fina
 	return rc;
 }
 
-int fg_session_continue(fg_actor_t *a, fg_handle_t h, const void *recs, uint32_t n,
-			uint32_t *state)
+int fg_session_continue(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const void *recs,
+			uint32_t n, uint32_t *state)
 {
 	uint32_t idx = FG_HANDLE_IDX(h), entry;
 	fg_hdr_t *hd = a->r->hdr;
@@ -707,10 +803,13 @@ int fg_session_continue(fg_actor_t *a, fg_handle_t h, const void *recs, uint32_t
 		return -ENOENT;
 	if (!FG_S_FINISHED(st))
 		return -EBUSY;
+	if (st == FG_S_CANCELLED)
+		return -EPERM;   /* (queued again as it was, it would run on: never) */
 	if (lease_put(a, idx, &entry) < 0)
 		return -EAGAIN;
 	atomic_fetch_add_explicit(&hd->reopened, 1, memory_order_relaxed);
 	FG_CRASHPOINT("session.continue.before_cas");
+	uint64_t was = c;
 	if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c,
 			FG_CTL(FG_S_RUNNING, a->slot, a->gen, FG_CTL_SGEN(c)),
 			memory_order_acq_rel, memory_order_acquire)) {
@@ -724,12 +823,36 @@ int fg_session_continue(fg_actor_t *a, fg_handle_t h, const void *recs, uint32_t
 	 * recovery pass queues it at its last commit, the message in it or
 	 * not: a worker then answers it, or finds it ended and ends it again). */
 	FG_CRASHPOINT("session.continue.after_cas");
-	fg_wstate_t ws;
-	fg_session_read(a->r, idx, &ws);
-	ws.status = FG_WS_OK;
-	atomic_store_explicit(&s->finished_ns, 0, memory_order_relaxed);
-	int rc = fg_session_commit(a, idx, &ws, recs, n);
+	uint64_t fin = atomic_load_explicit(&s->finished_ns, memory_order_relaxed);
+	int rc;
+	if (atomic_load_explicit(&s->ckpt, memory_order_acquire) != ckpt_seen) {
+		/* another run came and ended since the caller looked at the
+		 * conversation: what it checked no longer holds */
+		rc = -ESTALE;
+	} else {
+		fg_wstate_t ws;
+		fg_session_read(a->r, idx, &ws);
+		ws.status = FG_WS_OK;
+		atomic_store_explicit(&s->finished_ns, 0, memory_order_relaxed);
+		/* (this run's deadline counts from now: workflows.deadline_s) */
+		s->created_ns = fg_now_ns();
+		rc = fg_session_commit(a, idx, &ws, recs, n);
+	}
 	FG_CRASHPOINT("session.continue.after_commit");
+	if (rc < 0) {
+		/* nothing committed: it ends as it was, not queued again */
+		uint64_t mine_w = FG_CTL(FG_S_RUNNING, a->slot, a->gen, FG_CTL_SGEN(was));
+		atomic_store_explicit(&s->finished_ns, fin, memory_order_relaxed);
+		if (atomic_compare_exchange_strong_explicit(&s->ctl, &mine_w, was,
+				memory_order_acq_rel, memory_order_relaxed))
+			atomic_fetch_sub_explicit(&hd->reopened, 1, memory_order_relaxed);
+		else if (mine(a, mine_w, FG_S_RUNNING) && (mine_w & FG_CTL_CANCEL))
+			atomic_compare_exchange_strong(&s->ctl, &mine_w,
+				FG_CTL_FREE_OF(FG_S_CANCELLED, FG_CTL_SGEN(was)));
+		ring_bell(a->r, idx);
+		lease_clear(a, entry);
+		return rc;
+	}
 	/* committed or not, it goes back to the queue: a worker finds what
 	 * was committed (an uncommitted message ends it as it was) */
 	c = atomic_load_explicit(&s->ctl, memory_order_acquire);

@@ -427,12 +427,53 @@ static int wait_for_lock(const fg_config_t *cfg)
 	}
 }
 
+/*
+ * A client (forgectl say or resume) holds a visible session RUNNING while
+ * it appends to it: stopped there for longer than the watchdog, it is a hang
+ * (rule 5), killed like a hung worker, and recovered (the session back to
+ * the queue at its last commit).  Its other leases (ALLOCATING, FREEING)
+ * hold only records nobody sees.
+ */
+static void kill_hung_client(sup_t *s, uint32_t i, uint64_t now)
+{
+	fg_slot_t *sl = fg_slot(&s->r, i);
+	uint64_t w = atomic_load(&sl->owner);
+	if (!w || (w & FG_OWNER_RECOVERING) ||
+	    now - atomic_load(&sl->heartbeat_ns) < (uint64_t)s->cfg->watchdog_ms * 1000000ull)
+		return;
+	uint32_t *tab = fg_lease_table(&s->r, i);
+	int holds = 0;
+	for (uint32_t e = 0; e < fg_lease_n(&s->r) && !holds; e++) {
+		uint32_t x = __atomic_load_n(&tab[e], __ATOMIC_RELAXED);
+		if (x && x - 1 < s->r.hdr->capacity) {
+			uint64_t c = atomic_load(&fg_sess(&s->r, x - 1)->ctl);
+			holds = FG_CTL_STATE(c) == FG_S_RUNNING && FG_CTL_SLOT(c) == i;
+		}
+	}
+	int32_t pid = FG_OWNER_PID(w);
+	uint64_t st = atomic_load(&sl->starttime);
+	if (!holds || pid <= 0)
+		return;
+	int fd = fg_pidfd_open(pid);
+	if (fd < 0)
+		return;
+	/* the pidfd first, then the check that it is still that client */
+	if (atomic_load(&sl->owner) == w && fg_proc_alive(pid, st)) {
+		log_warnx("client slot %u: pid %d has held a running session for more than %u ms "
+			  "(supervisor.watchdog_ms): killing it", i, (int)pid, s->cfg->watchdog_ms);
+		fg_pidfd_send_signal(fd, SIGKILL);
+	}
+	close(fd);
+}
+
 static void sweep_clients(sup_t *s)
 {
 	uint32_t first = fg_first_client_slot(&s->r), last = fg_supervisor_slot(&s->r);
+	uint64_t now = fg_now_ns();
 	for (uint32_t i = first; i < last; i++) {
 		fg_slot_t *sl = fg_slot(&s->r, i);
 		uint64_t w;
+		kill_hung_client(s, i, now);
 		if (fg_client_probe(sl, &w) != FG_PROBE_DEAD)
 			continue;
 		int n = fg_client_recover(&s->a, i, w);

@@ -235,6 +235,16 @@ int wk_past_deadline(worker_t *w, wsess_t *s)
 	return 1;
 }
 
+/* Live text: each piece a streaming provider sends, for readers of the
+ * session (chat completions, SSE) before the turn is committed. */
+static fg_region_t *live_region;
+
+static void live_text(void *arg, const char *p, size_t n)
+{
+	wsess_t *s = arg;
+	fg_live_append(live_region, s->idx, p, n);
+}
+
 void wk_post(worker_t *w, wsess_t *s, const fg_provider_cfg_t *p, char *body, size_t n)
 {
 	if (!body) {
@@ -248,6 +258,13 @@ void wk_post(worker_t *w, wsess_t *s, const fg_provider_cfg_t *p, char *body, si
 	s->req.done = wk_on_http_done;
 	s->req.max_reply = p->max_reply_bytes;
 	s->req.streaming = (int)p->stream;
+	s->req.on_text = NULL;
+	if (p->stream) {
+		live_region = w->r;
+		s->req.on_text = live_text;
+		s->req.text_arg = s;
+		fg_live_begin(w->r, s->idx, ++s->live_attempt);
+	}
 	if (fg_http_post(w->http, &s->req, url, body, n, key && *key ? key : NULL,
 			 (long)p->connect_timeout_ms, (long)p->timeout_ms) < 0) {
 		wk_oom_retry(w, s, s->req.errbuf);   /* out of memory or handles */

@@ -58,6 +58,26 @@ for await (const ch of stream) {
 const total = performance.now() - t0;
 check(text === "The answer is 4.", "openai: streamed text", text);
 
+// 4b. token streaming end to end: a model that sends "The answer" at once
+// and the rest 400 ms later; the first content must come long before
+if (process.env.SLOW_GAP_MS) {
+	const gap = Number(process.env.SLOW_GAP_MS);
+	let t1 = performance.now(), f1 = null, txt = "";
+	const st = await client.chat.completions.create({ model: "forge/react@slow", stream: true,
+		messages: [{ role: "user", content: "what is 2+2?" }] });
+	for await (const ch of st) {
+		const d = ch.choices[0]?.delta?.content ?? "";
+		if (d && f1 === null)
+			f1 = performance.now() - t1;
+		txt += d;
+	}
+	const tot = performance.now() - t1;
+	check(txt === "The answer is 4.", "openai: live text then the rest", txt);
+	check(f1 < gap / 2 && tot >= gap, `openai: first content at ${f1.toFixed(1)} ms of ${tot.toFixed(1)} ms (the model's gap ${gap} ms)`);
+	globalThis.slowFirst = f1;
+	globalThis.slowTotal = tot;
+}
+
 // 5. a failed run is not retried by the client (no duplicate session)
 const before = await sessions();
 let status = 0;
@@ -89,5 +109,7 @@ for await (const ch of await llm.stream("what is 2+2?"))
 check(lt === "The answer is 4.", "langchain: stream", lt);
 
 console.log(`clients: openai ${OpenAI.VERSION ?? "?"} and @langchain/openai: history, parameters, client tools, ` +
-	`streaming (first content at ${first.toFixed(1)} ms of ${total.toFixed(1)} ms), no retry of a failed run, ` +
-	`Idempotency-Key, bindTools, withStructuredOutput`);
+	`streaming (mock: first content at ${first.toFixed(1)} ms of ${total.toFixed(1)} ms` +
+	(globalThis.slowFirst !== undefined ? `; a model streaming over ${process.env.SLOW_GAP_MS} ms: first token through forge at ` +
+	 `${globalThis.slowFirst.toFixed(1)} ms of ${globalThis.slowTotal.toFixed(1)} ms` : "") +
+	`), no retry of a failed run, Idempotency-Key, bindTools, withStructuredOutput`);

@@ -4,7 +4,10 @@
 # versions pinned in tests/clients/package.json (installed with npm under
 # build/clients, no lock file).  tests/clients/clients.mjs holds the checks:
 # history and parameters as sent, client tools round trip, streaming, no
-# retry of a failed run, Idempotency-Key, bindTools, withStructuredOutput.
+# retry of a failed run, Idempotency-Key, bindTools, withStructuredOutput,
+# and tokens streamed end to end from a model that streams slowly
+# (tests/clients/slowstream.mjs: the first token must arrive long before
+# the model's last).
 # Skipped, saying so, where node or npm is missing or npm cannot reach its
 # registry.
 . "$(dirname "$0")/../lib.sh"
@@ -34,12 +37,28 @@ llm:
       base_url: http://127.0.0.1:$((PORT + 1))/v1
       max_retries: 1
       retry_base_ms: 5
+    slow:
+      base_url: http://127.0.0.1:$((PORT + 2))/v1
+      stream: true
 YAML
+node "$ROOT/tests/clients/slowstream.mjs" $((PORT + 2)) 400 2>>"$T/slow.log" &
+SLOW_PID=$!
+trap 'kill $SLOW_PID 2>/dev/null; cleanup' EXIT
+until_true 10 curl -sf "http://127.0.0.1:$((PORT + 2))/healthz" || fail "the slow model did not start"
 "$MOCK" --port "$PORT" 2>>"$T/mock.log" &
 MOCK_PID=$!
 until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
 start_forged
-FORGE_API=$API timeout 120 node "$C/clients.mjs" > "$T/out" 2>&1 || fail "$(cat "$T/out")"
+SLOW_GAP_MS=400 FORGE_API=$API timeout 120 node "$C/clients.mjs" > "$T/out" 2>&1 || fail "$(cat "$T/out")"
+# the same live text on GET /v1/sessions/{id}/events: a delta event (no id)
+# before the committed message
+sid=$(curl -s -X POST "$API/v1/sessions" -d '{"prompt":"what is 2+2?","model":"slow"}' | jq -r .id)
+curl -sN --max-time 10 "$API/v1/sessions/$sid/events" > "$T/ev"
+awk '/^event: delta/ { getline; print "delta " $0 } /^event: message/ { getline; print "message " $0 }' "$T/ev" > "$T/evs"
+[ "$(head -3 "$T/evs")" = 'message data: {"role":"user","content":"what is 2+2?"}
+delta data: {"text":"The answer","message":2}
+message data: {"role":"assistant","content":"The answer is 4."}' ] || fail "SSE live text: $(cat "$T/ev")"
+grep -B1 '^event: delta' "$T/ev" | grep -q '^id:' && fail "a delta event carries an id: $(cat "$T/ev")"
 ctl check > "$T/check.out" || fail "check: $(cat "$T/check.out")"
 stop_forged
 v1=$(jq -r .version "$C/node_modules/openai/package.json")

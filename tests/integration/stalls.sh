@@ -23,6 +23,8 @@
 #   9  under durability: sync, a process stopped while it leads the group
 #      flush holds nobody's acknowledgement up for long, and once it is
 #      killed the recovery pass takes its leadership away
+#  10  a forgectl say stopped while it holds a thread RUNNING is a hang:
+#      killed after the watchdog, and the thread goes on
 . "$(dirname "$0")/../lib.sh"
 PORT=$((20000 + $$ % 10000))
 WATCHDOG_MS=60000   # a stopped worker must not be killed as hung here
@@ -336,5 +338,36 @@ ctl check > "$T/check.out" || fail "9: check: $(cat "$T/check.out")"
 echo "9: a flush leader stopped before fdatasync: 20 POSTs answered 201 in $ms ms; killed, its leadership cleared"
 fi
 
+# ---- 10. forgectl say stopped while it holds a thread RUNNING -----------------
+# A client appending a thread's next message holds a session others can see:
+# stopped past the watchdog it is a hang, killed and recovered; the session
+# goes on (with the message, committed before the stop) and takes the next.
+if on 10; then
 [ -n "$FORGED_PID" ] && stop_forged
-echo "stalls: $(cat "$T/nstalls" 2>/dev/null | wc -l) stall points held, holes 1-9 closed (lost 0, duplicated 0)"
+rm -f "$REGION" "$REGION.lock" "$T"/*.stall
+: > "$T/forged.log"
+WATCHDOG_MS=1000 write_config
+printf '%s\n' "$SCRIPTED_YAML" >> "$T/forge.yaml"
+start_forged
+t=$(ctl submit --workflow react --prompt "what is 2+2?")
+ctl wait --timeout 10 > /dev/null || fail "10: first run"
+FORGE_STALLPOINT=session.continue.after_commit:1 FORGE_STALL_FILE=$T/t.stall \
+	ctl say "$t" "again?" > /dev/null 2>&1 &
+tp=$!
+p=$(stalled "$T/t.stall")
+[ "$(state_of "$t")" = running ] || fail "10: not held running: $(state_of "$t")"
+until_true 10 grep -q "client slot [0-9]*: pid $p has held a running session for more than 1000 ms" "$T/forged.log" ||
+	fail "10: the stopped client was not killed"
+wait "$tp" 2>/dev/null || true
+until_true 10 sh -c "[ \"\$($BIN/forgectl --region $REGION session --json $t | jq -r .state)\" = done ]" ||
+	fail "10: the thread never ended: $(state_of "$t")"
+[ "$(ctl session --json "$t" | jq -c '[.messages[].role]')" = '["user","assistant","tool","assistant","user","assistant","tool","assistant"]' ] ||
+	fail "10: roles $(ctl session --json "$t" | jq -c '[.messages[].role]')"
+[ "$(ctl say "$t" "and now?")" = "$t queued" ] || fail "10: next message"
+ctl wait --timeout 10 > /dev/null || fail "10: last run"
+ctl check > "$T/check.out" || fail "10: check: $(cat "$T/check.out")"
+echo "10: forgectl say stopped holding a thread was killed after the watchdog; the thread went on"
+fi
+
+[ -n "$FORGED_PID" ] && stop_forged
+echo "stalls: $(cat "$T/nstalls" 2>/dev/null | wc -l) stall points held, holes 1-10 closed (lost 0, duplicated 0)"

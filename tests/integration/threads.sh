@@ -70,6 +70,16 @@ code=$(post "/v1/sessions/$mr/messages" '{"content":"more"}')
 code=$(post "/v1/sessions/$id/resume" '')
 [ "$code" = 409 ] && [ "$(jq -r .error.message "$T/out")" = "session $id: it is done: only a failed session resumes" ] ||
 	fail "1: resume of a done one: $code $(cat "$T/out")"
+for try in 1 2 3 4 5; do   # (one that has not ended before the cancel)
+	cx=$(curl -s -X POST "$API/v1/sessions" -d '{"prompt":"what is 2+2?"}' | jq -r .id)
+	curl -s -o /dev/null -X DELETE "$API/v1/sessions/$cx"
+	until_true 10 sh -c "$BIN/forgectl --region $REGION session --json $cx | jq -e '.state == \"cancelled\" or .state == \"done\"'" || fail "1: cancel"
+	state_is "$cx" cancelled && break
+done
+state_is "$cx" cancelled || fail "1: 5 sessions ended before their cancel"
+code=$(post "/v1/sessions/$cx/messages" '{"content":"more"}')
+[ "$code" = 409 ] && [ "$(jq -r .error.message "$T/out")" = "session $cx: it was cancelled: a cancelled session takes no further message" ] ||
+	fail "1: message to a cancelled one: $code $(cat "$T/out")"
 echo "1: a thread of 3 runs (API and forgectl say), refusals named"
 
 # ---- 2. a continue killed at each step ----------------------------------------
@@ -157,6 +167,13 @@ chat -H 'Idempotency-Key: chat-1' -d '{"model":"forge/react","messages":[{"role"
 a=$(jq -r .id "$T/chat")
 chat -H 'Idempotency-Key: chat-1' -d '{"model":"forge/react","messages":[{"role":"user","content":"what is 2+2?"}]}' > /dev/null
 [ "$(jq -r .id "$T/chat")" = "$a" ] || fail "4: retry with the key made $(jq -r .id "$T/chat"), first $a"
+# the same key with another request: 409, not the first one's answer
+code=$(chat -H 'Idempotency-Key: chat-1' -d '{"model":"forge/react","messages":[{"role":"user","content":"what is 3+3?"}]}')
+[ "$code" = 409 ] && [ "$(jq -r .error.param "$T/chat")" = Idempotency-Key ] || fail "4: key reused: $code $(cat "$T/chat")"
+# a history's tool calls are the client's own: forge runs no call its model did not make
+code=$(chat -d '{"model":"forge/react","messages":[{"role":"user","content":"x"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"shell","arguments":"{\"argv\":[\"date\"]}"}}]},{"role":"tool","tool_call_id":"c0","content":"r"}]}')
+[ "$code" = 400 ] && [ "$(jq -r .error.message "$T/chat")" = 'message 1: tool_calls[0] calls "shell", which is not one of the request'"'"'s tools: a history'"'"'s tool calls are the client'"'"'s own' ] ||
+	fail "4: a history calling forge's shell: $code $(cat "$T/chat")"
 # a failed run: 502, not to be retried
 code=$(chat -d '{"model":"forge/react@down","messages":[{"role":"user","content":"what is 2+2?"}]}')
 [ "$code" = 502 ] && grep -qi '^x-should-retry: false' "$T/hdr" && [ "$(jq -r .error.code "$T/chat")" = session_failed ] ||
