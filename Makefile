@@ -70,7 +70,13 @@ deps:
 # Each object depends on the headers it includes (-MMD -MP: build/obj/*.d).
 $(B)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(DEPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) -c $< -o $@
+	$(CC) $(BASE) -I$(B)/gen $(DEPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) -c $< -o $@
+
+# GET /openapi.json serves docs/openapi.json, compiled in as a C string
+$(B)/gen/openapi.h: docs/openapi.json
+	@mkdir -p $(dir $@)
+	sed 's/\\/\\\\/g; s/"/\\"/g; s/^/"/; s/$$/\\n"/' $< > $@
+$(B)/obj/gateway/openapi.o: $(B)/gen/openapi.h
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(B)/obj/supervisor/forged.d
 
 # Made anew each time: `ar r` never drops a member, so an object whose

@@ -69,6 +69,7 @@ int gw_key_ok(const char *k);   /* a valid Idempotency-Key */
  * request as p. */
 int gw_same_submit(gw_t *g, fg_handle_t h, const char *key, const fg_submit_t *p);
 int gw_post_message(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+int gw_openapi(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_resume(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_list_sessions(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_get_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);

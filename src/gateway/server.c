@@ -13,7 +13,8 @@
  *   POST   /v1/sessions/{id}/resume   -> 202: a failed session runs again
  *                                  from its last commit
  *   POST   /v1/chat/completions    OpenAI-compatible; model "forge/WORKFLOW[@provider]"
- *   GET    /v1/workers, /metrics (Prometheus text), /healthz, /readyz
+ *   GET    /v1/workers, /metrics (Prometheus text), /healthz, /readyz,
+ *          /openapi.json (docs/openapi.json: every route here, described)
  * Bearer-token auth when http.tokens is set (all but /healthz); 404 for
  * unknown paths and sessions, 405 naming the methods a path takes.
  *
@@ -178,6 +179,7 @@ static const struct route {
 	int auth;
 } routes[] = {
 	{ "GET",    "/healthz",                 healthz,           0 },
+	{ "GET",    "/openapi.json",            gw_openapi,        0 },
 	{ "GET",    "/readyz",                  readyz,            1 },
 	{ "GET",    "/metrics",                 gw_metrics,        1 },
 	{ "GET",    "/v1/workers",              gw_workers,        1 },

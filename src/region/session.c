@@ -1248,6 +1248,7 @@ uint32_t fg_session_purge(fg_actor_t *a, uint64_t finished_before_ns, uint32_t s
 		    FG_S_LIVE(FG_CTL_STATE(atomic_load_explicit(&fg_sess(r, p - 1)->ctl,
 								memory_order_acquire))))
 			continue;
+		uint64_t w0 = atomic_load_explicit(&s->ckpt, memory_order_acquire);
 		uint64_t f = atomic_load_explicit(&s->finished_ns, memory_order_relaxed);
 		if (!f)
 			f = s->created_ns;   /* (cancelled before it ran) */
@@ -1255,41 +1256,45 @@ uint32_t fg_session_purge(fg_actor_t *a, uint64_t finished_before_ns, uint32_t s
 			continue;
 		/* Counted before the CAS (and taken back if it fails): a purger
 		 * killed in between over-counts by one, which no check trips on;
-		 * the other order would under-count for good.  What was read
-		 * above (parent, finished_ns) belongs to the session of word c
-		 * if the CAS succeeds: a reuse would have changed the word. */
+		 * the other order would under-count for good. */
 		atomic_fetch_add_explicit(&r->hdr->purged, 1, memory_order_relaxed);
 		FG_CRASHPOINT("session.purge.after_count");
-		uint32_t len = FG_CKPT_LEN(atomic_load_explicit(&s->ckpt, memory_order_relaxed)), e;
-		if (len > r->hdr->log_bytes && lease_put(a, i, &e) == 0) {
-			/* Overflow pages to give back: the record is held under our
-			 * lease (FREEING) while they are punched, so no newer
-			 * session can be in it; a death here leaves it FREE by the
-			 * recovery pass, and the next allocator punches instead. */
-			if (atomic_compare_exchange_strong_explicit(&s->ctl, &c,
-					FG_CTL(FG_S_FREEING, a->slot, a->gen, FG_CTL_SGEN(c)),
-					memory_order_acq_rel, memory_order_relaxed)) {
-				FG_CRASHPOINT("session.purge.after_hold");
-				log_punch(r, i, len);
-				uint64_t held = FG_CTL(FG_S_FREEING, a->slot, a->gen, FG_CTL_SGEN(c));
-				atomic_compare_exchange_strong_explicit(&s->ctl, &held,
-					FG_CTL_FREE_OF(FG_S_FREE, FG_CTL_SGEN(c)),
-					memory_order_acq_rel, memory_order_relaxed);
-				lease_clear(a, e);
-				n++;
-			} else {
-				lease_clear(a, e);
-				atomic_fetch_sub_explicit(&r->hdr->purged, 1, memory_order_relaxed);
-			}
+		uint32_t e;
+		if (lease_put(a, i, &e) < 0) {
+			atomic_fetch_sub_explicit(&r->hdr->purged, 1, memory_order_relaxed);
+			continue;   /* (no lease entry free: next time) */
+		}
+		/* The record is held under our lease (FREEING) first.  What was
+		 * read above may belong to an earlier run of the session: a
+		 * thread's next run ends with the very same word.  Held, it
+		 * cannot change: the checkpoint and the finish time tell whether
+		 * it is still what was judged old enough; if not, it goes back
+		 * as it was.  A death here leaves it FREE by the recovery pass
+		 * (the next allocator punches its pages). */
+		if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c,
+				FG_CTL(FG_S_FREEING, a->slot, a->gen, FG_CTL_SGEN(c)),
+				memory_order_acq_rel, memory_order_relaxed)) {
+			lease_clear(a, e);
+			atomic_fetch_sub_explicit(&r->hdr->purged, 1, memory_order_relaxed);
 			continue;
 		}
-		if (atomic_compare_exchange_strong_explicit(&s->ctl, &c,
-				FG_CTL_FREE_OF(FG_S_FREE, FG_CTL_SGEN(c)),
-				memory_order_acq_rel, memory_order_relaxed)) {
-			FG_CRASHPOINT("session.purge.after_cas");
-			n++;
-		} else
+		FG_CRASHPOINT("session.purge.after_hold");
+		uint64_t held = FG_CTL(FG_S_FREEING, a->slot, a->gen, FG_CTL_SGEN(c));
+		uint64_t f2 = atomic_load_explicit(&s->finished_ns, memory_order_relaxed);
+		if (atomic_load_explicit(&s->ckpt, memory_order_acquire) != w0 ||
+		    (f2 ? f2 : s->created_ns) >= finished_before_ns) {
+			atomic_compare_exchange_strong(&s->ctl, &held, c);   /* not old: back */
+			lease_clear(a, e);
 			atomic_fetch_sub_explicit(&r->hdr->purged, 1, memory_order_relaxed);
+			continue;
+		}
+		log_punch(r, i, FG_CKPT_LEN(w0));
+		atomic_compare_exchange_strong_explicit(&s->ctl, &held,
+			FG_CTL_FREE_OF(FG_S_FREE, FG_CTL_SGEN(c)),
+			memory_order_acq_rel, memory_order_relaxed);
+		FG_CRASHPOINT("session.purge.after_cas");
+		lease_clear(a, e);
+		n++;
 	}
 	return n;
 }

@@ -144,6 +144,24 @@ curl -sN --max-time 20 -H "$H" -H "Last-Event-ID: $last" "$API/v1/sessions/$eid/
 	fail "key: replay after a gateway restart: $(cat "$T/ib")"
 expect_status 404 '' GET /v1/sessions/00000000000000ff/events
 
+# /openapi.json (no token needed): every route of the gateway described, and
+# real replies hold what it says they hold
+curl -sf "$API/openapi.json" > "$T/oa" || fail "/openapi.json"
+jq -e '.openapi == "3.0.3"' "$T/oa" > /dev/null || fail "/openapi.json is not OpenAPI 3"
+grep -o '^	{ "[A-Z]*", *"/[^"]*"' "$ROOT/src/gateway/server.c" | sed 's/^	{ "\([A-Z]*\)", *"\([^"]*\)"/\1 \2/' > "$T/routes"
+[ "$(wc -l < "$T/routes")" -ge 14 ] || fail "routes not found in server.c"
+while read -r m p; do
+	jq -e --arg p "$p" --arg m "$(echo "$m" | tr A-Z a-z)" '.paths[$p][$m]' "$T/oa" > /dev/null ||
+		fail "/openapi.json does not describe $m $p"
+done < "$T/routes"
+[ "$(jq '[.paths[] | keys[] | select(. != "parameters")] | length' "$T/oa")" = "$(wc -l < "$T/routes")" ] ||
+	fail "/openapi.json describes a route the gateway does not have"
+oid=$(req POST /v1/sessions '{"prompt":"what is 2+2?","model":"s"}' | sed '$d' | jq -r .id)
+until_true 10 sh -c "curl -s -H '$H' $API/v1/sessions/$oid | jq -e '.state == \"done\"'" || fail "openapi session"
+curl -s -H "$H" "$API/v1/sessions/$oid" | jq -e --slurpfile oa "$T/oa" \
+	'(($oa[0].components.schemas.Session.required - keys) == []) and
+	 ((keys - ($oa[0].components.schemas.Session.properties | keys)) - ["claims","checkpoint_seq","checkpoint_log_bytes","duration_ms","wait_ms","provider","created","parts","children","runs"] == [])' > /dev/null ||
+	fail "GET /v1/sessions/{id} does not match the Session schema: $(curl -s -H "$H" "$API/v1/sessions/$oid" | jq -c keys)"
 # chat completions, the OpenAI wire format, whole and streamed
 expect_status 200 '.object == "chat.completion" and .choices[0].message.role == "assistant"
   and .choices[0].message.content == "The answer is 4." and .choices[0].finish_reason == "stop"
@@ -232,4 +250,4 @@ ctl wait --timeout 10 > /dev/null
 [ "$(ctl_stat .sessions.cancelled)" = 3 ] || fail "cancelled: $(ctl_stat .sessions.cancelled)"
 grep -c "killed by signal 9" "$T/forged.log" | grep -qx 2 || fail "gateway deaths not both logged"
 stop_forged
-echo "gateway: endpoints, 400/401/404/405/409/413/503, pagination, SSE with Last-Event-ID across a gateway kill, chat completions (whole, streamed, and driven by forge's own client), cancel (HTTP and forgectl), watch, top, 200 SSE subscribers not holding requests back, metrics, gateway SIGKILL lost nothing; $(recovery)"
+echo "gateway: endpoints (each described in /openapi.json), 400/401/404/405/409/413/503, pagination, SSE with Last-Event-ID across a gateway kill, chat completions (whole, streamed, and driven by forge's own client), cancel (HTTP and forgectl), watch, top, 200 SSE subscribers not holding requests back, metrics, gateway SIGKILL lost nothing; $(recovery)"

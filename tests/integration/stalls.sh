@@ -25,6 +25,8 @@
 #      killed the recovery pass takes its leadership away
 #  10  a forgectl say stopped while it holds a thread RUNNING is a hang:
 #      killed after the watchdog, and the thread goes on
+#  11  a purge stopped after judging a session old does not free the
+#      thread's next run, which ended with the same ctl word
 . "$(dirname "$0")/../lib.sh"
 PORT=$((20000 + $$ % 10000))
 WATCHDOG_MS=60000   # a stopped worker must not be killed as hung here
@@ -369,5 +371,27 @@ ctl check > "$T/check.out" || fail "10: check: $(cat "$T/check.out")"
 echo "10: forgectl say stopped holding a thread was killed after the watchdog; the thread went on"
 fi
 
+# ---- 11. a purge stopped across a thread's next run ---------------------------
+# The purger judged the session old, then stopped; meanwhile the thread took
+# a message, ran, and ended with the very same ctl word.  Let go, the purge
+# holds the record, sees the checkpoint moved on, and puts it back.
+if on 11; then
+SESSIONS=64 WORKERS=1 fresh "$SCRIPTED_YAML"
+t=$(ctl submit --workflow react --prompt "what is 2+2?")
+ctl wait --timeout 10 > /dev/null || fail "11: first run"
+FORGE_STALLPOINT=session.purge.after_count:1 FORGE_STALL_FILE=$T/pg.stall ctl purge > "$T/pg.out" 2> "$T/pg.err" &
+pp=$!
+p=$(stalled "$T/pg.stall")
+[ "$(ctl say "$t" "again?")" = "$t queued" ] || fail "11: say"
+ctl wait --timeout 10 > /dev/null || fail "11: second run"
+release "$p"
+wait "$pp" || fail "11: the purge failed: $(cat "$T/pg.err")"
+[ "$(cat "$T/pg.out")" = "purged 0 sessions (0 in all)" ] || fail "11: purge said: $(cat "$T/pg.out")"
+[ "$(state_of "$t")" = done ] && [ "$(ctl session --json "$t" | jq '.messages | length')" = 8 ] ||
+	fail "11: the thread: $(ctl session --json "$t" | jq -c '{state, n: (.messages | length)}')"
+ctl check > "$T/check.out" || fail "11: check: $(cat "$T/check.out")"
+echo "11: a purge stopped across a thread's next run put the session back"
+fi
+
 [ -n "$FORGED_PID" ] && stop_forged
-echo "stalls: $(cat "$T/nstalls" 2>/dev/null | wc -l) stall points held, holes 1-10 closed (lost 0, duplicated 0)"
+echo "stalls: $(cat "$T/nstalls" 2>/dev/null | wc -l) stall points held, holes 1-11 closed (lost 0, duplicated 0)"
