@@ -35,6 +35,7 @@ typedef struct fg_provider_cfg {
 	uint32_t timeout_ms;            /* whole request                         */
 	uint32_t max_retries;           /* on connection errors, 429 and 5xx     */
 	uint32_t retry_base_ms;         /* backoff base; doubles, with jitter    */
+	uint32_t give_up_after_s;       /* an outage is waited out this long     */
 	uint32_t max_reply_bytes;
 	uint32_t rate_rps;              /* requests per second, all workers (0: none) */
 	uint32_t rate_tpm;              /* tokens per minute, all workers (0: none)   */

@@ -126,6 +126,11 @@ int fg_rec_tool(const fg_rec_t *r, fg_str_t *id, fg_str_t *text);
  */
 json_t *fg_conv_messages(const uint8_t *log, uint32_t len, char *err, size_t errlen);
 
+/* The OpenAI messages of a conversation (fg_conv_json's) and, apart, forge's
+ * own records (forge.intent, forge.error, forge.parts, forge.child), each
+ * with "before": the index of the message it came before.  Both new. */
+void fg_conv_split(json_t *all, json_t **visible, json_t **internal);
+
 /* The whole conversation as JSON for forgectl and the API (messages + usage). */
 json_t *fg_conv_json(const uint8_t *log, uint32_t len, uint32_t *prompt_tok,
 		     uint32_t *completion_tok);

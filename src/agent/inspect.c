@@ -22,6 +22,24 @@ json_t *fg_inspect_session(const fg_region_t *R, fg_handle_t h, int full, const 
 	return j;
 }
 
+/* "messages": the OpenAI messages; "internal": forge's own records, for
+ * operators (intents, errors, parts, children), when there are any. */
+static void put_messages(json_t *j, const uint8_t *log, uint32_t len)
+{
+	json_t *m = fg_conv_json(log, len, NULL, NULL), *vis, *in;
+	if (!m) {
+		json_object_set_new(j, "messages", json_null());
+		return;
+	}
+	fg_conv_split(m, &vis, &in);
+	json_decref(m);
+	json_object_set_new(j, "messages", vis);
+	if (json_array_size(in))
+		json_object_set_new(j, "internal", in);
+	else
+		json_decref(in);
+}
+
 json_t *fg_inspect_snap(const fg_snap_t *s, int full, const fg_config_t *cfg)
 {
 	fg_wstate_t st = s->st;
@@ -65,10 +83,8 @@ json_t *fg_inspect_snap(const fg_snap_t *s, int full, const fg_config_t *cfg)
 		}
 		json_object_set_new(j, "usage", json_pack("{s:I,s:I}", "prompt_tokens",
 			(json_int_t)st.aux[0], "completion_tokens", (json_int_t)st.aux[1]));
-		if (full) {
-			json_t *m = fg_conv_json(log, len, NULL, NULL);
-			json_object_set_new(j, "messages", m ? m : json_null());
-		}
+		if (full)
+			put_messages(j, log, len);
 	}
 	if (s->workflow == FG_WF_REACT) {
 		fg_react_view_t v;
@@ -87,10 +103,8 @@ json_t *fg_inspect_snap(const fg_snap_t *s, int full, const fg_config_t *cfg)
 			(json_int_t)st.aux[0], "completion_tokens", (json_int_t)st.aux[1]));
 		if (full && cfg && s->arg < cfg->nproviders)
 			json_object_set_new(j, "provider", json_string(cfg->providers[s->arg].name));
-		if (full) {
-			json_t *m = fg_conv_json(log, len, NULL, NULL);
-			json_object_set_new(j, "messages", m ? m : json_null());
-		}
+		if (full)
+			put_messages(j, log, len);
 	}
 	if (s->workflow == FG_WF_SYNTHETIC) {
 		char sum[32];

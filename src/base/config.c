@@ -286,6 +286,7 @@ static void fg_provider_defaults(fg_provider_cfg_t *p)
 	p->connect_timeout_ms = 5000;
 	p->timeout_ms = 120000;
 	p->max_retries = 5;
+	p->give_up_after_s = 300;
 	p->retry_base_ms = 200;
 	p->max_reply_bytes = 1u << 20;
 }
@@ -492,6 +493,7 @@ static const key_t_ pschema[] = {
 	PU("connect_timeout_ms", connect_timeout_ms, 1, 600000),
 	PU("timeout_ms", timeout_ms, 1, 3600000),
 	PU("max_retries", max_retries, 0, 100),
+	PU("give_up_after_s", give_up_after_s, 0, 7 * 86400),
 	PU("retry_base_ms", retry_base_ms, 0, 600000),
 	PU("max_reply_bytes", max_reply_bytes, 1024, 64u << 20),
 	PU("rate_limit_rps", rate_rps, 0, 1000000),

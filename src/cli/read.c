@@ -292,13 +292,31 @@ json_t *session_json(fg_handle_t h, int full)
 	return fg_inspect_session(&R, h, full, have_cfg ? &CFG : NULL);
 }
 
+/* s on one line of a table: line breaks and tabs as spaces, cut (at a
+ * character boundary) with "..." past n - 4 bytes. */
+static void one_line(const char *s, char *out, size_t n)
+{
+	size_t k = 0;
+	for (; s && *s && k + 4 < n; s++)
+		out[k++] = (unsigned char)*s < 0x20 ? ' ' : *s;
+	if (s && *s) {
+		while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
+			k--;   /* (a cut multi-byte character goes whole) */
+		if (k > 0 && ((unsigned char)out[k - 1] & 0x80))
+			k--;
+		memcpy(out + k, "...", 3);
+		k += 3;
+	}
+	out[k] = 0;
+}
+
 int cmd_sessions(const char *arg)
 {
 	(void)arg;
 	json_t *arr = json_array();
 	long shown = 0;
 	if (!o.json)
-		printf("%-16s %-10s %-10s %11s %16s\n", "ID", "STATE", "WORKFLOW", "STEPS",
+		printf("%-32s %-10s %-12s %11s  %s\n", "ID", "STATE", "WORKFLOW", "STEPS",
 		       "CHECKSUM/RESULT");
 	for (uint32_t i = 0; i < R.hdr->capacity && (o.limit < 0 || shown < o.limit); i++) {
 		uint32_t st = FG_CTL_STATE(atomic_load(&fg_sess(&R, i)->ctl));
@@ -316,13 +334,14 @@ int cmd_sessions(const char *arg)
 				cs = json_object_get(j, "result");
 			if (!cs)
 				cs = json_object_get(j, "error");
-			printf("%-16s %-10s %-10s %5d/%-5d %16s\n",
+			char line[80];
+			one_line(cs ? json_string_value(cs) : "-", line, sizeof(line));
+			printf("%-32s %-10s %-12s %5d/%-5d  %s\n",
 			       json_string_value(json_object_get(j, "id")),
 			       json_string_value(json_object_get(j, "state")),
 			       json_string_value(json_object_get(j, "workflow")),
 			       (int)json_integer_value(json_object_get(j, "steps")),
-			       (int)json_integer_value(json_object_get(j, "steps_total")),
-			       cs ? json_string_value(cs) : "-");
+			       (int)json_integer_value(json_object_get(j, "steps_total")), line);
 			json_decref(j);
 		}
 	}

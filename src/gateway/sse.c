@@ -98,7 +98,12 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 				e->synth_step = k;
 			}
 		} else {
-			json_t *msgs = fg_conv_json(sn.log, sn.len, NULL, NULL);
+			json_t *all = fg_conv_json(sn.log, sn.len, NULL, NULL), *msgs, *in;
+			/* (the OpenAI messages only: forge's own records are for
+			 * operators, in GET /v1/sessions/{id}'s "internal") */
+			fg_conv_split(all, &msgs, &in);
+			json_decref(all);
+			json_decref(in);
 			size_t total = json_array_size(msgs);
 			while (e->next <= total) {
 				size_t m = ev_put(buf, max, n, e->next, "message",

@@ -387,3 +387,21 @@ json_t *fg_conv_json(const uint8_t *log, uint32_t len, uint32_t *pt, uint32_t *c
 {
 	return build(log, len, NULL, 0, 1, pt, ct);
 }
+
+void fg_conv_split(json_t *all, json_t **visible, json_t **internal)
+{
+	*visible = json_array();
+	*internal = json_array();
+	size_t i;
+	json_t *m;
+	json_array_foreach(all, i, m) {
+		const char *role = json_string_value(json_object_get(m, "role"));
+		if (role && !strncmp(role, "forge.", 6)) {
+			json_t *x = json_copy(m);
+			json_object_set_new(x, "before", json_integer((json_int_t)json_array_size(*visible)));
+			json_array_append_new(*internal, x);
+		} else {
+			json_array_append(*visible, m);
+		}
+	}
+}

@@ -107,10 +107,24 @@ void wk_reply_done(worker_t *w, wsess_t *s, const fg_llm_reply_t *r)
 void wk_retry_later(worker_t *w, wsess_t *s, long retry_after_s, const char *why)
 {
 	const fg_provider_cfg_t *p = &w->cfg->providers[s->provider];
-	if (++s->attempts > p->max_retries) {
-		wk_fail(w, s, "LLM request failed after %u attempts: %s", s->attempts, why);
+	uint64_t now = fg_now_ns();
+	if (s->attempts == 0)
+		s->first_fail_ns = now;
+	/* given up only when both are spent: max_retries tries, and
+	 * give_up_after_s of an outage (a provider down for minutes is waited
+	 * out; the session resumes from its last commit meanwhile after any
+	 * crash) */
+	if (++s->attempts > p->max_retries &&
+	    now - s->first_fail_ns >= (uint64_t)p->give_up_after_s * 1000000000ull) {
+		wk_fail(w, s, "LLM request failed after %u attempts over %.1f s "
+			"(llm.providers.%s.max_retries, give_up_after_s): %s", s->attempts,
+			(now - s->first_fail_ns) / 1e9, p->name, why);
 		return;
 	}
+	if (s->attempts == p->max_retries + 1)
+		log_warnx("session %u: provider %s failing for %u attempts (%s): waiting it out "
+			  "for up to %u s (give_up_after_s)", s->idx, p->name, p->max_retries, why,
+			  p->give_up_after_s);
 	atomic_fetch_add_explicit(&w->a.self->llm_retries, 1, memory_order_relaxed);
 	uint64_t ms;
 	if (retry_after_s > 0) {

@@ -41,6 +41,7 @@ typedef struct wsess {
 	uint8_t cancel_pending; /* cancelled: end at its next step */
 	int in_http;            /* an LLM request is in flight  */
 	uint32_t attempts;      /* failed tries of this request */
+	uint64_t first_fail_ns; /* when the first of them failed */
 	uint32_t live_attempt;  /* requests started (live text)   */
 	fg_req_t req;
 	/* tool calls running for this session: process tools (procs, several at

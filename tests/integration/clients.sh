@@ -37,6 +37,7 @@ llm:
       base_url: http://127.0.0.1:$((PORT + 1))/v1
       max_retries: 1
       retry_base_ms: 5
+      give_up_after_s: 0
     slow:
       base_url: http://127.0.0.1:$((PORT + 2))/v1
       stream: true

@@ -35,6 +35,12 @@ llm:
       base_url: http://127.0.0.1:$DEAD/v1
       max_retries: 1
       retry_base_ms: 5
+      give_up_after_s: 0
+    patient:
+      base_url: http://127.0.0.1:$DEAD/v1
+      max_retries: 1
+      retry_base_ms: 100
+      give_up_after_s: 60
 YAML
 "$MOCK" --port "$PORT" --latency-ms 20 2>>"$T/mock.log" &
 MOCK_PID=$!
@@ -119,7 +125,16 @@ until_true 10 curl -sf "http://127.0.0.1:$DEAD/healthz" || fail "3: mock 2 again
 [ "$(ctl resume "$f2")" = "$f2 queued" ] || fail "3: forgectl resume"
 until_true 10 state_is "$f2" done || fail "3: not done after forgectl resume"
 kill "$MOCK2"; wait "$MOCK2" 2>/dev/null || true
-echo "3: failed by an outage, resumed from the last commit (API and forgectl), done"
+# give_up_after_s: an outage shorter than it is waited out, past max_retries
+pa=$(curl -s -X POST "$API/v1/sessions" -d '{"prompt":"what is 2+2?","model":"patient"}' | jq -r .id)
+until_true 10 grep -q "provider patient failing for 1 attempts" "$T/forged.log" || fail "3: patient: no retry"
+sleep 1   # (the outage goes on: more tries than max_retries)
+state_is "$pa" running || state_is "$pa" queued || fail "3: patient: gave up: $(ctl session --json "$pa" | jq -c '{state,error}')"
+"$MOCK" --port "$DEAD" 2>>"$T/mock.log" &
+MOCK2=$!
+until_true 20 state_is "$pa" done || fail "3: patient: not done after the outage: $(ctl session --json "$pa" | jq -c '{state,error}')"
+kill "$MOCK2"; wait "$MOCK2" 2>/dev/null || true
+echo "3: failed by an outage, resumed from the last commit (API and forgectl), done; a 1 s outage waited out (give_up_after_s)"
 
 # ---- 4. chat completions ---------------------------------------------------------
 chat() { curl -s -o "$T/chat" -w '%{http_code}' -D "$T/hdr" "$API/v1/chat/completions" -H 'Content-Type: application/json' "$@"; }

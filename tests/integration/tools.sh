@@ -100,8 +100,9 @@ slot=$(ctl session "$id" --json | jq '.lease.slot')
 ctl kill-worker "$slot" > /dev/null
 ctl wait --timeout 30 > /dev/null || fail "once: not done"
 s=$(ctl session "$id" --json -c "$T/forge.yaml")
-echo "$s" | jq -e '.state == "done" and (.messages[3].content | startswith("interrupted:"))
-  and ([.messages[].role] == ["user","assistant","forge.intent","tool","assistant"])' >/dev/null ||
+echo "$s" | jq -e '.state == "done" and (.messages[2].content | startswith("interrupted:"))
+  and ([.messages[].role] == ["user","assistant","tool","assistant"])
+  and ([.internal[] | [.role, .before]] == [["forge.intent", 2]])' >/dev/null ||
 	fail "once: $s"
 sleep 3.5   # the killed tool would have finished by now had it survived
 [ "$(wc -l < "$T/runs")" = 1 ] || fail "once: the tool ran $(wc -l < "$T/runs") times"
