@@ -315,6 +315,50 @@ static void test_context_trim(void **state)
 	free(body);
 }
 
+/* The text a model sends beside its tool calls is kept (a NOTE record) and
+ * sent back as that message's content. */
+static void test_note_beside_calls(void **state)
+{
+	(void)state;
+	const char *reply = "{\"choices\":[{\"message\":{\"role\":\"assistant\","
+		"\"content\":\"Let me compute.\",\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+		"\"function\":{\"name\":\"calculator\",\"arguments\":\"{}\"}}]},"
+		"\"finish_reason\":\"tool_calls\"}]}";
+	fg_llm_reply_t r;
+	fg_llm_parse(reply, strlen(reply), &r);
+	assert_true(r.ok);
+	assert_int_equal(r.ncalls, 1);
+	assert_int_equal(r.content_n, 15);
+	assert_memory_equal(r.content, "Let me compute.", 15);
+	uint8_t mem[1024];
+	fg_buf_t b = { mem, 0, sizeof(mem), 0 };
+	fg_buf_rec(&b, FG_REC_USER, "2+2?", 4);
+	fg_buf_rec(&b, FG_REC_NOTE, r.content, r.content_n);
+	fg_buf_toolcalls(&b, r.calls, r.ncalls);
+	fg_buf_tool(&b, r.calls[0].id, "4", 1);
+	assert_false(b.overflow);
+	fg_llm_reply_free(&r);   /* (the records hold copies) */
+	char err[200];
+	size_t n;
+	char *body = fg_llm_request_log("m", mem, b.n, NULL, 0, &n, err, sizeof(err));
+	assert_non_null(body);
+	assert_string_equal(body, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"2+2?\"},"
+		"{\"role\":\"assistant\",\"content\":\"Let me compute.\",\"tool_calls\":[{\"id\":\"c1\","
+		"\"type\":\"function\",\"function\":{\"name\":\"calculator\",\"arguments\":\"{}\"}}]},"
+		"{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"4\"}]}");
+	free(body);
+	json_t *msgs = fg_conv_messages(mem, b.n, err, sizeof(err));
+	assert_non_null(msgs);
+	assert_int_equal(json_array_size(msgs), 3);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 1), "content")),
+			    "Let me compute.");
+	json_decref(msgs);
+	fg_react_view_t v;
+	assert_int_equal(fg_react_view(mem, b.n, &v, err, sizeof(err)), 0);
+	assert_int_equal(v.turns, 1);
+	assert_int_equal(v.pending, 0);
+}
+
 static void test_calculator(void **state)
 {
 	(void)state;
@@ -425,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_request_from_log),
 		cmocka_unit_test(test_key_record),
 		cmocka_unit_test(test_context_trim),
+		cmocka_unit_test(test_note_beside_calls),
 		cmocka_unit_test(test_calculator),
 		cmocka_unit_test(test_scripted),
 		cmocka_unit_test(test_rate_limit),

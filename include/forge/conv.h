@@ -36,6 +36,8 @@
  *              response_format, tool_choice; after the KEY record, if any
  *   RESUME:    (empty) a failed session was resumed (POST .../resume): the
  *              ERROR before it no longer ends the conversation
+ *   NOTE:      the text a model sent beside its tool calls; right before
+ *              the TOOLCALLS record it goes with (their message's content)
  * A USER record after the end of a ReAct conversation (an answer, or an
  * ERROR) is a thread's next message: the conversation goes on from there.
  * where str = u16 length + bytes.
@@ -54,7 +56,8 @@ enum fg_rec_type {
 	FG_REC_KEY,      /* the client's Idempotency-Key; first, if present */
 	FG_REC_COMMIT,   /* the end of a commit (durability): skipped by views */
 	FG_REC_PARAMS,   /* the client's request parameters (JSON object) */
-	FG_REC_RESUME    /* a failed session resumed: on from its last commit */
+	FG_REC_RESUME,   /* a failed session resumed: on from its last commit */
+	FG_REC_NOTE      /* the text a model sent beside its tool calls */
 };
 #define FG_COMMIT_PAYLOAD 40
 #define FG_COMMIT_BYTES (FG_REC_HDR + FG_COMMIT_PAYLOAD)

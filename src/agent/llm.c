@@ -112,6 +112,12 @@ static void take_message(fg_llm_reply_t *r, json_t *msg)
 		}
 		r->ncalls = (uint32_t)json_array_size(tc);
 		r->ok = 1;
+		/* the text a model sends beside its calls (its reasoning) */
+		json_t *beside = json_object_get(msg, "content");
+		if (json_is_string(beside) && json_string_length(beside)) {
+			r->content = json_string_value(beside);
+			r->content_n = json_string_length(beside);
+		}
 		return;
 	}
 	json_t *content = json_object_get(msg, "content");
@@ -336,13 +342,15 @@ char *fg_llm_request_log_trim(const char *model, const uint8_t *log, uint32_t le
 	SB_LIT(&b, "{\"model\":");
 	sb_jstr(&b, model, strlen(model));
 	SB_LIT(&b, ",\"messages\":[");
-	fg_rec_t params;
+	fg_rec_t params, note = { 0 };
 	int have_params = 0, last_type = 0;
 	while ((at = off, rc = fg_rec_next(log, len, &off, &r)) == 1) {
 		if (r.type == FG_REC_PARAMS) {
 			params = r;
 			have_params = 1;
 		}
+		if (r.type == FG_REC_NOTE && at >= from)
+			note = r;   /* (goes with the calls that follow it) */
 		if (!is_message(r.type))
 			continue;
 		last_type = r.type;
@@ -352,11 +360,11 @@ char *fg_llm_request_log_trim(const char *model, const uint8_t *log, uint32_t le
 			SB_LIT(&b, ",");
 		first = 0;
 		if (r.type != FG_REC_SYSTEM && dropped && !noted) {
-			char note[200];
-			int k = snprintf(note, sizeof(note), "{\"role\":\"system\",\"content\":\"[%u earlier "
+			char left[200];
+			int k = snprintf(left, sizeof(left), "{\"role\":\"system\",\"content\":\"[%u earlier "
 					 "messages of this conversation are left out to fit the "
 					 "context]\"},", dropped);
-			sb_put(&b, note, (size_t)k);
+			sb_put(&b, left, (size_t)k);
 			noted = 1;
 		}
 		if (r.type <= FG_REC_ASSISTANT) {
@@ -370,7 +378,13 @@ char *fg_llm_request_log_trim(const char *model, const uint8_t *log, uint32_t le
 			int k = fg_rec_calls(&r, c, FG_MAX_CALLS);
 			if (k < 0)
 				goto corrupt;
-			SB_LIT(&b, "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[");
+			SB_LIT(&b, "{\"role\":\"assistant\",\"content\":");
+			if (note.p)
+				sb_jstr(&b, (const char *)note.p, note.n);
+			else
+				SB_LIT(&b, "null");
+			note.p = NULL;
+			SB_LIT(&b, ",\"tool_calls\":[");
 			for (int i = 0; i < k; i++) {
 				if (i)
 					SB_LIT(&b, ",");
@@ -611,7 +625,8 @@ void fg_llm_stream_finish(fg_llm_stream_t *s, fg_llm_reply_t *r)
 					"id", s->calls[k].id, "type", "function", "function",
 					"name", s->calls[k].name, "arguments", s->calls[k].args));
 			json_object_set_new(msg, "tool_calls", tc);
-		} else {
+		}
+		{   /* the text: the answer, or what was said beside the calls */
 			size_t i, total = 0;
 			json_t *p;
 			json_array_foreach(s->content, i, p)
@@ -628,7 +643,8 @@ void fg_llm_stream_finish(fg_llm_stream_t *s, fg_llm_reply_t *r)
 				memcpy(o, json_string_value(p), json_string_length(p));
 				o += json_string_length(p);
 			}
-			json_object_set_new(msg, "content", json_stringn(buf, total));
+			if (total || !s->ncalls)
+				json_object_set_new(msg, "content", json_stringn(buf, total));
 			free(buf);
 		}
 		r->root = json_pack("{s:o}", "message", msg);

@@ -33,6 +33,7 @@ int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *er
 		}
 		switch (r.type) {
 		case FG_REC_SYSTEM:
+		case FG_REC_NOTE:
 			break;
 		case FG_REC_PARAMS:
 			v->params = (fg_str_t){ (const char *)r.p, r.n };
@@ -208,6 +209,7 @@ bad_deps:
 		case FG_REC_SYSTEM:
 		case FG_REC_USAGE:
 		case FG_REC_KEY:
+		case FG_REC_NOTE:
 			break;
 		default:
 			snprintf(err, errlen, "record type %u at byte %u has no place in map_reduce",

@@ -357,6 +357,14 @@ int fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t
 							    { name, (uint32_t)strlen(name) },
 							    { args, (uint32_t)strlen(args) } };
 				}
+				/* the text said beside the calls, if any */
+				const char *t = content_text(q, json_object_get(m, "content"), i, &owned, 1);
+				if (!t)
+					return -1;
+				if (*t)
+					fg_buf_rec(b, FG_REC_NOTE, t, strlen(t));
+				free(owned);
+				owned = NULL;
 				fg_buf_toolcalls(b, c, (uint32_t)k);
 			} else {
 				const char *t = content_text(q, json_object_get(m, "content"), i, &owned, 0);

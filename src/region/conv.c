@@ -163,7 +163,7 @@ int fg_rec_next_raw(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r
 	r->type = h[0];
 	r->n = get32(h + 2);
 	r->p = h + FG_REC_HDR;
-	if (r->type < FG_REC_SYSTEM || r->type > FG_REC_RESUME ||
+	if (r->type < FG_REC_SYSTEM || r->type > FG_REC_NOTE ||
 	    (r->type == FG_REC_COMMIT && r->n != FG_COMMIT_PAYLOAD) ||
 	    (uint64_t)*off + FG_REC_HDR + r->n > len)
 		return -1;
@@ -283,7 +283,7 @@ static json_t *build(const uint8_t *log, uint32_t len, char *err, size_t errlen,
 {
 	json_t *msgs = json_array();
 	uint32_t off = 0;
-	fg_rec_t r;
+	fg_rec_t r, note = { 0 };
 	int rc;
 	if (pt)
 		*pt = *ct = 0;
@@ -307,7 +307,10 @@ static json_t *build(const uint8_t *log, uint32_t len, char *err, size_t errlen,
 					"id", jstr(c[i].id.p, c[i].id.n), "type", "function",
 					"function", "name", jstr(c[i].name.p, c[i].name.n),
 					"arguments", jstr(c[i].args.p, c[i].args.n)));
-			m = json_pack("{s:s,s:n,s:o}", "role", "assistant", "content", "tool_calls", tc);
+			m = note.p ? json_pack("{s:s,s:o,s:o}", "role", "assistant", "content",
+					       jstr(note.p, note.n), "tool_calls", tc)
+				   : json_pack("{s:s,s:n,s:o}", "role", "assistant", "content", "tool_calls", tc);
+			note.p = NULL;
 			break;
 		}
 		case FG_REC_TOOL: {
@@ -354,6 +357,9 @@ static json_t *build(const uint8_t *log, uint32_t len, char *err, size_t errlen,
 				m = json_pack("{s:s,s:i,s:s}", "role", "forge.child", "part", (int)part,
 					      "id", hex);
 			}
+			break;
+		case FG_REC_NOTE:
+			note = r;   /* the content of the calls' message, next */
 			break;
 		case FG_REC_USAGE:
 			if (r.n != 8)

@@ -30,6 +30,8 @@ void fg_wf_react_reply(worker_t *w, wsess_t *s, fg_llm_reply_t *r)
 	fg_buf_t b = wk_buf(w);
 	fg_wstate_t st = s->st;
 	wk_usage(&b, &st, r);
+	if (r->ncalls && r->content_n)
+		fg_buf_rec(&b, FG_REC_NOTE, r->content, r->content_n);   /* said beside the calls */
 	if (r->ncalls)
 		fg_buf_toolcalls(&b, r->calls, r->ncalls);
 	else

@@ -159,6 +159,10 @@ curl -sN "$API/v1/chat/completions" -d "{\"model\":\"forge/react\",\"stream\":tr
 grep '^data: {' "$T/stream" | sed 's/^data: //' | jq -r '.choices[0].finish_reason // empty' | grep -qx tool_calls &&
 	grep '^data: {' "$T/stream" | sed 's/^data: //' | jq -r '.choices[0].delta.tool_calls[0].function.name // empty' | grep -qx get_weather ||
 	fail "4: streamed tool call: $(cat "$T/stream")"
+# what an assistant said beside its tool calls is kept and sent back
+code=$(chat -d "{\"model\":\"forge/react\",\"tools\":$tools,\"messages\":[{\"role\":\"user\",\"content\":\"weather?\"},{\"role\":\"assistant\",\"content\":\"Let me look.\",\"tool_calls\":[{\"id\":\"w1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"w1\",\"content\":\"sunny\"},{\"role\":\"user\",\"content\":\"echo\"}]}")
+[ "$code" = 200 ] && [ "$(jq -r '.choices[0].message.content' "$T/chat" | jq -c .contents)" = '["weather?","Let me look.","sunny","echo"]' ] ||
+	fail "4: text beside tool calls: $code $(cat "$T/chat")"
 # refusals
 code=$(chat -d '{"model":"forge/react","n":2,"messages":[{"role":"user","content":"x"}]}')
 [ "$code" = 400 ] && [ "$(jq -r .error.param "$T/chat")" = n ] || fail "4: n: $code $(cat "$T/chat")"
