@@ -35,7 +35,9 @@
  *              max_tokens, max_completion_tokens, stop, seed,
  *              response_format, tool_choice; after the KEY record, if any
  *   RESUME:    (empty) a failed session was resumed (POST .../resume): the
- *              ERROR before it no longer ends the conversation
+ *              ERROR before it no longer ends the conversation; also where a
+ *              chat history that ends with tool results ends.  max_steps
+ *              counts from it
  *   NOTE:      the text a model sent beside its tool calls; right before
  *              the TOOLCALLS record it goes with (their message's content)
  * A USER record after the end of a ReAct conversation (an answer, or an

@@ -20,6 +20,8 @@ typedef struct fg_react_view {
 	uint32_t turns;                  /* model turns since the last user
 					  * message (what max_steps counts)       */
 	uint32_t turns_total;            /* model turns in the whole log          */
+	uint32_t turns_since_user;       /* since the last user message (the
+					  * scripted provider's reply index)      */
 	int final;                       /* a final answer is committed          */
 	fg_str_t answer;                 /* ... and its text                      */
 	uint32_t ncalls;                 /* calls of the last tool-call turn      */

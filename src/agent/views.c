@@ -49,6 +49,7 @@ int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *er
 			users++;
 			v->final = v->failed = 0;
 			v->turns = 0;
+			v->turns_since_user = 0;
 			v->ncalls = 0;
 			break;
 		case FG_REC_USAGE:
@@ -63,6 +64,7 @@ int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *er
 			}
 			v->turns++;
 			v->turns_total++;
+			v->turns_since_user++;
 			if (r.type == FG_REC_ASSISTANT) {
 				v->final = 1;
 				v->answer = (fg_str_t){ (const char *)r.p, r.n };
@@ -104,9 +106,11 @@ int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *er
 			v->failed = 1;
 			v->error = (fg_str_t){ (const char *)r.p, r.n };
 			break;
-		case FG_REC_RESUME:   /* resumed after a failure: on from here */
+		case FG_REC_RESUME:   /* resumed after a failure (or a client's history
+				       * ends here): on from here, max_steps anew */
 			v->failed = 0;
 			v->error = (fg_str_t){ NULL, 0 };
+			v->turns = 0;
 			break;
 		}
 	}

@@ -408,6 +408,12 @@ int fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t
 		free(v);
 		if (vr < 0)
 			return bad(q, 400, "messages", "the history does not hold together: %s", err);
+		/* the history's end: max_steps counts the session's own model
+		 * turns from here, not the client's tool rounds before it */
+		if (strcmp(last_role, "user"))
+			fg_buf_rec(b, FG_REC_RESUME, "", 0);
+		if (b->oom)
+			return bad(q, 503, NULL, "out of memory, try again");
 		p->recs = b->p;
 		p->recs_n = b->n;
 	}

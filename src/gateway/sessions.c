@@ -353,21 +353,58 @@ int gw_get_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
  * against the session's conversation, so a message that could not follow
  * it is refused (409) rather than failing the session.
  */
-static int continue_with(gw_t *g, struct MHD_Connection *c, const char *id, const uint8_t *rec,
-			 uint32_t n, int resume)
+/* Whether the log holds a KEY record equal to key (anywhere). */
+static int log_has_key(const fg_snap_t *sn, const char *key)
+{
+	uint32_t off = 0;
+	fg_rec_t r;
+	size_t kn = strlen(key);
+	while (fg_rec_next(sn->log, sn->len, &off, &r) == 1)
+		if (r.type == FG_REC_KEY && r.n == kn && !memcmp(r.p, key, kn))
+			return 1;
+	return 0;
+}
+
+static int continue_with(gw_t *g, struct MHD_Connection *c, const char *id, const uint8_t *rec0,
+			 uint32_t n0, int resume)
 {
 	fg_handle_t h;
 	uint32_t st;
 	char err[300];
-	int e = -ESTALE;
+	int e = -ESTALE, replayed = 0;
 	if (fg_id_parse(g->r, id, &h) < 0)
 		return reply_error(c, 404, "id", "no session %.40s", id);
+	/* Idempotency-Key: kept in the log beside the message (a KEY record),
+	 * so a retry after a lost 202 finds it there and adds nothing */
+	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+	if (key && !key_ok(key))
+		return reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
+				   "letters, digits, '-', '_', '.' or ':'");
+	uint8_t *rec = (uint8_t *)rec0;
+	uint32_t n = n0;
+	if (key) {
+		size_t kn = strlen(key);
+		if (!(rec = malloc(FG_REC_HDR + kn + n0)))
+			return reply_oom(c);
+		fg_buf_t kb = { rec, 0, (uint32_t)(FG_REC_HDR + kn + n0), 0 };
+		fg_buf_rec(&kb, FG_REC_KEY, key, kn);
+		memcpy(rec + kb.n, rec0, n0);
+		n = kb.n + n0;
+	}
 	/* checked against the conversation as it is, appended only if it is
 	 * still that one (another run may end in between: look again) */
 	for (int tries = 0; e == -ESTALE && tries < 5; tries++) {
 		fg_snap_t sn;
-		if (fg_session_snapshot(g->r, h, &sn, 1) < 0)
-			return reply_error(c, 404, "id", "no session %.40s", id);
+		if (fg_session_snapshot(g->r, h, &sn, 1) < 0) {
+			e = -ENOENT;
+			break;
+		}
+		if (key && log_has_key(&sn, key)) {
+			fg_snap_free(&sn);
+			e = 0;
+			replayed = 1;
+			break;
+		}
 		e = fg_thread_check(g->r, &sn, rec, n, resume, err, sizeof(err));
 		uint64_t seen = sn.ckpt;
 		fg_snap_free(&sn);
@@ -382,7 +419,11 @@ static int continue_with(gw_t *g, struct MHD_Connection *c, const char *id, cons
 		else if (e == -EPERM)
 			snprintf(err, sizeof(err), "it was cancelled: a cancelled session takes no "
 				 "further %s", resume ? "resume" : "message");
+		else if (e == -EBUSY && key)
+			e = -ESTALE;   /* (a retry with the key may be running it: look again) */
 	}
+	if (rec != rec0)
+		free(rec);
 	if (e == -ENOMEM)
 		return reply_oom(c);
 	if (e == -ENOENT)
@@ -405,6 +446,9 @@ static int continue_with(gw_t *g, struct MHD_Connection *c, const char *id, cons
 		return reply_error(c, 404, "id", "no session %.40s", id);
 	char loc[80];
 	snprintf(loc, sizeof(loc), "/v1/sessions/%.40s", id);
+	if (replayed)
+		return reply2(c, 200, "application/json", json_dumps(j, JSON_COMPACT), "Location", loc,
+			      "Idempotent-Replayed", "true");
 	return reply(c, 202, "application/json", json_dumps(j, JSON_COMPACT), "Location", loc);
 }
 

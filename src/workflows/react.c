@@ -99,7 +99,8 @@ void fg_wf_react_step(worker_t *w, wsess_t *s)
 	if (p->type == FG_PROV_SCRIPTED) {
 		fg_llm_reply_t r;
 		char id[FG_MAX_CALLS][32];
-		fg_llm_scripted((const fg_script_step_t *)p->script, p->nscript, v.turns, &r, id);
+		fg_llm_scripted((const fg_script_step_t *)p->script, p->nscript, v.turns_since_user,
+				&r, id);
 		fg_wf_react_reply(w, s, &r);
 		goto out;
 	}

@@ -62,6 +62,14 @@ until_true 10 state_is "$id" done || fail "1: second run"
 until_true 10 state_is "$id" done || fail "1: third run"
 want='["user","assistant","tool","assistant","user","assistant","user","assistant"]'
 [ "$(roles "$id")" = "$want" ] || fail "1: roles $(roles "$id")"
+# Idempotency-Key on a message: the retry adds nothing (200, replayed)
+code=$(curl -s -o "$T/out" -w '%{http_code}' -X POST "$API/v1/sessions/$id/messages" -H 'Idempotency-Key: msg-1' -d '{"content":"keyed"}')
+[ "$code" = 202 ] || fail "1: keyed message: $code $(cat "$T/out")"
+until_true 10 state_is "$id" done || fail "1: keyed run"
+code=$(curl -s -o "$T/out" -D "$T/hdr" -w '%{http_code}' -X POST "$API/v1/sessions/$id/messages" -H 'Idempotency-Key: msg-1' -d '{"content":"keyed"}')
+[ "$code" = 200 ] && grep -qi '^Idempotent-Replayed: true' "$T/hdr" || fail "1: keyed retry: $code $(cat "$T/out")"
+[ "$(ctl session --json "$id" | jq '[.messages[] | select(.content == "keyed")] | length')" = 1 ] ||
+	fail "1: the keyed message twice: $(roles "$id")"
 # refusals
 slow=$(curl -s -X POST "$API/v1/sessions" -d '{"prompt":"what is 2+2?","model":"down"}' | jq -r .id)
 code=$(post "/v1/sessions/00000000000000000000000000000000/messages" '{"content":"x"}')
@@ -159,6 +167,15 @@ curl -sN "$API/v1/chat/completions" -d "{\"model\":\"forge/react\",\"stream\":tr
 grep '^data: {' "$T/stream" | sed 's/^data: //' | jq -r '.choices[0].finish_reason // empty' | grep -qx tool_calls &&
 	grep '^data: {' "$T/stream" | sed 's/^data: //' | jq -r '.choices[0].delta.tool_calls[0].function.name // empty' | grep -qx get_weather ||
 	fail "4: streamed tool call: $(cat "$T/stream")"
+# a client's own tool loop longer than max_steps (10): the session's budget
+# counts from the history's end, not from the last user message
+h='{"role":"user","content":"weather, 12 times?"}'
+for k in $(seq 12); do
+	h="$h,{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"r$k\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"r$k\",\"content\":\"sunny\"}"
+done
+code=$(chat -d "{\"model\":\"forge/react\",\"tools\":$tools,\"messages\":[$h]}")
+[ "$code" = 200 ] && [ "$(jq -r '.choices[0].message.content' "$T/chat")" = "The answer is 4." ] ||
+	fail "4: 12 client rounds in the history: $code $(cat "$T/chat")"
 # what an assistant said beside its tool calls is kept and sent back
 code=$(chat -d "{\"model\":\"forge/react\",\"tools\":$tools,\"messages\":[{\"role\":\"user\",\"content\":\"weather?\"},{\"role\":\"assistant\",\"content\":\"Let me look.\",\"tool_calls\":[{\"id\":\"w1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"w1\",\"content\":\"sunny\"},{\"role\":\"user\",\"content\":\"echo\"}]}")
 [ "$code" = 200 ] && [ "$(jq -r '.choices[0].message.content' "$T/chat" | jq -c .contents)" = '["weather?","Let me look.","sunny","echo"]' ] ||
