@@ -10,23 +10,8 @@ B=$(cd "$(dirname "$0")/.." && pwd)
 T=$(mktemp -d /tmp/forge-bench.XXXXXX)
 PORT=$((21000 + $$ % 9000))
 trap 'pkill -TERM -f "forged -c $T" 2>/dev/null || true; sleep 0.3; rm -rf "$T"' EXIT
-cat > "$T/forge.yaml" <<YAML
-region:
-  path: $T/region
-  sessions: 400000
-log:
-  level: warn
-http:
-  listen: 127.0.0.1:$PORT
-llm:
-  default: s
-  providers:
-    s:
-      type: scripted
-YAML
-"$B/build/forged" -c "$T/forge.yaml" 2>>"$T/log" &
-until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; do sleep 0.05; done
-p99() { awk '/^ +99%/ { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) sub(/ms/, "", v); else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 } print v }'; }
+. "$B/bench/http_forged.sh"
+CHECKPOINT_BYTES=896 http_forged   # (a 10-message history fits inline, as by default)
 rr= pp=
 for r in $(seq "$RUNS"); do
 	wrk -t1 -c32 -d3s --latency -s "$B/bench/chat10.lua" "http://127.0.0.1:$PORT/v1/chat/completions" > "$T/out"

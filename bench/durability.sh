@@ -17,32 +17,15 @@ B=$(cd "$(dirname "$0")/.." && pwd)
 T=$(mktemp -d "$B/build/forge-bench.XXXXXX")
 PORT=$((21000 + $$ % 9000))
 trap 'pkill -TERM -f "forged -c $T" 2>/dev/null || true; sleep 0.3; rm -rf "$T"' EXIT
+. "$B/bench/http_forged.sh"
 post() { # post MODE: requests/s; also appends flushes/s (sync) to $T/fps
-	rm -f "$T/region"
-	cat > "$T/forge.yaml" <<YAML
-region:
-  path: $T/region
-  sessions: 400000
-  checkpoint_bytes: 512
-  durability: $1
-log:
-  level: warn
-http:
-  listen: 127.0.0.1:$PORT
-llm:
-  default: s
-  providers:
-    s:
-      type: scripted
-YAML
-	"$B/build/forged" -c "$T/forge.yaml" 2>>"$T/log" & pid=$!
-	until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; do sleep 0.05; done
+	http_forged "  durability: $1"
 	f0=$("$B/build/forgectl" -c "$T/forge.yaml" stats --json | jq .durability.flushes)
 	wrk -t1 -c64 -d3s -s "$B/bench/post.lua" "http://127.0.0.1:$PORT/v1/sessions" > "$T/post"
 	f1=$("$B/build/forgectl" -c "$T/forge.yaml" stats --json | jq .durability.flushes)
 	grep -q "Non-2xx" "$T/post" && { echo "durability.sh: errors under load:" >&2; cat "$T/post" >&2; exit 1; }
 	[ "$1" = sync ] && echo $(( (f1 - f0) / 3 )) >> "$T/fps"
-	kill -TERM $pid; wait $pid
+	kill -TERM $FORGED; wait $FORGED
 	awk '/Requests\/sec/ {print int($2)}' "$T/post"
 }
 med() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -76,6 +76,31 @@ until_true() {
 	done
 }
 
+# mock_on PORT [ARGS...]: mock-llm on PORT, answering before it returns;
+# its pid in MOCK_ON (the first one's also in MOCK_PID, killed on exit)
+mock_on() {
+	_port=$1; shift
+	"$ROOT/build/mock-llm" --port "$_port" "$@" 2>>"$T/mock.log" &
+	MOCK_ON=$!
+	[ -n "${MOCK_PID:-}" ] || MOCK_PID=$MOCK_ON
+	until_true 10 curl -sf "http://127.0.0.1:$_port/healthz" ||
+		fail "mock-llm did not start on port $_port: $(tail -3 "$T/mock.log")"
+}
+
+# llm_yaml PORT: an llm section whose default provider, "mock", is mock-llm
+# on PORT (retried quickly); more providers may follow it (4 spaces in)
+llm_yaml() {
+	cat >> "$T/forge.yaml" <<YAML
+llm:
+  default: mock
+  providers:
+    mock:
+      base_url: http://127.0.0.1:$1/v1
+      max_retries: 30
+      retry_base_ms: 5
+YAML
+}
+
 workers_alive() { [ "$(ctl stats --json | jq .workers.alive)" = "${1:-${WORKERS:-2}}" ]; }
 
 start_forged() {

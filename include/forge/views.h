@@ -83,4 +83,18 @@ void fg_react_client_calls(fg_react_view_t *v);
 int fg_thread_check(const fg_region_t *r, const fg_snap_t *sn, const uint8_t *rec, uint32_t n,
 		    int resume, char *err, size_t errlen);
 
+/*
+ * A thread's next run, whole (POST .../messages and .../resume, forgectl
+ * say and resume): rec is checked against the session's conversation
+ * (fg_thread_check) and appended by a (fg_session_continue) only if the
+ * conversation is still the one checked; when another run ended in between
+ * it looks again (5 times at most: -ESTALE).  With key (an Idempotency-Key)
+ * the records go beside a KEY record: a log that holds it already is a
+ * retry, answered 0 with *replayed set and nothing added.  0, or -ENOENT,
+ * -EBUSY, -EPERM, -EINVAL, -ESTALE, -E2BIG, -ENOMEM or a commit's error,
+ * err saying why.  a is used by one thread at a time.
+ */
+int fg_thread_continue(fg_actor_t *a, fg_handle_t h, const uint8_t *rec, uint32_t n, int resume,
+		       const char *key, int *replayed, char *err, size_t errlen);
+
 #endif

@@ -324,3 +324,77 @@ void fg_react_client_calls(fg_react_view_t *v)
 	json_decref(p);
 }
 
+
+/* Whether the log holds a KEY record equal to key (anywhere). */
+static int log_has_key(const fg_snap_t *sn, const char *key)
+{
+	uint32_t off = 0;
+	fg_rec_t r;
+	size_t kn = strlen(key);
+	while (fg_rec_next(sn->log, sn->len, &off, &r) == 1)
+		if (r.type == FG_REC_KEY && r.n == kn && !memcmp(r.p, key, kn))
+			return 1;
+	return 0;
+}
+
+int fg_thread_continue(fg_actor_t *a, fg_handle_t h, const uint8_t *rec0, uint32_t n0, int resume,
+		       const char *key, int *replayed, char *err, size_t errlen)
+{
+	const char *what = resume ? "resume" : "message";
+	uint8_t *rec = (uint8_t *)rec0;
+	uint32_t n = n0, st;
+	int e = -ESTALE;
+	*replayed = 0;
+	if (key) {   /* kept beside the records: a retry finds it in the log */
+		size_t kn = strlen(key);
+		if (!(rec = malloc(FG_REC_HDR + kn + n0))) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		fg_buf_t kb = { rec, 0, (uint32_t)(FG_REC_HDR + kn + n0), 0 };
+		fg_buf_rec(&kb, FG_REC_KEY, key, kn);
+		memcpy(rec + kb.n, rec0, n0);
+		n = kb.n + n0;
+	}
+	/* checked against the conversation as it is, appended only if it is
+	 * still that one (another run may end in between: look again) */
+	for (int tries = 0; e == -ESTALE && tries < 5; tries++) {
+		fg_snap_t sn;
+		if (fg_session_snapshot(a->r, h, &sn, 1) < 0) {
+			e = -ENOENT;
+			break;
+		}
+		if (key && log_has_key(&sn, key)) {
+			fg_snap_free(&sn);
+			e = 0;
+			*replayed = 1;
+			break;
+		}
+		e = fg_thread_check(a->r, &sn, rec, n, resume, err, errlen);
+		uint64_t seen = sn.ckpt;
+		fg_snap_free(&sn);
+		if (e < 0)
+			break;
+		e = fg_session_continue(a, h, seen, rec, n, &st);
+		if (e == -EBUSY && key)
+			e = -ESTALE;   /* (a retry with the key may be running it: look again) */
+	}
+	if (rec != rec0)
+		free(rec);
+	if (e == -ENOENT)
+		snprintf(err, errlen, "no such session");
+	else if (e == -EBUSY)
+		snprintf(err, errlen, "it is %s: send its next %s once it has ended",
+			 fg_state_name(st), what);
+	else if (e == -EPERM && !*err)
+		snprintf(err, errlen, "it was cancelled: a cancelled session takes no further %s",
+			 what);
+	else if (e == -ESTALE)
+		snprintf(err, errlen, "it keeps changing: try again");
+	else if (e == -E2BIG)
+		snprintf(err, errlen, "its conversation would pass region.session_max_bytes "
+			 "(%llu bytes)", (unsigned long long)fg_log_max(a->r));
+	else if (e < 0 && e != -EINVAL && e != -EPERM && e != -ENOMEM)
+		snprintf(err, errlen, "%s", strerror(-e));
+	return e;
+}

@@ -218,49 +218,24 @@ const char *say_text;
 static int continue_session(const char *id, const uint8_t *rec, uint32_t n, int resume)
 {
 	fg_handle_t h;
-	uint32_t st;
-	char err[300];
-	const char *what = resume ? "resume" : "say";
+	char err[300] = "";
+	int replayed;
 	if (parse_id(id, &h) < 0)
 		return 1;
 	fg_actor_t a;
-	int attached = 0, e = -ESTALE, fe = 0;
-	for (int tries = 0; e == -ESTALE && tries < 5; tries++) {
-		fg_snap_t sn;
-		if (fg_session_snapshot(&R, h, &sn, 1) < 0) {
-			e = -ENOENT;
-			break;
-		}
-		e = fg_thread_check(&R, &sn, rec, n, resume, err, sizeof(err));
-		uint64_t seen = sn.ckpt;
-		fg_snap_free(&sn);
-		if (e < 0)
-			break;
-		if (!attached) {
-			fg_crash_arm();
-			if (attach(&a) < 0)
-				return 1;
-			attached = 1;
-		}
-		e = fg_session_continue(&a, h, seen, rec, n, &st);
-	}
-	if (e == 0)
-		fe = fg_durable_wait(&R, a.slot);
-	if (attached)
-		fg_client_detach(&a);
+	fg_crash_arm();
+	if (attach(&a) < 0)
+		return 1;
+	int e = fg_thread_continue(&a, h, rec, n, resume, NULL, &replayed, err, sizeof(err));
+	int fe = e == 0 ? fg_durable_wait(&R, a.slot) : 0;
+	fg_client_detach(&a);
 	if (e < 0) {
-		fprintf(stderr, "forgectl: %s: session %s: %s\n", what, id,
-			e == -ENOENT ? "no such session" :
-			e == -EPERM || e == -EINVAL ? err :
-			e == -EBUSY ? "it runs: send its next message once it has ended" :
-			e == -ESTALE ? "it keeps changing: try again" :
-			e == -E2BIG ? "its conversation would pass region.session_max_bytes" :
-			strerror(-e));
+		fprintf(stderr, "forgectl: %s: session %s: %s\n", resume ? "resume" : "say", id, err);
 		return 1;
 	}
 	if (fe < 0) {
 		fprintf(stderr, "forgectl: %s: session %s is queued, but flushing the region "
-			"failed (%s)\n", what, id, strerror(-fe));
+			"failed (%s)\n", resume ? "resume" : "say", id, strerror(-fe));
 		return 1;
 	}
 	printf("%s queued\n", id);

@@ -353,90 +353,33 @@ int gw_get_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
  * against the session's conversation, so a message that could not follow
  * it is refused (409) rather than failing the session.
  */
-/* Whether the log holds a KEY record equal to key (anywhere). */
-static int log_has_key(const fg_snap_t *sn, const char *key)
-{
-	uint32_t off = 0;
-	fg_rec_t r;
-	size_t kn = strlen(key);
-	while (fg_rec_next(sn->log, sn->len, &off, &r) == 1)
-		if (r.type == FG_REC_KEY && r.n == kn && !memcmp(r.p, key, kn))
-			return 1;
-	return 0;
-}
-
-static int continue_with(gw_t *g, struct MHD_Connection *c, const char *id, const uint8_t *rec0,
-			 uint32_t n0, int resume)
+static int continue_with(gw_t *g, struct MHD_Connection *c, const char *id, const uint8_t *rec,
+			 uint32_t n, int resume)
 {
 	fg_handle_t h;
-	uint32_t st;
-	char err[300];
-	int e = -ESTALE, replayed = 0;
+	char err[300] = "";
+	int replayed;
 	if (fg_id_parse(g->r, id, &h) < 0)
 		return reply_error(c, 404, "id", "no session %.40s", id);
-	/* Idempotency-Key: kept in the log beside the message (a KEY record),
-	 * so a retry after a lost 202 finds it there and adds nothing */
+	/* Idempotency-Key: kept in the log beside the message, so a retry
+	 * after a lost 202 finds it there and adds nothing */
 	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
 	if (key && !key_ok(key))
 		return reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
 				   "letters, digits, '-', '_', '.' or ':'");
-	uint8_t *rec = (uint8_t *)rec0;
-	uint32_t n = n0;
-	if (key) {
-		size_t kn = strlen(key);
-		if (!(rec = malloc(FG_REC_HDR + kn + n0)))
-			return reply_oom(c);
-		fg_buf_t kb = { rec, 0, (uint32_t)(FG_REC_HDR + kn + n0), 0 };
-		fg_buf_rec(&kb, FG_REC_KEY, key, kn);
-		memcpy(rec + kb.n, rec0, n0);
-		n = kb.n + n0;
-	}
-	/* checked against the conversation as it is, appended only if it is
-	 * still that one (another run may end in between: look again) */
-	for (int tries = 0; e == -ESTALE && tries < 5; tries++) {
-		fg_snap_t sn;
-		if (fg_session_snapshot(g->r, h, &sn, 1) < 0) {
-			e = -ENOENT;
-			break;
-		}
-		if (key && log_has_key(&sn, key)) {
-			fg_snap_free(&sn);
-			e = 0;
-			replayed = 1;
-			break;
-		}
-		e = fg_thread_check(g->r, &sn, rec, n, resume, err, sizeof(err));
-		uint64_t seen = sn.ckpt;
-		fg_snap_free(&sn);
-		if (e < 0)
-			break;
-		pthread_mutex_lock(&g->submit_lock);
-		e = fg_session_continue(&g->a, h, seen, rec, n, &st);
-		pthread_mutex_unlock(&g->submit_lock);
-		if (e == -EBUSY)
-			snprintf(err, sizeof(err), "it is %s: send its next %s once it has ended",
-				 fg_state_name(st), resume ? "resume" : "message");
-		else if (e == -EPERM)
-			snprintf(err, sizeof(err), "it was cancelled: a cancelled session takes no "
-				 "further %s", resume ? "resume" : "message");
-		else if (e == -EBUSY && key)
-			e = -ESTALE;   /* (a retry with the key may be running it: look again) */
-	}
-	if (rec != rec0)
-		free(rec);
+	pthread_mutex_lock(&g->submit_lock);   /* (the actor: one thread at a time) */
+	int e = fg_thread_continue(&g->a, h, rec, n, resume, key, &replayed, err, sizeof(err));
+	pthread_mutex_unlock(&g->submit_lock);
 	if (e == -ENOMEM)
 		return reply_oom(c);
 	if (e == -ENOENT)
 		return reply_error(c, 404, "id", "no session %.40s", id);
 	if (e == -EPERM || e == -EBUSY || e == -EINVAL || e == -ESTALE)
-		return reply_error(c, 409, NULL, "session %.40s: %s", id,
-				   e == -ESTALE ? "it keeps changing: try again" : err);
+		return reply_error(c, 409, NULL, "session %.40s: %s", id, err);
 	if (e == -E2BIG)
-		return reply_error(c, 413, NULL, "session %.40s is full: its conversation would pass "
-				   "region.session_max_bytes (%llu bytes)", id,
-				   (unsigned long long)fg_log_max(g->r));
+		return reply_error(c, 413, NULL, "session %.40s is full: %s", id, err);
 	if (e < 0)
-		return reply_error(c, 503, NULL, "session %.40s: %s", id, strerror(-e));
+		return reply_error(c, 503, NULL, "session %.40s: %s", id, err);
 	int fe = fg_durable_wait(g->r, g->a.slot);
 	if (fe < 0)
 		return reply_error(c, 503, NULL, "the %s could not be made durable (flushing the "

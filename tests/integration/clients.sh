@@ -24,15 +24,10 @@ if ! cmp -s "$ROOT/tests/clients/package.json" "$C/package.json" || [ ! -d "$C/n
 	fi
 fi
 cp "$ROOT/tests/clients/clients.mjs" "$C/clients.mjs"
-MOCK=$ROOT/build/mock-llm
 PORT=$((20000 + $$ % 10000))
 write_config
+llm_yaml "$PORT"
 cat >> "$T/forge.yaml" <<YAML
-llm:
-  default: mock
-  providers:
-    mock:
-      base_url: http://127.0.0.1:$PORT/v1
     down:
       base_url: http://127.0.0.1:$((PORT + 1))/v1
       max_retries: 1
@@ -46,9 +41,7 @@ node "$ROOT/tests/clients/slowstream.mjs" $((PORT + 2)) 400 2>>"$T/slow.log" &
 SLOW_PID=$!
 trap 'kill $SLOW_PID 2>/dev/null; cleanup' EXIT
 until_true 10 curl -sf "http://127.0.0.1:$((PORT + 2))/healthz" || fail "the slow model did not start"
-"$MOCK" --port "$PORT" 2>>"$T/mock.log" &
-MOCK_PID=$!
-until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+mock_on "$PORT"
 start_forged
 SLOW_GAP_MS=400 FORGE_API=$API timeout 120 node "$C/clients.mjs" > "$T/out" 2>&1 || fail "$(cat "$T/out")"
 # the same live text on GET /v1/sessions/{id}/events: a delta event (no id)

@@ -12,25 +12,14 @@
 # reboot without a clean stop is refused with its reason; after a clean stop
 # it is kept.  A region used under none is sealed when it moves to sync.
 . "$(dirname "$0")/../lib.sh"
-MOCK=$ROOT/build/mock-llm
 TEAR=$ROOT/build/tear
 PORT=$((20000 + $$ % 10000))
 [ "$(stat -f -c %T "$T")" != tmpfs ] || fail "$T is on tmpfs: this test needs a disk file system"
 
 SESSIONS=2048 SESSION_MAX_BYTES=1048576 write_config
-cat >> "$T/forge.yaml" <<YAML
-llm:
-  default: mock
-  providers:
-    mock:
-      base_url: http://127.0.0.1:$PORT/v1
-      max_retries: 30
-      retry_base_ms: 5
-YAML
+llm_yaml "$PORT"
 set_durability() { sed -i "/^  durability: /d; s/^  sessions: 2048$/  sessions: 2048\n  durability: $1/" "$T/forge.yaml"; }
-"$MOCK" --port "$PORT" --latency-ms 20 2>>"$T/mock.log" &
-MOCK_PID=$!
-until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+mock_on "$PORT" --latency-ms 20
 export FORGE_TEST_SYNC_SHADOW="$T/synced"
 
 # 0. tmpfs is refused for batch and sync, with the reason

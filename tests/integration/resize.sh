@@ -7,19 +7,10 @@
 # same id, and the bigger table holds more.  A change that would drop a
 # session is refused, naming the setting and the size that would do.
 . "$(dirname "$0")/../lib.sh"
-MOCK=$ROOT/build/mock-llm
 PORT=$((20000 + $$ % 10000))
 SESSIONS=64 SESSION_MAX_BYTES=1048576 write_config
-cat >> "$T/forge.yaml" <<YAML
-llm:
-  default: mock
-  providers:
-    mock:
-      base_url: http://127.0.0.1:$PORT/v1
-YAML
-"$MOCK" --port "$PORT" 2>>"$T/mock.log" &
-MOCK_PID=$!
-until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+llm_yaml "$PORT"
+mock_on "$PORT"
 
 start_forged
 ctl submit --workflow react --prompt "what is 2+2?" --count 40 > "$T/ids"

@@ -19,18 +19,11 @@
 #   5  chaos: 100 threads of 4 messages each while workers are killed: every
 #      thread's messages in order, none twice
 . "$(dirname "$0")/../lib.sh"
-MOCK=$ROOT/build/mock-llm
 PORT=$((20000 + $$ % 10000))
 DEAD=$((PORT + 1))   # a provider that is down until test 3 starts it
 write_config
+llm_yaml "$PORT"
 cat >> "$T/forge.yaml" <<YAML
-llm:
-  default: mock
-  providers:
-    mock:
-      base_url: http://127.0.0.1:$PORT/v1
-      max_retries: 30
-      retry_base_ms: 5
     down:
       base_url: http://127.0.0.1:$DEAD/v1
       max_retries: 1
@@ -42,9 +35,7 @@ llm:
       retry_base_ms: 100
       give_up_after_s: 60
 YAML
-"$MOCK" --port "$PORT" --latency-ms 20 2>>"$T/mock.log" &
-MOCK_PID=$!
-until_true 10 curl -sf "http://127.0.0.1:$PORT/healthz" || fail "mock-llm did not start"
+mock_on "$PORT" --latency-ms 20
 start_forged
 roles() { ctl session --json "$1" | jq -c '[.messages[].role]'; }
 state_is() { [ "$(ctl session --json "$1" | jq -r .state)" = "$2" ]; }
@@ -117,31 +108,26 @@ echo "2: forgectl say killed before the CAS, after it and after the commit: the 
 
 # ---- 3. resume after an outage ---------------------------------------------------
 until_true 20 state_is "$slow" failed || fail "3: the session on the dead provider did not fail"
-"$MOCK" --port "$DEAD" 2>>"$T/mock.log" &
-MOCK2=$!
-until_true 10 curl -sf "http://127.0.0.1:$DEAD/healthz" || fail "3: mock 2"
+mock_on "$DEAD"
 code=$(post "/v1/sessions/$slow/resume" '')
 [ "$code" = 202 ] || fail "3: resume: $code $(cat "$T/out")"
 until_true 10 state_is "$slow" done || fail "3: not done after resume: $(ctl session --json "$slow" | jq -c .)"
 [ "$(ctl session --json "$slow" | jq -r .result)" = "The answer is 4." ] || fail "3: result"
-kill "$MOCK2"; wait "$MOCK2" 2>/dev/null || true
+kill "$MOCK_ON"; wait "$MOCK_ON" 2>/dev/null || true
 f2=$(curl -s -X POST "$API/v1/sessions" -d '{"prompt":"what is 2+2?","model":"down"}' | jq -r .id)
 until_true 20 state_is "$f2" failed || fail "3: second failure"
-"$MOCK" --port "$DEAD" 2>>"$T/mock.log" &
-MOCK2=$!
-until_true 10 curl -sf "http://127.0.0.1:$DEAD/healthz" || fail "3: mock 2 again"
+mock_on "$DEAD"
 [ "$(ctl resume "$f2")" = "$f2 queued" ] || fail "3: forgectl resume"
 until_true 10 state_is "$f2" done || fail "3: not done after forgectl resume"
-kill "$MOCK2"; wait "$MOCK2" 2>/dev/null || true
+kill "$MOCK_ON"; wait "$MOCK_ON" 2>/dev/null || true
 # give_up_after_s: an outage shorter than it is waited out, past max_retries
 pa=$(curl -s -X POST "$API/v1/sessions" -d '{"prompt":"what is 2+2?","model":"patient"}' | jq -r .id)
 until_true 10 grep -q "provider patient failing for 1 attempts" "$T/forged.log" || fail "3: patient: no retry"
 sleep 1   # (the outage goes on: more tries than max_retries)
 state_is "$pa" running || state_is "$pa" queued || fail "3: patient: gave up: $(ctl session --json "$pa" | jq -c '{state,error}')"
-"$MOCK" --port "$DEAD" 2>>"$T/mock.log" &
-MOCK2=$!
+mock_on "$DEAD"
 until_true 20 state_is "$pa" done || fail "3: patient: not done after the outage: $(ctl session --json "$pa" | jq -c '{state,error}')"
-kill "$MOCK2"; wait "$MOCK2" 2>/dev/null || true
+kill "$MOCK_ON"; wait "$MOCK_ON" 2>/dev/null || true
 echo "3: failed by an outage, resumed from the last commit (API and forgectl), done; a 1 s outage waited out (give_up_after_s)"
 
 # ---- 4. chat completions ---------------------------------------------------------
