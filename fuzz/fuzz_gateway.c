@@ -61,5 +61,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	fg_gwreq_free(&q);
+	/* POST /v1/sessions/{id}/fork: at and no record, or one USER record */
+	if (fg_gwreq_fork((const char *)data, size, &q) == 0) {
+		uint32_t off = 0;
+		fg_rec_t r;
+		if (q.recs.n && (fg_rec_next(q.recs.p, q.recs.n, &off, &r) != 1 ||
+				 r.type != FG_REC_USER || r.n == 0 || off != q.recs.n))
+			abort();
+	} else if ((q.status != 400 && q.status != 503) || !q.error[0]) {
+		abort();
+	}
+	fg_gwreq_free(&q);
 	return 0;
 }

@@ -152,7 +152,7 @@ static void test_request_body(void **state)
 	json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", "hi");
 	json_t *tools = fg_tools_json();
 	size_t n;
-	char *body = fg_llm_request("gpt-4o", msgs, tools, 1, &n);
+	char *body = fg_llm_request("gpt-4o", msgs, tools, NULL, 1, &n);
 	json_t *j = json_loads(body, 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(j, "model")), "gpt-4o");
 	assert_true(json_is_true(json_object_get(j, "stream")));
@@ -225,7 +225,7 @@ static void test_request_from_log(void **state)
 		size_t n1, n2;
 		char *direct = fg_llm_request_log("m", mem, b.n, ts, stream, &n1, err, sizeof(err));
 		json_t *msgs = fg_conv_messages(mem, b.n, err, sizeof(err));
-		char *tree = fg_llm_request("m", msgs, tools, stream, &n2);
+		char *tree = fg_llm_request("m", msgs, tools, NULL, stream, &n2);
 		json_t *a = json_loadb(direct, n1, 0, NULL), *t = json_loadb(tree, n2, 0, NULL);
 		assert_non_null(a);
 		if (!json_equal(a, t))

@@ -7,7 +7,9 @@
  * "forge:") are answered at once: "forge:split" with two parts as JSON,
  * "forge:reduce" with "The answer is 4.".  A first user message "long:N ..."
  * gets N 'x' as its answer at once (a plan: two steps of 3000+ characters).
- * A client's own tool in "tools" is called instead of the calculator; a last
+ * A client's own tool in "tools" is called instead of the calculator (a
+ * first user message "mixed ..." calls the calculator, then the client's
+ * tool, then answers); a last
  * user message "echo" gets the request itself back (roles, contents,
  * parameters, tool names) as its answer.
  * Non-streaming and streaming (SSE chunks with tool-call deltas, chunked
@@ -53,7 +55,9 @@ static struct {
 	int quiet;
 	int close_each;   /* --close: one request per connection */
 	size_t pad_bytes; /* --pad-bytes: whitespace added to each whole reply */
-} opt = { "127.0.0.1", 0, 1, 0, 0.0, F_ALL, 0, 0, 0 };
+	FILE *log;        /* --log-requests: each request body, a line of JSON */
+} opt = { "127.0.0.1", 0, 1, 0, 0.0, F_ALL, 0, 0, 0, NULL };
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static _Atomic unsigned long long req_counter;
 
@@ -158,7 +162,7 @@ static void completion(conn_t *c, json_t *req)
 			return;
 		}
 		if (!strcmp(role, "tool"))
-			have_tool = 1;
+			have_tool++;
 		const char *content = json_string_value(json_object_get(m, "content"));
 		if (!strcmp(role, "system") && content && !strncmp(content, "forge:", 6)) {
 			forge_call = 1;
@@ -220,6 +224,15 @@ static void completion(conn_t *c, json_t *req)
 			tool = name;
 			args = "{\"city\":\"Paris\"}";
 		}
+	}
+	/* A first user message "mixed ...": forge's calculator first, then
+	 * the client's tool, then the answer (a run that runs forge's tools
+	 * before it asks the client for its own). */
+	if (user && !strncmp(user, "mixed", 5) && strcmp(tool, "calculator") && !forge_call) {
+		if (have_tool == 0)
+			tool = "calculator", args = "{\"expression\":\"2+2\"}";
+		else if (have_tool == 1)
+			have_tool = 0;   /* (the client's tool next) */
 	}
 	/* The last user message "echo": the answer is what the request held
 	 * (roles, contents, parameters, tool names), for tests of what forge
@@ -388,6 +401,15 @@ static void handle(conn_t *c, const char *req, size_t hlen, const char *body, si
 		error_json(c, 400, "Bad Request", "invalid_request_error", msg);
 		json_decref(j);
 		return;
+	}
+	if (opt.log) {   /* (compact, one line each: tests read it with jq) */
+		char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+		pthread_mutex_lock(&log_lock);
+		if (s)
+			fprintf(opt.log, "%s\n", s);
+		fflush(opt.log);
+		pthread_mutex_unlock(&log_lock);
+		free(s);
 	}
 	completion(c, j);
 	json_decref(j);
@@ -588,7 +610,8 @@ static void usage(FILE *f)
 "A first user message \"long:N ...\" gets a final answer of N 'x' at once (a\n"
 "\"forge:plan\" call: two steps of 3000+ characters, the first \"long:N ...\").\n"
 "When \"tools\" offers a function other than forge's own (calculator, file_read,\n"
-"shell, http_get), that one is called instead, with {\"city\":\"Paris\"}.  A last\n"
+"shell, http_get), that one is called instead, with {\"city\":\"Paris\"} (after\n"
+"a calculator call when the first user message starts \"mixed\").  A last\n"
 "user message \"echo\" is answered at once with what the request held: its\n"
 "roles, contents, tool names and sampling parameters, as JSON.\n"
 "\n"
@@ -602,6 +625,9 @@ static void usage(FILE *f)
 "                  that every request of a client opens a new one\n"
 "  --pad-bytes N   put N bytes of JSON whitespace in front of each (non-streamed)\n"
 "                  reply, to load clients' memory (default 0)\n"
+"  --log-requests FILE\n"
+"                  append each chat completion request's body to FILE, one line\n"
+"                  of JSON each (for tests of what a client sent)\n"
 "  -h, --help      this text\n");
 }
 
@@ -624,7 +650,7 @@ int main(int argc, char **argv)
 		{ "fail-rate", required_argument, NULL, 'f' }, { "fail", required_argument, NULL, 'k' },
 		{ "threads", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
 		{ "close", no_argument, NULL, 'c' }, { "pad-bytes", required_argument, NULL, 'P' },
-		{ NULL, 0, NULL, 0 } };
+		{ "log-requests", required_argument, NULL, 'L' }, { NULL, 0, NULL, 0 } };
 	int ch;
 	while ((ch = getopt_long(argc, argv, "p:h", lo, NULL)) != -1) {
 		switch (ch) {
@@ -636,6 +662,13 @@ int main(int argc, char **argv)
 		case 't': opt.threads = (int)num("--threads", optarg, 1, 64); break;
 		case 'c': opt.close_each = 1; break;
 		case 'P': opt.pad_bytes = (size_t)num("--pad-bytes", optarg, 0, 256 << 20); break;
+		case 'L':
+			if (!(opt.log = fopen(optarg, "a"))) {
+				fprintf(stderr, "mock-llm: --log-requests: cannot open %s: %s\n", optarg,
+					strerror(errno));
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

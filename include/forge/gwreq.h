@@ -37,6 +37,7 @@ typedef struct fg_gwreq {
 	int stream;             /* chat: "stream": true                    */
 	char model[80];         /* chat: the model string, for the replies */
 	fg_buf_t recs;          /* chat: the history as records (sub.recs)  */
+	uint32_t at;            /* fork: messages kept (UINT32_MAX: all)   */
 	unsigned status;        /* on failure: 400 or 503                  */
 	const char *param;      /* on failure: the field at fault, or NULL */
 	char error[300];
@@ -47,6 +48,10 @@ int  fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_
 /* POST /v1/sessions/{id}/messages: {"content": STR | text parts,
  * "role"?: "user"}: q->recs holds the USER record. */
 int  fg_gwreq_message(const char *body, size_t n, fg_gwreq_t *q);
+/* POST /v1/sessions/{id}/fork: {"at"?: N (messages kept; default all),
+ * "content"?: STR | text parts (a user message after them)}: q->at, and
+ * q->recs holds the USER record when content is given. */
+int  fg_gwreq_fork(const char *body, size_t n, fg_gwreq_t *q);
 void fg_gwreq_free(fg_gwreq_t *q);
 
 /* The allocator to give jansson (json_set_alloc_funcs) in a process that

@@ -41,9 +41,10 @@ typedef struct fg_llm_reply {
 
 void fg_llm_reply_free(fg_llm_reply_t *r);
 
-/* The request body; caller frees.  tools: NULL for none. */
-char *fg_llm_request(const char *model, json_t *messages, json_t *tools, int stream,
-		     size_t *len);
+/* The request body; caller frees.  tools: NULL for none; params (NULL for
+ * none): more fields of the request (the client's temperature, ...). */
+char *fg_llm_request(const char *model, json_t *messages, json_t *tools, json_t *params,
+		     int stream, size_t *len);
 
 /*
  * The same request body built straight from a conversation log, without

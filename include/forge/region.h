@@ -468,6 +468,17 @@ enum fg_sess_state {
  * recovery pass sends it to CANCELLED instead of QUEUED.
  */
 #define FG_CTL_CANCEL (1ull << 4)
+/*
+ * A FREEING record's flags: the finished state it was held from
+ * (FG_CTL_PREV: DONE, FAILED or CANCELLED as 1..3; 0 from an older
+ * binary), and FG_CTL_JUDGED once its purger re-checked it, under the hold,
+ * as old enough.  A dead purger's record goes back to that finished state
+ * before it is judged (it may be a thread's newer run that ended with the
+ * same word: stalls.sh case 11) and to FREE after.
+ */
+#define FG_CTL_PREV(st) ((uint64_t)((st) - FG_S_DONE + 1) << 5)
+#define FG_CTL_PREV_STATE(c) ((uint32_t)(((c) >> 5) & 3) ? (uint32_t)(((c) >> 5) & 3) + FG_S_DONE - 1 : 0)
+#define FG_CTL_JUDGED (1ull << 7)
 #define FG_CTL(st, slot, lgen, sgen) \
 	((uint64_t)(st) | ((uint64_t)((slot) & 0xff) << 8) | \
 	 ((uint64_t)((lgen) & 0xffffu) << 16) | ((uint64_t)(uint32_t)(sgen) << 32))

@@ -242,6 +242,20 @@ int fg_session_copy_unsafe(fg_region_t *dst, const fg_region_t *src, uint32_t id
  * checkpoint word it belongs to, *attempt its attempt.
  */
 void fg_live_begin(fg_region_t *r, uint32_t idx, uint32_t attempt);
+
+/* A model turn's failed requests in a row (an outage, a rate limit), as
+ * the lease holder notes them beside the live text (fg_live_outage) for
+ * forgectl session, GET /v1/sessions/{id} and /metrics; gone with the
+ * turn's commit.  Times are CLOCK_REALTIME ns. */
+typedef struct fg_outage {
+	uint32_t fails, provider, max_retries;
+	uint64_t since_ns, next_ns, give_up_ns;
+	char name[32];     /* the provider's */
+	char error[161];   /* the last failure */
+} fg_outage_t;
+void fg_live_outage(fg_region_t *r, uint32_t idx, const fg_outage_t *o);
+/* 1 and *o if running session h's turn under way has failed requests. */
+int fg_live_outage_read(const fg_region_t *r, fg_handle_t h, fg_outage_t *o);
 void fg_live_append(fg_region_t *r, uint32_t idx, const char *p, size_t k);
 int64_t fg_live_read(const fg_region_t *r, fg_handle_t h, uint64_t *ckpt, uint32_t *attempt,
 		     uint64_t from, char *buf, size_t cap);

@@ -50,6 +50,7 @@ typedef struct fg_mr_view {
 							 * deps[i]: step i needs d */
 	int final, failed;
 	fg_str_t answer, error;
+	fg_str_t params;                 /* the PARAMS record's JSON (n 0: none) */
 } fg_mr_view_t;
 
 int fg_mr_view(const uint8_t *log, uint32_t len, fg_mr_view_t *v, char *err, size_t errlen);
@@ -96,5 +97,25 @@ int fg_thread_check(const fg_region_t *r, const fg_snap_t *sn, const uint8_t *re
  */
 int fg_thread_continue(fg_actor_t *a, fg_handle_t h, const uint8_t *rec, uint32_t n, int resume,
 		       const char *key, int *replayed, char *err, size_t errlen);
+
+/*
+ * Fork (LangGraph's time travel): the records of a new react session made
+ * from snapshot sn's first `at` messages (as GET /v1/sessions/{id} numbers
+ * its "messages"; UINT32_MAX: all), then a user message of text (NULL:
+ * none), into b (a growing buffer).  Forge's own records (usage, intents,
+ * errors, keys) stay behind; the client's parameters come along.  The new
+ * conversation must hold together (no tool-call turn cut from its results)
+ * and end with something to answer (a user message or tool results).  0,
+ * or -EPERM (not react), -ERANGE (at is past its messages), -EINVAL (the
+ * cut), -E2BIG, -ENOMEM; err says why.
+ */
+int fg_fork_records(const fg_snap_t *sn, uint32_t at, const char *text, size_t tn, fg_buf_t *b,
+		    char *err, size_t errlen);
+
+/* A fork of session h whole, ready for fg_session_submit: *p (its records
+ * in b, which the caller frees; the same provider and max_steps as h).  0,
+ * -ENOENT (h is gone) or fg_fork_records' errors, err saying why. */
+int fg_fork_prepare(const fg_region_t *r, fg_handle_t h, uint32_t at, const char *text, size_t tn,
+		    fg_buf_t *b, fg_submit_t *p, char *err, size_t errlen);
 
 #endif

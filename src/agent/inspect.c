@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 json_t *fg_inspect_session(const fg_region_t *R, fg_handle_t h, int full, const fg_config_t *cfg)
 {
@@ -19,6 +20,21 @@ json_t *fg_inspect_session(const fg_region_t *R, fg_handle_t h, int full, const 
 		return NULL;
 	json_t *j = fg_inspect_snap(&sn, full, cfg);
 	fg_snap_free(&sn);
+	/* a model turn whose requests fail (an outage, a rate limit): how
+	 * long, how often, until when forge keeps trying */
+	fg_outage_t o;
+	if (j && fg_live_outage_read(R, h, &o)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		json_t *x = json_pack("{s:s,s:i,s:f,s:f,s:i,s:I,s:s}", "provider", o.name,
+			"failures", (int)o.fails,
+			"failing_for_s", now > o.since_ns ? (now - o.since_ns) / 1e9 : 0.0,
+			"next_try_in_s", o.next_ns > now ? (o.next_ns - now) / 1e9 : 0.0,
+			"max_retries", (int)o.max_retries, "give_up_after_s",
+			(json_int_t)((o.give_up_ns - o.since_ns) / 1000000000ull), "error", o.error);
+		json_object_set_new(j, "retrying", x);
+	}
 	return j;
 }
 

@@ -25,10 +25,12 @@ void fg_llm_reply_free(fg_llm_reply_t *r)
 	memset(r, 0, sizeof(*r));
 }
 
-char *fg_llm_request(const char *model, json_t *messages, json_t *tools, int stream,
-		     size_t *len)
+char *fg_llm_request(const char *model, json_t *messages, json_t *tools, json_t *params,
+		     int stream, size_t *len)
 {
 	json_t *j = json_pack("{s:s,s:O}", "model", model, "messages", messages);
+	if (j && json_is_object(params))
+		json_object_update_missing(j, params);
 	if (tools && json_array_size(tools) > 0) {
 		json_object_set(j, "tools", tools);
 		json_object_set_new(j, "tool_choice", json_string("auto"));

@@ -210,6 +210,9 @@ bad_deps:
 			v->failed = 0;
 			v->error = (fg_str_t){ NULL, 0 };
 			break;
+		case FG_REC_PARAMS:
+			v->params = (fg_str_t){ (const char *)r.p, r.n };
+			break;
 		case FG_REC_SYSTEM:
 		case FG_REC_USAGE:
 		case FG_REC_KEY:
@@ -396,5 +399,101 @@ int fg_thread_continue(fg_actor_t *a, fg_handle_t h, const uint8_t *rec0, uint32
 			 "(%llu bytes)", (unsigned long long)fg_log_max(a->r));
 	else if (e < 0 && e != -EINVAL && e != -EPERM && e != -ENOMEM)
 		snprintf(err, errlen, "%s", strerror(-e));
+	return e;
+}
+
+int fg_fork_records(const fg_snap_t *sn, uint32_t at, const char *text, size_t tn, fg_buf_t *b,
+		    char *err, size_t errlen)
+{
+	uint32_t off = 0, nmsg = 0, last = 0;
+	fg_rec_t r, note = { 0 };
+	if (sn->workflow != FG_WF_REACT) {
+		snprintf(err, errlen, "only react sessions fork");
+		return -EPERM;
+	}
+	int rc;
+	while ((rc = fg_rec_next(sn->log, sn->len, &off, &r)) == 1) {
+		int msg = r.type == FG_REC_SYSTEM || r.type == FG_REC_USER ||
+			  r.type == FG_REC_ASSISTANT || r.type == FG_REC_TOOLCALLS ||
+			  r.type == FG_REC_TOOL;
+		if (msg && nmsg == at)
+			break;
+		if (r.type == FG_REC_NOTE) {
+			note = r;   /* (goes with the calls that follow it) */
+			continue;
+		}
+		if (r.type == FG_REC_TOOLCALLS && note.p)
+			fg_buf_rec(b, FG_REC_NOTE, note.p, note.n);
+		note.p = NULL;
+		if (msg || r.type == FG_REC_PARAMS)
+			fg_buf_rec(b, r.type, r.p, r.n);
+		if (msg) {
+			nmsg++;
+			last = r.type;
+		}
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "its conversation is corrupt at byte %u", off);
+		return -EINVAL;
+	}
+	if (at != UINT32_MAX && at > nmsg) {
+		snprintf(err, errlen, "it has %u messages: at must be 0 to %u", nmsg, nmsg);
+		return -ERANGE;
+	}
+	if (text)
+		fg_buf_rec(b, FG_REC_USER, text, tn);
+	else if (last == FG_REC_TOOL)
+		fg_buf_rec(b, FG_REC_RESUME, "", 0);   /* (max_steps counts from here) */
+	if (b->oom) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (b->overflow) {
+		snprintf(err, errlen, "the conversation would pass region.session_max_bytes");
+		return -E2BIG;
+	}
+	fg_react_view_t *v = malloc(sizeof(*v));
+	char why[200];
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int e = 0;
+	if (fg_react_view(b->p, b->n, v, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "the conversation would not hold together: %s", why);
+		e = -EINVAL;
+	} else if (v->pending) {
+		snprintf(err, errlen, "message %u is a tool-call turn whose %u results follow it: "
+			 "fork before the tool calls or after all their results", nmsg - 1 -
+			 (v->ncalls - v->pending), v->pending);
+		e = -EINVAL;
+	} else if (!text && last != FG_REC_USER && last != FG_REC_TOOL) {
+		snprintf(err, errlen, "the conversation would end with %s: give the next user "
+			 "message to fork with", last == FG_REC_ASSISTANT ? "the assistant's answer" :
+			 last == FG_REC_SYSTEM ? "a system message" : "nothing");
+		e = -EINVAL;
+	}
+	free(v);
+	return e;
+}
+
+int fg_fork_prepare(const fg_region_t *r, fg_handle_t h, uint32_t at, const char *text, size_t tn,
+		    fg_buf_t *b, fg_submit_t *p, char *err, size_t errlen)
+{
+	fg_snap_t sn;
+	*b = (fg_buf_t){ NULL, 0, 0, 0, fg_log_max(r), 1, 0 };
+	if (fg_session_snapshot(r, h, &sn, 1) < 0) {
+		snprintf(err, errlen, "no such session");
+		return -ENOENT;
+	}
+	int e = fg_fork_records(&sn, at, text, tn, b, err, errlen);
+	memset(p, 0, sizeof(*p));
+	p->workflow = FG_WF_REACT;
+	p->steps = sn.steps;
+	p->arg = sn.arg;
+	p->recs = b->p;
+	p->recs_n = b->n;
+	p->prompt = "";
+	fg_snap_free(&sn);
 	return e;
 }

@@ -71,6 +71,7 @@ const char *const fg_crash_points[] = {
 	"session.purge.after_count",
 	"session.purge.after_cas",
 	"session.purge.after_hold",
+	"session.purge.after_judge",
 	"session.finish.before_clear",
 	"session.park.after_cas",
 	"session.wake.before_cas",

@@ -23,6 +23,7 @@ struct cli_opts {
 	const char *workflow, *signal, *prompt, *system, *provider, *child_provider;
 	long max_steps, max_parts;
 	long older_than_s;
+	long at;              /* fork --at N (-1: all)                  */
 };
 
 extern struct cli_opts o;
@@ -53,6 +54,7 @@ int cmd_submit(const char *arg);
 int cmd_kill_worker(const char *slot);
 int cmd_cancel(const char *id);
 int cmd_say(const char *id);
+int cmd_fork(const char *id);
 int cmd_resume(const char *id);
 extern const char *say_text;   /* say ID TEXT */
 int cmd_reload(const char *arg);

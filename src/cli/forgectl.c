@@ -71,6 +71,11 @@ static const char *usage_text =
 "                              session takes TEXT as its next user message\n"
 "                              and runs again with its whole conversation\n"
 "                              (forgectl watch ID follows it)\n"
+"  fork ID [--at N] [TEXT]     a new session from a past point of ID (its\n"
+"                              first N messages, as session ID --json\n"
+"                              numbers them; default all), then TEXT as a\n"
+"                              user message; runs on from there and prints\n"
+"                              its id (ID is left as it is)\n"
 "  resume ID                   a failed session runs again from its last\n"
 "                              commit (after a provider outage, say)\n"
 "  cancel ID                   cancel a session: a queued one at once, a\n"
@@ -95,7 +100,7 @@ static const char *usage_text =
 "Exit status: 0 success, 1 failure (check violations, wait timeout),\n"
 "2 usage error, 3 region cannot be opened.\n";
 
-struct cli_opts o = { .max_steps = -1, .max_parts = 8, .state = -1, .limit = -1, .count = 1, .steps = -1, .timeout_s = -1 };
+struct cli_opts o = { .at = -1, .max_steps = -1, .max_parts = 8, .state = -1, .limit = -1, .count = 1, .steps = -1, .timeout_s = -1 };
 
 fg_region_t R;
 fg_config_t CFG;
@@ -186,6 +191,7 @@ static const struct command {
 	{ "cancel",      1, 1, cmd_cancel },
 	{ "say",         1, 1, cmd_say },
 	{ "resume",      1, 1, cmd_resume },
+	{ "fork",        1, 1, cmd_fork },
 	{ "purge",       1, 0, cmd_purge },
 	{ "kill-worker", 0, 1, cmd_kill_worker },
 	{ "reload",      0, 0, cmd_reload },
@@ -197,7 +203,7 @@ int main(int argc, char **argv)
 {
 	enum { O_JSON = 256, O_STATE, O_LIMIT, O_WORKFLOW, O_STEPS, O_COUNT, O_DELAY,
 	       O_TIMEOUT, O_SIGNAL, O_PROMPT, O_SYSTEM, O_PROVIDER, O_MAXSTEPS, O_CHILDPROV,
-	       O_MAXPARTS, O_OLDER };
+	       O_MAXPARTS, O_OLDER, O_AT };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "region", required_argument, NULL, 'r' },
@@ -217,6 +223,7 @@ int main(int argc, char **argv)
 		{ "child-provider", required_argument, NULL, O_CHILDPROV },
 		{ "max-parts", required_argument, NULL, O_MAXPARTS },
 		{ "older-than", required_argument, NULL, O_OLDER },
+		{ "at", required_argument, NULL, O_AT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -248,6 +255,7 @@ int main(int argc, char **argv)
 		case O_CHILDPROV: o.child_provider = optarg; break;
 		case O_MAXPARTS: o.max_parts = num_arg("--max-parts", optarg, 1, FG_MAX_PARTS); break;
 		case O_OLDER: o.older_than_s = num_arg("--older-than", optarg, 0, 1L << 30); break;
+		case O_AT: o.at = num_arg("--at", optarg, 0, 0x7fffffffL); break;
 		default: fputs(usage_text, stderr); return 2;
 		}
 	}
@@ -261,6 +269,8 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "say")) {   /* say ID TEXT: the text is the second argument */
 		if (optind >= argc)
 			die_usage("say: missing TEXT (%s)", "forgectl say ID TEXT");
+		say_text = argv[optind++];
+	} else if (!strcmp(cmd, "fork") && optind < argc) {   /* fork ID [TEXT] */
 		say_text = argv[optind++];
 	}
 	if (optind < argc)

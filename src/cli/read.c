@@ -370,6 +370,23 @@ int cmd_session(const char *id)
 	const char *k;
 	json_t *v;
 	json_object_foreach(j, k, v) {
+		if (!strcmp(k, "retrying")) {   /* a sentence, not JSON */
+			double f = json_number_value(json_object_get(v, "failing_for_s"));
+			json_t *g = json_object_get(v, "give_up_after_s");
+			printf("%-22s provider %s failing for %.1f s, %d failed requests in a row; "
+			       "next try in %.1f s", k,
+			       json_string_value(json_object_get(v, "provider")) ?
+			       json_string_value(json_object_get(v, "provider")) : "?", f,
+			       (int)json_integer_value(json_object_get(v, "failures")),
+			       json_number_value(json_object_get(v, "next_try_in_s")));
+			if (g)
+				printf("; gives up after %d failures and %d s (max_retries, "
+				       "give_up_after_s)",
+				       (int)json_integer_value(json_object_get(v, "max_retries")),
+				       (int)json_integer_value(g));
+			printf(": %s\n", json_string_value(json_object_get(v, "error")));
+			continue;
+		}
 		char *s = json_dumps(v, JSON_ENCODE_ANY);
 		printf("%-22s %s\n", k, s);
 		free(s);

@@ -259,6 +259,52 @@ int cmd_say(const char *id)
 	return rc;
 }
 
+/* fork ID [--at N] [TEXT]: a new session from a past point of ID. */
+int cmd_fork(const char *id)
+{
+	fg_handle_t h, nh;
+	char err[300] = "";
+	if (parse_id(id, &h) < 0)
+		return 1;
+	if (say_text && !*say_text)
+		die_usage("fork: %s must not be empty (leave it out to fork without one)", "TEXT");
+	fg_actor_t a;
+	fg_buf_t b;
+	fg_submit_t p;
+	fg_crash_arm();
+	int e = fg_fork_prepare(&R, h, o.at < 0 ? UINT32_MAX : (uint32_t)o.at, say_text,
+				say_text ? strlen(say_text) : 0, &b, &p, err, sizeof(err));
+	if (e < 0) {
+		fprintf(stderr, "forgectl: fork: session %s: %s\n", id, err);
+		free(b.p);
+		return 1;
+	}
+	if (attach(&a) < 0) {
+		free(b.p);
+		return 1;
+	}
+	e = fg_session_submit(&a, &p, &nh);
+	int fe = e == 0 ? fg_durable_wait(&R, a.slot) : 0;
+	fg_client_detach(&a);
+	free(b.p);
+	if (e < 0) {
+		fprintf(stderr, "forgectl: fork: %s\n", e == -ENOSPC ? "the session table is full" :
+			e == -E2BIG ? "the conversation is longer than a session may hold "
+				      "(region.session_max_bytes)" :
+			e == -EDQUOT ? "no space left on the region's file system" : strerror(-e));
+		return 1;
+	}
+	char nid[FG_ID_LEN + 1];
+	fg_id_format(&R, nh, nid);
+	if (fe < 0) {
+		fprintf(stderr, "forgectl: fork: session %s is queued, but flushing the region "
+			"failed (%s)\n", nid, strerror(-fe));
+		return 1;
+	}
+	printf("%s\n", nid);
+	return 0;
+}
+
 int cmd_resume(const char *id)
 {
 	uint8_t rec[FG_REC_HDR];

@@ -284,9 +284,11 @@ int fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t
 	 * system prompt and the last user message as their task */
 	fg_buf_t *b = &q->recs;
 	*b = (fg_buf_t){ NULL, 0, 0, 0, 0xffffffffu, 1, 0 };
-	if (p->workflow != FG_WF_REACT && json_object_get(params, "tools")) {
+	if (p->workflow != FG_WF_REACT && (json_object_get(params, "tools") ||
+					   json_object_get(params, "tool_choice"))) {
 		json_decref(params);
-		return bad(q, 400, "tools", "the client's own tools work with forge/react only");
+		return bad(q, 400, json_object_get(params, "tools") ? "tools" : "tool_choice",
+			   "the client's own tools work with forge/react only");
 	}
 	if (json_object_size(params)) {
 		char *pj = json_dumps(params, JSON_COMPACT);
@@ -416,21 +418,32 @@ int fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t
 			return bad(q, 503, NULL, "out of memory, try again");
 		p->recs = b->p;
 		p->recs_n = b->n;
+	} else if (b->n && b->p[0] == FG_REC_PARAMS) {
+		/* plan_execute, map_reduce: the parameters (the first record),
+		 * then the system prompt and the task */
+		uint32_t off = 0;
+		fg_rec_t r;
+		fg_rec_next(b->p, b->n, &off, &r);
+		b->n = off;
+		if (p->system)
+			fg_buf_rec(b, FG_REC_SYSTEM, p->system, strlen(p->system));
+		fg_buf_rec(b, FG_REC_USER, p->prompt, strlen(p->prompt));
+		if (b->oom || b->overflow)
+			return bad(q, 503, NULL, "out of memory, try again");
+		p->recs = b->p;
+		p->recs_n = b->n;
 	}
 	q->stream = json_is_true(json_object_get(j, "stream"));
 	p->steps = p->workflow == FG_WF_REACT ? cfg->max_steps : 8;
 	return 0;
 }
 
-int fg_gwreq_message(const char *body, size_t n, fg_gwreq_t *q)
+/* "content" (a string or text parts) as q->recs' one USER record; what
+ * an empty one may do instead goes in the error (hint). */
+static int user_record(fg_gwreq_t *q, const char *hint)
 {
-	if (parse(body, n, q) < 0)
-		return -1;
-	json_t *j = q->root, *role = json_object_get(j, "role");
-	if (role && (!json_is_string(role) || strcmp(json_string_value(role), "user")))
-		return bad(q, 400, "role", "role must be \"user\" (or left out)");
 	char *owned;
-	const char *t = content_text(q, json_object_get(j, "content"), 0, &owned, 0);
+	const char *t = content_text(q, json_object_get(q->root, "content"), 0, &owned, 0);
 	if (!t) {
 		if (q->param)
 			q->param = "content";
@@ -438,7 +451,7 @@ int fg_gwreq_message(const char *body, size_t n, fg_gwreq_t *q)
 	}
 	if (!*t) {
 		free(owned);
-		return bad(q, 400, "content", "content must not be empty");
+		return bad(q, 400, "content", "content must not be empty%s", hint);
 	}
 	q->recs = (fg_buf_t){ NULL, 0, 0, 0, 0xffffffffu, 1, 0 };
 	fg_buf_rec(&q->recs, FG_REC_USER, t, strlen(t));
@@ -446,6 +459,34 @@ int fg_gwreq_message(const char *body, size_t n, fg_gwreq_t *q)
 	if (q->recs.oom)
 		return bad(q, 503, NULL, "out of memory, try again");
 	return 0;
+}
+
+int fg_gwreq_message(const char *body, size_t n, fg_gwreq_t *q)
+{
+	if (parse(body, n, q) < 0)
+		return -1;
+	json_t *role = json_object_get(q->root, "role");
+	if (role && (!json_is_string(role) || strcmp(json_string_value(role), "user")))
+		return bad(q, 400, "role", "role must be \"user\" (or left out)");
+	return user_record(q, "");
+}
+
+int fg_gwreq_fork(const char *body, size_t n, fg_gwreq_t *q)
+{
+	if (parse(body, n, q) < 0)
+		return -1;
+	json_t *at = json_object_get(q->root, "at");
+	q->at = UINT32_MAX;
+	if (at) {
+		if (!json_is_integer(at) || json_integer_value(at) < 0 ||
+		    json_integer_value(at) > 0x7fffffff)
+			return bad(q, 400, "at", "at must be a message count: an integer from 0 "
+				   "(as many of the session's messages as to keep)");
+		q->at = (uint32_t)json_integer_value(at);
+	}
+	if (!json_object_get(q->root, "content"))
+		return 0;
+	return user_record(q, " (leave it out to fork without a new message)");
 }
 
 void fg_gwreq_free(fg_gwreq_t *q)

@@ -148,6 +148,201 @@ static json_t *client_calls(chat_t *ch)
 	return arr;
 }
 
+/* ---- the client's tool results continue the run that asked for them ----
+ * A run that ends with calls of the client's own tools may have run
+ * forge's tools before them: their calls and results are in the session,
+ * not in what the client got back.  The client's next request (its
+ * history, the calls, their results) therefore continues that session, a
+ * thread's next run, found by the first call's id and checked against the
+ * session's log: the same user messages, the same calls pending.  Started
+ * anew instead, forge's tools would run again. */
+
+/* Whether the USER records of log a (up to a_end) and of b are the same
+ * texts in the same order. */
+static int same_users(const uint8_t *a, uint32_t a_end, const uint8_t *b, uint32_t bn)
+{
+	uint32_t ao = 0, bo = 0;
+	fg_rec_t ra, rb;
+	for (;;) {
+		int ga, gb;
+		while ((ga = fg_rec_next(a, a_end, &ao, &ra)) == 1 && ra.type != FG_REC_USER)
+			;
+		while ((gb = fg_rec_next(b, bn, &bo, &rb)) == 1 && rb.type != FG_REC_USER)
+			;
+		if (ga != 1 || gb != 1)
+			return ga == 0 && gb == 0;
+		if (ra.n != rb.n || memcmp(ra.p, rb.p, ra.n))
+			return 0;
+	}
+}
+
+static int same_str(fg_str_t a, fg_str_t b)
+{
+	return a.n == b.n && !memcmp(a.p, b.p, a.n);
+}
+
+/* Whether call c is among calls[0..n) (id, name and arguments). */
+static int has_call(const fg_call_t *calls, uint32_t n, const fg_call_t *c)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (same_str(calls[i].id, c->id) && same_str(calls[i].name, c->name) &&
+		    same_str(calls[i].args, c->args))
+			return 1;
+	return 0;
+}
+
+/* The request's end: the calls of its last assistant turn (rc, nrc) and
+ * the TOOL records after them ([*t0, *t1) of the request's records). */
+typedef struct chat_tail {
+	fg_call_t calls[FG_MAX_CALLS];
+	uint32_t ncalls, t0, t1;
+} chat_tail_t;
+
+static int req_tail(const fg_buf_t *b, chat_tail_t *t)
+{
+	uint32_t off = 0, at;
+	fg_rec_t r;
+	t->ncalls = 0;
+	t->t0 = t->t1 = 0;
+	for (at = off; fg_rec_next(b->p, b->n, &off, &r) == 1; at = off) {
+		if (r.type == FG_REC_TOOLCALLS) {
+			int k = fg_rec_calls(&r, t->calls, FG_MAX_CALLS);
+			if (k <= 0)
+				return -1;
+			t->ncalls = (uint32_t)k;
+			t->t0 = t->t1 = off;
+		} else if (r.type == FG_REC_TOOL && t->ncalls && t->t1 == at) {
+			t->t1 = off;
+		} else if (r.type != FG_REC_RESUME) {
+			t->ncalls = 0;
+		}
+	}
+	return t->ncalls && t->t1 > t->t0 ? 0 : -1;
+}
+
+/* Whether the log already holds the request's results for its calls after
+ * a turn that made them (a retry of a continue that went through). */
+static int holds_results(const fg_snap_t *sn, const fg_buf_t *b, const chat_tail_t *t)
+{
+	uint32_t off = 0, at;
+	fg_rec_t r;
+	fg_call_t c[FG_MAX_CALLS];
+	for (at = off; fg_rec_next(sn->log, sn->len, &off, &r) == 1; at = off) {
+		if (r.type != FG_REC_TOOLCALLS)
+			continue;
+		int k = fg_rec_calls(&r, c, FG_MAX_CALLS);
+		uint32_t i;
+		for (i = 0; k > 0 && i < t->ncalls && has_call(c, (uint32_t)k, &t->calls[i]); i++)
+			;
+		if (k <= 0 || i < t->ncalls || !same_users(sn->log, at, b->p, b->n))
+			continue;
+		/* each of the request's results, the same text, after it */
+		uint32_t q = t->t0, found = 0;
+		fg_rec_t rq;
+		while (fg_rec_next(b->p, t->t1, &q, &rq) == 1) {
+			fg_str_t qid, qtx, lid, ltx;
+			uint32_t lo = off;
+			fg_rec_t rl;
+			if (fg_rec_tool(&rq, &qid, &qtx) < 0)
+				return 0;
+			while (fg_rec_next(sn->log, sn->len, &lo, &rl) == 1)
+				if (rl.type == FG_REC_TOOL && fg_rec_tool(&rl, &lid, &ltx) == 0 &&
+				    same_str(lid, qid) && same_str(ltx, qtx)) {
+					found++;
+					break;
+				}
+		}
+		if (found == t->ncalls)
+			return 1;
+	}
+	return 0;
+}
+
+/* 1: the request continues (or is a retry of the continue of) session *h;
+ * 0: no run of this client waits for these results (a new session then);
+ * -errno: the continue failed, err says why. */
+static int chat_continue(gw_t *g, const fg_gwreq_t *q, const char *key, fg_handle_t *h,
+			 char *err, size_t errlen)
+{
+	if (q->sub.workflow != FG_WF_REACT || !q->sub.recs)
+		return 0;
+	chat_tail_t *t = malloc(sizeof(*t));
+	fg_react_view_t *v = malloc(sizeof(*v));
+	uint8_t *rec = NULL;
+	fg_handle_t cand[8];
+	int rc = 0;
+	if (!t || !v || req_tail(&q->recs, t) < 0)
+		goto out;
+	uint32_t nc = gw_calls_find(g, t->calls[0].id.p, t->calls[0].id.n, cand, 8);
+	for (uint32_t ci = 0; ci < nc && rc == 0; ci++) {
+		for (int tries = 0; tries < 3; tries++) {
+			fg_snap_t sn;
+			char why[200];
+			if (fg_session_snapshot(g->r, cand[ci], &sn, 1) < 0)
+				break;
+			int pending = sn.workflow == FG_WF_REACT && !sn.parent &&
+				FG_CTL_STATE(sn.ctl) == FG_S_DONE &&
+				fg_react_view(sn.log, sn.len, v, why, sizeof(why)) == 0 &&
+				v->pending == t->ncalls;
+			if (pending) {
+				fg_react_client_calls(v);
+				pending = v->nclient == v->pending;
+				for (uint32_t i = 0; pending && i < t->ncalls; i++)
+					pending = has_call(v->calls, v->ncalls, &t->calls[i]);
+				pending = pending && same_users(sn.log, sn.len, q->recs.p, q->recs.n);
+			}
+			int retry = !pending && sn.workflow == FG_WF_REACT && !sn.parent &&
+				    holds_results(&sn, &q->recs, t);
+			fg_snap_free(&sn);
+			if (retry) {
+				*h = cand[ci];
+				rc = 1;
+				break;
+			}
+			if (!pending)
+				break;
+			/* the results, then RESUME: max_steps counts from here */
+			uint32_t n = t->t1 - t->t0;
+			if (!rec && !(rec = malloc(n + FG_REC_HDR))) {
+				rc = -ENOMEM;
+				break;
+			}
+			memcpy(rec, q->recs.p + t->t0, n);
+			fg_buf_t rb = { rec, n, n + FG_REC_HDR, 0, 0, 0, 0 };
+			fg_buf_rec(&rb, FG_REC_RESUME, "", 0);
+			int replayed;
+			pthread_mutex_lock(&g->submit_lock);   /* (the actor: one thread at a time) */
+			int e = fg_thread_continue(&g->a, cand[ci], rec, rb.n, 0, key, &replayed, err,
+						   errlen);
+			pthread_mutex_unlock(&g->submit_lock);
+			if (e == 0) {
+				*h = cand[ci];
+				rc = 1;
+				break;
+			}
+			/* another request may have continued it in between (a
+			 * retry of this one): look again */
+			if (e != -EBUSY && e != -ESTALE && e != -ENOENT && e != -EINVAL) {
+				rc = e;
+				break;
+			}
+		}
+	}
+out:
+	free(rec);
+	free(t);
+	free(v);
+	return rc;
+}
+
+/* Notes the run's first pending client call, for chat_continue. */
+static void note_calls(chat_t *ch, json_t *calls)
+{
+	const char *id = json_string_value(json_object_get(json_array_get(calls, 0), "id"));
+	if (id)
+		gw_calls_add(ch->g, id, strlen(id), FG_HANDLE(ch->idx, ch->gen));
+}
+
 static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	(void)pos;
@@ -261,6 +456,7 @@ idle:;
 	if (calls) {   /* each call's index, as OpenAI's chunks carry it */
 		size_t k;
 		json_t *c;
+		note_calls(ch, calls);
 		json_array_foreach(calls, k, c)
 			json_object_set_new(c, "index", json_integer((json_int_t)k));
 	}
@@ -338,8 +534,26 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 				 "letters, digits, '-', '_', '.' or ':'");
 		goto out;
 	}
+	/* the client's tool results for a run that asked for them: that run
+	 * goes on (its thread) */
+	char cerr[300] = "";
+	int e = chat_continue(g, &q, key, &h, cerr, sizeof(cerr));
+	if (e == -ENOMEM) {
+		rc = reply_oom(c);
+		goto out;
+	}
+	if (e < 0) {
+		rc = reply_error(c, e == -E2BIG ? 413 : e == -EINVAL ? 400 : 503, "messages",
+				 "the tool results could not go on in the session that asked for "
+				 "them: %s", cerr);
+		goto out;
+	}
+	if (e == 1) {
+		old = h;   /* (a continue: nothing submitted) */
+		goto have;
+	}
 	/* a retry with the same key waits for the session the first made */
-	int e = gw_idem_submit(g, &p, key, &h, &old);
+	e = gw_idem_submit(g, &p, key, &h, &old);
 	if (old && !gw_same_submit(g, old, key, &p)) {
 		char oid[FG_ID_LEN + 1];
 		fg_id_format(g->r, old, oid);
@@ -349,6 +563,7 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	}
 	if (old)
 		h = old;
+have:
 	if (e == -ENOSPC || e == -EBUSY) {
 		rc = reply_error(c, 503, NULL, "the session table is full (region.sessions)");
 		goto out;
@@ -426,15 +641,20 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 		json_int_t pt = json_integer_value(json_object_get(usage, "prompt_tokens"));
 		json_int_t ct = json_integer_value(json_object_get(usage, "completion_tokens"));
 		json_t *calls = client_calls(ch);
+		if (calls)
+			note_calls(ch, calls);
 		json_t *msg = calls ? json_pack("{s:s,s:n,s:o}", "role", "assistant", "content",
 						"tool_calls", calls)
 				    : json_pack("{s:s,s:O}", "role", "assistant", "content",
 						json_object_get(res, "result"));
-		rc = reply_json(c, 200, json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}],s:{s:I,s:I,s:I}}",
+		json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}],s:{s:I,s:I,s:I}}",
 			"id", ch->id, "object", "chat.completion", "created", (json_int_t)time(NULL),
 			"model", model, "choices", "index", 0, "message", msg,
 			"finish_reason", calls ? "tool_calls" : "stop", "usage",
-			"prompt_tokens", pt, "completion_tokens", ct, "total_tokens", pt + ct));
+			"prompt_tokens", pt, "completion_tokens", ct, "total_tokens", pt + ct);
+		rc = reply2(c, 200, "application/json", json_dumps(j, JSON_COMPACT),
+			    "X-Forge-Session", ch->id, NULL, NULL);
+		json_decref(j);
 	}
 	json_decref(res);
 	free(ch);

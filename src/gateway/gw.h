@@ -68,9 +68,15 @@ int gw_key_ok(const char *k);   /* a valid Idempotency-Key */
 /* Whether session h (made with Idempotency-Key key) was made from the same
  * request as p. */
 int gw_same_submit(gw_t *g, fg_handle_t h, const char *key, const fg_submit_t *p);
+/* The tool_call_id index: a chat run that ended with calls of the client's
+ * own tools is found again by its first call's id (gw_calls_find: up to
+ * max candidates, to be checked against the session's log). */
+void gw_calls_add(gw_t *g, const char *id, size_t n, fg_handle_t h);
+uint32_t gw_calls_find(gw_t *g, const char *id, size_t n, fg_handle_t *out, uint32_t max);
 int gw_post_message(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_openapi(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_resume(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+int gw_fork(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_list_sessions(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_get_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_delete_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);

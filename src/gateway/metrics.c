@@ -90,11 +90,23 @@ int gw_metrics(gw_t *g, struct MHD_Connection *c, body_t *body, const char *id)
 	static const double bounds[] = { 0.001, 0.01, 0.1, 0.5, 1, 5, 30, 120 };
 	uint64_t hist[9] = { 0 }, hn = 0;
 	double hsum = 0;
+	/* per provider: sessions whose turn's requests keep failing, and since
+	 * when the oldest of them fails (CLOCK_REALTIME ns) */
+	uint32_t np = g->cfg->nproviders < 64 ? g->cfg->nproviders : 64;
+	uint64_t failing[64] = { 0 }, oldest[64] = { 0 };
 	for (uint32_t i = 0; i < r->hdr->capacity; i++) {
 		fg_session_t *s = fg_sess(r, i);
-		uint32_t st = FG_CTL_STATE(atomic_load_explicit(&s->ctl, memory_order_relaxed));
+		uint64_t cw = atomic_load_explicit(&s->ctl, memory_order_relaxed);
+		uint32_t st = FG_CTL_STATE(cw);
 		if (st < FG_S_NSTATES)
 			by[st]++;
+		fg_outage_t o;
+		if (st == FG_S_RUNNING && fg_live_outage_read(r, FG_HANDLE(i, FG_CTL_SGEN(cw)), &o) &&
+		    o.provider < np) {
+			failing[o.provider]++;
+			if (!oldest[o.provider] || o.since_ns < oldest[o.provider])
+				oldest[o.provider] = o.since_ns;
+		}
 		if (FG_S_FINISHED(st)) {
 			uint64_t f = atomic_load_explicit(&s->finished_ns, memory_order_relaxed);
 			if (f > s->created_ns) {
@@ -135,6 +147,21 @@ int gw_metrics(gw_t *g, struct MHD_Connection *c, body_t *body, const char *id)
 	mput(&b, &n, &cap, "# HELP forge_tokens_total Tokens reported by providers.\n# TYPE forge_tokens_total counter\n"
 	     "forge_tokens_total{kind=\"prompt\"} %llu\nforge_tokens_total{kind=\"completion\"} %llu\n",
 	     (unsigned long long)tp, (unsigned long long)tc);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t wall = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	mput(&b, &n, &cap, "# HELP forge_llm_failing_sessions Sessions whose model turn's requests "
+	     "keep failing (an outage, a rate limit; retried up to max_retries and "
+	     "give_up_after_s), by provider.\n# TYPE forge_llm_failing_sessions gauge\n");
+	for (uint32_t k = 0; k < np; k++)
+		mput(&b, &n, &cap, "forge_llm_failing_sessions{provider=\"%s\"} %llu\n",
+		     g->cfg->providers[k].name, (unsigned long long)failing[k]);
+	mput(&b, &n, &cap, "# HELP forge_llm_failing_seconds How long the session failing longest "
+	     "has been failing, by provider (0: none).\n# TYPE forge_llm_failing_seconds gauge\n");
+	for (uint32_t k = 0; k < np; k++)
+		mput(&b, &n, &cap, "forge_llm_failing_seconds{provider=\"%s\"} %.3f\n",
+		     g->cfg->providers[k].name,
+		     oldest[k] && wall > oldest[k] ? (wall - oldest[k]) / 1e9 : 0.0);
 	mput(&b, &n, &cap, "# HELP forge_region_flushes_total Flushes of the region file (region.durability).\n"
 	     "# TYPE forge_region_flushes_total counter\nforge_region_flushes_total %llu\n"
 	     "# HELP forge_region_flush_seconds_total Time spent flushing the region file.\n"

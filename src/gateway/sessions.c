@@ -60,11 +60,10 @@ static int key_ok(const char *k)
 }
 
 /* From a snapshot of session h: whether its first record is a KEY equal
- * to k (with k NULL: any KEY, copied into kbuf/kn); and, with p, whether
- * it was made from the same request (workflow and prompt) into *same.
- * 0 if so, -1 if not or if h is gone. */
-static int snap_key(gw_t *g, fg_handle_t h, const char *k, size_t n, char *kbuf, size_t *kn,
-		    const fg_submit_t *p, int *same)
+ * to k; and, with p, whether it was made from the same request (workflow
+ * and prompt) into *same.  0 if so, -1 if not or if h is gone. */
+static int snap_key(gw_t *g, fg_handle_t h, const char *k, size_t n, const fg_submit_t *p,
+		    int *same)
 {
 	fg_snap_t sn;
 	if (fg_session_snapshot(g->r, h, &sn, 1) < 0)
@@ -72,15 +71,8 @@ static int snap_key(gw_t *g, fg_handle_t h, const char *k, size_t n, char *kbuf,
 	uint32_t off = 0;
 	fg_rec_t r;
 	int rc = -1;
-	if (fg_rec_next(sn.log, sn.len, &off, &r) == 1 && r.type == FG_REC_KEY) {
-		if (k)
-			rc = r.n == n && !memcmp(r.p, k, n) ? 0 : -1;
-		else if (r.n <= 128) {
-			memcpy(kbuf, r.p, r.n);
-			*kn = r.n;
-			rc = 0;
-		}
-	}
+	if (fg_rec_next(sn.log, sn.len, &off, &r) == 1 && r.type == FG_REC_KEY)
+		rc = r.n == n && !memcmp(r.p, k, n) ? 0 : -1;
 	if (rc == 0 && p) {
 		*same = 0;
 		if (sn.workflow == p->workflow) {
@@ -109,19 +101,77 @@ static void idem_insert(gw_t *g, uint64_t hash, uint64_t handle)
 	}
 }
 
-/* From the region: every live session that carries a key. */
+/* A tool_call_id's entry in the same table (gw_calls_add): its hash is
+ * taken with a prefix no Idempotency-Key has. */
+static uint64_t call_hash(const char *id, size_t n)
+{
+	uint64_t h = 14695981039346656037ull;
+	h = (h ^ 0x01) * 1099511628211ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)id[i]) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+/* From the region: every live session that carries a key, and every one
+ * that ended waiting for the client's tool results (its first pending
+ * call's id: chat.c finds the run to continue by it). */
 void idem_rebuild(gw_t *g)
 {
 	memset(g->idem, 0, sizeof(*g->idem) * g->idem_cap);
 	g->idem_n = 0;
+	fg_react_view_t *v = malloc(sizeof(*v));
 	for (uint32_t i = 0; i < g->r->hdr->capacity; i++) {
 		fg_handle_t h = fg_session_handle(g->r, i);
-		char k[128];
-		size_t kn;
-		if (!fg_session_valid(g->r, h, NULL) || snap_key(g, h, NULL, 0, k, &kn, NULL, NULL) < 0)
+		fg_snap_t sn;
+		if (!fg_session_valid(g->r, h, NULL) || fg_session_snapshot(g->r, h, &sn, 1) < 0)
 			continue;
-		idem_insert(g, key_hash(k, kn), h);
+		uint32_t off = 0;
+		fg_rec_t r;
+		char err[200];
+		int rc = fg_rec_next(sn.log, sn.len, &off, &r);
+		if (rc == 1 && r.type == FG_REC_KEY && r.n <= 128)
+			idem_insert(g, key_hash((const char *)r.p, r.n), h);
+		if (v && rc == 1 && sn.workflow == FG_WF_REACT && !sn.parent &&
+		    FG_CTL_STATE(sn.ctl) == FG_S_DONE && fg_react_view(sn.log, sn.len, v, err,
+								       sizeof(err)) == 0 && v->pending) {
+			fg_react_client_calls(v);
+			for (uint32_t k = 0; k < v->ncalls; k++)
+				if (v->client[k]) {
+					idem_insert(g, call_hash(v->calls[k].id.p, v->calls[k].id.n), h);
+					break;
+				}
+		}
+		fg_snap_free(&sn);
 	}
+	free(v);
+}
+
+void gw_calls_add(gw_t *g, const char *id, size_t n, fg_handle_t h)
+{
+	pthread_mutex_lock(&g->submit_lock);
+	if (g->idem) {
+		if ((g->idem_n + 1) * 4 > g->idem_cap * 3)
+			idem_rebuild(g);   /* (finds this one too) */
+		else
+			idem_insert(g, call_hash(id, n), h);
+	}
+	pthread_mutex_unlock(&g->submit_lock);
+}
+
+uint32_t gw_calls_find(gw_t *g, const char *id, size_t n, fg_handle_t *out, uint32_t max)
+{
+	uint64_t hash = call_hash(id, n);
+	uint32_t k = 0;
+	pthread_mutex_lock(&g->submit_lock);
+	for (uint32_t j = 0; g->idem && j < g->idem_cap && k < max; j++) {
+		struct idem *e = &g->idem[(hash + j) & (g->idem_cap - 1)];
+		if (!e->hash)
+			break;
+		if (e->hash == hash)
+			out[k++] = e->handle;
+	}
+	pthread_mutex_unlock(&g->submit_lock);
+	return k;
 }
 
 /* The live session created with key k, or 0. */
@@ -134,7 +184,7 @@ static uint64_t idem_find(gw_t *g, const char *k, size_t n)
 			return 0;
 		if (e->hash != hash)
 			continue;
-		if (snap_key(g, e->handle, k, n, NULL, NULL, NULL, NULL) == 0)
+		if (snap_key(g, e->handle, k, n, NULL, NULL) == 0)
 			return e->handle;   /* (a purged or reused one is skipped) */
 	}
 	return 0;
@@ -153,7 +203,7 @@ static void idem_add(gw_t *g, const char *k, size_t n, uint64_t handle)
 static int same_request(gw_t *g, fg_handle_t h, const char *key, const fg_submit_t *p)
 {
 	int same = 0;
-	if (snap_key(g, h, key, strlen(key), NULL, NULL, p, &same) < 0)
+	if (snap_key(g, h, key, strlen(key), p, &same) < 0)
 		return 0;
 	return same;
 }
@@ -412,4 +462,72 @@ int gw_resume(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	fg_buf_t r = { rec, 0, sizeof(rec), 0 };
 	fg_buf_rec(&r, FG_REC_RESUME, "", 0);
 	return continue_with(g, c, id, rec, r.n, 1);
+}
+
+/*
+ * POST /v1/sessions/{id}/fork: a new session from a past point of another
+ * (its first "at" messages, then "content" as a user message), which runs
+ * on from there; the first is left as it is.  Idempotency-Key as on POST
+ * /v1/sessions.
+ */
+int gw_fork(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
+{
+	fg_gwreq_t q;
+	if (fg_gwreq_fork(b->n ? b->p : "{}", b->n ? b->n : 2, &q) < 0)
+		return refuse(c, &q);
+	fg_handle_t src, h;
+	fg_buf_t rb = { 0 };
+	fg_submit_t p;
+	char err[300] = "";
+	int rc;
+	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+	fg_rec_t u = { 0 };
+	uint32_t off = 0;
+	if (q.recs.n)
+		fg_rec_next(q.recs.p, q.recs.n, &off, &u);
+	int e = fg_id_parse(g->r, id, &src) < 0 ? -ENOENT :
+		fg_fork_prepare(g->r, src, q.at, u.p ? (const char *)u.p : NULL, u.n, &rb, &p, err,
+				sizeof(err));
+	uint64_t old = 0;
+	if (e == -ENOENT) {
+		rc = reply_error(c, 404, "id", "no session %.40s", id);
+	} else if (key && !key_ok(key)) {
+		rc = reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
+				 "letters, digits, '-', '_', '.' or ':'");
+	} else if (e == -ENOMEM) {
+		rc = reply_oom(c);
+	} else if (e == -E2BIG) {
+		rc = reply_error(c, 413, NULL, "session %.40s: %s", id, err);
+	} else if (e < 0) {
+		rc = reply_error(c, e == -ERANGE ? 400 : 409, e == -ERANGE ? "at" : NULL,
+				 "session %.40s cannot fork there: %s", id, err);
+	} else if ((e = gw_idem_submit(g, &p, key, &h, &old)) < 0) {
+		rc = reply_error(c, 503, NULL, "%s", e == -ENOSPC || e == -EBUSY ?
+				 "the session table is full (region.sessions)" : e == -EDQUOT ?
+				 "no space left on the region's file system" : e == -E2BIG ?
+				 "the conversation is longer than a session may hold "
+				 "(region.session_max_bytes)" : "out of memory");
+	} else if (old && !gw_same_submit(g, old, key, &p)) {
+		char oid[FG_ID_LEN + 1];
+		fg_id_format(g->r, old, oid);
+		rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used for a "
+				 "different request (session %s)", key, oid);
+	} else if ((e = fg_durable_wait(g->r, g->a.slot)) < 0) {
+		rc = reply_error(c, 503, NULL, "the session could not be made durable (flushing "
+				 "the region failed: %s)", strerror(-e));
+	} else {
+		char nid[FG_ID_LEN + 1], loc[80];
+		fg_id_format(g->r, old ? old : h, nid);
+		snprintf(loc, sizeof(loc), "/v1/sessions/%s", nid);
+		json_t *j = fg_inspect_session(g->r, old ? old : h, 0, g->cfg);
+		if (!j)
+			j = json_pack("{s:s}", "id", nid);
+		json_object_set_new(j, "forked_from", json_string(id));
+		rc = reply2(c, old ? 200 : 201, "application/json", json_dumps(j, JSON_COMPACT),
+			    "Location", loc, old ? "Idempotent-Replayed" : NULL, "true");
+		json_decref(j);
+	}
+	free(rb.p);
+	fg_gwreq_free(&q);
+	return rc;
 }

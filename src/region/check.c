@@ -183,7 +183,10 @@ static void check_once(check_t *v)
 		char id[FG_ID_LEN + 1];
 		fg_id_format(r, FG_HANDLE(i, FG_CTL_SGEN(c)), id);
 		uint32_t flags = FG_CTL_FLAGS(c);
-		if (st >= FG_S_NSTATES || (flags && !(flags == FG_CTL_CANCEL && st == FG_S_RUNNING))) {
+		int flags_ok = !flags || (flags == FG_CTL_CANCEL && st == FG_S_RUNNING) ||
+			       (st == FG_S_FREEING && !(flags & FG_CTL_CANCEL) &&
+				FG_CTL_PREV_STATE(c) <= FG_S_CANCELLED);
+		if (st >= FG_S_NSTATES || !flags_ok) {
 			violation(v, "session %s: invalid control word 0x%016llx", id,
 				  (unsigned long long)c);
 			continue;

@@ -561,13 +561,25 @@ static uint32_t log_crc(const fg_region_t *r, uint32_t idx, uint32_t len, uint32
  *   u64 who      (session generation << 32 | checkpoint sequence): whose
  *                turn this is; anything else there is stale
  *   u64 attempt  the request's number (a retry starts the text again)
- *   u64 n        text bytes published; then the text
- * The lease holder writes who last (release) when a request starts, and n
- * (release) after each piece.  A reader takes the checkpoint word, the
- * three words and the text, then looks at the checkpoint and who again:
- * unchanged means the text is that turn's (a commit writes over it first
- * and publishes after, and the second look at the checkpoint catches it).
+ *   u64 n        text bytes published
+ *   u64 fails    the turn's failed requests in a row (low 32 bits; 0:
+ *                none) | the provider's index << 32 | its max_retries << 48
+ *   u64 since    CLOCK_REALTIME ns of the first of them
+ *   u64 next     CLOCK_REALTIME ns of the next try
+ *   u64 give_up  CLOCK_REALTIME ns from which a failure ends the session
+ *                (give_up_after_s; with max_retries spent too)
+ *   u64 errlen   bytes of the last failure's text
+ *   char provider[32]  the provider's name (NUL-padded)
+ *   char error[160]    the last failure's text (errlen bytes); then, at
+ *                LIVE_HDR, the turn's text
+ * The lease holder writes who last (release) when a request starts or a
+ * failure is noted (fg_live_outage), and n (release) after each piece.  A
+ * reader takes the checkpoint word, the words and the text, then looks at
+ * the checkpoint and who again: unchanged means the text is that turn's (a
+ * commit writes over it first and publishes after, and the second look at
+ * the checkpoint catches it).
  */
+#define LIVE_HDR 256u   /* the words (64 bytes), the provider, the failure */
 static uint8_t *log_at(const fg_region_t *r, uint32_t idx, uint64_t at)
 {
 	uint64_t lb = r->hdr->log_bytes;
@@ -586,29 +598,105 @@ static _Atomic uint64_t *live_word(const fg_region_t *r, uint32_t idx, uint64_t 
 	return (_Atomic uint64_t *)(void *)log_at(r, idx, base + 8u * (uint64_t)i);
 }
 
-void fg_live_begin(fg_region_t *r, uint32_t idx, uint32_t attempt)
+/* Makes the live header at base this turn's (who), keeping what it says
+ * when it is already; 0, or -1 when there is no room. */
+static int live_claim(fg_region_t *r, uint32_t idx, uint64_t *basep, uint64_t *whop)
 {
 	fg_session_t *s = fg_sess(r, idx);
 	uint64_t w = atomic_load_explicit(&s->ckpt, memory_order_relaxed);
 	uint64_t base = live_base(FG_CKPT_LEN(w));
-	if (base + 24 > fg_log_max(r) || log_reserve(r, idx, base, base + 24) < 0)
+	if (base + LIVE_HDR > fg_log_max(r) || log_reserve(r, idx, base, base + LIVE_HDR) < 0)
+		return -1;
+	uint64_t who = (uint64_t)FG_CTL_SGEN(atomic_load_explicit(&s->ctl, memory_order_relaxed)) << 32 |
+		       FG_CKPT_SEQ(w);
+	if (atomic_load_explicit(live_word(r, idx, base, 0), memory_order_relaxed) != who)
+		for (int i = 1; i < 8; i++)   /* (stale: an earlier turn's, or another session's) */
+			atomic_store_explicit(live_word(r, idx, base, i), 0, memory_order_relaxed);
+	*basep = base;
+	*whop = who;
+	return 0;
+}
+
+void fg_live_begin(fg_region_t *r, uint32_t idx, uint32_t attempt)
+{
+	uint64_t base, who;
+	if (live_claim(r, idx, &base, &who) < 0)
 		return;
 	atomic_store_explicit(live_word(r, idx, base, 2), 0, memory_order_relaxed);
 	atomic_store_explicit(live_word(r, idx, base, 1), attempt, memory_order_relaxed);
-	uint64_t who = (uint64_t)FG_CTL_SGEN(atomic_load_explicit(&s->ctl, memory_order_relaxed)) << 32 |
-		       FG_CKPT_SEQ(w);
 	atomic_store_explicit(live_word(r, idx, base, 0), who, memory_order_release);
 	ring_bell(r, idx);
+}
+
+void fg_live_outage(fg_region_t *r, uint32_t idx, const fg_outage_t *o)
+{
+	uint64_t base, who;
+	if (live_claim(r, idx, &base, &who) < 0)
+		return;
+	char name[32] = { 0 };
+	memcpy(name, o->name, strnlen(o->name, sizeof(name) - 1));
+	size_t en = strnlen(o->error, sizeof(o->error));
+	if (en > LIVE_HDR - 96)
+		en = LIVE_HDR - 96;
+	if (log_write(r, idx, base + 64, name, sizeof(name)) < 0 ||
+	    log_write(r, idx, base + 96, o->error, en) < 0)
+		return;
+	atomic_store_explicit(live_word(r, idx, base, 3), (uint64_t)(o->max_retries & 0xffff) << 48 |
+			      (uint64_t)(o->provider & 0xffff) << 32 | o->fails, memory_order_relaxed);
+	atomic_store_explicit(live_word(r, idx, base, 4), o->since_ns, memory_order_relaxed);
+	atomic_store_explicit(live_word(r, idx, base, 5), o->next_ns, memory_order_relaxed);
+	atomic_store_explicit(live_word(r, idx, base, 6), o->give_up_ns, memory_order_relaxed);
+	atomic_store_explicit(live_word(r, idx, base, 7), en, memory_order_relaxed);
+	atomic_store_explicit(live_word(r, idx, base, 0), who, memory_order_release);
+	ring_bell(r, idx);
+}
+
+int fg_live_outage_read(const fg_region_t *r, fg_handle_t h, fg_outage_t *o)
+{
+	uint32_t idx = FG_HANDLE_IDX(h);
+	if (idx >= r->hdr->capacity)
+		return 0;
+	fg_session_t *s = fg_sess(r, idx);
+	uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+	uint64_t w = atomic_load_explicit(&s->ckpt, memory_order_acquire);
+	if (FG_CTL_SGEN(c) != FG_HANDLE_GEN(h) || FG_CTL_STATE(c) != FG_S_RUNNING)
+		return 0;
+	uint64_t base = live_base(FG_CKPT_LEN(w));
+	if (base + LIVE_HDR > fg_log_max(r))
+		return 0;
+	_Atomic uint64_t *w0 = live_word(r, idx, base, 0);
+	uint64_t who = (uint64_t)FG_HANDLE_GEN(h) << 32 | FG_CKPT_SEQ(w);
+	if (atomic_load_explicit(w0, memory_order_acquire) != who)
+		return 0;
+	uint64_t f = atomic_load_explicit(live_word(r, idx, base, 3), memory_order_relaxed);
+	o->fails = (uint32_t)f;
+	o->provider = (uint32_t)(f >> 32) & 0xffff;
+	o->max_retries = (uint32_t)(f >> 48);
+	o->since_ns = atomic_load_explicit(live_word(r, idx, base, 4), memory_order_relaxed);
+	o->next_ns = atomic_load_explicit(live_word(r, idx, base, 5), memory_order_relaxed);
+	o->give_up_ns = atomic_load_explicit(live_word(r, idx, base, 6), memory_order_relaxed);
+	uint64_t en = atomic_load_explicit(live_word(r, idx, base, 7), memory_order_relaxed);
+	if (en >= sizeof(o->error))
+		en = sizeof(o->error) - 1;
+	log_read(r, idx, base + 64, base + 96, (uint8_t *)o->name);
+	o->name[sizeof(o->name) - 1] = '\0';
+	log_read(r, idx, base + 96, base + 96 + en, (uint8_t *)o->error);
+	o->error[en] = '\0';
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load_explicit(&s->ckpt, memory_order_relaxed) != w ||
+	    atomic_load_explicit(w0, memory_order_relaxed) != who)
+		return 0;   /* the turn was committed meanwhile: no failure now */
+	return o->fails != 0;
 }
 
 void fg_live_append(fg_region_t *r, uint32_t idx, const char *p, size_t k)
 {
 	fg_session_t *s = fg_sess(r, idx);
 	uint64_t base = live_base(FG_CKPT_LEN(atomic_load_explicit(&s->ckpt, memory_order_relaxed)));
-	if (base + 24 > fg_log_max(r))
+	if (base + LIVE_HDR > fg_log_max(r))
 		return;
 	uint64_t n = atomic_load_explicit(live_word(r, idx, base, 2), memory_order_relaxed);
-	if (base + 24 + n + k > fg_log_max(r) || log_write(r, idx, base + 24 + n, p, k) < 0)
+	if (base + LIVE_HDR + n + k > fg_log_max(r) || log_write(r, idx, base + LIVE_HDR + n, p, k) < 0)
 		return;   /* (no room: the rest comes with the commit) */
 	atomic_store_explicit(live_word(r, idx, base, 2), n + k, memory_order_release);
 	ring_bell(r, idx);
@@ -627,7 +715,7 @@ int64_t fg_live_read(const fg_region_t *r, fg_handle_t h, uint64_t *ckpt, uint32
 	if (FG_CTL_SGEN(c) != FG_HANDLE_GEN(h) || FG_S_NONE(FG_CTL_STATE(c)))
 		return -1;
 	uint64_t base = live_base(FG_CKPT_LEN(w));
-	if (base + 24 > fg_log_max(r))
+	if (base + LIVE_HDR > fg_log_max(r))
 		return -3;
 	_Atomic uint64_t *w0 = live_word(r, idx, base, 0), *w1 = live_word(r, idx, base, 1);
 	uint64_t who = (uint64_t)FG_HANDLE_GEN(h) << 32 | FG_CKPT_SEQ(w);
@@ -635,11 +723,11 @@ int64_t fg_live_read(const fg_region_t *r, fg_handle_t h, uint64_t *ckpt, uint32
 		return -3;   /* no live text for this turn */
 	uint64_t a = atomic_load_explicit(w1, memory_order_acquire);
 	uint64_t n = atomic_load_explicit(live_word(r, idx, base, 2), memory_order_acquire);
-	if (n > fg_log_max(r) - base - 24 || from > n)
-		return from > n && n <= fg_log_max(r) - base - 24 ? -2 : 0;
+	if (n > fg_log_max(r) - base - LIVE_HDR || from > n)
+		return from > n && n <= fg_log_max(r) - base - LIVE_HDR ? -2 : 0;
 	size_t k = n - from < cap ? (size_t)(n - from) : cap;
 	if (k)
-		log_read(r, idx, base + 24 + from, base + 24 + from + k, (uint8_t *)buf);
+		log_read(r, idx, base + LIVE_HDR + from, base + LIVE_HDR + from + k, (uint8_t *)buf);
 	atomic_thread_fence(memory_order_acquire);
 	if (atomic_load_explicit(&s->ckpt, memory_order_relaxed) != w ||
 	    atomic_load_explicit(w0, memory_order_relaxed) != who ||
@@ -986,9 +1074,13 @@ static int recover_one(fg_actor_t *a, uint32_t idx, uint32_t slot, uint32_t gen,
 	if (FG_S_LEASED(st) && FG_CTL_SLOT(c) == slot &&
 	    (any_gen || FG_CTL_LGEN(c) == (gen & 0xffffu))) {
 		uint32_t sgen = FG_CTL_SGEN(c);
-		/* a dead purger's record is FREE as purged (the next allocator
-		 * punches what it did not) */
+		/* a dead purger's record is FREE as purged once it judged it
+		 * old (the next allocator punches what it did not); before,
+		 * it goes back to the state it was held from, uncounted */
+		uint32_t prev = FG_CTL_PREV_STATE(c);
+		int unheld = st == FG_S_FREEING && prev && !(c & FG_CTL_JUDGED);
 		uint64_t to = st == FG_S_RUNNING ? FG_CTL_FREE_OF(FG_S_QUEUED, sgen) :
+			      unheld ? FG_CTL_FREE_OF(prev, sgen) :
 			      st == FG_S_FREEING ? FG_CTL_FREE_OF(FG_S_FREE, sgen) : rolled_back(sgen);
 		if (c & FG_CTL_CANCEL) {
 			atomic_store_explicit(&s->finished_ns, fg_now_ns(), memory_order_relaxed);
@@ -1004,6 +1096,8 @@ static int recover_one(fg_actor_t *a, uint32_t idx, uint32_t slot, uint32_t gen,
 		if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c, to,
 				memory_order_acq_rel, memory_order_relaxed))
 			return 0;
+		if (unheld)   /* (its purger counted it before the hold) */
+			atomic_fetch_sub_explicit(&a->r->hdr->purged, 1, memory_order_relaxed);
 		if (st != FG_S_RUNNING)
 			return 0;
 		fg_session_enqueue(a, idx);
@@ -1241,7 +1335,8 @@ uint32_t fg_session_purge(fg_actor_t *a, uint64_t finished_before_ns, uint32_t s
 		fg_session_t *s = fg_sess(r, i);
 		uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
 		uint32_t st = FG_CTL_STATE(c);
-		if (!FG_S_FINISHED(st) || !(state_mask & (1u << st)))
+		if (!FG_S_FINISHED(st) || !(state_mask & (1u << st)) ||
+		    c != FG_CTL_FREE_OF(st, FG_CTL_SGEN(c)))
 			continue;
 		uint32_t p = s->parent;
 		if (p && p - 1 < cap &&
@@ -1269,17 +1364,18 @@ uint32_t fg_session_purge(fg_actor_t *a, uint64_t finished_before_ns, uint32_t s
 		 * thread's next run ends with the very same word.  Held, it
 		 * cannot change: the checkpoint and the finish time tell whether
 		 * it is still what was judged old enough; if not, it goes back
-		 * as it was.  A death here leaves it FREE by the recovery pass
-		 * (the next allocator punches its pages). */
-		if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c,
-				FG_CTL(FG_S_FREEING, a->slot, a->gen, FG_CTL_SGEN(c)),
+		 * as it was.  The held word keeps the state it was held from: a
+		 * death before the re-check puts it back there by the recovery
+		 * pass; once judged (FG_CTL_JUDGED), a death leaves it FREE (the
+		 * next allocator punches its pages). */
+		uint64_t held = FG_CTL(FG_S_FREEING, a->slot, a->gen, FG_CTL_SGEN(c)) | FG_CTL_PREV(st);
+		if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c, held,
 				memory_order_acq_rel, memory_order_relaxed)) {
 			lease_clear(a, e);
 			atomic_fetch_sub_explicit(&r->hdr->purged, 1, memory_order_relaxed);
 			continue;
 		}
 		FG_CRASHPOINT("session.purge.after_hold");
-		uint64_t held = FG_CTL(FG_S_FREEING, a->slot, a->gen, FG_CTL_SGEN(c));
 		uint64_t f2 = atomic_load_explicit(&s->finished_ns, memory_order_relaxed);
 		if (atomic_load_explicit(&s->ckpt, memory_order_acquire) != w0 ||
 		    (f2 ? f2 : s->created_ns) >= finished_before_ns) {
@@ -1288,6 +1384,16 @@ uint32_t fg_session_purge(fg_actor_t *a, uint64_t finished_before_ns, uint32_t s
 			atomic_fetch_sub_explicit(&r->hdr->purged, 1, memory_order_relaxed);
 			continue;
 		}
+		/* judged: from here a death frees it */
+		uint64_t judged = held | FG_CTL_JUDGED;
+		if (!atomic_compare_exchange_strong_explicit(&s->ctl, &held, judged,
+				memory_order_acq_rel, memory_order_relaxed)) {
+			lease_clear(a, e);   /* (no one else moves a held record) */
+			atomic_fetch_sub_explicit(&r->hdr->purged, 1, memory_order_relaxed);
+			continue;
+		}
+		FG_CRASHPOINT("session.purge.after_judge");
+		held = judged;
 		log_punch(r, i, FG_CKPT_LEN(w0));
 		atomic_compare_exchange_strong_explicit(&s->ctl, &held,
 			FG_CTL_FREE_OF(FG_S_FREE, FG_CTL_SGEN(c)),

@@ -138,6 +138,16 @@ void wk_retry_later(worker_t *w, wsess_t *s, long retry_after_s, const char *why
 	log_debug("session %u: %s; retry %u in %llu ms", s->idx, why, s->attempts,
 		  (unsigned long long)ms);
 	s->due_ns = fg_now_ns() + ms * 1000000u;
+	/* shown by forgectl session, GET /v1/sessions/{id} and /metrics */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t wall = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	fg_outage_t o = { s->attempts, s->provider, p->max_retries, wall - (now - s->first_fail_ns),
+			  wall + ms * 1000000u, 0, "", "" };
+	o.give_up_ns = o.since_ns + (uint64_t)p->give_up_after_s * 1000000000ull;
+	snprintf(o.name, sizeof(o.name), "%s", p->name);
+	snprintf(o.error, sizeof(o.error), "%s", why);
+	fg_live_outage(w->r, s->idx, &o);
 	wk_heap_push(w, s);
 }
 

@@ -209,6 +209,31 @@ static int mr_child(worker_t *w, uint64_t h, int *ok, fg_str_t *text, char **own
 	return 1;
 }
 
+/* The client's parameters (a chat completion's PARAMS record) for one of
+ * the run's model calls: sampling (temperature, top_p, seed) for every
+ * call and every part's child; the answer's shape (max_tokens,
+ * max_completion_tokens, stop, response_format) only for the call that
+ * writes the answer (a split or a plan must stay whole JSON).  NULL: none. */
+static json_t *mr_params(const fg_mr_view_t *v, int answer)
+{
+	static const char *const shape[] = { "max_tokens", "max_completion_tokens", "stop",
+					      "response_format", "tools", "tool_choice" };
+	if (!v->params.n)
+		return NULL;
+	json_t *p = json_loadb(v->params.p, v->params.n, 0, NULL);
+	if (!json_is_object(p)) {
+		json_decref(p);
+		return NULL;
+	}
+	for (size_t i = 0; !answer && i < sizeof(shape) / sizeof(shape[0]); i++)
+		json_object_del(p, shape[i]);
+	if (!json_object_size(p)) {
+		json_decref(p);
+		return NULL;
+	}
+	return p;
+}
+
 static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 {
 	const fg_provider_cfg_t *p = &w->cfg->providers[mr_provider(s)];
@@ -266,7 +291,9 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 		return;
 	}
 	size_t n;
-	char *body = fg_llm_request(p->model, msgs, NULL, (int)p->stream, &n);
+	json_t *prm = mr_params(v, reduce);
+	char *body = fg_llm_request(p->model, msgs, NULL, prm, (int)p->stream, &n);
+	json_decref(prm);
 	json_decref(msgs);
 	wk_post(w, s, p, body, n);
 }
@@ -414,9 +441,30 @@ static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv)
 		}
 		fg_submit_t cp = { FG_WF_REACT, w->cfg->max_steps, mr_child_provider(s), NULL, prompt };
 		cp.parent = s->idx + 1;
+		/* the client's sampling parameters go to the child's calls too */
+		json_t *prm = mr_params(&v, 0);
+		char *pj = prm ? json_dumps(prm, JSON_COMPACT) : NULL;
+		fg_buf_t cr = { NULL, 0, 0, 0, fg_log_max(w->r), 1, 0 };
+		json_decref(prm);
+		if (pj) {
+			fg_buf_rec(&cr, FG_REC_PARAMS, pj, strlen(pj));
+			fg_buf_rec(&cr, FG_REC_USER, prompt, strlen(prompt));
+			free(pj);
+			if (cr.oom) {
+				free(cr.p);
+				free(prompt);
+				wk_oom_retry(w, s, "out of memory building a part's session");
+				return;
+			}
+			if (!cr.overflow) {   /* (else too long: the alloc says so) */
+				cp.recs = cr.p;
+				cp.recs_n = cr.n;
+			}
+		}
 		fg_handle_t h;
 		uint32_t entry;
 		int rc = fg_session_alloc(&w->a, &cp, &h, &entry);
+		free(cr.p);
 		free(prompt);
 		if (rc == -ENOSPC || rc == -EBUSY) {
 			refused = rc;   /* table (or lease table) full: try again later */

@@ -3,7 +3,7 @@
 // Prints one line of figures; exits 1 naming the first check that failed.
 import OpenAI from "openai";
 import { ChatOpenAI } from "@langchain/openai";
-import { HumanMessage, AIMessage, SystemMessage } from "@langchain/core/messages";
+import { HumanMessage, AIMessage, SystemMessage, ToolMessage } from "@langchain/core/messages";
 import { z } from "zod";
 
 const api = process.env.FORGE_API;
@@ -44,6 +44,20 @@ check(call.function.name === "get_weather" && JSON.parse(call.function.arguments
 r = await client.chat.completions.create({ model: "forge/react", tools,
 	messages: [...ask, r.choices[0].message, { role: "tool", tool_call_id: call.id, content: "sunny, 21C" }] });
 check(r.choices[0].message.content === "The answer is 4.", "openai: after the tool result", r.choices[0]);
+// a run that used forge's calculator before it asked for get_weather: the
+// result continues that session (the same id), the calculator ran once
+async function toolRuns(id) {
+	const s = await (await fetch(api + "/v1/sessions/" + id)).json();
+	return s.messages.filter((x) => x.role === "tool").length;
+}
+const mixed = [{ role: "user", content: "mixed: math, then weather" }];
+const m1 = await client.chat.completions.create({ model: "forge/react", messages: mixed, tools });
+const mc = m1.choices[0].message.tool_calls?.[0];
+check(mc?.function.name === "get_weather", "openai: mixed: the client's call", m1.choices[0]);
+const m2 = await client.chat.completions.create({ model: "forge/react", tools,
+	messages: [...mixed, m1.choices[0].message, { role: "tool", tool_call_id: mc.id, content: "sunny" }] });
+check(m2.id === m1.id && m2.choices[0].message.content === "The answer is 4." && await toolRuns(m1.id) === 2,
+	"openai: mixed: the result continued " + m1.id, [m2.id, m2.choices[0].message]);
 
 // 4. streaming: text deltas, and the time to the first chunk with content
 let t0 = performance.now(), first = null, text = "";
@@ -100,6 +114,14 @@ let m = await llm.invoke([new SystemMessage("be brief"), new HumanMessage("My na
 check(JSON.stringify(JSON.parse(m.content).roles) === '["system","user","assistant","user"]', "langchain: history", m.content);
 m = await llm.bindTools(tools).invoke("weather in Paris?");
 check(m.tool_calls.length === 1 && m.tool_calls[0].name === "get_weather" && m.tool_calls[0].args.city === "Paris", "langchain: bindTools", m.tool_calls);
+// LangChain's own tool loop over a run that used forge's calculator first
+const bound = llm.bindTools(tools);
+const lq = [new HumanMessage("mixed: math, then weather")];
+const l1 = await bound.invoke(lq);
+check(l1.tool_calls.length === 1 && l1.tool_calls[0].name === "get_weather", "langchain: mixed: the call", l1.tool_calls);
+const l2 = await bound.invoke([...lq, l1, new ToolMessage({ content: "sunny", tool_call_id: l1.tool_calls[0].id })]);
+check(l2.content === "The answer is 4." && l2.id === l1.id && await toolRuns(l1.id) === 2,
+	"langchain: mixed: the result continued " + l1.id, [l1.id, l2.id, l2.content]);
 const City = z.object({ city: z.string() });
 const so = await llm.withStructuredOutput(City, { name: "extract_city", method: "functionCalling" }).invoke("Where is the Louvre?");
 check(so.city === "Paris", "langchain: withStructuredOutput", so);
@@ -112,4 +134,4 @@ console.log(`clients: openai ${OpenAI.VERSION ?? "?"} and @langchain/openai: his
 	`streaming (mock: first content at ${first.toFixed(1)} ms of ${total.toFixed(1)} ms` +
 	(globalThis.slowFirst !== undefined ? `; a model streaming over ${process.env.SLOW_GAP_MS} ms: first token through forge at ` +
 	 `${globalThis.slowFirst.toFixed(1)} ms of ${globalThis.slowTotal.toFixed(1)} ms` : "") +
-	`), no retry of a failed run, Idempotency-Key, bindTools, withStructuredOutput`);
+	`), client tool results continuing the run that asked (openai and a LangChain tool loop), no retry of a failed run, Idempotency-Key, bindTools, withStructuredOutput`);

@@ -14,7 +14,7 @@ ring.enq.after_claim ring.enq.after_publish"
 submit_points="session.alloc.after_cas session.alloc.before_queue session.alloc.after_queue
 ring.enq.before_claim ring.enq.after_claim ring.enq.after_publish"
 other_points="registry.attach.after_cas recover.after_entry session.purge.after_count
-session.purge.after_cas session.purge.after_hold session.cancel.before_cas session.snapshot.after_check
+session.purge.after_cas session.purge.after_hold session.purge.after_judge session.cancel.before_cas session.snapshot.after_check
 registry.probe.after_owner registry.recover.after_cas ring.unstall.before_cas"
 # walked in threads.sh (forgectl say killed at each)
 thread_points="session.continue.before_cas session.continue.after_cas session.continue.after_commit"
@@ -149,24 +149,29 @@ for p in session.purge.after_count session.purge.after_cas; do
 done
 
 # forgectl purge killed while it holds a record (under its client lease)
-# whose overflow pages it gives back: the supervisor rolls the record back
-# to FREE, a second purge frees the rest, the table is reused
-reset_region
-WORKERS=1 write_config
-printf 'llm:\n  default: s\n  providers:\n    s:\n      type: scripted\n' >> "$T/forge.yaml"
-WORKERS=1 start_forged
-big=$(head -c 3000 /dev/zero | tr '\0' x)   # past the 896 inline log bytes
-ctl submit --workflow react --prompt "$big" --count 20 > /dev/null
-WORKERS=1 expect_all_done 20
-set +e; FORGE_CRASHPOINT="session.purge.after_hold:5" ctl purge > /dev/null 2>&1; rc=$?; set -e
-[ $rc = 137 ] || fail "after_hold: forgectl purge should have died by SIGKILL, exit $rc"
-until_true 10 sh -c "grep -q 'client slot .* is gone' $T/forged.log" || fail "after_hold: the dead purger was not recovered"
-ctl check > "$T/check.out" || fail "after_hold: check: $(cat "$T/check.out")"
-[ "$(ctl purge)" = "purged 15 sessions (20 in all)" ] || fail "after_hold: second purge: $(ctl stats --json | jq -c .sessions)"
-[ "$(ctl_stat .sessions.free)" = 8192 ] || fail "after_hold: table not empty: $(ctl stats --json | jq -c .sessions)"
-ctl submit --workflow react --prompt "$big" --count 20 > /dev/null
-WORKERS=1 expect_all_done 20
-n=$((n + 1))
+# whose overflow pages it gives back: held but not yet re-checked, the
+# supervisor puts the record back as it was (done, uncounted); judged old,
+# it rolls it on to FREE; a second purge frees the rest, the table is reused
+for p in after_hold after_judge; do
+	reset_region
+	WORKERS=1 write_config
+	printf 'llm:\n  default: s\n  providers:\n    s:\n      type: scripted\n' >> "$T/forge.yaml"
+	WORKERS=1 start_forged
+	big=$(head -c 3000 /dev/zero | tr '\0' x)   # past the 896 inline log bytes
+	ctl submit --workflow react --prompt "$big" --count 20 > /dev/null
+	WORKERS=1 expect_all_done 20
+	set +e; FORGE_CRASHPOINT="session.purge.$p:5" ctl purge > /dev/null 2>&1; rc=$?; set -e
+	[ $rc = 137 ] || fail "$p: forgectl purge should have died by SIGKILL, exit $rc"
+	until_true 10 sh -c "grep -q 'client slot .* is gone' $T/forged.log" || fail "$p: the dead purger was not recovered"
+	ctl check > "$T/check.out" || fail "$p: check: $(cat "$T/check.out")"
+	left=$([ $p = after_hold ] && echo 16 || echo 15)
+	[ "$(ctl purge)" = "purged $left sessions (20 in all)" ] || fail "$p: second purge: $(ctl stats --json | jq -c .sessions)"
+	[ "$(ctl_stat .sessions.free)" = 8192 ] || fail "$p: table not empty: $(ctl stats --json | jq -c .sessions)"
+	ctl submit --workflow react --prompt "$big" --count 20 > /dev/null
+	WORKERS=1 expect_all_done 20
+	stop_forged
+	n=$((n + 1))
+done
 write_config
 
 # forgectl cancel killed after reading the record, before its CAS; forgectl

@@ -390,7 +390,24 @@ wait "$pp" || fail "11: the purge failed: $(cat "$T/pg.err")"
 [ "$(state_of "$t")" = done ] && [ "$(ctl session --json "$t" | jq '.messages | length')" = 8 ] ||
 	fail "11: the thread: $(ctl session --json "$t" | jq -c '{state, n: (.messages | length)}')"
 ctl check > "$T/check.out" || fail "11: check: $(cat "$T/check.out")"
-echo "11: a purge stopped across a thread's next run put the session back"
+# the same, the purge dying once it holds the record, before its re-check:
+# the recovery puts it back as it was (not FREE: it may be the newer run)
+FORGE_STALLPOINT=session.purge.after_count:1 FORGE_CRASHPOINT=session.purge.after_hold:1 \
+	FORGE_STALL_FILE=$T/pg2.stall ctl purge > "$T/pg.out" 2> "$T/pg.err" &
+pp=$!
+p=$(stalled "$T/pg2.stall")
+[ "$(ctl say "$t" "and again?")" = "$t queued" ] || fail "11: say (2)"
+ctl wait --timeout 10 > /dev/null || fail "11: third run"
+release "$p"
+set +e; wait "$pp"; rc=$?; set -e
+[ $rc = 137 ] || fail "11: the purge should have died at after_hold: exit $rc, $(cat "$T/pg.err")"
+is_done() { [ "$(state_of "$1")" = done ]; }
+until_true 10 is_done "$t" ||
+	fail "11: the thread after its purger died holding it: $(ctl stats --json | jq -c .sessions)"
+[ "$(ctl session --json "$t" | jq '.messages | length')" = 12 ] && [ "$(ctl_stat .sessions.purged)" = 0 ] ||
+	fail "11: the thread: $(ctl session --json "$t" | jq -c '{state, n: (.messages | length)}'), purged $(ctl_stat .sessions.purged)"
+ctl check > "$T/check.out" || fail "11: check (2): $(cat "$T/check.out")"
+echo "11: a purge stopped across a thread's next run put the session back; dying while it held it, the recovery did"
 fi
 
 [ -n "$FORGED_PID" ] && stop_forged

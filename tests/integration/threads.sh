@@ -12,12 +12,15 @@
 #      assistant, content parts) and the sampling parameters reach the
 #      model as sent (mock-llm's "echo"); client tools come back as
 #      tool_calls (finish_reason "tool_calls", streamed too) and their
-#      results continue the conversation (a client tool named like one of
+#      results continue the session that asked for them, forge's own tool
+#      calls of that run not repeated, a retry and a request after a gateway
+#      kill joining the same run (a client tool named like one of
 #      forge's is the client's); n > 1, images, a history that ends with the
 #      assistant, a tool result that answers no call: 400 naming the field; Idempotency-Key: a retry
 #      is the same session; a failed run: 502 with x-should-retry: false
 #   5  chaos: 100 threads of 4 messages each while workers are killed: every
 #      thread's messages in order, none twice
+#   6  fork (run before 5): a new session from a past point of another
 . "$(dirname "$0")/../lib.sh"
 PORT=$((20000 + $$ % 10000))
 DEAD=$((PORT + 1))   # a provider that is down until test 3 starts it
@@ -35,7 +38,7 @@ cat >> "$T/forge.yaml" <<YAML
       retry_base_ms: 100
       give_up_after_s: 60
 YAML
-mock_on "$PORT" --latency-ms 20
+mock_on "$PORT" --latency-ms 20 --log-requests "$T/requests"
 start_forged
 roles() { ctl session --json "$1" | jq -c '[.messages[].role]'; }
 state_is() { [ "$(ctl session --json "$1" | jq -r .state)" = "$2" ]; }
@@ -125,10 +128,21 @@ pa=$(curl -s -X POST "$API/v1/sessions" -d '{"prompt":"what is 2+2?","model":"pa
 until_true 10 grep -q "provider patient failing for 1 attempts" "$T/forged.log" || fail "3: patient: no retry"
 sleep 1   # (the outage goes on: more tries than max_retries)
 state_is "$pa" running || state_is "$pa" queued || fail "3: patient: gave up: $(ctl session --json "$pa" | jq -c '{state,error}')"
+# the wait is shown: forgectl session (JSON and text), the API, /metrics
+ctl session --json "$pa" | jq -e '.retrying | .provider == "patient" and .failures >= 2 and .give_up_after_s == 60 and .max_retries == 1 and (.error | test("Could.?n.t connect")) and .failing_for_s >= 1' > /dev/null ||
+	fail "3: patient: the wait in forgectl session: $(ctl session --json "$pa" | jq -c .retrying)"
+ctl session "$pa" | grep -q "^retrying  *provider patient failing for [0-9.]* s, [0-9]* failed requests in a row; next try in [0-9.]* s; gives up after 1 failures and 60 s (max_retries, give_up_after_s): " ||
+	fail "3: patient: forgectl session text: $(ctl session "$pa" | grep retrying)"
+[ "$(curl -s "$API/v1/sessions/$pa" | jq -r .retrying.provider)" = patient ] || fail "3: patient: the wait in the API"
+curl -s "$API/metrics" | grep -qx 'forge_llm_failing_sessions{provider="patient"} 1' &&
+	curl -s "$API/metrics" | grep -q '^forge_llm_failing_seconds{provider="patient"} [1-9]' ||
+	fail "3: patient: /metrics: $(curl -s "$API/metrics" | grep failing)"
 mock_on "$DEAD"
 until_true 20 state_is "$pa" done || fail "3: patient: not done after the outage: $(ctl session --json "$pa" | jq -c '{state,error}')"
+[ "$(ctl session --json "$pa" | jq -c .retrying)" = null ] && curl -s "$API/metrics" | grep -qx 'forge_llm_failing_sessions{provider="patient"} 0' ||
+	fail "3: patient: still shown as failing once done"
 kill "$MOCK_ON"; wait "$MOCK_ON" 2>/dev/null || true
-echo "3: failed by an outage, resumed from the last commit (API and forgectl), done; a 1 s outage waited out (give_up_after_s)"
+echo "3: failed by an outage, resumed from the last commit (API and forgectl), done; a 1 s outage waited out (give_up_after_s), the wait shown in forgectl session, the API and /metrics"
 
 # ---- 4. chat completions ---------------------------------------------------------
 chat() { curl -s -o "$T/chat" -w '%{http_code}' -D "$T/hdr" "$API/v1/chat/completions" -H 'Content-Type: application/json' "$@"; }
@@ -139,6 +153,19 @@ jq -r '.choices[0].message.content' "$T/chat" > "$T/echo"
 	fail "4: history sent: $(cat "$T/echo")"
 [ "$(jq -c '[.temperature, .top_p, .max_tokens, .stop, .seed, .response_format]' "$T/echo")" = '[0.2,0.9,50,["\n\n"],7,{"type":"json_object"}]' ] ||
 	fail "4: parameters sent: $(cat "$T/echo")"
+# plan_execute and map_reduce: the sampling parameters reach every call
+# (split or plan, each part's child, the answer), the answer's shape only
+# the call that writes the answer; tools are refused
+for wf in map_reduce plan_execute; do
+	: > "$T/requests"
+	code=$(chat -d "{\"model\":\"forge/$wf\",\"messages\":[{\"role\":\"user\",\"content\":\"what is 2+2?\"}],\"temperature\":0.3,\"seed\":5,\"max_tokens\":77,\"stop\":\"END\"}")
+	[ "$code" = 200 ] && [ "$(jq -r '.choices[0].message.content' "$T/chat")" = "The answer is 4." ] || fail "4: $wf: $code $(cat "$T/chat")"
+	got=$(jq -c '[(.messages[0].content | if startswith("forge:split") or startswith("forge:plan") then "split" elif startswith("forge:reduce") then "answer" else "part" end), .temperature, .seed, .max_tokens, .stop]' "$T/requests" | sort | uniq -c | sed 's/^ *//' | paste -sd'|')
+	[ "$got" = '1 ["answer",0.3,5,77,"END"]|4 ["part",0.3,5,null,null]|1 ["split",0.3,5,null,null]' ] ||
+		fail "4: $wf: the calls' parameters: $got"
+done
+code=$(chat -d '{"model":"forge/plan_execute","messages":[{"role":"user","content":"x"}],"tool_choice":"auto"}')
+[ "$code" = 400 ] && [ "$(jq -r .error.param "$T/chat")" = tool_choice ] || fail "4: tool_choice on plan_execute: $code $(cat "$T/chat")"
 # client tools: the call comes back, its result goes on
 tools='[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]'
 code=$(chat -d "{\"model\":\"forge/react\",\"messages\":[{\"role\":\"user\",\"content\":\"weather in Paris?\"}],\"tools\":$tools}")
@@ -153,6 +180,48 @@ curl -sN "$API/v1/chat/completions" -d "{\"model\":\"forge/react\",\"stream\":tr
 grep '^data: {' "$T/stream" | sed 's/^data: //' | jq -r '.choices[0].finish_reason // empty' | grep -qx tool_calls &&
 	grep '^data: {' "$T/stream" | sed 's/^data: //' | jq -r '.choices[0].delta.tool_calls[0].function.name // empty' | grep -qx get_weather ||
 	fail "4: streamed tool call: $(cat "$T/stream")"
+# a run that ran forge's calculator, then asked for the client's tool: the
+# client's results continue that session (forge's tool is not run again),
+# a retry of that request (no key) attaches to the same run, and so does
+# one after the gateway was killed (the index is rebuilt from the region)
+mixed() {
+	chat -d "{\"model\":\"forge/react\",\"tools\":$tools,$1\"messages\":[{\"role\":\"user\",\"content\":\"mixed: math, then weather\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"$2\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"$2\",\"content\":\"sunny\"}]}"
+}
+sid() { tr -d '\r' < "$T/hdr" | sed -n 's/^[Xx]-[Ff]orge-[Ss]ession: //p'; }
+calc_runs() { ctl session --json "$1" | jq '[.messages[] | select(.role == "tool" and .content != "sunny")] | length'; }
+for round in plain stream; do
+	s=; [ $round = stream ] && s='"stream":true,'
+	code=$(chat -d "{\"model\":\"forge/react\",\"tools\":$tools,$s\"messages\":[{\"role\":\"user\",\"content\":\"mixed: math, then weather\"}]}")
+	m1=$(sid)
+	if [ $round = plain ]; then
+		cid=$(jq -r '.choices[0].message.tool_calls[0].id' "$T/chat")
+	else
+		cid=$(grep '^data: {' "$T/chat" | sed 's/^data: //' | jq -r '.choices[0].delta.tool_calls[0].id // empty')
+	fi
+	[ "$code" = 200 ] && [ -n "$cid" ] && [ "$(calc_runs "$m1")" = 1 ] || fail "4: mixed ($round): $code $(cat "$T/chat")"
+	code=$(mixed "$s" "$cid")
+	if [ $round = plain ]; then
+		ans=$(jq -r '.choices[0].message.content' "$T/chat")
+	else
+		ans=$(grep '^data: {' "$T/chat" | sed 's/^data: //' | jq -j '.choices[0].delta.content // empty')
+	fi
+	[ "$code" = 200 ] && [ "$(sid)" = "$m1" ] && [ "$ans" = "The answer is 4." ] ||
+		fail "4: mixed ($round): results went to $(sid), not $m1: $code $(cat "$T/chat")"
+	want='["user","assistant","tool","assistant","tool","assistant"]'
+	[ "$(roles "$m1")" = "$want" ] && [ "$(calc_runs "$m1")" = 1 ] || fail "4: mixed ($round): $(roles "$m1")"
+done
+code=$(mixed "" "$cid")
+[ "$code" = 200 ] && [ "$(sid)" = "$m1" ] && [ "$(roles "$m1")" = "$want" ] ||
+	fail "4: mixed: a retry went to $(sid), not $m1: $code $(cat "$T/chat") $(roles "$m1")"
+code=$(chat -d "{\"model\":\"forge/react\",\"tools\":$tools,\"messages\":[{\"role\":\"user\",\"content\":\"mixed: math, then weather\"}]}")
+m2=$(sid)
+cid=$(jq -r '.choices[0].message.tool_calls[0].id' "$T/chat")
+gw=$(pgrep -P "$FORGED_PID" forge-gateway)
+kill -KILL "$gw"
+until_true 10 sh -c "curl -sf $API/healthz > /dev/null && [ \"\$(pgrep -P $FORGED_PID forge-gateway)\" != $gw ]" || fail "4: gateway not back"
+code=$(mixed "" "$cid")
+[ "$code" = 200 ] && [ "$(sid)" = "$m2" ] && [ "$(roles "$m2")" = "$want" ] ||
+	fail "4: mixed after a gateway kill: results went to $(sid), not $m2: $code $(cat "$T/chat")"
 # a client's own tool loop longer than max_steps (10): the session's budget
 # counts from the history's end, not from the last user message
 h='{"role":"user","content":"weather, 12 times?"}'
@@ -200,7 +269,43 @@ code=$(chat -d '{"model":"forge/react","messages":[{"role":"user","content":"x"}
 code=$(chat -d '{"model":"forge/react@down","messages":[{"role":"user","content":"what is 2+2?"}]}')
 [ "$code" = 502 ] && grep -qi '^x-should-retry: false' "$T/hdr" && [ "$(jq -r .error.code "$T/chat")" = session_failed ] ||
 	fail "4: failed run: $code $(cat "$T/hdr" "$T/chat")"
-echo "4: chat completions keep history and parameters, client tools round trip (streamed too), refusals named, a key's retry is one session, a failure says not to retry"
+echo "4: chat completions keep history and parameters, client tools round trip (streamed too) continuing the run that asked, refusals named, a key's retry is one session, a failure says not to retry"
+
+# ---- 6. fork: a new session from a past point of another ------------------------
+src=$(ctl submit --workflow react --prompt "what is 2+2?")
+until_true 10 state_is "$src" done || fail "6: source"
+want_src=$(ctl session --json "$src" | jq -c .messages)
+f1=$(ctl fork "$src" "and 5+5?") || fail "6: forgectl fork"
+until_true 10 state_is "$f1" done || fail "6: fork 1 not done"
+[ "$(roles "$f1")" = '["user","assistant","tool","assistant","user","assistant"]' ] &&
+	[ "$(ctl session --json "$f1" | jq -r '.messages[4].content')" = "and 5+5?" ] || fail "6: fork 1: $(roles "$f1")"
+# from the tool result: the model's answer is asked again, the tool not run again
+f2=$(ctl fork "$src" --at 3) || fail "6: fork --at 3"
+until_true 10 state_is "$f2" done || fail "6: fork 2 not done"
+[ "$(roles "$f2")" = '["user","assistant","tool","assistant"]' ] && [ "$(ctl session --json "$f2" | jq -r .result)" = "The answer is 4." ] ||
+	fail "6: fork 2: $(roles "$f2")"
+[ "$(ctl session --json "$src" | jq -c .messages)" = "$want_src" ] || fail "6: the source changed"
+# refusals name why
+err=$(ctl fork "$src" --at 2 2>&1) && fail "6: a cut between calls and results was taken"
+[ "$err" = "forgectl: fork: session $src: message 1 is a tool-call turn whose 1 results follow it: fork before the tool calls or after all their results" ] || fail "6: cut: $err"
+err=$(ctl fork "$src" 2>&1) && fail "6: a fork that ends with the answer was taken"
+[ "$err" = "forgectl: fork: session $src: the conversation would end with the assistant's answer: give the next user message to fork with" ] || fail "6: end: $err"
+code=$(post "/v1/sessions/$src/fork" '{"at":9}')
+[ "$code" = 400 ] && [ "$(jq -r .error.param "$T/out")" = at ] && [ "$(jq -r .error.message "$T/out")" = "session $src cannot fork there: it has 4 messages: at must be 0 to 4" ] ||
+	fail "6: at 9: $code $(cat "$T/out")"
+mr=$(ctl submit --workflow map_reduce --prompt "what is 2+2?")
+code=$(post "/v1/sessions/$mr/fork" '{"content":"x"}')
+[ "$code" = 409 ] && [ "$(jq -r .error.message "$T/out")" = "session $mr cannot fork there: only react sessions fork" ] || fail "6: map_reduce: $code $(cat "$T/out")"
+# the API, with Idempotency-Key: a retry is the same fork
+code=$(curl -s -o "$T/out" -w '%{http_code}' -X POST "$API/v1/sessions/$src/fork" -H 'Idempotency-Key: fork-1' -d '{"at":1,"content":[{"type":"text","text":"what is 3+3?"}]}')
+f3=$(jq -r .id "$T/out")
+[ "$code" = 201 ] && [ "$(jq -r .forked_from "$T/out")" = "$src" ] || fail "6: API fork: $code $(cat "$T/out")"
+code=$(curl -s -o "$T/out" -w '%{http_code}' -X POST "$API/v1/sessions/$src/fork" -H 'Idempotency-Key: fork-1' -d '{"at":1,"content":[{"type":"text","text":"what is 3+3?"}]}')
+[ "$code" = 200 ] && [ "$(jq -r .id "$T/out")" = "$f3" ] || fail "6: API fork retry: $code $(cat "$T/out")"
+until_true 10 state_is "$f3" done || fail "6: fork 3 not done"
+[ "$(ctl session --json "$f3" | jq -c '[.messages[] | select(.role == "user") | .content]')" = '["what is 2+2?","what is 3+3?"]' ] ||
+	fail "6: fork 3: $(ctl session --json "$f3" | jq -c .messages)"
+echo "6: fork from a past point (forgectl and the API): the conversation up to it, the source untouched, cuts refused naming why, a keyed retry the same fork"
 
 # ---- 5. chaos: threads under worker kills ----------------------------------------
 ctl submit --workflow react --prompt "what is 2+2?" --count 100 > "$T/threads"
