@@ -22,7 +22,7 @@ DEB_ARCH   ?=
 # (no dpkg-query): deps.sh runs when a library is missing, and for the goals
 # that run tests (their tools: jq, wrk, curl, fiu, clang).  Goals that build
 # nothing skip both; sub-makes inherit FORGE_DEPS_CHECKED and skip deps.sh.
-NO_DEPS_GOALS := clean deps test-fresh unit-aarch64
+NO_DEPS_GOALS := clean deps test-fresh unit-aarch64 deb test-package
 TEST_GOALS    := test unit integration bench run asan tsan fuzz
 ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
   ifndef FORGE_DEPS_CHECKED
@@ -60,7 +60,7 @@ TESTS   := test_ring test_region test_session test_config test_llm
 BENCHES := bench_ring
 
 .PHONY: all deps test unit integration bench asan tsan clean install testbin run fuzz \
-	test-fresh unit-aarch64
+	test-fresh unit-aarch64 deb test-package
 
 all: $(B)/forged $(B)/forgectl $(B)/mock-llm
 
@@ -86,13 +86,13 @@ $(B)/libforge.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
 $(B)/forged: $(B)/obj/supervisor/forged.o $(B)/libforge.a
-	$(CC) $(CFLAGS) $(EXTRA) -o $@ $^ $(LIBS)
+	$(CC) $(CFLAGS) $(EXTRA) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/forgectl: $(CLI_OBJ) $(B)/libforge.a
-	$(CC) $(CFLAGS) $(EXTRA) -o $@ $^ $(LIBS)
+	$(CC) $(CFLAGS) $(EXTRA) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/mock-llm: tools/mock-llm.c
-	$(CC) $(BASE) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) -o $@ $< $(LIBS)
+	$(CC) $(BASE) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA) $(LDFLAGS) -o $@ $< $(LIBS)
 
 $(B)/notify-listen: tests/notify_listen.c
 	$(CC) $(BASE) $(CFLAGS) -o $@ $<
@@ -180,15 +180,42 @@ build/fuzz/%: fuzz/%.c $(FUZZ_SRC) $(HDRS)
 fuzz: $(FUZZ_TARGETS:%=build/fuzz/%)
 	@sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
+# make install [PREFIX=/usr/local] [DESTDIR=] [FORGE_USER=]: the programs,
+# their man pages, the README, /etc/forge/forge.yaml (the region in
+# /var/lib/forge, durability batch) and the systemd unit (its paths under
+# PREFIX).  FORGE_USER (the Debian package: forge) runs the service as that
+# user and group, with the region's mode 0660 so that the group's members
+# use forgectl; without it the service runs as root.
 PREFIX  ?= /usr/local
 DESTDIR ?=
+FORGE_USER ?=
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/forge $(DESTDIR)/lib/systemd/system
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/forge $(DESTDIR)/lib/systemd/system \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(PREFIX)/share/doc/forge
 	install -m 755 $(B)/forged $(B)/forgectl $(B)/mock-llm $(DESTDIR)$(PREFIX)/bin/
-	sed 's|^  path: /dev/shm/forge$$|  path: /var/lib/forge/region|; s|^  durability: none$$|  durability: batch|' \
+	install -m 644 man/forgectl.1 man/mock-llm.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 man/forged.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/forge/
+	sed -e 's|^  path: /dev/shm/forge$$|  path: /var/lib/forge/region|; s|^  durability: none$$|  durability: batch|' \
+		$(if $(FORGE_USER),-e 's|^  mode: "0600"$$|  mode: "0660"|') \
 		config/forge.yaml > $(B)/forge.yaml.installed
 	install -m 644 $(B)/forge.yaml.installed $(DESTDIR)/etc/forge/forge.yaml
-	install -m 644 systemd/forge.service $(DESTDIR)/lib/systemd/system/forge.service
+	sed -e 's|/usr/local/|$(PREFIX)/|g' \
+		$(if $(FORGE_USER),-e 's|^\[Service\]$$|[Service]\nUser=$(FORGE_USER)\nGroup=$(FORGE_USER)|') \
+		systemd/forge.service > $(B)/forge.service.installed
+	install -m 644 $(B)/forge.service.installed $(DESTDIR)/lib/systemd/system/forge.service
+
+# The Debian package, built with debhelper from a copy of the source tree
+# (tools/deb.sh): build/deb/forge_VERSION_ARCH.deb, then lintian.
+deb:
+	@sh tools/deb.sh
+
+# The package installed with apt into a fresh Debian tree booted with
+# systemd-nspawn, used, upgraded with sessions in flight, removed and
+# purged (tests/package.sh; root, a Debian mirror, minutes).
+test-package:
+	@sh tests/package.sh
 
 clean:
 	rm -rf build

@@ -76,6 +76,10 @@ static const struct bad {
 	{ "region:\n  path: /a\n  path: /b\n",
 	  "b.yaml:3:3: region.path: duplicate key (first at line 2)" },
 	{ "region: [1, 2]\n", "b.yaml:1:9: region: expected a mapping" },
+	{ "region:\n  mode: \"0777\"\n",
+	  "b.yaml:2:9: region.mode: \"0777\" is not 0600, 0640 or 0660 (the region file's "
+	  "permissions: 0660 lets the file's group use forgectl submit, say and purge; 0640 "
+	  "only read)" },
 	{ "region:\n  path: [a]\n", "b.yaml:2:9: region.path: expected a string, got a sequence" },
 	{ "region:\n  path: ${FORGE_UNSET_VARIABLE_X}\n",
 	  "b.yaml:2:9: region.path: environment variable FORGE_UNSET_VARIABLE_X is not set" },

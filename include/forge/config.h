@@ -83,6 +83,7 @@ typedef struct fg_config {
 	uint32_t retain_s;              /* region.retain_s (0: keep forever)     */
 	uint32_t durability;            /* region.durability: enum fg_durability */
 	uint32_t sync_interval_ms;      /* region.sync_interval_ms (batch)       */
+	uint32_t region_mode;           /* region.mode: the file's permissions   */
 
 	uint32_t max_inflight;          /* worker.max_inflight                   */
 	uint32_t memory_limit_mb;       /* worker.memory_limit_mb (RLIMIT_AS)    */

@@ -36,6 +36,9 @@ int fg_proc_gone(pid_t pid);
 
 /* 1 if PID is alive (not a zombie) and started at STARTTIME. */
 int fg_proc_alive(pid_t pid, uint64_t starttime);
+/* Whether a process pid exists, whoever owns it (kill 0's EPERM: another
+ * user's, as forged's are to a forgectl of group forge). */
+int fg_pid_exists(pid_t pid);
 
 int  fg_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int timeout_ms);
 void fg_futex_wake(_Atomic uint32_t *addr);

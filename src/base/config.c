@@ -220,7 +220,7 @@ out:
 
 /* ---- schema ---------------------------------------------------------- */
 
-enum ktype { K_SECTION, K_UINT, K_STR, K_WORKERS, K_LEVEL, K_BOOL, K_DURABILITY };
+enum ktype { K_SECTION, K_UINT, K_STR, K_WORKERS, K_LEVEL, K_BOOL, K_DURABILITY, K_MODE };
 
 typedef struct key {
 	const char *path;       /* dotted; a section's children follow it */
@@ -254,6 +254,7 @@ static const key_t_ schema[] = {
 	U("region.retain_s", retain_s, 0, 1u << 30),
 	{ "region.durability", K_DURABILITY, offsetof(fg_config_t, durability), 0, 0, 2 },
 	U("region.sync_interval_ms", sync_interval_ms, 1, 3600000),
+	{ "region.mode", K_MODE, offsetof(fg_config_t, region_mode), 0, 0, 0 },
 	SEC("worker"),
 	U("worker.max_inflight", max_inflight, 1, 65536),
 	U("worker.memory_limit_mb", memory_limit_mb, 0, 1u << 20),
@@ -305,6 +306,7 @@ void fg_config_defaults(fg_config_t *c)
 	c->sweep_after_ms = 2000;
 	snprintf(c->region_path, sizeof(c->region_path), "/dev/shm/forge");
 	c->sync_interval_ms = 1000;
+	c->region_mode = 0600;
 	c->sessions = 65536;
 	c->checkpoint_bytes = 896;
 	c->session_max_bytes = 16u << 20;
@@ -386,7 +388,8 @@ static int set_value(ctx_t *x, const key_t_ *k, const node_t *v, fg_config_t *c)
 	char buf[4096];
 	if (v->type != N_SCALAR) {
 		errat(x, v->line, v->col, k->path, "expected a %s, got a %s",
-		      k->type == K_STR || k->type == K_LEVEL || k->type == K_DURABILITY ? "string" : "number",
+		      k->type == K_STR || k->type == K_LEVEL || k->type == K_DURABILITY ||
+		      k->type == K_MODE ? "string" : "number",
 		      v->type == N_MAP ? "mapping" : "sequence");
 		return -1;
 	}
@@ -423,6 +426,20 @@ static int set_value(ctx_t *x, const key_t_ *k, const node_t *v, fg_config_t *c)
 			}
 		errat(x, v->line, v->col, k->path, "\"%s\" is not none, batch or sync", buf);
 		return -1;
+	}
+	case K_MODE: {
+		/* the region file's permission bits: the owner reads and writes
+		 * it; the group may too (forgectl for members), others never */
+		char *end;
+		unsigned long m = strtoul(buf, &end, 8);
+		if (!*buf || *end || (m != 0600 && m != 0640 && m != 0660)) {
+			errat(x, v->line, v->col, k->path, "\"%s\" is not 0600, 0640 or 0660 (the "
+			      "region file's permissions: 0660 lets the file's group use forgectl "
+			      "submit, say and purge; 0640 only read)", buf);
+			return -1;
+		}
+		*(uint32_t *)((char *)c + k->off) = (uint32_t)m;
+		return 0;
 	}
 	case K_LEVEL:
 		if (fg_log_parse_level(buf) < 0) {

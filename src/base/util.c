@@ -73,6 +73,11 @@ int fg_proc_alive(pid_t pid, uint64_t starttime)
 	return st != 0 && st == starttime;
 }
 
+int fg_pid_exists(pid_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
 int fg_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int timeout_ms)
 {
 	struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L };

@@ -47,7 +47,7 @@ static int worker_alive(uint32_t i)
 	fg_slot_t *s = fg_slot(&R, i);
 	uint32_t st = atomic_load(&s->state);
 	return (st == FG_SLOT_READY || st == FG_SLOT_STARTING || st == FG_SLOT_DRAINING) &&
-	       atomic_load(&s->pid) != 0 && kill(atomic_load(&s->pid), 0) == 0;
+	       fg_pid_exists(atomic_load(&s->pid));
 }
 
 static void count(counts_t *c)

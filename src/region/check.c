@@ -63,7 +63,7 @@ static int slot_live(const fg_region_t *r, uint32_t sl, uint32_t lgen)
 		return 0;
 	uint32_t st = atomic_load(&s->state);
 	return (st == FG_SLOT_READY || st == FG_SLOT_STARTING || st == FG_SLOT_DRAINING) &&
-	       atomic_load(&s->pid) > 0 && kill(atomic_load(&s->pid), 0) == 0;
+	       fg_pid_exists(atomic_load(&s->pid));
 }
 
 /* Checks one session against its own log and its parent-child links. */

@@ -1081,6 +1081,11 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 	}
 	if (open_region(&s, opts) < 0)
 		return 1;
+	/* region.mode: who besides forge may use it (forgectl for the file's
+	 * group: the packaged service's "forge" group) */
+	if (fchmod(s.r.fd, (mode_t)cfg->region_mode) < 0)
+		log_warn("cannot set %s to mode %04o (region.mode)", cfg->region_path,
+			 cfg->region_mode);
 
 	fg_hdr_t *h = s.r.hdr;
 	uint32_t sup_slot = fg_supervisor_slot(&s.r);
