@@ -58,7 +58,7 @@
 #include <stdint.h>
 
 #define FG_REGION_MAGIC   0x0047524547524f46ULL /* "FORGERG\0" little-endian */
-#define FG_REGION_VERSION 13u   /* 4: session generation in ctl, WAITING, parent; slot owner;
+#define FG_REGION_VERSION 14u   /* 4: session generation in ctl, WAITING, parent; slot owner;
                                   one spare lease entry per slot.
                                   5: owner-written token totals off the supervisor's line.
                                   6: session bells.
@@ -68,7 +68,9 @@
                                   10: PARTS, CHILD, DEPS for 256 parts.
                                   11: FREEING.
                                   12: the region's epoch (in session ids).
-                                  13: durability, COMMIT records */
+                                  13: durability, COMMIT records.
+                                  14: AGENT records; FREEING keeps the state
+                                  it was held from */
 #define FG_HDR_SIZE       4096u
 #define FG_CACHELINE      64u
 

@@ -157,23 +157,49 @@ static json_t *client_calls(chat_t *ch)
  * session's log: the same user messages, the same calls pending.  Started
  * anew instead, forge's tools would run again. */
 
-/* Whether the USER records of log a (up to a_end) and of b are the same
- * texts in the same order. */
+/* Whether the USER and SYSTEM records of log a (up to a_end) and of b
+ * are the same texts in the same order. */
 static int same_users(const uint8_t *a, uint32_t a_end, const uint8_t *b, uint32_t bn)
 {
 	uint32_t ao = 0, bo = 0;
 	fg_rec_t ra, rb;
 	for (;;) {
 		int ga, gb;
-		while ((ga = fg_rec_next(a, a_end, &ao, &ra)) == 1 && ra.type != FG_REC_USER)
+		while ((ga = fg_rec_next(a, a_end, &ao, &ra)) == 1 && ra.type != FG_REC_USER &&
+		       ra.type != FG_REC_SYSTEM)
 			;
-		while ((gb = fg_rec_next(b, bn, &bo, &rb)) == 1 && rb.type != FG_REC_USER)
+		while ((gb = fg_rec_next(b, bn, &bo, &rb)) == 1 && rb.type != FG_REC_USER &&
+		       rb.type != FG_REC_SYSTEM)
 			;
 		if (ga != 1 || gb != 1)
 			return ga == 0 && gb == 0;
-		if (ra.n != rb.n || memcmp(ra.p, rb.p, ra.n))
+		if (ra.type != rb.type || ra.n != rb.n || memcmp(ra.p, rb.p, ra.n))
 			return 0;
 	}
+}
+
+/* The first PARAMS record's JSON of a log, or NULL. */
+static json_t *log_params(const uint8_t *log, uint32_t len)
+{
+	uint32_t off = 0;
+	fg_rec_t r;
+	while (fg_rec_next(log, len, &off, &r) == 1)
+		if (r.type == FG_REC_PARAMS)
+			return json_loadb((const char *)r.p, r.n, 0, NULL);
+	return NULL;
+}
+
+/* Whether session sn was made by this client's conversation, as the
+ * request q asks: react, its own, the same provider and parameters. */
+static int same_frame(const fg_snap_t *sn, const fg_gwreq_t *q)
+{
+	if (sn->workflow != FG_WF_REACT || sn->parent || sn->arg != q->sub.arg)
+		return 0;
+	json_t *a = log_params(sn->log, sn->len), *b = log_params(q->recs.p, q->recs.n);
+	int same = (!a && !b) || json_equal(a, b);
+	json_decref(a);
+	json_decref(b);
+	return same;
 }
 
 static int same_str(fg_str_t a, fg_str_t b)
@@ -260,7 +286,8 @@ static int holds_results(const fg_snap_t *sn, const fg_buf_t *b, const chat_tail
 
 /* 1: the request continues (or is a retry of the continue of) session *h;
  * 0: no run of this client waits for these results (a new session then);
- * -errno: the continue failed, err says why. */
+ * -errno: the continue failed, err says why.  Under submit_lock, so that a
+ * second identical request sees the first one's continue. */
 static int chat_continue(gw_t *g, const fg_gwreq_t *q, const char *key, fg_handle_t *h,
 			 char *err, size_t errlen)
 {
@@ -269,65 +296,66 @@ static int chat_continue(gw_t *g, const fg_gwreq_t *q, const char *key, fg_handl
 	chat_tail_t *t = malloc(sizeof(*t));
 	fg_react_view_t *v = malloc(sizeof(*v));
 	uint8_t *rec = NULL;
-	fg_handle_t cand[8];
+	fg_handle_t cand[64];
 	int rc = 0;
 	if (!t || !v || req_tail(&q->recs, t) < 0)
 		goto out;
-	uint32_t nc = gw_calls_find(g, t->calls[0].id.p, t->calls[0].id.n, cand, 8);
+	pthread_mutex_lock(&g->submit_lock);   /* (also the actor: one thread at a time) */
+	uint32_t nc = gw_calls_find_locked(g, t->calls[0].id.p, t->calls[0].id.n, cand, 64);
 	for (uint32_t ci = 0; ci < nc && rc == 0; ci++) {
-		for (int tries = 0; tries < 3; tries++) {
-			fg_snap_t sn;
-			char why[200];
-			if (fg_session_snapshot(g->r, cand[ci], &sn, 1) < 0)
-				break;
-			int pending = sn.workflow == FG_WF_REACT && !sn.parent &&
-				FG_CTL_STATE(sn.ctl) == FG_S_DONE &&
-				fg_react_view(sn.log, sn.len, v, why, sizeof(why)) == 0 &&
-				v->pending == t->ncalls;
-			if (pending) {
-				fg_react_client_calls(v);
-				pending = v->nclient == v->pending;
-				for (uint32_t i = 0; pending && i < t->ncalls; i++)
-					pending = has_call(v->calls, v->ncalls, &t->calls[i]);
-				pending = pending && same_users(sn.log, sn.len, q->recs.p, q->recs.n);
-			}
-			int retry = !pending && sn.workflow == FG_WF_REACT && !sn.parent &&
-				    holds_results(&sn, &q->recs, t);
+		fg_snap_t sn;
+		char why[200];
+		if (fg_session_snapshot(g->r, cand[ci], &sn, 1) < 0)
+			continue;
+		if (!same_frame(&sn, q)) {
 			fg_snap_free(&sn);
-			if (retry) {
-				*h = cand[ci];
-				rc = 1;
-				break;
-			}
-			if (!pending)
-				break;
-			/* the results, then RESUME: max_steps counts from here */
-			uint32_t n = t->t1 - t->t0;
-			if (!rec && !(rec = malloc(n + FG_REC_HDR))) {
-				rc = -ENOMEM;
-				break;
-			}
-			memcpy(rec, q->recs.p + t->t0, n);
-			fg_buf_t rb = { rec, n, n + FG_REC_HDR, 0, 0, 0, 0 };
-			fg_buf_rec(&rb, FG_REC_RESUME, "", 0);
-			int replayed;
-			pthread_mutex_lock(&g->submit_lock);   /* (the actor: one thread at a time) */
-			int e = fg_thread_continue(&g->a, cand[ci], rec, rb.n, 0, key, &replayed, err,
-						   errlen);
-			pthread_mutex_unlock(&g->submit_lock);
-			if (e == 0) {
-				*h = cand[ci];
-				rc = 1;
-				break;
-			}
-			/* another request may have continued it in between (a
-			 * retry of this one): look again */
-			if (e != -EBUSY && e != -ESTALE && e != -ENOENT && e != -EINVAL) {
-				rc = e;
-				break;
-			}
+			continue;
+		}
+		uint32_t st = FG_CTL_STATE(sn.ctl);
+		int pending = st == FG_S_DONE && fg_react_view(sn.log, sn.len, v, why, sizeof(why)) == 0 &&
+			      v->pending == t->ncalls;
+		if (pending) {
+			fg_react_client_calls(v);
+			pending = v->nclient == v->pending;
+			for (uint32_t i = 0; pending && i < t->ncalls; i++)
+				pending = has_call(v->calls, v->ncalls, &t->calls[i]);
+			pending = pending && same_users(sn.log, sn.len, q->recs.p, q->recs.n);
+		}
+		/* a retry of a continue that went through: join that run (a
+		 * failed one is taken up again from its last commit: its tools
+		 * are not run again); a cancelled one is left alone */
+		int retry = !pending && st != FG_S_CANCELLED && holds_results(&sn, &q->recs, t);
+		fg_snap_free(&sn);
+		if (!pending && !retry)
+			continue;
+		if (retry && st != FG_S_FAILED) {
+			*h = cand[ci];
+			rc = 1;
+			break;
+		}
+		/* the results, then RESUME (max_steps counts from here); or,
+		 * for a failed run that holds them, RESUME alone */
+		uint32_t n = retry ? 0 : t->t1 - t->t0;
+		if (!(rec = malloc(n + FG_REC_HDR))) {
+			rc = -ENOMEM;
+			break;
+		}
+		memcpy(rec, q->recs.p + t->t0, n);
+		fg_buf_t rb = { rec, n, n + FG_REC_HDR, 0, 0, 0, 0 };
+		fg_buf_rec(&rb, FG_REC_RESUME, "", 0);
+		int replayed;
+		int e = fg_thread_continue(&g->a, cand[ci], rec, rb.n, retry, key, &replayed, err,
+					   errlen);
+		free(rec);
+		rec = NULL;
+		if (e == 0) {
+			*h = cand[ci];
+			rc = 1;
+		} else if (e != -EBUSY && e != -ESTALE && e != -ENOENT && e != -EINVAL) {
+			rc = e;   /* (else it changed under us: the next candidate) */
 		}
 	}
+	pthread_mutex_unlock(&g->submit_lock);
 out:
 	free(rec);
 	free(t);
@@ -535,9 +563,9 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 		goto out;
 	}
 	/* the client's tool results for a run that asked for them: that run
-	 * goes on (its thread) */
+	 * goes on (its thread); a key that made a session first names it */
 	char cerr[300] = "";
-	int e = chat_continue(g, &q, key, &h, cerr, sizeof(cerr));
+	int e = key && gw_idem_lookup(g, key) ? 0 : chat_continue(g, &q, key, &h, cerr, sizeof(cerr));
 	if (e == -ENOMEM) {
 		rc = reply_oom(c);
 		goto out;

@@ -29,6 +29,10 @@ typedef struct gw {
 	 * from the region when the gateway starts, or fills up. */
 	struct idem { uint64_t hash, handle; } *idem;
 	uint32_t idem_cap, idem_n;
+	/* client tool-call turns (under submit_lock): call id hash -> handle
+	 * (sessions.c, for chat.c) */
+	struct idem *calls;
+	uint32_t calls_cap, calls_n;
 } gw_t;
 
 typedef struct body {
@@ -72,7 +76,9 @@ int gw_same_submit(gw_t *g, fg_handle_t h, const char *key, const fg_submit_t *p
  * own tools is found again by its first call's id (gw_calls_find: up to
  * max candidates, to be checked against the session's log). */
 void gw_calls_add(gw_t *g, const char *id, size_t n, fg_handle_t h);
-uint32_t gw_calls_find(gw_t *g, const char *id, size_t n, fg_handle_t *out, uint32_t max);
+uint32_t gw_calls_find_locked(gw_t *g, const char *id, size_t n, fg_handle_t *out, uint32_t max);
+/* The live session created with Idempotency-Key key, or 0. */
+uint64_t gw_idem_lookup(gw_t *g, const char *key);
 int gw_post_message(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_openapi(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_resume(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);

@@ -303,6 +303,8 @@ int fg_gateway_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 	while (g.idem_cap < 2 * r->hdr->capacity)
 		g.idem_cap *= 2;
 	g.idem = calloc(g.idem_cap, sizeof(*g.idem));
+	g.calls_cap = g.idem_cap;
+	g.calls = calloc(g.calls_cap, sizeof(*g.calls));
 	if (!g.idem)
 		log_warnx("gateway: out of memory for the Idempotency-Key index: keys are ignored");
 	else

@@ -101,8 +101,14 @@ static void idem_insert(gw_t *g, uint64_t hash, uint64_t handle)
 	}
 }
 
-/* A tool_call_id's entry in the same table (gw_calls_add): its hash is
- * taken with a prefix no Idempotency-Key has. */
+/* ---- the runs that asked for the client's tools -------------------------
+ * chat.c finds the session a request's tool results belong to by the id
+ * of the first call of the client's own tools in the turn that made them.
+ * Every such turn of every react session is indexed (not only a pending
+ * one: a retry of a continue that went through must find its session
+ * too), in a table of its own beside the keys', rebuilt from the region
+ * when the gateway starts or the table fills.  Entries are hints: chat.c
+ * checks each against the session's log. */
 static uint64_t call_hash(const char *id, size_t n)
 {
 	uint64_t h = 14695981039346656037ull;
@@ -112,14 +118,79 @@ static uint64_t call_hash(const char *id, size_t n)
 	return h ? h : 1;
 }
 
-/* From the region: every live session that carries a key, and every one
- * that ended waiting for the client's tool results (its first pending
- * call's id: chat.c finds the run to continue by it). */
+static void calls_insert(gw_t *g, uint64_t hash, uint64_t handle)
+{
+	for (uint32_t k = 0; k < g->calls_cap; k++) {
+		struct idem *e = &g->calls[(hash + k) & (g->calls_cap - 1)];
+		if (e->hash == hash && e->handle == handle)
+			return;   /* (known: a reply sent again, a retry) */
+		if (!e->hash) {
+			e->hash = hash;
+			e->handle = handle;
+			g->calls_n++;
+			return;
+		}
+	}
+}
+
+static void calls_grow(gw_t *g)
+{
+	struct idem *nc = calloc((size_t)g->calls_cap * 2, sizeof(*nc)), *old = g->calls;
+	uint32_t oc = g->calls_cap;
+	if (!nc)
+		return;   /* (full: later turns go unindexed, and start anew) */
+	g->calls = nc;
+	g->calls_cap = oc * 2;
+	g->calls_n = 0;
+	for (uint32_t k = 0; k < oc; k++)
+		if (old[k].hash)
+			calls_insert(g, old[k].hash, old[k].handle);
+	free(old);
+}
+
+/* Each client tool-call turn of session sn (its first call of the
+ * client's tools, as its PARAMS record names them). */
+static void calls_index(gw_t *g, const fg_snap_t *sn)
+{
+	uint32_t off = 0;
+	fg_rec_t r;
+	json_t *tools = NULL, *p = NULL;
+	while (fg_rec_next(sn->log, sn->len, &off, &r) == 1) {
+		if (r.type == FG_REC_PARAMS && !p) {
+			p = json_loadb((const char *)r.p, r.n, 0, NULL);
+			tools = json_object_get(p, "tools");
+		}
+		if (r.type != FG_REC_TOOLCALLS || !json_array_size(tools))
+			continue;
+		fg_call_t c[FG_MAX_CALLS];
+		int k = fg_rec_calls(&r, c, FG_MAX_CALLS);
+		for (int i = 0; i < k; i++) {
+			size_t t;
+			json_t *d;
+			int mine = 0;
+			json_array_foreach(tools, t, d) {
+				const char *n = json_string_value(json_object_get(
+					json_object_get(d, "function"), "name"));
+				mine |= n && strlen(n) == c[i].name.n && !memcmp(n, c[i].name.p, c[i].name.n);
+			}
+			if (mine) {
+				calls_insert(g, call_hash(c[i].id.p, c[i].id.n), sn->h);
+				break;
+			}
+		}
+	}
+	json_decref(p);
+}
+
+/* From the region: every live session that carries a key, and every
+ * client tool-call turn of every react session. */
 void idem_rebuild(gw_t *g)
 {
 	memset(g->idem, 0, sizeof(*g->idem) * g->idem_cap);
 	g->idem_n = 0;
-	fg_react_view_t *v = malloc(sizeof(*v));
+	if (g->calls)
+		memset(g->calls, 0, sizeof(*g->calls) * g->calls_cap);
+	g->calls_n = 0;
 	for (uint32_t i = 0; i < g->r->hdr->capacity; i++) {
 		fg_handle_t h = fg_session_handle(g->r, i);
 		fg_snap_t sn;
@@ -127,50 +198,39 @@ void idem_rebuild(gw_t *g)
 			continue;
 		uint32_t off = 0;
 		fg_rec_t r;
-		char err[200];
-		int rc = fg_rec_next(sn.log, sn.len, &off, &r);
-		if (rc == 1 && r.type == FG_REC_KEY && r.n <= 128)
+		if (fg_rec_next(sn.log, sn.len, &off, &r) == 1 && r.type == FG_REC_KEY && r.n <= 128)
 			idem_insert(g, key_hash((const char *)r.p, r.n), h);
-		if (v && rc == 1 && sn.workflow == FG_WF_REACT && !sn.parent &&
-		    FG_CTL_STATE(sn.ctl) == FG_S_DONE && fg_react_view(sn.log, sn.len, v, err,
-								       sizeof(err)) == 0 && v->pending) {
-			fg_react_client_calls(v);
-			for (uint32_t k = 0; k < v->ncalls; k++)
-				if (v->client[k]) {
-					idem_insert(g, call_hash(v->calls[k].id.p, v->calls[k].id.n), h);
-					break;
-				}
+		if (g->calls && sn.workflow == FG_WF_REACT && !sn.parent) {
+			if ((g->calls_n + FG_MAX_CALLS) * 4 > g->calls_cap * 3)
+				calls_grow(g);   /* threads with many client rounds */
+			calls_index(g, &sn);
 		}
 		fg_snap_free(&sn);
 	}
-	free(v);
 }
 
 void gw_calls_add(gw_t *g, const char *id, size_t n, fg_handle_t h)
 {
 	pthread_mutex_lock(&g->submit_lock);
-	if (g->idem) {
-		if ((g->idem_n + 1) * 4 > g->idem_cap * 3)
-			idem_rebuild(g);   /* (finds this one too) */
-		else
-			idem_insert(g, call_hash(id, n), h);
+	if (g->calls) {
+		if ((g->calls_n + 1) * 4 > g->calls_cap * 3)
+			idem_rebuild(g);   /* drops the purged; grows when it must */
+		calls_insert(g, call_hash(id, n), h);
 	}
 	pthread_mutex_unlock(&g->submit_lock);
 }
 
-uint32_t gw_calls_find(gw_t *g, const char *id, size_t n, fg_handle_t *out, uint32_t max)
+uint32_t gw_calls_find_locked(gw_t *g, const char *id, size_t n, fg_handle_t *out, uint32_t max)
 {
 	uint64_t hash = call_hash(id, n);
 	uint32_t k = 0;
-	pthread_mutex_lock(&g->submit_lock);
-	for (uint32_t j = 0; g->idem && j < g->idem_cap && k < max; j++) {
-		struct idem *e = &g->idem[(hash + j) & (g->idem_cap - 1)];
+	for (uint32_t j = 0; g->calls && j < g->calls_cap && k < max; j++) {
+		struct idem *e = &g->calls[(hash + j) & (g->calls_cap - 1)];
 		if (!e->hash)
 			break;
 		if (e->hash == hash)
 			out[k++] = e->handle;
 	}
-	pthread_mutex_unlock(&g->submit_lock);
 	return k;
 }
 
@@ -206,6 +266,14 @@ static int same_request(gw_t *g, fg_handle_t h, const char *key, const fg_submit
 	if (snap_key(g, h, key, strlen(key), p, &same) < 0)
 		return 0;
 	return same;
+}
+
+uint64_t gw_idem_lookup(gw_t *g, const char *key)
+{
+	pthread_mutex_lock(&g->submit_lock);
+	uint64_t h = idem_find(g, key, strlen(key));
+	pthread_mutex_unlock(&g->submit_lock);
+	return h;
 }
 
 int gw_idem_submit(gw_t *g, fg_submit_t *p, const char *key, fg_handle_t *h, uint64_t *old)

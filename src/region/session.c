@@ -212,9 +212,14 @@ const uint8_t *fg_session_log(const fg_region_t *r, uint32_t idx, uint32_t len, 
  * a commit reserved and died before publishing included.  Only for a record
  * this process holds (leased to it, or all processes gone), or the pages
  * could be a newer session's. */
+#define LIVE_HDR 256u   /* the live header: words, provider, failure (below) */
+
+/* Gives back idx's overflow pages, if its log (or the live header past
+ * its end: fg_live_begin) may have reached them. */
 static void log_punch(fg_region_t *r, uint32_t idx, uint64_t old_len)
 {
-	if (old_len <= r->hdr->log_bytes || r->fd < 0 || !r->writable || !fg_ovf_stride(r))
+	if (old_len + LIVE_HDR + 8 <= r->hdr->log_bytes || r->fd < 0 || !r->writable ||
+	    !fg_ovf_stride(r))
 		return;
 	off_t at = (off_t)(r->hdr->sections[FG_SEC_OVERFLOW].off + idx * fg_ovf_stride(r));
 	fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, (off_t)fg_ovf_stride(r));
@@ -579,7 +584,6 @@ static uint32_t log_crc(const fg_region_t *r, uint32_t idx, uint32_t len, uint32
  * commit writes over it first and publishes after, and the second look at
  * the checkpoint catches it).
  */
-#define LIVE_HDR 256u   /* the words (64 bytes), the provider, the failure */
 static uint8_t *log_at(const fg_region_t *r, uint32_t idx, uint64_t at)
 {
 	uint64_t lb = r->hdr->log_bytes;
@@ -698,6 +702,8 @@ void fg_live_append(fg_region_t *r, uint32_t idx, const char *p, size_t k)
 	uint64_t n = atomic_load_explicit(live_word(r, idx, base, 2), memory_order_relaxed);
 	if (base + LIVE_HDR + n + k > fg_log_max(r) || log_write(r, idx, base + LIVE_HDR + n, p, k) < 0)
 		return;   /* (no room: the rest comes with the commit) */
+	if (atomic_load_explicit(live_word(r, idx, base, 3), memory_order_relaxed))
+		atomic_store_explicit(live_word(r, idx, base, 3), 0, memory_order_relaxed);   /* it answers */
 	atomic_store_explicit(live_word(r, idx, base, 2), n + k, memory_order_release);
 	ring_bell(r, idx);
 }

@@ -456,10 +456,15 @@ static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv)
 				wk_oom_retry(w, s, "out of memory building a part's session");
 				return;
 			}
-			if (!cr.overflow) {   /* (else too long: the alloc says so) */
-				cp.recs = cr.p;
-				cp.recs_n = cr.n;
+			if (cr.overflow) {
+				free(cr.p);
+				free(prompt);
+				wk_fail(w, s, "cannot create the session for part %u: the part is "
+					"longer than a session may hold (region.session_max_bytes)", i + 1);
+				return;
 			}
+			cp.recs = cr.p;
+			cp.recs_n = cr.n;
 		}
 		fg_handle_t h;
 		uint32_t entry;

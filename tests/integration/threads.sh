@@ -185,7 +185,7 @@ grep '^data: {' "$T/stream" | sed 's/^data: //' | jq -r '.choices[0].finish_reas
 # a retry of that request (no key) attaches to the same run, and so does
 # one after the gateway was killed (the index is rebuilt from the region)
 mixed() {
-	chat -d "{\"model\":\"forge/react\",\"tools\":$tools,$1\"messages\":[{\"role\":\"user\",\"content\":\"mixed: math, then weather\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"$2\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"$2\",\"content\":\"sunny\"}]}"
+	chat -d "{\"model\":\"${3:-forge/react}\",\"tools\":$tools,$1\"messages\":[{\"role\":\"user\",\"content\":\"mixed: math, then weather\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"$2\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"$2\",\"content\":\"sunny\"}]}"
 }
 sid() { tr -d '\r' < "$T/hdr" | sed -n 's/^[Xx]-[Ff]orge-[Ss]ession: //p'; }
 calc_runs() { ctl session --json "$1" | jq '[.messages[] | select(.role == "tool" and .content != "sunny")] | length'; }
@@ -222,6 +222,32 @@ until_true 10 sh -c "curl -sf $API/healthz > /dev/null && [ \"\$(pgrep -P $FORGE
 code=$(mixed "" "$cid")
 [ "$code" = 200 ] && [ "$(sid)" = "$m2" ] && [ "$(roles "$m2")" = "$want" ] ||
 	fail "4: mixed after a gateway kill: results went to $(sid), not $m2: $code $(cat "$T/chat")"
+# and its retry after another gateway kill, the continue done: the same run
+gw=$(pgrep -P "$FORGED_PID" forge-gateway)
+kill -KILL "$gw"
+until_true 10 sh -c "curl -sf $API/healthz > /dev/null && [ \"\$(pgrep -P $FORGED_PID forge-gateway)\" != $gw ]" || fail "4: gateway not back (2)"
+code=$(mixed "" "$cid")
+[ "$code" = 200 ] && [ "$(sid)" = "$m2" ] && [ "$(roles "$m2")" = "$want" ] ||
+	fail "4: mixed: a retry after the continue and a gateway kill went to $(sid), not $m2: $code $(roles "$m2")"
+# other parameters are another request: a new session, not the old answer
+code=$(mixed '"temperature":0.5,' "$cid")
+[ "$code" = 200 ] && [ "$(sid)" != "$m2" ] || fail "4: mixed: a request with other parameters joined $m2"
+# a continue whose run failed (its provider down) is taken up again by the
+# same request once the provider is back: the same session, its calculator
+# call not run again
+mock_on "$DEAD"
+code=$(chat -d "{\"model\":\"forge/react@down\",\"tools\":$tools,\"messages\":[{\"role\":\"user\",\"content\":\"mixed: math, then weather\"}]}")
+m3=$(sid)
+cid=$(jq -r '.choices[0].message.tool_calls[0].id' "$T/chat")
+[ "$code" = 200 ] && [ -n "$cid" ] || fail "4: mixed on down: $code $(cat "$T/chat")"
+kill "$MOCK_ON"; wait "$MOCK_ON" 2>/dev/null || true
+code=$(mixed "" "$cid" forge/react@down)
+[ "$code" = 502 ] && [ "$(sid)" = "$m3" ] || fail "4: mixed on down: the continue should fail: $code $(cat "$T/chat")"
+mock_on "$DEAD"
+code=$(mixed "" "$cid" forge/react@down)
+[ "$code" = 200 ] && [ "$(sid)" = "$m3" ] && [ "$(jq -r '.choices[0].message.content' "$T/chat")" = "The answer is 4." ] &&
+	[ "$(calc_runs "$m3")" = 1 ] || fail "4: mixed on down: the retry: $code $(sid) $(cat "$T/chat") $(roles "$m3")"
+kill "$MOCK_ON"; wait "$MOCK_ON" 2>/dev/null || true
 # a client's own tool loop longer than max_steps (10): the session's budget
 # counts from the history's end, not from the last user message
 h='{"role":"user","content":"weather, 12 times?"}'
