@@ -14,6 +14,7 @@ ctl() { "$BIN/forgectl" --region "$REGION" "$@"; }
 
 cleanup() {
 	[ -n "${MOCK_PID:-}" ] && kill "$MOCK_PID" 2>/dev/null || true
+	for _m in ${MOCKS:-}; do kill "$_m" 2>/dev/null || true; done
 	if [ -n "$FORGED_PID" ] && kill -0 "$FORGED_PID" 2>/dev/null; then
 		kill -TERM "$FORGED_PID" 2>/dev/null || true
 		for _ in $(seq 100); do kill -0 "$FORGED_PID" 2>/dev/null || break; sleep 0.05; done
@@ -82,6 +83,7 @@ mock_on() {
 	_port=$1; shift
 	"$ROOT/build/mock-llm" --port "$_port" "$@" 2>>"$T/mock.log" &
 	MOCK_ON=$!
+	MOCKS="${MOCKS:-} $MOCK_ON"   # (all killed at the end)
 	[ -n "${MOCK_PID:-}" ] || MOCK_PID=$MOCK_ON
 	until_true 10 curl -sf "http://127.0.0.1:$_port/healthz" ||
 		fail "mock-llm did not start on port $_port: $(tail -3 "$T/mock.log")"

@@ -6,7 +6,7 @@
  * is checked against the schema in src/config.c, and the first problem is
  * reported as "FILE:LINE:COL: key.path: what is wrong".  Keys the file does
  * not set keep their defaults.  "${VAR}" in a scalar expands from the
- * environment; an unset VAR is an error.
+ * environment; an unset VAR is an error; "$${" is a literal "${".
  */
 #ifndef FORGE_CONFIG_H
 #define FORGE_CONFIG_H
@@ -39,6 +39,7 @@ typedef struct fg_provider_cfg {
 	uint32_t max_reply_bytes;
 	uint32_t rate_rps;              /* requests per second, all workers (0: none) */
 	uint32_t rate_tpm;              /* tokens per minute, all workers (0: none)   */
+	double price_prompt, price_completion;   /* USD per million tokens (0: unknown) */
 	uint32_t nscript;               /* scripted: replies by model turn       */
 	struct {
 		char tool[64];
@@ -62,6 +63,37 @@ typedef struct fg_external_cfg {
 	uint32_t idempotent;
 	uint32_t max_output;
 } fg_external_cfg_t;
+
+/*
+ * A named agent (agents.NAME): what a session that names it runs.  Its
+ * definition is copied into the session's log when the session is made
+ * (an AGENT record, src/agent/agents.c), so a reload that changes it does
+ * not touch the sessions that already run it.
+ */
+#define FG_MAX_AGENTS 16
+#define FG_AGENT_SYSTEM 16384    /* the system prompt, NUL included */
+#define FG_AGENT_PROMPT 4096     /* planner, synthesis, splitter, reducer */
+#define FG_AGENT_TOOLS 16
+typedef struct fg_agent_cfg {
+	char name[64];
+	uint32_t workflow;              /* 2 react, 3 map_reduce, 4 plan_execute (FG_WF_*) */
+	char system[FG_AGENT_SYSTEM];   /* system, or the text of system_file */
+	char provider[64];              /* "" : llm.default                       */
+	char params[512];               /* JSON object: temperature, top_p,
+					 * max_tokens, seed ("" : none)           */
+	uint32_t tools_set;             /* 1: only tools[] (else every tool)      */
+	uint32_t ntools;
+	char tools[FG_AGENT_TOOLS][64];
+	uint32_t max_steps;             /* 0: workflows.max_steps (react turns;
+					 * map_reduce/plan_execute: parts)       */
+	uint32_t deadline_s;            /* 0: workflows.deadline_s                */
+	uint32_t token_budget;          /* prompt + completion tokens, all the
+					 * session's model calls (0: none)        */
+	double cost_budget;             /* USD at its provider's prices (0: none) */
+	char planner[FG_AGENT_PROMPT], synthesis[FG_AGENT_PROMPT];   /* plan_execute */
+	char splitter[FG_AGENT_PROMPT], reducer[FG_AGENT_PROMPT];    /* map_reduce   */
+	int line, col;                  /* where the file defines it (errors)     */
+} fg_agent_cfg_t;
 
 typedef struct fg_config {
 	char     file[4096];
@@ -122,7 +154,12 @@ typedef struct fg_config {
 	char     interrupted[16];       /* workflows.interrupted: result | fail  */
 	uint32_t deadline_s;            /* workflows.deadline_s (0: none)        */
 	uint32_t child_alloc_timeout_s; /* workflows.child_alloc_timeout_s       */
+	uint32_t nagents;               /* agents.NAME                           */
+	fg_agent_cfg_t agents[FG_MAX_AGENTS];
 } fg_config_t;
+
+/* The agent named name (n bytes), or NULL. */
+const fg_agent_cfg_t *fg_config_agent(const fg_config_t *c, const char *name, size_t n);
 
 void fg_config_defaults(fg_config_t *c);
 

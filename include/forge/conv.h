@@ -40,6 +40,12 @@
  *              counts from it
  *   NOTE:      the text a model sent beside its tool calls; right before
  *              the TOOLCALLS record it goes with (their message's content)
+ *   AGENT:     the named agent (agents.NAME) the session runs, as it was
+ *              defined when the session was made: a JSON object {"name",
+ *              "tools"?: [names], "token_budget"?, "deadline_s"?,
+ *              "planner"?, "synthesis"?, "splitter"?, "reducer"?}; the
+ *              first record after KEY.  A reload that changes the agent
+ *              does not touch the sessions that already run it
  * A USER record after the end of a ReAct conversation (an answer, or an
  * ERROR) is a thread's next message: the conversation goes on from there.
  * where str = u16 length + bytes.
@@ -59,7 +65,8 @@ enum fg_rec_type {
 	FG_REC_COMMIT,   /* the end of a commit (durability): skipped by views */
 	FG_REC_PARAMS,   /* the client's request parameters (JSON object) */
 	FG_REC_RESUME,   /* a failed session resumed: on from its last commit */
-	FG_REC_NOTE      /* the text a model sent beside its tool calls */
+	FG_REC_NOTE,     /* the text a model sent beside its tool calls */
+	FG_REC_AGENT     /* the named agent's definition, as the session began */
 };
 #define FG_COMMIT_PAYLOAD 40
 #define FG_COMMIT_BYTES (FG_REC_HDR + FG_COMMIT_PAYLOAD)

@@ -20,4 +20,10 @@ json_t *fg_inspect_session(const fg_region_t *r, fg_handle_t h, int full, const 
 /* The same from a snapshot the caller took (with its log). */
 json_t *fg_inspect_snap(const fg_snap_t *sn, int full, const fg_config_t *cfg);
 
+/* The sessions in the table by named agent: {"NAME": {"sessions", "running",
+ * "prompt_tokens", "completion_tokens", "cost_usd"}} (one pass over the
+ * table, each session's first records only; cost at the prices of each
+ * session's provider when it was made, 0 without).  Caller owns the result. */
+json_t *fg_inspect_agents(const fg_region_t *r);
+
 #endif

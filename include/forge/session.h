@@ -113,8 +113,10 @@ typedef struct fg_snap {
  * re-validates: 0 with a copy that is all of one session at one published
  * checkpoint; -ENOENT if h does not name a session, or stopped naming it
  * while it was copied (purged, reused); -ENOMEM.  fg_snap_free frees the
- * log copy.
+ * log copy.  want_log 2 copies only the log's first FG_SNAP_PREFIX bytes
+ * (its first records: KEY, AGENT), len then at most that.
  */
+#define FG_SNAP_PREFIX 512u
 int fg_session_snapshot(const fg_region_t *r, fg_handle_t h, fg_snap_t *out, int want_log);
 void fg_snap_free(fg_snap_t *s);
 /* The handle of the session now in record idx (by its ctl word). */

@@ -32,6 +32,7 @@ typedef struct fg_react_view {
 	int failed;                      /* an ERROR record is committed          */
 	fg_str_t error;
 	fg_str_t params;                 /* the PARAMS record's JSON (n 0: none)  */
+	fg_str_t agent;                  /* the AGENT record's JSON (n 0: none)   */
 	uint8_t client[FG_MAX_CALLS];    /* calls of the client's own tools (set
 					  * by the worker from params)            */
 	uint32_t nclient;
@@ -42,6 +43,7 @@ typedef struct fg_react_view {
  * whose child was rolled back by a crash) -> reduce call -> final answer. */
 typedef struct fg_mr_view {
 	fg_str_t prompt;
+	fg_str_t system;                 /* the first SYSTEM record (n 0: none) */
 	uint32_t turns;
 	uint32_t nparts;                 /* 0 until the split is committed */
 	fg_str_t parts[FG_MAX_PARTS];
@@ -51,6 +53,7 @@ typedef struct fg_mr_view {
 	int final, failed;
 	fg_str_t answer, error;
 	fg_str_t params;                 /* the PARAMS record's JSON (n 0: none) */
+	fg_str_t agent;                  /* the AGENT record's JSON (n 0: none)  */
 } fg_mr_view_t;
 
 int fg_mr_view(const uint8_t *log, uint32_t len, fg_mr_view_t *v, char *err, size_t errlen);
@@ -103,7 +106,8 @@ int fg_thread_continue(fg_actor_t *a, fg_handle_t h, const uint8_t *rec, uint32_
  * from snapshot sn's first `at` messages (as GET /v1/sessions/{id} numbers
  * its "messages"; UINT32_MAX: all), then a user message of text (NULL:
  * none), into b (a growing buffer).  Forge's own records (usage, intents,
- * errors, keys) stay behind; the client's parameters come along.  The new
+ * errors, keys) stay behind; the client's parameters and the session's
+ * agent (its tools and limits) come along.  The new
  * conversation must hold together (no tool-call turn cut from its results)
  * and end with something to answer (a user message or tool results).  0,
  * or -EPERM (not react), -ERANGE (at is past its messages), -EINVAL (the

@@ -10,6 +10,7 @@
 #include "forge/views.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -56,6 +57,18 @@ static void put_messages(json_t *j, const uint8_t *log, uint32_t len)
 		json_decref(in);
 }
 
+/* "agent": the name in an AGENT record, if the session runs one */
+static void put_agent(json_t *j, fg_str_t rec)
+{
+	if (!rec.n)
+		return;
+	json_t *a = json_loadb(rec.p, rec.n, 0, NULL);
+	const char *n = json_string_value(json_object_get(a, "name"));
+	if (n)
+		json_object_set_new(j, "agent", json_string(n));
+	json_decref(a);
+}
+
 json_t *fg_inspect_snap(const fg_snap_t *s, int full, const fg_config_t *cfg)
 {
 	fg_wstate_t st = s->st;
@@ -77,6 +90,7 @@ json_t *fg_inspect_snap(const fg_snap_t *s, int full, const fg_config_t *cfg)
 		const uint8_t *log = s->log;
 		uint32_t len = s->len;
 		if (fg_mr_view(log, len, &v, err, sizeof(err)) == 0) {
+			put_agent(j, v.agent);
 			if (v.final)
 				json_object_set_new(j, "result", json_stringn(v.answer.p, v.answer.n));
 			if (v.failed)
@@ -108,6 +122,7 @@ json_t *fg_inspect_snap(const fg_snap_t *s, int full, const fg_config_t *cfg)
 		const uint8_t *log = s->log;
 		uint32_t len = s->len;
 		if (fg_react_view(log, len, &v, err, sizeof(err)) == 0) {
+			put_agent(j, v.agent);
 			if (v.final)
 				json_object_set_new(j, "result", json_stringn(v.answer.p, v.answer.n));
 			if (v.failed)
@@ -151,4 +166,76 @@ json_t *fg_inspect_snap(const fg_snap_t *s, int full, const fg_config_t *cfg)
 			json_object_set_new(j, "wait_ms", json_real((sta - s->created_ns) / 1e6));
 	}
 	return j;
+}
+
+json_t *fg_inspect_agents(const fg_region_t *r)
+{
+	json_t *out = json_object();
+	for (uint32_t i = 0; out && i < r->hdr->capacity; i++) {
+		uint64_t c = atomic_load_explicit(&fg_sess(r, i)->ctl, memory_order_relaxed);
+		uint32_t st = FG_CTL_STATE(c);
+		if (FG_S_NONE(st))
+			continue;
+		fg_snap_t sn;
+		if (fg_session_snapshot(r, FG_HANDLE(i, FG_CTL_SGEN(c)), &sn, 2) < 0)
+			continue;
+		/* the first record after KEY, whose payload may run past the
+		 * prefix copied: its header, and what of it is here */
+		uint32_t off = 0;
+		fg_rec_t rec;
+		if (sn.len > FG_REC_HDR && sn.log[0] == FG_REC_KEY && fg_rec_next(sn.log, sn.len, &off,
+										  &rec) != 1)
+			off = sn.len;
+		const uint8_t *p = sn.log + off;
+		uint32_t have = sn.len - off > FG_REC_HDR ? sn.len - off - FG_REC_HDR : 0;
+		uint32_t plen = have ? (uint32_t)p[2] | (uint32_t)p[3] << 8 | (uint32_t)p[4] << 16 |
+				       (uint32_t)p[5] << 24 : 0;
+		const char *pay = (const char *)p + FG_REC_HDR;
+		if (have > plen)
+			have = plen;
+		/* {"name":"NAME","prices":[P,C],...: the name and the prices
+		 * first (agents.c), the name of [A-Za-z0-9._-] */
+		static const char pre[] = "{\"name\":\"";
+		const char *n0 = pay + sizeof(pre) - 1, *q;
+		if (have > sizeof(pre) && p[0] == FG_REC_AGENT && !memcmp(pay, pre, sizeof(pre) - 1) &&
+		    (q = memchr(n0, '"', have - (sizeof(pre) - 1))) && q - n0 < 64) {
+			char name[64];
+			memcpy(name, n0, (size_t)(q - n0));
+			name[q - n0] = '\0';
+			json_t *a = json_object_get(out, name);
+			if (!a) {
+				a = json_pack("{s:I,s:I,s:I,s:I,s:f}", "sessions", (json_int_t)0,
+					      "running", (json_int_t)0, "prompt_tokens", (json_int_t)0,
+					      "completion_tokens", (json_int_t)0, "cost_usd", 0.0);
+				json_object_set_new(out, name, a);
+			}
+			static const char *const k[] = { "sessions", "running", "prompt_tokens",
+							 "completion_tokens" };
+			uint64_t add[] = { 1, FG_S_LIVE(FG_CTL_STATE(sn.ctl)) ? 1u : 0u,
+					   sn.st.aux[0], sn.st.aux[1] };
+			for (int f = 0; f < 4; f++)
+				json_object_set_new(a, k[f], json_integer(json_integer_value(
+					json_object_get(a, k[f])) + (json_int_t)add[f]));
+			/* its cost, at the prices it was made with */
+			static const char pr[] = "\",\"prices\":[";
+			size_t rest = have - (size_t)(q - pay);
+			if (rest > sizeof(pr) && !memcmp(q, pr, sizeof(pr) - 1)) {
+				char num[80];
+				size_t m = rest - (sizeof(pr) - 1) < sizeof(num) - 1 ?
+					   rest - (sizeof(pr) - 1) : sizeof(num) - 1;
+				memcpy(num, q + sizeof(pr) - 1, m);
+				num[m] = '\0';
+				char *e1, *e2;
+				double pp = strtod(num, &e1), pc = *e1 == ',' ? strtod(e1 + 1, &e2) : 0;
+				if (*e1 == ',' && *e2 == ']') {
+					double cost = ((double)sn.st.aux[0] * pp +
+						       (double)sn.st.aux[1] * pc) / 1e6;
+					json_object_set_new(a, "cost_usd", json_real(json_real_value(
+						json_object_get(a, "cost_usd")) + cost));
+				}
+			}
+		}
+		fg_snap_free(&sn);
+	}
+	return out;
 }

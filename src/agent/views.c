@@ -38,6 +38,9 @@ int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *er
 		case FG_REC_PARAMS:
 			v->params = (fg_str_t){ (const char *)r.p, r.n };
 			break;
+		case FG_REC_AGENT:
+			v->agent = (fg_str_t){ (const char *)r.p, r.n };
+			break;
 		case FG_REC_USER:
 			/* a thread's next message (or the history a client sent):
 			 * the conversation goes on, and max_steps counts again */
@@ -213,7 +216,13 @@ bad_deps:
 		case FG_REC_PARAMS:
 			v->params = (fg_str_t){ (const char *)r.p, r.n };
 			break;
+		case FG_REC_AGENT:
+			v->agent = (fg_str_t){ (const char *)r.p, r.n };
+			break;
 		case FG_REC_SYSTEM:
+			if (!v->system.n)
+				v->system = (fg_str_t){ (const char *)r.p, r.n };
+			break;
 		case FG_REC_USAGE:
 		case FG_REC_KEY:
 		case FG_REC_NOTE:
@@ -425,6 +434,24 @@ int fg_fork_records(const fg_snap_t *sn, uint32_t at, const char *text, size_t t
 		if (r.type == FG_REC_TOOLCALLS && note.p)
 			fg_buf_rec(b, FG_REC_NOTE, note.p, note.n);
 		note.p = NULL;
+		if (r.type == FG_REC_AGENT) {
+			/* the agent's limits and tools too, and what the source
+			 * spent: a fork does not start its budget afresh */
+			json_t *a = json_loadb((const char *)r.p, r.n, 0, NULL);
+			json_t *sp = json_object_get(a, "spent");
+			json_int_t p0 = json_integer_value(json_array_get(sp, 0)) + sn->st.aux[0];
+			json_int_t c0 = json_integer_value(json_array_get(sp, 1)) + sn->st.aux[1];
+			char *s = a ? (json_object_set_new(a, "spent", json_pack("[I,I]", p0, c0)),
+				       json_dumps(a, JSON_COMPACT | JSON_PRESERVE_ORDER)) : NULL;
+			json_decref(a);
+			if (!s) {
+				snprintf(err, errlen, "the session's agent record is malformed");
+				return -EINVAL;
+			}
+			fg_buf_rec(b, FG_REC_AGENT, s, strlen(s));
+			free(s);
+			continue;
+		}
 		if (msg || r.type == FG_REC_PARAMS)
 			fg_buf_rec(b, r.type, r.p, r.n);
 		if (msg) {

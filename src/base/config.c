@@ -9,12 +9,15 @@
 #include "forge/config.h"
 #include "forge/log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <jansson.h>
 #include <yaml.h>
@@ -220,7 +223,8 @@ out:
 
 /* ---- schema ---------------------------------------------------------- */
 
-enum ktype { K_SECTION, K_UINT, K_STR, K_WORKERS, K_LEVEL, K_BOOL, K_DURABILITY, K_MODE };
+enum ktype { K_SECTION, K_UINT, K_STR, K_WORKERS, K_LEVEL, K_BOOL, K_DURABILITY, K_MODE,
+	     K_MONEY };
 
 typedef struct key {
 	const char *path;       /* dotted; a section's children follow it */
@@ -344,6 +348,16 @@ static int expand(ctx_t *x, const node_t *n, const char *path, char *out, size_t
 	const char *s = n->val;
 	size_t o = 0;
 	while (*s) {
+		if (s[0] == '$' && s[1] == '$' && s[2] == '{') {   /* $${: a literal ${ */
+			if (o + 2 >= outlen) {
+				errat(x, n->line, n->col, path, "value longer than %zu bytes", outlen - 1);
+				return -1;
+			}
+			out[o++] = '$';
+			out[o++] = '{';
+			s += 3;
+			continue;
+		}
 		if (s[0] == '$' && s[1] == '{') {
 			const char *end = strchr(s + 2, '}');
 			if (!end) {
@@ -441,6 +455,18 @@ static int set_value(ctx_t *x, const key_t_ *k, const node_t *v, fg_config_t *c)
 		*(uint32_t *)((char *)c + k->off) = (uint32_t)m;
 		return 0;
 	}
+	case K_MONEY: {   /* a decimal amount of USD, into a double */
+		char *end;
+		errno = 0;
+		double d = strtod(buf, &end);
+		if (!buf[0] || *end || errno || !(d >= 0 && d <= (double)k->max)) {
+			errat(x, v->line, v->col, k->path, "\"%s\" is not an amount in [0, %llu] "
+			      "(USD, a decimal number)", buf, (unsigned long long)k->max);
+			return -1;
+		}
+		*(double *)(void *)((char *)c + k->off) = d;
+		return 0;
+	}
 	case K_LEVEL:
 		if (fg_log_parse_level(buf) < 0) {
 			errat(x, v->line, v->col, k->path,
@@ -515,6 +541,9 @@ static const key_t_ pschema[] = {
 	PU("max_reply_bytes", max_reply_bytes, 1024, 64u << 20),
 	PU("rate_limit_rps", rate_rps, 0, 1000000),
 	PU("rate_limit_tpm", rate_tpm, 0, 1000000000),
+	{ "price_prompt_per_mtok", K_MONEY, offsetof(fg_provider_cfg_t, price_prompt), 0, 0, 1000000 },
+	{ "price_completion_per_mtok", K_MONEY, offsetof(fg_provider_cfg_t, price_completion), 0, 0,
+	  1000000 },
 	{ NULL, 0, 0, 0, 0, 0 }
 };
 
@@ -875,6 +904,254 @@ static int walk_tools(ctx_t *x, const node_t *map, fg_config_t *c)
 	return 0;
 }
 
+/* ---- agents.NAME ------------------------------------------------------ */
+
+/* A scalar string into out (outlen bytes, ${VAR} expanded); -1 named. */
+static int agent_str(ctx_t *x, const node_t *v, const char *path, char *out, size_t outlen)
+{
+	if (v->type != N_SCALAR) {
+		errat(x, v->line, v->col, path, "expected a string, got a %s",
+		      v->type == N_MAP ? "mapping" : "sequence");
+		return -1;
+	}
+	if (expand(x, v, path, out, outlen) < 0)
+		return -1;
+	if (!out[0]) {
+		errat(x, v->line, v->col, path, "must not be empty");
+		return -1;
+	}
+	return 0;
+}
+
+/* model: {temperature, top_p, max_tokens, seed} into a JSON object */
+static int agent_model(ctx_t *x, const node_t *map, const char *path, fg_agent_cfg_t *a)
+{
+	if (map->type != N_MAP) {
+		errat(x, map->line, map->col, path, "expected a mapping of model parameters "
+		      "(temperature, top_p, max_tokens, seed)");
+		return -1;
+	}
+	if (check_dups(x, map, path) < 0)
+		return -1;
+	json_t *o = json_object();
+	for (int i = 0; i < map->nkids; i += 2) {
+		const node_t *k = &map->kids[i], *v = &map->kids[i + 1];
+		char kp[1400], buf[64], *end;
+		snprintf(kp, sizeof(kp), "%s.%s", path, k->val);
+		int isint = !strcmp(k->val, "max_tokens") || !strcmp(k->val, "seed");
+		double hi = !strcmp(k->val, "temperature") ? 2 : !strcmp(k->val, "top_p") ? 1 : -1;
+		if (!isint && hi < 0) {
+			errat(x, k->line, k->col, kp, "unknown key (temperature, top_p, max_tokens, seed)");
+			json_decref(o);
+			return -1;
+		}
+		if (agent_str(x, v, kp, buf, sizeof(buf)) < 0) {
+			json_decref(o);
+			return -1;
+		}
+		errno = 0;
+		if (isint) {
+			long long n = strtoll(buf, &end, 10);
+			if (*end || errno || n < 0 || n > 0x7fffffff || (n == 0 && buf[0] != '0') ||
+			    (n < 1 && !strcmp(k->val, "max_tokens"))) {
+				errat(x, v->line, v->col, kp, "\"%s\" is not an integer in [%d, %d]", buf,
+				      !strcmp(k->val, "max_tokens"), 0x7fffffff);
+				json_decref(o);
+				return -1;
+			}
+			json_object_set_new(o, k->val, json_integer(n));
+		} else {
+			double d = strtod(buf, &end);
+			if (*end || errno || !(d >= 0 && d <= hi)) {
+				errat(x, v->line, v->col, kp, "\"%s\" is not a number in [0, %g]", buf, hi);
+				json_decref(o);
+				return -1;
+			}
+			json_object_set_new(o, k->val, json_real(d));
+		}
+	}
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!s || strlen(s) >= sizeof(a->params)) {
+		free(s);
+		errat(x, map->line, map->col, path, "too many parameters");
+		return -1;
+	}
+	snprintf(a->params, sizeof(a->params), "%s", s);
+	free(s);
+	return 0;
+}
+
+/* system_file: the file's text, up to FG_AGENT_SYSTEM - 1 bytes */
+static int agent_file(ctx_t *x, const node_t *v, const char *path, char *out, size_t outlen)
+{
+	char file[4096];
+	if (agent_str(x, v, path, file, sizeof(file)) < 0)
+		return -1;
+	/* (a FIFO or a device would hang the load: a regular file only) */
+	int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		errat(x, v->line, v->col, path, "cannot read %s: %s", file,
+		      fd < 0 ? strerror(errno) : "not a regular file");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		errat(x, v->line, v->col, path, "cannot read %s: %s", file, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	size_t n = fread(out, 1, outlen, f);
+	int bad = ferror(f);
+	fclose(f);
+	if (bad || n == outlen) {
+		errat(x, v->line, v->col, path, bad ? "cannot read %s" :
+		      "%s is longer than %zu bytes (the most a system prompt holds)", file, outlen - 1);
+		return -1;
+	}
+	out[n] = '\0';
+	json_t *utf8 = n ? json_stringn(out, n) : NULL;   /* (NULL: not UTF-8, or a NUL) */
+	if (!utf8) {
+		errat(x, v->line, v->col, path, "%s is %s", file, n ? "not UTF-8 text" : "empty");
+		return -1;
+	}
+	json_decref(utf8);
+	return 0;
+}
+
+static int walk_agents(ctx_t *x, const node_t *map, fg_config_t *c)
+{
+	if (map->type == N_SCALAR && !map->val[0] && !map->quoted)
+		return 0;   /* "agents:" with everything under it commented out */
+	if (map->type != N_MAP) {
+		errat(x, map->line, map->col, "agents", "expected a mapping of agent names");
+		return -1;
+	}
+	if (check_dups(x, map, "agents") < 0)
+		return -1;
+	c->nagents = 0;
+	for (int i = 0; i < map->nkids; i += 2) {
+		const node_t *k = &map->kids[i], *v = &map->kids[i + 1];
+		char path[512];
+		snprintf(path, sizeof(path), "agents.%s", k->val);
+		if (c->nagents == FG_MAX_AGENTS) {
+			errat(x, k->line, k->col, path, "more than %d agents", FG_MAX_AGENTS);
+			return -1;
+		}
+		int ok = k->val[0] && strlen(k->val) < sizeof(c->agents[0].name);
+		for (const char *q = k->val; ok && *q; q++)
+			ok = isalnum((unsigned char)*q) || *q == '-' || *q == '_' || *q == '.';
+		if (!ok) {
+			errat(x, k->line, k->col, path, "an agent's name is 1 to 63 letters, digits, "
+			      "'-', '_' or '.'");
+			return -1;
+		}
+		if (!strcmp(k->val, "react") || !strcmp(k->val, "map_reduce") ||
+		    !strcmp(k->val, "plan_execute")) {
+			errat(x, k->line, k->col, path, "\"%s\" names a workflow (chat completions' "
+			      "model forge/%s): give the agent another name", k->val, k->val);
+			return -1;
+		}
+		fg_agent_cfg_t *a = &c->agents[c->nagents++];
+		memset(a, 0, sizeof(*a));
+		snprintf(a->name, sizeof(a->name), "%s", k->val);
+		a->workflow = 2;
+		a->line = k->line;
+		a->col = k->col;
+		if (v->type != N_MAP) {
+			errat(x, v->line, v->col, path, "expected a mapping (workflow, system, provider, "
+			      "model, tools, max_steps, deadline_s, token_budget, ...)");
+			return -1;
+		}
+		if (check_dups(x, v, path) < 0)
+			return -1;
+		int have_system = 0;
+		for (int j = 0; j < v->nkids; j += 2) {
+			const node_t *ak = &v->kids[j], *av = &v->kids[j + 1];
+			char kp[640], buf[64];
+			snprintf(kp, sizeof(kp), "%s.%s", path, ak->val);
+			int rc;
+			if (!strcmp(ak->val, "workflow")) {
+				if ((rc = agent_str(x, av, kp, buf, sizeof(buf))) == 0) {
+					a->workflow = !strcmp(buf, "react") ? 2 : !strcmp(buf, "map_reduce") ? 3 :
+						      !strcmp(buf, "plan_execute") ? 4 : 0;
+					if (!a->workflow) {
+						errat(x, av->line, av->col, kp, "\"%s\" is not react, "
+						      "plan_execute or map_reduce", buf);
+						rc = -1;
+					}
+				}
+			} else if (!strcmp(ak->val, "system") || !strcmp(ak->val, "system_file")) {
+				if (have_system++) {
+					errat(x, ak->line, ak->col, kp, "give system or system_file, not both");
+					return -1;
+				}
+				rc = ak->val[6] ? agent_file(x, av, kp, a->system, sizeof(a->system))
+						: agent_str(x, av, kp, a->system, sizeof(a->system));
+			} else if (!strcmp(ak->val, "provider")) {
+				rc = agent_str(x, av, kp, a->provider, sizeof(a->provider));
+			} else if (!strcmp(ak->val, "model")) {
+				rc = agent_model(x, av, kp, a);
+			} else if (!strcmp(ak->val, "tools")) {
+				int n = av->type == N_SEQ && av->nkids == 0 ? 0 :
+					str_list(x, av, kp, &a->tools[0][0], sizeof(a->tools[0]), FG_AGENT_TOOLS);
+				rc = n < 0 ? -1 : 0;
+				a->ntools = n < 0 ? 0 : (uint32_t)n;
+				a->tools_set = 1;
+			} else if (!strcmp(ak->val, "planner") || !strcmp(ak->val, "synthesis") ||
+				   !strcmp(ak->val, "splitter") || !strcmp(ak->val, "reducer")) {
+				char *dst = ak->val[0] == 'p' ? a->planner : ak->val[1] == 'y' ? a->synthesis :
+					    ak->val[1] == 'p' ? a->splitter : a->reducer;
+				rc = agent_str(x, av, kp, dst, FG_AGENT_PROMPT);
+			} else {
+				static const key_t_ nums[] = {
+					{ "max_steps", K_UINT, offsetof(fg_agent_cfg_t, max_steps), 0, 1, 1000 },
+					{ "deadline_s", K_UINT, offsetof(fg_agent_cfg_t, deadline_s), 0, 1, 30 * 86400 },
+					{ "token_budget", K_UINT, offsetof(fg_agent_cfg_t, token_budget), 0, 1, 0xffffffffu },
+					{ "cost_budget", K_MONEY, offsetof(fg_agent_cfg_t, cost_budget), 0, 0, 1000000 },
+					{ NULL, 0, 0, 0, 0, 0 } };
+				const key_t_ *q = nums;
+				while (q->path && strcmp(q->path, ak->val))
+					q++;
+				if (!q->path) {
+					errat(x, ak->line, ak->col, kp, "unknown key (workflow, system, "
+					      "system_file, provider, model, tools, max_steps, deadline_s, "
+					      "token_budget, cost_budget, planner, synthesis, splitter, "
+					      "reducer)");
+					return -1;
+				}
+				key_t_ kk = *q;
+				kk.path = kp;
+				rc = set_value(x, &kk, av, (fg_config_t *)(void *)a);
+			}
+			if (rc < 0)
+				return -1;
+		}
+		if ((a->planner[0] || a->synthesis[0]) && a->workflow != 4) {
+			errat(x, v->line, v->col, path, "planner and synthesis are prompts of "
+			      "workflow: plan_execute");
+			return -1;
+		}
+		if ((a->splitter[0] || a->reducer[0]) && a->workflow != 3) {
+			errat(x, v->line, v->col, path, "splitter and reducer are prompts of "
+			      "workflow: map_reduce");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+const fg_agent_cfg_t *fg_config_agent(const fg_config_t *c, const char *name, size_t n)
+{
+	for (uint32_t i = 0; i < c->nagents; i++)
+		if (strlen(c->agents[i].name) == n && !memcmp(c->agents[i].name, name, n))
+			return &c->agents[i];
+	return NULL;
+}
+
 static int walk(ctx_t *x, const node_t *map, const char *prefix, fg_config_t *c)
 {
 	if (check_dups(x, map, prefix) < 0)
@@ -893,6 +1170,11 @@ static int walk(ctx_t *x, const node_t *map, const char *prefix, fg_config_t *c)
 			if (n < 0)
 				return -1;
 			c->http_ntokens = (uint32_t)n;
+			continue;
+		}
+		if (strcmp(path, "agents") == 0) {
+			if (walk_agents(x, v, c) < 0)
+				return -1;
 			continue;
 		}
 		if (strcmp(path, "tools") == 0) {
@@ -974,6 +1256,45 @@ static int cross_check(ctx_t *x, fg_config_t *c)
 	if (strcmp(c->interrupted, "result") && strcmp(c->interrupted, "fail")) {
 		errat(x, 1, 1, "workflows.interrupted", "\"%s\" is not result or fail", c->interrupted);
 		return -1;
+	}
+	for (uint32_t i = 0; i < c->nagents; i++) {
+		const fg_agent_cfg_t *a = &c->agents[i];
+		char path[128];
+		int pfound = !a->provider[0];
+		for (uint32_t k = 0; !pfound && k < c->nproviders; k++)
+			pfound = !strcmp(c->providers[k].name, a->provider);
+		if (!pfound) {
+			snprintf(path, sizeof(path), "agents.%s.provider", a->name);
+			errat(x, a->line, a->col, path, "names provider \"%s\", which is not in "
+			      "llm.providers", a->provider);
+			return -1;
+		}
+		const char *pn = a->provider[0] ? a->provider : c->llm_default;
+		for (uint32_t k = 0; a->cost_budget > 0 && k < c->nproviders; k++)
+			if (!strcmp(c->providers[k].name, pn) && !c->providers[k].price_prompt &&
+			    !c->providers[k].price_completion) {
+				snprintf(path, sizeof(path), "agents.%s.cost_budget", a->name);
+				errat(x, a->line, a->col, path, "provider %s has no prices "
+				      "(llm.providers.%s.price_prompt_per_mtok, "
+				      "price_completion_per_mtok)", pn, pn);
+				return -1;
+			}
+		for (uint32_t t = 0; t < a->ntools; t++) {
+			const char *n = a->tools[t];
+			int have = !strcmp(n, "calculator") ||
+				   (!strcmp(n, "file_read") && c->file_read_root[0]) ||
+				   (!strcmp(n, "shell") && c->shell_nallow) ||
+				   (!strcmp(n, "http_get") && c->http_nallow);
+			for (uint32_t e = 0; !have && e < c->nexternal; e++)
+				have = !strcmp(c->external[e].name, n);
+			if (!have) {
+				snprintf(path, sizeof(path), "agents.%s.tools", a->name);
+				errat(x, a->line, a->col, path, "\"%s\" is not a configured tool "
+				      "(calculator; file_read, shell and http_get once tools.* enables "
+				      "them; tools.external.NAME)", n);
+				return -1;
+			}
+		}
 	}
 	if (c->heartbeat_ms * 2 > c->watchdog_ms) {
 		errat(x, 1, 1, "supervisor.watchdog_ms",

@@ -20,7 +20,7 @@ struct cli_opts {
 	int state;
 	long limit, count, steps, delay_us, timeout_s;
 	int count_set;
-	const char *workflow, *signal, *prompt, *system, *provider, *child_provider;
+	const char *workflow, *signal, *prompt, *system, *provider, *child_provider, *agent;
 	long max_steps, max_parts;
 	long older_than_s;
 	long at;              /* fork --at N (-1: all)                  */

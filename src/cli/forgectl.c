@@ -55,9 +55,13 @@ static const char *usage_text =
 "         [--max-steps N] [--count N]\n"
 "  submit --workflow map_reduce|plan_execute --prompt TEXT [--provider NAME]\n"
 "         [--child-provider NAME] [--max-parts N] [--count N]\n"
+"  submit --agent NAME --prompt TEXT [--system TEXT] [--provider NAME]\n"
+"         [--max-steps N] [--count N]\n"
 "                              submit N sessions; prints one ID per line\n"
 "                              (react: a tool-using agent; NAME from\n"
-"                              llm.providers, default llm.default)\n"
+"                              llm.providers, default llm.default; an\n"
+"                              agent (agents.NAME) brings its workflow,\n"
+"                              prompts, model parameters, tools and limits)\n"
 "  wait [--timeout S]          exit 0 once nothing is queued or running,\n"
 "                              1 on timeout (default: wait forever)\n"
 "  kill-worker SLOT [--signal SIG]\n"
@@ -203,7 +207,7 @@ int main(int argc, char **argv)
 {
 	enum { O_JSON = 256, O_STATE, O_LIMIT, O_WORKFLOW, O_STEPS, O_COUNT, O_DELAY,
 	       O_TIMEOUT, O_SIGNAL, O_PROMPT, O_SYSTEM, O_PROVIDER, O_MAXSTEPS, O_CHILDPROV,
-	       O_MAXPARTS, O_OLDER, O_AT };
+	       O_MAXPARTS, O_OLDER, O_AT, O_AGENT };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "region", required_argument, NULL, 'r' },
@@ -224,6 +228,7 @@ int main(int argc, char **argv)
 		{ "max-parts", required_argument, NULL, O_MAXPARTS },
 		{ "older-than", required_argument, NULL, O_OLDER },
 		{ "at", required_argument, NULL, O_AT },
+		{ "agent", required_argument, NULL, O_AGENT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -256,6 +261,7 @@ int main(int argc, char **argv)
 		case O_MAXPARTS: o.max_parts = num_arg("--max-parts", optarg, 1, FG_MAX_PARTS); break;
 		case O_OLDER: o.older_than_s = num_arg("--older-than", optarg, 0, 1L << 30); break;
 		case O_AT: o.at = num_arg("--at", optarg, 0, 0x7fffffffL); break;
+		case O_AGENT: o.agent = optarg; break;
 		default: fputs(usage_text, stderr); return 2;
 		}
 	}

@@ -161,6 +161,7 @@ int cmd_stats(const char *arg)
 			"flush_avg_ms", syncs ? atomic_load(&h->sync_ns) / 1e6 / (double)syncs : 0.0,
 			/* the slot leading a flush now, or -1 */
 			"leader_slot", (int)atomic_load(&h->sync_leader) - 1));
+		json_object_set_new(j, "agents", fg_inspect_agents(&R));
 		print_json(j);
 		return 0;
 	}
@@ -188,6 +189,21 @@ int cmd_stats(const char *arg)
 	printf("totals     steps %llu  claims %llu  ring depth %llu  swept %llu\n",
 	       (unsigned long long)steps, (unsigned long long)claims, (unsigned long long)depth,
 	       (unsigned long long)atomic_load(&h->sweeps_requeued));
+	json_t *ag = fg_inspect_agents(&R), *av;
+	const char *an;
+	json_object_foreach(ag, an, av) {
+		double cost = json_real_value(json_object_get(av, "cost_usd"));
+		printf("agent      %s: %lld sessions (%lld running), tokens %lld prompt + %lld "
+		       "completion", an,
+		       (long long)json_integer_value(json_object_get(av, "sessions")),
+		       (long long)json_integer_value(json_object_get(av, "running")),
+		       (long long)json_integer_value(json_object_get(av, "prompt_tokens")),
+		       (long long)json_integer_value(json_object_get(av, "completion_tokens")));
+		if (cost > 0)   /* (only where its provider's prices are configured) */
+			printf(", $%.6f", cost);
+		printf("\n");
+	}
+	json_decref(ag);
 	return 0;
 }
 

@@ -5,6 +5,7 @@
  * a pidfd), reload and drain (signals to forged).
  */
 #include "cli/cli.h"
+#include "forge/agents.h"
 #include "forge/conv.h"
 #include "forge/crash.h"
 #include "forge/durable.h"
@@ -48,10 +49,44 @@ static int attach(fg_actor_t *a)
 int cmd_submit(const char *arg)
 {
 	(void)arg;
-	if (!o.workflow)
-		die_usage("submit: --workflow is required%s", "");
 	fg_submit_t p = { 0 };
-	if (!strcmp(o.workflow, "synthetic")) {
+	fg_buf_t ab = { NULL, 0, 0, 0, 0xffffffffu, 1, 0 };
+	if (o.agent) {
+		/* a named agent: its workflow, prompts, parameters and limits,
+		 * copied into the session (agents.h) */
+		if (!have_cfg)
+			die_usage("submit: --agent needs the configuration (-c FILE)%s", "");
+		const fg_agent_cfg_t *ag = fg_config_agent(&CFG, o.agent, strlen(o.agent));
+		if (!ag)
+			die_usage("submit: no agent '%s' in the configuration", o.agent);
+		if (o.workflow)
+			die_usage("submit: --agent runs the agent's workflow: leave --workflow out%s", "");
+		if (!o.prompt || !*o.prompt)
+			die_usage("submit: --prompt TEXT is required%s", "");
+		p.workflow = ag->workflow;
+		p.arg = provider_index(o.provider ? o.provider : ag->provider[0] ? ag->provider :
+				       CFG.llm_default);
+		p.steps = o.max_steps > 0 ? (uint32_t)o.max_steps : ag->max_steps ? ag->max_steps :
+			  ag->workflow == FG_WF_REACT ? CFG.max_steps : (uint32_t)o.max_parts;
+		int ae = fg_agent_records(ag, &CFG.providers[p.arg], NULL, &ab);
+		if (ae == -2)
+			die_usage("submit: agent %s has a cost_budget, and that provider has no prices "
+				  "(llm.providers.NAME.price_prompt_per_mtok)", ag->name);
+		if (ae == 0) {
+			if (o.system)
+				fg_buf_rec(&ab, FG_REC_SYSTEM, o.system, strlen(o.system));
+			fg_buf_rec(&ab, FG_REC_USER, o.prompt, strlen(o.prompt));
+		}
+		if (ab.oom || ab.overflow) {
+			fprintf(stderr, "forgectl: submit: out of memory\n");
+			return 1;
+		}
+		p.recs = ab.p;
+		p.recs_n = ab.n;
+		p.prompt = o.prompt;
+	} else if (!o.workflow) {
+		die_usage("submit: --workflow (or --agent) is required%s", "");
+	} else if (!strcmp(o.workflow, "synthetic")) {
 		if (o.steps < 0)
 			die_usage("submit: --steps K is required for the synthetic workflow%s", "");
 		p.workflow = FG_WF_SYNTHETIC;

@@ -1,5 +1,6 @@
 /* gwreq.c — see include/forge/gwreq.h. */
 #include "forge/gwreq.h"
+#include "forge/agents.h"
 #include "forge/conv.h"
 #include "forge/views.h"
 
@@ -64,6 +65,62 @@ static const char *text(json_t *x)
 	return s && strlen(s) == json_string_length(x) ? s : NULL;
 }
 
+static const char *wf_name(uint32_t wf)
+{
+	return wf == FG_WF_MAP_REDUCE ? "map_reduce" : wf == FG_WF_PLAN_EXECUTE ? "plan_execute" :
+	       "react";
+}
+
+/*
+ * A session of agent a: its records (AGENT, its system prompt, its model
+ * parameters under the request's PARAMS record, if q->recs begins with
+ * one), then the request's own: a react chat's history, else its system
+ * prompt and task.  The agent's max_steps too.
+ */
+static int agent_recs(fg_gwreq_t *q, const fg_config_t *cfg, const fg_agent_cfg_t *a)
+{
+	fg_submit_t *p = &q->sub;
+	fg_buf_t *b = &q->recs, nb = { NULL, 0, 0, 0, 0xffffffffu, 1, 0 };
+	uint32_t off = 0;
+	fg_rec_t r;
+	char *rp = NULL;
+	if (b->n && b->p[0] == FG_REC_PARAMS && fg_rec_next(b->p, b->n, &off, &r) == 1 &&
+	    !(rp = strndup((const char *)r.p, r.n)))
+		return bad(q, 503, NULL, "out of memory, try again");
+	const fg_provider_cfg_t *prov = p->arg < cfg->nproviders ? &cfg->providers[p->arg] : NULL;
+	int e = fg_agent_records(a, prov, rp, &nb);
+	free(rp);
+	if (e == -2) {
+		free(nb.p);
+		return bad(q, 400, "model", "agent %s has a cost_budget: provider %s has no prices "
+			   "(llm.providers.%s.price_prompt_per_mtok, price_completion_per_mtok); "
+			   "leave the provider to the agent", a->name, prov ? prov->name : "?",
+			   prov ? prov->name : "?");
+	}
+	if (p->workflow == FG_WF_REACT && p->recs) {
+		if (nb.n + (uint64_t)(b->n - off) > UINT32_MAX)
+			nb.overflow = 1;
+		else
+			for (uint32_t o = off; fg_rec_next(b->p, b->n, &o, &r) == 1;)
+				fg_buf_rec(&nb, r.type, r.p, r.n);   /* the history */
+	} else {
+		if (p->system)
+			fg_buf_rec(&nb, FG_REC_SYSTEM, p->system, strlen(p->system));
+		fg_buf_rec(&nb, FG_REC_USER, p->prompt, strlen(p->prompt));
+	}
+	if (e < 0 || nb.oom || nb.overflow) {
+		free(nb.p);
+		return bad(q, 503, NULL, "out of memory, try again");
+	}
+	free(b->p);
+	*b = nb;
+	p->recs = b->p;
+	p->recs_n = b->n;
+	if (a->max_steps)
+		p->steps = a->max_steps;
+	return 0;
+}
+
 int fg_gwreq_session(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t *q)
 {
 	if (parse(body, n, q) < 0)
@@ -71,7 +128,22 @@ int fg_gwreq_session(const char *body, size_t n, const fg_config_t *cfg, fg_gwre
 	json_t *j = q->root, *x;
 	fg_submit_t *p = &q->sub;
 	const char *wf = "react", *model = cfg->llm_default;
-	if ((x = json_object_get(j, "workflow")) && !(wf = json_string_value(x)))
+	const fg_agent_cfg_t *a = NULL;
+	if ((x = json_object_get(j, "agent"))) {
+		const char *an = json_string_value(x);
+		if (!an)
+			return bad(q, 400, "agent", "agent must be a string naming one of agents");
+		if (!(a = fg_config_agent(cfg, an, strlen(an))))
+			return bad(q, 400, "agent", "agent \"%.64s\" is not configured (agents in %s)",
+				   an, cfg->file);
+		if ((x = json_object_get(j, "workflow")) && (!json_is_string(x) ||
+		    strcmp(json_string_value(x), wf_name(a->workflow))))
+			return bad(q, 400, "workflow", "agent %s runs workflow %s: leave workflow out",
+				   a->name, wf_name(a->workflow));
+		wf = wf_name(a->workflow);
+		if (a->provider[0])
+			model = a->provider;
+	} else if ((x = json_object_get(j, "workflow")) && !(wf = json_string_value(x)))
 		return bad(q, 400, "workflow", "workflow must be a string");
 	if (!strcmp(wf, "react"))
 		p->workflow = FG_WF_REACT;
@@ -103,6 +175,17 @@ int fg_gwreq_session(const char *body, size_t n, const fg_config_t *cfg, fg_gwre
 		if (p->workflow != FG_WF_REACT && p->steps > FG_MAX_PARTS)
 			return bad(q, 400, "max_steps", "max_steps of a map_reduce or plan_execute "
 				   "session (its most parts) must be in [1, %u]", FG_MAX_PARTS);
+	}
+	if (a) {
+		uint32_t steps = p->steps;
+		if (agent_recs(q, cfg, a) < 0)
+			return -1;
+		if (json_object_get(j, "max_steps")) {   /* (within the agent's) */
+			if (a->max_steps && steps > a->max_steps)
+				return bad(q, 400, "max_steps", "agent %s allows max_steps up to %u",
+					   a->name, a->max_steps);
+			p->steps = steps;
+		}
 	}
 	return 0;
 }
@@ -258,15 +341,22 @@ int fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t
 	fg_submit_t *p = &q->sub;
 	const char *model = json_string_value(json_object_get(j, "model"));
 	char wf[64] = "", prov[64] = "";
-	if (!model || sscanf(model, "forge/%63[a-z_]@%63s", wf, prov) < 1)
-		return bad(q, 400, "model", "model must name a workflow: forge/react, "
-			   "forge/plan_execute or forge/map_reduce (optionally @provider)");
+	if (!model || sscanf(model, "forge/%63[^@]@%63s", wf, prov) < 1)
+		return bad(q, 400, "model", "model must name a workflow or an agent: forge/react, "
+			   "forge/plan_execute, forge/map_reduce or forge/AGENT (optionally "
+			   "@provider)");
 	p->workflow = !strcmp(wf, "react") ? FG_WF_REACT : !strcmp(wf, "plan_execute") ?
 		      FG_WF_PLAN_EXECUTE : !strcmp(wf, "map_reduce") ? FG_WF_MAP_REDUCE : 0;
+	const fg_agent_cfg_t *agent = p->workflow ? NULL : fg_config_agent(cfg, wf, strlen(wf));
+	if (agent)
+		p->workflow = agent->workflow;
 	if (!p->workflow)
-		return bad(q, 400, "model", "model \"%.60s\" names no workflow", model);
-	if ((p->arg = provider_index(cfg, prov[0] ? prov : cfg->llm_default)) == UINT32_MAX)
-		return bad(q, 400, "model", "provider \"%.60s\" is not configured", prov);
+		return bad(q, 400, "model", "model \"%.60s\" names no workflow or agent (GET "
+			   "/v1/models lists them)", model);
+	const char *pn = prov[0] ? prov : agent && agent->provider[0] ? agent->provider :
+			 cfg->llm_default;
+	if ((p->arg = provider_index(cfg, pn)) == UINT32_MAX)
+		return bad(q, 400, "model", "provider \"%.60s\" is not configured", pn);
 	snprintf(q->model, sizeof(q->model), "%s", model);
 	json_t *params = json_object();
 	if (!params)
@@ -435,6 +525,8 @@ int fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t
 	}
 	q->stream = json_is_true(json_object_get(j, "stream"));
 	p->steps = p->workflow == FG_WF_REACT ? cfg->max_steps : 8;
+	if (agent)
+		return agent_recs(q, cfg, agent);
 	return 0;
 }
 

@@ -178,13 +178,13 @@ static int same_users(const uint8_t *a, uint32_t a_end, const uint8_t *b, uint32
 	}
 }
 
-/* The first PARAMS record's JSON of a log, or NULL. */
-static json_t *log_params(const uint8_t *log, uint32_t len)
+/* The first record of type t's JSON in a log, or NULL. */
+static json_t *log_json(const uint8_t *log, uint32_t len, uint8_t t)
 {
 	uint32_t off = 0;
 	fg_rec_t r;
 	while (fg_rec_next(log, len, &off, &r) == 1)
-		if (r.type == FG_REC_PARAMS)
+		if (r.type == t)
 			return json_loadb((const char *)r.p, r.n, 0, NULL);
 	return NULL;
 }
@@ -195,10 +195,15 @@ static int same_frame(const fg_snap_t *sn, const fg_gwreq_t *q)
 {
 	if (sn->workflow != FG_WF_REACT || sn->parent || sn->arg != q->sub.arg)
 		return 0;
-	json_t *a = log_params(sn->log, sn->len), *b = log_params(q->recs.p, q->recs.n);
-	int same = (!a && !b) || json_equal(a, b);
-	json_decref(a);
-	json_decref(b);
+	int same = 1;
+	static const uint8_t types[] = { FG_REC_PARAMS, FG_REC_AGENT };   /* (the same agent) */
+	for (int i = 0; same && i < 2; i++) {
+		json_t *a = log_json(sn->log, sn->len, types[i]);
+		json_t *b = log_json(q->recs.p, q->recs.n, types[i]);
+		same = (!a && !b) || json_equal(a, b);
+		json_decref(a);
+		json_decref(b);
+	}
 	return same;
 }
 
@@ -541,6 +546,12 @@ int gw_models(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 			json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:s}", "id", name,
 				"object", "model", "created", (json_int_t)created, "owned_by", "forge"));
 		}
+	}
+	for (uint32_t k = 0; k < g->cfg->nagents; k++) {   /* the named agents */
+		char name[160];
+		snprintf(name, sizeof(name), "forge/%s", g->cfg->agents[k].name);
+		json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:s}", "id", name, "object",
+			"model", "created", (json_int_t)created, "owned_by", "forge"));
 	}
 	return reply_json(c, 200, json_pack("{s:s,s:o}", "object", "list", "data", arr));
 }

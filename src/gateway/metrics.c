@@ -162,6 +162,33 @@ int gw_metrics(gw_t *g, struct MHD_Connection *c, body_t *body, const char *id)
 		mput(&b, &n, &cap, "forge_llm_failing_seconds{provider=\"%s\"} %.3f\n",
 		     g->cfg->providers[k].name,
 		     oldest[k] && wall > oldest[k] ? (wall - oldest[k]) / 1e9 : 0.0);
+	/* by named agent: its sessions in the table and their tokens (a second
+	 * pass over the table: only where agents are configured) */
+	json_t *ag = g->cfg->nagents ? fg_inspect_agents(r) : json_object(), *av;
+	const char *an;
+	mput(&b, &n, &cap, "# HELP forge_agent_sessions Sessions of each named agent in the "
+	     "table (running: queued, running or waiting).\n# TYPE forge_agent_sessions gauge\n");
+	json_object_foreach(ag, an, av) {
+		mput(&b, &n, &cap, "forge_agent_sessions{agent=\"%s\",state=\"all\"} %lld\n"
+		     "forge_agent_sessions{agent=\"%s\",state=\"running\"} %lld\n", an,
+		     (long long)json_integer_value(json_object_get(av, "sessions")), an,
+		     (long long)json_integer_value(json_object_get(av, "running")));
+	}
+	mput(&b, &n, &cap, "# HELP forge_agent_tokens Tokens the sessions of each named agent in "
+	     "the table have used (purged sessions drop out).\n# TYPE forge_agent_tokens gauge\n");
+	json_object_foreach(ag, an, av) {
+		mput(&b, &n, &cap, "forge_agent_tokens{agent=\"%s\",kind=\"prompt\"} %lld\n"
+		     "forge_agent_tokens{agent=\"%s\",kind=\"completion\"} %lld\n", an,
+		     (long long)json_integer_value(json_object_get(av, "prompt_tokens")), an,
+		     (long long)json_integer_value(json_object_get(av, "completion_tokens")));
+	}
+	mput(&b, &n, &cap, "# HELP forge_agent_cost_usd What those tokens cost at their "
+	     "providers' prices (llm.providers.*.price_*_per_mtok).\n"
+	     "# TYPE forge_agent_cost_usd gauge\n");
+	json_object_foreach(ag, an, av)
+		mput(&b, &n, &cap, "forge_agent_cost_usd{agent=\"%s\"} %.6f\n", an,
+		     json_real_value(json_object_get(av, "cost_usd")));
+	json_decref(ag);
 	mput(&b, &n, &cap, "# HELP forge_region_flushes_total Flushes of the region file (region.durability).\n"
 	     "# TYPE forge_region_flushes_total counter\nforge_region_flushes_total %llu\n"
 	     "# HELP forge_region_flush_seconds_total Time spent flushing the region file.\n"

@@ -163,7 +163,7 @@ int fg_rec_next_raw(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r
 	r->type = h[0];
 	r->n = get32(h + 2);
 	r->p = h + FG_REC_HDR;
-	if (r->type < FG_REC_SYSTEM || r->type > FG_REC_NOTE ||
+	if (r->type < FG_REC_SYSTEM || r->type > FG_REC_AGENT ||
 	    (r->type == FG_REC_COMMIT && r->n != FG_COMMIT_PAYLOAD) ||
 	    (uint64_t)*off + FG_REC_HDR + r->n > len)
 		return -1;

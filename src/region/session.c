@@ -297,6 +297,8 @@ int fg_session_snapshot(const fg_region_t *r, fg_handle_t h, fg_snap_t *out, int
 		s = fg_sess(r, idx);
 		uint64_t w = atomic_load_explicit(&s->ckpt, memory_order_acquire);
 		uint32_t len = FG_CKPT_LEN(w);
+		if (want_log == 2 && len > FG_SNAP_PREFIX)
+			len = FG_SNAP_PREFIX;   /* the first records only */
 		if (len > fg_log_max(r) || len < have)
 			len = have;   /* damaged, or a reuse under way: re-validated below */
 		out->st = s->st[FG_CKPT_AB(w)];

@@ -250,12 +250,44 @@ void wk_on_http_done(fg_req_t *q)
 /* workflows.deadline_s: a session older than this fails at its next step
  * (the session's creation time is in its record, so the deadline survives
  * crashes and resumptions). */
-int wk_past_deadline(worker_t *w, wsess_t *s)
+int wk_past_deadline(worker_t *w, wsess_t *s, const fg_agent_rt_t *rt)
 {
-	uint64_t d = w->cfg->deadline_s;
+	uint64_t d = rt && rt->deadline_s ? rt->deadline_s : w->cfg->deadline_s;
 	if (!d || fg_now_ns() - fg_sess(w->r, s->idx)->created_ns <= d * 1000000000ull)
 		return 0;
-	wk_fail(w, s, "deadline of %llu s passed", (unsigned long long)d);
+	if (rt && rt->deadline_s)
+		wk_fail(w, s, "deadline of %llu s passed (agents.%s.deadline_s)",
+			(unsigned long long)d, rt->name);
+	else
+		wk_fail(w, s, "deadline of %llu s passed (workflows.deadline_s)", (unsigned long long)d);
+	return 1;
+}
+
+int wk_over_budget(worker_t *w, wsess_t *s, const fg_agent_rt_t *rt)
+{
+	if (!rt)
+		return 0;
+	uint64_t pt = s->st.aux[0] + rt->spent_prompt, ct = s->st.aux[1] + rt->spent_completion;
+	if (rt->cost_budget > 0 && !rt->price_prompt && !rt->price_completion) {
+		wk_fail(w, s, "agents.%s.cost_budget is set but the session's provider has no "
+			"prices (llm.providers.NAME.price_prompt_per_mtok, "
+			"price_completion_per_mtok)", rt->name);
+		return 1;
+	}
+	double cost = fg_agent_cost(rt, pt, ct);
+	if (rt->cost_budget > 0 && cost >= rt->cost_budget) {
+		wk_fail(w, s, "cost budget spent: $%.6f of $%.6f (%llu prompt, %llu completion "
+			"tokens at the provider's prices; agents.%s.cost_budget)", cost,
+			rt->cost_budget, (unsigned long long)pt, (unsigned long long)ct, rt->name);
+		return 1;
+	}
+	uint64_t used = pt + ct;
+	if (!rt->token_budget || used < rt->token_budget)
+		return 0;
+	wk_fail(w, s, "token budget spent: %llu of %llu tokens (%llu prompt, %llu completion; "
+		"agents.%s.token_budget)", (unsigned long long)used,
+		(unsigned long long)rt->token_budget, (unsigned long long)pt,
+		(unsigned long long)ct, rt->name);
 	return 1;
 }
 

@@ -179,7 +179,7 @@ static int call_running(const wsess_t *s, fg_str_t id)
  * session's HTTP request is free.  A non-idempotent tool gets its intent
  * committed before it starts.  Returns 0 when every call is answered, 1
  * when the session waits for running tools, -1 when it failed. */
-int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v)
+int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_t *rt)
 {
 	int waiting = 0;
 	for (uint32_t i = 0; i < v->ncalls; i++) {
@@ -201,6 +201,11 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v)
 			}
 			snprintf(out, sizeof(out), "interrupted: the tool may or may not have run; "
 				 "it is not idempotent, so it was not run again");
+			goto result;
+		}
+		if (rt && !fg_agent_allows(rt, c->name.p, c->name.n)) {
+			snprintf(out, sizeof(out), "error: tool \"%.*s\" is not one of agent %s's tools",
+				 (int)c->name.n, c->name.p, rt->name);
 			goto result;
 		}
 		if (!t) {

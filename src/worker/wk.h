@@ -13,6 +13,7 @@
 #ifndef FORGE_WK_H
 #define FORGE_WK_H
 
+#include "forge/agents.h"
 #include "forge/config.h"
 #include "forge/conv.h"
 #include "forge/httpc.h"
@@ -146,7 +147,10 @@ void wk_usage(fg_buf_t *b, fg_wstate_t *st, const fg_llm_reply_t *r);
 void wk_reply_done(worker_t *w, wsess_t *s, const fg_llm_reply_t *r);
 void wk_retry_later(worker_t *w, wsess_t *s, long retry_after_s, const char *why);
 void wk_oom_retry(worker_t *w, wsess_t *s, const char *why);
-int  wk_past_deadline(worker_t *w, wsess_t *s);
+/* workflows.deadline_s, or the agent's (rt NULL: none): 1 and failed when past */
+int  wk_past_deadline(worker_t *w, wsess_t *s, const fg_agent_rt_t *rt);
+/* The agent's token_budget spent: 1 and failed */
+int  wk_over_budget(worker_t *w, wsess_t *s, const fg_agent_rt_t *rt);
 /* Posts body (taken; NULL: out of memory) to provider p for session s; the
  * reply reaches the workflow's on_reply. */
 void wk_post(worker_t *w, wsess_t *s, const fg_provider_cfg_t *p, char *body, size_t n);
@@ -154,7 +158,7 @@ void wk_on_http_done(fg_req_t *q);
 void wk_start_oom(worker_t *w, const char *what);
 
 /* tools.c: tool calls, process tools in children watched by the loop */
-int  wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v);
+int  wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_t *rt);
 void wk_proc_kill_all(worker_t *w, wsess_t *s);
 void wk_proc_timeouts(worker_t *w, wsess_t *s);
 void wk_proc_read(proc_t *p);

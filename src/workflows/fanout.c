@@ -234,8 +234,11 @@ static json_t *mr_params(const fg_mr_view_t *v, int answer)
 	return p;
 }
 
-static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
+static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce,
+		    const fg_agent_rt_t *rt)
 {
+	if (wk_over_budget(w, s, rt))
+		return;
 	const fg_provider_cfg_t *p = &w->cfg->providers[mr_provider(s)];
 	if (p->type == FG_PROV_SCRIPTED) {
 		fg_llm_reply_t r;
@@ -247,10 +250,13 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 	char sys[400];
 	json_t *msgs;
 	int plan = s->workflow == FG_WF_PLAN_EXECUTE;
+	/* an agent's own prompts over forge's */
+	const char *mine = !rt ? NULL : plan ? (reduce ? rt->synthesis : rt->planner)
+				     : (reduce ? rt->reducer : rt->splitter);
 	if (!reduce) {
 		snprintf(sys, sizeof(sys), plan ? PLAN_PROMPT : SPLIT_PROMPT,
 			 s->steps < FG_MAX_PARTS ? s->steps : FG_MAX_PARTS);
-		msgs = json_pack("[{s:s,s:s},{s:s,s:s%}]", "role", "system", "content", sys,
+		msgs = json_pack("[{s:s,s:s},{s:s,s:s%}]", "role", "system", "content", mine ? mine : sys,
 				 "role", "user", "content", v->prompt.p, (size_t)v->prompt.n);
 	} else {
 		size_t cap = 4096 + v->prompt.n, n = 0;
@@ -283,9 +289,15 @@ static void mr_call(worker_t *w, wsess_t *s, const fg_mr_view_t *v, int reduce)
 			free(own);
 		}
 		msgs = json_pack("[{s:s,s:s},{s:s,s:s%}]", "role", "system", "content",
-				 plan ? SYNTH_PROMPT : REDUCE_PROMPT, "role", "user", "content", u, n);
+				 mine ? mine : plan ? SYNTH_PROMPT : REDUCE_PROMPT, "role", "user",
+				 "content", u, n);
 		free(u);
 	}
+	/* the session's own system prompt (an agent's, the client's) after
+	 * forge's instructions */
+	if (msgs && v->system.n)
+		json_array_insert_new(msgs, 1, json_pack("{s:s,s:s%}", "role", "system", "content",
+							 v->system.p, (size_t)v->system.n));
 	if (!msgs) {
 		wk_oom_retry(w, s, "out of memory building the request");
 		return;
@@ -346,34 +358,44 @@ static void mr_park(worker_t *w, wsess_t *s, mr_wait_t *m)
 	wk_sess_free(w, s);
 }
 
-static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv);
+static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv, const fg_agent_rt_t *rt);
 
 void fg_wf_fanout_step(worker_t *w, wsess_t *s)
 {
 	fg_mr_view_t v;
 	uint8_t *tmp = NULL;
-	if (mr_view(w, s, &v, &tmp) == 0)
-		fanout_step(w, s, &v);
+	fg_agent_rt_t rt;
+	if (mr_view(w, s, &v, &tmp) == 0) {
+		int a = fg_agent_parse(v.agent, &rt);
+		if (a < 0)
+			wk_fail(w, s, "the session's agent record is malformed");
+		else
+			fanout_step(w, s, &v, a ? &rt : NULL);
+		if (a > 0)
+			fg_agent_free(&rt);
+	}
 	free(tmp);
 }
 
-static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv)
+static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv, const fg_agent_rt_t *rt)
 {
 	fg_mr_view_t v = *pv;
 	if (v.final || v.failed) {
 		wk_finish(w, s, v.final ? FG_S_DONE : FG_S_FAILED);
 		return;
 	}
-	if (wk_past_deadline(w, s))
+	if (wk_past_deadline(w, s, rt))
 		return;
 	if (mr_provider(s) >= w->cfg->nproviders || mr_child_provider(s) >= w->cfg->nproviders) {
 		wk_fail(w, s, "provider %u is not configured", mr_provider(s));
 		return;
 	}
 	if (v.nparts == 0) {
-		mr_call(w, s, &v, 0);
+		mr_call(w, s, &v, 0, rt);
 		return;
 	}
+	if (wk_over_budget(w, s, rt))
+		return;   /* (no more parts once the plan spent it) */
 	int waiting = 0, refused = 0;
 	mr_wait_t m;
 	memset(&m, 0, sizeof(m));
@@ -446,8 +468,15 @@ static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv)
 		char *pj = prm ? json_dumps(prm, JSON_COMPACT) : NULL;
 		fg_buf_t cr = { NULL, 0, 0, 0, fg_log_max(w->r), 1, 0 };
 		json_decref(prm);
-		if (pj) {
-			fg_buf_rec(&cr, FG_REC_PARAMS, pj, strlen(pj));
+		if (pj || v.agent.n || v.system.n) {
+			/* an agent's session: each part runs under its tools and
+			 * limits too (its AGENT record), and the system prompt */
+			if (v.agent.n)
+				fg_buf_rec(&cr, FG_REC_AGENT, v.agent.p, v.agent.n);
+			if (v.system.n)
+				fg_buf_rec(&cr, FG_REC_SYSTEM, v.system.p, v.system.n);
+			if (pj)
+				fg_buf_rec(&cr, FG_REC_PARAMS, pj, strlen(pj));
 			fg_buf_rec(&cr, FG_REC_USER, prompt, strlen(prompt));
 			free(pj);
 			if (cr.oom) {
@@ -545,5 +574,5 @@ static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv)
 		mr_park(w, s, &m);
 		return;
 	}
-	mr_call(w, s, &v, 1);
+	mr_call(w, s, &v, 1, rt);
 }

@@ -58,6 +58,8 @@ void fg_wf_react_step(worker_t *w, wsess_t *s)
 	char err[200];
 	uint32_t len;
 	uint8_t *tmp = NULL, *tmp2 = NULL;
+	fg_agent_rt_t rt = { 0 };
+	char *tools = NULL;
 	const uint8_t *log = own_log(w, s, &len, &tmp);
 	if (!log) {
 		wk_oom_retry(w, s, "out of memory reading the conversation");
@@ -75,11 +77,17 @@ void fg_wf_react_step(worker_t *w, wsess_t *s)
 		wk_finish(w, s, FG_S_FAILED);
 		goto out;
 	}
-	if (wk_past_deadline(w, s))
+	/* a named agent's session: its limits and tools, as they were when it
+	 * began (its AGENT record) */
+	if (fg_agent_parse(v.agent, &rt) < 0) {
+		wk_fail(w, s, "the session's agent record is malformed");
+		goto out;
+	}
+	if (wk_past_deadline(w, s, rt.j ? &rt : NULL))
 		goto out;
 	if (v.pending && v.params.n)
 		fg_react_client_calls(&v);
-	if (v.pending && wk_run_tools(w, s, &v) != 0)
+	if (v.pending && wk_run_tools(w, s, &v, rt.j ? &rt : NULL) != 0)
 		goto out;   /* failed, or waiting for a process tool */
 	if (v.nclient) {
 		/* the model called tools of the client's (chat completions'
@@ -91,6 +99,8 @@ void fg_wf_react_step(worker_t *w, wsess_t *s)
 		wk_fail(w, s, "no final answer after %u model turns (max_steps)", v.turns);
 		goto out;
 	}
+	if (wk_over_budget(w, s, rt.j ? &rt : NULL))
+		goto out;
 	if (s->provider >= w->cfg->nproviders) {
 		wk_fail(w, s, "provider %u is not configured", s->provider);
 		goto out;
@@ -122,7 +132,10 @@ void fg_wf_react_step(worker_t *w, wsess_t *s)
 		goto out;
 	}
 	size_t n;
-	char *body = fg_llm_request_log_trim(p->model, log, len, w->tools_str, (int)p->stream,
+	if (rt.j && rt.tools)
+		tools = fg_agent_tools_json(&rt, w->tools);   /* (NULL: none left) */
+	char *body = fg_llm_request_log_trim(p->model, log, len, rt.j && rt.tools ? tools :
+					     w->tools_str, (int)p->stream,
 					     w->cfg->context_max_bytes, &n, err, sizeof(err));
 	if (!body) {
 		if (errno == ENOMEM)
@@ -133,6 +146,8 @@ void fg_wf_react_step(worker_t *w, wsess_t *s)
 	}
 	wk_post(w, s, p, body, n);
 out:
+	fg_agent_free(&rt);
+	free(tools);
 	free(tmp);
 	free(tmp2);
 }

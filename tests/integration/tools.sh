@@ -116,7 +116,7 @@ sed -i 's/timeout_ms: 300/timeout_ms: 2000/' "$T/forge.yaml"
 start_forged
 id=$(ctl submit --workflow react --prompt go --provider shslow -c "$T/forge.yaml")
 ctl wait --timeout 30 > /dev/null
-ctl session "$id" --json | jq -e '.state == "failed" and .error == "deadline of 1 s passed"' >/dev/null ||
+ctl session "$id" --json | jq -e '.state == "failed" and .error == "deadline of 1 s passed (workflows.deadline_s)"' >/dev/null ||
 	fail "deadline: $(ctl session "$id" --json)"
 stop_forged
 # On the default configuration (896 log bytes inline, the rest in the
