@@ -93,6 +93,7 @@ typedef struct fg_agent_cfg {
 	char planner[FG_AGENT_PROMPT], synthesis[FG_AGENT_PROMPT];   /* plan_execute */
 	char splitter[FG_AGENT_PROMPT], reducer[FG_AGENT_PROMPT];    /* map_reduce   */
 	int line, col;                  /* where the file defines it (errors)     */
+	int kline[3], kcol[3];          /* ... its provider, tools, cost_budget   */
 } fg_agent_cfg_t;
 
 typedef struct fg_config {

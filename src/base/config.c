@@ -1093,9 +1093,13 @@ static int walk_agents(ctx_t *x, const node_t *map, fg_config_t *c)
 						: agent_str(x, av, kp, a->system, sizeof(a->system));
 			} else if (!strcmp(ak->val, "provider")) {
 				rc = agent_str(x, av, kp, a->provider, sizeof(a->provider));
+				a->kline[0] = av->line;   /* (the cross-check's errors point here) */
+				a->kcol[0] = av->col;
 			} else if (!strcmp(ak->val, "model")) {
 				rc = agent_model(x, av, kp, a);
 			} else if (!strcmp(ak->val, "tools")) {
+				a->kline[1] = av->line;
+				a->kcol[1] = av->col;
 				int n = av->type == N_SEQ && av->nkids == 0 ? 0 :
 					str_list(x, av, kp, &a->tools[0][0], sizeof(a->tools[0]), FG_AGENT_TOOLS);
 				rc = n < 0 ? -1 : 0;
@@ -1122,6 +1126,10 @@ static int walk_agents(ctx_t *x, const node_t *map, fg_config_t *c)
 					      "token_budget, cost_budget, planner, synthesis, splitter, "
 					      "reducer)");
 					return -1;
+				}
+				if (!strcmp(q->path, "cost_budget")) {
+					a->kline[2] = av->line;
+					a->kcol[2] = av->col;
 				}
 				key_t_ kk = *q;
 				kk.path = kp;
@@ -1265,7 +1273,7 @@ static int cross_check(ctx_t *x, fg_config_t *c)
 			pfound = !strcmp(c->providers[k].name, a->provider);
 		if (!pfound) {
 			snprintf(path, sizeof(path), "agents.%s.provider", a->name);
-			errat(x, a->line, a->col, path, "names provider \"%s\", which is not in "
+			errat(x, a->kline[0], a->kcol[0], path, "names provider \"%s\", which is not in "
 			      "llm.providers", a->provider);
 			return -1;
 		}
@@ -1274,7 +1282,8 @@ static int cross_check(ctx_t *x, fg_config_t *c)
 			if (!strcmp(c->providers[k].name, pn) && !c->providers[k].price_prompt &&
 			    !c->providers[k].price_completion) {
 				snprintf(path, sizeof(path), "agents.%s.cost_budget", a->name);
-				errat(x, a->line, a->col, path, "provider %s has no prices "
+				errat(x, a->kline[2] ? a->kline[2] : a->line, a->kline[2] ? a->kcol[2] : a->col,
+				      path, "provider %s has no prices "
 				      "(llm.providers.%s.price_prompt_per_mtok, "
 				      "price_completion_per_mtok)", pn, pn);
 				return -1;
@@ -1289,7 +1298,7 @@ static int cross_check(ctx_t *x, fg_config_t *c)
 				have = !strcmp(c->external[e].name, n);
 			if (!have) {
 				snprintf(path, sizeof(path), "agents.%s.tools", a->name);
-				errat(x, a->line, a->col, path, "\"%s\" is not a configured tool "
+				errat(x, a->kline[1], a->kcol[1], path, "\"%s\" is not a configured tool "
 				      "(calculator; file_read, shell and http_get once tools.* enables "
 				      "them; tools.external.NAME)", n);
 				return -1;

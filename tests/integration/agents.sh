@@ -83,10 +83,10 @@ bad() {   # bad YAML EXPECTED: --check-config says EXPECTED ("@N:" is the
 }
 bad "agents:
   a:
-    provider: nope" "@2:3: agents.a.provider: names provider \"nope\", which is not in llm.providers"
+    provider: nope" "@3:15: agents.a.provider: names provider \"nope\", which is not in llm.providers"
 bad "agents:
   a:
-    tools: [calculator, shell]" "@2:3: agents.a.tools: \"shell\" is not a configured tool (calculator; file_read, shell and http_get once tools.* enables them; tools.external.NAME)"
+    tools: [calculator, shell]" "@3:12: agents.a.tools: \"shell\" is not a configured tool (calculator; file_read, shell and http_get once tools.* enables them; tools.external.NAME)"
 bad "agents:
   react:
     system: x" "@2:3: agents.react: \"react\" names a workflow (chat completions' model forge/react): give the agent another name"
@@ -103,7 +103,7 @@ bad "agents:
     system_file: $T/none.md" "@3:18: agents.a.system_file: cannot read $T/none.md: No such file or directory"
 bad "agents:
   a:
-    cost_budget: 0.5" "@2:3: agents.a.cost_budget: provider mock has no prices (llm.providers.mock.price_prompt_per_mtok, price_completion_per_mtok)"
+    cost_budget: 0.5" "@3:18: agents.a.cost_budget: provider mock has no prices (llm.providers.mock.price_prompt_per_mtok, price_completion_per_mtok)"
 bad "agents:
   a:
     workflow: react
