@@ -79,6 +79,7 @@ int cmd_submit(const char *arg)
 		}
 		if (ab.oom || ab.overflow) {
 			fprintf(stderr, "forgectl: submit: out of memory\n");
+			free(ab.p);
 			return 1;
 		}
 		p.recs = ab.p;
@@ -116,8 +117,10 @@ int cmd_submit(const char *arg)
 	}
 	fg_actor_t a;
 	fg_crash_arm();
-	if (attach(&a) < 0)
+	if (attach(&a) < 0) {
+		free(ab.p);
 		return 1;
+	}
 	/* One line per id as soon as it is queued, so that a caller killed (or
 	 * a forgectl killed) part-way knows exactly which sessions exist.  Under
 	 * region.durability: sync, as soon as it is durable: ids are held until
@@ -153,6 +156,7 @@ int cmd_submit(const char *arg)
 	if (nheld && print_durable(&a, held, &nheld) != 0)
 		rc = 1;
 	fg_client_detach(&a);
+	free(ab.p);
 	return rc;
 }
 
