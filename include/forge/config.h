@@ -78,6 +78,7 @@ typedef struct fg_agent_cfg {
 	char name[64];
 	uint32_t workflow;              /* 2 react, 3 map_reduce, 4 plan_execute (FG_WF_*) */
 	char system[FG_AGENT_SYSTEM];   /* system, or the text of system_file */
+	char system_file[512];          /* system_file's name ("" : none)        */
 	char provider[64];              /* "" : llm.default                       */
 	char params[512];               /* JSON object: temperature, top_p,
 					 * max_tokens, seed ("" : none)           */
@@ -158,6 +159,13 @@ typedef struct fg_config {
 	uint32_t nagents;               /* agents.NAME                           */
 	fg_agent_cfg_t agents[FG_MAX_AGENTS];
 } fg_config_t;
+
+/* Set (forgectl) before a load: agents' system_file is not read then (its
+ * name is kept), so that a user who may not read it still loads the file;
+ * fg_config_agent_system reads it when the agent is used.  0, or -1 with
+ * err naming the agent and why. */
+extern int fg_config_defer_files;
+int fg_config_agent_system(fg_agent_cfg_t *a, char *err, size_t errlen);
 
 /* The agent named name (n bytes), or NULL. */
 const fg_agent_cfg_t *fg_config_agent(const fg_config_t *c, const char *name, size_t n);

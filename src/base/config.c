@@ -983,24 +983,22 @@ static int agent_model(ctx_t *x, const node_t *map, const char *path, fg_agent_c
 }
 
 /* system_file: the file's text, up to FG_AGENT_SYSTEM - 1 bytes */
-static int agent_file(ctx_t *x, const node_t *v, const char *path, char *out, size_t outlen)
+/* A prompt file's text into out (outlen bytes); -1 with why. */
+static int read_prompt(const char *file, char *out, size_t outlen, char *why, size_t whylen)
 {
-	char file[4096];
-	if (agent_str(x, v, path, file, sizeof(file)) < 0)
-		return -1;
 	/* (a FIFO or a device would hang the load: a regular file only) */
 	int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	struct stat sb;
 	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		errat(x, v->line, v->col, path, "cannot read %s: %s", file,
-		      fd < 0 ? strerror(errno) : "not a regular file");
+		snprintf(why, whylen, "cannot read %s: %s", file,
+			 fd < 0 ? strerror(errno) : "not a regular file");
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
 	FILE *f = fdopen(fd, "r");
 	if (!f) {
-		errat(x, v->line, v->col, path, "cannot read %s: %s", file, strerror(errno));
+		snprintf(why, whylen, "cannot read %s: %s", file, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -1008,17 +1006,50 @@ static int agent_file(ctx_t *x, const node_t *v, const char *path, char *out, si
 	int bad = ferror(f);
 	fclose(f);
 	if (bad || n == outlen) {
-		errat(x, v->line, v->col, path, bad ? "cannot read %s" :
-		      "%s is longer than %zu bytes (the most a system prompt holds)", file, outlen - 1);
+		if (bad)
+			snprintf(why, whylen, "cannot read %s", file);
+		else
+			snprintf(why, whylen, "%s is longer than %zu bytes (the most a system prompt "
+				 "holds)", file, outlen - 1);
 		return -1;
 	}
 	out[n] = '\0';
 	json_t *utf8 = n ? json_stringn(out, n) : NULL;   /* (NULL: not UTF-8, or a NUL) */
 	if (!utf8) {
-		errat(x, v->line, v->col, path, "%s is %s", file, n ? "not UTF-8 text" : "empty");
+		snprintf(why, whylen, "%s is %s", file, n ? "not UTF-8 text" : "empty");
 		return -1;
 	}
 	json_decref(utf8);
+	return 0;
+}
+
+int fg_config_defer_files;
+
+/* system_file: the file's text, up to FG_AGENT_SYSTEM - 1 bytes; with
+ * fg_config_defer_files, only its name (fg_config_agent_system reads it) */
+static int agent_file(ctx_t *x, const node_t *v, const char *path, fg_agent_cfg_t *a)
+{
+	char why[600];
+	if (agent_str(x, v, path, a->system_file, sizeof(a->system_file)) < 0)
+		return -1;
+	if (fg_config_defer_files)
+		return 0;
+	if (read_prompt(a->system_file, a->system, sizeof(a->system), why, sizeof(why)) < 0) {
+		errat(x, v->line, v->col, path, "%s", why);
+		return -1;
+	}
+	return 0;
+}
+
+int fg_config_agent_system(fg_agent_cfg_t *a, char *err, size_t errlen)
+{
+	if (a->system[0] || !a->system_file[0])
+		return 0;
+	char why[600];
+	if (read_prompt(a->system_file, a->system, sizeof(a->system), why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "agents.%s.system_file: %s", a->name, why);
+		return -1;
+	}
 	return 0;
 }
 
@@ -1089,7 +1120,7 @@ static int walk_agents(ctx_t *x, const node_t *map, fg_config_t *c)
 					errat(x, ak->line, ak->col, kp, "give system or system_file, not both");
 					return -1;
 				}
-				rc = ak->val[6] ? agent_file(x, av, kp, a->system, sizeof(a->system))
+				rc = ak->val[6] ? agent_file(x, av, kp, a)
 						: agent_str(x, av, kp, a->system, sizeof(a->system));
 			} else if (!strcmp(ak->val, "provider")) {
 				rc = agent_str(x, av, kp, a->provider, sizeof(a->provider));

@@ -152,6 +152,7 @@ static void open_region(int writable)
 	if (!file && !o.region && stat("/etc/forge/forge.yaml", &st) == 0)
 		file = "/etc/forge/forge.yaml";
 	if (file) {
+		fg_config_defer_files = 1;   /* (read by submit --agent, when used) */
 		if (fg_config_load(&CFG, file, err, sizeof(err)) < 0) {
 			fprintf(stderr, "%s\n", err);
 			exit(FG_EX_CONFIG);

@@ -56,9 +56,14 @@ int cmd_submit(const char *arg)
 		 * copied into the session (agents.h) */
 		if (!have_cfg)
 			die_usage("submit: --agent needs the configuration (-c FILE)%s", "");
-		const fg_agent_cfg_t *ag = fg_config_agent(&CFG, o.agent, strlen(o.agent));
+		fg_agent_cfg_t *ag = (fg_agent_cfg_t *)fg_config_agent(&CFG, o.agent, strlen(o.agent));
+		char serr[800];
 		if (!ag)
 			die_usage("submit: no agent '%s' in the configuration", o.agent);
+		if (fg_config_agent_system(ag, serr, sizeof(serr)) < 0) {
+			fprintf(stderr, "forgectl: submit: %s\n", serr);
+			return 1;
+		}
 		if (o.workflow)
 			die_usage("submit: --agent runs the agent's workflow: leave --workflow out%s", "");
 		if (!o.prompt || !*o.prompt)

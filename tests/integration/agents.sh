@@ -21,6 +21,7 @@
 . "$(dirname "$0")/../lib.sh"
 PORT=$((30000 + $$ % 10000))
 printf 'You are the support agent of Example Corp.\nBe brief.\n' > "$T/support.md"
+echo "A prompt that goes away." > "$T/gone.md"
 agents_yaml() {   # agents_yaml SYSTEM-OF-SLOW
 	cat >> "$T/forge.yaml" <<YAML
 agents:
@@ -35,6 +36,8 @@ agents:
   notools:
     system: "You have no tools."
     tools: []
+  filed:
+    system_file: $T/gone.md
   tight:
     system: "Short answers."
     token_budget: 20
@@ -138,6 +141,14 @@ curl -s "$API/v1/models" | jq -e '[.data[].id] | index("forge/support") and inde
 code=$(curl -s -o "$T/out" -w '%{http_code}' "$API/v1/sessions" -d '{"agent":"nobody","prompt":"x"}')
 [ "$code" = 400 ] && [ "$(jq -r .error.message "$T/out")" = "agent \"nobody\" is not configured (agents in $T/forge.yaml)" ] ||
 	fail "2: unknown agent: $code $(cat "$T/out")"
+# forgectl reads an agent's system_file only to submit a session of it: a
+# file it cannot read breaks that command, not every other one
+rm "$T/gone.md"
+ctl -c "$T/forge.yaml" stats > /dev/null || fail "2: forgectl stats with an unreadable system_file"
+set +e; out=$(ctl -c "$T/forge.yaml" submit --agent filed --prompt x 2>&1); rc=$?; set -e
+[ $rc = 1 ] && [ "$out" = "forgectl: submit: agents.filed.system_file: cannot read $T/gone.md: No such file or directory" ] ||
+	fail "2: submit --agent filed: $rc $out"
+echo "A prompt that came back." > "$T/gone.md"   # (the reload in 5 reads it)
 # tokens per agent: forgectl stats and /metrics
 ctl stats --json | jq -e '.agents.support | .sessions == 3 and .running == 0 and .prompt_tokens > 0 and .completion_tokens > 0' > /dev/null ||
 	fail "2: forgectl stats: $(ctl stats --json | jq -c .agents)"
