@@ -188,6 +188,12 @@ mixed() {
 	chat -d "{\"model\":\"${3:-forge/react}\",\"tools\":$tools,$1\"messages\":[{\"role\":\"user\",\"content\":\"mixed: math, then weather\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"$2\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"$2\",\"content\":\"sunny\"}]}"
 }
 sid() { tr -d '\r' < "$T/hdr" | sed -n 's/^[Xx]-[Ff]orge-[Ss]ession: //p'; }
+kill_gateway() {   # SIGKILL the gateway; back when a new one answers
+	_gw=$(pgrep -P "$FORGED_PID" forge-gateway)
+	kill -KILL "$_gw"
+	until_true 10 sh -c "curl -sf $API/healthz > /dev/null && [ \"\$(pgrep -P $FORGED_PID forge-gateway)\" != $_gw ]" ||
+		fail "4: the gateway did not come back after a kill"
+}
 calc_runs() { ctl session --json "$1" | jq '[.messages[] | select(.role == "tool" and .content != "sunny")] | length'; }
 for round in plain stream; do
 	s=; [ $round = stream ] && s='"stream":true,'
@@ -216,16 +222,12 @@ code=$(mixed "" "$cid")
 code=$(chat -d "{\"model\":\"forge/react\",\"tools\":$tools,\"messages\":[{\"role\":\"user\",\"content\":\"mixed: math, then weather\"}]}")
 m2=$(sid)
 cid=$(jq -r '.choices[0].message.tool_calls[0].id' "$T/chat")
-gw=$(pgrep -P "$FORGED_PID" forge-gateway)
-kill -KILL "$gw"
-until_true 10 sh -c "curl -sf $API/healthz > /dev/null && [ \"\$(pgrep -P $FORGED_PID forge-gateway)\" != $gw ]" || fail "4: gateway not back"
+kill_gateway
 code=$(mixed "" "$cid")
 [ "$code" = 200 ] && [ "$(sid)" = "$m2" ] && [ "$(roles "$m2")" = "$want" ] ||
 	fail "4: mixed after a gateway kill: results went to $(sid), not $m2: $code $(cat "$T/chat")"
 # and its retry after another gateway kill, the continue done: the same run
-gw=$(pgrep -P "$FORGED_PID" forge-gateway)
-kill -KILL "$gw"
-until_true 10 sh -c "curl -sf $API/healthz > /dev/null && [ \"\$(pgrep -P $FORGED_PID forge-gateway)\" != $gw ]" || fail "4: gateway not back (2)"
+kill_gateway
 code=$(mixed "" "$cid")
 [ "$code" = 200 ] && [ "$(sid)" = "$m2" ] && [ "$(roles "$m2")" = "$want" ] ||
 	fail "4: mixed: a retry after the continue and a gateway kill went to $(sid), not $m2: $code $(roles "$m2")"
