@@ -69,8 +69,12 @@ power_loss() {
 		"$TEAR" "$T/synced" "$T/later" "$REGION" "$1" > "$T/tear.out" || fail "tear"
 		echo "round $1: $(cat "$T/tear.out")"
 	fi
+	# the copied region names the killed workers, whose pids may linger
+	# while the kernel tears them down: start_forged can return before
+	# the new supervisor has checked anything, so wait for its line
+	checks=$(grep -c "after a reboot (durability sync): [0-9]* sessions checked" "$T/forged.log" || true)
 	FORGE_TEST_BOOT_ID=boot-$(( $1 + 1 )) start_forged
-	grep -q "after a reboot (durability sync): [0-9]* sessions checked" "$T/forged.log" ||
+	until_true 60 sh -c "[ \$(grep -c 'after a reboot (durability sync): [0-9]* sessions checked' '$T/forged.log') -gt $checks ]" ||
 		fail "round $1: no check after the reboot: $(tail -5 "$T/forged.log")"
 	grep "after a reboot" "$T/forged.log" | tail -1 | sed 's/.*info: /    /'
 	ctl wait --timeout 120 > /dev/null || fail "round $1: not done after the reboot: $(ctl stats)"
