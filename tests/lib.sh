@@ -163,3 +163,14 @@ expect_all_done() {
 	ctl check > "$T/check.out" || { cat "$T/check.out" >&2; fail "forgectl check found violations"; }
 	no_sanitizer_reports
 }
+
+# stalled FILE: the pid that a stall point (FORGE_STALLPOINT, with
+# FORGE_STALL_FILE=FILE) stopped, once it has stopped; release PID lets it go
+stalled() {
+	until_true 10 test -s "$1" || fail "stall point never reached ($1)"
+	p=$(cat "$1")
+	until_true 5 sh -c "grep -q '^State:.*T' /proc/$p/status" || fail "pid $p did not stop"
+	echo >> "$T/nstalls"
+	echo "$p"
+}
+release() { kill -CONT "$1"; }

@@ -234,6 +234,34 @@ static void completion(conn_t *c, json_t *req)
 		else if (have_tool == 1)
 			have_tool = 0;   /* (the client's tool next) */
 	}
+	/* A first user message "call:NAME {ARGS}": NAME is called with ARGS
+	 * (JSON) on the first turn; then the answer is "tool said: " and the
+	 * last tool result (tests of what a tool call came to). */
+	char *said = NULL, callname[64], *callargs = NULL;
+	if (user && !strncmp(user, "call:", 5) && !forge_call) {
+		const char *sp = strchr(user + 5, ' ');
+		size_t nn = sp ? (size_t)(sp - user - 5) : strlen(user + 5);
+		if (nn >= sizeof(callname))
+			nn = sizeof(callname) - 1;
+		memcpy(callname, user + 5, nn);
+		callname[nn] = 0;
+		if (have_tool == 0) {
+			callargs = strdup(sp ? sp + 1 : "{}");
+			tool = callname;
+			args = callargs;
+		} else {
+			const char *last = "";
+			json_array_foreach(msgs, i, m)
+				if (!strcmp(json_string_value(json_object_get(m, "role")), "tool") &&
+				    json_string_value(json_object_get(m, "content")))
+					last = json_string_value(json_object_get(m, "content"));
+			size_t ln = strlen(last) + 16;
+			if ((said = malloc(ln))) {
+				snprintf(said, ln, "tool said: %s", last);
+				answer = said;
+			}
+		}
+	}
 	/* The last user message "echo": the answer is what the request held
 	 * (roles, contents, parameters, tool names), for tests of what forge
 	 * sends. */
@@ -295,6 +323,8 @@ static void completion(conn_t *c, json_t *req)
 		json_decref(j);
 		free(own);
 		free(echo);
+		free(said);
+		free(callargs);
 		return;
 	}
 	out_printf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -324,6 +354,8 @@ static void completion(conn_t *c, json_t *req)
 	out_append(c, "0\r\n\r\n", 5);
 	free(own);
 	free(echo);
+	free(said);
+	free(callargs);
 #undef CHUNK
 }
 
@@ -613,7 +645,9 @@ static void usage(FILE *f)
 "shell, http_get), that one is called instead, with {\"city\":\"Paris\"} (after\n"
 "a calculator call when the first user message starts \"mixed\").  A last\n"
 "user message \"echo\" is answered at once with what the request held: its\n"
-"roles, contents, tool names and sampling parameters, as JSON.\n"
+"roles, contents, tool names and sampling parameters, as JSON.  A first\n"
+"user message \"call:NAME {ARGS}\" calls tool NAME with ARGS, then answers\n"
+"\"tool said: \" and the last tool result.\n"
 "\n"
 "  --port P        TCP port (required)\n"
 "  --host ADDR     address to listen on (default 127.0.0.1)\n"

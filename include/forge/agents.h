@@ -35,7 +35,15 @@ typedef struct fg_agent_rt {
 						    * forked from another */
 	double price_prompt, price_completion;   /* USD per million tokens */
 	const char *planner, *synthesis, *splitter, *reducer;   /* NULL: forge's */
+	json_t *approve;                /* tools whose calls wait for a person */
+	uint32_t approval_timeout_s;    /* 0: none */
+	int approval_default;           /* after it: 0 reject, 1 approve */
 } fg_agent_rt_t;
+
+/* What a call of the tool NAME waits for before it runs. */
+enum { FG_APPROVAL_NONE, FG_APPROVAL_TOOL /* approve: a person's yes */,
+       FG_APPROVAL_ASK /* ask_human: a person's answer */ };
+int fg_agent_approval(const fg_agent_rt_t *rt, const char *name, size_t n);
 
 /* 1 and *rt from an AGENT record; 0 for none (rec.n 0); -1 if malformed.
  * fg_agent_free after 1. */

@@ -74,6 +74,7 @@ typedef struct fg_external_cfg {
 #define FG_AGENT_SYSTEM 16384    /* the system prompt, NUL included */
 #define FG_AGENT_PROMPT 4096     /* planner, synthesis, splitter, reducer */
 #define FG_AGENT_TOOLS 16
+#define FG_ASK_HUMAN "ask_human"   /* the built-in tool that asks a person */
 typedef struct fg_agent_cfg {
 	char name[64];
 	uint32_t workflow;              /* 2 react, 3 map_reduce, 4 plan_execute (FG_WF_*) */
@@ -91,10 +92,15 @@ typedef struct fg_agent_cfg {
 	uint32_t token_budget;          /* prompt + completion tokens, all the
 					 * session's model calls (0: none)        */
 	double cost_budget;             /* USD at its provider's prices (0: none) */
+	uint32_t napprove;              /* tools whose calls wait for a person    */
+	char approve[FG_AGENT_TOOLS][64];
+	uint32_t approval_timeout_s;    /* 0: wait for an answer for ever         */
+	uint32_t approval_default;      /* after the timeout: 0 reject, 1 approve */
 	char planner[FG_AGENT_PROMPT], synthesis[FG_AGENT_PROMPT];   /* plan_execute */
 	char splitter[FG_AGENT_PROMPT], reducer[FG_AGENT_PROMPT];    /* map_reduce   */
 	int line, col;                  /* where the file defines it (errors)     */
-	int kline[3], kcol[3];          /* ... its provider, tools, cost_budget   */
+	int kline[4], kcol[4];          /* ... its provider, tools, cost_budget,
+					 * approve */
 } fg_agent_cfg_t;
 
 typedef struct fg_config {

@@ -66,8 +66,20 @@ enum fg_rec_type {
 	FG_REC_PARAMS,   /* the client's request parameters (JSON object) */
 	FG_REC_RESUME,   /* a failed session resumed: on from its last commit */
 	FG_REC_NOTE,     /* the text a model sent beside its tool calls */
-	FG_REC_AGENT     /* the named agent's definition, as the session began */
+	FG_REC_AGENT,    /* the named agent's definition, as the session began */
+	FG_REC_ASK,      /* a call waits for a person: id, then fg_ask_t's bytes */
+	FG_REC_DECISION  /* what the person (or the timeout) decided: id, JSON */
 };
+
+/* An ASK record's payload after the call id: when its wait ends by itself
+ * (CLOCK_REALTIME ms, 0: never), what it asks for, and the answer then. */
+enum { FG_ASK_APPROVE = 1, FG_ASK_QUESTION = 2 };
+typedef struct fg_ask {
+	uint64_t deadline_ms;
+	uint8_t kind;        /* FG_ASK_* */
+	uint8_t dflt;        /* after the deadline: 0 reject, 1 approve */
+} fg_ask_t;
+#define FG_ASK_BYTES 10
 #define FG_COMMIT_PAYLOAD 40
 #define FG_COMMIT_BYTES (FG_REC_HDR + FG_COMMIT_PAYLOAD)
 #define FG_MAX_PARTS 256   /* parts of a split, steps of a plan */
@@ -113,6 +125,10 @@ void fg_buf_str(fg_buf_t *b, const char *s, size_t n);
 void fg_buf_toolcalls(fg_buf_t *b, const fg_call_t *calls, uint32_t n);
 /* Appends a TOOL record: id and result text. */
 void fg_buf_tool(fg_buf_t *b, fg_str_t id, const char *text, size_t n);
+/* ... a record of that shape of another type (DECISION: id and JSON). */
+void fg_buf_idtext(fg_buf_t *b, uint8_t type, fg_str_t id, const char *text, size_t n);
+void fg_buf_ask(fg_buf_t *b, fg_str_t id, const fg_ask_t *a);
+int  fg_rec_ask(const fg_rec_t *r, fg_str_t *id, fg_ask_t *a);
 
 void fg_buf_parts(fg_buf_t *b, const fg_str_t *parts, uint32_t n);
 /* A DEPS record from a bitmap per step: bit d of dep[i] = step i needs d. */
@@ -129,7 +145,8 @@ int fg_rec_next_raw(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r
 /* Decodes a TOOLCALLS payload; returns the number of calls or -1. */
 int fg_rec_calls(const fg_rec_t *r, fg_call_t *calls, uint32_t max);
 
-/* Decodes a TOOL or INTENT payload's id (and the text for TOOL). */
+/* Decodes a TOOL, INTENT or DECISION payload's id (and the text, but for
+ * INTENT). */
 int fg_rec_tool(const fg_rec_t *r, fg_str_t *id, fg_str_t *text);
 
 /*

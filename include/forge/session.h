@@ -186,6 +186,15 @@ int fg_session_continue(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const 
 			uint32_t n, uint32_t *state);
 
 /*
+ * A person's answer to a session WAITING for one (an approval, ask_human):
+ * the same steps as fg_session_continue from WAITING (-EBUSY in any other
+ * state), with crash points approval.answer.*; the session is QUEUED with
+ * the records, and its deadline keeps counting from its run's start.
+ */
+int fg_session_answer(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const void *recs,
+		      uint32_t n, uint32_t *state);
+
+/*
  * Cancels a session: QUEUED -> CANCELLED at once; RUNNING gets the cancel
  * flag and its worker ends it within milliseconds (its LLM request aborted,
  * its tools killed).  *state: the state found.  -ENOENT no such session,

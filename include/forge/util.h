@@ -21,6 +21,14 @@ static inline uint64_t fg_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The wall clock in ms (deadlines that must hold across a reboot). */
+static inline uint64_t fg_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 static inline uint64_t fg_coarse_ns(void)
 {
 	struct timespec ts;

@@ -36,6 +36,11 @@ typedef struct fg_react_view {
 	uint8_t client[FG_MAX_CALLS];    /* calls of the client's own tools (set
 					  * by the worker from params)            */
 	uint32_t nclient;
+	uint8_t asked[FG_MAX_CALLS];     /* ASK records: the call waits for a person */
+	fg_ask_t ask[FG_MAX_CALLS];
+	uint8_t decided[FG_MAX_CALLS];   /* DECISION records (their JSON below)  */
+	fg_str_t decision[FG_MAX_CALLS];
+	uint32_t awaiting;               /* asked, neither decided nor answered  */
 } fg_react_view_t;
 
 /* map_reduce: split call -> PARTS -> one child ReAct session per part

@@ -41,6 +41,17 @@ int fg_agent_records(const fg_agent_cfg_t *a, const fg_provider_cfg_t *prov,
 		json_object_set_new(j, "deadline_s", json_integer(a->deadline_s));
 	if (a->cost_budget > 0)
 		json_object_set_new(j, "cost_budget", json_real(a->cost_budget));
+	if (a->napprove) {
+		json_t *t = json_array();
+		for (uint32_t i = 0; i < a->napprove; i++)
+			json_array_append_new(t, json_string(a->approve[i]));
+		json_object_set_new(j, "approve", t);
+	}
+	if (a->approval_timeout_s) {
+		json_object_set_new(j, "approval_timeout_s", json_integer(a->approval_timeout_s));
+		json_object_set_new(j, "approval_default",
+				    json_string(a->approval_default ? "approve" : "reject"));
+	}
 	static const char *const keys[] = { "planner", "synthesis", "splitter", "reducer" };
 	const char *vals[] = { a->planner, a->synthesis, a->splitter, a->reducer };
 	for (size_t i = 0; i < 4; i++)
@@ -103,11 +114,16 @@ int fg_agent_parse(fg_str_t rec, fg_agent_rt_t *rt)
 	json_t *pr = json_object_get(rt->j, "prices");
 	rt->price_prompt = json_number_value(json_array_get(pr, 0));
 	rt->price_completion = json_number_value(json_array_get(pr, 1));
+	rt->approve = json_object_get(rt->j, "approve");
+	json_int_t at = json_integer_value(json_object_get(rt->j, "approval_timeout_s"));
+	rt->approval_timeout_s = at > 0 && at <= 0xffffffffll ? (uint32_t)at : 0;
+	const char *ad = json_string_value(json_object_get(rt->j, "approval_default"));
+	rt->approval_default = ad && !strcmp(ad, "approve");
 	rt->planner = json_string_value(json_object_get(rt->j, "planner"));
 	rt->synthesis = json_string_value(json_object_get(rt->j, "synthesis"));
 	rt->splitter = json_string_value(json_object_get(rt->j, "splitter"));
 	rt->reducer = json_string_value(json_object_get(rt->j, "reducer"));
-	if (!rt->name) {
+	if (!rt->name || (rt->approve && !json_is_array(rt->approve))) {
 		json_decref(rt->j);
 		rt->j = NULL;
 		return -1;
@@ -121,18 +137,31 @@ void fg_agent_free(fg_agent_rt_t *rt)
 	rt->j = NULL;
 }
 
-int fg_agent_allows(const fg_agent_rt_t *rt, const char *name, size_t n)
+/* (an agent has ask_human only when its tools name it) */
+static int names(const json_t *list, const char *name, size_t n)
 {
-	if (!rt->j || !rt->tools)
-		return 1;
 	size_t i;
 	json_t *t;
-	json_array_foreach(rt->tools, i, t) {
+	json_array_foreach(list, i, t) {
 		const char *s = json_string_value(t);
 		if (s && strlen(s) == n && !memcmp(s, name, n))
 			return 1;
 	}
 	return 0;
+}
+
+int fg_agent_allows(const fg_agent_rt_t *rt, const char *name, size_t n)
+{
+	return !rt->j || !rt->tools || names(rt->tools, name, n);
+}
+
+int fg_agent_approval(const fg_agent_rt_t *rt, const char *name, size_t n)
+{
+	if (!rt || !rt->j)
+		return FG_APPROVAL_NONE;
+	if (n == sizeof(FG_ASK_HUMAN) - 1 && !memcmp(name, FG_ASK_HUMAN, n))
+		return rt->tools && names(rt->tools, name, n) ? FG_APPROVAL_ASK : FG_APPROVAL_NONE;
+	return rt->approve && names(rt->approve, name, n) ? FG_APPROVAL_TOOL : FG_APPROVAL_NONE;
 }
 
 char *fg_agent_tools_json(const fg_agent_rt_t *rt, const json_t *all)
@@ -146,6 +175,14 @@ char *fg_agent_tools_json(const fg_agent_rt_t *rt, const json_t *all)
 		if (n && fg_agent_allows(rt, n, strlen(n)))
 			json_array_append(a, t);
 	}
+	if (fg_agent_approval(rt, FG_ASK_HUMAN, sizeof(FG_ASK_HUMAN) - 1) == FG_APPROVAL_ASK)
+		json_array_append_new(a, json_pack("{s:s,s:{s:s,s:s,s:{s:s,s:{s:{s:s,s:s}},s:[s]}}}",
+			"type", "function", "function", "name", FG_ASK_HUMAN, "description",
+			"Ask a person a question and wait for the answer (minutes or hours: "
+			"use it when only a person can decide).", "parameters", "type", "object",
+			"properties", "question", "type", "string", "description",
+			"The question, complete enough to answer without the conversation",
+			"required", "question"));
 	char *s = json_array_size(a) ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
 	return s;

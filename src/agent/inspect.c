@@ -5,6 +5,7 @@
  * re-validated after the copy, so what is shown is all one session.
  */
 #include "forge/inspect.h"
+#include "forge/approval.h"
 #include "forge/conv.h"
 #include "forge/session.h"
 #include "forge/views.h"
@@ -20,6 +21,9 @@ json_t *fg_inspect_session(const fg_region_t *R, fg_handle_t h, int full, const 
 	if (fg_session_snapshot(R, h, &sn, 1) < 0)
 		return NULL;
 	json_t *j = fg_inspect_snap(&sn, full, cfg);
+	/* calls that wait for a person (an approval, ask_human) */
+	if (j && FG_CTL_STATE(sn.ctl) == FG_S_WAITING && sn.workflow == FG_WF_REACT)
+		json_object_set_new(j, "waiting_for", fg_approval_pending(&sn));
 	fg_snap_free(&sn);
 	/* a model turn whose requests fail (an outage, a rate limit): how
 	 * long, how often, until when forge keeps trying */

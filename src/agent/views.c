@@ -82,7 +82,39 @@ int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *er
 			v->ncalls = v->pending = (uint32_t)k;
 			memset(v->answered, 0, sizeof(v->answered));
 			memset(v->intent, 0, sizeof(v->intent));
+			memset(v->asked, 0, sizeof(v->asked));
+			memset(v->decided, 0, sizeof(v->decided));
+			v->awaiting = 0;
 			break;
+		case FG_REC_ASK:
+		case FG_REC_DECISION: {
+			fg_str_t id, text;
+			fg_ask_t a;
+			int i;
+			if ((r.type == FG_REC_ASK ? fg_rec_ask(&r, &id, &a) : fg_rec_tool(&r, &id, &text)) < 0 ||
+			    (i = find_call(v, id)) < 0 || v->answered[i]) {
+				snprintf(err, errlen, "%s record at byte %u names no pending call",
+					 r.type == FG_REC_ASK ? "ask" : "decision", at);
+				return -1;
+			}
+			if (r.type == FG_REC_ASK ? v->asked[i] : (!v->asked[i] || v->decided[i])) {
+				snprintf(err, errlen, "%s record for call %.*s at byte %u %s",
+					 r.type == FG_REC_ASK ? "ask" : "decision", (int)id.n, id.p, at,
+					 r.type == FG_REC_ASK ? "is a second one" : "without its question "
+					 "or after its decision");
+				return -1;
+			}
+			if (r.type == FG_REC_ASK) {
+				v->asked[i] = 1;
+				v->ask[i] = a;
+				v->awaiting++;
+			} else {
+				v->decided[i] = 1;
+				v->decision[i] = text;
+				v->awaiting--;
+			}
+			break;
+		}
 		case FG_REC_TOOL:
 		case FG_REC_INTENT: {
 			fg_str_t id, text;
@@ -102,6 +134,8 @@ int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *er
 			} else {
 				v->answered[i] = 1;
 				v->pending--;
+				if (v->asked[i] && !v->decided[i])
+					v->awaiting--;   /* (answered without a decision: never) */
 			}
 			break;
 		}

@@ -1136,6 +1136,24 @@ static int walk_agents(ctx_t *x, const node_t *map, fg_config_t *c)
 				rc = n < 0 ? -1 : 0;
 				a->ntools = n < 0 ? 0 : (uint32_t)n;
 				a->tools_set = 1;
+			} else if (!strcmp(ak->val, "approve")) {
+				a->kline[3] = av->line;
+				a->kcol[3] = av->col;
+				int n = av->type == N_SEQ && av->nkids == 0 ? 0 :
+					str_list(x, av, kp, &a->approve[0][0], sizeof(a->approve[0]),
+						 FG_AGENT_TOOLS);
+				rc = n < 0 ? -1 : 0;
+				a->napprove = n < 0 ? 0 : (uint32_t)n;
+			} else if (!strcmp(ak->val, "approval_default")) {
+				if ((rc = agent_str(x, av, kp, buf, sizeof(buf))) == 0) {
+					if (!strcmp(buf, "reject") || !strcmp(buf, "approve")) {
+						a->approval_default = buf[0] == 'a';
+					} else {
+						errat(x, av->line, av->col, kp, "\"%s\" is not reject or "
+						      "approve", buf);
+						rc = -1;
+					}
+				}
 			} else if (!strcmp(ak->val, "planner") || !strcmp(ak->val, "synthesis") ||
 				   !strcmp(ak->val, "splitter") || !strcmp(ak->val, "reducer")) {
 				char *dst = ak->val[0] == 'p' ? a->planner : ak->val[1] == 'y' ? a->synthesis :
@@ -1147,6 +1165,7 @@ static int walk_agents(ctx_t *x, const node_t *map, fg_config_t *c)
 					{ "deadline_s", K_UINT, offsetof(fg_agent_cfg_t, deadline_s), 0, 1, 30 * 86400 },
 					{ "token_budget", K_UINT, offsetof(fg_agent_cfg_t, token_budget), 0, 1, 0xffffffffu },
 					{ "cost_budget", K_MONEY, offsetof(fg_agent_cfg_t, cost_budget), 0, 0, 1000000 },
+					{ "approval_timeout_s", K_UINT, offsetof(fg_agent_cfg_t, approval_timeout_s), 0, 1, 365 * 86400 },
 					{ NULL, 0, 0, 0, 0, 0 } };
 				const key_t_ *q = nums;
 				while (q->path && strcmp(q->path, ak->val))
@@ -1154,8 +1173,8 @@ static int walk_agents(ctx_t *x, const node_t *map, fg_config_t *c)
 				if (!q->path) {
 					errat(x, ak->line, ak->col, kp, "unknown key (workflow, system, "
 					      "system_file, provider, model, tools, max_steps, deadline_s, "
-					      "token_budget, cost_budget, planner, synthesis, splitter, "
-					      "reducer)");
+					      "token_budget, cost_budget, approve, approval_timeout_s, "
+					      "approval_default, planner, synthesis, splitter, reducer)");
 					return -1;
 				}
 				if (!strcmp(q->path, "cost_budget")) {
@@ -1321,7 +1340,7 @@ static int cross_check(ctx_t *x, fg_config_t *c)
 			}
 		for (uint32_t t = 0; t < a->ntools; t++) {
 			const char *n = a->tools[t];
-			int have = !strcmp(n, "calculator") ||
+			int have = !strcmp(n, "calculator") || !strcmp(n, FG_ASK_HUMAN) ||
 				   (!strcmp(n, "file_read") && c->file_read_root[0]) ||
 				   (!strcmp(n, "shell") && c->shell_nallow) ||
 				   (!strcmp(n, "http_get") && c->http_nallow);
@@ -1331,7 +1350,31 @@ static int cross_check(ctx_t *x, fg_config_t *c)
 				snprintf(path, sizeof(path), "agents.%s.tools", a->name);
 				errat(x, a->kline[1], a->kcol[1], path, "\"%s\" is not a configured tool "
 				      "(calculator; file_read, shell and http_get once tools.* enables "
-				      "them; tools.external.NAME)", n);
+				      "them; tools.external.NAME; ask_human)", n);
+				return -1;
+			}
+		}
+		for (uint32_t t = 0; t < a->napprove; t++) {
+			const char *n = a->approve[t];
+			int have = 0;
+			for (uint32_t k = 0; !have && k < a->ntools; k++)
+				have = !strcmp(a->tools[k], n);
+			if (!a->tools_set)
+				have = !strcmp(n, "calculator") ||
+				       (!strcmp(n, "file_read") && c->file_read_root[0]) ||
+				       (!strcmp(n, "shell") && c->shell_nallow) ||
+				       (!strcmp(n, "http_get") && c->http_nallow);
+			for (uint32_t e = 0; !have && !a->tools_set && e < c->nexternal; e++)
+				have = !strcmp(c->external[e].name, n);
+			snprintf(path, sizeof(path), "agents.%s.approve", a->name);
+			if (!strcmp(n, FG_ASK_HUMAN)) {
+				errat(x, a->kline[3], a->kcol[3], path, "ask_human always waits for a "
+				      "person: name it under tools, not approve");
+				return -1;
+			}
+			if (!have) {
+				errat(x, a->kline[3], a->kcol[3], path, "\"%s\" is not one of the agent's "
+				      "tools", n);
 				return -1;
 			}
 		}

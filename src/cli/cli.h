@@ -24,6 +24,7 @@ struct cli_opts {
 	long max_steps, max_parts;
 	long older_than_s;
 	long at;              /* fork --at N (-1: all)                  */
+	const char *call, *args, *reason;   /* approve / reject / answer   */
 };
 
 extern struct cli_opts o;
@@ -56,6 +57,10 @@ int cmd_cancel(const char *id);
 int cmd_say(const char *id);
 int cmd_fork(const char *id);
 int cmd_resume(const char *id);
+int cmd_pending(const char *arg);
+int cmd_approve(const char *id);
+int cmd_reject(const char *id);
+int cmd_answer(const char *id);
 extern const char *say_text;   /* say ID TEXT */
 int cmd_reload(const char *arg);
 int cmd_purge(const char *arg);

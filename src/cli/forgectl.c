@@ -80,6 +80,16 @@ static const char *usage_text =
 "                              numbers them; default all), then TEXT as a\n"
 "                              user message; runs on from there and prints\n"
 "                              its id (ID is left as it is)\n"
+"  pending                     calls that wait for a person: session, call,\n"
+"                              tool and arguments (or question), timeout\n"
+"  approve ID [--call C] [--args JSON]\n"
+"                              approve the call that session ID waits for\n"
+"                              (C: which one, if several); with --args it\n"
+"                              runs with these arguments instead (edit)\n"
+"  reject ID [--call C] [--reason TEXT]\n"
+"                              the call is not run; the model is told so,\n"
+"                              with TEXT\n"
+"  answer ID TEXT [--call C]   answer an ask_human question with TEXT\n"
 "  resume ID                   a failed session runs again from its last\n"
 "                              commit (after a provider outage, say)\n"
 "  cancel ID                   cancel a session: a queued one at once, a\n"
@@ -196,6 +206,10 @@ static const struct command {
 	{ "cancel",      1, 1, cmd_cancel },
 	{ "say",         1, 1, cmd_say },
 	{ "resume",      1, 1, cmd_resume },
+	{ "pending",     0, 0, cmd_pending },
+	{ "approve",     1, 1, cmd_approve },
+	{ "reject",      1, 1, cmd_reject },
+	{ "answer",      1, 1, cmd_answer },
 	{ "fork",        1, 1, cmd_fork },
 	{ "purge",       1, 0, cmd_purge },
 	{ "kill-worker", 0, 1, cmd_kill_worker },
@@ -208,7 +222,7 @@ int main(int argc, char **argv)
 {
 	enum { O_JSON = 256, O_STATE, O_LIMIT, O_WORKFLOW, O_STEPS, O_COUNT, O_DELAY,
 	       O_TIMEOUT, O_SIGNAL, O_PROMPT, O_SYSTEM, O_PROVIDER, O_MAXSTEPS, O_CHILDPROV,
-	       O_MAXPARTS, O_OLDER, O_AT, O_AGENT };
+	       O_MAXPARTS, O_OLDER, O_AT, O_AGENT, O_CALL, O_ARGS, O_REASON };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "region", required_argument, NULL, 'r' },
@@ -230,6 +244,9 @@ int main(int argc, char **argv)
 		{ "older-than", required_argument, NULL, O_OLDER },
 		{ "at", required_argument, NULL, O_AT },
 		{ "agent", required_argument, NULL, O_AGENT },
+		{ "call", required_argument, NULL, O_CALL },
+		{ "args", required_argument, NULL, O_ARGS },
+		{ "reason", required_argument, NULL, O_REASON },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -263,6 +280,9 @@ int main(int argc, char **argv)
 		case O_OLDER: o.older_than_s = num_arg("--older-than", optarg, 0, 1L << 30); break;
 		case O_AT: o.at = num_arg("--at", optarg, 0, 0x7fffffffL); break;
 		case O_AGENT: o.agent = optarg; break;
+		case O_CALL: o.call = optarg; break;
+		case O_ARGS: o.args = optarg; break;
+		case O_REASON: o.reason = optarg; break;
 		default: fputs(usage_text, stderr); return 2;
 		}
 	}
@@ -276,6 +296,10 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "say")) {   /* say ID TEXT: the text is the second argument */
 		if (optind >= argc)
 			die_usage("say: missing TEXT (%s)", "forgectl say ID TEXT");
+		say_text = argv[optind++];
+	} else if (!strcmp(cmd, "answer")) {   /* answer ID TEXT */
+		if (optind >= argc)
+			die_usage("answer: missing TEXT (%s)", "forgectl answer ID TEXT");
 		say_text = argv[optind++];
 	} else if (!strcmp(cmd, "fork") && optind < argc) {   /* fork ID [TEXT] */
 		say_text = argv[optind++];

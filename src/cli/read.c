@@ -10,6 +10,7 @@
 #include "forge/durable.h"
 #include "forge/crash.h"
 #include "forge/inspect.h"
+#include "forge/approval.h"
 #include "forge/log.h"
 #include "forge/registry.h"
 #include "forge/ring.h"
@@ -611,5 +612,54 @@ int cmd_top(const char *arg)
 			break;
 		sleep(1);
 	}
+	return 0;
+}
+
+/* pending: every call that waits for a person, one line each. */
+int cmd_pending(const char *arg)
+{
+	(void)arg;
+	json_t *arr = json_array();
+	if (!o.json)
+		printf("%-32s %-24s %-14s %-9s  %s\n", "SESSION", "CALL", "TOOL", "TIMEOUT",
+		       "ARGUMENTS / QUESTION");
+	uint64_t now = fg_wall_ms();
+	for (uint32_t i = 0; i < R.hdr->capacity; i++) {
+		uint64_t c = atomic_load(&fg_sess(&R, i)->ctl);
+		if (FG_CTL_STATE(c) != FG_S_WAITING)
+			continue;
+		fg_snap_t sn;
+		if (fg_session_snapshot(&R, FG_HANDLE(i, FG_CTL_SGEN(c)), &sn, 1) < 0)
+			continue;   /* (purged, reused) */
+		json_t *calls = fg_approval_pending(&sn);
+		char id[FG_ID_LEN + 1];
+		fg_id_format(&R, sn.h, id);
+		fg_snap_free(&sn);
+		size_t k;
+		json_t *p;
+		json_array_foreach(calls, k, p) {
+			json_object_set_new(p, "session", json_string(id));
+			if (o.json) {
+				json_array_append(arr, p);
+				continue;
+			}
+			char line[100], t[32] = "none";
+			json_t *q = json_object_get(p, "question");
+			one_line(json_string_value(q ? q : json_object_get(p, "arguments")), line,
+				 sizeof(line));
+			uint64_t dl = (uint64_t)json_integer_value(json_object_get(p, "deadline_ms"));
+			if (dl)
+				snprintf(t, sizeof(t), "%llus %s", dl > now ? (unsigned long long)((dl - now + 999) / 1000) : 0ull,
+					 json_string_value(json_object_get(p, "default"))[0] == 'a' ? "ok" : "no");
+			printf("%-32s %-24s %-14s %-9s  %s%s\n", id,
+			       json_string_value(json_object_get(p, "call_id")),
+			       json_string_value(json_object_get(p, "tool")), t, q ? "? " : "", line);
+		}
+		json_decref(calls);
+	}
+	if (o.json)
+		print_json(arr);
+	else
+		json_decref(arr);
 	return 0;
 }

@@ -6,6 +6,7 @@
  */
 #include "cli/cli.h"
 #include "forge/agents.h"
+#include "forge/approval.h"
 #include "forge/conv.h"
 #include "forge/crash.h"
 #include "forge/durable.h"
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <unistd.h>
 
 static uint32_t provider_index(const char *name)
@@ -440,4 +442,70 @@ int cmd_drain(const char *arg)
 	}
 	printf("forged stopped\n");
 	return 0;
+}
+
+/* approve, reject, answer: a person's answer to a call that waits. */
+static int decide(const char *cmd, const char *id, json_t *in)
+{
+	fg_handle_t h;
+	char err[300] = "", by[96];
+	if (parse_id(id, &h) < 0) {
+		json_decref(in);
+		return 1;
+	}
+	struct passwd *pw = getpwuid(getuid());
+	snprintf(by, sizeof(by), "forgectl (uid %u%s%.40s)", (unsigned)getuid(), pw ? " " : "",
+		 pw ? pw->pw_name : "");
+	fg_actor_t a;
+	fg_crash_arm();
+	if (attach(&a) < 0) {
+		json_decref(in);
+		return 1;
+	}
+	json_t *rec = NULL;
+	int e = fg_approval_decide(&a, NULL, h, o.call, in, by, &rec, err, sizeof(err));
+	int fe = e == 0 ? fg_durable_wait(&R, a.slot) : 0;
+	fg_client_detach(&a);
+	json_decref(in);
+	if (e < 0) {
+		fprintf(stderr, "forgectl: %s: session %s: %s\n", cmd, id, err);
+		return 1;
+	}
+	if (fe < 0) {
+		fprintf(stderr, "forgectl: %s: session %s: the answer is recorded, but flushing the "
+			"region failed (%s)\n", cmd, id, strerror(-fe));
+		json_decref(rec);
+		return 1;
+	}
+	if (o.json) {
+		print_json(rec);
+		return 0;
+	}
+	printf("%s %s%s\n", id, json_string_value(json_object_get(rec, "decision")),
+	       e == 1 ? " (recorded before)" : ": queued to go on");
+	json_decref(rec);
+	return 0;
+}
+
+int cmd_approve(const char *id)
+{
+	json_t *in = json_pack("{s:s}", "decision", o.args ? "edit" : "approve");
+	if (o.args)
+		json_object_set_new(in, "arguments", json_string(o.args));
+	if (o.reason)
+		json_object_set_new(in, "reason", json_string(o.reason));
+	return decide("approve", id, in);
+}
+
+int cmd_reject(const char *id)
+{
+	json_t *in = json_pack("{s:s}", "decision", "reject");
+	if (o.reason)
+		json_object_set_new(in, "reason", json_string(o.reason));
+	return decide("reject", id, in);
+}
+
+int cmd_answer(const char *id)
+{
+	return decide("answer", id, json_pack("{s:s,s:s}", "decision", "answer", "answer", say_text));
 }

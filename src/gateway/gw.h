@@ -83,6 +83,7 @@ int gw_post_message(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id
 int gw_openapi(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_resume(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_fork(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+int gw_approval(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_list_sessions(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_get_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_delete_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);

@@ -14,6 +14,9 @@
  *                                  from its last commit
  *   POST   /v1/sessions/{id}/fork  {at?, content?} -> 201: a new session
  *                                  from the first "at" messages of another
+ *   POST   /v1/sessions/{id}/approval {decision, reason?, arguments?,
+ *                                  answer?, call_id?} -> 202: a person's
+ *                                  answer to a call that waits for one
  *   POST   /v1/chat/completions    OpenAI-compatible; model "forge/WORKFLOW[@provider]"
  *   GET    /v1/workers, /metrics (Prometheus text), /healthz, /readyz,
  *          /openapi.json (docs/openapi.json: every route here, described)
@@ -193,6 +196,7 @@ static const struct route {
 	{ "POST",   "/v1/sessions/{id}/messages", gw_post_message, 1 },
 	{ "POST",   "/v1/sessions/{id}/resume", gw_resume,         1 },
 	{ "POST",   "/v1/sessions/{id}/fork",   gw_fork,           1 },
+	{ "POST",   "/v1/sessions/{id}/approval", gw_approval,     1 },
 	{ "GET",    "/v1/sessions/{id}",        gw_get_session,    1 },
 	{ "DELETE", "/v1/sessions/{id}",        gw_delete_session, 1 },
 };

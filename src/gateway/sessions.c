@@ -5,6 +5,7 @@
  * published), list, read, cancel.  Every read goes through a snapshot.
  */
 #include "gateway/gw.h"
+#include "forge/approval.h"
 #include "forge/durable.h"
 #include "forge/conv.h"
 #include "forge/crash.h"
@@ -598,4 +599,75 @@ int gw_fork(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	free(rb.p);
 	fg_gwreq_free(&q);
 	return rc;
+}
+
+/*
+ * POST /v1/sessions/{id}/approval {decision, reason?, arguments?, answer?,
+ * call_id?}: a person's answer to a call that waits for one (an agent's
+ * approve: tool, or its ask_human).  202 with the decision as recorded and
+ * the session, queued to act on it; the same answer again (a retry) is 200
+ * with Idempotent-Replayed, another answer to a decided call 409.
+ */
+int gw_approval(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
+{
+	fg_handle_t h;
+	char err[300] = "";
+	json_error_t je;
+	if (fg_id_parse(g->r, id, &h) < 0)
+		return reply_error(c, 404, "id", "no session %.40s", id);
+	json_t *in = json_loadb(b->p, b->n, 0, &je);
+	if (!json_is_object(in)) {
+		json_decref(in);
+		return reply_error(c, 400, NULL, "the body must be a JSON object {\"decision\": "
+				   "\"approve\" | \"reject\" | \"edit\" | \"answer\", ...}%s%s",
+				   in ? "" : ": ", in ? "" : je.text);
+	}
+	const char *k;
+	json_t *val;
+	json_object_foreach(in, k, val) {
+		if (strcmp(k, "decision") && strcmp(k, "reason") && strcmp(k, "arguments") &&
+		    strcmp(k, "answer") && strcmp(k, "call_id")) {
+			int rc = reply_error(c, 400, k, "unknown field \"%.40s\" (decision, reason, "
+					     "arguments, answer, call_id)", k);
+			json_decref(in);
+			return rc;
+		}
+	}
+	json_t *cid = json_object_get(in, "call_id");
+	if (cid && !json_is_string(cid)) {
+		json_decref(in);
+		return reply_error(c, 400, "call_id", "call_id is a string");
+	}
+	json_t *rec = NULL;
+	int e = fg_approval_decide(&g->a, &g->submit_lock, h, json_string_value(cid), in, "api",
+				   &rec, err, sizeof(err));
+	json_decref(in);
+	if (e == -ENOMEM)
+		return reply_oom(c);
+	if (e == -ENOENT)
+		return reply_error(c, 404, "id", "no session %.40s", id);
+	if (e == -EINVAL)
+		return reply_error(c, 400, NULL, "session %.40s: %s", id, err);
+	if (e == -E2BIG)
+		return reply_error(c, 413, NULL, "session %.40s is full: %s", id, err);
+	if (e < 0)
+		return reply_error(c, 409, NULL, "session %.40s: %s", id, err);
+	int fe = e == 0 ? fg_durable_wait(g->r, g->a.slot) : 0;
+	if (fe < 0) {
+		json_decref(rec);
+		return reply_error(c, 503, NULL, "the answer could not be made durable (flushing "
+				   "the region failed: %s)", strerror(-fe));
+	}
+	json_t *j = fg_inspect_session(g->r, h, 0, g->cfg);
+	if (!j) {
+		json_decref(rec);
+		return reply_error(c, 404, "id", "no session %.40s", id);
+	}
+	json_object_set_new(j, "decision", rec);
+	char loc[80];
+	snprintf(loc, sizeof(loc), "/v1/sessions/%.40s", id);
+	if (e == 1)
+		return reply2(c, 200, "application/json", json_dumps(j, JSON_COMPACT), "Location", loc,
+			      "Idempotent-Replayed", "true");
+	return reply(c, 202, "application/json", json_dumps(j, JSON_COMPACT), "Location", loc);
 }

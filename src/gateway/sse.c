@@ -8,6 +8,7 @@
  * each read is a snapshot, so a purged session ends its stream.
  */
 #include "gateway/gw.h"
+#include "forge/approval.h"
 #include "forge/durable.h"
 #include "forge/conv.h"
 #include "forge/crash.h"
@@ -53,11 +54,13 @@ typedef struct sse {
 	uint32_t live_seq;      /* live text sent: of the turn after checkpoint */
 	uint64_t live_sent;     /* live_seq, this many bytes                    */
 	int live_any;
+	uint64_t asked_ckpt;    /* the checkpoint whose waits were announced    */
 } sse_t;
 
 static size_t ev_put(char *buf, size_t max, size_t n, uint32_t id, const char *event, json_t *data)
 {
 	char *d = json_dumps(data, JSON_COMPACT);
+	json_decref(data);   /* (every caller hands its reference over) */
 	if (!d)
 		return n;   /* out of memory: next call */
 	/* (id 0: an event that is not part of the record, such as live text:
@@ -151,6 +154,19 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 					e->live_sent += (uint64_t)k;   /* (not UTF-8: the commit carries it) */
 				}
 			}
+		}
+		if (n == 0 && st == FG_S_WAITING && sn.workflow == FG_WF_REACT &&
+		    sn.ckpt != e->asked_ckpt) {
+			/* waiting for a person: "approval" (no id) with the calls
+			 * that wait, once per stream and question */
+			json_t *p = fg_approval_pending(&sn);
+			size_t np = json_array_size(p);
+			if (np)
+				n = ev_put(buf, max, 0, 0, "approval", json_pack("{s:o}", "waiting_for", p));
+			else
+				json_decref(p);
+			if (n > 0 || np == 0)
+				e->asked_ckpt = sn.ckpt;   /* (else: it did not fit, next call) */
 		}
 		if (n == 0 && FG_S_FINISHED(st)) {
 			json_t *fin = fg_inspect_snap(&sn, 0, g->cfg);

@@ -113,8 +113,9 @@ static void check_session(check_t *v, uint32_t i, uint64_t c, uint64_t lost_wake
 		else if (ws.step != rv.turns_total)
 			violation(v, "session %s: state says %u model turns, the conversation holds %u",
 				  id, ws.step, rv.turns_total);
-		if (st == FG_S_WAITING)
-			violation(v, "session %s: a react session is waiting (it has no children)", id);
+		if (st == FG_S_WAITING && (sn.len == 0 || rv.awaiting == 0))
+			violation(v, "session %s: a react session is waiting, but none of its calls "
+				  "waits for a person", id);
 	} else if (s->workflow == FG_WF_MAP_REDUCE || s->workflow == FG_WF_PLAN_EXECUTE) {
 		fg_mr_view_t mv;
 		char e2[200];

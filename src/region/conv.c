@@ -110,12 +110,27 @@ void fg_buf_toolcalls(fg_buf_t *b, const fg_call_t *calls, uint32_t n)
 	end(b, at);
 }
 
-void fg_buf_tool(fg_buf_t *b, fg_str_t id, const char *text, size_t n)
+void fg_buf_idtext(fg_buf_t *b, uint8_t type, fg_str_t id, const char *text, size_t n)
 {
-	uint32_t at = begin(b, FG_REC_TOOL);
+	uint32_t at = begin(b, type);
 	fg_buf_str(b, id.p, id.n);
 	put(b, text, n);
 	end(b, at);
+}
+
+void fg_buf_tool(fg_buf_t *b, fg_str_t id, const char *text, size_t n)
+{
+	fg_buf_idtext(b, FG_REC_TOOL, id, text, n);
+}
+
+void fg_buf_ask(fg_buf_t *b, fg_str_t id, const fg_ask_t *a)
+{
+	uint8_t x[FG_ASK_BYTES];
+	for (int i = 0; i < 8; i++)
+		x[i] = (uint8_t)(a->deadline_ms >> (8 * i));
+	x[8] = a->kind;
+	x[9] = a->dflt;
+	fg_buf_idtext(b, FG_REC_ASK, id, (const char *)x, sizeof(x));
 }
 
 void fg_buf_parts(fg_buf_t *b, const fg_str_t *parts, uint32_t n)
@@ -163,7 +178,7 @@ int fg_rec_next_raw(const uint8_t *log, uint32_t len, uint32_t *off, fg_rec_t *r
 	r->type = h[0];
 	r->n = get32(h + 2);
 	r->p = h + FG_REC_HDR;
-	if (r->type < FG_REC_SYSTEM || r->type > FG_REC_AGENT ||
+	if (r->type < FG_REC_SYSTEM || r->type > FG_REC_DECISION ||
 	    (r->type == FG_REC_COMMIT && r->n != FG_COMMIT_PAYLOAD) ||
 	    (uint64_t)*off + FG_REC_HDR + r->n > len)
 		return -1;
@@ -230,10 +245,25 @@ int fg_rec_child(const fg_rec_t *r, uint32_t *part, uint64_t *handle)
 	return 0;
 }
 
+int fg_rec_ask(const fg_rec_t *r, fg_str_t *id, fg_ask_t *a)
+{
+	uint32_t o = 0;
+	if (r->type != FG_REC_ASK || get_str(r->p, r->n, &o, id) < 0 || r->n - o != FG_ASK_BYTES)
+		return -1;
+	const uint8_t *x = r->p + o;
+	a->deadline_ms = 0;
+	for (int i = 0; i < 8; i++)
+		a->deadline_ms |= (uint64_t)x[i] << (8 * i);
+	a->kind = x[8];
+	a->dflt = x[9];
+	return a->kind == FG_ASK_APPROVE || a->kind == FG_ASK_QUESTION ? 0 : -1;
+}
+
 int fg_rec_tool(const fg_rec_t *r, fg_str_t *id, fg_str_t *text)
 {
 	uint32_t o = 0;
-	if ((r->type != FG_REC_TOOL && r->type != FG_REC_INTENT) || get_str(r->p, r->n, &o, id) < 0)
+	if ((r->type != FG_REC_TOOL && r->type != FG_REC_INTENT && r->type != FG_REC_DECISION) ||
+	    get_str(r->p, r->n, &o, id) < 0)
 		return -1;
 	if (text) {
 		text->p = (const char *)r->p + o;
@@ -328,6 +358,37 @@ static json_t *build(const uint8_t *log, uint32_t len, char *err, size_t errlen,
 					goto corrupt;
 				m = json_pack("{s:s,s:o}", "role", "forge.intent", "tool_call_id",
 					      jstr(id.p, id.n));
+			}
+			break;
+		case FG_REC_ASK:
+			if (full) {
+				fg_str_t id;
+				fg_ask_t a;
+				if (fg_rec_ask(&r, &id, &a) < 0)
+					goto corrupt;
+				m = json_pack("{s:s,s:o,s:s}", "role", "forge.ask", "tool_call_id",
+					      jstr(id.p, id.n), "kind",
+					      a.kind == FG_ASK_APPROVE ? "approval" : "question");
+				if (a.deadline_ms) {
+					json_object_set_new(m, "deadline_ms", json_integer((json_int_t)a.deadline_ms));
+					json_object_set_new(m, "default", json_string(a.dflt ? "approve" : "reject"));
+				}
+			}
+			break;
+		case FG_REC_DECISION:
+			if (full) {
+				fg_str_t id, text;
+				if (fg_rec_tool(&r, &id, &text) < 0)
+					goto corrupt;
+				json_t *d = json_loadb(text.p, text.n, 0, NULL);
+				if (!json_is_object(d)) {
+					json_decref(d);
+					goto corrupt;
+				}
+				m = json_pack("{s:s,s:o}", "role", "forge.decision", "tool_call_id",
+					      jstr(id.p, id.n));
+				json_object_update_missing(m, d);
+				json_decref(d);
 			}
 			break;
 		case FG_REC_ERROR:

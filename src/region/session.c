@@ -884,10 +884,16 @@ int fg_session_finish(fg_actor_t *a, uint32_t idx, uint32_t entry, uint32_t fina
 	return rc;
 }
 
-int fg_session_continue(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const void *recs,
-			uint32_t n, uint32_t *state)
+/* A thread's next message (from a finished session) or a person's answer
+ * (from one WAITING for it): the same steps, named apart for the tests. */
+#define REOPEN_POINT(wt, step) \
+	FG_CRASHPOINT((wt) ? "approval.answer." step : "session.continue." step)
+
+static int reopen(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const void *recs,
+		  uint32_t n, uint32_t *state, int wt)
 {
 	uint32_t idx = FG_HANDLE_IDX(h), entry;
+	uint64_t ro = wt ? 0 : 1;   /* (an answer finishes nothing: check.c's count) */
 	fg_hdr_t *hd = a->r->hdr;
 	if (idx >= hd->capacity)
 		return -ENOENT;
@@ -897,19 +903,19 @@ int fg_session_continue(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const 
 	*state = st;
 	if (FG_CTL_SGEN(c) != FG_HANDLE_GEN(h) || FG_S_NONE(st))
 		return -ENOENT;
-	if (!FG_S_FINISHED(st))
+	if (wt ? st != FG_S_WAITING : !FG_S_FINISHED(st))
 		return -EBUSY;
 	if (st == FG_S_CANCELLED)
 		return -EPERM;   /* (queued again as it was, it would run on: never) */
 	if (lease_put(a, idx, &entry) < 0)
 		return -EAGAIN;
-	atomic_fetch_add_explicit(&hd->reopened, 1, memory_order_relaxed);
-	FG_CRASHPOINT("session.continue.before_cas");
+	atomic_fetch_add_explicit(&hd->reopened, ro, memory_order_relaxed);
+	REOPEN_POINT(wt, "before_cas");
 	uint64_t was = c;
 	if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c,
 			FG_CTL(FG_S_RUNNING, a->slot, a->gen, FG_CTL_SGEN(c)),
 			memory_order_acq_rel, memory_order_acquire)) {
-		atomic_fetch_sub_explicit(&hd->reopened, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&hd->reopened, ro, memory_order_relaxed);
 		lease_clear(a, entry);
 		*state = FG_CTL_STATE(c);
 		return FG_CTL_SGEN(c) != FG_HANDLE_GEN(h) || FG_S_NONE(FG_CTL_STATE(c)) ? -ENOENT
@@ -918,7 +924,7 @@ int fg_session_continue(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const 
 	/* Leased to us: a death from here on is a death while RUNNING (the
 	 * recovery pass queues it at its last commit, the message in it or
 	 * not: a worker then answers it, or finds it ended and ends it again). */
-	FG_CRASHPOINT("session.continue.after_cas");
+	REOPEN_POINT(wt, "after_cas");
 	uint64_t fin = atomic_load_explicit(&s->finished_ns, memory_order_relaxed);
 	int rc;
 	if (atomic_load_explicit(&s->ckpt, memory_order_acquire) != ckpt_seen) {
@@ -930,18 +936,20 @@ int fg_session_continue(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const 
 		fg_session_read(a->r, idx, &ws);
 		ws.status = FG_WS_OK;
 		atomic_store_explicit(&s->finished_ns, 0, memory_order_relaxed);
-		/* (this run's deadline counts from now: workflows.deadline_s) */
-		s->created_ns = fg_now_ns();
+		/* (a new run's deadline counts from now: workflows.deadline_s;
+		 * an answer goes on with the run that asked) */
+		if (!wt)
+			s->created_ns = fg_now_ns();
 		rc = fg_session_commit(a, idx, &ws, recs, n);
 	}
-	FG_CRASHPOINT("session.continue.after_commit");
+	REOPEN_POINT(wt, "after_commit");
 	if (rc < 0) {
 		/* nothing committed: it ends as it was, not queued again */
 		uint64_t mine_w = FG_CTL(FG_S_RUNNING, a->slot, a->gen, FG_CTL_SGEN(was));
 		atomic_store_explicit(&s->finished_ns, fin, memory_order_relaxed);
 		if (atomic_compare_exchange_strong_explicit(&s->ctl, &mine_w, was,
 				memory_order_acq_rel, memory_order_relaxed))
-			atomic_fetch_sub_explicit(&hd->reopened, 1, memory_order_relaxed);
+			atomic_fetch_sub_explicit(&hd->reopened, ro, memory_order_relaxed);
 		else if (mine(a, mine_w, FG_S_RUNNING) && (mine_w & FG_CTL_CANCEL))
 			atomic_compare_exchange_strong(&s->ctl, &mine_w,
 				FG_CTL_FREE_OF(FG_S_CANCELLED, FG_CTL_SGEN(was)));
@@ -965,6 +973,18 @@ int fg_session_continue(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const 
 	ring_bell(a->r, idx);
 	lease_clear(a, entry);
 	return rc;
+}
+
+int fg_session_continue(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const void *recs,
+			uint32_t n, uint32_t *state)
+{
+	return reopen(a, h, ckpt_seen, recs, n, state, 0);
+}
+
+int fg_session_answer(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const void *recs,
+		      uint32_t n, uint32_t *state)
+{
+	return reopen(a, h, ckpt_seen, recs, n, state, 1);
 }
 
 int fg_session_park(fg_actor_t *a, uint32_t idx, uint32_t entry,
@@ -1292,6 +1312,41 @@ static int children_ended(const fg_region_t *r, const uint8_t *log, uint32_t len
 	return 1;
 }
 
+/* How many calls of the last tool-call turn wait for a person (an ASK
+ * with neither DECISION nor result), and the earliest of their deadlines
+ * (CLOCK_REALTIME ms; 0: none of them ends by itself). */
+static uint32_t asks_open(const uint8_t *log, uint32_t len, uint64_t *deadline_ms)
+{
+	uint32_t off = 0, n = 0;
+	fg_str_t id[FG_MAX_CALLS];
+	uint64_t dl[FG_MAX_CALLS];
+	fg_rec_t rec;
+	while (fg_rec_next(log, len, &off, &rec) > 0) {
+		fg_str_t x, text;
+		fg_ask_t a;
+		if (rec.type == FG_REC_TOOLCALLS || rec.type == FG_REC_USER) {
+			n = 0;
+		} else if (rec.type == FG_REC_ASK && fg_rec_ask(&rec, &x, &a) == 0 &&
+			   n < FG_MAX_CALLS) {
+			id[n] = x;
+			dl[n++] = a.deadline_ms;
+		} else if ((rec.type == FG_REC_DECISION || rec.type == FG_REC_TOOL) &&
+			   fg_rec_tool(&rec, &x, &text) == 0) {
+			for (uint32_t i = 0; i < n; i++)
+				if (id[i].n == x.n && !memcmp(id[i].p, x.p, x.n)) {
+					id[i] = id[--n];
+					dl[i] = dl[n];
+					break;
+				}
+		}
+	}
+	*deadline_ms = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (dl[i] && (!*deadline_ms || dl[i] < *deadline_ms))
+			*deadline_ms = dl[i];
+	return n;
+}
+
 uint64_t fg_session_sweep_waiting(fg_actor_t *a, uint64_t now, uint64_t after_ns,
 				  uint64_t deadline_ns)
 {
@@ -1311,8 +1366,15 @@ uint64_t fg_session_sweep_waiting(fg_actor_t *a, uint64_t now, uint64_t after_ns
 		if (fg_session_snapshot(r, FG_HANDLE(i, FG_CTL_SGEN(c)), &sn, 1) < 0)
 			continue;
 		int wake = deadline_ns && now > sn.created_ns && now - sn.created_ns > deadline_ns;
-		if (!wake && now > sn.queued_ns && now - sn.queued_ns > after_ns)
-			wake = children_ended(r, sn.log, sn.len);
+		if (!wake && now > sn.queued_ns && now - sn.queued_ns > after_ns) {
+			/* waiting for a person: only its approval timeout wakes it
+			 * (the worker then applies the default answer) */
+			uint64_t dl;
+			if (asks_open(sn.log, sn.len, &dl))
+				wake = dl && fg_wall_ms() >= dl;
+			else
+				wake = children_ended(r, sn.log, sn.len);
+		}
 		fg_snap_free(&sn);
 		if (wake)
 			n += (uint64_t)fg_session_wake(a, i, FG_CTL_SGEN(c));

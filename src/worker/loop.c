@@ -612,3 +612,16 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 	fg_http_free(w.http);
 	return 0;
 }
+
+void wk_park(worker_t *w, wsess_t *s, int (*ended)(void *arg), void *arg)
+{
+	int rc = fg_session_park(&w->a, s->idx, s->entry, ended, arg);
+	if (rc == -ECANCELED) {
+		wk_finish(w, s, FG_S_CANCELLED);
+		return;
+	}
+	if (rc < 0)
+		log_warnx("session %u: lost its lease before parking", s->idx);
+	w->parked++;
+	wk_sess_free(w, s);
+}

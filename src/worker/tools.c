@@ -179,10 +179,74 @@ static int call_running(const wsess_t *s, fg_str_t id)
  * session's HTTP request is free.  A non-idempotent tool gets its intent
  * committed before it starts.  Returns 0 when every call is answered, 1
  * when the session waits for running tools, -1 when it failed. */
+/* The default answer once a call's approval_timeout_s has passed, committed
+ * (a DECISION by "timeout"); then it is acted on like a person's.  The
+ * JSON goes to *dj (the caller's). */
+static int decide_default(worker_t *w, wsess_t *s, const fg_call_t *c, const fg_ask_t *a,
+			  const fg_agent_rt_t *rt, json_t **dj)
+{
+	char reason[160];
+	snprintf(reason, sizeof(reason), "no answer within %u s (approval_timeout_s)",
+		 rt ? rt->approval_timeout_s : 0);
+	*dj = json_pack("{s:s,s:s,s:s,s:I}", "decision",
+			a->kind == FG_ASK_APPROVE && a->dflt ? "approve" : "reject",
+			"reason", reason, "by", "timeout", "at_ms", (json_int_t)fg_wall_ms());
+	char *d = *dj ? json_dumps(*dj, JSON_COMPACT) : NULL;
+	if (!d)
+		return -ENOMEM;
+	fg_buf_t b = wk_buf(w);
+	fg_wstate_t st = s->st;
+	fg_buf_idtext(&b, FG_REC_DECISION, c->id, d, strlen(d));
+	free(d);
+	return wk_commit(w, s, &st, &b);
+}
+
+/* What a person decided, for a call that waited: 0 run it (with *args,
+ * maybe edited: *owned is then the caller's to free), 1 the result is in
+ * out (rejected, or ask_human's answer). */
+static int apply_decision(const fg_call_t *c, const fg_ask_t *a, json_t *d, fg_str_t *args,
+			  char **owned, char *out, size_t outn)
+{
+	const char *dec = json_string_value(json_object_get(d, "decision"));
+	const char *reason = json_string_value(json_object_get(d, "reason"));
+	const char *by = json_string_value(json_object_get(d, "by"));
+	int timeout = by && !strcmp(by, "timeout");
+	if (!dec)
+		dec = "reject";
+	if (a->kind == FG_ASK_QUESTION) {
+		const char *ans = json_string_value(json_object_get(d, "answer"));
+		if (!strcmp(dec, "answer") && ans)
+			snprintf(out, outn, "%s", ans);
+		else
+			snprintf(out, outn, "no answer from a person%s%s", reason ? ": " : "",
+				 reason ? reason : "");
+		return 1;
+	}
+	if (!strcmp(dec, "reject")) {
+		snprintf(out, outn, "%s: the call of %.*s was not run%s%s",
+			 timeout ? "not approved" : "rejected by a person", (int)c->name.n, c->name.p,
+			 reason && reason[0] ? "; " : "", reason ? reason : "");
+		return 1;
+	}
+	json_t *ea = json_object_get(d, "arguments");
+	if (!strcmp(dec, "edit") && json_is_string(ea)) {
+		if (!(*owned = strdup(json_string_value(ea))))
+			return -1;
+		*args = (fg_str_t){ *owned, strlen(*owned) };
+	}
+	return 0;
+}
+
 int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_t *rt)
 {
-	int waiting = 0;
+	int waiting = 0, person = 0;
+	uint32_t nask = 0;
+	uint8_t ask[FG_MAX_CALLS];
+	char *edited = NULL;   /* (a call's arguments as a person edited them) */
+	int rc = 0;
 	for (uint32_t i = 0; i < v->ncalls; i++) {
+		free(edited);
+		edited = NULL;
 		if (v->answered[i] || v->client[i])
 			continue;   /* (the client runs its own tools) */
 		fg_call_t *c = &v->calls[i];
@@ -192,12 +256,69 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 		}
 		char out[4096];
 		const fg_tool_t *t = fg_tool_find(c->name.p, c->name.n);
+		fg_str_t args = c->args;
+		int ap = v->intent[i] || (rt && !fg_agent_allows(rt, c->name.p, c->name.n)) ? 0 :
+			 fg_agent_approval(rt, c->name.p, c->name.n);
+		if (ap != FG_APPROVAL_NONE) {
+			/* Approval (or ask_human): the question is committed once
+			 * nothing else of the turn runs, then the session parks
+			 * until a person's DECISION is committed (or the timeout's:
+			 * here, by the worker that the sweep woke). */
+			json_t *dj = NULL;
+			if (!v->asked[i]) {
+				ask[nask++] = (uint8_t)i;
+				continue;
+			}
+			if (v->decided[i]) {
+				dj = json_loadb(v->decision[i].p, v->decision[i].n, 0, NULL);
+			} else if (v->ask[i].deadline_ms && fg_wall_ms() >= v->ask[i].deadline_ms) {
+				int dr = decide_default(w, s, c, &v->ask[i], rt, &dj);
+				if (dr == -ENOMEM) {
+					json_decref(dj);
+					goto oom;
+				}
+				if (dr < 0) {
+					json_decref(dj);
+					rc = -1;
+					goto out;
+				}
+				v->decided[i] = 1;
+			} else {
+				person = 1;
+				continue;
+			}
+			size_t cap = sizeof(out);
+			char *big = NULL;
+			if (ap == FG_APPROVAL_ASK && (big = malloc(cap = 65536 + 256)) == NULL) {
+				json_decref(dj);
+				goto oom;
+			}
+			int k = dj ? apply_decision(c, &v->ask[i], dj, &args, &edited, big ? big : out, cap)
+				   : (snprintf(out, sizeof(out), "error: the decision for this call is "
+					       "unreadable: not run"), 1);
+			json_decref(dj);
+			if (k < 0) {
+				free(big);
+				goto oom;
+			}
+			if (k == 1) {
+				int cr = commit_result(w, s, c->id, big ? big : out);
+				free(big);
+				if (cr < 0) {
+					rc = -1;
+					goto out;
+				}
+				v->answered[i] = 1;
+				continue;
+			}
+			free(big);
+		}
 		if (v->intent[i]) {
 			if (!strcmp(w->cfg->interrupted, "fail")) {
 				wk_fail(w, s, "tool %.*s (call %.*s) was interrupted by a crash and is "
 					   "not idempotent: not run again", (int)c->name.n, c->name.p,
 					   (int)c->id.n, c->id.p);
-				return -1;
+				goto fail;
 			}
 			snprintf(out, sizeof(out), "interrupted: the tool may or may not have run; "
 				 "it is not idempotent, so it was not run again");
@@ -214,7 +335,7 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 		}
 		if (t->kind == FG_TOOL_HTTP) {
 			char url[2048];
-			if (fg_tool_http_url(c->args.p, c->args.n, url, sizeof(url), out, sizeof(out)) < 0)
+			if (fg_tool_http_url(args.p, args.n, url, sizeof(url), out, sizeof(out)) < 0)
 				goto result;
 			if (s->in_http) {
 				waiting = 1;   /* one http_get at a time per session */
@@ -239,7 +360,7 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 		const char *in = NULL;
 		size_t in_n = 0;
 		if (t->kind == FG_TOOL_PROCESS &&
-		    t->prepare(t, c->args.p, c->args.n, argv, abuf, sizeof(abuf), &in, &in_n, out,
+		    t->prepare(t, args.p, args.n, argv, abuf, sizeof(abuf), &in, &in_n, out,
 			       sizeof(out)) < 0)
 			goto result;   /* refused arguments: the model sees why */
 		proc_t *p = NULL;
@@ -263,7 +384,7 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 			fg_buf_rec(&ib, FG_REC_INTENT, id, pb.n);
 			fg_wstate_t st = s->st;
 			if (wk_commit(w, s, &st, &ib) < 0)
-				return -1;
+				goto fail;
 			/* region.durability: sync: the intent is on disk before the
 			 * tool runs.  A flush that fails may have dropped pages
 			 * (Linux forgets them after reporting EIO): like PostgreSQL,
@@ -281,11 +402,11 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 			char *big = cap > sizeof(out) ? malloc(cap) : NULL;
 			if (cap > sizeof(out) && !big)
 				goto oom;   /* (an idempotent tool: nothing ran) */
-			t->run(t, c->args.p, c->args.n, big ? big : out, big ? cap : sizeof(out));
-			int rc = commit_result(w, s, c->id, big ? big : out);
+			t->run(t, args.p, args.n, big ? big : out, big ? cap : sizeof(out));
+			int cr = commit_result(w, s, c->id, big ? big : out);
 			free(big);
-			if (rc < 0)
-				return -1;
+			if (cr < 0)
+				goto fail;
 			v->answered[i] = 1;
 			continue;
 		}
@@ -312,7 +433,7 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 		continue;
 result:
 		if (commit_result(w, s, c->id, out) < 0)
-			return -1;
+			goto fail;
 		v->answered[i] = 1;
 		continue;
 oom:
@@ -321,9 +442,37 @@ oom:
 		if (waiting || s->nprocs)
 			continue;
 		wk_oom_retry(w, s, "out of memory starting a tool");
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	if (s->nprocs)
 		proc_rearm(w, s);
-	return waiting;
+	if (waiting) {
+		rc = 1;   /* (questions wait until the turn's other calls end) */
+	} else if (nask) {
+		fg_buf_t b = wk_buf(w);
+		uint64_t now = fg_wall_ms();
+		for (uint32_t k = 0; k < nask; k++) {
+			const fg_call_t *c = &v->calls[ask[k]];
+			fg_ask_t a = { 0, FG_ASK_APPROVE, (uint8_t)rt->approval_default };
+			if (fg_agent_approval(rt, c->name.p, c->name.n) == FG_APPROVAL_ASK)
+				a.kind = FG_ASK_QUESTION;
+			if (rt->approval_timeout_s)
+				a.deadline_ms = now + (uint64_t)rt->approval_timeout_s * 1000u;
+			fg_buf_ask(&b, c->id, &a);
+		}
+		fg_wstate_t st = s->st;
+		if (wk_commit(w, s, &st, &b) < 0)
+			goto fail;
+		FG_CRASHPOINT("approval.ask.after_commit");
+		rc = 2;
+	} else {
+		rc = person ? 2 : 0;
+	}
+out:
+	free(edited);
+	return rc;
+fail:
+	rc = -1;
+	goto out;
 }

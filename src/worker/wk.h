@@ -122,6 +122,9 @@ void wk_heap_remove(worker_t *w, wsess_t *s);
 void wk_schedule(worker_t *w, wsess_t *s);           /* after its per-step delay   */
 void wk_sess_free(worker_t *w, wsess_t *s);          /* no longer this worker's    */
 void wk_finish(worker_t *w, wsess_t *s, uint32_t state);   /* ends it              */
+/* WAITING, holding no slot and no lease, until woken; ended() is looked at
+ * once more after the park (see fg_session_park) */
+void wk_park(worker_t *w, wsess_t *s, int (*ended)(void *arg), void *arg);
 
 /* The worker's scratch buffer for the records of one commit: it grows (up
  * to a whole log) and is handed back by wk_commit, or by wk_buf_done. */
@@ -158,6 +161,7 @@ void wk_on_http_done(fg_req_t *q);
 void wk_start_oom(worker_t *w, const char *what);
 
 /* tools.c: tool calls, process tools in children watched by the loop */
+/* 0: every call answered; 1: tools run; 2: a call waits for a person; -1 */
 int  wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_t *rt);
 void wk_proc_kill_all(worker_t *w, wsess_t *s);
 void wk_proc_timeouts(worker_t *w, wsess_t *s);

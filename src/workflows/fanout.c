@@ -347,15 +347,7 @@ static int mr_ended(void *arg)
  * until the first of them ends (waiting holds nothing). */
 static void mr_park(worker_t *w, wsess_t *s, mr_wait_t *m)
 {
-	int rc = fg_session_park(&w->a, s->idx, s->entry, mr_ended, m);
-	if (rc == -ECANCELED) {
-		wk_finish(w, s, FG_S_CANCELLED);
-		return;
-	}
-	if (rc < 0)
-		log_warnx("session %u: lost its lease before parking", s->idx);
-	w->parked++;
-	wk_sess_free(w, s);
+	wk_park(w, s, mr_ended, m);
 }
 
 static void fanout_step(worker_t *w, wsess_t *s, fg_mr_view_t *pv, const fg_agent_rt_t *rt);

@@ -52,6 +52,15 @@ static const uint8_t *own_log(worker_t *w, wsess_t *s, uint32_t *len, uint8_t **
 	return fg_session_log(w->r, s->idx, *len, tmp);
 }
 
+/* fg_session_park's second look: a person's answer comes only through
+ * fg_session_answer, from WAITING, so none can have come while we held
+ * the lease (and a timeout is the sweep's to see). */
+static int no_answer_yet(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
 void fg_wf_react_step(worker_t *w, wsess_t *s)
 {
 	fg_react_view_t v;
@@ -87,8 +96,13 @@ void fg_wf_react_step(worker_t *w, wsess_t *s)
 		goto out;
 	if (v.pending && v.params.n)
 		fg_react_client_calls(&v);
-	if (v.pending && wk_run_tools(w, s, &v, rt.j ? &rt : NULL) != 0)
-		goto out;   /* failed, or waiting for a process tool */
+	if (v.pending) {
+		int rc = wk_run_tools(w, s, &v, rt.j ? &rt : NULL);
+		if (rc == 2)
+			wk_park(w, s, no_answer_yet, NULL);   /* a person answers */
+		if (rc != 0)
+			goto out;   /* failed, waiting for a process tool or a person */
+	}
 	if (v.nclient) {
 		/* the model called tools of the client's (chat completions'
 		 * "tools"): this run ends with them, for the client to run */

@@ -18,13 +18,16 @@ session.purge.after_cas session.purge.after_hold session.purge.after_judge sessi
 registry.probe.after_owner registry.recover.after_cas ring.unstall.before_cas"
 # walked in threads.sh (forgectl say killed at each)
 thread_points="session.continue.before_cas session.continue.after_cas session.continue.after_commit"
+# walked in approval.sh (a worker that asked, forgectl and the gateway answering)
+approval_points="approval.ask.after_commit approval.answer.before_cas approval.answer.after_cas
+approval.answer.after_commit"
 # walked in mapreduce.sh, where the children and parents they concern exist
 mapreduce_points="mapreduce.child.after_alloc mapreduce.child.after_record session.park.after_cas
 session.wake.before_cas session.finish.before_clear"
 
 # Every crash point compiled in must be exercised here.
-for p in $("$BIN/forgectl" --help >/dev/null; strings "$BIN/forged" | grep -E '^(ring|session|ckpt|registry|mapreduce)\.[a-z]+\.[a-z_]+$|^recover\.[a-z_]+$' | sort -u); do
-	echo "$worker_points $submit_points $other_points $mapreduce_points $thread_points" | tr ' ' '\n' | grep -qx "$p" ||
+for p in $("$BIN/forgectl" --help >/dev/null; strings "$BIN/forged" | grep -E '^(ring|session|ckpt|registry|mapreduce|approval)\.[a-z]+\.[a-z_]+$|^recover\.[a-z_]+$' | sort -u); do
+	echo "$worker_points $submit_points $other_points $mapreduce_points $thread_points $approval_points" | tr ' ' '\n' | grep -qx "$p" ||
 		fail "crash point $p is not covered by this test"
 done
 

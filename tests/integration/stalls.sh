@@ -35,14 +35,6 @@ WATCHDOG_MS=60000   # a stopped worker must not be killed as hung here
 on() { [ -z "${ONLY:-}" ] || [ "$ONLY" = "$1" ]; }
 
 # stalled FILE: waits until the process that wrote FILE is stopped; prints its pid
-stalled() {
-	until_true 10 test -s "$1" || fail "stall point never reached ($1)"
-	p=$(cat "$1")
-	until_true 5 sh -c "grep -q '^State:.*T' /proc/$p/status" || fail "pid $p did not stop"
-	echo >> "$T/nstalls"
-	echo "$p"
-}
-release() { kill -CONT "$1"; }
 
 fresh() {   # fresh [YAML...]: a new region and forged with this test's config
 	[ -n "$FORGED_PID" ] && stop_forged
