@@ -10,32 +10,41 @@ mkdir -p build/bench
 : > "$OUT"
 emit() { printf '{"name": "%s", "value": %s, "unit": "%s"}\n' "$1" "$2" "$3" >> "$OUT"; }
 
-echo "forge benchmarks ($(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ))" >&2
-echo "[1/12] ring: 4M items x 5 runs per mode, two processes..." >&2
+MACHINE="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs"
+echo "forge benchmarks on $MACHINE, $(date -u +%Y-%m-%dT%H:%MZ)" >&2
+echo "$MACHINE" > build/bench/machine.txt
+echo "[1/13] ring: 4M items x 5 runs per mode, two processes..." >&2
 build/bench/bench_ring 4000000 5 >> "$OUT"
 
-echo "[2/12] recovery: SIGKILL a worker holding 1,000 sessions, 30 times..." >&2
+echo "[2/13] recovery: SIGKILL a worker holding 1,000 sessions, 30 times..." >&2
 set -- $(sh bench/recovery.sh 30)
 emit recovery.p50_ms "$1" ms
 emit recovery.p99_ms "$2" ms
 emit recovery.ready_p50_ms "$3" ms
 emit recovery.ready_p99_ms "$4" ms
 
-echo "[3/12] synthetic sessions (2 steps, 1,000,000 sessions, median of 3) with 1 and 2 workers..." >&2
+echo "[3/13] synthetic sessions (2 steps, 1,000,000 sessions, median of 3) with 1 and 2 workers..." >&2
 s1=$(sh bench/sessions.sh 1 1000000 3 --workflow synthetic --steps 2)
 s2=$(sh bench/sessions.sh 2 1000000 3 --workflow synthetic --steps 2)
 emit sessions.synthetic.per_s "$s1" sessions/s
 emit sessions.synthetic.1w.per_s "$s1" sessions/s
 emit sessions.synthetic.2w.per_s "$s2" sessions/s
 
-echo "[4/12] 2-step ReAct, scripted provider (in process), 300,000 sessions, median of 3..." >&2
+echo "[4/13] 2-step ReAct, scripted provider (in process), 300,000 sessions, median of 3..." >&2
 r1=$(sh bench/sessions.sh 1 300000 3 --workflow react --prompt "what is 2+2?" --provider scripted)
 r2=$(sh bench/sessions.sh 2 300000 3 --workflow react --prompt "what is 2+2?" --provider scripted)
 emit sessions.scripted.per_s "$r2" sessions/s
 emit sessions.scripted.1w.per_s "$r1" sessions/s
 emit sessions.scripted.2w.per_s "$r2" sessions/s
 
-echo "[5/12] 2-step ReAct over HTTP to mock-llm on loopback (2 workers, median of 3)..." >&2
+echo "[4b/13] intake: the same 300,000 submitted while the workers run (a used table), against queued before start, interleaved..." >&2
+q1=$(sh bench/sessions.sh 2 300000 3 --workflow react --prompt "what is 2+2?" --provider scripted)
+i1=$(INTAKE=1 sh bench/sessions.sh 2 300000 3 --workflow react --prompt "what is 2+2?" --provider scripted)
+emit sessions.intake.queued_per_s "$q1" sessions/s
+emit sessions.intake.per_s "$i1" sessions/s
+emit sessions.intake.vs_queued "$(echo "$q1 $i1" | awk '{printf "%.2f", $1 / $2}')" ratio
+
+echo "[5/13] 2-step ReAct over HTTP to mock-llm on loopback (2 workers, median of 3)..." >&2
 PORT=$((21000 + $$ % 9000))
 build/mock-llm --port $PORT 2>/dev/null & mock=$!
 until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.05; done
@@ -52,14 +61,14 @@ emit sessions.http.latency50.c256.per_s "$v" sessions/s
 emit sessions.http.latency50.c256.bound_per_s 5120 sessions/s
 kill $mock; wait $mock 2>/dev/null || true
 
-echo "[6/12] the gateway under wrk: POST /v1/sessions and GET /v1/sessions/{id}..." >&2
+echo "[6/13] the gateway under wrk: POST /v1/sessions and GET /v1/sessions/{id}..." >&2
 set -- $(sh bench/gateway.sh)
 emit gateway.post_sessions.requests_per_s "$1" requests/s
 emit gateway.post_sessions.p99_ms "$2" ms
 emit gateway.get_session.requests_per_s "$3" requests/s
 emit gateway.get_session.p99_ms "$4" ms
 
-echo "[7/12] mock-llm ceiling and memory per session..." >&2
+echo "[7/13] mock-llm ceiling and memory per session..." >&2
 emit mock_llm.requests_per_s "$(sh bench/mock_llm.sh 1 3)" requests/s
 # a record is sizeof(fg_session_t); its checkpoint log is region.checkpoint_bytes
 rec=$(grep -o 'sizeof(fg_session_t) == [0-9]*' include/forge/region.h | grep -o '[0-9]*$')
@@ -81,14 +90,14 @@ emit worker.rss_kb $((rss / 2)) KiB
 emit session.react2.log_bytes "$used" bytes
 emit session.react2.used_bytes $((rec + used)) bytes
 
-echo "[8/12] chat completions vs the same two model calls made directly (300 each)..." >&2
+echo "[8/13] chat completions vs the same two model calls made directly (300 each)..." >&2
 set -- $(sh bench/chat_latency.sh 300)
 emit chat.completions.p50_ms "$1" ms
 emit chat.completions.p99_ms "$2" ms
 emit chat.direct_two_calls.p50_ms "$3" ms
 emit chat.direct_two_calls.p99_ms "$4" ms
 
-echo "[9/12] region.durability none / batch / sync on a disk file system (interleaved, median of 3)..." >&2
+echo "[9/13] region.durability none / batch / sync on a disk file system (interleaved, median of 3)..." >&2
 set -- $(sh bench/durability.sh 3 100000)
 emit commit.durable.none.post_per_s "$1" sessions/s
 emit commit.durable.batch.post_per_s "$2" sessions/s
@@ -99,7 +108,7 @@ emit commit.durable.batch.react_per_s "$5" sessions/s
 emit commit.durable.sync.react_per_s "$6" sessions/s
 emit commit.durable.sync.flushes_per_s "$7" flushes/s
 
-echo "[10/12] sessions of real size (10 turns, 4 KB system prompt, 9 x 20 KB tool results) against 2-step, 2,000 each, median of 3..." >&2
+echo "[10/13] sessions of real size (10 turns, 4 KB system prompt, 9 x 20 KB tool results) against 2-step, 2,000 each, median of 3..." >&2
 set -- $(sh bench/realistic.sh 2000 3)
 emit sessions.realistic.per_s "$1" sessions/s
 emit sessions.realistic.vs_2step.per_s "$2" sessions/s
@@ -108,7 +117,7 @@ emit session.realistic.log_bytes "$4" bytes
 emit session.realistic.region_bytes "$5" bytes
 emit session.realistic.overhead_bytes "$(( $5 - $4 ))" bytes
 
-echo "[11/12] time to first token: a streaming model directly and through forge (100 each, interleaved)..." >&2
+echo "[11/13] time to first token: a streaming model directly and through forge (100 each, interleaved)..." >&2
 if command -v node > /dev/null; then
 	set -- $(sh bench/ttft.sh 100 50)
 	emit ttft.direct.p50_ms "$1" ms
@@ -119,7 +128,7 @@ else
 	echo "  skipped: node is not installed (apt-get install nodejs)" >&2
 fi
 
-echo "[12/12] chat completions with 10 messages of history (wrk -c32, median of 3)..." >&2
+echo "[12/13] chat completions with 10 messages of history (wrk -c32, median of 3)..." >&2
 set -- $(sh bench/chat_history.sh 3)
 emit chat.history10.requests_per_s "$1" requests/s
 emit chat.history10.p99_ms "$2" ms
@@ -129,4 +138,5 @@ jq -r '"\(.name)\t\(.value)\t\(.unit)"' "$OUT" | while IFS="$(printf '\t')" read
 	printf '%-32s %14s  %s\n' "$n" "$v" "$u"
 done
 echo
+echo "machine: $MACHINE (build/bench/machine.txt); ratios are against a baseline measured in the same run"
 echo "written: $OUT"

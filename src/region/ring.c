@@ -9,11 +9,14 @@
  *   seq == pos + cap    released; free for the producer of pos + cap
  * A producer claims pos by CAS on tail and publishes by CAS on the cell
  * {pos, *} -> {pos+1, idx}.  A consumer claims pos by CAS on head (only
- * after it saw the cell published) and releases by CAS {pos+1, idx} ->
- * {pos+cap, 0}.  Both second steps are CAS, not stores, because the
- * recovery pass may have done them on a dead participant's behalf: a CAS
- * that then fails tells a live producer to retry, and a live consumer
- * that its cell is already released.
+ * after it saw the cell published) and releases by a store {pos+1, idx}
+ * -> {pos+cap, 0}.  The publish is a CAS because others may have written
+ * the claimed cell while its producer stalled (the unstall pass skips it:
+ * the failed CAS tells the producer to go again); the release is a plain
+ * store because no one writes a claimed, published cell but its consumer
+ * while that consumer lives (the recovery pass releases it only once the
+ * consumer is reaped).  As a CAS it cost 18.5 ns per item against 11.2
+ * as a store (bench_ring 1p1c, a bare Vyukov ring 10.2-10.8 ns).
  *
  * Intents (in the caller's own slot, line 2): ring_pos is stored before
  * each claim attempt, ring_intent names the operation and index.  SIGKILL
@@ -127,10 +130,12 @@ int fg_ring_dequeue_mc(fg_ringref_t rr, uint32_t *idx, fg_slot_t *self)
 					atomic_store_explicit(&self->ring_intent,
 						FG_INTENT(FG_INTENT_RING_TAKEN, rr.id, got),
 						memory_order_release);
-				/* A failed CAS means recovery released it already. */
-				atomic_compare_exchange_strong_explicit(cell, &c,
-					CELL(pos + r->cap, i, 0), memory_order_release,
-					memory_order_relaxed);
+				/* A store, not a CAS: a claimed cell is ours alone
+				 * while we live (the recovery pass releases it only
+				 * once we are reaped; the unstall pass touches only
+				 * unpublished cells), so nothing can have changed it. */
+				atomic_store_explicit(cell, CELL(pos + r->cap, i, 0),
+						      memory_order_release);
 				FG_CRASHPOINT("ring.deq.after_release");
 				*idx = got;
 				return 0;
