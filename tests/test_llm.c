@@ -61,6 +61,9 @@ static void test_parse_final_and_errors(void **state)
 		  "tool call x has no function name" },
 		{ "{\"choices\":[{\"message\":{\"tool_calls\":[{\"function\":{\"name\":\"f\"}}]}}]}",
 		  "tool call without an id" },
+		{ "{\"choices\":[{\"message\":{\"tool_calls\":[{\"id\":\"d\",\"function\":{\"name\":\"f\"}},"
+		  "{\"id\":\"d\",\"function\":{\"name\":\"g\"}}]}}]}",
+		  "two tool calls have the id d" },
 		{ "[1,2]", "reply has no choices[0].message" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

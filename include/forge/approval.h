@@ -34,8 +34,8 @@ json_t *fg_approval_pending(const fg_snap_t *sn);
  * 0: committed, the session queued to act on it; 1: this same answer was
  * recorded before (a retry: nothing added).  *recorded: the decision as
  * recorded (the caller's to json_decref).  lock (NULL: none) is held
- * around the use of a.  -ENOENT (no such session), -ENOMSG (it waits for
- * no person, or not with that call), -EINVAL (the answer does not fit the question;
+ * around the use of a.  -ENOENT (no such session), -ESRCH (no such call),
+ * -ENOMSG (it waits for no person, or not with that call), -EINVAL (the answer does not fit the question;
  * several calls wait and none is named), -EEXIST (decided otherwise
  * already, or the call has its result), -EPERM (cancelled, finished),
  * -EBUSY (it runs: not waiting now), -E2BIG, -ENOMEM; err says why.

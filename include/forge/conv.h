@@ -72,14 +72,16 @@ enum fg_rec_type {
 };
 
 /* An ASK record's payload after the call id: when its wait ends by itself
- * (CLOCK_REALTIME ms, 0: never), what it asks for, and the answer then. */
+ * (CLOCK_REALTIME ms, 0: never), what it asks for, the answer then, and
+ * when the session's own deadline passes (0: none; it fails then). */
 enum { FG_ASK_APPROVE = 1, FG_ASK_QUESTION = 2 };
 typedef struct fg_ask {
 	uint64_t deadline_ms;
 	uint8_t kind;        /* FG_ASK_* */
 	uint8_t dflt;        /* after the deadline: 0 reject, 1 approve */
+	uint64_t wake_ms;
 } fg_ask_t;
-#define FG_ASK_BYTES 10
+#define FG_ASK_BYTES 18
 #define FG_COMMIT_PAYLOAD 40
 #define FG_COMMIT_BYTES (FG_REC_HDR + FG_COMMIT_PAYLOAD)
 #define FG_MAX_PARTS 256   /* parts of a split, steps of a plan */

@@ -175,6 +175,7 @@ static int against(const json_t *in, fg_str_t rec, fg_str_t id, const char *by,
 	json_t *mine = decision_json(in, kind, by, err, errlen);
 	int e = -EEXIST;
 	if (mine && d && same_answer(mine, d)) {
+		json_object_set_new(d, "call_id", jstrn(id));
 		*recorded = json_incref(d);
 		e = 1;
 	} else {
@@ -255,11 +256,13 @@ int fg_approval_decide(fg_actor_t *a, pthread_mutex_t *lock, fg_handle_t h, cons
 		} else if (at >= 0 && v->decided[at]) {
 			e = against(in, v->decision[at], v->calls[at].id, by, recorded, err, errlen);
 		} else if (at < 0 || !v->asked[at] || v->answered[at]) {
-			if (call_id)
+			if (call_id && at < 0)
+				snprintf(err, errlen, "it has no call %s waiting or answered", call_id);
+			else if (call_id)
 				snprintf(err, errlen, "call %s does not wait for a person", call_id);
 			else
 				snprintf(err, errlen, "it waits for no person (it is %s)", fg_state_name(st));
-			e = at >= 0 && v->answered[at] ? -EEXIST : -ENOMSG;
+			e = at >= 0 && v->answered[at] ? -EEXIST : call_id && at < 0 ? -ESRCH : -ENOMSG;
 		} else if (st != FG_S_WAITING) {
 			e = -ESTALE;   /* (asked, not parked yet; or woken by its timeout) */
 			if (st == FG_S_CANCELLED || !FG_S_LIVE(st)) {
@@ -286,8 +289,10 @@ int fg_approval_decide(fg_actor_t *a, pthread_mutex_t *lock, fg_handle_t h, cons
 					e = fg_session_answer(a, h, sn.ckpt, rec, b.n, &st2);
 					if (lock)
 						pthread_mutex_unlock(lock);
-					if (e == 0)
+					if (e == 0) {
+						json_object_set_new(d, "call_id", jstrn(v->calls[at].id));
 						*recorded = json_incref(d);
+					}
 					else if (e == -EBUSY)
 						e = -ESTALE;
 					else if (e == -E2BIG)

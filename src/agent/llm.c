@@ -111,6 +111,14 @@ static void take_message(fg_llm_reply_t *r, json_t *msg)
 				return;
 			}
 			r->calls[i].args = (fg_str_t){ args ? json_string_value(args) : "{}", (uint32_t)an };
+			/* each call's result names it: two of one id could not
+			 * be told apart (nor answered, nor approved, one by one) */
+			for (size_t k = 0; k < i; k++)
+				if (r->calls[k].id.n == r->calls[i].id.n &&
+				    !memcmp(r->calls[k].id.p, r->calls[i].id.p, r->calls[i].id.n)) {
+					fail(r, "two tool calls have the id %s", json_string_value(id));
+					return;
+				}
 		}
 		r->ncalls = (uint32_t)json_array_size(tc);
 		r->ok = 1;

@@ -481,19 +481,30 @@ static int decide(const char *cmd, const char *id, json_t *in)
 		print_json(rec);
 		return 0;
 	}
-	printf("%s %s%s\n", id, json_string_value(json_object_get(rec, "decision")),
+	printf("%s %s %s%s\n", id, json_string_value(json_object_get(rec, "call_id")),
+	       json_string_value(json_object_get(rec, "decision")),
 	       e == 1 ? " (recorded before)" : ": queued to go on");
 	json_decref(rec);
 	return 0;
+}
+
+/* A text argument as a JSON string: text that is not UTF-8 is refused
+ * (exit 2), not dropped. */
+static json_t *text_arg(const char *what, const char *s)
+{
+	json_t *j = json_string(s);
+	if (!j)
+		die_usage("%s is not valid UTF-8 text", what);
+	return j;
 }
 
 int cmd_approve(const char *id)
 {
 	json_t *in = json_pack("{s:s}", "decision", o.args ? "edit" : "approve");
 	if (o.args)
-		json_object_set_new(in, "arguments", json_string(o.args));
+		json_object_set_new(in, "arguments", text_arg("--args", o.args));
 	if (o.reason)
-		json_object_set_new(in, "reason", json_string(o.reason));
+		json_object_set_new(in, "reason", text_arg("--reason", o.reason));
 	return decide("approve", id, in);
 }
 
@@ -501,11 +512,13 @@ int cmd_reject(const char *id)
 {
 	json_t *in = json_pack("{s:s}", "decision", "reject");
 	if (o.reason)
-		json_object_set_new(in, "reason", json_string(o.reason));
+		json_object_set_new(in, "reason", text_arg("--reason", o.reason));
 	return decide("reject", id, in);
 }
 
 int cmd_answer(const char *id)
 {
-	return decide("answer", id, json_pack("{s:s,s:s}", "decision", "answer", "answer", say_text));
+	json_t *in = json_pack("{s:s}", "decision", "answer");
+	json_object_set_new(in, "answer", text_arg("TEXT", say_text));
+	return decide("answer", id, in);
 }

@@ -8,6 +8,7 @@
  * ordinary one: it survives crashes and can be followed at /v1/sessions/{id}.
  */
 #include "gateway/gw.h"
+#include "forge/approval.h"
 #include "forge/durable.h"
 #include "forge/conv.h"
 #include "forge/crash.h"
@@ -53,7 +54,44 @@ typedef struct chat {
 	uint64_t live_sent;
 	int live_any;
 	uint64_t last_write_ns;
+	json_t *ask;            /* the calls it waits on a person for (or NULL) */
+	char ask_msg[600];
 } chat_t;
+
+static void chat_free(void *cls)
+{
+	chat_t *ch = cls;
+	json_decref(ch->ask);
+	free(ch);
+}
+
+/* A session that waits for a person (an agent's approve: tool, its
+ * ask_human): a chat completion cannot wait for that, so it ends saying
+ * which call waits and how to answer it.  The calls that wait, or NULL. */
+static json_t *asking(chat_t *ch)
+{
+	uint64_t c;
+	fg_handle_t h = FG_HANDLE(ch->idx, ch->gen);
+	if (!fg_session_valid(ch->g->r, h, &c) || FG_CTL_STATE(c) != FG_S_WAITING)
+		return NULL;
+	fg_snap_t sn;
+	if (fg_session_snapshot(ch->g->r, h, &sn, 1) < 0)
+		return NULL;
+	json_t *p = sn.workflow == FG_WF_REACT ? fg_approval_pending(&sn) : NULL;
+	fg_snap_free(&sn);
+	if (json_array_size(p)) {
+		json_t *c0 = json_array_get(p, 0);
+		const char *cid = json_string_value(json_object_get(c0, "call_id"));
+		snprintf(ch->ask_msg, sizeof(ch->ask_msg), "session %s waits for a person: call %s "
+			 "(%s) of tool %s; answer it with POST /v1/sessions/%s/approval "
+			 "{\"call_id\": \"%s\", \"decision\": ...}, then GET /v1/sessions/%s "
+			 "has the answer", ch->id, cid, json_string_value(json_object_get(c0, "kind")),
+			 json_string_value(json_object_get(c0, "tool")), ch->id, cid, ch->id);
+		return p;
+	}
+	json_decref(p);
+	return NULL;
+}
 
 /* Waits (in this connection's thread) until the session ended, the
  * deadline passed or until_ns came; 1 if it ended, -1 if the client left. */
@@ -70,6 +108,10 @@ static int chat_wait(chat_t *ch, int step_ms, uint64_t until_ns)
 		if (!fg_session_valid(r, FG_HANDLE(ch->idx, ch->gen), &c) ||
 		    FG_S_FINISHED(FG_CTL_STATE(c))) {
 			rc = 1;   /* ended, or gone (purged) */
+			break;
+		}
+		if (FG_CTL_STATE(c) == FG_S_WAITING && (ch->ask = asking(ch))) {
+			rc = 2;   /* waits for a person */
 			break;
 		}
 		uint64_t now = fg_now_ns();
@@ -455,6 +497,8 @@ idle:;
 		uint64_t c;
 		if (!fg_session_valid(r, h, &c) || FG_S_FINISHED(FG_CTL_STATE(c)))
 			break;
+		if (FG_CTL_STATE(c) == FG_S_WAITING && (ch->ask = asking(ch)))
+			break;
 		uint64_t now = fg_now_ns();
 		if (now - ch->last_write_ns >= keepalive_ns(ch->g)) {
 			ch->last_write_ns = now;
@@ -475,6 +519,8 @@ idle:;
 	fg_bell_leave(r, ch->idx);
 	const char *err;
 	json_t *res = chat_result(ch, &err);
+	if (ch->ask)
+		err = ch->ask_msg;
 	/* the final answer: what the live text of its turn did not carry
 	 * (its turn followed checkpoint live_seq when the answer's commit is
 	 * the next one) */
@@ -510,7 +556,9 @@ idle:;
 		"stop",
 		"usage", "prompt_tokens", pt, "completion_tokens", ct, "total_tokens", pt + ct);
 	json_t *e1 = err ? json_pack("{s:{s:s,s:s}}", "error", "message", err, "type",
-				     "server_error") : NULL;
+				     ch->ask ? "approval_required" : "server_error") : NULL;
+	if (ch->ask)
+		json_object_set(json_object_get(e1, "error"), "waiting_for", ch->ask);
 	char *d1 = json_dumps(err ? e1 : c1, JSON_COMPACT);
 	char *d2 = json_dumps(c2, JSON_COMPACT);
 	int n = d1 && d2 ? snprintf(buf, max, "data: %s\n\ndata: %s\n\ndata: [DONE]\n\n", d1, d2)
@@ -645,9 +693,9 @@ have:
 	ch->deadline_ns = UINT64_MAX;
 	if (q.stream) {
 		struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
-			chat_stream, ch, sse_free);
+			chat_stream, ch, chat_free);
 		if (!r) {
-			sse_free(ch);
+			chat_free(ch);
 			rc = reply_oom(c);
 			goto out;
 		}
@@ -663,6 +711,14 @@ have:
 	json_t *res = chat_result(ch, &err);
 	if (w < 0) {
 		rc = reply_error(c, 499, NULL, "session %s: the client left", ch->id);
+	} else if (w == 2) {
+		/* 422: no SDK retries it (a retry would wait again) */
+		json_t *j = json_pack("{s:{s:s,s:s,s:s,s:O}}", "error", "message", ch->ask_msg, "type",
+				      "approval_required", "code", "approval_required", "waiting_for",
+				      ch->ask);
+		rc = reply2(c, 422, "application/json", json_dumps(j, JSON_COMPACT),
+			    "x-should-retry", "false", "X-Forge-Session", ch->id);
+		json_decref(j);
 	} else if (err) {
 		/* The agent run failed (after the provider retries): a 502 that
 		 * says not to retry (OpenAI's SDKs honour x-should-retry), for a
@@ -696,7 +752,7 @@ have:
 		json_decref(j);
 	}
 	json_decref(res);
-	free(ch);
+	chat_free(ch);
 out:
 	fg_gwreq_free(&q);
 	return rc;

@@ -615,12 +615,12 @@ int gw_approval(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	json_error_t je;
 	if (fg_id_parse(g->r, id, &h) < 0)
 		return reply_error(c, 404, "id", "no session %.40s", id);
-	json_t *in = json_loadb(b->p, b->n, 0, &je);
+	json_t *in = b->n ? json_loadb(b->p, b->n, 0, &je) : NULL;
 	if (!json_is_object(in)) {
 		json_decref(in);
-		return reply_error(c, 400, NULL, "the body must be a JSON object {\"decision\": "
-				   "\"approve\" | \"reject\" | \"edit\" | \"answer\", ...}%s%s",
-				   in ? "" : ": ", in ? "" : je.text);
+		return reply_error(c, 400, NULL, "the body must be a JSON object {\"call_id\": ..., "
+				   "\"decision\": \"approve\" | \"reject\" | \"edit\" | \"answer\", "
+				   "...}%s%s", in || !b->n ? "" : ": ", in || !b->n ? "" : je.text);
 	}
 	const char *k;
 	json_t *val;
@@ -633,10 +633,13 @@ int gw_approval(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 			return rc;
 		}
 	}
+	/* named, always: a retry of an answer whose reply was lost must not
+	 * answer the next question the model asked meanwhile */
 	json_t *cid = json_object_get(in, "call_id");
-	if (cid && !json_is_string(cid)) {
+	if (!json_is_string(cid)) {
 		json_decref(in);
-		return reply_error(c, 400, "call_id", "call_id is a string");
+		return reply_error(c, 400, "call_id", "call_id is required (a string: the call "
+				   "that waits, as GET /v1/sessions/%.40s lists it in waiting_for)", id);
 	}
 	json_t *rec = NULL;
 	int e = fg_approval_decide(&g->a, &g->submit_lock, h, json_string_value(cid), in, "api",
@@ -646,10 +649,18 @@ int gw_approval(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 		return reply_oom(c);
 	if (e == -ENOENT)
 		return reply_error(c, 404, "id", "no session %.40s", id);
+	if (e == -ESRCH)
+		return reply_error(c, 404, "call_id", "session %.40s: %s", id, err);
 	if (e == -EINVAL)
-		return reply_error(c, 400, NULL, "session %.40s: %s", id, err);
+		return reply_error(c, 400, !strncmp(err, "arguments ", 10) ? "arguments" :
+				   !strncmp(err, "answer ", 7) ? "answer" : !strncmp(err, "reason ", 7) ?
+				   "reason" : "decision", "session %.40s: %s", id, err);   /* (whose
+				   * message begins with the field's name) */
 	if (e == -E2BIG)
 		return reply_error(c, 413, NULL, "session %.40s is full: %s", id, err);
+	if (e == -EBUSY)   /* (503: with Retry-After) */
+		return reply_error(c, 503, NULL, "session %.40s: it is running (a tool of its turn, "
+				   "or it has just asked): answer again in a moment", id);
 	if (e < 0)
 		return reply_error(c, 409, NULL, "session %.40s: %s", id, err);
 	int fe = e == 0 ? fg_durable_wait(g->r, g->a.slot) : 0;

@@ -55,6 +55,9 @@ typedef struct sse {
 	uint64_t live_sent;     /* live_seq, this many bytes                    */
 	int live_any;
 	uint64_t asked_ckpt;    /* the checkpoint whose waits were announced    */
+	char *pend;             /* an event bigger than a read's buffer: the
+				 * rest of it, sent by the next reads            */
+	size_t pend_n, pend_off;
 } sse_t;
 
 static size_t ev_put(char *buf, size_t max, size_t n, uint32_t id, const char *event, json_t *data)
@@ -73,12 +76,53 @@ static size_t ev_put(char *buf, size_t max, size_t n, uint32_t id, const char *e
 	return n + (size_t)k;
 }
 
+static size_t pend_copy(sse_t *e, char *buf, size_t max)
+{
+	size_t k = e->pend_n - e->pend_off;
+	if (k > max)
+		k = max;
+	memcpy(buf, e->pend + e->pend_off, k);
+	e->pend_off += k;
+	if (e->pend_off == e->pend_n) {
+		free(e->pend);
+		e->pend = NULL;
+	}
+	return k;
+}
+
+/* An event that does not fit a read's whole buffer (a long answer, a big
+ * tool result): formatted whole, its first part in buf now, the rest by
+ * the next reads.  0 if memory ran out (the next read tries again). */
+static size_t ev_pend(sse_t *e, char *buf, size_t max, uint32_t id, const char *event,
+		      json_t *data)
+{
+	char *d = json_dumps(data, JSON_COMPACT);
+	json_decref(data);
+	size_t need = d ? strlen(d) + strlen(event) + 48 : 0;
+	char *p = d ? malloc(need) : NULL;
+	if (!p) {
+		free(d);
+		return 0;
+	}
+	int k = id ? snprintf(p, need, "id: %u\nevent: %s\ndata: %s\n\n", id, event, d)
+		   : snprintf(p, need, "event: %s\ndata: %s\n\n", event, d);
+	free(d);
+	e->pend = p;
+	e->pend_n = (size_t)k;
+	e->pend_off = 0;
+	return pend_copy(e, buf, max);
+}
+
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	(void)pos;
 	sse_t *e = cls;
 	gw_t *g = e->g;
 	for (;;) {
+		if (e->pend) {
+			e->last_write_ns = fg_now_ns();
+			return (ssize_t)pend_copy(e, buf, max);
+		}
 		if (e->ended)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		/* read before the snapshot: a commit after it rings a later seq */
@@ -109,12 +153,16 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			json_decref(in);
 			size_t total = json_array_size(msgs);
 			while (e->next <= total) {
-				size_t m = ev_put(buf, max, n, e->next, "message",
-						  json_incref(json_array_get(msgs, e->next - 1)));
+				json_t *msg = json_array_get(msgs, e->next - 1);
+				size_t m = ev_put(buf, max, n, e->next, "message", json_incref(msg));
+				if (m == n && n == 0)   /* (alone bigger than the buffer) */
+					m = ev_pend(e, buf, max, e->next, "message", json_incref(msg));
 				if (m == n)
 					break;
 				n = m;
 				e->next++;
+				if (e->pend)
+					break;
 			}
 			json_decref(msgs);
 		}
@@ -173,8 +221,11 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			if (fin) {
 				/* no id: a thread's next message will take e->next, and
 				 * a client that reconnects from "end" must get it */
-				n = ev_put(buf, max, 0, 0, "end", fin);
-				e->ended = 1;
+				n = ev_put(buf, max, 0, 0, "end", json_incref(fin));
+				if (n == 0)
+					n = ev_pend(e, buf, max, 0, "end", json_incref(fin));
+				json_decref(fin);
+				e->ended = n > 0;
 			}
 		}
 		fg_snap_free(&sn);
@@ -207,7 +258,9 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 void sse_free(void *cls)
 {
-	free(cls);
+	sse_t *e = cls;
+	free(e->pend);
+	free(e);
 }
 
 /* An SSE stream's end: it no longer waits on its session's bell. */

@@ -130,6 +130,8 @@ void fg_buf_ask(fg_buf_t *b, fg_str_t id, const fg_ask_t *a)
 		x[i] = (uint8_t)(a->deadline_ms >> (8 * i));
 	x[8] = a->kind;
 	x[9] = a->dflt;
+	for (int i = 0; i < 8; i++)
+		x[10 + i] = (uint8_t)(a->wake_ms >> (8 * i));
 	fg_buf_idtext(b, FG_REC_ASK, id, (const char *)x, sizeof(x));
 }
 
@@ -256,6 +258,9 @@ int fg_rec_ask(const fg_rec_t *r, fg_str_t *id, fg_ask_t *a)
 		a->deadline_ms |= (uint64_t)x[i] << (8 * i);
 	a->kind = x[8];
 	a->dflt = x[9];
+	a->wake_ms = 0;
+	for (int i = 0; i < 8; i++)
+		a->wake_ms |= (uint64_t)x[10 + i] << (8 * i);
 	return a->kind == FG_ASK_APPROVE || a->kind == FG_ASK_QUESTION ? 0 : -1;
 }
 

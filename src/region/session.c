@@ -1313,13 +1313,15 @@ static int children_ended(const fg_region_t *r, const uint8_t *log, uint32_t len
 }
 
 /* How many calls of the last tool-call turn wait for a person (an ASK
- * with neither DECISION nor result), and the earliest of their deadlines
- * (CLOCK_REALTIME ms; 0: none of them ends by itself). */
-static uint32_t asks_open(const uint8_t *log, uint32_t len, uint64_t *deadline_ms)
+ * with neither DECISION nor result), the earliest of their deadlines
+ * (CLOCK_REALTIME ms; 0: none of them ends by itself), and when the
+ * session's own deadline passes (0: none). */
+static uint32_t asks_open(const uint8_t *log, uint32_t len, uint64_t *deadline_ms,
+			  uint64_t *wake_ms)
 {
 	uint32_t off = 0, n = 0;
 	fg_str_t id[FG_MAX_CALLS];
-	uint64_t dl[FG_MAX_CALLS];
+	uint64_t dl[FG_MAX_CALLS], wk[FG_MAX_CALLS];
 	fg_rec_t rec;
 	while (fg_rec_next(log, len, &off, &rec) > 0) {
 		fg_str_t x, text;
@@ -1329,6 +1331,7 @@ static uint32_t asks_open(const uint8_t *log, uint32_t len, uint64_t *deadline_m
 		} else if (rec.type == FG_REC_ASK && fg_rec_ask(&rec, &x, &a) == 0 &&
 			   n < FG_MAX_CALLS) {
 			id[n] = x;
+			wk[n] = a.wake_ms;
 			dl[n++] = a.deadline_ms;
 		} else if ((rec.type == FG_REC_DECISION || rec.type == FG_REC_TOOL) &&
 			   fg_rec_tool(&rec, &x, &text) == 0) {
@@ -1336,14 +1339,18 @@ static uint32_t asks_open(const uint8_t *log, uint32_t len, uint64_t *deadline_m
 				if (id[i].n == x.n && !memcmp(id[i].p, x.p, x.n)) {
 					id[i] = id[--n];
 					dl[i] = dl[n];
+					wk[i] = wk[n];
 					break;
 				}
 		}
 	}
-	*deadline_ms = 0;
-	for (uint32_t i = 0; i < n; i++)
+	*deadline_ms = *wake_ms = 0;
+	for (uint32_t i = 0; i < n; i++) {
 		if (dl[i] && (!*deadline_ms || dl[i] < *deadline_ms))
 			*deadline_ms = dl[i];
+		if (wk[i] && (!*wake_ms || wk[i] < *wake_ms))
+			*wake_ms = wk[i];
+	}
 	return n;
 }
 
@@ -1366,14 +1373,16 @@ uint64_t fg_session_sweep_waiting(fg_actor_t *a, uint64_t now, uint64_t after_ns
 		if (fg_session_snapshot(r, FG_HANDLE(i, FG_CTL_SGEN(c)), &sn, 1) < 0)
 			continue;
 		int wake = deadline_ns && now > sn.created_ns && now - sn.created_ns > deadline_ns;
-		if (!wake && now > sn.queued_ns && now - sn.queued_ns > after_ns) {
-			/* waiting for a person: only its approval timeout wakes it
-			 * (the worker then applies the default answer) */
-			uint64_t dl;
-			if (asks_open(sn.log, sn.len, &dl))
-				wake = dl && fg_wall_ms() >= dl;
-			else
-				wake = children_ended(r, sn.log, sn.len);
+		uint64_t dl, wk;
+		if (asks_open(sn.log, sn.len, &dl, &wk)) {
+			/* waiting for a person: its approval timeout wakes it (the
+			 * worker then applies the default answer), and its own
+			 * deadline (an agent's deadline_s, or workflows.deadline_s
+			 * as it was when it asked: the worker then fails it) */
+			uint64_t wall = fg_wall_ms();
+			wake = (dl && wall >= dl) || (wk && wall >= wk);
+		} else if (!wake && now > sn.queued_ns && now - sn.queued_ns > after_ns) {
+			wake = children_ended(r, sn.log, sn.len);
 		}
 		fg_snap_free(&sn);
 		if (wake)

@@ -6,6 +6,7 @@
  * tool's intent is committed before it starts.
  */
 #include "worker/wk.h"
+#include "forge/approval.h"
 #include "forge/durable.h"
 #include "forge/conv.h"
 #include "forge/crash.h"
@@ -316,12 +317,14 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 		if (v->intent[i]) {
 			if (!strcmp(w->cfg->interrupted, "fail")) {
 				wk_fail(w, s, "tool %.*s (call %.*s) was interrupted by a crash and is "
-					   "not idempotent: not run again", (int)c->name.n, c->name.p,
+					   "not idempotent (or was approved to run once): not run again",
+					   (int)c->name.n, c->name.p,
 					   (int)c->id.n, c->id.p);
 				goto fail;
 			}
 			snprintf(out, sizeof(out), "interrupted: the tool may or may not have run; "
-				 "it is not idempotent, so it was not run again");
+				 "it is not idempotent (or was approved to run once), so it was not "
+				 "run again");
 			goto result;
 		}
 		if (rt && !fg_agent_allows(rt, c->name.p, c->name.n)) {
@@ -376,7 +379,9 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 			if (!(p->out = malloc(t->max_output + 1)))
 				goto oom;
 		}
-		if (!t->idempotent) {
+		if (!t->idempotent || ap != FG_APPROVAL_NONE) {
+			/* (an approved call runs once, whatever the tool: a
+			 * person said yes to one run) */
 			uint8_t id[300];
 			fg_buf_t pb = { id, 0, sizeof(id), 0 };
 			fg_buf_str(&pb, c->id.p, c->id.n);
@@ -451,15 +456,36 @@ oom:
 		rc = 1;   /* (questions wait until the turn's other calls end) */
 	} else if (nask) {
 		fg_buf_t b = wk_buf(w);
-		uint64_t now = fg_wall_ms();
+		uint64_t now = fg_wall_ms(), wake = 0;
+		/* the run's deadline, on the wall clock: the sweep wakes it
+		 * then, to fail (wk_past_deadline), not to wait on */
+		uint64_t d = rt->deadline_s ? rt->deadline_s : w->cfg->deadline_s;
+		if (d) {
+			uint64_t end = fg_sess(w->r, s->idx)->created_ns + d * 1000000000ull, mono = fg_now_ns();
+			wake = now + (end > mono ? (end - mono) / 1000000u : 0) + 1;
+		}
 		for (uint32_t k = 0; k < nask; k++) {
 			const fg_call_t *c = &v->calls[ask[k]];
-			fg_ask_t a = { 0, FG_ASK_APPROVE, (uint8_t)rt->approval_default };
+			fg_ask_t a = { 0, FG_ASK_APPROVE, (uint8_t)rt->approval_default, wake };
 			if (fg_agent_approval(rt, c->name.p, c->name.n) == FG_APPROVAL_ASK)
 				a.kind = FG_ASK_QUESTION;
 			if (rt->approval_timeout_s)
 				a.deadline_ms = now + (uint64_t)rt->approval_timeout_s * 1000u;
 			fg_buf_ask(&b, c->id, &a);
+		}
+		/* room for the answers: a rejection with its reason always fits
+		 * after the questions, or the session could wait with no
+		 * answer it can take */
+		uint64_t have = FG_CKPT_LEN(atomic_load_explicit(&fg_sess(w->r, s->idx)->ckpt,
+								 memory_order_relaxed));
+		uint64_t need = have + b.n + (uint64_t)nask * (FG_APPROVAL_TEXT_MAX + 512);
+		if (need > fg_log_max(w->r)) {
+			wk_buf_done(w, &b);
+			wk_fail(w, s, "no room left for a person's answer: the conversation holds %llu "
+				"bytes, the questions and their answers need %llu "
+				"(region.session_max_bytes: %llu)", (unsigned long long)have,
+				(unsigned long long)(need - have), (unsigned long long)fg_log_max(w->r));
+			goto fail;
 		}
 		fg_wstate_t st = s->st;
 		if (wk_commit(w, s, &st, &b) < 0)

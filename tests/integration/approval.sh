@@ -42,6 +42,10 @@ tools:
       command: [$T/record.sh]
       description: records its arguments
       idempotent: false
+    slowrec:
+      command: [sh, -c, "read -r l; echo \"start \$l\" >> $T/slowruns; sleep 3; echo '{}'"]
+      idempotent: true
+      timeout_ms: 20000
 YAML
 }
 base_config() {
@@ -59,6 +63,13 @@ agents:
     tools: [record]
     approve: [record]
     approval_timeout_s: 1
+  mortal:
+    tools: [record]
+    approve: [record]
+    deadline_s: 2
+  idem:
+    tools: [slowrec]
+    approve: [slowrec]
 YAML
 }
 
@@ -85,6 +96,13 @@ post_call() {
 		'{agent:$a, prompt:$p}')" | jq -r .id
 }
 state() { curl -s "$API/v1/sessions/$1" | jq -r .state; }
+call_of() { curl -s "$API/v1/sessions/$1" | jq -r '.waiting_for[0].call_id'; }
+# answer ID JSON: POST .../approval with the call that waits; the status
+# in $code, the reply in $T/a.json
+answer() {
+	code=$(curl -s -o "$T/a.json" -w '%{http_code}' -X POST "$API/v1/sessions/$1/approval" \
+		-d "$(echo "$2" | jq -c --arg c "$(call_of "$1")" '. + {call_id: $c}')")
+}
 is_state() { [ "$(state "$1")" = "$2" ]; }
 id=$(post_call careful '{"n":1}')
 until_true 10 is_state "$id" waiting || fail "2: not waiting: $(curl -s "$API/v1/sessions/$id")"
@@ -101,9 +119,19 @@ grep -q "^$id $call *record *none *{\"n\":1}$" "$T/pending" || fail "2: pending:
 [ -s "$RUNS" ] && fail "2: the tool ran before it was approved: $(cat "$RUNS")"
 timeout 5 curl -sN "$API/v1/sessions/$id/events" > "$T/ev" 2>/dev/null || true
 grep -q "^event: approval" "$T/ev" || fail "2: no approval event: $(cat "$T/ev")"
+# unnamed, an answer could be a retry's that answers a later question
 code=$(curl -s -o "$T/a.json" -w '%{http_code}' -X POST "$API/v1/sessions/$id/approval" \
 	-d '{"decision":"approve"}')
+[ "$code" = 400 ] && [ "$(jq -r .error.param "$T/a.json")" = call_id ] &&
+	[ "$(jq -r .error.message "$T/a.json")" = "call_id is required (a string: the call that waits, as GET /v1/sessions/$id lists it in waiting_for)" ] ||
+	fail "2: an answer without call_id: $code $(cat "$T/a.json")"
+code=$(curl -s -o "$T/a.json" -w '%{http_code}' -X POST "$API/v1/sessions/$id/approval" \
+	-d '{"decision":"approve","call_id":"nosuch"}')
+[ "$code" = 404 ] && [ "$(jq -r .error.message "$T/a.json")" = "session $id: it has no call nosuch waiting or answered" ] ||
+	fail "2: an unknown call: $code $(cat "$T/a.json")"
+answer "$id" '{"decision":"approve"}'
 [ "$code" = 202 ] || fail "2: approve: $code $(cat "$T/a.json")"
+[ "$(jq -r .decision.call_id "$T/a.json")" = "$call" ] || fail "2: reply's call_id: $(cat "$T/a.json")"
 [ "$(jq -r .decision.decision "$T/a.json")/$(jq -r .decision.by "$T/a.json")" = approve/api ] ||
 	fail "2: decision: $(cat "$T/a.json")"
 until_true 10 is_state "$id" done || fail "2: not done: $(curl -s "$API/v1/sessions/$id")"
@@ -125,9 +153,9 @@ code=$(curl -s -o "$T/a.json" -w '%{http_code}' -X POST "$API/v1/sessions/$id/ap
 : > "$RUNS"
 id=$(post_call careful '{"n":2}')
 until_true 10 is_state "$id" waiting || fail "3: not waiting"
-code=$(curl -s -o "$T/a.json" -w '%{http_code}' -X POST "$API/v1/sessions/$id/approval" \
-	-d '{"decision":"maybe"}')
-[ "$code" = 400 ] && [ "$(jq -r .error.message "$T/a.json")" = \
+answer "$id" '{"decision":"maybe"}'
+[ "$code" = 400 ] && [ "$(jq -r .error.param "$T/a.json")" = decision ] &&
+	[ "$(jq -r .error.message "$T/a.json")" = \
 	"session $id: decision \"maybe\" is not approve, reject or edit" ] ||
 	fail "3: a bad decision: $code $(cat "$T/a.json")"
 ctl reject "$id" --reason "not on a Friday" > "$T/r.out" || fail "3: reject: $(cat "$T/r.out")"
@@ -144,10 +172,11 @@ until_true 10 is_state "$id" done || fail "3: not done after edit"
 
 id=$(post_call careful '{"n":4}')
 until_true 10 is_state "$id" waiting || fail "3: not waiting (cancel)"
+c4=$(call_of "$id")
 ctl cancel "$id" > /dev/null || fail "3: cancel of a waiting session"
 is_state "$id" cancelled || fail "3: not cancelled: $(state "$id")"
 code=$(curl -s -o "$T/a.json" -w '%{http_code}' -X POST "$API/v1/sessions/$id/approval" \
-	-d '{"decision":"approve"}')
+	-d "{\"decision\":\"approve\",\"call_id\":\"$c4\"}")
 [ "$code" = 409 ] && [ "$(jq -r .error.message "$T/a.json")" = "session $id: it is cancelled" ] ||
 	fail "3: approve after cancel: $code $(cat "$T/a.json")"
 [ "$(cat "$RUNS")" = '{"n":33}' ] || fail "3: a cancelled call ran: $(cat "$RUNS")"
@@ -158,11 +187,35 @@ until_true 10 is_state "$id" waiting || fail "4: not waiting"
 [ "$(curl -s "$API/v1/sessions/$id" | jq -c '.waiting_for | map({kind, question})')" = \
   '[{"kind":"question","question":"Which account?"}]' ] || fail "4: $(curl -s "$API/v1/sessions/$id" | jq -c .waiting_for)"
 ctl pending | grep -q "^$id .* ask_human .*? Which account?$" || fail "4: pending: $(ctl pending)"
-code=$(curl -s -o "$T/a.json" -w '%{http_code}' -X POST "$API/v1/sessions/$id/approval" \
-	-d '{"decision":"approve"}')
+answer "$id" '{"decision":"approve"}'
 [ "$code" = 400 ] || fail "4: approve of a question: $code $(cat "$T/a.json")"
+# a chat completion of an agent that asks a person ends, saying so (no SDK
+# retries a 422), instead of hanging
+curl -s -o "$T/chat.json" -w '%{http_code}' -m 10 "$API/v1/chat/completions" \
+	-d '{"model":"forge/careful","messages":[{"role":"user","content":"call:record {\"n\":44}"}]}' > "$T/code"
+cs=$(jq -r '.error.waiting_for[0].call_id' "$T/chat.json")
+[ "$(cat "$T/code")" = 422 ] && [ "$(jq -r .error.type "$T/chat.json")" = approval_required ] &&
+	jq -r .error.message "$T/chat.json" | grep -q "waits for a person: call $cs (approval) of tool record; answer it with POST /v1/sessions/" ||
+	fail "4: chat completion of an asking agent: $(cat "$T/code") $(cat "$T/chat.json")"
+curl -sN -m 10 "$API/v1/chat/completions" \
+	-d '{"model":"forge/careful","stream":true,"messages":[{"role":"user","content":"call:record {\"n\":45}"}]}' > "$T/chat.sse"
+grep '^data: {"error"' "$T/chat.sse" | sed 's/^data: //' | jq -e '.error.type == "approval_required"' > /dev/null &&
+	[ "$(tail -2 "$T/chat.sse" | head -1)" = "data: [DONE]" ] || fail "4: streamed: $(cat "$T/chat.sse")"
+for x in $(curl -s "$API/v1/sessions?state=waiting" | jq -r '.data[].id'); do
+	[ "$x" = "$id" ] || ctl cancel "$x" > /dev/null
+done
 ctl answer "$id" "the one ending in 42" > "$T/r.out" || fail "4: answer: $(cat "$T/r.out")"
 until_true 10 is_state "$id" done || fail "4: not done after the answer"
+# an answer of 64 KiB: whole in the session and in its events
+id2=$(curl -s -X POST "$API/v1/sessions" -d '{"agent":"careful","prompt":"call:ask_human {\"question\":\"Everything?\"}"}' | jq -r .id)
+until_true 10 is_state "$id2" waiting || fail "4: not waiting (big)"
+big=$(head -c 49152 /dev/zero | base64 -w0)
+ctl answer "$id2" "$big" > /dev/null || fail "4: a 64 KiB answer"
+until_true 10 is_state "$id2" done || fail "4: not done (big)"
+timeout 10 curl -sN "$API/v1/sessions/$id2/events" > "$T/ev2" || true
+[ "$(grep -c '^event: message' "$T/ev2")" = 4 ] && grep -q '^event: end' "$T/ev2" &&
+	[ "$(grep '^data: {"role":"tool"' "$T/ev2" | sed 's/^data: //' | jq -r .content)" = "$big" ] ||
+	fail "4: the events of a session with a 64 KiB message: $(grep -c '^event:' "$T/ev2") events, $(wc -c < "$T/ev2") bytes"
 [ "$(curl -s "$API/v1/sessions/$id" | jq -r .result)" = "tool said: the one ending in 42" ] ||
 	fail "4: result: $(curl -s "$API/v1/sessions/$id" | jq .result)"
 
@@ -175,8 +228,28 @@ until_true 15 is_state "$id" done || fail "5: the timeout did not end the wait: 
 [ "$(curl -s "$API/v1/sessions/$id" | jq -r .result)" = \
   "tool said: not approved: the call of record was not run; no answer within 1 s (approval_timeout_s)" ] ||
 	fail "5: result: $(curl -s "$API/v1/sessions/$id" | jq .result)"
+# the agent's own deadline_s ends a wait too (the session fails)
+id=$(post_call mortal '{"n":6}')
+until_true 10 is_state "$id" waiting || fail "5: not waiting (deadline)"
+until_true 15 is_state "$id" failed || fail "5: past its deadline_s, still $(state "$id")"
+[ "$(curl -s "$API/v1/sessions/$id" | jq -r .error)" = "deadline of 2 s passed (agents.mortal.deadline_s)" ] ||
+	fail "5: deadline error: $(curl -s "$API/v1/sessions/$id" | jq .error)"
+# an approved call runs once even of an idempotent tool: killed while it
+# runs, it is not run again
+: > "$T/slowruns"
+id=$(curl -s -X POST "$API/v1/sessions" -d '{"agent":"idem","prompt":"call:slowrec {\"s\":1}"}' | jq -r .id)
+until_true 10 is_state "$id" waiting || fail "5: not waiting (idem)"
+answer "$id" '{"decision":"approve"}'
+until_true 10 test -s "$T/slowruns" || fail "5: slowrec did not start"
+ctl kill-worker 0 > /dev/null 2>&1 || true
+ctl kill-worker 1 > /dev/null 2>&1 || true
+until_true 20 is_state "$id" done || fail "5: idem: $(state "$id")"
+[ "$(wc -l < "$T/slowruns")" = 1 ] || fail "5: an approved call ran $(wc -l < "$T/slowruns") times"
+curl -s "$API/v1/sessions/$id" | jq -r .result | grep -q "^tool said: interrupted: the tool may or may not have run; it is not idempotent (or was approved to run once)" ||
+	fail "5: idem result: $(curl -s "$API/v1/sessions/$id" | jq .result)"
+until_true 10 workers_alive || fail "5: workers not back"
 ctl check > "$T/check" || fail "5: check: $(cat "$T/check")"
-echo "1-5: refused config, approve/reject/edit/answer/timeout round trips"
+echo "1-5: refused config, approve/reject/edit/answer/timeout/deadline round trips, chat completions told"
 
 # 6 -----------------------------------------------------------------
 # runs_of N: how many times record ran with {"n":N}
@@ -228,8 +301,9 @@ for p in approval.answer.before_cas approval.answer.after_cas approval.answer.af
 	id=$(post_call careful "{\"n\":$n}")
 	until_true 10 is_state "$id" waiting || fail "6: gateway $p: not waiting"
 	gw=$(pgrep -P "$FORGED_PID" forge-gateway)
+	cg=$(call_of "$id")
 	code=$(curl -s -o "$T/a.json" -w '%{http_code}' -X POST "$API/v1/sessions/$id/approval" \
-		-d '{"decision":"approve"}' || true)
+		-d "{\"decision\":\"approve\",\"call_id\":\"$cg\"}" || true)
 	[ "$code" = 000 ] || fail "6: gateway $p: answered $code"
 	until_true 10 sh -c "curl -sf $API/healthz > /dev/null && [ \"\$(pgrep -P $FORGED_PID forge-gateway)\" != $gw ]" ||
 		fail "6: gateway $p: no new gateway"
@@ -237,7 +311,7 @@ for p in approval.answer.before_cas approval.answer.after_cas approval.answer.af
 	until_true 20 sh -c "s=\$(curl -s $API/v1/sessions/$id | jq -r .state); [ \$s = waiting ] || [ \$s = done ]" ||
 		fail "6: gateway $p: $(state "$id")"
 	code=$(curl -s -o "$T/a.json" -w '%{http_code}' -X POST "$API/v1/sessions/$id/approval" \
-		-d '{"decision":"approve"}')
+		-d "{\"decision\":\"approve\",\"call_id\":\"$cg\"}")
 	case $p in
 	*after_commit) [ "$code" = 200 ] || fail "6: gateway $p: the retry: $code $(cat "$T/a.json")" ;;
 	*) [ "$code" = 202 ] || fail "6: gateway $p: the retry: $code $(cat "$T/a.json")" ;;
@@ -261,8 +335,7 @@ FORGE_STALLPOINT=approval.answer.before_cas:1 FORGE_STALL_FILE=$T/a.stall \
 	ctl approve "$id" > "$T/held.out" 2>&1 &
 hp=$!
 p=$(stalled "$T/a.stall")
-code=$(curl -s -o "$T/a.json" -w '%{http_code}' -X POST "$API/v1/sessions/$id/approval" \
-	-d '{"decision":"reject","reason":"no"}')
+answer "$id" '{"decision":"reject","reason":"no"}'
 [ "$code" = 202 ] || fail "6b: the API's answer beside a stalled one: $code $(cat "$T/a.json")"
 until_true 10 is_state "$id" done || fail "6b: not done"
 release "$p"
@@ -274,19 +347,20 @@ grep -q "^forgectl: approve: session $id: it waits for no person (it is done)$" 
 n=$((n + 1))
 id=$(post_call careful "{\"n\":$n}")
 until_true 10 is_state "$id" waiting || fail "6b: not waiting (2)"
+cb=$(call_of "$id")
 FORGE_STALLPOINT=approval.answer.after_cas:1 FORGE_STALL_FILE=$T/b.stall \
 	ctl approve "$id" > "$T/held.out" 2>&1 &
 hp=$!
 p=$(stalled "$T/b.stall")
-code=$(curl -s -o "$T/a.json" -w '%{http_code}' -X POST "$API/v1/sessions/$id/approval" \
-	-d '{"decision":"approve"}')
-[ "$code" = 409 ] && [ "$(jq -r .error.message "$T/a.json")" = \
-	"session $id: it is running, not waiting: try again" ] ||
+code=$(curl -s -o "$T/a.json" -D "$T/h" -w '%{http_code}' -X POST "$API/v1/sessions/$id/approval" \
+	-d "{\"decision\":\"approve\",\"call_id\":\"$cb\"}")
+[ "$code" = 503 ] && grep -qi "^Retry-After: 1" "$T/h" && [ "$(jq -r .error.message "$T/a.json")" = \
+	"session $id: it is running (a tool of its turn, or it has just asked): answer again in a moment" ] ||
 	fail "6b: an answer while another holds the session: $code $(cat "$T/a.json")"
 release "$p"
 until_true 10 sh -c "! kill -0 $p 2>/dev/null" || fail "6b: the released approve did not end"
 wait "$hp" 2>/dev/null || true
-grep -q "^$id approve: queued to go on$" "$T/held.out" || fail "6b: the released approve: $(cat "$T/held.out")"
+grep -q "^$id $cb approve: queued to go on$" "$T/held.out" || fail "6b: the released approve: $(cat "$T/held.out")"
 until_true 10 is_state "$id" done || fail "6b: not done (2)"
 [ "$(runs_of $n)" = 1 ] || fail "6b: ran $(runs_of $n) times"
 stop_forged
