@@ -37,6 +37,47 @@ static int commit_result(worker_t *w, wsess_t *s, fg_str_t id, const char *out)
 	return wk_commit(w, s, &st, &b);
 }
 
+/* The result of a call whose arguments a person changed (approval's
+ * edit): the model is told first, for the call in its conversation keeps
+ * the arguments it gave.  args: those that ran (n 0: read from the call's
+ * DECISION in the log). */
+static int commit_edited(worker_t *w, wsess_t *s, fg_str_t id, fg_str_t args, const char *out)
+{
+	uint8_t *tmp = NULL;
+	json_t *d = NULL;
+	if (!args.n) {
+		uint32_t len = FG_CKPT_LEN(atomic_load_explicit(&fg_sess(w->r, s->idx)->ckpt,
+								memory_order_relaxed)), off = 0;
+		const uint8_t *log = fg_session_log(w->r, s->idx, len, &tmp);
+		fg_rec_t r;
+		fg_str_t x, text;
+		while (log && fg_rec_next(log, len, &off, &r) > 0)
+			if (r.type == FG_REC_DECISION && fg_rec_tool(&r, &x, &text) == 0 &&
+			    x.n == id.n && !memcmp(x.p, id.p, id.n)) {
+				json_decref(d);
+				d = json_loadb(text.p, text.n, 0, NULL);
+			}
+		const char *a = json_string_value(json_object_get(d, "arguments"));
+		if (a)
+			args = (fg_str_t){ a, strlen(a) };
+	}
+	size_t n = strlen(out), an = args.n > 1024 ? 1024 : args.n;
+	char *t = args.n ? malloc(n + an + 96) : NULL;
+	int rc;
+	if (t) {
+		int k = snprintf(t, an + 96, "(a person changed the arguments to %.*s%s)\n", (int)an,
+				 args.p, args.n > an ? "..." : "");
+		memcpy(t + k, out, n + 1);
+		rc = commit_result(w, s, id, t);
+	} else {
+		rc = commit_result(w, s, id, out);   /* (no memory: without the note) */
+	}
+	free(t);
+	json_decref(d);
+	free(tmp);
+	return rc;
+}
+
 /* The session waits in the timer heap until its earliest tool deadline. */
 static void proc_rearm(worker_t *w, wsess_t *s)
 {
@@ -130,10 +171,12 @@ void wk_proc_exited(worker_t *w, wsess_t *s, proc_t *p)
 		       p->out, p->n, res, cap);
 	char id[256];
 	uint16_t idn = p->idn;
+	int edited = p->edited;
 	memcpy(id, p->id, idn);
 	proc_close(w, s, p);
 	proc_rearm(w, s);
-	int rc = commit_result(w, s, (fg_str_t){ id, idn }, res);
+	int rc = edited ? commit_edited(w, s, (fg_str_t){ id, idn }, (fg_str_t){ NULL, 0 }, res)
+			: commit_result(w, s, (fg_str_t){ id, idn }, res);
 	free(res);
 	if (rc < 0) {
 		/* the session failed (and was freed): nothing may run on for it */
@@ -159,7 +202,8 @@ static void on_tool_http_done(fg_req_t *q)
 		snprintf(res, cap, "HTTP %ld\n%.*s", q->status, (int)q->n, q->body ? q->body : "");
 	fg_req_reset(q);
 	fg_str_t id = { s->web.id, s->web.idn };
-	int rc = commit_result(w, s, id, res);
+	int rc = s->web.edited ? commit_edited(w, s, id, (fg_str_t){ NULL, 0 }, res)
+			       : commit_result(w, s, id, res);
 	free(res);
 	if (rc == 0)
 		tools_settled(w, s);
@@ -347,6 +391,7 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 			memcpy(s->web.id, c->id.p, c->id.n);
 			s->web.idn = c->id.n;
 			s->web.tool = t;
+			s->web.edited = edited != NULL;
 			s->req.owner = s;
 			s->req.done = on_tool_http_done;
 			s->req.max_reply = t->max_output;
@@ -408,7 +453,8 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 			if (cap > sizeof(out) && !big)
 				goto oom;   /* (an idempotent tool: nothing ran) */
 			t->run(t, args.p, args.n, big ? big : out, big ? cap : sizeof(out));
-			int cr = commit_result(w, s, c->id, big ? big : out);
+			int cr = edited ? commit_edited(w, s, c->id, args, big ? big : out)
+					: commit_result(w, s, c->id, big ? big : out);
 			free(big);
 			if (cr < 0)
 				goto fail;
@@ -426,6 +472,7 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 		p->tool = t;
 		p->n = 0;
 		p->truncated = p->timed_out = 0;
+		p->edited = edited != NULL;
 		p->due_ns = fg_now_ns() + (uint64_t)t->timeout_ms * 1000000u;
 		s->nprocs++;
 		uint64_t tag = ((uint64_t)(uint32_t)(s - w->pool) << 8) | (uint64_t)(p - s->procs);
@@ -437,7 +484,7 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 		waiting = 1;
 		continue;
 result:
-		if (commit_result(w, s, c->id, out) < 0)
+		if ((edited ? commit_edited(w, s, c->id, args, out) : commit_result(w, s, c->id, out)) < 0)
 			goto fail;
 		v->answered[i] = 1;
 		continue;

@@ -53,6 +53,7 @@ typedef struct wsess {
 		const fg_tool_t *tool;
 		char id[256];
 		uint16_t idn;
+		uint8_t edited;     /* its arguments, a person's (approval) */
 	} web;                  /* the http_get in flight (in_http set) */
 } wsess_t;
 
@@ -66,6 +67,7 @@ struct proc {
 	size_t n;
 	int truncated, timed_out;
 	uint64_t due_ns;        /* its timeout                  */
+	uint8_t edited;         /* its arguments, a person's (approval) */
 };
 
 typedef struct worker {

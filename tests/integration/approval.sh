@@ -169,6 +169,9 @@ until_true 10 is_state "$id" waiting || fail "3: not waiting (edit)"
 ctl approve "$id" --args '{"n":33}' > "$T/r.out" || fail "3: edit: $(cat "$T/r.out")"
 until_true 10 is_state "$id" done || fail "3: not done after edit"
 [ "$(cat "$RUNS")" = '{"n":33}' ] || fail "3: edited runs: $(cat "$RUNS")"
+[ "$(curl -s "$API/v1/sessions/$id" | jq -r '.messages[] | select(.role == "tool") | .content')" = \
+  '(a person changed the arguments to {"n":33})
+{"recorded":true}' ] || fail "3: the model is not told of the edit: $(curl -s "$API/v1/sessions/$id" | jq -c .messages)"
 
 id=$(post_call careful '{"n":4}')
 until_true 10 is_state "$id" waiting || fail "3: not waiting (cancel)"
