@@ -172,7 +172,11 @@ static void open_region(int writable)
 		fg_config_defaults(&CFG);
 	}
 	snprintf(path, sizeof(path), "%s", o.region ? o.region : CFG.region_path);
-	if (fg_region_open(path, writable, &R, err, sizeof(err)) < 0) {
+	/* (2: writable if this user may, to wait on sessions' bells; else
+	 * read-only, polling) */
+	if (writable == 2 && fg_region_open(path, 1, &R, err, sizeof(err)) == 0)
+		return;
+	if (fg_region_open(path, writable == 1, &R, err, sizeof(err)) < 0) {
 		fprintf(stderr, "forgectl: cannot open region %s\n", err);
 		exit(3);
 	}
@@ -186,8 +190,8 @@ void print_json(json_t *j)
 	json_decref(j);
 }
 
-/* The commands: name, whether it maps the region writable, whether it takes
- * an argument (an id or a slot), and what runs it. */
+/* The commands: name, whether it maps the region writable (2: if it may),
+ * whether it takes an argument (an id or a slot), and what runs it. */
 static const struct command {
 	const char *name;
 	int writable, needs_arg;
@@ -200,7 +204,7 @@ static const struct command {
 	{ "stats",       0, 0, cmd_stats },
 	{ "check",       0, 0, cmd_check },
 	{ "wait",        0, 0, cmd_wait },
-	{ "watch",       0, 1, cmd_watch },
+	{ "watch",       2, 1, cmd_watch },
 	{ "top",         0, 0, cmd_top },
 	{ "submit",      1, 0, cmd_submit },
 	{ "cancel",      1, 1, cmd_cancel },

@@ -497,11 +497,19 @@ int cmd_watch(const char *id)
 	uint32_t last_step = 0, last_state = FG_S_NSTATES;
 	uint64_t deadline = o.timeout_s >= 0 ? fg_now_ns() + (uint64_t)o.timeout_s * 1000000000ull
 					     : UINT64_MAX;
+	/* woken by the session's bell at each commit (a writable mapping:
+	 * this user may; else it looks every 20 ms) */
+	uint32_t idx = FG_HANDLE_IDX(h);
+	int bells = R.writable, rc;
+	if (bells)
+		fg_bell_enter(&R, idx);
 	for (;;) {
+		uint32_t seq = bells ? fg_bell_seq(&R, idx) : 0;
 		fg_snap_t sn;
 		if (fg_session_snapshot(&R, h, &sn, 1) < 0) {
 			fprintf(stderr, "forgectl: watch: session %s is gone (purged)\n", id);
-			return 1;
+			rc = 1;
+			break;
 		}
 		/* one snapshot, re-validated after the copy: the state is as of
 		 * its end, so a session that ended has every message in it and
@@ -552,15 +560,26 @@ int cmd_watch(const char *id)
 				printf("[%s]\n", fg_state_name(st));
 			last_state = st;
 		}
-		if (FG_S_FINISHED(st))
-			return st == FG_S_DONE ? 0 : 1;
-		if (fg_now_ns() >= deadline) {
+		if (FG_S_FINISHED(st)) {
+			rc = st == FG_S_DONE ? 0 : 1;
+			break;
+		}
+		uint64_t now = fg_now_ns();
+		if (now >= deadline) {
 			fprintf(stderr, "forgectl: watch: %s still %s after %ld s\n", id,
 				fg_state_name(st), o.timeout_s);
-			return 1;
+			rc = 1;
+			break;
 		}
-		usleep(20000);
+		if (bells)
+			fg_bell_wait(&R, idx, seq, deadline - now < 1000000000ull ?
+				     (int)((deadline - now) / 1000000u) + 1 : 1000);
+		else
+			usleep(20000);
 	}
+	if (bells)
+		fg_bell_leave(&R, idx);
+	return rc;
 }
 
 /* A live view: workers, sessions by state, rates, ring depths; refreshed
