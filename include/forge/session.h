@@ -312,8 +312,17 @@ uint64_t fg_session_sweep(fg_actor_t *a, uint64_t now, uint64_t after_ns, uint64
  * ended (a wake-up lost with a process that died between a child's end
  * and its wake).  Returns how many it woke.
  */
+/* What the sweep remembers of a session that waits for a person: until
+ * when nothing can wake it (CLOCK_REALTIME ms), as long as it is that
+ * session at that checkpoint (its log is copied again only then). */
+typedef struct fg_sweep_memo {
+	uint64_t ckpt;
+	uint64_t next_ms;
+	uint32_t sgen;
+} fg_sweep_memo_t;
+
 uint64_t fg_session_sweep_waiting(fg_actor_t *a, uint64_t now, uint64_t after_ns,
-				  uint64_t deadline_ns);
+				  uint64_t deadline_ns, fg_sweep_memo_t *memo, uint32_t nmemo);
 
 /*
  * Waiting for a session to change (a commit, or its end) without polling:

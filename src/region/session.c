@@ -1355,7 +1355,7 @@ static uint32_t asks_open(const uint8_t *log, uint32_t len, uint64_t *deadline_m
 }
 
 uint64_t fg_session_sweep_waiting(fg_actor_t *a, uint64_t now, uint64_t after_ns,
-				  uint64_t deadline_ns)
+				  uint64_t deadline_ns, fg_sweep_memo_t *memo, uint32_t nmemo)
 {
 	fg_region_t *r = a->r;
 	uint64_t n = 0;
@@ -1369,6 +1369,11 @@ uint64_t fg_session_sweep_waiting(fg_actor_t *a, uint64_t now, uint64_t after_ns
 		int late = deadline_ns && now > cr && now - cr > deadline_ns;
 		if (!late && !(now > q && now - q > after_ns))
 			continue;
+		fg_sweep_memo_t *m = memo && i < nmemo ? &memo[i] : NULL;
+		if (m && m->ckpt && m->sgen == FG_CTL_SGEN(c) &&
+		    m->ckpt == atomic_load_explicit(&x->ckpt, memory_order_acquire) &&
+		    fg_wall_ms() < m->next_ms)
+			continue;   /* (waits for a person; nothing due before next_ms) */
 		fg_snap_t sn;
 		if (fg_session_snapshot(r, FG_HANDLE(i, FG_CTL_SGEN(c)), &sn, 1) < 0)
 			continue;
@@ -1381,6 +1386,11 @@ uint64_t fg_session_sweep_waiting(fg_actor_t *a, uint64_t now, uint64_t after_ns
 			 * as it was when it asked: the worker then fails it) */
 			uint64_t wall = fg_wall_ms();
 			wake = (dl && wall >= dl) || (wk && wall >= wk);
+			if (m && !wake) {
+				m->ckpt = sn.ckpt;
+				m->sgen = FG_CTL_SGEN(c);
+				m->next_ms = dl && (!wk || dl < wk) ? dl : wk ? wk : UINT64_MAX;
+			}
 		} else if (!wake && now > sn.queued_ns && now - sn.queued_ns > after_ns) {
 			wake = children_ended(r, sn.log, sn.len);
 		}

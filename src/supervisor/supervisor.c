@@ -83,6 +83,8 @@ typedef struct sup {
 	uint64_t stop_deadline_ns;
 	uint64_t next_sweep_ns;
 	int ready_sent;
+	fg_sweep_memo_t *memo;   /* the sweep's, one per session record */
+	uint32_t nmemo;
 } sup_t;
 
 /* the batch flusher thread (durable_start, below) */
@@ -492,7 +494,14 @@ static void sweep_sessions(sup_t *s, uint64_t now)
 	if (n)
 		log_info("sweep: %llu queued sessions had no hint in the rings; re-enqueued %llu",
 			 (unsigned long long)missing, (unsigned long long)n);
-	n = fg_session_sweep_waiting(&s->a, now, after, (uint64_t)s->cfg->deadline_s * 1000000000ull);
+	uint32_t cap = s->r.hdr->capacity;
+	if (s->nmemo != cap) {   /* (first sweep, or the region was resized) */
+		free(s->memo);
+		s->memo = calloc(cap, sizeof(*s->memo));
+		s->nmemo = s->memo ? cap : 0;
+	}
+	n = fg_session_sweep_waiting(&s->a, now, after, (uint64_t)s->cfg->deadline_s * 1000000000ull,
+				     s->memo, s->nmemo);
 	if (n)
 		log_info("sweep: woke %llu waiting sessions (deadline passed, or every child "
 			 "ended without waking them)", (unsigned long long)n);
@@ -1213,5 +1222,6 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 	fg_region_close(&s.r);
 	close(s.lockfd);
 	free(s.cfg_owned);
+	free(s.memo);
 	return 0;
 }
