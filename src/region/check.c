@@ -116,6 +116,20 @@ static void check_session(check_t *v, uint32_t i, uint64_t c, uint64_t lost_wake
 		if (st == FG_S_WAITING && (sn.len == 0 || rv.awaiting == 0))
 			violation(v, "session %s: a react session is waiting, but none of its calls "
 				  "waits for a person", id);
+		/* past its approval timeout (or its deadline) for longer than a
+		 * sweep's delay: the wake-up that applies it was lost */
+		for (uint32_t k = 0; st == FG_S_WAITING && lost_wake_ns && k < rv.ncalls; k++) {
+			if (!rv.asked[k] || rv.decided[k] || rv.answered[k])
+				continue;
+			uint64_t due = rv.ask[k].deadline_ms, wk = rv.ask[k].wake_ms, wall = fg_wall_ms();
+			if (wk && (!due || wk < due))
+				due = wk;
+			if (due && wall > due + lost_wake_ns / 1000000u) {
+				violation(v, "session %s: waiting %.1f s past the end of its wait (approval "
+					  "timeout or deadline): a lost wake-up", id, (wall - due) / 1e3);
+				break;
+			}
+		}
 	} else if (s->workflow == FG_WF_MAP_REDUCE || s->workflow == FG_WF_PLAN_EXECUTE) {
 		fg_mr_view_t mv;
 		char e2[200];
