@@ -109,9 +109,9 @@ void wk_proc_read(proc_t *p)
 }
 
 /* The session has nothing running any more: it goes on. */
-static void tools_settled(worker_t *w, wsess_t *s)
+void wk_tools_settled(worker_t *w, wsess_t *s)
 {
-	if (s->nprocs == 0 && !s->in_http)
+	if (s->nprocs == 0 && !s->in_http && s->nmcp == 0 && !s->in_rq)
 		wk_rq_push(w, s);   /* further calls, or the next model turn */
 }
 
@@ -138,7 +138,7 @@ void wk_proc_exited(worker_t *w, wsess_t *s, proc_t *p)
 		/* the session failed (and was freed): nothing may run on for it */
 		return;
 	}
-	tools_settled(w, s);
+	wk_tools_settled(w, s);
 }
 
 /* http_get finished: its result is committed, the session goes on. */
@@ -161,7 +161,7 @@ static void on_tool_http_done(fg_req_t *q)
 	int rc = commit_result(w, s, id, res);
 	free(res);
 	if (rc == 0)
-		tools_settled(w, s);
+		wk_tools_settled(w, s);
 }
 
 static int call_running(const wsess_t *s, fg_str_t id)
@@ -171,7 +171,7 @@ static int call_running(const wsess_t *s, fg_str_t id)
 	for (uint32_t i = 0; i < FG_MAX_CALLS && s->nprocs; i++)
 		if (s->procs[i].pid && s->procs[i].idn == id.n && !memcmp(s->procs[i].id, id.p, id.n))
 			return 1;
-	return 0;
+	return wk_mcp_running(wk_self, s, id);
 }
 
 /* Runs the pending tool calls: inline tools at once (a result committed
@@ -192,6 +192,8 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 		}
 		char out[4096];
 		const fg_tool_t *t = fg_tool_find(c->name.p, c->name.n);
+		if (!t)
+			t = wk_mcp_tool(w, c->name.p, c->name.n);   /* SERVER__TOOL */
 		if (v->intent[i]) {
 			if (!strcmp(w->cfg->interrupted, "fail")) {
 				wk_fail(w, s, "tool %.*s (call %.*s) was interrupted by a crash and is "
@@ -287,6 +289,12 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 			if (rc < 0)
 				return -1;
 			v->answered[i] = 1;
+			continue;
+		}
+		if (t->kind == FG_TOOL_MCP) {   /* answered later, by worker/mcp.c */
+			if (wk_mcp_call(w, s, t, c->id, c->args, out, sizeof(out)) < 0)
+				goto result;
+			waiting = 1;
 			continue;
 		}
 		memcpy(p->id, c->id.p, c->id.n);   /* the log may move on */
