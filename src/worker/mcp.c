@@ -56,6 +56,7 @@ extern char **environ;
 #define STABLE_NS      (10ull * 1000000000u)   /* up this long: backoff reset */
 #define MAX_PAGES      64                      /* tools/list pages            */
 #define MAX_TOOLS      256                     /* tools a server may offer    */
+#define GATE_NS        (5ull * 1000000000u)    /* see wk_mcp_init             */
 
 enum { S_BACKOFF, S_INIT, S_LIST, S_READY };
 enum { K_CALL, K_INIT, K_LIST, K_NOTE };
@@ -115,6 +116,7 @@ struct srv {
 struct wk_mcp {
 	srv_t srv[FG_MAX_MCP];
 	uint32_t n;
+	uint64_t gate_ns;       /* sessions are taken from then at the latest   */
 	mtool_t scratch;        /* a tool of a server not listed yet            */
 };
 
@@ -976,6 +978,10 @@ int wk_mcp_init(worker_t *w)
 	sigaddset(&pipe, SIGPIPE);
 	sigprocmask(SIG_BLOCK, &pipe, NULL);
 	w->mcp->n = w->cfg->nmcp;
+	/* The worker takes sessions once each server is listed (or failed),
+	 * so that models see its tools from the first turn; a server slow to
+	 * start holds it back GATE_NS at most. */
+	w->mcp->gate_ns = fg_now_ns() + GATE_NS;
 	for (uint32_t i = 0; i < w->mcp->n; i++) {
 		srv_t *v = &w->mcp->srv[i];
 		v->cfg = &w->cfg->mcp[i];
@@ -1028,6 +1034,8 @@ void wk_mcp_tools_json(worker_t *w)
 
 int wk_mcp_intake_ok(const worker_t *w)
 {
+	if (w->mcp && fg_now_ns() >= w->mcp->gate_ns)
+		return 1;
 	for (uint32_t i = 0; w->mcp && i < w->mcp->n; i++)
 		if (!w->mcp->srv[i].first_done)
 			return 0;
@@ -1138,11 +1146,19 @@ void wk_mcp_forget(worker_t *w, wsess_t *s)
 			}
 			s->nmcp--;
 			c->s = NULL;
-			if (c->sent && !is_http(v)) {
-				pp = &c->next;   /* its answer is read, and dropped */
-				continue;
-			}
 			*pp = c->next;
+			if (c->sent && !is_http(v) && v->pid) {
+				/* the server is told; an answer that comes anyway
+				 * is to no call of ours, and dropped */
+				json_t *p = json_pack("{s:I,s:s}", "requestId", (json_int_t)c->rpc,
+						      "reason", "the session no longer waits for it");
+				size_t n;
+				char *line = p ? fg_mcp_request(-1, "notifications/cancelled", p, &n) : NULL;
+				if (line)
+					stdio_write(w, v, line, n);   /* (a closed pipe: seen later) */
+				free(line);
+				json_decref(p);
+			}
 			free_call(w, c);
 		}
 	}
