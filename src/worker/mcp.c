@@ -56,6 +56,7 @@ extern char **environ;
 #define STABLE_NS      (10ull * 1000000000u)   /* up this long: backoff reset */
 #define MAX_PAGES      64                      /* tools/list pages            */
 #define MAX_TOOLS      256                     /* tools a server may offer    */
+#define WBUF_MAX       (16u << 20)             /* unread stdin bytes at most  */
 #define GATE_NS        (5ull * 1000000000u)    /* see wk_mcp_init             */
 
 enum { S_BACKOFF, S_INIT, S_LIST, S_READY };
@@ -560,6 +561,8 @@ static int stdio_write(worker_t *w, srv_t *v, const char *line, size_t n)
 {
 	if (!v->pid)
 		return -1;
+	if (v->wn + n > WBUF_MAX)
+		return -1;   /* it does not read its stdin: failed as closed */
 	if (v->wn + n > v->wcap) {
 		size_t c = v->wcap ? v->wcap : 65536;
 		while (c < v->wn + n)
@@ -853,7 +856,9 @@ static void read_out(worker_t *w, srv_t *v)
 {
 	uint32_t gen = v->gen;
 	char tmp[65536];
-	for (;;) {
+	/* 16 reads (1 MiB) at most, then back to the loop (epoll says it
+	 * again): a server that never stops writing holds no other work up */
+	for (int reads = 0; reads < 16; reads++) {
 		ssize_t r = read(v->outfd, tmp, sizeof(tmp));
 		if (r < 0 && errno == EINTR)
 			continue;

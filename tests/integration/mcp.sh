@@ -78,7 +78,8 @@ YAML
 if [ $real = 1 ]; then
 	# server-everything over Streamable HTTP, for the "web" server
 	PORT=$HPORT node "$MODS/server-everything/dist/index.js" streamableHttp > "$T/web.log" 2>&1 &
-	MOCKS="$MOCKS $!"
+	WEB_PID=$!
+	MOCKS="$MOCKS $WEB_PID"
 	until_true 20 sh -c "grep -q 'listening on port' $T/web.log" || fail "server-everything (HTTP) did not start: $(cat "$T/web.log")"
 fi
 start_forged
@@ -154,6 +155,12 @@ if [ $real = 1 ]; then
 		"Long running operation completed. Duration: 1 seconds, Steps: 2."
 	expect web__echo '{"message":"over http"}' "Echo: over http"
 	expect web__get-sum '{"a":40,"b":2}' "The sum of 40 and 2 is 42."
+	# the HTTP server gone: an error result, the worker alive
+	kill "$WEB_PID"
+	until_true 10 sh -c "! curl -s -o /dev/null http://127.0.0.1:$HPORT/mcp" || fail "server-everything (HTTP) did not stop"
+	got=$(ask -- web__echo '{"message":"gone"}')
+	case $got in "error: MCP server web could not be reached: "*"; the call may be retried") ;;
+	*) fail "web gone: $got" ;; esac
 fi
 [ "$(ctl_stat .workers.restarts)" = 0 ] || fail "a worker died: $(ctl stats)"
 ctl check > "$T/check.out" || fail "check: $(cat "$T/check.out")"
