@@ -517,8 +517,9 @@ static void srv_fail(worker_t *w, srv_t *v, const char *why)
 		v->backoff_ms = BACKOFF_MIN_MS;
 	if (!v->backoff_ms)
 		v->backoff_ms = BACKOFF_MIN_MS;
-	log_warnx("worker %u: MCP server %s %s; starting it again in %u ms", w->slot, v->cfg->name,
-		  why, v->backoff_ms);
+	log_warnx("worker %u: MCP server %s %s; starting it again in %u ms (%llu lines not "
+		  "JSON-RPC from it so far)", w->slot, v->cfg->name, why, v->backoff_ms,
+		  (unsigned long long)v->garbage);
 	v->state = S_BACKOFF;
 	v->restart_ns = now + (uint64_t)v->backoff_ms * 1000000u;
 	v->backoff_ms = v->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : v->backoff_ms * 2;

@@ -1,4 +1,4 @@
-// mcp-fake-server.js — a stdio MCP server for tests/integration/mcp.sh that
+// fake-server.js — a stdio MCP server for tests/integration/mcp.sh that
 // misbehaves on request.  JSON-RPC 2.0, one message a line.  Its tools:
 //   echo {text}      "echo: TEXT" (after a notification and a request of
 //                    its own to forge, which forge must answer or ignore)
