@@ -6,7 +6,8 @@
 #     tools/list, a name models cannot take left out, text, image, isError
 #     and JSON-RPC error results, output cut at max_output, a line over the
 #     cap, a call that hangs (timeout, server restarted), a crash mid-call
-#     (retryable error, restarted, the next call works), garbage (error),
+#     (retryable error, restarted, the next call works), garbage (error), a
+#     flood of notifications (the worker keeps beating; timeout),
 #     bad arguments, unknown tools, agents limited to SERVER__TOOL and
 #     SERVER__*; and no worker ever died;
 #   - the reference servers from npm, @modelcontextprotocol/server-filesystem
@@ -131,6 +132,10 @@ expect fake__garbage '{}' "error: MCP server fake sent something that is not JSO
 grep -q "MCP server fake sent something that is not JSON-RPC 2.0: \"this is not json\"" "$T/forged.log" ||
 	fail "garbage was not logged"
 expect fake__echo '{"text":"after garbage"}' "echo: after garbage"
+# a flood of notifications and no answer: the worker keeps beating (no
+# watchdog kill), the call times out
+expect fake__flood '{}' "error: MCP server fake did not answer tools/call within 1500 ms"
+expect fake__echo '{"text":"after a flood"}' "echo: after a flood"
 
 # agents: one tool, or all of a server's
 expect fake__crash '{}' "error: tool \"fake__crash\" is not one of agent onlyecho's tools" onlyecho
@@ -138,7 +143,7 @@ expect fake__echo '{"text":"agent"}' "echo: agent" onlyecho
 expect fake__page2 '{}' "page 2" allfake
 id=$(ctl submit --agent allfake --prompt echo -c "$T/forge.yaml")
 ctl wait --timeout 30 > /dev/null
-ctl session "$id" --json | jq -e '.result | fromjson | .tools == ["fake__echo","fake__hang","fake__crash","fake__garbage","fake__big","fake__counter","fake__image","fake__fail","fake__rpcerror","fake__page2"]' > /dev/null ||
+ctl session "$id" --json | jq -e '.result | fromjson | .tools == ["fake__echo","fake__hang","fake__crash","fake__garbage","fake__flood","fake__big","fake__counter","fake__image","fake__fail","fake__rpcerror","fake__page2"]' > /dev/null ||
 	fail "allfake: the model was offered $(ctl session "$id" --json | jq -r .result)"
 
 # a reload (new workers) lists the servers again: a server added is there
@@ -169,7 +174,7 @@ if [ $real = 1 ]; then
 fi
 [ "$(ctl_stat .workers.restarts)" = 0 ] || fail "a worker died: $(ctl stats)"
 ctl check > "$T/check.out" || fail "check: $(cat "$T/check.out")"
-misbehaved="timeout, crash, garbage, overlong line"
+misbehaved="timeout, crash, garbage, overlong line, a flood of notifications"
 
 # Latency: N sequential echo calls over stdio from a bare node client, and
 # N sequential forge sessions (two model turns and the call) against N with
@@ -261,5 +266,5 @@ write_config
 printf 'tools:\n  mcp:\n    a:\n      command: [x]\nagents:\n  b:\n    tools: [a__echo, "a__*"]\n' >> "$T/forge.yaml"
 "$BIN/forged" --check-config -c "$T/forge.yaml" > /dev/null 2>&1 || fail "a valid MCP configuration was refused"
 
-[ $real = 1 ] && refs="server-filesystem and server-everything (stdio and Streamable HTTP)" || refs="reference servers SKIPPED (npm)"
+[ $real = 1 ] && refs="server-filesystem and server-everything (stdio, and Streamable HTTP up and gone)" || refs="reference servers SKIPPED (npm)"
 echo "mcp: $refs; misbehaving server ($misbehaved) never took a worker down; $cps; $lat"

@@ -5,6 +5,7 @@
 //   hang             never answers
 //   crash            exits with status 3 mid-call
 //   garbage          prints a line that is not JSON
+//   flood            writes notifications without end, never answers
 //   big {n}          a text of n 'y'
 //   counter {file}   appends a line to file, answers "counted"
 //   image            an image item and a text item
@@ -15,7 +16,7 @@
 "use strict";
 const fs = require("fs");
 
-const tools1 = ["echo", "hang", "crash", "garbage", "big", "counter", "image", "fail",
+const tools1 = ["echo", "hang", "crash", "garbage", "flood", "big", "counter", "image", "fail",
 	"rpcerror", "bad.name"].map((name) => ({
 	name, description: "fake " + name,
 	inputSchema: { type: "object", properties: { text: { type: "string" } } },
@@ -36,6 +37,12 @@ function call(id, name, args) {
 	case "hang": return;
 	case "crash": return process.exit(3);
 	case "garbage": return process.stdout.write("this is not json\n");
+	case "flood": {
+		const note = (JSON.stringify({ jsonrpc: "2.0", method: "notifications/message",
+			params: { level: "info", data: "x".repeat(200) } }) + "\n").repeat(300);
+		const more = () => process.stdout.write(note) ? setImmediate(more) : process.stdout.once("drain", more);
+		return more();
+	}
 	case "big": return reply(id, text("y".repeat(args.n)));
 	case "counter":
 		fs.appendFileSync(args.file, "ran\n");
