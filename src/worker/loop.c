@@ -353,7 +353,8 @@ static void wait_events(worker_t *w, int timeout_ms)
 				wk_proc_read(p);
 			else
 				wk_proc_exited(w, s, p);
-		} else if (tag == EV_MCP_OUT || tag == EV_MCP_IN || tag == EV_MCP_EXIT) {
+		} else if (tag == EV_MCP_OUT || tag == EV_MCP_IN || tag == EV_MCP_EXIT ||
+			   tag == EV_MCP_REAP) {
 			wk_mcp_event(w, ev[i].data.u64, ev[i].events);
 		}
 	}

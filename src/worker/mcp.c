@@ -56,6 +56,7 @@ extern char **environ;
 #define STABLE_NS      (10ull * 1000000000u)   /* up this long: backoff reset */
 #define MAX_PAGES      64                      /* tools/list pages            */
 #define MAX_TOOLS      256                     /* tools a server may offer    */
+#define MAX_REAP       32                      /* killed servers being reaped */
 #define WBUF_MAX       (16u << 20)             /* unread stdin bytes at most  */
 #define GATE_NS        (5ull * 1000000000u)    /* see wk_mcp_init             */
 
@@ -119,7 +120,28 @@ struct wk_mcp {
 	uint32_t n;
 	uint64_t gate_ns;       /* sessions are taken from then at the latest   */
 	mtool_t scratch;        /* a tool of a server not listed yet            */
+	int reap[MAX_REAP];     /* pidfds of killed servers not reaped yet (-1) */
 };
+
+/* A server killed: reaped when its pidfd says it is gone, so that the
+ * loop never waits on a process (one stuck in the kernel included); with
+ * no room left to watch it, waited for here. */
+static void reap_later(worker_t *w, int pidfd)
+{
+	for (uint32_t i = 0; i < MAX_REAP; i++)
+		if (w->mcp->reap[i] < 0) {
+			struct epoll_event ev = { .events = EPOLLIN };
+			ev.data.u64 = (EV_MCP_REAP << 32) | i;
+			if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, pidfd, &ev) < 0)
+				break;
+			w->mcp->reap[i] = pidfd;
+			return;
+		}
+	siginfo_t si;
+	while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 && errno == EINTR)
+		;
+	close(pidfd);
+}
 
 static void srv_fail(worker_t *w, srv_t *v, const char *why);
 static void flush_queue(worker_t *w, srv_t *v);
@@ -472,9 +494,6 @@ static void srv_fail(worker_t *w, srv_t *v, const char *why)
 		if (!gone) {
 			kill(-v->pid, SIGKILL);
 			kill(v->pid, SIGKILL);
-			memset(&si, 0, sizeof(si));
-			while (waitid((idtype_t)P_PIDFD, (id_t)v->pidfd, &si, WEXITED) < 0 && errno == EINTR)
-				;
 		} else {
 			kill(-v->pid, SIGKILL);   /* what it left behind in its group */
 		}
@@ -489,7 +508,10 @@ static void srv_fail(worker_t *w, srv_t *v, const char *why)
 		epoll_ctl(w->epfd, EPOLL_CTL_DEL, v->pidfd, NULL);
 		close(v->outfd);
 		close(v->infd);
-		close(v->pidfd);
+		if (gone)
+			close(v->pidfd);
+		else
+			reap_later(w, v->pidfd);
 		v->pid = 0;
 		v->outfd = v->infd = v->pidfd = -1;
 	}
@@ -996,8 +1018,11 @@ int wk_mcp_init(worker_t *w)
 		v->next_id = 1;
 		v->line_cap = (size_t)v->cfg->max_output * 2 + 65536;   /* (JSON escapes, envelope) */
 		v->backoff_ms = BACKOFF_MIN_MS;
-		srv_start(w, v);
 	}
+	for (uint32_t i = 0; i < MAX_REAP; i++)
+		w->mcp->reap[i] = -1;
+	for (uint32_t i = 0; i < w->mcp->n; i++)
+		srv_start(w, &w->mcp->srv[i]);
 	return 0;
 }
 
@@ -1029,6 +1054,12 @@ void wk_mcp_free(worker_t *w)
 		json_decref(v->listing);
 		tools_free(v);
 	}
+	for (uint32_t i = 0; i < MAX_REAP; i++)
+		if (w->mcp->reap[i] >= 0) {
+			siginfo_t si;
+			waitid((idtype_t)P_PIDFD, (id_t)w->mcp->reap[i], &si, WEXITED);
+			close(w->mcp->reap[i]);
+		}
 	free(w->mcp);
 	w->mcp = NULL;
 }
@@ -1233,6 +1264,17 @@ void wk_mcp_event(worker_t *w, uint64_t data, uint32_t events)
 {
 	uint64_t tag = data >> 32;
 	uint32_t low = (uint32_t)data, idx = low & 0xff;
+	if (w->mcp && tag == EV_MCP_REAP && low < MAX_REAP && w->mcp->reap[low] >= 0) {
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		if (waitid((idtype_t)P_PIDFD, (id_t)w->mcp->reap[low], &si, WEXITED | WNOHANG) == 0 &&
+		    si.si_pid != 0) {
+			epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->mcp->reap[low], NULL);
+			close(w->mcp->reap[low]);
+			w->mcp->reap[low] = -1;
+		}
+		return;
+	}
 	if (!w->mcp || idx >= w->mcp->n)
 		return;
 	srv_t *v = &w->mcp->srv[idx];

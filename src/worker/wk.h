@@ -103,6 +103,7 @@ extern worker_t *wk_self;   /* the one worker of this process (for callbacks) */
 #define EV_MCP_OUT   7ull   /* an MCP server's stdout (low: gen << 8 | server) */
 #define EV_MCP_IN    8ull   /* ... its stdin takes more                     */
 #define EV_MCP_EXIT  9ull   /* ... its pidfd                                */
+#define EV_MCP_REAP  10ull  /* a killed one's pidfd (low: its reap slot)     */
 
 /*
  * A workflow: one row of the table in src/workflows/table.c, indexed by

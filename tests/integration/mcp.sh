@@ -173,6 +173,10 @@ if [ $real = 1 ]; then
 	*) fail "web gone: $got" ;; esac
 fi
 [ "$(ctl_stat .workers.restarts)" = 0 ] || fail "a worker died: $(ctl stats)"
+# every server killed was reaped (no zombie left under a worker)
+zombies() { for p in $(ctl workers --json | jq '.[].pid'); do ps -o stat= --ppid "$p"; done | grep -c '^Z'; }
+until_true 10 sh -c "[ \$(for p in \$($BIN/forgectl --region $REGION workers --json | jq '.[].pid'); do ps -o stat= --ppid \$p; done | grep -c '^Z') = 0 ]" ||
+	fail "zombies under the workers: $(zombies)"
 ctl check > "$T/check.out" || fail "check: $(cat "$T/check.out")"
 misbehaved="timeout, crash, garbage, overlong line, a flood of notifications"
 
