@@ -13,8 +13,9 @@
  * notifications/initialized -> tools/list (every page) -> READY.  Its tools
  * are offered to models as SERVER__TOOL (names that do not fit the
  * [A-Za-z0-9_-]{1,64} rule of function names are left out, with a warning).
- * A call made before the server is READY (at start, or while it restarts)
- * waits for it, within the call's timeout.
+ * A call made before the server is READY (at start, while it restarts, or
+ * while it is listed again after notifications/tools/list_changed) waits
+ * for it, within the call's timeout.
  *
  * What a misbehaving server costs is its own calls, never the worker:
  *   - a call not answered within timeout_ms gets an error result, and a
@@ -838,6 +839,15 @@ static void on_message(worker_t *w, srv_t *v, json_t *j, const char *raw, size_t
 		return;
 	}
 	case FG_MCP_NOTIFICATION:
+		/* its tools changed: listed again (calls wait for the list) */
+		if (!strcmp(json_string_value(json_object_get(j, "method")),
+			    "notifications/tools/list_changed") && v->state == S_READY) {
+			v->state = S_LIST;
+			v->pages = 0;
+			json_decref(v->listing);
+			v->listing = json_array();
+			list_page(w, v, NULL);
+		}
 		return;
 	case FG_MCP_REQUEST: {
 		/* the server asks us: ping is answered, the rest refused */
@@ -1101,9 +1111,11 @@ const fg_tool_t *wk_mcp_tool(worker_t *w, const char *name, size_t n)
 		for (uint32_t k = 0; k < v->ntools; k++)
 			if (strlen(v->tools[k].t.name) == n && !memcmp(v->tools[k].t.name, name, n))
 				return &v->tools[k].t;
-		if (v->listed || tl >= sizeof(w->mcp->scratch.rname) || n >= sizeof(w->mcp->scratch.t.name))
+		if (v->state == S_READY || tl >= sizeof(w->mcp->scratch.rname) ||
+		    n >= sizeof(w->mcp->scratch.t.name))
 			return NULL;
-		/* not listed yet (it starts): the call waits for the list */
+		/* not in its list, and it is being listed (it starts, restarts
+		 * or said its tools changed): the call waits for the list */
 		mtool_t *m = &w->mcp->scratch;
 		memset(m, 0, sizeof(*m));
 		memcpy(m->t.name, name, n);

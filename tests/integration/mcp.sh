@@ -143,7 +143,7 @@ expect fake__echo '{"text":"agent"}' "echo: agent" onlyecho
 expect fake__page2 '{}' "page 2" allfake
 id=$(ctl submit --agent allfake --prompt echo -c "$T/forge.yaml")
 ctl wait --timeout 30 > /dev/null
-ctl session "$id" --json | jq -e '.result | fromjson | .tools == ["fake__echo","fake__hang","fake__crash","fake__garbage","fake__flood","fake__big","fake__counter","fake__image","fake__fail","fake__rpcerror","fake__page2"]' > /dev/null ||
+ctl session "$id" --json | jq -e '.result | fromjson | .tools == ["fake__echo","fake__hang","fake__crash","fake__garbage","fake__flood","fake__big","fake__counter","fake__image","fake__fail","fake__rpcerror","fake__relist","fake__page2"]' > /dev/null ||
 	fail "allfake: the model was offered $(ctl session "$id" --json | jq -r .result)"
 
 # a reload (new workers) lists the servers again: a server added is there
@@ -248,6 +248,13 @@ if strings "$BIN/forged" | grep -q "crash point reached"; then
 else
 	cps="crash points not compiled into $BIN (SKIPPED)"
 fi
+# notifications/tools/list_changed: listed again (one worker, one server)
+rm -f "$REGION" "$REGION.lock"
+start_forged
+expect fake__relist '{}' "relisted"
+expect fake__page3 '{}' "page 3"
+expect fake__page2 '{}' 'error: unknown tool "fake__page2"'
+stop_forged
 WORKERS=2
 
 # Configuration errors name the file, line and column (exit 78)

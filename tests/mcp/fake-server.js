@@ -11,17 +11,21 @@
 //   image            an image item and a text item
 //   fail             a result with isError
 //   rpcerror         a JSON-RPC error
-//   page2            listed on the second page of tools/list
+//   page2            listed on the second page of tools/list (page3 instead
+//                    once relist was called)
+//   relist           says notifications/tools/list_changed
 //   bad.name         a name models cannot take (forge leaves it out)
 "use strict";
 const fs = require("fs");
 
 const tools1 = ["echo", "hang", "crash", "garbage", "flood", "big", "counter", "image", "fail",
-	"rpcerror", "bad.name"].map((name) => ({
+	"rpcerror", "relist", "bad.name"].map((name) => ({
 	name, description: "fake " + name,
 	inputSchema: { type: "object", properties: { text: { type: "string" } } },
 }));
-const tools2 = [{ name: "page2", description: "on page 2", inputSchema: { type: "object" } }];
+let relisted = false;
+const tools2 = () => [{ name: relisted ? "page3" : "page2", description: "on page 2",
+	inputSchema: { type: "object" } }];
 
 const send = (m) => process.stdout.write(JSON.stringify(m) + "\n");
 const reply = (id, result) => send({ jsonrpc: "2.0", id, result });
@@ -34,6 +38,11 @@ function call(id, name, args) {
 		send({ jsonrpc: "2.0", id: "srv-1", method: "roots/list" });
 		return reply(id, text("echo: " + args.text));
 	case "page2": return reply(id, text("page 2"));
+	case "page3": return reply(id, text("page 3"));
+	case "relist":
+		relisted = true;
+		send({ jsonrpc: "2.0", method: "notifications/tools/list_changed" });
+		return reply(id, text("relisted"));
 	case "hang": return;
 	case "crash": return process.exit(3);
 	case "garbage": return process.stdout.write("this is not json\n");
@@ -69,7 +78,7 @@ process.stdin.on("data", (d) => {
 			reply(m.id, { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} },
 				serverInfo: { name: "fake", version: "1" } });
 		else if (m.method === "tools/list")
-			reply(m.id, m.params && m.params.cursor === "p2" ? { tools: tools2 }
+			reply(m.id, m.params && m.params.cursor === "p2" ? { tools: tools2() }
 				: { tools: tools1, nextCursor: "p2" });
 		else if (m.method === "tools/call")
 			call(m.id, m.params.name, m.params.arguments || {});
