@@ -604,8 +604,8 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 		}
 		wk_mcp_tick(&w);
 		if (w.rq_head || seen) {
-			if (fg_http_active(w.http))
-				wait_events(&w, 0);   /* keep requests moving */
+			if (fg_http_active(w.http) || wk_mcp_busy(&w))
+				wait_events(&w, 0);   /* keep requests (and MCP calls) moving */
 			continue;
 		}
 		if (w.mcp && w.inflight == 0)
