@@ -24,7 +24,8 @@
  *     its cap or something that is not JSON-RPC is killed: every call it
  *     had been sent gets "error: MCP server NAME ...; the call may be
  *     retried", and it is started again after a backoff (100 ms doubling
- *     to 30 s, back to 100 ms once it stayed up 10 s);
+ *     to 30 s while it keeps failing; back to 100 ms once it answered a
+ *     call or stayed up 10 s);
  *   - requests the server makes of us are answered (ping) or refused with
  *     a JSON-RPC error; its notifications are ignored.
  * Results are committed like every tool's (tools.c): a non-idempotent
@@ -111,6 +112,7 @@ struct srv {
 	uint32_t backoff_ms;
 	uint64_t restart_ns, ready_ns;
 	uint64_t eof_ns;        /* stdout ended: killed if not gone by then     */
+	int answered;           /* answered a tools/call since it started       */
 	uint64_t garbage;       /* lines that were not JSON-RPC                  */
 	char session[256];      /* HTTP: Mcp-Session-Id                         */
 	char proto[40];         /* the protocol version it answered             */
@@ -438,6 +440,8 @@ static void srv_start(worker_t *w, srv_t *v)
 {
 	char why[400];
 	v->rn = v->wn = 0;
+	v->answered = 0;
+	v->ready_ns = 0;
 	v->session[0] = '\0';
 	v->proto[0] = '\0';
 	if (!is_http(v) && spawn(w, v, why, sizeof(why)) < 0) {
@@ -536,7 +540,9 @@ static void srv_fail(worker_t *w, srv_t *v, const char *why)
 		else
 			call_finish(w, c, "");
 	}
-	if (v->state == S_READY && now - v->ready_ns >= STABLE_NS)
+	/* a server that worked (answered a call, or stayed up) starts again
+	 * soon; one that keeps failing before it does waits longer each time */
+	if (v->answered || (v->ready_ns && now - v->ready_ns >= STABLE_NS))
 		v->backoff_ms = BACKOFF_MIN_MS;
 	if (!v->backoff_ms)
 		v->backoff_ms = BACKOFF_MIN_MS;
@@ -749,6 +755,7 @@ static void on_response(worker_t *w, srv_t *v, mcall_t *c, const json_t *j)
 				     etext);
 			return;
 		}
+		v->answered = 1;
 		char *text = fg_mcp_result_text(res, v->cfg->max_output);
 		if (!text) {
 			call_finishf(w, c, "error: out of memory reading the answer of MCP server %s",
