@@ -9,7 +9,9 @@
 #     (retryable error, restarted, the next call works), garbage (error), a
 #     flood of notifications (the worker keeps beating; timeout),
 #     bad arguments, unknown tools, agents limited to SERVER__TOOL and
-#     SERVER__*; and no worker ever died;
+#     SERVER__*, a reload and notifications/tools/list_changed listing the
+#     tools again; and no worker ever died (no zombie left either);
+#   - 400 sessions calling a server at once (two workers);
 #   - the reference servers from npm, @modelcontextprotocol/server-filesystem
 #     and server-everything (stdio, and everything over Streamable HTTP),
 #     at the versions tests/mcp/package.json pins, installed into
