@@ -113,6 +113,8 @@ struct srv {
 	uint64_t restart_ns, ready_ns;
 	uint64_t eof_ns;        /* stdout ended: killed if not gone by then     */
 	int answered;           /* answered a tools/call since it started       */
+	int start_failed;       /* its last start failed before it was READY   */
+	char last_why[256];     /* ... why                                      */
 	uint64_t garbage;       /* lines that were not JSON-RPC                  */
 	char session[256];      /* HTTP: Mcp-Session-Id                         */
 	char proto[40];         /* the protocol version it answered             */
@@ -383,10 +385,14 @@ static int spawn(worker_t *w, srv_t *v, char *why, size_t whylen)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		dup2(ip[0], 0);
 		dup2(op[1], 1);
-		syscall(SYS_close_range, 3u, ~0u, 0u);   /* the region lock included */
+		/* the exec-error pipe stays, as fd 3, close-on-exec; every
+		 * other descriptor goes (the region lock included) */
+		if (ep[1] != 3 && dup3(ep[1], 3, O_CLOEXEC) < 0)
+			_exit(127);
+		syscall(SYS_close_range, 4u, ~0u, 0u);
 		execvpe(argv[0], argv, envp);
 		int e = errno;
-		ssize_t wr = write(ep[1], &e, sizeof(e));
+		ssize_t wr = write(3, &e, sizeof(e));
 		(void)wr;
 		_exit(127);
 	}
@@ -522,21 +528,31 @@ static void srv_fail(worker_t *w, srv_t *v, const char *why)
 	}
 	if (!why)
 		why = "went away";
+	/* a start that failed fails the calls that waited for it too: the
+	 * next start is a backoff away, and may fail the same way */
+	v->start_failed = v->ready_ns == 0;
+	size_t wl = strnlen(why, sizeof(v->last_why) - 1);
+	memcpy(v->last_why, why, wl);
+	v->last_why[wl] = '\0';
 	v->gen++;   /* events of the old pipes are stale now */
 	v->rn = v->wn = 0;
 	v->eof_ns = 0;
 	json_decref(v->listing);
 	v->listing = NULL;
-	/* every call it was sent fails; calls not sent wait for the restart */
+	/* every call it was sent fails; calls not sent wait for the restart
+	 * (unless this was a start that failed) */
 	for (;;) {
 		mcall_t *c = v->calls;
-		while (c && !c->sent)
+		while (c && !c->sent && !(v->start_failed && c->kind == K_CALL))
 			c = c->next;
 		if (!c)
 			break;
-		if (c->kind == K_CALL)
+		if (c->kind == K_CALL && !c->sent)
+			call_finishf(w, c, "error: MCP server %s is down: it %s; the call may "
+				     "be retried", v->cfg->name, v->last_why);
+		else if (c->kind == K_CALL)
 			call_finishf(w, c, "error: MCP server %s %s; the call may be retried",
-				     v->cfg->name, why);
+				     v->cfg->name, v->last_why);
 		else
 			call_finish(w, c, "");
 	}
@@ -1148,6 +1164,11 @@ int wk_mcp_call(worker_t *w, wsess_t *s, const fg_tool_t *t, fg_str_t id, fg_str
 	json_decref(j);
 	if (!ok) {
 		snprintf(out, outlen, "error: arguments are not a JSON object");
+		return -1;
+	}
+	if (v->state == S_BACKOFF && v->start_failed) {
+		snprintf(out, outlen, "error: MCP server %s is down: it %s; the call may be "
+			 "retried", v->cfg->name, v->last_why);
 		return -1;
 	}
 	mcall_t *c = calloc(1, sizeof(*c));
