@@ -56,7 +56,7 @@ CLI_OBJ  := $(CLI_SRC:src/%.c=$(B)/obj/%.o)
 HDRS     := $(wildcard include/forge/*.h src/*/*.h)
 DEPFLAGS := -MMD -MP
 
-TESTS   := test_ring test_region test_session test_config test_llm
+TESTS   := test_ring test_region test_session test_config test_llm test_mcp
 BENCHES := bench_ring
 
 .PHONY: all deps test unit integration bench asan tsan clean install testbin run fuzz \

@@ -1,6 +1,8 @@
 /* libFuzzer target: tool arguments as a model may send them: the
  * calculator (no input may overflow its stacks), http_get's URL check and
- * the shell argv check. */
+ * the shell argv check; and what an MCP server may send: a message, a
+ * tools/call result (never longer than its cap and note), an event stream. */
+#include "forge/mcp.h"
 #include "forge/tool.h"
 
 #include <stdint.h>
@@ -33,5 +35,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (sh->prepare(sh, (const char *)data, size, argv, buf, sizeof(buf), &in, &in_n, err,
 			sizeof(err)) == 0 && strcmp(argv[0], "echo") != 0)
 		abort();   /* only the allowlisted program may pass */
+	json_t *j = json_loadb((const char *)data, size, 0, NULL);
+	int64_t id;
+	fg_mcp_classify(j, &id);
+	char *t = fg_mcp_result_text(json_object_get(j, "result"), 64);
+	if (t && strlen(t) > 64 + 64)
+		abort();   /* the cap, and its note */
+	free(t);
+	json_decref(j);
+	json_decref(fg_mcp_sse_find((const char *)data, size, 1));
 	return 0;
 }

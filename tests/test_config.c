@@ -115,7 +115,51 @@ static const struct bad {
 	  "b.yaml:5:20: llm.providers.m.max_retries: 1000 is out of range [0, 100]" },
 	{ "workflows:\n  interrupted: retry\n",
 	  "b.yaml:1:1: workflows.interrupted: \"retry\" is not result or fail" },
+	{ "tools:\n  mcp:\n    a__b:\n      command: [x]\n",
+	  "b.yaml:3:5: tools.mcp.a__b: a server's name is 1 to 47 of [A-Za-z0-9_-], without \"__\" "
+	  "and not ending in \"_\" (its tools are NAME__TOOL)" },
+	{ "tools:\n  mcp:\n    a:\n      timeout_ms: 5\n",
+	  "b.yaml:4:7: tools.mcp.a: needs either command (a stdio server) or url (Streamable HTTP), not both" },
+	{ "tools:\n  mcp:\n    a:\n      url: http://h/\n      env:\n        X: y\n",
+	  "b.yaml:4:7: tools.mcp.a: env is for a command (stdio server)" },
+	{ "tools:\n  mcp:\n    a:\n      command: [x]\n      env:\n        X=1: y\n",
+	  "b.yaml:6:9: tools.mcp.a.env.X=1: not a variable name ([A-Za-z0-9_])" },
+	{ "tools:\n  mcp:\n    a:\n      command: [x]\n      max_output: 10\n",
+	  "b.yaml:5:19: tools.mcp.a.max_output: 10 is out of range [256, 16777216]" },
+	{ "tools:\n  mcp:\n    a:\n      command: [x]\nagents:\n  g:\n    tools: [b__x]\n",
+	  "b.yaml:7:12: agents.g.tools: \"b__x\" is not a configured tool (calculator; file_read, "
+	  "shell and http_get once tools.* enables them; tools.external.NAME; SERVER__TOOL or "
+	  "SERVER__* of tools.mcp.SERVER; ask_human)" },
 };
+
+static void test_mcp(void **state)
+{
+	(void)state;
+	fg_config_t *c = malloc(sizeof(*c));
+	char err[1024];
+	const char *y =
+		"tools:\n  mcp:\n"
+		"    files:\n      command: [node, server.js, /srv]\n      env:\n        A: b\n"
+		"    web:\n      url: http://127.0.0.1:3001/mcp\n      timeout_ms: 5000\n"
+		"      max_output: 1024\n      idempotent: true\n"
+		"agents:\n  x:\n    tools: [files__read, \"web__*\"]\n";
+	assert_non_null(c);
+	assert_int_equal(fg_config_load_buf(c, "t.yaml", y, strlen(y), err, sizeof(err)), 0);
+	assert_int_equal(c->nmcp, 2);
+	assert_string_equal(c->mcp[0].name, "files");
+	assert_int_equal(c->mcp[0].argc, 3);
+	assert_string_equal(c->mcp[0].argv[2], "/srv");
+	assert_int_equal(c->mcp[0].nenv, 1);
+	assert_string_equal(c->mcp[0].env[0], "A=b");
+	assert_int_equal(c->mcp[0].timeout_ms, 30000);
+	assert_int_equal(c->mcp[0].max_output, 65536);
+	assert_int_equal(c->mcp[0].idempotent, 0);
+	assert_string_equal(c->mcp[1].url, "http://127.0.0.1:3001/mcp");
+	assert_int_equal(c->mcp[1].timeout_ms, 5000);
+	assert_int_equal(c->mcp[1].max_output, 1024);
+	assert_int_equal(c->mcp[1].idempotent, 1);
+	free(c);
+}
 
 static void test_bad_table(void **state)
 {
@@ -165,6 +209,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults_and_partial),
 		cmocka_unit_test(test_env_and_providers),
+		cmocka_unit_test(test_mcp),
 		cmocka_unit_test(test_bad_table),
 		cmocka_unit_test(test_alias_bomb),
 		cmocka_unit_test(test_deep_nesting),

@@ -11,7 +11,9 @@
  * first user message "mixed ..." calls the calculator, then the client's
  * tool, then answers); a last
  * user message "echo" gets the request itself back (roles, contents,
- * parameters, tool names) as its answer.
+ * parameters, tool names) as its answer.  A first user message
+ * "mcp:SERVER__TOOL {ARGS}" calls that tool (one of forge's MCP servers')
+ * with ARGS, then answers with the tool's result as it was given.
  * Non-streaming and streaming (SSE chunks with tool-call deltas, chunked
  * transfer encoding), HTTP/1.1 keep-alive.
  *
@@ -220,7 +222,8 @@ static void completion(conn_t *c, json_t *req)
 		const char *name = json_string_value(json_object_get(json_object_get(t, "function"),
 								     "name"));
 		if (name && strcmp(name, "calculator") && strcmp(name, "file_read") &&
-		    strcmp(name, "shell") && strcmp(name, "http_get")) {
+		    strcmp(name, "shell") && strcmp(name, "http_get") &&
+		    !strstr(name, "__")) {   /* (SERVER__TOOL: forge's MCP tools) */
 			tool = name;
 			args = "{\"city\":\"Paris\"}";
 		}
@@ -260,6 +263,26 @@ static void completion(conn_t *c, json_t *req)
 				snprintf(said, ln, "tool said: %s", last);
 				answer = said;
 			}
+		}
+	}
+	/* A first user message "mcp:SERVER__TOOL {ARGS}": that tool is called
+	 * with ARGS (a JSON object; {} if none), then the answer is the tool
+	 * result, as it was given (for tests of forge's MCP servers). */
+	char mcp_tool[128], *mcp_args = NULL;
+	const char *last_tool = NULL;
+	if (user && !strncmp(user, "mcp:", 4) && !forge_call) {
+		const char *p = user + 4, *sp = strchr(p, ' ');
+		size_t tl = sp ? (size_t)(sp - p) : strlen(p);
+		snprintf(mcp_tool, sizeof(mcp_tool), "%.*s", (int)(tl < 127 ? tl : 127), p);
+		mcp_args = strdup(sp && sp[1] ? sp + 1 : "{}");
+		json_array_foreach(msgs, i, m)
+			if (!strcmp(json_string_value(json_object_get(m, "role")), "tool"))
+				last_tool = json_string_value(json_object_get(m, "content"));
+		if (have_tool == 0 && mcp_args) {
+			tool = mcp_tool;
+			args = mcp_args;
+		} else {
+			answer = last_tool ? last_tool : "";
 		}
 	}
 	/* The last user message "echo": the answer is what the request held
@@ -325,6 +348,7 @@ static void completion(conn_t *c, json_t *req)
 		free(echo);
 		free(said);
 		free(callargs);
+		free(mcp_args);
 		return;
 	}
 	out_printf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -356,6 +380,7 @@ static void completion(conn_t *c, json_t *req)
 	free(echo);
 	free(said);
 	free(callargs);
+	free(mcp_args);
 #undef CHUNK
 }
 

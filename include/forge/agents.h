@@ -53,7 +53,8 @@ void fg_agent_free(fg_agent_rt_t *rt);
 /* What prompt + completion tokens cost at the session's prices (USD). */
 double fg_agent_cost(const fg_agent_rt_t *rt, uint64_t prompt, uint64_t completion);
 
-/* Whether the agent may call tool name (n bytes): always without one. */
+/* Whether the agent may call tool name (n bytes): always without one; an
+ * entry SERVER__* allows every tool of MCP server SERVER. */
 int fg_agent_allows(const fg_agent_rt_t *rt, const char *name, size_t n);
 
 /* The tool definitions of all (a JSON array) the agent may use, as a

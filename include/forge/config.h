@@ -65,6 +65,26 @@ typedef struct fg_external_cfg {
 } fg_external_cfg_t;
 
 /*
+ * An MCP tool server (tools.mcp.NAME): a command run as a child of each
+ * worker (stdio transport) or a URL (Streamable HTTP).  Its tools are
+ * offered to models as NAME__TOOL (src/worker/mcp.c).
+ */
+#define FG_MAX_MCP 8
+#define FG_MCP_ARGV 16
+#define FG_MCP_ENV 16
+typedef struct fg_mcp_cfg {
+	char name[48];                  /* [A-Za-z0-9_-], no "__", no "_" at the end */
+	uint32_t argc;                  /* stdio: command (0: url)               */
+	char argv[FG_MCP_ARGV][512];
+	char url[512];                  /* Streamable HTTP: http:// or https://  */
+	uint32_t nenv;                  /* stdio: env, "KEY=VALUE" over forge's   */
+	char env[FG_MCP_ENV][512];
+	uint32_t timeout_ms;            /* a request's answer (30000)             */
+	uint32_t max_output;            /* a result given to the model (65536)   */
+	uint32_t idempotent;            /* 0: an intent before each call (0)     */
+} fg_mcp_cfg_t;
+
+/*
  * A named agent (agents.NAME): what a session that names it runs.  Its
  * definition is copied into the session's log when the session is made
  * (an AGENT record, src/agent/agents.c), so a reload that changes it does
@@ -159,6 +179,8 @@ typedef struct fg_config {
 	uint32_t http_max_bytes;        /* tools.http_get.max_bytes              */
 	uint32_t nexternal;             /* tools.external.NAME                   */
 	fg_external_cfg_t external[FG_MAX_EXTERNAL];
+	uint32_t nmcp;                  /* tools.mcp.NAME                        */
+	fg_mcp_cfg_t mcp[FG_MAX_MCP];
 	char     interrupted[16];       /* workflows.interrupted: result | fail  */
 	uint32_t deadline_s;            /* workflows.deadline_s (0: none)        */
 	uint32_t child_alloc_timeout_s; /* workflows.child_alloc_timeout_s       */

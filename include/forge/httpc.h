@@ -29,6 +29,8 @@ struct fg_req {
 	int streaming;
 	void (*on_text)(void *arg, const char *p, size_t n);   /* streaming: each text piece */
 	void *text_arg;
+	const char *const *extra_headers;   /* more header lines (NULL-ended), or NULL */
+	const char *capture_header;  /* a reply header to keep in captured, or NULL */
 	/* out, valid in done() */
 	CURLcode curl_rc;
 	long status;
@@ -39,6 +41,8 @@ struct fg_req {
 	int too_large;
 	int oom;                 /* the reply could not be buffered: out of memory */
 	fg_llm_stream_t stream;   /* streaming: the parsed chunks so far     */
+	char captured[256];       /* capture_header's value ("": none)        */
+	char ctype[128];          /* the reply's Content-Type ("": none)       */
 	/* private */
 	CURL *easy;
 	struct curl_slist *hdrs;

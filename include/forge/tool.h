@@ -21,7 +21,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-enum fg_tool_kind { FG_TOOL_INLINE, FG_TOOL_PROCESS, FG_TOOL_HTTP };
+enum fg_tool_kind { FG_TOOL_INLINE, FG_TOOL_PROCESS, FG_TOOL_HTTP,
+		    FG_TOOL_MCP };   /* an MCP server's (src/worker/mcp.c) */
 
 #define FG_TOOL_MAX_ARGS 32
 

@@ -146,6 +146,10 @@ static int names(const json_t *list, const char *name, size_t n)
 		const char *s = json_string_value(t);
 		if (s && strlen(s) == n && !memcmp(s, name, n))
 			return 1;
+		/* SERVER__*: every tool of an MCP server */
+		size_t l = s ? strlen(s) : 0;
+		if (l >= 3 && !strcmp(s + l - 3, "__*") && n > l - 1 && !memcmp(s, name, l - 1))
+			return 1;
 	}
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -144,6 +145,26 @@ static size_t write_cb(char *p, size_t sz, size_t nm, void *ud)
 	return n;
 }
 
+/* capture_header's value into q->captured (the last one wins) */
+static size_t header_cb(char *p, size_t sz, size_t nm, void *ud)
+{
+	fg_req_t *q = ud;
+	size_t n = sz * nm, k = strlen(q->capture_header);
+	if (n > k + 1 && p[k] == ':' && !strncasecmp(p, q->capture_header, k)) {
+		const char *v = p + k + 1, *end = p + n;
+		while (v < end && (*v == ' ' || *v == '\t'))
+			v++;
+		while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+			end--;
+		size_t l = (size_t)(end - v);
+		if (l < sizeof(q->captured)) {
+			memcpy(q->captured, v, l);
+			q->captured[l] = '\0';
+		}
+	}
+	return n;
+}
+
 /* Back to the pool; with no room for it (out of memory), let it go. */
 static void pool_put(fg_http_t *h, CURL *e)
 {
@@ -208,6 +229,7 @@ static CURL *easy_begin(fg_http_t *h, fg_req_t *q)
 	q->oom = 0;
 	q->retry_after_s = -1;
 	q->errbuf[0] = '\0';
+	q->captured[0] = q->ctype[0] = '\0';
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
@@ -251,6 +273,20 @@ int fg_http_post(fg_http_t *h, fg_req_t *q, const char *url, char *body, size_t 
 			return -1;
 		}
 		q->hdrs = l;
+	}
+	for (size_t i = 0; q->extra_headers && q->extra_headers[i]; i++) {
+		struct curl_slist *l = curl_slist_append(q->hdrs, q->extra_headers[i]);
+		if (!l) {
+			memset(auth, 0, sizeof(auth));
+			snprintf(q->errbuf, sizeof(q->errbuf), "out of memory for the request headers");
+			abort_start(h, q);
+			return -1;
+		}
+		q->hdrs = l;
+	}
+	if (q->capture_header) {
+		curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+		curl_easy_setopt(e, CURLOPT_HEADERDATA, q);
 	}
 	memset(auth, 0, sizeof(auth));
 	curl_easy_setopt(e, CURLOPT_URL, url);
@@ -323,6 +359,9 @@ static void collect(fg_http_t *h)
 		curl_off_t ra = -1;
 		if (curl_easy_getinfo(m->easy_handle, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
 			q->retry_after_s = (long)ra;
+		char *ct = NULL;
+		if (curl_easy_getinfo(m->easy_handle, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
+			snprintf(q->ctype, sizeof(q->ctype), "%s", ct);
 		release(h, q);
 		h->running--;
 		q->done(q);

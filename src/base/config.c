@@ -744,6 +744,148 @@ static const key_t_ eschema[] = {
 	{ NULL, 0, 0, 0, 0, 0 }
 };
 
+/* tools.mcp.NAME: {command | url, env, timeout_ms, max_output, idempotent} */
+#define MU(n, f, lo, hi) { n, K_UINT, offsetof(fg_mcp_cfg_t, f), 0, lo, hi }
+static const key_t_ mschema[] = {
+	{ "url", K_STR, offsetof(fg_mcp_cfg_t, url), sizeof(((fg_mcp_cfg_t *)0)->url), 0, 0 },
+	MU("timeout_ms", timeout_ms, 1, 3600000),
+	MU("max_output", max_output, 256, 16u << 20),
+	{ "idempotent", K_BOOL, offsetof(fg_mcp_cfg_t, idempotent), 0, 0, 1 },
+	{ NULL, 0, 0, 0, 0, 0 }
+};
+
+/* A server's name: [A-Za-z0-9_-], 1 to 47 bytes, without "__" and not
+ * ending in "_", so that NAME__TOOL splits at its first "__". */
+static int mcp_name_ok(const char *n)
+{
+	size_t l = strlen(n);
+	return l > 0 && l < sizeof(((fg_mcp_cfg_t *)0)->name) &&
+	       strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == l &&
+	       !strstr(n, "__") && n[l - 1] != '_';
+}
+
+static int walk_mcp(ctx_t *x, const node_t *v, fg_config_t *c)
+{
+	if (v->type == N_SCALAR && !v->val[0] && !v->quoted)
+		return 0;   /* "mcp:" with everything under it commented out */
+	if (v->type != N_MAP) {
+		errat(x, v->line, v->col, "tools.mcp", "expected a mapping of server names");
+		return -1;
+	}
+	if (check_dups(x, v, "tools.mcp") < 0)
+		return -1;
+	c->nmcp = 0;
+	for (int j = 0; j < v->nkids; j += 2) {
+		const node_t *mk = &v->kids[j], *mv = &v->kids[j + 1];
+		char mp[600];
+		snprintf(mp, sizeof(mp), "tools.mcp.%s", mk->val);
+		if (c->nmcp == FG_MAX_MCP) {
+			errat(x, mk->line, mk->col, mp, "more than %d MCP servers", FG_MAX_MCP);
+			return -1;
+		}
+		fg_mcp_cfg_t *m = &c->mcp[c->nmcp++];
+		memset(m, 0, sizeof(*m));
+		m->timeout_ms = 30000;
+		m->max_output = 65536;
+		if (!mcp_name_ok(mk->val)) {
+			errat(x, mk->line, mk->col, mp, "a server's name is 1 to %zu of [A-Za-z0-9_-], "
+			      "without \"__\" and not ending in \"_\" (its tools are NAME__TOOL)",
+			      sizeof(m->name) - 1);
+			return -1;
+		}
+		snprintf(m->name, sizeof(m->name), "%s", mk->val);
+		if (mv->type != N_MAP) {
+			errat(x, mv->line, mv->col, mp, "expected a mapping (command or url, ...)");
+			return -1;
+		}
+		if (check_dups(x, mv, mp) < 0)
+			return -1;
+		for (int q = 0; q < mv->nkids; q += 2) {
+			const node_t *pk = &mv->kids[q], *pv = &mv->kids[q + 1];
+			char kp[700];
+			snprintf(kp, sizeof(kp), "%s.%s", mp, pk->val);
+			if (!strcmp(pk->val, "command")) {
+				int n = str_list(x, pv, kp, &m->argv[0][0], sizeof(m->argv[0]),
+						 FG_MCP_ARGV - 1);
+				if (n < 0)
+					return -1;
+				if (n == 0) {
+					errat(x, pv->line, pv->col, kp, "must name a program");
+					return -1;
+				}
+				m->argc = (uint32_t)n;
+				continue;
+			}
+			if (!strcmp(pk->val, "env")) {
+				if (pv->type != N_MAP) {
+					errat(x, pv->line, pv->col, kp, "expected a mapping of "
+					      "variable names to values");
+					return -1;
+				}
+				if (check_dups(x, pv, kp) < 0)
+					return -1;
+				if (pv->nkids / 2 > FG_MCP_ENV) {
+					errat(x, pv->line, pv->col, kp, "more than %d variables",
+					      FG_MCP_ENV);
+					return -1;
+				}
+				for (int e = 0; e < pv->nkids; e += 2) {
+					const node_t *ek = &pv->kids[e];
+					char ekp[800], val[512];
+					snprintf(ekp, sizeof(ekp), "%s.%s", kp, ek->val);
+					size_t kl = strlen(ek->val);
+					if (!kl || ek->val[0] == '=' || strchr(ek->val, '=') ||
+					    strspn(ek->val, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != kl) {
+						errat(x, ek->line, ek->col, ekp, "not a variable name "
+						      "([A-Za-z0-9_])");
+						return -1;
+					}
+					key_t_ kk = { ekp, K_STR, 0, sizeof(val), 0, 0 };
+					if (set_value(x, &kk, &pv->kids[e + 1], (fg_config_t *)(void *)val) < 0)
+						return -1;
+					if (kl + 1 + strlen(val) >= sizeof(m->env[0])) {
+						errat(x, ek->line, ek->col, ekp, "longer than %zu bytes",
+						      sizeof(m->env[0]) - 1);
+						return -1;
+					}
+					char *d = m->env[m->nenv++];
+					memcpy(d, ek->val, kl);
+					d[kl] = '=';
+					memcpy(d + kl + 1, val, strlen(val) + 1);
+				}
+				continue;
+			}
+			const key_t_ *found = NULL;
+			for (const key_t_ *s = mschema; s->path; s++)
+				if (!strcmp(s->path, pk->val))
+					found = s;
+			if (!found) {
+				errat(x, pk->line, pk->col, kp, "unknown key (command, url, env, "
+				      "timeout_ms, max_output or idempotent)");
+				return -1;
+			}
+			key_t_ kk = *found;
+			kk.path = kp;
+			if (set_value(x, &kk, pv, (fg_config_t *)(void *)m) < 0)
+				return -1;
+		}
+		if (!m->argc == !m->url[0]) {
+			errat(x, mv->line, mv->col, mp, "needs either command (a stdio server) or "
+			      "url (Streamable HTTP), not both");
+			return -1;
+		}
+		if (m->url[0] && strncmp(m->url, "http://", 7) && strncmp(m->url, "https://", 8)) {
+			errat(x, mv->line, mv->col, mp, "url must start with http:// or https://");
+			return -1;
+		}
+		if (m->nenv && !m->argc) {
+			errat(x, mv->line, mv->col, mp, "env is for a command (stdio server)");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int walk_tools(ctx_t *x, const node_t *map, fg_config_t *c)
 {
 	if (map->type != N_MAP) {
@@ -830,9 +972,14 @@ static int walk_tools(ctx_t *x, const node_t *map, fg_config_t *c)
 			}
 			continue;
 		}
+		if (!strcmp(k->val, "mcp")) {
+			if (walk_mcp(x, v, c) < 0)
+				return -1;
+			continue;
+		}
 		if (strcmp(k->val, "external") != 0) {
 			errat(x, k->line, k->col, path,
-			      "unknown key (file_read, shell, http_get or external)");
+			      "unknown key (file_read, shell, http_get, external or mcp)");
 			return -1;
 		}
 		c->nexternal = 0;
@@ -1346,11 +1493,19 @@ static int cross_check(ctx_t *x, fg_config_t *c)
 				   (!strcmp(n, "http_get") && c->http_nallow);
 			for (uint32_t e = 0; !have && e < c->nexternal; e++)
 				have = !strcmp(c->external[e].name, n);
+			/* an MCP server's tool (SERVER__TOOL) or all of them
+			 * (SERVER__*): its tools are known only when a worker
+			 * lists them, so only the server is checked here */
+			const char *sep = strstr(n, "__");
+			for (uint32_t e = 0; !have && sep && sep[2] && e < c->nmcp; e++)
+				have = strlen(c->mcp[e].name) == (size_t)(sep - n) &&
+				       !memcmp(c->mcp[e].name, n, (size_t)(sep - n));
 			if (!have) {
 				snprintf(path, sizeof(path), "agents.%s.tools", a->name);
 				errat(x, a->kline[1], a->kcol[1], path, "\"%s\" is not a configured tool "
 				      "(calculator; file_read, shell and http_get once tools.* enables "
-				      "them; tools.external.NAME; ask_human)", n);
+				      "them; tools.external.NAME; SERVER__TOOL or SERVER__* of "
+				      "tools.mcp.SERVER; ask_human)", n);
 				return -1;
 			}
 		}
@@ -1366,6 +1521,15 @@ static int cross_check(ctx_t *x, fg_config_t *c)
 				       (!strcmp(n, "http_get") && c->http_nallow);
 			for (uint32_t e = 0; !have && !a->tools_set && e < c->nexternal; e++)
 				have = !strcmp(c->external[e].name, n);
+			/* an MCP server's tool, or all of them: its server among
+			 * the agent's tools (SERVER__*), or configured */
+			const char *sep = strstr(n, "__");
+			size_t sl = sep ? (size_t)(sep - n) : 0;
+			for (uint32_t k = 0; !have && sep && sep[2] && k < a->ntools; k++)
+				have = strlen(a->tools[k]) == sl + 3 && !memcmp(a->tools[k], n, sl + 2) &&
+				       a->tools[k][sl + 2] == '*';
+			for (uint32_t e = 0; !have && !a->tools_set && sep && sep[2] && e < c->nmcp; e++)
+				have = strlen(c->mcp[e].name) == sl && !memcmp(c->mcp[e].name, n, sl);
 			snprintf(path, sizeof(path), "agents.%s.approve", a->name);
 			if (!strcmp(n, FG_ASK_HUMAN)) {
 				errat(x, a->kline[3], a->kcol[3], path, "ask_human always waits for a "

@@ -80,6 +80,8 @@ const char *const fg_crash_points[] = {
 	"registry.probe.after_owner",
 	"registry.recover.after_cas",
 	"ring.unstall.before_cas",
+	"mcp.call.before_send",
+	"mcp.call.after_send",
 	NULL
 };
 

@@ -233,6 +233,8 @@ void wk_finish(worker_t *w, wsess_t *s, uint32_t state)
 {
 	if (s->nprocs)
 		wk_proc_kill_all(w, s);
+	if (s->nmcp)
+		wk_mcp_forget(w, s);
 	if (s->in_http) {
 		fg_http_cancel(w->http, &s->req);
 		s->in_http = 0;
@@ -312,6 +314,11 @@ static void wait_events(worker_t *w, int timeout_ms)
 		if (c != (uint64_t)-1 && c * 1000000u < wait_ns)
 			wait_ns = c * 1000000u;
 	}
+	if (w->mcp) {   /* an MCP call's deadline, a server's restart */
+		uint64_t due = wk_mcp_next_due(w), now = fg_now_ns();
+		if (due != UINT64_MAX)
+			wait_ns = due <= now ? 0 : due - now < wait_ns ? due - now : wait_ns;
+	}
 	struct timespec ts = { (time_t)(wait_ns / 1000000000u), (long)(wait_ns % 1000000000u) };
 	int n = epoll_pwait2(w->epfd, ev, 64, wait_ns == UINT64_MAX ? NULL : &ts, NULL);
 	if (n < 0 && errno != EINTR) {
@@ -346,6 +353,9 @@ static void wait_events(worker_t *w, int timeout_ms)
 				wk_proc_read(p);
 			else
 				wk_proc_exited(w, s, p);
+		} else if (tag == EV_MCP_OUT || tag == EV_MCP_IN || tag == EV_MCP_EXIT ||
+			   tag == EV_MCP_REAP) {
+			wk_mcp_event(w, ev[i].data.u64, ev[i].events);
 		}
 	}
 	fg_http_tick(w->http);
@@ -396,7 +406,7 @@ static void finish_in_flight(worker_t *w)
 	for (;;) {
 		int busy = 0;
 		for (uint32_t i = 0; i < w->max_inflight; i++)
-			busy |= w->pool[i].in_http || w->pool[i].nprocs;
+			busy |= w->pool[i].in_http || w->pool[i].nprocs || w->pool[i].nmcp;
 		while ((s = rq_pop(w)) != NULL) {   /* a step completed: hand it back */
 			fg_session_release(&w->a, s->idx, s->entry);
 			wk_sess_free(w, s);
@@ -405,6 +415,7 @@ static void finish_in_flight(worker_t *w)
 			return;
 		atomic_store_explicit(&w->a.self->heartbeat_ns, fg_coarse_ns(), memory_order_relaxed);
 		wait_events(w, 10);
+		wk_mcp_tick(w);
 		if (w->nheap > 0 && w->heap[0]->due_ns <= fg_now_ns()) {
 			s = heap_pop(w);
 			if (s->nprocs)
@@ -420,9 +431,12 @@ static void drain(worker_t *w)
 	wsess_t *s;
 	for (uint32_t i = 0; i < w->max_inflight; i++) {
 		s = &w->pool[i];
-		if (s->nprocs) {
+		if (s->nprocs || s->nmcp) {
 			/* a non-idempotent tool's intent stays: not run again */
-			wk_proc_kill_all(w, s);
+			if (s->nprocs)
+				wk_proc_kill_all(w, s);
+			if (s->nmcp)
+				wk_mcp_forget(w, s);
 			if (s->in_http) {
 				fg_http_cancel(w->http, &s->req);
 				s->in_http = 0;
@@ -490,6 +504,10 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 		return 1;
 	}
 	wk_self = &w;
+	if (wk_mcp_init(&w) < 0) {
+		wk_start_oom(&w, "its MCP servers");
+		return 1;
+	}
 	srandom((unsigned)(fg_now_ns() ^ (uint64_t)getpid()));
 
 	w.watch = calloc(r->hdr->nrings, sizeof(fg_ring_watch_t));
@@ -561,7 +579,7 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 				cancel_scan(&w);   /* every ms or so: cancellation is prompt */
 		}
 		uint32_t seen = 0;
-		if (w.free)
+		if (w.free && wk_mcp_intake_ok(&w))   /* (its MCP servers listed, or tried) */
 			seen = intake(&w, w.max_inflight - w.inflight < 64 ?
 					  w.max_inflight - w.inflight : 64);
 		/* run a batch of ready steps */
@@ -584,12 +602,15 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 				}
 			}
 		}
+		wk_mcp_tick(&w);
 		if (w.rq_head || seen) {
-			if (fg_http_active(w.http))
-				wait_events(&w, 0);   /* keep requests moving */
+			if (fg_http_active(w.http) || wk_mcp_busy(&w))
+				wait_events(&w, 0);   /* keep requests (and MCP calls) moving */
 			continue;
 		}
-		if (w.inflight == 0) {
+		if (w.mcp && w.inflight == 0)
+			wait_events(&w, 0);   /* a server that died while idle restarts now */
+		if (w.inflight == 0 && !wk_mcp_busy(&w)) {
 			idle_wait(&w);
 		} else {
 			/* Sessions wait on timers or replies: sleep until the next
@@ -607,6 +628,7 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 	free(w.heap);
 	free(w.watch);
 	free(w.scratch);
+	wk_mcp_free(&w);
 	json_decref(w.tools);
 	free(w.tools_str);
 	fg_http_free(w.http);

@@ -41,7 +41,7 @@ static int commit_result(worker_t *w, wsess_t *s, fg_str_t id, const char *out)
  * edit): the model is told first, for the call in its conversation keeps
  * the arguments it gave.  args: those that ran (n 0: read from the call's
  * DECISION in the log). */
-static int commit_edited(worker_t *w, wsess_t *s, fg_str_t id, fg_str_t args, const char *out)
+int wk_commit_edited(worker_t *w, wsess_t *s, fg_str_t id, fg_str_t args, const char *out)
 {
 	uint8_t *tmp = NULL;
 	json_t *d = NULL;
@@ -151,9 +151,9 @@ void wk_proc_read(proc_t *p)
 }
 
 /* The session has nothing running any more: it goes on. */
-static void tools_settled(worker_t *w, wsess_t *s)
+void wk_tools_settled(worker_t *w, wsess_t *s)
 {
-	if (s->nprocs == 0 && !s->in_http)
+	if (s->nprocs == 0 && !s->in_http && s->nmcp == 0 && !s->in_rq)
 		wk_rq_push(w, s);   /* further calls, or the next model turn */
 }
 
@@ -175,14 +175,14 @@ void wk_proc_exited(worker_t *w, wsess_t *s, proc_t *p)
 	memcpy(id, p->id, idn);
 	proc_close(w, s, p);
 	proc_rearm(w, s);
-	int rc = edited ? commit_edited(w, s, (fg_str_t){ id, idn }, (fg_str_t){ NULL, 0 }, res)
+	int rc = edited ? wk_commit_edited(w, s, (fg_str_t){ id, idn }, (fg_str_t){ NULL, 0 }, res)
 			: commit_result(w, s, (fg_str_t){ id, idn }, res);
 	free(res);
 	if (rc < 0) {
 		/* the session failed (and was freed): nothing may run on for it */
 		return;
 	}
-	tools_settled(w, s);
+	wk_tools_settled(w, s);
 }
 
 /* http_get finished: its result is committed, the session goes on. */
@@ -202,11 +202,11 @@ static void on_tool_http_done(fg_req_t *q)
 		snprintf(res, cap, "HTTP %ld\n%.*s", q->status, (int)q->n, q->body ? q->body : "");
 	fg_req_reset(q);
 	fg_str_t id = { s->web.id, s->web.idn };
-	int rc = s->web.edited ? commit_edited(w, s, id, (fg_str_t){ NULL, 0 }, res)
+	int rc = s->web.edited ? wk_commit_edited(w, s, id, (fg_str_t){ NULL, 0 }, res)
 			       : commit_result(w, s, id, res);
 	free(res);
 	if (rc == 0)
-		tools_settled(w, s);
+		wk_tools_settled(w, s);
 }
 
 static int call_running(const wsess_t *s, fg_str_t id)
@@ -216,7 +216,7 @@ static int call_running(const wsess_t *s, fg_str_t id)
 	for (uint32_t i = 0; i < FG_MAX_CALLS && s->nprocs; i++)
 		if (s->procs[i].pid && s->procs[i].idn == id.n && !memcmp(s->procs[i].id, id.p, id.n))
 			return 1;
-	return 0;
+	return wk_mcp_running(wk_self, s, id);
 }
 
 /* Runs the pending tool calls: inline tools at once (a result committed
@@ -301,6 +301,8 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 		}
 		char out[4096];
 		const fg_tool_t *t = fg_tool_find(c->name.p, c->name.n);
+		if (!t)
+			t = wk_mcp_tool(w, c->name.p, c->name.n);   /* SERVER__TOOL */
 		fg_str_t args = c->args;
 		int ap = v->intent[i] || (rt && !fg_agent_allows(rt, c->name.p, c->name.n)) ? 0 :
 			 fg_agent_approval(rt, c->name.p, c->name.n);
@@ -453,12 +455,18 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 			if (cap > sizeof(out) && !big)
 				goto oom;   /* (an idempotent tool: nothing ran) */
 			t->run(t, args.p, args.n, big ? big : out, big ? cap : sizeof(out));
-			int cr = edited ? commit_edited(w, s, c->id, args, big ? big : out)
+			int cr = edited ? wk_commit_edited(w, s, c->id, args, big ? big : out)
 					: commit_result(w, s, c->id, big ? big : out);
 			free(big);
 			if (cr < 0)
 				goto fail;
 			v->answered[i] = 1;
+			continue;
+		}
+		if (t->kind == FG_TOOL_MCP) {   /* answered later, by worker/mcp.c */
+			if (wk_mcp_call(w, s, t, c->id, args, edited != NULL, out, sizeof(out)) < 0)
+				goto result;
+			waiting = 1;
 			continue;
 		}
 		memcpy(p->id, c->id.p, c->id.n);   /* the log may move on */
@@ -484,7 +492,7 @@ int wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_
 		waiting = 1;
 		continue;
 result:
-		if ((edited ? commit_edited(w, s, c->id, args, out) : commit_result(w, s, c->id, out)) < 0)
+		if ((edited ? wk_commit_edited(w, s, c->id, args, out) : commit_result(w, s, c->id, out)) < 0)
 			goto fail;
 		v->answered[i] = 1;
 		continue;

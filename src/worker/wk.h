@@ -49,6 +49,7 @@ typedef struct wsess {
 	 * once) and at most one http_get (req, while no LLM request is) */
 	struct proc *procs;     /* FG_MAX_CALLS slots, allocated on first use */
 	uint32_t nprocs;        /* running                      */
+	uint32_t nmcp;          /* MCP calls waiting for answers (worker/mcp.c) */
 	struct {
 		const fg_tool_t *tool;
 		char id[256];
@@ -91,6 +92,7 @@ typedef struct worker {
 	uint32_t scratch_n;
 	fg_ring_watch_t *watch; /* per ring: a head cell seen stalled */
 	uint64_t parked;        /* parents parked (for the log)   */
+	struct wk_mcp *mcp;     /* MCP servers (NULL: none configured) */
 } worker_t;
 
 extern worker_t *wk_self;   /* the one worker of this process (for callbacks) */
@@ -100,6 +102,10 @@ extern worker_t *wk_self;   /* the one worker of this process (for callbacks) */
 #define EV_TIMER     2ull
 #define EV_PROC_OUT  5ull
 #define EV_PROC_EXIT 6ull
+#define EV_MCP_OUT   7ull   /* an MCP server's stdout (low: gen << 8 | server) */
+#define EV_MCP_IN    8ull   /* ... its stdin takes more                     */
+#define EV_MCP_EXIT  9ull   /* ... its pidfd                                */
+#define EV_MCP_REAP  10ull  /* a killed one's pidfd (low: its reap slot)     */
 
 /*
  * A workflow: one row of the table in src/workflows/table.c, indexed by
@@ -163,11 +169,38 @@ void wk_on_http_done(fg_req_t *q);
 void wk_start_oom(worker_t *w, const char *what);
 
 /* tools.c: tool calls, process tools in children watched by the loop */
+/* A call's result whose arguments a person edited (approval): the model
+ * is told first; args (n 0: read from its DECISION) as they ran. */
+int  wk_commit_edited(worker_t *w, wsess_t *s, fg_str_t id, fg_str_t args, const char *out);
 /* 0: every call answered; 1: tools run; 2: a call waits for a person; -1 */
 int  wk_run_tools(worker_t *w, wsess_t *s, fg_react_view_t *v, const fg_agent_rt_t *rt);
 void wk_proc_kill_all(worker_t *w, wsess_t *s);
 void wk_proc_timeouts(worker_t *w, wsess_t *s);
 void wk_proc_read(proc_t *p);
 void wk_proc_exited(worker_t *w, wsess_t *s, proc_t *p);
+/* The session goes on if nothing of its runs any more (once: a session
+ * already on the run queue stays there once). */
+void wk_tools_settled(worker_t *w, wsess_t *s);
+
+/* mcp.c: MCP tool servers, one connection each per worker */
+int  wk_mcp_init(worker_t *w);                 /* starts them; -1: out of memory */
+void wk_mcp_free(worker_t *w);                 /* kills them                     */
+void wk_mcp_tools_json(worker_t *w);           /* w->tools(_str) with theirs      */
+int  wk_mcp_intake_ok(const worker_t *w);      /* each tried once: take sessions */
+int  wk_mcp_busy(const worker_t *w);           /* calls or starts under way      */
+/* The tool NAME__TOOL of a configured server (one not listed yet: any
+ * TOOL, checked when the list comes), or NULL. */
+const fg_tool_t *wk_mcp_tool(worker_t *w, const char *name, size_t n);
+/* Sends (or queues, while the server starts) a tools/call for session s;
+ * its result is committed when it comes (edited: the arguments are a
+ * person's, and the result says so).  -1 with the result in out. */
+int  wk_mcp_call(worker_t *w, wsess_t *s, const fg_tool_t *t, fg_str_t id, fg_str_t args,
+		 int edited, char *out, size_t outlen);
+int  wk_mcp_running(const worker_t *w, const wsess_t *s, fg_str_t id);
+/* The session ends or is handed back: its calls' answers are dropped. */
+void wk_mcp_forget(worker_t *w, wsess_t *s);
+uint64_t wk_mcp_next_due(const worker_t *w);   /* a call's deadline or a restart */
+void wk_mcp_tick(worker_t *w);                 /* deadlines and restarts due     */
+void wk_mcp_event(worker_t *w, uint64_t data, uint32_t events);
 
 #endif

@@ -89,7 +89,7 @@ bad "agents:
     provider: nope" "@3:15: agents.a.provider: names provider \"nope\", which is not in llm.providers"
 bad "agents:
   a:
-    tools: [calculator, shell]" "@3:12: agents.a.tools: \"shell\" is not a configured tool (calculator; file_read, shell and http_get once tools.* enables them; tools.external.NAME; ask_human)"
+    tools: [calculator, shell]" "@3:12: agents.a.tools: \"shell\" is not a configured tool (calculator; file_read, shell and http_get once tools.* enables them; tools.external.NAME; SERVER__TOOL or SERVER__* of tools.mcp.SERVER; ask_human)"
 bad "agents:
   react:
     system: x" "@2:3: agents.react: \"react\" names a workflow (chat completions' model forge/react): give the agent another name"

@@ -25,9 +25,12 @@ approval.answer.after_commit"
 mapreduce_points="mapreduce.child.after_alloc mapreduce.child.after_record session.park.after_cas
 session.wake.before_cas session.finish.before_clear"
 
-# Every crash point compiled in must be exercised here.
-for p in $("$BIN/forgectl" --help >/dev/null; strings "$BIN/forged" | grep -E '^(ring|session|ckpt|registry|mapreduce|approval)\.[a-z]+\.[a-z_]+$|^recover\.[a-z_]+$' | sort -u); do
-	echo "$worker_points $submit_points $other_points $mapreduce_points $thread_points $approval_points" | tr ' ' '\n' | grep -qx "$p" ||
+# walked in mcp.sh (a worker killed around a call to an MCP server)
+mcp_points="mcp.call.before_send mcp.call.after_send"
+
+# Every crash point compiled in must be exercised here (or in the test named).
+for p in $("$BIN/forgectl" --help >/dev/null; strings "$BIN/forged" | grep -E '^(ring|session|ckpt|registry|mapreduce|approval|mcp)\.[a-z]+\.[a-z_]+$|^recover\.[a-z_]+$' | sort -u); do
+	echo "$worker_points $submit_points $other_points $mapreduce_points $thread_points $approval_points $mcp_points" | tr ' ' '\n' | grep -qx "$p" ||
 		fail "crash point $p is not covered by this test"
 done
 
