@@ -88,6 +88,9 @@ agents:
     tools: [fake__echo]
   allfake:
     tools: ["fake__*"]
+  gated:
+    tools: ["fake__*"]
+    approve: [fake__echo]
 YAML
 } >> "$T/forge.yaml"
 if [ $real = 1 ]; then
@@ -157,6 +160,16 @@ id=$(ctl submit --agent allfake --prompt echo -c "$T/forge.yaml")
 ctl wait --timeout 30 > /dev/null
 ctl session "$id" --json | jq -e '.result | fromjson | .tools == ["fake__echo","fake__hang","fake__crash","fake__garbage","fake__flood","fake__big","fake__counter","fake__image","fake__fail","fake__rpcerror","fake__relist","fake__page2"]' > /dev/null ||
 	fail "allfake: the model was offered $(ctl session "$id" --json | jq -r .result)"
+
+# an MCP tool an agent lists under approve: waits for a person; edited
+# arguments run, and the model is told
+id=$(ctl submit --agent gated --prompt 'mcp:fake__echo {"text":"first"}' -c "$T/forge.yaml")
+until_true 10 sh -c "[ \"\$($BIN/forgectl --region $REGION session --json $id | jq -r .state)\" = waiting ]" ||
+	fail "gated: not waiting: $(ctl session --json "$id" | jq -c '{state,error}')"
+ctl approve "$id" --args '{"text":"edited"}' > /dev/null || fail "gated: approve"
+ctl wait --timeout 30 > /dev/null
+[ "$(ctl session --json "$id" | jq -r .result)" = '(a person changed the arguments to {"text":"edited"})
+echo: edited' ] || fail "gated: $(ctl session --json "$id" | jq -c '{state,result,error}')"
 
 # a reload (new workers) lists the servers again: a server added is there
 sed -i "s|^agents:|    fake2:\n      command: [node, $FAKE]\nagents:|" "$T/forge.yaml"
