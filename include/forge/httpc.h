@@ -31,6 +31,10 @@ struct fg_req {
 	void *text_arg;
 	const char *const *extra_headers;   /* more header lines (NULL-ended), or NULL */
 	const char *capture_header;  /* a reply header to keep in captured, or NULL */
+	int fresh;                /* a new connection, closed after: libcurl sends
+				   * a POST again when the reused connection it
+				   * went out on dies before any answer, which a
+				   * call that must run once cannot take */
 	/* out, valid in done() */
 	CURLcode curl_rc;
 	long status;

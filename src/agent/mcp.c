@@ -223,7 +223,7 @@ json_t *fg_mcp_sse_find(const char *body, size_t n, int64_t id)
 			l--;
 		if (l == 0) {   /* an event ends: its data is one message */
 			if (data.n) {
-				json_t *j = json_loadb(data.p, data.n, 0, NULL);
+				json_t *j = json_loadb(data.p, data.n, JSON_ALLOW_NUL, NULL);
 				int64_t got;
 				if (fg_mcp_classify(j, &got) == FG_MCP_RESPONSE && got == id)
 					found = j;
@@ -245,7 +245,7 @@ json_t *fg_mcp_sse_find(const char *body, size_t n, int64_t id)
 		p = nl + 1;
 	}
 	if (!found && data.n) {   /* a last event without its blank line */
-		json_t *j = json_loadb(data.p, data.n, 0, NULL);
+		json_t *j = json_loadb(data.p, data.n, JSON_ALLOW_NUL, NULL);
 		int64_t got;
 		if (fg_mcp_classify(j, &got) == FG_MCP_RESPONSE && got == id)
 			found = j;

@@ -57,7 +57,14 @@ extern char **environ;
 #define BACKOFF_MAX_MS 30000
 #define STABLE_NS      (10ull * 1000000000u)   /* up this long: backoff reset */
 #define MAX_PAGES      64                      /* tools/list pages            */
-#define MAX_TOOLS      256                     /* tools a server may offer    */
+#define MAX_TOOLS      128                     /* tools a server may offer
+						* (OpenAI takes 128 a request) */
+#define MAX_SCHEMA     (64u << 10)             /* one tool's inputSchema      */
+#define MAX_DESC       4096u                   /* ... its description (cut)   */
+#define MAX_LISTING    (1u << 20)              /* all of a server's, in bytes:
+						* every model request carries
+						* them, and the worker builds
+						* the list in one go */
 #define MAX_REAP       32                      /* killed servers being reaped */
 #define WBUF_MAX       (16u << 20)             /* unread stdin bytes at most  */
 #define GATE_NS        (5ull * 1000000000u)    /* see wk_mcp_init             */
@@ -223,6 +230,15 @@ static void call_finishf(worker_t *w, mcall_t *c, const char *fmt, ...)
 	call_finish(w, c, msg);
 }
 
+/* What the model is told of a call sent to a server that then failed: a
+ * server that is not idempotent may have run it. */
+static const char *after_sent(const srv_t *v)
+{
+	return v->cfg->idempotent ? "the call may be retried"
+				  : "the call may or may not have run (the server is not "
+				    "idempotent: see what it did before calling again)";
+}
+
 /* ---- the tools a server offers ------------------------------------------ */
 
 static void tools_free(srv_t *v)
@@ -268,6 +284,7 @@ static void list_done(worker_t *w, srv_t *v)
 	size_t n = json_array_size(v->listing);
 	mtool_t *t = calloc(n ? n : 1, sizeof(mtool_t));
 	uint32_t k = 0, skipped = 0;
+	size_t bytes = 0;
 	json_t *it;
 	size_t i;
 	json_array_foreach(v->listing, i, it) {
@@ -284,7 +301,7 @@ static void list_done(worker_t *w, srv_t *v)
 		    strlen(name) >= sizeof(t[k].rname) || dup || k == MAX_TOOLS) {
 			log_warnx("MCP server %s: tool \"%.80s\" left out (%s)", v->cfg->name,
 				  name ? name : "(no name)", dup ? "listed twice" : k == MAX_TOOLS ?
-				  "too many tools" : "SERVER__TOOL is not 1 to 64 of [A-Za-z0-9_-]");
+				  "more than 128 tools" : "SERVER__TOOL is not 1 to 63 of [A-Za-z0-9_-]");
 			skipped++;
 			continue;
 		}
@@ -292,7 +309,7 @@ static void list_done(worker_t *w, srv_t *v)
 		memcpy(m->t.name, full, (size_t)fl + 1);   /* (63 at most: checked) */
 		snprintf(m->rname, sizeof(m->rname), "%s", name);
 		const char *d = json_string_value(json_object_get(it, "description"));
-		m->desc = strdup(d ? d : name);
+		m->desc = strndup(d ? d : name, MAX_DESC);
 		json_t *sch = json_object_get(it, "inputSchema");
 		m->schema = json_is_object(sch) ? json_dumps(sch, JSON_COMPACT)
 						: strdup("{\"type\":\"object\"}");
@@ -301,6 +318,17 @@ static void list_done(worker_t *w, srv_t *v)
 			free(m->schema);
 			continue;
 		}
+		size_t tb = strlen(m->desc) + strlen(m->schema) + (size_t)fl + 64;
+		if (strlen(m->schema) > MAX_SCHEMA || bytes + tb > MAX_LISTING) {
+			log_warnx("MCP server %s: tool \"%.80s\" left out (%s)", v->cfg->name, name,
+				  strlen(m->schema) > MAX_SCHEMA ? "its inputSchema is over 64 KiB" :
+				  "its tools' descriptions and schemas pass 1 MiB");
+			free(m->desc);
+			free(m->schema);
+			skipped++;
+			continue;
+		}
+		bytes += tb;
 		m->t.description = m->desc;
 		m->t.schema = m->schema;
 		m->t.idempotent = (int)v->cfg->idempotent;
@@ -563,8 +591,8 @@ static void srv_fail(worker_t *w, srv_t *v, const char *why)
 			call_finishf(w, c, "error: MCP server %s is down: it %s; the call may "
 				     "be retried", v->cfg->name, v->last_why);
 		else if (c->kind == K_CALL)
-			call_finishf(w, c, "error: MCP server %s %s; the call may be retried",
-				     v->cfg->name, v->last_why);
+			call_finishf(w, c, "error: MCP server %s %s; %s", v->cfg->name, v->last_why,
+				     after_sent(v));
 		else
 			call_finish(w, c, "");
 	}
@@ -672,6 +700,7 @@ static int srv_send(worker_t *w, srv_t *v, mcall_t *c, const char *method, const
 	c->req.max_reply = v->line_cap;
 	c->req.extra_headers = h;
 	c->req.capture_header = "Mcp-Session-Id";
+	c->req.fresh = c->kind == K_CALL && !v->cfg->idempotent;   /* (sent once) */
 	line[n - 1] = '\0';   /* (no newline in a POST body) */
 	long t = (long)v->cfg->timeout_ms + 1000;   /* (the call's own deadline first) */
 	if (fg_http_post(w->http, &c->req, v->cfg->url, line, n - 1, NULL, t, t) < 0) {
@@ -914,7 +943,8 @@ static void on_line(worker_t *w, srv_t *v, const char *p, size_t n)
 		n--;
 	if (n == 0)
 		return;
-	json_t *j = json_loadb(p, n, 0, NULL);
+	/* (a NUL in a text is cut there, not taken for garbage) */
+	json_t *j = json_loadb(p, n, JSON_ALLOW_NUL, NULL);
 	on_message(w, v, j, p, n);
 	json_decref(j);
 }
@@ -994,9 +1024,11 @@ static void on_http_done(fg_req_t *q)
 		snprintf(v->session, sizeof(v->session), "%s", q->captured);
 	char why[400];
 	json_t *j = NULL;
+	/* (a connection never made: the call was not delivered) */
+	int unsent = q->curl_rc == CURLE_COULDNT_CONNECT || q->curl_rc == CURLE_COULDNT_RESOLVE_HOST;
 	if (q->curl_rc != CURLE_OK) {
-		snprintf(why, sizeof(why), "could not be reached: %s", q->too_large ?
-			 "answer over its size cap" : q->errbuf[0] ? q->errbuf :
+		snprintf(why, sizeof(why), "%s: %s", q->too_large ? "answered" : "could not be reached",
+			 q->too_large ? "an answer over its size cap" : q->errbuf[0] ? q->errbuf :
 			 curl_easy_strerror(q->curl_rc));
 	} else if (c->kind == K_NOTE) {
 		fg_req_reset(q);
@@ -1010,7 +1042,7 @@ static void on_http_done(fg_req_t *q)
 		if (!strncasecmp(q->ctype, "text/event-stream", 17))
 			j = fg_mcp_sse_find(q->body ? q->body : "", q->n, c->rpc);
 		else
-			j = json_loadb(q->body ? q->body : "", q->n, 0, NULL);
+			j = json_loadb(q->body ? q->body : "", q->n, JSON_ALLOW_NUL, NULL);
 		int64_t id;
 		if (fg_mcp_classify(j, &id) != FG_MCP_RESPONSE || id != c->rpc) {
 			garbage(w, v, q->body ? q->body : "", q->n);
@@ -1027,7 +1059,8 @@ static void on_http_done(fg_req_t *q)
 	}
 	if (c->kind == K_CALL) {
 		int again = q->status == 404;
-		call_finishf(w, c, "error: MCP server %s %s; the call may be retried", v->cfg->name, why);
+		call_finishf(w, c, "error: MCP server %s %s; %s", v->cfg->name, why,
+			     c->sent && !unsent ? after_sent(v) : "the call may be retried");
 		if (again)
 			srv_fail(w, v, why);   /* a new session */
 		return;

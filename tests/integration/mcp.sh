@@ -144,6 +144,11 @@ expect fake__crash '{}' "error: MCP server fake exited (status 3); the call may 
 expect fake__echo '{"text":"after a crash"}' "echo: after a crash"
 # garbage on stdout: an error, counted and logged once
 expect fake__garbage '{}' "error: MCP server fake sent something that is not JSON-RPC 2.0; the call may be retried"
+# a NUL in a text cuts it there (not garbage: the server is not restarted);
+# a tool whose inputSchema is over 64 KiB is left out, said in the log
+expect fake__nul '{}' "before"
+grep -q 'MCP server fake: tool "fat" left out (its inputSchema is over 64 KiB)' "$T/forged.log" ||
+	fail "the fat tool was not left out: $(grep 'left out' "$T/forged.log" | head -3)"
 grep -q "MCP server fake sent something that is not JSON-RPC 2.0: \"this is not json\"" "$T/forged.log" ||
 	fail "garbage was not logged"
 expect fake__echo '{"text":"after garbage"}' "echo: after garbage"
@@ -158,7 +163,7 @@ expect fake__echo '{"text":"agent"}' "echo: agent" onlyecho
 expect fake__page2 '{}' "page 2" allfake
 id=$(ctl submit --agent allfake --prompt echo -c "$T/forge.yaml")
 ctl wait --timeout 30 > /dev/null
-ctl session "$id" --json | jq -e '.result | fromjson | .tools == ["fake__echo","fake__hang","fake__crash","fake__garbage","fake__flood","fake__big","fake__counter","fake__image","fake__fail","fake__rpcerror","fake__relist","fake__page2"]' > /dev/null ||
+ctl session "$id" --json | jq -e '.result | fromjson | .tools == ["fake__echo","fake__hang","fake__crash","fake__garbage","fake__flood","fake__big","fake__counter","fake__image","fake__fail","fake__rpcerror","fake__relist","fake__nul","fake__page2"]' > /dev/null ||
 	fail "allfake: the model was offered $(ctl session "$id" --json | jq -r .result)"
 
 # an MCP tool an agent lists under approve: waits for a person; edited

@@ -14,14 +14,17 @@
 //   page2            listed on the second page of tools/list (page3 instead
 //                    once relist was called)
 //   relist           says notifications/tools/list_changed
+//   nul              a text with a NUL in it ("before\u0000after")
+//   fat              an inputSchema over 64 KiB (forge leaves it out)
 //   bad.name         a name models cannot take (forge leaves it out)
 "use strict";
 const fs = require("fs");
 
 const tools1 = ["echo", "hang", "crash", "garbage", "flood", "big", "counter", "image", "fail",
-	"rpcerror", "relist", "bad.name"].map((name) => ({
+	"rpcerror", "relist", "nul", "fat", "bad.name"].map((name) => ({
 	name, description: "fake " + name,
-	inputSchema: { type: "object", properties: { text: { type: "string" } } },
+	inputSchema: name === "fat" ? { type: "object", description: "z".repeat(70000) }
+		: { type: "object", properties: { text: { type: "string" } } },
 }));
 let relisted = false;
 const tools2 = () => [{ name: relisted ? "page3" : "page2", description: "on page 2",
@@ -60,6 +63,7 @@ function call(id, name, args) {
 		return reply(id, { content: [{ type: "image", data: "AAEC", mimeType: "image/png" },
 			{ type: "text", text: "caption" }] });
 	case "fail": return reply(id, { content: [{ type: "text", text: "it failed" }], isError: true });
+	case "nul": return reply(id, text("before\u0000after"));
 	case "rpcerror": return send({ jsonrpc: "2.0", id, error: { code: -32000, message: "nope" } });
 	default: return send({ jsonrpc: "2.0", id, error: { code: -32602, message: "no tool " + name } });
 	}
