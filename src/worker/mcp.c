@@ -161,6 +161,28 @@ static void flush_queue(worker_t *w, srv_t *v);
 static int srv_send(worker_t *w, srv_t *v, mcall_t *c, const char *method, const json_t *params);
 static void read_out(worker_t *w, srv_t *v);
 
+/* One of forge's own requests to a server (initialize, tools/list), with
+ * its deadline; params is taken (NULL: none; oom: it could not be made). */
+static void srv_request(worker_t *w, srv_t *v, int kind, const char *method, json_t *params,
+			int oom, const char *oom_why)
+{
+	mcall_t *c = oom ? NULL : calloc(1, sizeof(*c));
+	if (!c) {
+		json_decref(params);
+		srv_fail(w, v, oom_why);
+		return;
+	}
+	c->kind = kind;
+	c->v = v;
+	c->next = v->calls;
+	v->calls = c;
+	c->due_ns = fg_now_ns() + (uint64_t)v->cfg->timeout_ms * 1000000u;
+	int rc = srv_send(w, v, c, method, params);
+	json_decref(params);
+	if (rc < 0)
+		srv_fail(w, v, "closed its stdin");
+}
+
 static int is_http(const srv_t *v)
 {
 	return v->cfg->url[0] != '\0';
@@ -497,24 +519,10 @@ static void srv_start(worker_t *w, srv_t *v)
 	if (is_http(v))
 		v->gen++;
 	v->state = S_INIT;
-	mcall_t *c = calloc(1, sizeof(*c));
 	json_t *params = json_pack("{s:s,s:{},s:{s:s,s:s}}", "protocolVersion", FG_MCP_PROTOCOL,
 				   "capabilities", "clientInfo", "name", "forge", "version", "0.1.0");
-	if (!c || !params) {
-		free(c);
-		json_decref(params);
-		srv_fail(w, v, "could not be initialized: out of memory");
-		return;
-	}
-	c->kind = K_INIT;
-	c->v = v;
-	c->next = v->calls;
-	v->calls = c;
-	c->due_ns = fg_now_ns() + (uint64_t)v->cfg->timeout_ms * 1000000u;
-	int rc = srv_send(w, v, c, "initialize", params);
-	json_decref(params);
-	if (rc < 0)
-		srv_fail(w, v, "closed its stdin");
+	srv_request(w, v, K_INIT, "initialize", params, !params,
+		    "could not be initialized: out of memory");
 }
 
 /* "exited (status N)" or "(killed by signal N)" of a reaped server. */
@@ -780,23 +788,9 @@ static mcall_t *find_call(srv_t *v, int64_t id)
 
 static void list_page(worker_t *w, srv_t *v, const char *cursor)
 {
-	mcall_t *c = calloc(1, sizeof(*c));
 	json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : NULL;
-	if (!c || (cursor && !params)) {
-		free(c);
-		json_decref(params);
-		srv_fail(w, v, "could not be listed: out of memory");
-		return;
-	}
-	c->kind = K_LIST;
-	c->v = v;
-	c->next = v->calls;
-	v->calls = c;
-	c->due_ns = fg_now_ns() + (uint64_t)v->cfg->timeout_ms * 1000000u;
-	int rc = srv_send(w, v, c, "tools/list", params);
-	json_decref(params);
-	if (rc < 0)
-		srv_fail(w, v, "closed its stdin");
+	srv_request(w, v, K_LIST, "tools/list", params, cursor && !params,
+		    "could not be listed: out of memory");
 }
 
 /* A response to call c (j borrowed). */
