@@ -470,7 +470,11 @@ int fg_tool_spawn(char *const argv[], const char *in, size_t in_n, uint32_t time
 		dup2(ip[0], 0);
 		dup2(op[1], 1);
 		dup2(op[1], 2);
-		syscall(SYS_close_range, 3u, ~0u, 0u);   /* the region lock included */
+		/* the exec-failure pipe at 3 (closed by a successful exec), then
+		 * every other descriptor closed, the region lock included */
+		if (ep[1] != 3)
+			dup3(ep[1], 3, O_CLOEXEC);
+		syscall(SYS_close_range, 4u, ~0u, 0u);
 		struct rlimit cpu = { timeout_ms / 1000 + 1, timeout_ms / 1000 + 2 };
 		struct rlimit as = { 1ull << 30, 1ull << 30 };
 		struct rlimit fsz = { 16u << 20, 16u << 20 };
@@ -482,7 +486,7 @@ int fg_tool_spawn(char *const argv[], const char *in, size_t in_n, uint32_t time
 		execvp(argv[0], argv);
 		/* report the exec failure through the close-on-exec pipe */
 		int e = errno;
-		ssize_t wr = write(ep[1], &e, sizeof(e));
+		ssize_t wr = write(3, &e, sizeof(e));
 		(void)wr;
 		_exit(127);
 	}

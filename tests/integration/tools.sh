@@ -31,6 +31,7 @@ provider() { # provider NAME TOOL ARGS-JSON
 	provider bad notjson '{}'
 	provider once once '{}'
 	provider nope no_such_tool '{}'
+	provider gone gone '{}'
 	printf '    par:\n      type: scripted\n      script:\n        - tool: slowjson\n          arguments: %s\n          calls: 3\n        - content: done\n' "'{}'"
 	provider web http_get "{\"url\":\"http://127.0.0.1:$PORT/v1/models\"}"
 	provider webno http_get '{"url":"http://example.com/"}'
@@ -50,6 +51,8 @@ tools:
       description: upper-cases a JSON document
     notjson:
       command: [echo, nope]
+    gone:
+      command: [/nonexistent/forge-tool]
     slowjson:
       command: [sh, -c, "date +%s%N >> $T/starts; sleep 1; date +%s%N >> $T/ends; echo '{\"ok\":true}'"]
     once:
@@ -81,6 +84,8 @@ expect_result up '{"TEXT":"HI"}'
 got=$(result_of bad)
 case $got in "error: notjson did not answer JSON on stdout ("*) ;; *) fail "notjson: $got" ;; esac
 expect_result nope 'error: unknown tool "no_such_tool"'
+# a program that is not there: said so, not "exit status 127"
+expect_result gone 'error: cannot run /nonexistent/forge-tool: No such file or directory'
 expect_result web 'HTTP 200
 {"object":"list","data":[{"id":"mock","object":"model","owned_by":"forge"}]}'
 expect_result webno "error: host example.com is not allowed"
