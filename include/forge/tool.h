@@ -56,8 +56,24 @@ const fg_tool_t *fg_tool_find(const char *name, size_t n);
 /* The "tools" array of a chat-completions request. */
 json_t *fg_tools_json(void);
 
+/* Limits set on a child before it runs (fg_spawn). */
+typedef struct fg_spawn_limits {
+	uint64_t cpu_s, as_bytes, fsize_bytes, nofile;
+} fg_spawn_limits_t;
+
 /*
- * Starts a process tool: a child in its own process group with stdin fed
+ * Starts argv[0] (searched in PATH; envp NULL: this process's environment)
+ * as a child in its own process group, SIGKILLed if this process dies:
+ * its stdin from *infd, its stdout (and stderr with err_to_out; else this
+ * process's) into *outfd, every other descriptor closed, lim applied (NULL:
+ * none).  An exec that fails is said ("cannot run PROG: ERROR") and the
+ * child reaped.  0 with *pid and *pidfd, or -1 with err.
+ */
+int fg_spawn(char *const argv[], char *const envp[], const fg_spawn_limits_t *lim, int err_to_out,
+	     pid_t *pid, int *pidfd, int *infd, int *outfd, char *err, size_t errlen);
+
+/*
+ * Starts a process tool (fg_spawn): a child in its own process group with stdin fed
  * from `in`, stdout and stderr into *outfd (non-blocking), rlimits set,
  * every other descriptor closed, SIGKILL if the worker dies.  Returns 0
  * with *pid and *pidfd, or -1 with err.

@@ -440,22 +440,18 @@ json_t *fg_tools_json(void)
 	return a;
 }
 
-int fg_tool_spawn(char *const argv[], const char *in, size_t in_n, uint32_t timeout_ms,
-		  pid_t *pid, int *pidfd, int *outfd, char *err, size_t errlen)
+int fg_spawn(char *const argv[], char *const envp[], const fg_spawn_limits_t *lim, int err_to_out,
+	     pid_t *pid, int *pidfd, int *infd, int *outfd, char *err, size_t errlen)
 {
 	int op[2] = { -1, -1 }, ip[2] = { -1, -1 }, ep[2] = { -1, -1 };
 	if (pipe2(op, O_CLOEXEC) < 0 || pipe2(ip, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "error: pipe: %s", strerror(errno));
-		goto fail;
-	}
-	if (in_n > 65536) {
-		snprintf(err, errlen, "error: arguments longer than 64 KiB");
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		goto fail;
 	}
 	pid_t parent = getpid();
 	pid_t p = fork();
 	if (p < 0) {
-		snprintf(err, errlen, "error: fork: %s", strerror(errno));
+		snprintf(err, errlen, "fork: %s", strerror(errno));
 		goto fail;
 	}
 	if (p == 0) {
@@ -469,23 +465,28 @@ int fg_tool_spawn(char *const argv[], const char *in, size_t in_n, uint32_t time
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		dup2(ip[0], 0);
 		dup2(op[1], 1);
-		dup2(op[1], 2);
+		if (err_to_out)
+			dup2(op[1], 2);
 		/* the exec-failure pipe at 3 (closed by a successful exec), then
 		 * every other descriptor closed, the region lock included */
-		if (ep[1] != 3)
-			dup3(ep[1], 3, O_CLOEXEC);
+		if (ep[1] != 3 && dup3(ep[1], 3, O_CLOEXEC) < 0)
+			_exit(127);
 		syscall(SYS_close_range, 4u, ~0u, 0u);
-		struct rlimit cpu = { timeout_ms / 1000 + 1, timeout_ms / 1000 + 2 };
-		struct rlimit as = { 1ull << 30, 1ull << 30 };
-		struct rlimit fsz = { 16u << 20, 16u << 20 };
-		struct rlimit nofile = { 64, 64 };
-		setrlimit(RLIMIT_CPU, &cpu);
-		setrlimit(RLIMIT_AS, &as);
-		setrlimit(RLIMIT_FSIZE, &fsz);
-		setrlimit(RLIMIT_NOFILE, &nofile);
-		execvp(argv[0], argv);
-		/* report the exec failure through the close-on-exec pipe */
-		int e = errno;
+		if (lim) {
+			struct rlimit cpu = { lim->cpu_s, lim->cpu_s + 1 };
+			struct rlimit as = { lim->as_bytes, lim->as_bytes };
+			struct rlimit fsz = { lim->fsize_bytes, lim->fsize_bytes };
+			struct rlimit nofile = { lim->nofile, lim->nofile };
+			setrlimit(RLIMIT_CPU, &cpu);
+			setrlimit(RLIMIT_AS, &as);
+			setrlimit(RLIMIT_FSIZE, &fsz);
+			setrlimit(RLIMIT_NOFILE, &nofile);
+		}
+		if (envp)
+			execvpe(argv[0], argv, envp);
+		else
+			execvp(argv[0], argv);
+		int e = errno;   /* the exec failure, through the close-on-exec pipe */
 		ssize_t wr = write(3, &e, sizeof(e));
 		(void)wr;
 		_exit(127);
@@ -493,33 +494,28 @@ int fg_tool_spawn(char *const argv[], const char *in, size_t in_n, uint32_t time
 	close(ep[1]);
 	ep[1] = -1;
 	int e = 0;
-	ssize_t r = read(ep[0], &e, sizeof(e));   /* EOF at exec, or the errno */
-	close(ep[0]);
-	ep[0] = -1;
+	ssize_t r;
+	do
+		r = read(ep[0], &e, sizeof(e));   /* EOF at exec, or the errno */
+	while (r < 0 && errno == EINTR);
 	if (r == (ssize_t)sizeof(e)) {
 		waitpid(p, NULL, 0);
-		snprintf(err, errlen, "error: cannot run %s: %s", argv[0], strerror(e));
+		snprintf(err, errlen, "cannot run %s: %s", argv[0], strerror(e));
 		goto fail;
 	}
-	close(ip[0]);
-	close(op[1]);
-	ip[0] = op[1] = -1;
-	/* the arguments fit the pipe buffer (64 KiB): written at once */
-	if (in_n) {
-		ssize_t w = write(ip[1], in, in_n);
-		(void)w;
-	}
-	close(ip[1]);
-	ip[1] = -1;
-	fcntl(op[0], F_SETFL, O_NONBLOCK);
 	*pidfd = (int)syscall(SYS_pidfd_open, p, 0);
 	if (*pidfd < 0) {
+		snprintf(err, errlen, "pidfd_open: %s", strerror(errno));
 		kill(-p, SIGKILL);
+		kill(p, SIGKILL);
 		waitpid(p, NULL, 0);
-		snprintf(err, errlen, "error: pidfd_open: %s", strerror(errno));
 		goto fail;
 	}
+	close(ep[0]);
+	close(ip[0]);
+	close(op[1]);
 	*pid = p;
+	*infd = ip[1];
 	*outfd = op[0];
 	return 0;
 fail:
@@ -529,6 +525,30 @@ fail:
 		if (ep[i] >= 0) close(ep[i]);
 	}
 	return -1;
+}
+
+int fg_tool_spawn(char *const argv[], const char *in, size_t in_n, uint32_t timeout_ms,
+		  pid_t *pid, int *pidfd, int *outfd, char *err, size_t errlen)
+{
+	if (in_n > 65536) {
+		snprintf(err, errlen, "error: arguments longer than 64 KiB");
+		return -1;
+	}
+	const fg_spawn_limits_t lim = { timeout_ms / 1000 + 1, 1ull << 30, 16u << 20, 64 };
+	char why[300];
+	int infd;
+	if (fg_spawn(argv, NULL, &lim, 1, pid, pidfd, &infd, outfd, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "error: %s", why);
+		return -1;
+	}
+	/* the arguments fit the pipe buffer (64 KiB): written at once */
+	if (in_n) {
+		ssize_t w = write(infd, in, in_n);
+		(void)w;
+	}
+	close(infd);
+	fcntl(*outfd, F_SETFL, O_NONBLOCK);
+	return 0;
 }
 
 void fg_tool_result(const fg_tool_t *t, int exited, int code, int timed_out, int truncated,

@@ -46,7 +46,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -415,10 +414,8 @@ static uint64_t ev_tag(uint64_t kind, const srv_t *v)
 static int spawn(worker_t *w, srv_t *v, char *why, size_t whylen)
 {
 	const fg_mcp_cfg_t *cfg = v->cfg;
-	int ip[2] = { -1, -1 }, op[2] = { -1, -1 }, ep[2] = { -1, -1 };
 	char *argv[FG_MCP_ARGV + 1];
 	char **envp = make_env(cfg);
-	int rc = -1;
 	for (uint32_t i = 0; i < cfg->argc; i++)
 		argv[i] = (char *)cfg->argv[i];
 	argv[cfg->argc] = NULL;
@@ -426,82 +423,32 @@ static int spawn(worker_t *w, srv_t *v, char *why, size_t whylen)
 		snprintf(why, whylen, "could not be started: out of memory");
 		return -1;
 	}
-	if (pipe2(ip, O_CLOEXEC) < 0 || pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
-		snprintf(why, whylen, "could not be started: pipe: %s", strerror(errno));
-		goto out;
+	/* (no rlimits: node wants a large address space; its stderr goes to
+	 * forge's log) */
+	pid_t p;
+	int pfd, in, out;
+	char err[300];
+	int rc = fg_spawn(argv, envp, NULL, 0, &p, &pfd, &in, &out, err, sizeof(err));
+	free(envp);
+	if (rc < 0) {
+		snprintf(why, whylen, "could not be started: %s", err);
+		return -1;
 	}
-	pid_t parent = getpid();
-	pid_t p = fork();
-	if (p < 0) {
-		snprintf(why, whylen, "could not be started: fork: %s", strerror(errno));
-		goto out;
-	}
-	if (p == 0) {
-		/* child: only async-signal-safe calls until exec */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		setpgid(0, 0);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		dup2(ip[0], 0);
-		dup2(op[1], 1);
-		/* the exec-error pipe stays, as fd 3, close-on-exec; every
-		 * other descriptor goes (the region lock included) */
-		if (ep[1] != 3 && dup3(ep[1], 3, O_CLOEXEC) < 0)
-			_exit(127);
-		syscall(SYS_close_range, 4u, ~0u, 0u);
-		execvpe(argv[0], argv, envp);
-		int e = errno;
-		ssize_t wr = write(3, &e, sizeof(e));
-		(void)wr;
-		_exit(127);
-	}
-	close(ep[1]);
-	ep[1] = -1;
-	int e = 0;
-	ssize_t r;
-	do
-		r = read(ep[0], &e, sizeof(e));   /* EOF at exec, or the errno */
-	while (r < 0 && errno == EINTR);
-	if (r == (ssize_t)sizeof(e)) {
-		waitpid(p, NULL, 0);
-		snprintf(why, whylen, "could not be started: %s: %s", argv[0], strerror(e));
-		goto out;
-	}
-	int pfd = (int)syscall(SYS_pidfd_open, p, 0);
-	if (pfd < 0) {
-		kill(-p, SIGKILL);
-		kill(p, SIGKILL);
-		waitpid(p, NULL, 0);
-		snprintf(why, whylen, "could not be started: pidfd_open: %s", strerror(errno));
-		goto out;
-	}
-	fcntl(ip[1], F_SETFL, O_NONBLOCK);
-	fcntl(op[0], F_SETFL, O_NONBLOCK);
-	fcntl(ip[1], F_SETPIPE_SZ, 1 << 20);   /* (best effort: fewer partial writes) */
+	fcntl(in, F_SETFL, O_NONBLOCK);
+	fcntl(out, F_SETFL, O_NONBLOCK);
+	fcntl(in, F_SETPIPE_SZ, 1 << 20);   /* (best effort: fewer partial writes) */
 	v->gen++;
 	v->pid = p;
 	v->pidfd = pfd;
-	v->infd = ip[1];
-	v->outfd = op[0];
+	v->infd = in;
+	v->outfd = out;
 	v->want_out = 0;
-	ip[1] = op[0] = -1;
 	struct epoll_event ev = { .events = EPOLLIN };
 	ev.data.u64 = ev_tag(EV_MCP_OUT, v);
 	epoll_ctl(w->epfd, EPOLL_CTL_ADD, v->outfd, &ev);
 	ev.data.u64 = ev_tag(EV_MCP_EXIT, v);
 	epoll_ctl(w->epfd, EPOLL_CTL_ADD, v->pidfd, &ev);
-	rc = 0;
-out:
-	for (int i = 0; i < 2; i++) {
-		if (ip[i] >= 0) close(ip[i]);
-		if (op[i] >= 0) close(op[i]);
-		if (ep[i] >= 0) close(ep[i]);
-	}
-	free(envp);
-	return rc;
+	return 0;
 }
 
 static void srv_start(worker_t *w, srv_t *v)

@@ -124,7 +124,7 @@ expect fake__bad.name '{}' 'error: unknown tool "fake__bad.name"'
 expect fake__nosuch '{}' 'error: unknown tool "fake__nosuch"'
 expect fake__echo '[1]' "error: arguments are not a JSON object"
 # servers that cannot start: their calls fail at once, saying why
-expect broken__x '{}' "error: MCP server broken is down: it could not be started: forge-no-such-program: No such file or directory; the call may be retried"
+expect broken__x '{}' "error: MCP server broken is down: it could not be started: cannot run forge-no-such-program: No such file or directory; the call may be retried"
 expect dies__x '{}' "error: MCP server dies is down: it exited (status 1); the call may be retried"
 expect fake__image '{}' "[image: image/png, 3 bytes]
 caption"
