@@ -8,6 +8,8 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -57,5 +59,37 @@ int  fg_pidfd_send_signal(int pidfd, int sig);
 /* Parses a signal name ("KILL", "SIGKILL") or number; -1 if unknown. */
 int  fg_signal_parse(const char *s);
 const char *fg_signal_name(int sig);
+
+/* A growing string (NUL-terminated; oom set, and nothing more added, once
+ * memory ran out): the request builder's and the MCP result text's. */
+typedef struct fg_sb {
+	char *p;
+	size_t n, cap;
+	int oom;
+} fg_sb_t;
+
+static inline void fg_sb_put(fg_sb_t *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->n + n + 1 > b->cap) {
+		size_t c = b->cap ? b->cap * 2 : 1024;
+		while (c < b->n + n + 1)
+			c *= 2;
+		char *q = realloc(b->p, c);
+		if (!q) {
+			b->oom = 1;
+			return;
+		}
+		b->p = q;
+		b->cap = c;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+}
+
+/* fg_sb_put of a printf (cut at 1 KiB). */
+void fg_sb_fmt(fg_sb_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -3,6 +3,7 @@
 #include "forge/views.h"
 
 #include "forge/config.h"
+#include "forge/util.h"
 
 #include <stddef.h>
 #include <errno.h>
@@ -140,37 +141,10 @@ static void take_message(fg_llm_reply_t *r, json_t *msg)
 	fail(r, "reply has neither content nor tool_calls%s", NULL);
 }
 
-typedef struct sb {
-	char *p;
-	size_t n, cap;
-	int oom;
-} sb_t;
-
-static void sb_put(sb_t *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->n + n + 1 > b->cap) {
-		size_t c = b->cap ? b->cap * 2 : 1024;
-		while (c < b->n + n + 1)
-			c *= 2;
-		char *q = realloc(b->p, c);
-		if (!q) {
-			b->oom = 1;
-			return;
-		}
-		b->p = q;
-		b->cap = c;
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-}
-
-#define SB_LIT(b, s) sb_put(b, s, sizeof(s) - 1)
+#define SB_LIT(b, s) fg_sb_put(b, s, sizeof(s) - 1)
 
 /* A JSON string literal; bytes that are not valid UTF-8 become U+FFFD. */
-static void sb_jstr(sb_t *b, const char *s, size_t n)
+static void sb_jstr(fg_sb_t *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	SB_LIT(b, "\"");
@@ -192,7 +166,7 @@ static void sb_jstr(sb_t *b, const char *s, size_t n)
 			run += len;
 			continue;
 		}
-		sb_put(b, s + i - run, run);
+		fg_sb_put(b, s + i - run, run);
 		run = 0;
 		if (!ok) {
 			SB_LIT(b, "\xef\xbf\xbd");
@@ -206,13 +180,13 @@ static void sb_jstr(sb_t *b, const char *s, size_t n)
 		if (c < 0x20 && c != '\n' && c != '\r' && c != '\t') {
 			esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
 			esc[4] = hex[c >> 4]; esc[5] = hex[c & 15];
-			sb_put(b, esc, 6);
+			fg_sb_put(b, esc, 6);
 		} else {
-			sb_put(b, esc, 2);
+			fg_sb_put(b, esc, 2);
 		}
 		i++;
 	}
-	sb_put(b, s + i - run, run);
+	fg_sb_put(b, s + i - run, run);
 	SB_LIT(b, "\"");
 }
 
@@ -267,7 +241,7 @@ static uint32_t trim_from(const uint8_t *log, uint32_t len, uint32_t keep, uint3
 
 /* The client's parameters (a PARAMS record) into the request: its tools
  * after forge's, the rest as they came. */
-static void put_params(sb_t *b, const char *tools_json, const fg_rec_t *params, int first_turn)
+static void put_params(fg_sb_t *b, const char *tools_json, const fg_rec_t *params, int first_turn)
 {
 	json_t *p = params ? json_loadb((const char *)params->p, params->n, 0, NULL) : NULL;
 	json_t *ct = json_object_get(p, "tools");
@@ -303,9 +277,9 @@ static void put_params(sb_t *b, const char *tools_json, const fg_rec_t *params, 
 	if (tools_json || cts) {
 		SB_LIT(b, ",\"tools\":");
 		if (tools_json) {
-			sb_put(b, tools_json, strlen(tools_json));
+			fg_sb_put(b, tools_json, strlen(tools_json));
 		} else {
-			sb_put(b, cts, strlen(cts));
+			fg_sb_put(b, cts, strlen(cts));
 		}
 		/* the client's tool_choice for the run's first model turn only
 		 * ("required" on every turn would never let the agent answer) */
@@ -327,7 +301,7 @@ static void put_params(sb_t *b, const char *tools_json, const fg_rec_t *params, 
 		SB_LIT(b, ",");
 		sb_jstr(b, key, strlen(key));
 		SB_LIT(b, ":");
-		sb_put(b, vs, strlen(vs));
+		fg_sb_put(b, vs, strlen(vs));
 		free(vs);
 	}
 	json_decref(p);
@@ -344,7 +318,7 @@ char *fg_llm_request_log_trim(const char *model, const uint8_t *log, uint32_t le
 			      char *err, size_t errlen)
 {
 	static const char *const roles[] = { "", "system", "user", "assistant" };
-	sb_t b = { 0 };
+	fg_sb_t b = { 0 };
 	uint32_t off = 0, at, dropped = 0;
 	fg_rec_t r;
 	int rc, first = 1, noted = 0;
@@ -374,12 +348,12 @@ char *fg_llm_request_log_trim(const char *model, const uint8_t *log, uint32_t le
 			int k = snprintf(left, sizeof(left), "{\"role\":\"system\",\"content\":\"[%u earlier "
 					 "messages of this conversation are left out to fit the "
 					 "context]\"},", dropped);
-			sb_put(&b, left, (size_t)k);
+			fg_sb_put(&b, left, (size_t)k);
 			noted = 1;
 		}
 		if (r.type <= FG_REC_ASSISTANT) {
 			SB_LIT(&b, "{\"role\":\"");
-			sb_put(&b, roles[r.type], strlen(roles[r.type]));
+			fg_sb_put(&b, roles[r.type], strlen(roles[r.type]));
 			SB_LIT(&b, "\",\"content\":");
 			sb_jstr(&b, (const char *)r.p, r.n);
 			SB_LIT(&b, "}");

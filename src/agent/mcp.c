@@ -5,8 +5,8 @@
  * error of that server.
  */
 #include "forge/mcp.h"
+#include "forge/util.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,44 +95,6 @@ int fg_mcp_name_ok(const char *s, size_t n)
 }
 
 /* A growing string (NULL p after a failed allocation). */
-typedef struct sbuf {
-	char *p;
-	size_t n, cap;
-	int oom;
-} sbuf_t;
-
-static void sb_add(sbuf_t *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->n + n + 1 > b->cap) {
-		size_t c = b->cap ? b->cap : 256;
-		while (c < b->n + n + 1)
-			c *= 2;
-		char *p = realloc(b->p, c);
-		if (!p) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = c;
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-}
-
-static void sb_fmt(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_fmt(sbuf_t *b, const char *fmt, ...)
-{
-	char tmp[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	int k = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (k > 0)
-		sb_add(b, tmp, (size_t)k < sizeof(tmp) ? (size_t)k : sizeof(tmp) - 1);
-}
 
 /* Bytes that base64 text of length n decodes to. */
 static size_t b64_bytes(const char *s)
@@ -150,47 +112,47 @@ static const char *str_or(const json_t *o, const char *key, const char *dflt)
 
 char *fg_mcp_result_text(const json_t *result, size_t max_output)
 {
-	sbuf_t b = { 0 };
+	fg_sb_t b = { 0 };
 	if (json_is_true(json_object_get(result, "isError")))
-		sb_add(&b, "error: ", 7);
+		fg_sb_put(&b, "error: ", 7);
 	json_t *content = json_object_get(result, "content"), *it;
 	size_t i, items = 0;
 	json_array_foreach(content, i, it) {
 		const char *type = str_or(it, "type", "?");
 		if (items++)
-			sb_add(&b, "\n", 1);
+			fg_sb_put(&b, "\n", 1);
 		if (!strcmp(type, "text")) {
 			const char *t = str_or(it, "text", "");
-			sb_add(&b, t, strlen(t));
+			fg_sb_put(&b, t, strlen(t));
 		} else if (!strcmp(type, "image") || !strcmp(type, "audio")) {
-			sb_fmt(&b, "[%s: %.100s, %zu bytes]", type, str_or(it, "mimeType", "?"),
+			fg_sb_fmt(&b, "[%s: %.100s, %zu bytes]", type, str_or(it, "mimeType", "?"),
 			       b64_bytes(json_string_value(json_object_get(it, "data"))));
 		} else if (!strcmp(type, "resource")) {
 			json_t *r = json_object_get(it, "resource");
 			const char *t = json_string_value(json_object_get(r, "text"));
 			if (t)
-				sb_add(&b, t, strlen(t));
+				fg_sb_put(&b, t, strlen(t));
 			else
-				sb_fmt(&b, "[resource: %.300s, %.100s, %zu bytes]", str_or(r, "uri", "?"),
+				fg_sb_fmt(&b, "[resource: %.300s, %.100s, %zu bytes]", str_or(r, "uri", "?"),
 				       str_or(r, "mimeType", "?"),
 				       b64_bytes(json_string_value(json_object_get(r, "blob"))));
 		} else if (!strcmp(type, "resource_link")) {
-			sb_fmt(&b, "[resource link: %.300s]", str_or(it, "uri", "?"));
+			fg_sb_fmt(&b, "[resource link: %.300s]", str_or(it, "uri", "?"));
 		} else {
-			sb_fmt(&b, "[%.40s content]", type);
+			fg_sb_fmt(&b, "[%.40s content]", type);
 		}
 	}
 	json_t *sc = json_object_get(result, "structuredContent");
 	if (!items && sc) {
 		char *s = json_dumps(sc, JSON_COMPACT);
 		if (s)
-			sb_add(&b, s, strlen(s));
+			fg_sb_put(&b, s, strlen(s));
 		else
 			b.oom = 1;
 		free(s);
 	}
 	if (!b.p && !b.oom)
-		sb_add(&b, "", 0);
+		fg_sb_put(&b, "", 0);
 	if (b.oom) {
 		free(b.p);
 		return NULL;
@@ -201,7 +163,7 @@ char *fg_mcp_result_text(const json_t *result, size_t max_output)
 			cut--;   /* (not inside a UTF-8 sequence) */
 		size_t total = b.n;
 		b.n = cut;
-		sb_fmt(&b, "\n[truncated: %zu of %zu bytes shown]", cut, total);
+		fg_sb_fmt(&b, "\n[truncated: %zu of %zu bytes shown]", cut, total);
 		if (b.oom) {
 			free(b.p);
 			return NULL;
@@ -210,9 +172,20 @@ char *fg_mcp_result_text(const json_t *result, size_t max_output)
 	return b.p;
 }
 
+/* An event's data, if it is the JSON-RPC answer to id (else NULL). */
+static json_t *answer_to(const fg_sb_t *data, int64_t id)
+{
+	json_t *j = json_loadb(data->p, data->n, JSON_ALLOW_NUL, NULL);
+	int64_t got;
+	if (fg_mcp_classify(j, &got) == FG_MCP_RESPONSE && got == id)
+		return j;
+	json_decref(j);
+	return NULL;
+}
+
 json_t *fg_mcp_sse_find(const char *body, size_t n, int64_t id)
 {
-	sbuf_t data = { 0 };
+	fg_sb_t data = { 0 };
 	const char *p = body, *end = body + n;
 	json_t *found = NULL;
 	while (p <= end && !found) {
@@ -222,14 +195,8 @@ json_t *fg_mcp_sse_find(const char *body, size_t n, int64_t id)
 		if (l && p[l - 1] == '\r')
 			l--;
 		if (l == 0) {   /* an event ends: its data is one message */
-			if (data.n) {
-				json_t *j = json_loadb(data.p, data.n, JSON_ALLOW_NUL, NULL);
-				int64_t got;
-				if (fg_mcp_classify(j, &got) == FG_MCP_RESPONSE && got == id)
-					found = j;
-				else
-					json_decref(j);
-			}
+			if (data.n)
+				found = answer_to(&data, id);
 			data.n = 0;
 		} else if (l >= 5 && !memcmp(p, "data:", 5)) {
 			const char *v = p + 5;
@@ -237,21 +204,15 @@ json_t *fg_mcp_sse_find(const char *body, size_t n, int64_t id)
 			if (vl && *v == ' ')
 				v++, vl--;
 			if (data.n)
-				sb_add(&data, "\n", 1);
-			sb_add(&data, v, vl);
+				fg_sb_put(&data, "\n", 1);
+			fg_sb_put(&data, v, vl);
 		}
 		if (!nl)
 			break;
 		p = nl + 1;
 	}
-	if (!found && data.n) {   /* a last event without its blank line */
-		json_t *j = json_loadb(data.p, data.n, JSON_ALLOW_NUL, NULL);
-		int64_t got;
-		if (fg_mcp_classify(j, &got) == FG_MCP_RESPONSE && got == id)
-			found = j;
-		else
-			json_decref(j);
-	}
+	if (!found && data.n)   /* a last event without its blank line */
+		found = answer_to(&data, id);
 	free(data.p);
 	return found;
 }

@@ -160,16 +160,17 @@ static void flush_queue(worker_t *w, srv_t *v);
 static int srv_send(worker_t *w, srv_t *v, mcall_t *c, const char *method, const json_t *params);
 static void read_out(worker_t *w, srv_t *v);
 
-/* One of forge's own requests to a server (initialize, tools/list), with
- * its deadline; params is taken (NULL: none; oom: it could not be made). */
-static void srv_request(worker_t *w, srv_t *v, int kind, const char *method, json_t *params,
-			int oom, const char *oom_why)
+/* One of forge's own messages to a server (initialize, its notification,
+ * tools/list), with its deadline; params is taken (NULL: none; oom: it
+ * could not be made).  The message sent, or NULL: the server failed. */
+static mcall_t *srv_request(worker_t *w, srv_t *v, int kind, const char *method, json_t *params,
+			    int oom, const char *oom_why)
 {
 	mcall_t *c = oom ? NULL : calloc(1, sizeof(*c));
 	if (!c) {
 		json_decref(params);
 		srv_fail(w, v, oom_why);
-		return;
+		return NULL;
 	}
 	c->kind = kind;
 	c->v = v;
@@ -178,8 +179,11 @@ static void srv_request(worker_t *w, srv_t *v, int kind, const char *method, jso
 	c->due_ns = fg_now_ns() + (uint64_t)v->cfg->timeout_ms * 1000000u;
 	int rc = srv_send(w, v, c, method, params);
 	json_decref(params);
-	if (rc < 0)
+	if (rc < 0) {
 		srv_fail(w, v, "closed its stdin");
+		return NULL;
+	}
+	return c;
 }
 
 static int is_http(const srv_t *v)
@@ -776,21 +780,11 @@ static void on_response(worker_t *w, srv_t *v, mcall_t *c, const json_t *j)
 		const char *pv = json_string_value(json_object_get(res, "protocolVersion"));
 		snprintf(v->proto, sizeof(v->proto), "%s", pv && strlen(pv) < sizeof(v->proto) &&
 			 !strpbrk(pv, "\r\n") ? pv : FG_MCP_PROTOCOL);
-		mcall_t *nc = calloc(1, sizeof(*nc));
-		if (!nc) {
-			srv_fail(w, v, "could not be initialized: out of memory");
-			return;
-		}
-		nc->kind = K_NOTE;
-		nc->v = v;
-		nc->next = v->calls;
-		v->calls = nc;
-		nc->due_ns = fg_now_ns() + (uint64_t)v->cfg->timeout_ms * 1000000u;
 		uint32_t gen = v->gen;
-		if (srv_send(w, v, nc, "notifications/initialized", NULL) < 0) {
-			srv_fail(w, v, "closed its stdin");
+		mcall_t *nc = srv_request(w, v, K_NOTE, "notifications/initialized", NULL, 0,
+					  "could not be initialized: out of memory");
+		if (!nc)
 			return;
-		}
 		if (!is_http(v))
 			call_finish(w, nc, "");   /* (nothing comes back for it) */
 		if (v->gen != gen)
