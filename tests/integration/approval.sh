@@ -115,7 +115,9 @@ call=$(jq -r '.waiting_for[0].call_id' "$T/s.json")
 	fail "2: not listed: $(curl -s "$API/v1/sessions?state=waiting")"
 ctl pending > "$T/pending"
 grep -q "^$id $call *record *none *{\"n\":1}$" "$T/pending" || fail "2: pending: $(cat "$T/pending")"
-[ "$(ctl stats --json | jq '[.workers.list[]?.inflight // 0] | add // 0')" = 0 ] || true
+# waiting holds no worker slot: no worker has a session in flight
+[ "$(ctl workers --json | jq '[.[].inflight] | add')" = 0 ] ||
+	fail "2: a waiting session holds a worker slot: $(ctl workers --json | jq -c '[.[].inflight]')"
 [ -s "$RUNS" ] && fail "2: the tool ran before it was approved: $(cat "$RUNS")"
 timeout 5 curl -sN "$API/v1/sessions/$id/events" > "$T/ev" 2>/dev/null || true
 grep -q "^event: approval" "$T/ev" || fail "2: no approval event: $(cat "$T/ev")"
