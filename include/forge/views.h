@@ -37,10 +37,11 @@ typedef struct fg_react_view {
 					  * by the worker from params)            */
 	uint32_t nclient;
 	uint8_t asked[FG_MAX_CALLS];     /* ASK records: the call waits for a person */
-	fg_ask_t ask[FG_MAX_CALLS];
 	uint8_t decided[FG_MAX_CALLS];   /* DECISION records (their JSON below)  */
-	fg_str_t decision[FG_MAX_CALLS];
 	uint32_t awaiting;               /* asked, neither decided nor answered  */
+	/* (not zeroed by fg_react_view: read only where asked / decided) */
+	fg_ask_t ask[FG_MAX_CALLS];
+	fg_str_t decision[FG_MAX_CALLS];
 } fg_react_view_t;
 
 /* map_reduce: split call -> PARTS -> one child ReAct session per part

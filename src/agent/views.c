@@ -2,6 +2,7 @@
 #include "forge/views.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@ int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *er
 	uint32_t off = 0, at;
 	fg_rec_t r;
 	int rc, users = 0;
-	memset(v, 0, sizeof(*v));
+	memset(v, 0, offsetof(fg_react_view_t, ask));   /* (ask, decision: see views.h) */
 	for (;;) {
 		at = off;
 		rc = fg_rec_next(log, len, &off, &r);
