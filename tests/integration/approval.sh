@@ -422,10 +422,21 @@ answerer() {
 		while read -r sid cid k; do
 			dec=approve; [ $((k % 2)) = 1 ] && dec=reject
 			if [ $((k % 3)) = 0 ]; then
-				code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -X POST \
-					"$API/v1/sessions/$sid/approval" \
-					-d "{\"decision\":\"$dec\",\"call_id\":\"$cid\"}" || true)
-				case $code in 200|202) echo "$k $dec" >> "$T/decided" ;; esac
+				# as a client does: the same request again until
+				# it is answered (the gateway may die after the
+				# commit and before its reply; the retry is then
+				# told 200, the answer recorded)
+				tries=0
+				while [ $tries -lt 50 ]; do
+					code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -X POST \
+						"$API/v1/sessions/$sid/approval" \
+						-d "{\"decision\":\"$dec\",\"call_id\":\"$cid\"}" || true)
+					case $code in
+					200|202) echo "$k $dec" >> "$T/decided"; break ;;
+					000|5??) tries=$((tries + 1)); sleep 0.1 ;;
+					*) break ;;
+					esac
+				done
 			elif ctl "$dec" "$sid" --call "$cid" > /dev/null 2>&1; then
 				echo "$k $dec" >> "$T/decided"
 			fi
