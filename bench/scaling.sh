@@ -3,7 +3,10 @@
 # default): N sessions queued while forged is stopped, then forged starts
 # and the rate is the region's own (first claim to last finish), median of
 # RUNS.  For a machine with more cores than this one (the lent 16-core
-# device); no jq needed.  Prints "workers sessions/s ratio-to-1-worker".
+# device); no jq needed.  Prints "workers sessions/s ratio-to-1-worker
+# faults-per-session": the last is the workers' minor page faults (from
+# /proc, all workers, median run) over N, which should not grow with the
+# workers: each faults in only the pages of the sessions it runs.
 # Usage: bench/scaling.sh N RUNS "WORKERS..." SUBMIT-ARGS...
 #   BIN=dir (forged, forgectl), LOADER=path/ld-linux... (a bundled loader
 #   with its libraries beside it in BIN, for a machine without them)
@@ -47,7 +50,7 @@ llm:
     scripted:
       type: scripted
 YAML
-	rates=""
+	rates="" faults=""
 	for r in $(seq "$RUNS"); do
 		rm -f "$T/region" "$T/region.lock"
 		bg_forged
@@ -61,10 +64,17 @@ YAML
 		rate=$(echo "$s" | tr -d ' \n' | sed 's/.*"done_per_s":\([0-9.]*\).*/\1/' | cut -d. -f1)
 		done_n=$(echo "$s" | tr -d ' \n' | sed 's/.*"sessions":{[^}]*"done":\([0-9]*\).*/\1/')
 		[ "$done_n" = "$N" ] || { echo "scaling: only $done_n of $N done" >&2; tail "$T/log" >&2; exit 1; }
+		flt=0
+		for c in $(pgrep -P $pid forge-worker); do
+			flt=$((flt + $(awk '{print $10}' /proc/$c/stat 2>/dev/null || echo 0)))
+		done
 		kill -TERM $pid; wait $pid
 		rates="$rates $rate"
+		faults="$faults $flt"
 	done
 	med=$(echo $rates | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+	fmed=$(echo $faults | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 	[ -n "$base" ] || base=$med
-	echo "$W $med $(awk -v a="$med" -v b="$base" 'BEGIN { printf "%.2f", a / b }')"
+	echo "$W $med $(awk -v a="$med" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" \
+		"$(awk -v f="$fmed" -v n="$N" 'BEGIN { printf "%.3f", f / n }')"
 done

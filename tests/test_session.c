@@ -228,11 +228,11 @@ static void test_recover_dead_submitter(void **state)
 	assert_int_equal(FG_CTL_SGEN(atomic_load(&s->ctl)), 6);
 
 	/* one that died after QUEUED, before its hint was enqueued */
-	uint64_t before = fg_ring_depth(fg_ring_ref(&R, idx % 2));
+	uint64_t before = fg_ring_depth(fg_ring_ref(&R, FG_HOME_RING(idx, 2)));
 	fg_lease_table(&R, c.slot)[1] = idx + 1;
 	atomic_store(&s->ctl, FG_CTL_FREE_OF(FG_S_QUEUED, 6));
 	fg_session_recover_slot(&sup, c.slot, c.gen);
-	assert_int_equal(fg_ring_depth(fg_ring_ref(&R, idx % 2)), before + 1);
+	assert_int_equal(fg_ring_depth(fg_ring_ref(&R, FG_HOME_RING(idx, 2))), before + 1);
 	fg_client_detach(&c);
 }
 

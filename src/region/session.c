@@ -351,9 +351,10 @@ int fg_session_enqueue(fg_actor_t *a, uint32_t idx)
 	if (nw == 0 || nw > h->nrings)
 		nw = 1;
 	int rc = -EAGAIN;
-	/* Home ring first; if it is full, any other. */
+	/* home ring first; if it is full, any other */
+	uint32_t home = FG_HOME_RING(idx, nw);
 	for (uint32_t k = 0; k < nw && rc < 0; k++)
-		rc = fg_ring_enqueue_mp(fg_ring_ref(a->r, (idx + k) % nw), idx, a->self);
+		rc = fg_ring_enqueue_mp(fg_ring_ref(a->r, (home + k) % nw), idx, a->self);
 	if (atomic_load_explicit(&h->sleepers, memory_order_seq_cst) > 0) {
 		atomic_fetch_add_explicit(&h->doorbell, 1, memory_order_seq_cst);
 		fg_futex_wake(&h->doorbell);
