@@ -164,6 +164,19 @@ typedef struct fg_hdr {
 	 */
 	alignas(64) _Atomic uint32_t doorbell;
 	_Atomic uint32_t sleepers;
+	/*
+	 * Idle bell, for whoever waits for every session to end (forgectl
+	 * wait): a worker that finished sessions since it last rang, and now
+	 * has nothing to do, fences (seq_cst), and if idle_waiters > 0
+	 * increments idle_seq and wakes.  The waiter increments idle_waiters,
+	 * reads idle_seq, scans the table, and futex-waits on idle_seq (with a
+	 * timeout: sessions ended by others than workers ring nothing).  In
+	 * the doorbell's line, which was padding (zero in older regions): the
+	 * layout is unchanged.  A waiter killed while it waits leaves its count
+	 * behind; that costs a wake per idle worker, nothing else.
+	 */
+	_Atomic uint32_t idle_seq;
+	_Atomic uint32_t idle_waiters;
 
 	/*
 	 * Recovery timings: the supervisor writes rec_ns[n % HIST] then

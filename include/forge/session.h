@@ -346,6 +346,10 @@ void     fg_bell_enter(fg_region_t *r, uint32_t idx);
 uint32_t fg_bell_seq(fg_region_t *r, uint32_t idx);
 void     fg_bell_wait(fg_region_t *r, uint32_t idx, uint32_t seq, int timeout_ms);
 void     fg_bell_leave(fg_region_t *r, uint32_t idx);
+/* Rings the idle bell (region.h) if anyone waits on it: a worker that has
+ * finished sessions and has nothing left, or a session ended by no worker
+ * (a cancel while queued or waiting). */
+void     fg_idle_bell_ring(fg_region_t *r);
 
 /* The synthetic workflow: folds step number k (1-based) into the checksum. */
 static inline uint64_t fg_synthetic_fold(uint64_t sum, uint32_t k)

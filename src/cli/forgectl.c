@@ -203,7 +203,7 @@ static const struct command {
 	{ "session",     0, 1, cmd_session },
 	{ "stats",       0, 0, cmd_stats },
 	{ "check",       0, 0, cmd_check },
-	{ "wait",        0, 0, cmd_wait },
+	{ "wait",        2, 0, cmd_wait },
 	{ "watch",       2, 1, cmd_watch },
 	{ "top",         0, 0, cmd_top },
 	{ "submit",      1, 0, cmd_submit },

@@ -459,25 +459,53 @@ int cmd_wait(const char *arg)
 	(void)arg;
 	uint64_t deadline = o.timeout_s >= 0 ? fg_now_ns() + (uint64_t)o.timeout_s * 1000000000ull
 					     : UINT64_MAX;
+	/* woken by the idle bell, which a worker rings when it has finished
+	 * sessions and has nothing left to do (a writable mapping: this user
+	 * may; else it looks every 20 ms) */
+	fg_hdr_t *h = R.hdr;
+	int bell = R.writable, rc;
+	if (bell)
+		atomic_fetch_add_explicit(&h->idle_waiters, 1, memory_order_seq_cst);
 	for (;;) {
 		counts_t c;
+		uint32_t seq = atomic_load_explicit(&h->idle_seq, memory_order_seq_cst);
 		uint64_t t0 = fg_now_ns();
 		count(&c);
 		uint64_t scan_us = (fg_now_ns() - t0) / 1000;
 		if (c.by[FG_S_QUEUED] == 0 && c.by[FG_S_RUNNING] == 0 && c.by[FG_S_ALLOCATING] == 0 &&
-		    c.by[FG_S_WAITING] == 0)
-			return 0;
-		if (fg_now_ns() >= deadline) {
+		    c.by[FG_S_WAITING] == 0) {
+			rc = 0;
+			break;
+		}
+		uint64_t now = fg_now_ns();
+		if (now >= deadline) {
 			fprintf(stderr, "forgectl: wait: timed out with %llu queued, %llu running, "
 				"%llu waiting\n", (unsigned long long)c.by[FG_S_QUEUED],
 				(unsigned long long)c.by[FG_S_RUNNING],
 				(unsigned long long)c.by[FG_S_WAITING]);
-			return 1;
+			rc = 1;
+			break;
 		}
-		/* every 20 ms, or 4 scans' time on a big table: at most a fifth
-		 * of a core taken from the workers it waits for */
-		usleep(scan_us * 4 > 20000 ? (useconds_t)(scan_us * 4) : 20000);
+		/* at most a fifth of a core taken from the workers it waits for:
+		 * 4 scans' time at least between scans; with the bell, a scan a
+		 * second besides (what it missed: a waiter count reset) */
+		uint64_t us = scan_us * 4 > (bell ? 1000000 : 20000) ? scan_us * 4
+								 : (bell ? 1000000 : 20000);
+		if (deadline - now < us * 1000)
+			us = (deadline - now) / 1000 + 1;
+		if (!bell) {
+			usleep((useconds_t)us);
+			continue;
+		}
+		fg_futex_wait(&h->idle_seq, seq, (int)(us / 1000 + 1));
+		/* rung: the scan waits out its minimal spacing still */
+		uint64_t gap = scan_us * 4 * 1000, since = fg_now_ns() - t0;
+		if (since < gap)
+			usleep((useconds_t)((gap - since) / 1000));
 	}
+	if (bell)
+		atomic_fetch_sub_explicit(&h->idle_waiters, 1, memory_order_relaxed);
+	return rc;
 }
 
 /* Prints a session's conversation as it grows, one line per message (or

@@ -237,6 +237,16 @@ static void ring_bell(fg_region_t *r, uint32_t idx)
 	fg_futex_wake(&h->bell[b].seq);
 }
 
+void fg_idle_bell_ring(fg_region_t *r)
+{
+	fg_hdr_t *h = r->hdr;
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&h->idle_waiters, memory_order_relaxed) == 0)
+		return;
+	atomic_fetch_add_explicit(&h->idle_seq, 1, memory_order_seq_cst);
+	fg_futex_wake(&h->idle_seq);
+}
+
 void fg_bell_enter(fg_region_t *r, uint32_t idx)
 {
 	atomic_fetch_add_explicit(&r->hdr->bell[idx % FG_BELLS].waiters, 1, memory_order_seq_cst);
@@ -1045,6 +1055,7 @@ int fg_session_cancel(fg_region_t *r, fg_actor_t *a, fg_handle_t h, uint32_t *st
 					FG_CTL_FREE_OF(FG_S_CANCELLED, FG_CTL_SGEN(c)))) {
 				*state = FG_S_CANCELLED;
 				ring_bell(r, idx);
+				fg_idle_bell_ring(r);   /* ended without a worker */
 				if (a)   /* (without an actor, the sweep wakes the parent) */
 					wake_parent(a, s);
 				return 0;

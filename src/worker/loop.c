@@ -376,6 +376,12 @@ static int rings_nonempty(worker_t *w)
 static void idle_wait(worker_t *w)
 {
 	fg_hdr_t *h = w->r->hdr;
+	/* sessions ended since the last time: ring the idle bell */
+	uint64_t done = atomic_load_explicit(&w->a.self->done, memory_order_relaxed);
+	if (done != w->done_at_idle) {
+		w->done_at_idle = done;
+		fg_idle_bell_ring(w->r);
+	}
 	atomic_fetch_add_explicit(&h->sleepers, 1, memory_order_seq_cst);
 	atomic_store_explicit(&w->a.self->sleeping, 1, memory_order_relaxed);
 	uint32_t seq = atomic_load_explicit(&h->doorbell, memory_order_seq_cst);

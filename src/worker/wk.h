@@ -85,6 +85,7 @@ typedef struct worker {
 	int stop;
 	uint64_t next_sig_check;
 	uint32_t steal_from;
+	uint64_t done_at_idle;   /* self->done when it last rang the idle bell */
 	fg_http_t *http;
 	json_t *tools;          /* the tools array sent to models */
 	char *tools_str;        /* ... serialized once            */

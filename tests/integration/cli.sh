@@ -81,5 +81,15 @@ until_true 10 workers_alive || fail "forged --reset did not start"
 new_id=$(ctl submit --workflow synthetic --steps 1)
 [ "$new_id" != "$old_id" ] || fail "a recreated region reissued id $old_id"
 expect 1 "forgectl: no session $old_id (an id of another region)" ctl session "$old_id"
+
+# forgectl wait wakes on the idle bell, not on its look once a second: a
+# session of 300 ms waited for three times, the median wait well under 1 s
+for i in 1 2 3; do
+	ctl submit --workflow synthetic --steps 1 --delay-us 300000 > /dev/null
+	t0=$(date +%s%N)
+	ctl wait --timeout 10 || fail "wait: $(ctl stats)"
+	echo $(( ($(date +%s%N) - t0) / 1000000 ))
+done | sort -n > "$T/waits"
+[ "$(sed -n 2p "$T/waits")" -lt 800 ] || fail "forgectl wait did not wake on the bell: $(tr '\n' ' ' < "$T/waits") ms"
 stop_forged
-echo "cli: errors exact, supervisor SIGKILL + restart lost nothing, damaged region refused, no id reused by a recreated region"
+echo "cli: errors exact, forgectl wait woken by the idle bell ($(tr '\n' ' ' < "$T/waits")ms for 300 ms sessions), supervisor SIGKILL + restart lost nothing, damaged region refused, no id reused by a recreated region"
