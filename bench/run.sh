@@ -36,6 +36,16 @@ r2=$(sh bench/sessions.sh 2 300000 3 --workflow react --prompt "what is 2+2?" --
 emit sessions.scripted.per_s "$r2" sessions/s
 emit sessions.scripted.1w.per_s "$r1" sessions/s
 emit sessions.scripted.2w.per_s "$r2" sessions/s
+# the workers' page faults and CPU per session, 1 and 8 workers: figures
+# of locality and contention that carry to a machine with more cores (on
+# any machine neither should grow with the workers)
+sc=$(sh bench/scaling.sh 300000 3 "1 8" --workflow react --prompt "what is 2+2?" --provider scripted)
+set -- $(echo "$sc" | awk '$1 == 1 {print $4, $5}') $(echo "$sc" | awk '$1 == 8 {print $4, $5}')
+emit sessions.scripted.1w.faults_per_session "$1" faults
+emit sessions.scripted.8w.faults_per_session "$3" faults
+emit sessions.scripted.1w.cpu_us_per_session "$2" us
+emit sessions.scripted.8w.cpu_us_per_session "$4" us
+emit sessions.scripted.cpu_8w_vs_1w "$(echo "$2 $4" | awk '{printf "%.2f", $2 / $1}')" ratio
 
 echo "[4b/13] intake: the same 300,000 submitted while the workers run (a used table), against queued before start, interleaved..." >&2
 q1=$(sh bench/sessions.sh 2 300000 3 --workflow react --prompt "what is 2+2?" --provider scripted)

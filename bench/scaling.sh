@@ -4,9 +4,12 @@
 # and the rate is the region's own (first claim to last finish), median of
 # RUNS.  For a machine with more cores than this one (the lent 16-core
 # device); no jq needed.  Prints "workers sessions/s ratio-to-1-worker
-# faults-per-session": the last is the workers' minor page faults (from
-# /proc, all workers, median run) over N, which should not grow with the
-# workers: each faults in only the pages of the sessions it runs.
+# faults-per-session cpu-us-per-session": the workers' minor page faults
+# and CPU time (user + system, from /proc, all workers; medians of the
+# runs) over N.  Neither should grow with the workers, on any machine:
+# each worker faults in only the pages of the sessions it runs, and a
+# session costs the same CPU whoever runs it.  On a machine with fewer
+# cores than workers these two still show what the rate cannot.
 # Usage: bench/scaling.sh N RUNS "WORKERS..." SUBMIT-ARGS...
 #   BIN=dir (forged, forgectl), LOADER=path/ld-linux... (a bundled loader
 #   with its libraries beside it in BIN, for a machine without them)
@@ -50,7 +53,7 @@ llm:
     scripted:
       type: scripted
 YAML
-	rates="" faults=""
+	rates="" faults="" cpus=""
 	for r in $(seq "$RUNS"); do
 		rm -f "$T/region" "$T/region.lock"
 		bg_forged
@@ -64,17 +67,21 @@ YAML
 		rate=$(echo "$s" | tr -d ' \n' | sed 's/.*"done_per_s":\([0-9.]*\).*/\1/' | cut -d. -f1)
 		done_n=$(echo "$s" | tr -d ' \n' | sed 's/.*"sessions":{[^}]*"done":\([0-9]*\).*/\1/')
 		[ "$done_n" = "$N" ] || { echo "scaling: only $done_n of $N done" >&2; tail "$T/log" >&2; exit 1; }
-		flt=0
+		flt=0 ticks=0
 		for c in $(pgrep -P $pid forge-worker); do
 			flt=$((flt + $(awk '{print $10}' /proc/$c/stat 2>/dev/null || echo 0)))
+			ticks=$((ticks + $(awk '{print $14 + $15}' /proc/$c/stat 2>/dev/null || echo 0)))
 		done
 		kill -TERM $pid; wait $pid
 		rates="$rates $rate"
 		faults="$faults $flt"
+		cpus="$cpus $ticks"
 	done
 	med=$(echo $rates | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 	fmed=$(echo $faults | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+	cmed=$(echo $cpus | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 	[ -n "$base" ] || base=$med
 	echo "$W $med $(awk -v a="$med" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" \
-		"$(awk -v f="$fmed" -v n="$N" 'BEGIN { printf "%.3f", f / n }')"
+		"$(awk -v f="$fmed" -v n="$N" 'BEGIN { printf "%.3f", f / n }')" \
+		"$(awk -v t="$cmed" -v n="$N" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')"
 done
