@@ -18,8 +18,14 @@
  * for it, within the call's timeout.
  *
  * What a misbehaving server costs is its own calls, never the worker:
- *   - a call not answered within timeout_ms gets an error result, and a
- *     stdio server is then killed and restarted (its state is unknown);
+ *   - a call not answered within timeout_ms gets an error result, and the
+ *     server is told (notifications/cancelled); a stdio server is then
+ *     pinged, and only if that goes unanswered too (within timeout_ms, 5 s
+ *     at most) is it killed and restarted, failing the calls of other
+ *     sessions it had: one slow call costs no other session its own;
+ *   - a stdio server that sends more than NOTE_RATE notifications in a
+ *     second is killed and restarted (its calls fail: retryable): a flood
+ *     would otherwise hold a worker busy reading it while it answers pings;
  *   - a server that exits, closes its stdout, answers a line longer than
  *     its cap or something that is not JSON-RPC is killed: every call it
  *     had been sent gets "error: MCP server NAME ...; the call may be
@@ -67,9 +73,11 @@ extern char **environ;
 #define MAX_REAP       32                      /* killed servers being reaped */
 #define WBUF_MAX       (16u << 20)             /* unread stdin bytes at most  */
 #define GATE_NS        (5ull * 1000000000u)    /* see wk_mcp_init             */
+#define PING_MAX_MS    5000u                   /* a ping after a timed-out call */
+#define NOTE_RATE      2000u                   /* notifications a second at most */
 
 enum { S_BACKOFF, S_INIT, S_LIST, S_READY };
-enum { K_CALL, K_INIT, K_LIST, K_NOTE };
+enum { K_CALL, K_INIT, K_LIST, K_NOTE, K_PING };
 
 typedef struct srv srv_t;
 
@@ -123,6 +131,8 @@ struct srv {
 	int start_failed;       /* its last start failed before it was READY   */
 	char last_why[256];     /* ... why                                      */
 	uint64_t garbage;       /* lines that were not JSON-RPC                  */
+	uint64_t note_ns;       /* the second notifications are counted in     */
+	uint32_t notes;         /* ... how many came in it                      */
 	char session[256];      /* HTTP: Mcp-Session-Id                         */
 	char proto[40];         /* the protocol version it answered             */
 };
@@ -536,6 +546,7 @@ static void srv_fail(worker_t *w, srv_t *v, const char *why)
 	v->gen++;   /* events of the old pipes are stale now */
 	v->rn = v->wn = 0;
 	v->eof_ns = 0;
+	v->notes = 0;
 	json_decref(v->listing);
 	v->listing = NULL;
 	/* every call it was sent fails; calls not sent wait for the restart
@@ -770,6 +781,11 @@ static void on_response(worker_t *w, srv_t *v, mcall_t *c, const json_t *j)
 	}
 	int kind = c->kind;
 	call_finish(w, c, "");   /* (a control request: done with it) */
+	if (kind == K_PING) {
+		log_info("worker %u: MCP server %s answered a ping after a call timed out: kept",
+			 w->slot, v->cfg->name);
+		return;
+	}
 	char why[600];
 	if (kind == K_INIT) {
 		if (err || !json_is_object(res)) {
@@ -837,7 +853,19 @@ static void on_message(worker_t *w, srv_t *v, json_t *j, const char *raw, size_t
 				  v->cfg->name, (long long)id);
 		return;
 	}
-	case FG_MCP_NOTIFICATION:
+	case FG_MCP_NOTIFICATION: {
+		uint64_t now = fg_now_ns();
+		if (now - v->note_ns >= 1000000000u) {
+			v->note_ns = now;
+			v->notes = 0;
+		}
+		if (++v->notes > NOTE_RATE) {
+			char why[120];
+			snprintf(why, sizeof(why), "sent more than %u notifications in a second",
+				 NOTE_RATE);
+			srv_fail(w, v, why);
+			return;
+		}
 		/* its tools changed: listed again (calls wait for the list) */
 		if (!strcmp(json_string_value(json_object_get(j, "method")),
 			    "notifications/tools/list_changed") && v->state == S_READY) {
@@ -848,6 +876,7 @@ static void on_message(worker_t *w, srv_t *v, json_t *j, const char *raw, size_t
 			list_page(w, v, NULL);
 		}
 		return;
+	}
 	case FG_MCP_REQUEST: {
 		/* the server asks us: ping is answered, the rest refused */
 		const char *m = json_string_value(json_object_get(j, "method"));
@@ -1223,6 +1252,37 @@ void wk_mcp_forget(worker_t *w, wsess_t *s)
 	s->nmcp = 0;
 }
 
+static uint64_t ping_ms(const srv_t *v)
+{
+	return v->cfg->timeout_ms < PING_MAX_MS ? v->cfg->timeout_ms : PING_MAX_MS;
+}
+
+/* A call to a stdio server went unanswered: the server is told to stop it,
+ * and pinged (unless a ping is out already).  Alive if it answers the
+ * ping (even with an error); killed and restarted if not (wk_mcp_tick). */
+static void after_timeout(worker_t *w, srv_t *v, int64_t rpc)
+{
+	json_t *p = json_pack("{s:I,s:s}", "requestId", (json_int_t)rpc,
+			      "reason", "no answer within the timeout (tools.mcp.NAME.timeout_ms)");
+	size_t n;
+	char *line = p ? fg_mcp_request(-1, "notifications/cancelled", p, &n) : NULL;
+	json_decref(p);
+	uint32_t gen = v->gen;
+	if (line)
+		stdio_write(w, v, line, n);   /* (a closed pipe: seen later) */
+	free(line);
+	if (v->gen != gen || !v->pid)
+		return;
+	for (mcall_t *c = v->calls; c; c = c->next)
+		if (c->kind == K_PING)
+			return;
+	mcall_t *c = srv_request(w, v, K_PING, "ping", NULL, 0,
+				 "was restarted: a call got no answer, and it could not be "
+				 "pinged: out of memory");
+	if (c)
+		c->due_ns = fg_now_ns() + ping_ms(v) * 1000000u;
+}
+
 uint64_t wk_mcp_next_due(const worker_t *w)
 {
 	uint64_t due = UINT64_MAX;
@@ -1257,13 +1317,17 @@ void wk_mcp_tick(worker_t *w)
 				call_finishf(w, c, "error: MCP server %s was not ready within %u ms; "
 					     "the call may be retried", v->cfg->name, v->cfg->timeout_ms);
 			} else if (c->kind == K_CALL) {
+				int64_t rpc = c->rpc;
 				call_finishf(w, c, "error: MCP server %s did not answer tools/call "
 					     "within %u ms", v->cfg->name, v->cfg->timeout_ms);
-				if (!is_http(v)) {
-					snprintf(why, sizeof(why), "was restarted: a call got no answer "
-						 "within %u ms", v->cfg->timeout_ms);
-					srv_fail(w, v, why);
-				}
+				if (!is_http(v))
+					after_timeout(w, v, rpc);
+			} else if (c->kind == K_PING) {
+				snprintf(why, sizeof(why), "was restarted: a call got no answer within "
+					 "%u ms, and a ping none within %llu ms", v->cfg->timeout_ms,
+					 (unsigned long long)ping_ms(v));
+				call_finish(w, c, "");
+				srv_fail(w, v, why);
 			} else if (c->kind == K_NOTE) {
 				call_finish(w, c, "");
 			} else {

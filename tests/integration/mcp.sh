@@ -64,6 +64,9 @@ tools:
       timeout_ms: 1500
       max_output: 4096
       idempotent: true
+    slow:
+      command: [node, $FAKE]
+      timeout_ms: 3000
     once:
       command: [node, $FAKE]
     broken:
@@ -136,9 +139,34 @@ expect fake__big '{"n":5000}' "$want
 expect fake__big '{"n":100000}' "error: MCP server fake answered a line longer than 73728 bytes; the call may be retried"
 expect fake__echo '{"text":"after a long line"}' "echo: after a long line"
 
-# a call that hangs: its timeout, the server restarted, the worker alive
+# a call that hangs: its timeout; the server answers the ping that follows
+# and is kept
 expect fake__hang '{}' "error: MCP server fake did not answer tools/call within 1500 ms"
+until_true 10 grep -q "MCP server fake answered a ping after a call timed out: kept" "$T/forged.log" ||
+	fail "no ping after the hang: $(grep 'MCP server fake' "$T/forged.log" | tail -3)"
 expect fake__echo '{"text":"after a hang"}' "echo: after a hang"
+# a server that stops altogether: the call's timeout, then the ping's, and
+# it is restarted; the next call works
+expect fake__freeze '{}' "error: MCP server fake did not answer tools/call within 1500 ms"
+until_true 10 grep -q "MCP server fake was restarted: a call got no answer within 1500 ms, and a ping none within 1500 ms" "$T/forged.log" ||
+	fail "a frozen server was not restarted: $(grep 'MCP server fake' "$T/forged.log" | tail -3)"
+expect fake__echo '{"text":"after a freeze"}' "echo: after a freeze"
+# one session's call that times out costs another session's call on the
+# same server nothing: the server answers the ping and is kept, and the
+# other call, sent a second later and still in flight, is answered
+a=$(ctl submit --workflow react --prompt 'mcp:slow__hang {}')
+until_true 10 sh -c "$BIN/forgectl --region $REGION session $a --json | jq -e '.state == \"running\"' > /dev/null" ||
+	fail "slow__hang did not start"
+sleep 1   # (a gap on purpose: b's deadline a second after a's)
+b=$(ctl submit --workflow react --prompt "mcp:slow__waitfile {\"file\":\"$T/go\"}")
+until_true 10 sh -c "$BIN/forgectl --region $REGION session $a --json | jq -e '.state == \"done\"' > /dev/null" ||
+	fail "slow__hang did not time out"
+touch "$T/go"
+ctl wait --timeout 30 > /dev/null || fail "slow__waitfile: not done"
+[ "$(ctl session "$a" --json | jq -r '[.messages[] | select(.role == "tool")][0].content')" = \
+  "error: MCP server slow did not answer tools/call within 3000 ms" ] || fail "slow__hang: $(ctl session "$a" --json | jq -c .messages)"
+[ "$(ctl session "$b" --json | jq -r '[.messages[] | select(.role == "tool")][0].content')" = waited ] ||
+	fail "a timeout failed another session's call: $(ctl session "$b" --json | jq -c .messages)"
 # a crash mid-call: a retryable error; restarted; the next call works
 expect fake__crash '{}' "error: MCP server fake exited (status 3); the call may be retried"
 expect fake__echo '{"text":"after a crash"}' "echo: after a crash"
@@ -152,9 +180,9 @@ grep -q 'MCP server fake: tool "fat" left out (its inputSchema is over 64 KiB)' 
 grep -q "MCP server fake sent something that is not JSON-RPC 2.0: \"this is not json\"" "$T/forged.log" ||
 	fail "garbage was not logged"
 expect fake__echo '{"text":"after garbage"}' "echo: after garbage"
-# a flood of notifications and no answer: the worker keeps beating (no
-# watchdog kill), the call times out
-expect fake__flood '{}' "error: MCP server fake did not answer tools/call within 1500 ms"
+# a flood of notifications: the worker keeps beating (no watchdog kill),
+# the server is restarted past 2000 notifications a second
+expect fake__flood '{}' "error: MCP server fake sent more than 2000 notifications in a second; the call may be retried"
 expect fake__echo '{"text":"after a flood"}' "echo: after a flood"
 
 # agents: one tool, or all of a server's
@@ -163,7 +191,7 @@ expect fake__echo '{"text":"agent"}' "echo: agent" onlyecho
 expect fake__page2 '{}' "page 2" allfake
 id=$(ctl submit --agent allfake --prompt echo -c "$T/forge.yaml")
 ctl wait --timeout 30 > /dev/null
-ctl session "$id" --json | jq -e '.result | fromjson | .tools == ["fake__echo","fake__hang","fake__crash","fake__garbage","fake__flood","fake__big","fake__counter","fake__image","fake__fail","fake__rpcerror","fake__relist","fake__nul","fake__page2"]' > /dev/null ||
+ctl session "$id" --json | jq -e '.result | fromjson | .tools == ["fake__echo","fake__hang","fake__freeze","fake__waitfile","fake__crash","fake__garbage","fake__flood","fake__big","fake__counter","fake__image","fake__fail","fake__rpcerror","fake__relist","fake__nul","fake__page2"]' > /dev/null ||
 	fail "allfake: the model was offered $(ctl session "$id" --json | jq -r .result)"
 
 # an MCP tool an agent lists under approve: waits for a person; edited
@@ -177,7 +205,8 @@ ctl wait --timeout 30 > /dev/null
 echo: edited' ] || fail "gated: $(ctl session --json "$id" | jq -c '{state,result,error}')"
 
 # a reload (new workers) lists the servers again: a server added is there
-sed -i "s|^agents:|    fake2:\n      command: [node, $FAKE]\nagents:|" "$T/forge.yaml"
+# (in place of slow: 8 servers at most)
+sed -i "s|^    slow:|    fake2:|" "$T/forge.yaml"
 ctl -c "$T/forge.yaml" reload > "$T/reload.out" 2>&1 || fail "reload: $(cat "$T/reload.out")"
 until_true 30 grep -q "reload complete" "$T/forged.log" || fail "reload did not complete"
 expect fake2__echo '{"text":"after a reload"}' "echo: after a reload"
@@ -215,7 +244,7 @@ zombies() { for p in $(ctl workers --json | jq '.[].pid'); do ps -o stat= --ppid
 until_true 10 sh -c "[ \$(for p in \$($BIN/forgectl --region $REGION workers --json | jq '.[].pid'); do ps -o stat= --ppid \$p; done | grep -c '^Z') = 0 ]" ||
 	fail "zombies under the workers: $(zombies)"
 ctl check > "$T/check.out" || fail "check: $(cat "$T/check.out")"
-misbehaved="timeout, crash, garbage, overlong line, a flood of notifications"
+misbehaved="a timeout (pinged and kept: another session's call on it answered), a frozen server (restarted), crash, garbage, overlong line, a flood of notifications"
 
 # Latency: N sequential echo calls over stdio from a bare node client, and
 # N sequential forge sessions (two model turns and the call) against N with

@@ -2,7 +2,9 @@
 // misbehaves on request.  JSON-RPC 2.0, one message a line.  Its tools:
 //   echo {text}      "echo: TEXT" (after a notification and a request of
 //                    its own to forge, which forge must answer or ignore)
-//   hang             never answers
+//   hang             never answers (but answers pings meanwhile)
+//   freeze           never answers, nor anything else: its event loop stops
+//   waitfile {file}  answers "waited" once file exists (looks every 20 ms)
 //   crash            exits with status 3 mid-call
 //   garbage          prints a line that is not JSON
 //   flood            writes notifications without end, never answers
@@ -20,7 +22,7 @@
 "use strict";
 const fs = require("fs");
 
-const tools1 = ["echo", "hang", "crash", "garbage", "flood", "big", "counter", "image", "fail",
+const tools1 = ["echo", "hang", "freeze", "waitfile", "crash", "garbage", "flood", "big", "counter", "image", "fail",
 	"rpcerror", "relist", "nul", "fat", "bad.name"].map((name) => ({
 	name, description: "fake " + name,
 	inputSchema: name === "fat" ? { type: "object", description: "z".repeat(70000) }
@@ -47,6 +49,11 @@ function call(id, name, args) {
 		send({ jsonrpc: "2.0", method: "notifications/tools/list_changed" });
 		return reply(id, text("relisted"));
 	case "hang": return;
+	case "freeze": return Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+	case "waitfile": {
+		const look = () => fs.existsSync(args.file) ? reply(id, text("waited")) : setTimeout(look, 20);
+		return look();
+	}
 	case "crash": return process.exit(3);
 	case "garbage": return process.stdout.write("this is not json\n");
 	case "flood": {
@@ -84,6 +91,8 @@ process.stdin.on("data", (d) => {
 		else if (m.method === "tools/list")
 			reply(m.id, m.params && m.params.cursor === "p2" ? { tools: tools2() }
 				: { tools: tools1, nextCursor: "p2" });
+		else if (m.method === "ping")
+			reply(m.id, {});
 		else if (m.method === "tools/call")
 			call(m.id, m.params.name, m.params.arguments || {});
 		else if (m.id !== undefined && m.method)
