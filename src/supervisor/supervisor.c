@@ -35,6 +35,7 @@
 #include "forge/util.h"
 #include "forge/worker.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -276,6 +277,85 @@ static void schedule_restart(sup_t *s, uint32_t slot, int status_code)
 }
 
 static void reload_retired(sup_t *s, uint32_t slot);
+
+/*
+ * Strays.  forged is a child subreaper (PR_SET_CHILD_SUBREAPER): what a
+ * child that died leaves running is reparented to forged instead of init
+ * -- the program a stdio MCP server's launcher (npx, sh -c) started, the
+ * children of a tool's shell -- where it would live on unseen, one more
+ * with each death of a worker.  At each SIGCHLD, the children of forged
+ * that are none of its own workers or gateway are SIGKILLed, and reaped
+ * once dead (each death another SIGCHLD, and their own children strays in
+ * turn).  A stray cannot be reaped by anyone else, so its pid is not
+ * reused between the look and the kill.
+ */
+/* Whether pid has a SIGKILL pending (its parent's death signal, say). */
+static int sigkill_pending(long pid)
+{
+	char path[64], buf[2048];
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	const char *keys[] = { "\nSigPnd:", "\nShdPnd:" };
+	for (int i = 0; i < 2; i++) {
+		const char *p = strstr(buf, keys[i]);
+		if (p && (strtoull(p + strlen(keys[i]), NULL, 16) & (1ull << (SIGKILL - 1))))
+			return 1;
+	}
+	return 0;
+}
+
+static void reap_strays(sup_t *s)
+{
+	pid_t me = getpid();
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end || pid <= 0 || pid == me)
+			continue;
+		char path[64], buf[512];
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		char *lp = strchr(buf, '('), *rp = strrchr(buf, ')');
+		char state;
+		long ppid;
+		if (!lp || !rp || rp < lp || sscanf(rp + 1, " %c %ld", &state, &ppid) != 2 ||
+		    ppid != me)
+			continue;
+		int ours = 0;
+		for (uint32_t i = 0; i <= GW; i++)
+			ours |= s->kids[i].pidfd >= 0 && s->kids[i].pid == (pid_t)pid;
+		if (ours)
+			continue;
+		if (state == 'Z') {
+			siginfo_t si;
+			waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG);
+			continue;
+		}
+		if (!sigkill_pending(pid))   /* (not a dead worker's own child, dying) */
+			log_warnx("pid %ld (%.*s), left running by a child of forged that died: "
+				  "killed", pid, (int)(rp - lp - 1), lp + 1);
+		kill((pid_t)pid, SIGKILL);
+	}
+	closedir(d);
+}
 
 static void child_died(sup_t *s, uint32_t slot)
 {
@@ -1076,6 +1156,10 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	s.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	/* what a dead child leaves running comes to us, not init (strays) */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		log_warn("prctl(PR_SET_CHILD_SUBREAPER): what a dead worker leaves running "
+			 "will not be killed");
 
 	s.lockfd = fg_region_lock(cfg->region_path, 0);
 	if (s.lockfd == -EWOULDBLOCK) {
@@ -1181,7 +1265,9 @@ int fg_supervisor_run(const fg_config_t *cfg, const fg_sup_opts_t *opts)
 				struct signalfd_siginfo si;
 				while (read(s.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 					int sig = (int)si.ssi_signo;
-					if (sig == SIGTERM || sig == SIGINT)
+					if (sig == SIGCHLD)
+						reap_strays(&s);
+					else if (sig == SIGTERM || sig == SIGINT)
 						begin_stop(&s, sig);
 					else if (sig == SIGHUP && !s.stopping)
 						begin_reload(&s);

@@ -329,6 +329,24 @@ expect fake__relist '{}' "relisted"
 expect fake__page3 '{}' "page 3"
 expect fake__page2 '{}' 'error: unknown tool "fake__page2"'
 stop_forged
+# a server started by a launcher (sh -c) that lives on when its stdin ends
+# (as servers with timers do): a worker killed with SIGKILL takes the
+# launcher with it (PR_SET_PDEATHSIG), and forged, the child subreaper,
+# kills and reaps what the launcher started
+sed -i "s|command: \[forge-no-such-program\]|command: [sh, -c, 'FAKE_STAY=1 node $FAKE \|\| exit 1']|" "$T/forge.yaml"
+rm -f "$REGION" "$REGION.lock"
+start_forged
+expect broken__echo '{"text":"launched"}' "echo: launched"
+launcher=$(pgrep -f "^sh -c FAKE_STAY=1 node $FAKE" | head -1)
+server=$(pgrep -P "${launcher:-0}" node || true)
+[ -n "$server" ] || fail "no server under the launcher: $(ps -eo pid,ppid,args | grep -F "$FAKE")"
+ctl kill-worker 0 > /dev/null
+until_true 10 sh -c "! kill -0 $server 2>/dev/null" ||
+	fail "the launched server $server outlived its worker: $(ps -o pid,ppid,stat,args -p "$server")"
+grep -q "pid $server (node), left running by a child of forged that died: killed" "$T/forged.log" ||
+	fail "the stray was not named in the log"
+expect broken__echo '{"text":"again"}' "echo: again"
+stop_forged
 WORKERS=2
 
 # Configuration errors name the file, line and column (exit 78)
@@ -352,4 +370,4 @@ printf 'tools:\n  mcp:\n    a:\n      command: [x]\nagents:\n  b:\n    tools: [a
 "$BIN/forged" --check-config -c "$T/forge.yaml" > /dev/null 2>&1 || fail "a valid MCP configuration was refused"
 
 [ $real = 1 ] && refs="server-filesystem and server-everything (stdio, and Streamable HTTP up and gone)" || refs="reference servers SKIPPED (npm)"
-echo "mcp: $refs; misbehaving server ($misbehaved) never took a worker down; 400 sessions calling at once done in $many_ms ms; $cps; $lat"
+echo "mcp: $refs; misbehaving server ($misbehaved) never took a worker down; a launcher's server killed and reaped with its worker; 400 sessions calling at once done in $many_ms ms; $cps; $lat"

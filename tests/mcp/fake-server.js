@@ -100,4 +100,5 @@ process.stdin.on("data", (d) => {
 		// (answers to our own requests and notifications: ignored)
 	}
 });
-process.stdin.on("end", () => process.exit(0));
+// (FAKE_STAY=1: lives on when its stdin ends, like a server with timers)
+process.stdin.on("end", () => process.env.FAKE_STAY ? setInterval(() => {}, 1000) : process.exit(0));
