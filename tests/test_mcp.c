@@ -117,6 +117,29 @@ static void test_names_and_lines(void **state)
 	json_decref(id);
 }
 
+/* what JSON.stringify writes for a string cut inside a surrogate pair */
+static void test_lone_surrogates(void **state)
+{
+	(void)state;
+	const char *lone = "{\"t\":\"ab\\ud83d\",\"u\":\"\\ude00x\"}";
+	assert_null(json_loads(lone, 0, NULL));   /* (jansson alone refuses it) */
+	json_t *j = fg_mcp_parse(lone, strlen(lone));
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "t")), "ab\xef\xbf\xbd");
+	assert_string_equal(json_string_value(json_object_get(j, "u")), "\xef\xbf\xbdx");
+	json_decref(j);
+	/* a whole pair is kept; an escaped backslash before "ud800" is text */
+	const char *ok = "{\"t\":\"\\ud83d\\ude00 \\\\ud800 \\ud800\"}";
+	j = fg_mcp_parse(ok, strlen(ok));
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "t")),
+			    "\xf0\x9f\x98\x80 \\ud800 \xef\xbf\xbd");
+	json_decref(j);
+	/* not JSON at all: still refused */
+	assert_null(fg_mcp_parse("{\"t\":\"\\ud800", 11));
+	assert_null(fg_mcp_parse("this is not json", 16));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -124,6 +147,7 @@ int main(void)
 		cmocka_unit_test(test_result_text),
 		cmocka_unit_test(test_sse),
 		cmocka_unit_test(test_names_and_lines),
+		cmocka_unit_test(test_lone_surrogates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,6 +45,12 @@ void fg_mcp_error_text(const json_t *err, char *out, size_t outlen);
 /* Whether s is a function name models take: [A-Za-z0-9_-]{1,64}. */
 int fg_mcp_name_ok(const char *s, size_t n);
 
+/* A message from a server, parsed (NULL: not JSON).  JSON that is refused
+ * only for a lone UTF-16 surrogate escape (\ud800-\udfff without its
+ * other half: what JavaScript's JSON.stringify writes for a string cut
+ * inside a surrogate pair) is parsed with each such escape as \ufffd. */
+json_t *fg_mcp_parse(const char *p, size_t n);
+
 /* The JSON-RPC response with id in a text/event-stream body (the data:
  * lines of each event joined); NULL if none. */
 json_t *fg_mcp_sse_find(const char *body, size_t n, int64_t id);

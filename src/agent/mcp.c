@@ -172,10 +172,64 @@ char *fg_mcp_result_text(const json_t *result, size_t max_output)
 	return b.p;
 }
 
+static int hex4(const char *p, unsigned *v)
+{
+	*v = 0;
+	for (int k = 0; k < 4; k++) {
+		char ch = p[k];
+		unsigned d = ch >= '0' && ch <= '9' ? (unsigned)(ch - '0') :
+			     ch >= 'a' && ch <= 'f' ? (unsigned)(ch - 'a' + 10) :
+			     ch >= 'A' && ch <= 'F' ? (unsigned)(ch - 'A' + 10) : 16u;
+		if (d > 15)
+			return 0;
+		*v = *v << 4 | d;
+	}
+	return 1;
+}
+
+json_t *fg_mcp_parse(const char *p, size_t n)
+{
+	json_t *j = json_loadb(p, n, JSON_ALLOW_NUL, NULL);
+	if (j || n < 6 || !memmem(p, n, "\\u", 2))
+		return j;
+	char *c = malloc(n);
+	if (!c)
+		return NULL;
+	memcpy(c, p, n);
+	int fixed = 0;
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (c[i] != '\\')
+			continue;
+		if (c[i + 1] != 'u' || i + 6 > n) {
+			i++;   /* another escape (\\ included): its character skipped */
+			continue;
+		}
+		unsigned v, w;
+		if (!hex4(c + i + 2, &v)) {
+			i++;
+			continue;
+		}
+		if (v >= 0xd800 && v <= 0xdbff && i + 12 <= n && c[i + 6] == '\\' &&
+		    c[i + 7] == 'u' && hex4(c + i + 8, &w) && w >= 0xdc00 && w <= 0xdfff) {
+			i += 11;   /* a whole pair */
+			continue;
+		}
+		if (v >= 0xd800 && v <= 0xdfff) {
+			memcpy(c + i + 2, "fffd", 4);   /* a lone half */
+			fixed = 1;
+		}
+		i += 5;
+	}
+	if (fixed)
+		j = json_loadb(c, n, JSON_ALLOW_NUL, NULL);
+	free(c);
+	return j;
+}
+
 /* An event's data, if it is the JSON-RPC answer to id (else NULL). */
 static json_t *answer_to(const fg_sb_t *data, int64_t id)
 {
-	json_t *j = json_loadb(data->p, data->n, JSON_ALLOW_NUL, NULL);
+	json_t *j = fg_mcp_parse(data->p, data->n);
 	int64_t got;
 	if (fg_mcp_classify(j, &got) == FG_MCP_RESPONSE && got == id)
 		return j;

@@ -908,7 +908,7 @@ static void on_line(worker_t *w, srv_t *v, const char *p, size_t n)
 	if (n == 0)
 		return;
 	/* (a NUL in a text is cut there, not taken for garbage) */
-	json_t *j = json_loadb(p, n, JSON_ALLOW_NUL, NULL);
+	json_t *j = fg_mcp_parse(p, n);
 	on_message(w, v, j, p, n);
 	json_decref(j);
 }
@@ -1006,7 +1006,7 @@ static void on_http_done(fg_req_t *q)
 		if (!strncasecmp(q->ctype, "text/event-stream", 17))
 			j = fg_mcp_sse_find(q->body ? q->body : "", q->n, c->rpc);
 		else
-			j = json_loadb(q->body ? q->body : "", q->n, JSON_ALLOW_NUL, NULL);
+			j = fg_mcp_parse(q->body ? q->body : "", q->n);
 		int64_t id;
 		if (fg_mcp_classify(j, &id) != FG_MCP_RESPONSE || id != c->rpc) {
 			garbage(w, v, q->body ? q->body : "", q->n);

@@ -175,6 +175,9 @@ expect fake__garbage '{}' "error: MCP server fake sent something that is not JSO
 # a NUL in a text cuts it there (not garbage: the server is not restarted);
 # a tool whose inputSchema is over 64 KiB is left out, said in the log
 expect fake__nul '{}' "before"
+# a text cut inside a surrogate pair (a lone \ud83d escape, which jansson
+# refuses): the half is U+FFFD, not garbage
+expect fake__lone '{}' "$(printf '\360\237\230\200ab\357\277\275')"
 grep -q 'MCP server fake: tool "fat" left out (its inputSchema is over 64 KiB)' "$T/forged.log" ||
 	fail "the fat tool was not left out: $(grep 'left out' "$T/forged.log" | head -3)"
 grep -q "MCP server fake sent something that is not JSON-RPC 2.0: \"this is not json\"" "$T/forged.log" ||
@@ -191,7 +194,7 @@ expect fake__echo '{"text":"agent"}' "echo: agent" onlyecho
 expect fake__page2 '{}' "page 2" allfake
 id=$(ctl submit --agent allfake --prompt echo -c "$T/forge.yaml")
 ctl wait --timeout 30 > /dev/null
-ctl session "$id" --json | jq -e '.result | fromjson | .tools == ["fake__echo","fake__hang","fake__freeze","fake__waitfile","fake__crash","fake__garbage","fake__flood","fake__big","fake__counter","fake__image","fake__fail","fake__rpcerror","fake__relist","fake__nul","fake__page2"]' > /dev/null ||
+ctl session "$id" --json | jq -e '.result | fromjson | .tools == ["fake__echo","fake__hang","fake__freeze","fake__waitfile","fake__crash","fake__garbage","fake__flood","fake__big","fake__counter","fake__image","fake__fail","fake__rpcerror","fake__relist","fake__nul","fake__lone","fake__page2"]' > /dev/null ||
 	fail "allfake: the model was offered $(ctl session "$id" --json | jq -r .result)"
 
 # an MCP tool an agent lists under approve: waits for a person; edited

@@ -17,13 +17,15 @@
 //                    once relist was called)
 //   relist           says notifications/tools/list_changed
 //   nul              a text with a NUL in it ("before\u0000after")
+//   lone             a text cut inside a surrogate pair ("😀ab\ud83d": JSON
+//                    has it as a lone \ud83d escape)
 //   fat              an inputSchema over 64 KiB (forge leaves it out)
 //   bad.name         a name models cannot take (forge leaves it out)
 "use strict";
 const fs = require("fs");
 
 const tools1 = ["echo", "hang", "freeze", "waitfile", "crash", "garbage", "flood", "big", "counter", "image", "fail",
-	"rpcerror", "relist", "nul", "fat", "bad.name"].map((name) => ({
+	"rpcerror", "relist", "nul", "lone", "fat", "bad.name"].map((name) => ({
 	name, description: "fake " + name,
 	inputSchema: name === "fat" ? { type: "object", description: "z".repeat(70000) }
 		: { type: "object", properties: { text: { type: "string" } } },
@@ -71,6 +73,7 @@ function call(id, name, args) {
 			{ type: "text", text: "caption" }] });
 	case "fail": return reply(id, { content: [{ type: "text", text: "it failed" }], isError: true });
 	case "nul": return reply(id, text("before\u0000after"));
+	case "lone": return reply(id, text("😀ab😀".slice(0, 5)));
 	case "rpcerror": return send({ jsonrpc: "2.0", id, error: { code: -32000, message: "nope" } });
 	default: return send({ jsonrpc: "2.0", id, error: { code: -32602, message: "no tool " + name } });
 	}
