@@ -12,6 +12,9 @@
  *                                the sweep; READY/STATUS to systemd
  *   SIGTERM, SIGINT              drain: flag, SIGTERM to children, wait up
  *                                to shutdown_timeout_ms, SIGKILL the rest
+ *   SIGCHLD                      strays: what a dead child left running (it
+ *                                comes to us: we are the child subreaper) is
+ *                                SIGKILLed, and reaped once dead
  *   SIGHUP                       reload: the file is read and validated again;
  *                                an invalid one is refused and the running
  *                                configuration stays; a valid one is applied by
