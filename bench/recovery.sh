@@ -39,4 +39,4 @@ for i in $(seq "$K"); do
 	[ "$(ctl workers --json | jq '.[0].last_signal')" = 9 ]
 done
 until [ "$(ctl workers --json | jq '.[0].inflight')" = 1000 ]; do sleep 0.01; done
-ctl stats --json | jq -r '[.recovery.p50_us/1000, .recovery.p99_us/1000, .recovery.ready_p50_us/1000, .recovery.ready_p99_us/1000] | @tsv'
+ctl stats --json | jq -r '[.recovery.p50_us, .recovery.p99_us, .recovery.ready_p50_us, .recovery.ready_p99_us] | map(round / 1000) | @tsv'
