@@ -469,6 +469,7 @@ int cmd_wait(const char *arg)
 	for (;;) {
 		counts_t c;
 		uint32_t seq = atomic_load_explicit(&h->idle_seq, memory_order_seq_cst);
+		atomic_thread_fence(memory_order_seq_cst);   /* (before count's relaxed loads) */
 		uint64_t t0 = fg_now_ns();
 		count(&c);
 		uint64_t scan_us = (fg_now_ns() - t0) / 1000;

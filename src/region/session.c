@@ -965,6 +965,7 @@ static int reopen(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const void *
 			atomic_compare_exchange_strong(&s->ctl, &mine_w,
 				FG_CTL_FREE_OF(FG_S_CANCELLED, FG_CTL_SGEN(was)));
 		ring_bell(a->r, idx);
+		fg_idle_bell_ring(a->r);   /* it ended again */
 		lease_clear(a, entry);
 		return rc;
 	}
@@ -980,6 +981,8 @@ static int reopen(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const void *
 	    !(c & FG_CTL_CANCEL)) {
 		fg_session_enqueue(a, idx);
 		fg_ring_intent_clear(a->self);
+	} else {
+		fg_idle_bell_ring(a->r);   /* cancelled meanwhile: it ended */
 	}
 	ring_bell(a->r, idx);
 	lease_clear(a, entry);
@@ -1085,6 +1088,7 @@ int fg_session_release(fg_actor_t *a, uint32_t idx, uint32_t entry)
 					FG_CTL_FREE_OF(FG_S_CANCELLED, FG_CTL_SGEN(c))))
 				continue;
 			ring_bell(a->r, idx);
+			fg_idle_bell_ring(a->r);   /* ended by no worker's finish */
 			wake_parent(a, s);
 			lease_clear(a, entry);
 			atomic_fetch_sub_explicit(&a->self->inflight, 1, memory_order_relaxed);
@@ -1127,6 +1131,7 @@ static int recover_one(fg_actor_t *a, uint32_t idx, uint32_t slot, uint32_t gen,
 			if (atomic_compare_exchange_strong(&s->ctl, &c,
 					FG_CTL_FREE_OF(FG_S_CANCELLED, sgen))) {
 				ring_bell(a->r, idx);
+				fg_idle_bell_ring(a->r);
 				wake_parent(a, s);
 			}
 			return 0;

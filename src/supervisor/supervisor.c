@@ -83,6 +83,8 @@ typedef struct sup {
 	int lockfd, epfd, sigfd, tfd;
 	uint32_t nworkers;
 	child_t kids[FG_MAX_WORKERS + 1];   /* workers, then the gateway (GW) */
+	pid_t dead_sids[64];     /* sessions of the children that died last (strays) */
+	uint32_t ndead;
 	int stopping;
 	uint64_t stop_deadline_ns;
 	uint64_t next_sweep_ns;
@@ -168,6 +170,7 @@ static int spawn(sup_t *s, uint32_t slot)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			_exit(0);
+		setsid();   /* a session of its own: what it starts is told by it (strays) */
 		close_inherited(s);
 		fg_crash_disarm();   /* a worker arms itself, per its own slot */
 		sigset_t none;
@@ -286,11 +289,16 @@ static void reload_retired(sup_t *s, uint32_t slot);
  * child that died leaves running is reparented to forged instead of init
  * -- the program a stdio MCP server's launcher (npx, sh -c) started, the
  * children of a tool's shell -- where it would live on unseen, one more
- * with each death of a worker.  At each SIGCHLD, the children of forged
- * that are none of its own workers or gateway are SIGKILLed, and reaped
- * once dead (each death another SIGCHLD, and their own children strays in
- * turn).  A stray cannot be reaped by anyone else, so its pid is not
- * reused between the look and the kill.
+ * with each death of a worker.  Each worker and the gateway leads a session
+ * of its own (setsid), which what it starts stays in; at each SIGCHLD, a
+ * child of forged that is none of its workers or gateway and is in the
+ * session of one that died (dead_sids) is SIGKILLed, and every child that
+ * is a zombie is reaped.  Anything else that comes to forged (what it had
+ * before its exec, say a container's sidecar; a daemon a tool started with
+ * setsid; the orphans of a live worker) is left alone, reaped when it ends.
+ * A session id is not reused while a process is in that session, and a
+ * child of forged is reaped by no one else, so neither pid nor sid changes
+ * meaning between the look and the kill.
  */
 /* Whether pid has a SIGKILL pending (its parent's death signal, say). */
 static int sigkill_pending(long pid)
@@ -338,9 +346,9 @@ static void reap_strays(sup_t *s)
 		buf[n] = '\0';
 		char *lp = strchr(buf, '('), *rp = strrchr(buf, ')');
 		char state;
-		long ppid;
-		if (!lp || !rp || rp < lp || sscanf(rp + 1, " %c %ld", &state, &ppid) != 2 ||
-		    ppid != me)
+		long ppid, pgrp, sid;
+		if (!lp || !rp || rp < lp ||
+		    sscanf(rp + 1, " %c %ld %ld %ld", &state, &ppid, &pgrp, &sid) != 4 || ppid != me)
 			continue;
 		int ours = 0;
 		for (uint32_t i = 0; i <= GW; i++)
@@ -352,6 +360,11 @@ static void reap_strays(sup_t *s)
 			waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG);
 			continue;
 		}
+		int left = 0;
+		for (uint32_t i = 0; i < s->ndead && i < 64; i++)
+			left |= s->dead_sids[i] == (pid_t)sid;
+		if (!left)
+			continue;
 		if (!sigkill_pending(pid))   /* (not a dead worker's own child, dying) */
 			log_warnx("pid %ld (%.*s), left running by a child of forged that died: "
 				  "killed", pid, (int)(rp - lp - 1), lp + 1);
@@ -371,6 +384,8 @@ static void child_died(sup_t *s, uint32_t slot)
 	if (waitid((idtype_t)P_PIDFD, (id_t)k->pidfd, &si, WEXITED | WNOHANG) < 0 ||
 	    si.si_pid == 0)
 		return;   /* not dead yet (spurious wake-up) */
+	/* (its session: what it left running is a stray) */
+	s->dead_sids[s->ndead++ % 64] = k->pid;
 	uint32_t gen = atomic_load(&sl->gen);
 	atomic_store(&sl->state, FG_SLOT_RECOVERING);
 	uint32_t n = fg_session_recover_slot(&s->a, slot, gen);
@@ -408,6 +423,7 @@ static void child_died(sup_t *s, uint32_t slot)
 	close(k->pidfd);
 	k->pidfd = -1;
 	k->pid = 0;
+	reap_strays(s);   /* (its SIGCHLD may have been read before this) */
 	if (s->stopping)
 		return;
 	if (k->retiring) {

@@ -372,16 +372,22 @@ static int rings_nonempty(worker_t *w)
 	return 0;
 }
 
-/* Nothing in flight: sleep on the doorbell, without losing a wake-up. */
-static void idle_wait(worker_t *w)
+/* Nothing in flight, and sessions ended since the last time: the idle
+ * bell (forgectl wait).  Rung whether the worker sleeps next or still has
+ * MCP servers to tend (a ping out, a server being listed). */
+static void idle_ring(worker_t *w)
 {
-	fg_hdr_t *h = w->r->hdr;
-	/* sessions ended since the last time: ring the idle bell */
 	uint64_t done = atomic_load_explicit(&w->a.self->done, memory_order_relaxed);
 	if (done != w->done_at_idle) {
 		w->done_at_idle = done;
 		fg_idle_bell_ring(w->r);
 	}
+}
+
+/* Nothing in flight: sleep on the doorbell, without losing a wake-up. */
+static void idle_wait(worker_t *w)
+{
+	fg_hdr_t *h = w->r->hdr;
 	atomic_fetch_add_explicit(&h->sleepers, 1, memory_order_seq_cst);
 	atomic_store_explicit(&w->a.self->sleeping, 1, memory_order_relaxed);
 	uint32_t seq = atomic_load_explicit(&h->doorbell, memory_order_seq_cst);
@@ -616,6 +622,8 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 		}
 		if (w.mcp && w.inflight == 0)
 			wait_events(&w, 0);   /* a server that died while idle restarts now */
+		if (w.inflight == 0)
+			idle_ring(&w);
 		if (w.inflight == 0 && !wk_mcp_busy(&w)) {
 			idle_wait(&w);
 		} else {

@@ -20,12 +20,15 @@
  * What a misbehaving server costs is its own calls, never the worker:
  *   - a call not answered within timeout_ms gets an error result, and the
  *     server is told (notifications/cancelled); a stdio server is then
- *     pinged, and only if that goes unanswered too (within timeout_ms, 5 s
+ *     pinged, and only if that goes unanswered too (within timeout_ms, 1 s
  *     at most) is it killed and restarted, failing the calls of other
- *     sessions it had: one slow call costs no other session its own;
- *   - a stdio server that sends more than NOTE_RATE notifications in a
- *     second is killed and restarted (its calls fail: retryable): a flood
- *     would otherwise hold a worker busy reading it while it answers pings;
+ *     sessions it had: one slow call costs no other session its own
+ *     (calls made meanwhile wait for the ping's answer: they are not sent
+ *     to a server that may be frozen);
+ *   - a stdio server that sends more than NOTE_RATE unsolicited messages
+ *     (notifications, requests, answers to nothing of ours) in a second is
+ *     killed and restarted (its calls fail: retryable): a flood would
+ *     otherwise hold a worker busy reading it while it answers pings;
  *   - a server that exits, closes its stdout, answers a line longer than
  *     its cap or something that is not JSON-RPC is killed: every call it
  *     had been sent gets "error: MCP server NAME ...; the call may be
@@ -73,7 +76,7 @@ extern char **environ;
 #define MAX_REAP       32                      /* killed servers being reaped */
 #define WBUF_MAX       (16u << 20)             /* unread stdin bytes at most  */
 #define GATE_NS        (5ull * 1000000000u)    /* see wk_mcp_init             */
-#define PING_MAX_MS    5000u                   /* a ping after a timed-out call */
+#define PING_MAX_MS    1000u                   /* a ping after a timed-out call */
 #define NOTE_RATE      2000u                   /* notifications a second at most */
 
 enum { S_BACKOFF, S_INIT, S_LIST, S_READY };
@@ -131,8 +134,9 @@ struct srv {
 	int start_failed;       /* its last start failed before it was READY   */
 	char last_why[256];     /* ... why                                      */
 	uint64_t garbage;       /* lines that were not JSON-RPC                  */
-	uint64_t note_ns;       /* the second notifications are counted in     */
+	uint64_t note_ns;       /* the second unasked messages are counted in  */
 	uint32_t notes;         /* ... how many came in it                      */
+	int pinging;            /* a ping is out: new calls wait for its answer */
 	char session[256];      /* HTTP: Mcp-Session-Id                         */
 	char proto[40];         /* the protocol version it answered             */
 };
@@ -547,6 +551,7 @@ static void srv_fail(worker_t *w, srv_t *v, const char *why)
 	v->rn = v->wn = 0;
 	v->eof_ns = 0;
 	v->notes = 0;
+	v->pinging = 0;
 	json_decref(v->listing);
 	v->listing = NULL;
 	/* every call it was sent fails; calls not sent wait for the restart
@@ -732,7 +737,7 @@ static void flush_queue(worker_t *w, srv_t *v)
 		mcall_t *c = v->calls;
 		while (c && (c->sent || c->kind != K_CALL))
 			c = c->next;
-		if (!c || v->state != S_READY || v->gen != gen)
+		if (!c || v->state != S_READY || v->pinging || v->gen != gen)
 			return;
 		send_call(w, v, c);
 	}
@@ -784,6 +789,8 @@ static void on_response(worker_t *w, srv_t *v, mcall_t *c, const json_t *j)
 	if (kind == K_PING) {
 		log_info("worker %u: MCP server %s answered a ping after a call timed out: kept",
 			 w->slot, v->cfg->name);
+		v->pinging = 0;
+		flush_queue(w, v);   /* the calls made meanwhile */
 		return;
 	}
 	char why[600];
@@ -839,6 +846,23 @@ static void garbage(worker_t *w, srv_t *v, const char *p, size_t n)
 			  v->cfg->name, (int)(n < 120 ? n : 120), p, n > 120 ? "..." : "");
 }
 
+/* An unsolicited message (a notification, a request, an answer to nothing
+ * of ours): counted; past NOTE_RATE in a second the server is failed (1). */
+static int flooded(worker_t *w, srv_t *v)
+{
+	uint64_t now = fg_now_ns();
+	if (now - v->note_ns >= 1000000000u) {
+		v->note_ns = now;
+		v->notes = 0;
+	}
+	if (++v->notes <= NOTE_RATE)
+		return 0;
+	char why[120];
+	snprintf(why, sizeof(why), "sent more than %u unsolicited messages in a second", NOTE_RATE);
+	srv_fail(w, v, why);
+	return 1;
+}
+
 /* One message (parsed: j) from the server. */
 static void on_message(worker_t *w, srv_t *v, json_t *j, const char *raw, size_t rawn)
 {
@@ -848,24 +872,14 @@ static void on_message(worker_t *w, srv_t *v, json_t *j, const char *raw, size_t
 		mcall_t *c = find_call(v, id);
 		if (c)
 			on_response(w, v, c, j);
-		else
+		else if (!flooded(w, v))
 			log_debug("MCP server %s: an answer to no call of ours (id %lld)",
 				  v->cfg->name, (long long)id);
 		return;
 	}
 	case FG_MCP_NOTIFICATION: {
-		uint64_t now = fg_now_ns();
-		if (now - v->note_ns >= 1000000000u) {
-			v->note_ns = now;
-			v->notes = 0;
-		}
-		if (++v->notes > NOTE_RATE) {
-			char why[120];
-			snprintf(why, sizeof(why), "sent more than %u notifications in a second",
-				 NOTE_RATE);
-			srv_fail(w, v, why);
+		if (flooded(w, v))
 			return;
-		}
 		/* its tools changed: listed again (calls wait for the list) */
 		if (!strcmp(json_string_value(json_object_get(j, "method")),
 			    "notifications/tools/list_changed") && v->state == S_READY) {
@@ -878,6 +892,8 @@ static void on_message(worker_t *w, srv_t *v, json_t *j, const char *raw, size_t
 		return;
 	}
 	case FG_MCP_REQUEST: {
+		if (flooded(w, v))
+			return;
 		/* the server asks us: ping is answered, the rest refused */
 		const char *m = json_string_value(json_object_get(j, "method"));
 		json_t *empty = json_object();
@@ -1206,7 +1222,7 @@ int wk_mcp_call(worker_t *w, wsess_t *s, const fg_tool_t *t, fg_str_t id, fg_str
 		pp = &(*pp)->next;
 	*pp = c;
 	s->nmcp++;
-	if (v->state == S_READY)
+	if (v->state == S_READY && !v->pinging)
 		send_call(w, v, c);
 	return 0;
 }
@@ -1271,16 +1287,15 @@ static void after_timeout(worker_t *w, srv_t *v, int64_t rpc)
 	if (line)
 		stdio_write(w, v, line, n);   /* (a closed pipe: seen later) */
 	free(line);
-	if (v->gen != gen || !v->pid)
+	if (v->gen != gen || !v->pid || v->pinging)
 		return;
-	for (mcall_t *c = v->calls; c; c = c->next)
-		if (c->kind == K_PING)
-			return;
 	mcall_t *c = srv_request(w, v, K_PING, "ping", NULL, 0,
 				 "was restarted: a call got no answer, and it could not be "
 				 "pinged: out of memory");
-	if (c)
+	if (c) {
 		c->due_ns = fg_now_ns() + ping_ms(v) * 1000000u;
+		v->pinging = 1;
+	}
 }
 
 uint64_t wk_mcp_next_due(const worker_t *w)

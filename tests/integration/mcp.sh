@@ -148,7 +148,7 @@ expect fake__echo '{"text":"after a hang"}' "echo: after a hang"
 # a server that stops altogether: the call's timeout, then the ping's, and
 # it is restarted; the next call works
 expect fake__freeze '{}' "error: MCP server fake did not answer tools/call within 1500 ms"
-until_true 10 grep -q "MCP server fake was restarted: a call got no answer within 1500 ms, and a ping none within 1500 ms" "$T/forged.log" ||
+until_true 10 grep -q "MCP server fake was restarted: a call got no answer within 1500 ms, and a ping none within 1000 ms" "$T/forged.log" ||
 	fail "a frozen server was not restarted: $(grep 'MCP server fake' "$T/forged.log" | tail -3)"
 expect fake__echo '{"text":"after a freeze"}' "echo: after a freeze"
 # one session's call that times out costs another session's call on the
@@ -167,6 +167,17 @@ ctl wait --timeout 30 > /dev/null || fail "slow__waitfile: not done"
   "error: MCP server slow did not answer tools/call within 3000 ms" ] || fail "slow__hang: $(ctl session "$a" --json | jq -c .messages)"
 [ "$(ctl session "$b" --json | jq -r '[.messages[] | select(.role == "tool")][0].content')" = waited ] ||
 	fail "a timeout failed another session's call: $(ctl session "$b" --json | jq -c .messages)"
+# a call made while the ping is out waits for its answer, and is not sent to
+# a server that may be frozen: this one is, and the call goes to its restart
+a=$(ctl submit --workflow react --prompt 'mcp:slow__freeze {}')
+until_true 10 sh -c "$BIN/forgectl --region $REGION session $a --json | jq -e '.state == \"done\"' > /dev/null" ||
+	fail "slow__freeze did not time out"
+b=$(ctl submit --workflow react --prompt 'mcp:slow__echo {"text":"after a freeze"}')
+ctl wait --timeout 30 > /dev/null || fail "slow__echo: not done"
+[ "$(ctl session "$b" --json | jq -r '[.messages[] | select(.role == "tool")][0].content')" = "echo: after a freeze" ] ||
+	fail "a call made while a frozen server was pinged: $(ctl session "$b" --json | jq -c .messages)"
+grep -q "MCP server slow was restarted: a call got no answer within 3000 ms, and a ping none within 1000 ms" "$T/forged.log" ||
+	fail "the frozen slow server was not restarted: $(grep 'MCP server slow' "$T/forged.log" | tail -3)"
 # a crash mid-call: a retryable error; restarted; the next call works
 expect fake__crash '{}' "error: MCP server fake exited (status 3); the call may be retried"
 expect fake__echo '{"text":"after a crash"}' "echo: after a crash"
@@ -185,8 +196,11 @@ grep -q "MCP server fake sent something that is not JSON-RPC 2.0: \"this is not 
 expect fake__echo '{"text":"after garbage"}' "echo: after garbage"
 # a flood of notifications: the worker keeps beating (no watchdog kill),
 # the server is restarted past 2000 notifications a second
-expect fake__flood '{}' "error: MCP server fake sent more than 2000 notifications in a second; the call may be retried"
+expect fake__flood '{}' "error: MCP server fake sent more than 2000 unsolicited messages in a second; the call may be retried"
 expect fake__echo '{"text":"after a flood"}' "echo: after a flood"
+# a flood of requests to forge, each of which forge answers: the same
+expect fake__qflood '{}' "error: MCP server fake sent more than 2000 unsolicited messages in a second; the call may be retried"
+expect fake__echo '{"text":"after a request flood"}' "echo: after a request flood"
 
 # agents: one tool, or all of a server's
 expect fake__crash '{}' "error: tool \"fake__crash\" is not one of agent onlyecho's tools" onlyecho
@@ -194,7 +208,7 @@ expect fake__echo '{"text":"agent"}' "echo: agent" onlyecho
 expect fake__page2 '{}' "page 2" allfake
 id=$(ctl submit --agent allfake --prompt echo -c "$T/forge.yaml")
 ctl wait --timeout 30 > /dev/null
-ctl session "$id" --json | jq -e '.result | fromjson | .tools == ["fake__echo","fake__hang","fake__freeze","fake__waitfile","fake__crash","fake__garbage","fake__flood","fake__big","fake__counter","fake__image","fake__fail","fake__rpcerror","fake__relist","fake__nul","fake__lone","fake__page2"]' > /dev/null ||
+ctl session "$id" --json | jq -e '.result | fromjson | .tools == ["fake__echo","fake__hang","fake__freeze","fake__waitfile","fake__crash","fake__garbage","fake__flood","fake__qflood","fake__big","fake__counter","fake__image","fake__fail","fake__rpcerror","fake__relist","fake__nul","fake__lone","fake__page2"]' > /dev/null ||
 	fail "allfake: the model was offered $(ctl session "$id" --json | jq -r .result)"
 
 # an MCP tool an agent lists under approve: waits for a person; edited
@@ -337,8 +351,12 @@ stop_forged
 # launcher with it (PR_SET_PDEATHSIG), and forged, the child subreaper,
 # kills and reaps what the launcher started
 sed -i "s|command: \[forge-no-such-program\]|command: [sh, -c, 'FAKE_STAY=1 node $FAKE \|\| exit 1']|" "$T/forge.yaml"
+# (forged started the way a container's entrypoint may start it, with a
+# sidecar it had before its exec: that child is left alone)
 rm -f "$REGION" "$REGION.lock"
-start_forged
+sh -c "sleep 300 & echo \$! > $T/sidecar; exec $BIN/forged -c $T/forge.yaml" >> "$T/forged.log" 2>&1 &
+FORGED_PID=$!
+until_true 10 workers_alive || fail "workers not ready within 10 s"
 expect broken__echo '{"text":"launched"}' "echo: launched"
 launcher=$(pgrep -f "^sh -c FAKE_STAY=1 node $FAKE" | head -1)
 server=$(pgrep -P "${launcher:-0}" node || true)
@@ -349,6 +367,8 @@ until_true 10 sh -c "! kill -0 $server 2>/dev/null" ||
 grep -q "pid $server (node), left running by a child of forged that died: killed" "$T/forged.log" ||
 	fail "the stray was not named in the log"
 expect broken__echo '{"text":"again"}' "echo: again"
+kill -0 "$(cat "$T/sidecar")" || fail "forged killed a child it had before its exec"
+kill "$(cat "$T/sidecar")"
 stop_forged
 WORKERS=2
 

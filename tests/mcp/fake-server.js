@@ -8,6 +8,7 @@
 //   crash            exits with status 3 mid-call
 //   garbage          prints a line that is not JSON
 //   flood            writes notifications without end, never answers
+//   qflood           sends requests to forge without end, never answers
 //   big {n}          a text of n 'y'
 //   counter {file}   appends a line to file, answers "counted"
 //   image            an image item and a text item
@@ -24,7 +25,7 @@
 "use strict";
 const fs = require("fs");
 
-const tools1 = ["echo", "hang", "freeze", "waitfile", "crash", "garbage", "flood", "big", "counter", "image", "fail",
+const tools1 = ["echo", "hang", "freeze", "waitfile", "crash", "garbage", "flood", "qflood", "big", "counter", "image", "fail",
 	"rpcerror", "relist", "nul", "lone", "fat", "bad.name"].map((name) => ({
 	name, description: "fake " + name,
 	inputSchema: name === "fat" ? { type: "object", description: "z".repeat(70000) }
@@ -62,6 +63,16 @@ function call(id, name, args) {
 		const note = (JSON.stringify({ jsonrpc: "2.0", method: "notifications/message",
 			params: { level: "info", data: "x".repeat(200) } }) + "\n").repeat(300);
 		const more = () => process.stdout.write(note) ? setImmediate(more) : process.stdout.once("drain", more);
+		return more();
+	}
+	case "qflood": {
+		let n = 0;
+		const more = () => {
+			let batch = "";
+			for (let k = 0; k < 300; k++)
+				batch += JSON.stringify({ jsonrpc: "2.0", id: "q" + n++, method: "roots/list" }) + "\n";
+			return process.stdout.write(batch) ? setImmediate(more) : process.stdout.once("drain", more);
+		};
 		return more();
 	}
 	case "big": return reply(id, text("y".repeat(args.n)));
