@@ -40,6 +40,9 @@ static inline uint64_t fg_coarse_ns(void)
 
 /* Start time of PID in clock ticks since boot (/proc/PID/stat field 22), 0 if gone. */
 uint64_t fg_proc_starttime(pid_t pid);
+/* /proc/PID/NAME read into buf (at most len - 1 bytes, NUL-terminated):
+ * its length, or -1. */
+ssize_t fg_proc_file(long pid, const char *name, char *buf, size_t len);
 /* 1 only if pid certainly runs no process (no /proc entry, or a zombie):
  * an error reading /proc (out of descriptors, hidepid) is not a death. */
 int fg_proc_gone(pid_t pid);

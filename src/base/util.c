@@ -32,18 +32,26 @@ int fg_proc_gone(pid_t pid)
 	return p && (p[1] == ' ') && (p[2] == 'Z' || p[2] == 'X');
 }
 
-uint64_t fg_proc_starttime(pid_t pid)
+ssize_t fg_proc_file(long pid, const char *name, char *buf, size_t len)
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%ld/%s", pid, name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		return -1;
+	ssize_t n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return -1;
 	buf[n] = '\0';
+	return n;
+}
+
+uint64_t fg_proc_starttime(pid_t pid)
+{
+	char buf[1024];
+	if (fg_proc_file(pid, "stat", buf, sizeof(buf)) < 0)
+		return 0;
 	/* comm may hold spaces and parentheses: parse after the last ')'. */
 	char *p = strrchr(buf, ')');
 	if (!p)

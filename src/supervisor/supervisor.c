@@ -303,16 +303,9 @@ static void reload_retired(sup_t *s, uint32_t slot);
 /* Whether pid has a SIGKILL pending (its parent's death signal, say). */
 static int sigkill_pending(long pid)
 {
-	char path[64], buf[2048];
-	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	char buf[2048];
+	if (fg_proc_file(pid, "status", buf, sizeof(buf)) < 0)
 		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	const char *keys[] = { "\nSigPnd:", "\nShdPnd:" };
 	for (int i = 0; i < 2; i++) {
 		const char *p = strstr(buf, keys[i]);
@@ -334,16 +327,9 @@ static void reap_strays(sup_t *s)
 		long pid = strtol(e->d_name, &end, 10);
 		if (*end || pid <= 0 || pid == me)
 			continue;
-		char path[64], buf[512];
-		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
+		char buf[512];
+		if (fg_proc_file(pid, "stat", buf, sizeof(buf)) < 0)
 			continue;
-		ssize_t n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
 		char *lp = strchr(buf, '('), *rp = strrchr(buf, ')');
 		char state;
 		long ppid, pgrp, sid;
