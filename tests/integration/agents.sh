@@ -19,7 +19,7 @@
 #   6  a plan_execute agent: its planner and synthesis prompts, its system
 #      prompt to every step
 . "$(dirname "$0")/../lib.sh"
-PORT=$((30000 + $$ % 10000))
+PORT=$((20000 + $$ % 10000))   # below the ephemeral range (32768+)
 printf 'You are the support agent of Example Corp.\nBe brief.\n' > "$T/support.md"
 echo "A prompt that goes away." > "$T/gone.md"
 agents_yaml() {   # agents_yaml SYSTEM-OF-SLOW

@@ -20,7 +20,7 @@
 #      supervisor are SIGKILLed: every approved call ran exactly once, no
 #      rejected or unanswered call ran, check clean
 . "$(dirname "$0")/../lib.sh"
-PORT=$((31000 + $$ % 9000))
+PORT=$((20000 + $$ % 10000))   # below the ephemeral range (32768+)
 mock_on "$PORT"
 CHAOS_PORT=$((PORT + 1))
 mock_on "$CHAOS_PORT" --latency-ms 20
