@@ -760,6 +760,16 @@ static void list_page(worker_t *w, srv_t *v, const char *cursor)
 		    "could not be listed: out of memory");
 }
 
+/* Its tools listed from the first page (calls made meanwhile wait). */
+static void list_all(worker_t *w, srv_t *v)
+{
+	v->state = S_LIST;
+	v->pages = 0;
+	json_decref(v->listing);
+	v->listing = json_array();
+	list_page(w, v, NULL);
+}
+
 /* A response to call c (j borrowed). */
 static void on_response(worker_t *w, srv_t *v, mcall_t *c, const json_t *j)
 {
@@ -810,13 +820,8 @@ static void on_response(worker_t *w, srv_t *v, mcall_t *c, const json_t *j)
 			return;
 		if (!is_http(v))
 			call_finish(w, nc, "");   /* (nothing comes back for it) */
-		if (v->gen != gen)
-			return;
-		v->state = S_LIST;
-		v->pages = 0;
-		json_decref(v->listing);
-		v->listing = json_array();
-		list_page(w, v, NULL);
+		if (v->gen == gen)
+			list_all(w, v);
 		return;
 	}
 	/* K_LIST */
@@ -882,13 +887,8 @@ static void on_message(worker_t *w, srv_t *v, json_t *j, const char *raw, size_t
 			return;
 		/* its tools changed: listed again (calls wait for the list) */
 		if (!strcmp(json_string_value(json_object_get(j, "method")),
-			    "notifications/tools/list_changed") && v->state == S_READY) {
-			v->state = S_LIST;
-			v->pages = 0;
-			json_decref(v->listing);
-			v->listing = json_array();
-			list_page(w, v, NULL);
-		}
+			    "notifications/tools/list_changed") && v->state == S_READY)
+			list_all(w, v);
 		return;
 	}
 	case FG_MCP_REQUEST: {
@@ -1283,11 +1283,10 @@ static void after_timeout(worker_t *w, srv_t *v, int64_t rpc)
 	size_t n;
 	char *line = p ? fg_mcp_request(-1, "notifications/cancelled", p, &n) : NULL;
 	json_decref(p);
-	uint32_t gen = v->gen;
 	if (line)
 		stdio_write(w, v, line, n);   /* (a closed pipe: seen later) */
 	free(line);
-	if (v->gen != gen || !v->pid || v->pinging)
+	if (!v->pid || v->pinging)
 		return;
 	mcall_t *c = srv_request(w, v, K_PING, "ping", NULL, 0,
 				 "was restarted: a call got no answer, and it could not be "
