@@ -489,7 +489,8 @@ int cmd_wait(const char *arg)
 		}
 		/* at most a fifth of a core taken from the workers it waits for:
 		 * 4 scans' time at least between scans; with the bell, a scan a
-		 * second besides (what it missed: a waiter count reset) */
+		 * second besides (an end that rang nothing: a worker stopped
+		 * between its finish and its ring) */
 		uint64_t us = scan_us * 4 > (bell ? 1000000 : 20000) ? scan_us * 4
 								 : (bell ? 1000000 : 20000);
 		if (deadline - now < us * 1000)
