@@ -40,6 +40,7 @@ typedef struct fg_gwreq {
 	uint32_t at;            /* fork: messages kept (UINT32_MAX: all)   */
 	unsigned status;        /* on failure: 400 or 503                  */
 	const char *param;      /* on failure: the field at fault, or NULL */
+	char param_buf[48];     /* (param, when it is a field of the body)  */
 	char error[300];
 } fg_gwreq_t;
 

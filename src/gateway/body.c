@@ -128,6 +128,23 @@ int fg_gwreq_session(const char *body, size_t n, const fg_config_t *cfg, fg_gwre
 	json_t *j = q->root, *x;
 	fg_submit_t *p = &q->sub;
 	const char *wf = "react", *model = cfg->llm_default;
+	/* A field forge does not know is refused, not ignored: a misspelt
+	 * max_steps, or "provider" for "model", would otherwise run a session
+	 * the client did not ask for. */
+	static const char *const known[] = { "prompt", "agent", "workflow", "system", "model",
+					      "max_steps" };
+	const char *key;
+	json_object_foreach(j, key, x) {
+		size_t k = 0;
+		while (k < sizeof(known) / sizeof(known[0]) && strcmp(key, known[k]))
+			k++;
+		if (k == sizeof(known) / sizeof(known[0])) {
+			snprintf(q->param_buf, sizeof(q->param_buf), "%.40s", key);
+			return bad(q, 400, q->param_buf, "unknown field \"%.40s\" (prompt, agent, "
+				   "workflow, system, model, max_steps; the provider is named by "
+				   "model)", key);
+		}
+	}
 	const fg_agent_cfg_t *a = NULL;
 	if ((x = json_object_get(j, "agent"))) {
 		const char *an = json_string_value(x);

@@ -73,6 +73,7 @@ expect_status 400 '.error.param == "prompt" and .error.message == "prompt must b
 expect_status 400 '.error.param == "workflow"' POST /v1/sessions '{"prompt":"x","workflow":"chat"}'
 expect_status 400 '.error.param == "max_steps"' POST /v1/sessions '{"prompt":"x","max_steps":0}'
 expect_status 400 '.error.message == "model \"gpt-9\" is not a configured provider"' POST /v1/sessions '{"prompt":"x","model":"gpt-9"}'
+expect_status 400 '.error.param == "provider" and .error.message == "unknown field \"provider\" (prompt, agent, workflow, system, model, max_steps; the provider is named by model)"' POST /v1/sessions '{"prompt":"x","provider":"mock"}'
 big=$(head -c 3000 /dev/zero | tr '\0' 'a')
 expect_status 413 '.error.message == "request body larger than 2048 bytes"' POST /v1/sessions "{\"prompt\":\"$big\"}"
 expect_status 404 '.error.message == "no session 00000000000000ff"' GET /v1/sessions/00000000000000ff
