@@ -15,7 +15,7 @@ cat > "$T/forge.yaml" <<YAML
 supervisor:
   workers: 2
 region:
-  path: $T/region
+  path: ${REGION_DIR:-$T}/region-chat-$$
   sessions: 4096
   retain_s: 1
 http:
@@ -30,7 +30,7 @@ log:
 YAML
 "$B/mock-llm" --port "$MP" 2>/dev/null & mock=$!
 "$B/forged" -c "$T/forge.yaml" 2>"$T/forged.log" & fpid=$!
-trap 'kill $mock $fpid 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
+trap 'kill $mock $fpid 2>/dev/null; wait 2>/dev/null; rm -rf "$T" "${REGION_DIR:-$T}/region-chat-$$"*' EXIT
 i=0
 until curl -sf "http://127.0.0.1:$HP/readyz" >/dev/null 2>&1; do
 	i=$((i + 1)); [ $i -lt 200 ] || { echo "chat_latency: forged not ready" >&2; exit 1; }

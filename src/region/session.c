@@ -365,9 +365,13 @@ int fg_session_enqueue(fg_actor_t *a, uint32_t idx)
 	uint32_t home = FG_HOME_RING(idx, nw);
 	for (uint32_t k = 0; k < nw && rc < 0; k++)
 		rc = fg_ring_enqueue_mp(fg_ring_ref(a->r, (home + k) % nw), idx, a->self);
+	/* One sleeper per session, not all of them: a woken worker takes from
+	 * any ring, and a burst wakes one more with each session.  (A worker
+	 * that was woken and stops hands the wake on; one frozen in its sleep
+	 * can hold one wake, which the others' heartbeat_ms timeout covers.) */
 	if (atomic_load_explicit(&h->sleepers, memory_order_seq_cst) > 0) {
 		atomic_fetch_add_explicit(&h->doorbell, 1, memory_order_seq_cst);
-		fg_futex_wake(&h->doorbell);
+		fg_futex_wake_one(&h->doorbell);
 	}
 	return rc;
 }

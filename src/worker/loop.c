@@ -633,6 +633,13 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 			wait_events(&w, w.free ? 1 : (int)cfg->heartbeat_ms);
 		}
 	}
+	/* The doorbell wakes one sleeper per session: if this worker was it
+	 * and stops without taking the session, the next one wakes now
+	 * instead of at its heartbeat_ms timeout. */
+	if (rings_nonempty(&w) && atomic_load_explicit(&r->hdr->sleepers, memory_order_seq_cst)) {
+		atomic_fetch_add_explicit(&r->hdr->doorbell, 1, memory_order_seq_cst);
+		fg_futex_wake_one(&r->hdr->doorbell);
+	}
 	uint32_t n = w.inflight;
 	atomic_store(&me->state, FG_SLOT_DRAINING);
 	finish_in_flight(&w);
