@@ -50,6 +50,33 @@ static int parse(const char *body, size_t n, fg_gwreq_t *q)
 	return 0;
 }
 
+/*
+ * A field forge does not know is refused, not ignored: a misspelt
+ * max_steps, "provider" for "model" or "rol" for "role" would otherwise
+ * run what the client did not ask for.  known: NULL-terminated; the error
+ * lists them, then hint.
+ */
+static int only(fg_gwreq_t *q, const char *const *known, const char *hint)
+{
+	const char *key;
+	json_t *x;
+	json_object_foreach(q->root, key, x) {
+		size_t k = 0;
+		while (known[k] && strcmp(key, known[k]))
+			k++;
+		if (known[k])
+			continue;
+		char list[160];
+		size_t o = 0;
+		for (k = 0; known[k] && o < sizeof(list); k++)
+			o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", k ? ", " : "", known[k]);
+		snprintf(q->param_buf, sizeof(q->param_buf), "%.40s", key);
+		return bad(q, 400, q->param_buf, "unknown field \"%.40s\" (%s%s)", key,
+			   known[0] ? list : "this request takes no body", hint);
+	}
+	return 0;
+}
+
 static uint32_t provider_index(const fg_config_t *cfg, const char *name)
 {
 	for (uint32_t i = 0; i < cfg->nproviders; i++)
@@ -128,24 +155,11 @@ int fg_gwreq_session(const char *body, size_t n, const fg_config_t *cfg, fg_gwre
 	json_t *j = q->root, *x;
 	fg_submit_t *p = &q->sub;
 	const char *wf = "react", *model = cfg->llm_default;
-	/* A field forge does not know is refused, not ignored: a misspelt
-	 * max_steps, or "provider" for "model", would otherwise run a session
-	 * the client did not ask for. */
-	static const char *const known[] = { "prompt", "agent", "workflow", "system", "model",
-					      "max_steps" };
-	const char *key;
-	json_object_foreach(j, key, x) {
-		size_t k = 0;
-		while (k < sizeof(known) / sizeof(known[0]) && strcmp(key, known[k]))
-			k++;
-		if (k == sizeof(known) / sizeof(known[0])) {
-			snprintf(q->param_buf, sizeof(q->param_buf), "%.40s", key);
-			return bad(q, 400, q->param_buf, "unknown field \"%.40s\" (prompt, agent, "
-				   "workflow, system, model, max_steps; the provider is named by "
-				   "model)", key);
-		}
-	}
 	const fg_agent_cfg_t *a = NULL;
+	static const char *const known[] = { "prompt", "agent", "workflow", "system", "model",
+					      "max_steps", NULL };
+	if (only(q, known, "; the provider is named by model") < 0)
+		return -1;
 	if ((x = json_object_get(j, "agent"))) {
 		const char *an = json_string_value(x);
 		if (!an)
@@ -572,7 +586,8 @@ static int user_record(fg_gwreq_t *q, const char *hint)
 
 int fg_gwreq_message(const char *body, size_t n, fg_gwreq_t *q)
 {
-	if (parse(body, n, q) < 0)
+	static const char *const known[] = { "content", "role", NULL };
+	if (parse(body, n, q) < 0 || only(q, known, "") < 0)
 		return -1;
 	json_t *role = json_object_get(q->root, "role");
 	if (role && (!json_is_string(role) || strcmp(json_string_value(role), "user")))
@@ -582,7 +597,8 @@ int fg_gwreq_message(const char *body, size_t n, fg_gwreq_t *q)
 
 int fg_gwreq_fork(const char *body, size_t n, fg_gwreq_t *q)
 {
-	if (parse(body, n, q) < 0)
+	static const char *const known[] = { "at", "content", NULL };
+	if (parse(body, n, q) < 0 || only(q, known, "") < 0)
 		return -1;
 	json_t *at = json_object_get(q->root, "at");
 	q->at = UINT32_MAX;

@@ -70,6 +70,9 @@ code=$(post "/v1/sessions/00000000000000000000000000000000/messages" '{"content"
 [ "$code" = 404 ] || fail "1: unknown id: $code"
 code=$(post "/v1/sessions/$id/messages" '{"content":""}')
 [ "$code" = 400 ] && [ "$(jq -r .error.param "$T/out")" = content ] || fail "1: empty: $code $(cat "$T/out")"
+code=$(post "/v1/sessions/$id/messages" '{"content":"x","rol":"user"}')
+[ "$code" = 400 ] && [ "$(jq -r .error.param "$T/out")" = rol ] && [ "$(jq -r .error.message "$T/out")" = 'unknown field "rol" (content, role)' ] ||
+	fail "1: unknown field: $code $(cat "$T/out")"
 mr=$(curl -s -X POST "$API/v1/sessions" -d '{"prompt":"what is 2+2?","workflow":"map_reduce"}' | jq -r .id)
 until_true 20 state_is "$mr" done || fail "1: map_reduce"
 code=$(post "/v1/sessions/$mr/messages" '{"content":"more"}')
@@ -321,6 +324,9 @@ err=$(ctl fork "$src" 2>&1) && fail "6: a fork that ends with the answer was tak
 code=$(post "/v1/sessions/$src/fork" '{"at":9}')
 [ "$code" = 400 ] && [ "$(jq -r .error.param "$T/out")" = at ] && [ "$(jq -r .error.message "$T/out")" = "session $src cannot fork there: it has 4 messages: at must be 0 to 4" ] ||
 	fail "6: at 9: $code $(cat "$T/out")"
+code=$(post "/v1/sessions/$src/fork" '{"at":1,"prompt":"x"}')
+[ "$code" = 400 ] && [ "$(jq -r .error.message "$T/out")" = 'unknown field "prompt" (at, content)' ] ||
+	fail "6: unknown field: $code $(cat "$T/out")"
 mr=$(ctl submit --workflow map_reduce --prompt "what is 2+2?")
 code=$(post "/v1/sessions/$mr/fork" '{"content":"x"}')
 [ "$code" = 409 ] && [ "$(jq -r .error.message "$T/out")" = "session $mr cannot fork there: only react sessions fork" ] || fail "6: map_reduce: $code $(cat "$T/out")"
