@@ -214,6 +214,15 @@ static void completion(conn_t *c, json_t *req)
 			have_tool = 1;
 		}
 	}
+	/* A plan for "call:NAME {ARGS}": one step, that message itself (so the
+	 * step's session calls NAME: tests of plan_execute's parts). */
+	if (!own && split == 2 && user && !strncmp(user, "call:", 5)) {
+		json_t *plan = json_pack("{s:[{s:s,s:[]}]}", "steps", "task", user, "depends_on");
+		own = plan ? json_dumps(plan, JSON_COMPACT) : NULL;
+		json_decref(plan);
+		if (own)
+			answer = own;
+	}
 	/* A tool of the client's in "tools" (any name but forge's own) is the
 	 * one called, with {"city":"Paris"}; otherwise the calculator. */
 	const char *tool = "calculator", *args = "{\"expression\":\"2+2\"}";
@@ -672,7 +681,8 @@ static void usage(FILE *f)
 "user message \"echo\" is answered at once with what the request held: its\n"
 "roles, contents, tool names and sampling parameters, as JSON.  A first\n"
 "user message \"call:NAME {ARGS}\" calls tool NAME with ARGS, then answers\n"
-"\"tool said: \" and the last tool result.\n"
+"\"tool said: \" and the last tool result (a \"forge:plan\" call: one step, that\n"
+"message).\n"
 "\n"
 "  --port P        TCP port (required)\n"
 "  --host ADDR     address to listen on (default 127.0.0.1)\n"

@@ -15,6 +15,52 @@
 #include <string.h>
 #include <time.h>
 
+/*
+ * A map_reduce or plan_execute session: each part's state, and the calls
+ * its parts wait on a person for, gathered in the parent's waiting_for
+ * (each with "session" and "part"), so that whoever looks at the parent
+ * sees what holds it.  A part's record is read as any other (snapshot,
+ * re-validated); one purged or reused meanwhile is left as it is.
+ */
+static void put_parts_state(const fg_region_t *R, const fg_snap_t *sn, json_t *j)
+{
+	fg_mr_view_t v;
+	char err[200];
+	json_t *parts = json_object_get(j, "parts"), *all = NULL;
+	if (!parts || fg_mr_view(sn->log, sn->len, &v, err, sizeof(err)) < 0)
+		return;
+	for (uint32_t k = 0; k < v.nparts && k < json_array_size(parts); k++) {
+		fg_snap_t c;
+		if (!v.child[k] || fg_session_snapshot(R, v.child[k], &c, 0) < 0)
+			continue;
+		json_t *part = json_array_get(parts, k);
+		uint32_t state = FG_CTL_STATE(c.ctl);
+		json_object_set_new(part, "state", json_string(fg_state_name(state)));
+		int react = c.workflow == FG_WF_REACT;
+		fg_snap_free(&c);
+		if (state != FG_S_WAITING || !react || fg_session_snapshot(R, v.child[k], &c, 1) < 0)
+			continue;
+		json_t *p = FG_CTL_STATE(c.ctl) == FG_S_WAITING ? fg_approval_pending(&c) : NULL;
+		fg_snap_free(&c);
+		if (!p)
+			continue;
+		json_object_set(part, "waiting_for", p);
+		size_t i;
+		json_t *call;
+		json_array_foreach(p, i, call) {
+			json_t *x = json_deep_copy(call);
+			json_object_set(x, "session", json_object_get(part, "id"));
+			json_object_set_new(x, "part", json_integer(k));
+			if (!all)
+				all = json_array();
+			json_array_append_new(all, x);
+		}
+		json_decref(p);
+	}
+	if (all)
+		json_object_set_new(j, "waiting_for", all);
+}
+
 json_t *fg_inspect_session(const fg_region_t *R, fg_handle_t h, int full, const fg_config_t *cfg)
 {
 	fg_snap_t sn;
@@ -24,6 +70,8 @@ json_t *fg_inspect_session(const fg_region_t *R, fg_handle_t h, int full, const 
 	/* calls that wait for a person (an approval, ask_human) */
 	if (j && FG_CTL_STATE(sn.ctl) == FG_S_WAITING && sn.workflow == FG_WF_REACT)
 		json_object_set_new(j, "waiting_for", fg_approval_pending(&sn));
+	if (j && (sn.workflow == FG_WF_MAP_REDUCE || sn.workflow == FG_WF_PLAN_EXECUTE))
+		put_parts_state(R, &sn, j);
 	fg_snap_free(&sn);
 	/* a model turn whose requests fail (an outage, a rate limit): how
 	 * long, how often, until when forge keeps trying */

@@ -70,6 +70,10 @@ agents:
   idem:
     tools: [slowrec]
     approve: [slowrec]
+  planner:
+    workflow: plan_execute
+    tools: [record]
+    approve: [record]
 YAML
 }
 
@@ -185,6 +189,23 @@ code=$(curl -s -o "$T/a.json" -w '%{http_code}' -X POST "$API/v1/sessions/$id/ap
 [ "$code" = 409 ] && [ "$(jq -r .error.message "$T/a.json")" = "session $id: it is cancelled" ] ||
 	fail "3: approve after cancel: $code $(cat "$T/a.json")"
 [ "$(cat "$RUNS")" = '{"n":33}' ] || fail "3: a cancelled call ran: $(cat "$RUNS")"
+# a plan_execute session whose step waits: the parent shows the step's
+# state and its call in waiting_for, naming the step's session
+pid=$(curl -s -X POST "$API/v1/sessions" -d '{"agent":"planner","prompt":"call:record {\"n\":5}"}' | jq -r .id)
+parent_waits() { curl -s "$API/v1/sessions/$pid" > "$T/p.json"; [ "$(jq '.waiting_for | length' "$T/p.json")" = 1 ]; }
+until_true 10 parent_waits || fail "3: plan_execute parent shows no waiting_for: $(cat "$T/p.json")"
+kid=$(jq -r '.parts[0].id' "$T/p.json")
+[ "$(jq -c '.waiting_for | map({kind, tool, arguments, part, session})' "$T/p.json")" = \
+  "[{\"kind\":\"approval\",\"tool\":\"record\",\"arguments\":\"{\\\"n\\\":5}\",\"part\":0,\"session\":\"$kid\"}]" ] &&
+	[ "$(jq -r '.parts[0].state' "$T/p.json")" = waiting ] &&
+	[ "$(jq -r '.waiting_for[0].call_id' "$T/p.json")" = "$(call_of "$kid")" ] ||
+	fail "3: plan_execute parent: $(jq -c '{waiting_for, parts}' "$T/p.json")"
+ctl approve "$kid" > "$T/r.out" || fail "3: approve the step: $(cat "$T/r.out")"
+until_true 10 is_state "$pid" done || fail "3: plan_execute parent not done: $(curl -s "$API/v1/sessions/$pid")"
+curl -s "$API/v1/sessions/$pid" > "$T/p.json"
+[ "$(jq -r '.waiting_for' "$T/p.json")/$(jq -r '.parts[0].state' "$T/p.json")" = null/done ] ||
+	fail "3: plan_execute parent after the answer: $(jq -c '{waiting_for, parts}' "$T/p.json")"
+[ "$(tail -1 "$RUNS")" = '{"n":5}' ] || fail "3: the step's call did not run: $(cat "$RUNS")"
 
 # 4 -----------------------------------------------------------------
 id=$(curl -s -X POST "$API/v1/sessions" -d '{"agent":"careful","prompt":"call:ask_human {\"question\":\"Which account?\"}"}' | jq -r .id)
