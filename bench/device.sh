@@ -3,7 +3,8 @@
 # many cores and none of forge's packages (the lent 16-core device):
 #   sh bench/devkit.sh                       (here: build/devkit)
 #   sh bench/device.sh [OLD-DIR]             (there, from the repository)
-# Prints lscpu's model and cores, then bench/scaling.sh's table
+# Prints lscpu's model and cores, a control (how far a CPU-bound loop
+# with nothing shared scales: the ceiling here), then bench/scaling.sh's table
 # (workers, sessions/s, ratio to 1 worker, page faults, CPU µs, user µs
 # and system µs per session) for 2-step ReAct sessions (scripted
 # provider, 2M) and synthetic 2-step sessions (4M) at 1, 2, 4, 8 and 16
@@ -20,6 +21,17 @@ export LOADER=$K/ld-linux-x86-64.so.2
 lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|Socket|NUMA node\(s\))' || true
 echo "kernel $(uname -r)"
 df -T /dev/shm /tmp
+# The control: the most any program scales here.  A CPU-bound loop with
+# no shared memory (awk), 1 copy, then 16 at once: 16 x the one copy's
+# time over the 16 copies' wall time.  All-core clocks lower than one
+# core's, or cores shared with other guests, show here first.
+ctl1() { awk 'BEGIN { for (i = 0; i < 4e7; i++) s += i; print s > "/dev/null" }'; }
+now() { date +%s.%N; }
+t0=$(now); ctl1; t1=$(now)
+for k in $(seq 16); do ctl1 & done; wait; t2=$(now)
+echo "control: 1 copy $(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}') s, 16 at once" \
+	"$(echo "$t1 $t2" | awk '{printf "%.2f", $2 - $1}') s: 16 copies run" \
+	"$(echo "$t0 $t1 $t2" | awk '{printf "%.2f", 16 * ($2 - $1) / ($3 - $2)}')x one"
 react() { sh bench/scaling.sh 2000000 3 "$1" --workflow react --prompt "what is 2+2?" --provider scripted; }
 synth() { sh bench/scaling.sh 4000000 3 "$1" --workflow synthetic --steps 2; }
 echo "== ReAct 2M, region on tmpfs"
