@@ -19,11 +19,27 @@ _Static_assert(offsetof(fg_script_step_t, calls) ==
 	       offsetof(fg_provider_cfg_t, script[0].calls) - offsetof(fg_provider_cfg_t, script[0]),
 	       "script entries and fg_script_step_t share a layout");
 
+/* An empty reply.  calls[] (6 KiB) is left as it is: only its first
+ * ncalls are ever read, and each is written whole before ncalls counts it
+ * (zeroing it all cost a scripted ReAct session a tenth of its CPU). */
+static void reply_clear(fg_llm_reply_t *r)
+{
+	r->ok = 0;
+	r->err = 0;
+	r->error[0] = 0;
+	r->ncalls = 0;
+	r->content = NULL;
+	r->content_n = 0;
+	r->finish[0] = 0;
+	r->prompt_tokens = r->completion_tokens = 0;
+	r->root = NULL;
+}
+
 void fg_llm_reply_free(fg_llm_reply_t *r)
 {
 	if (r->root)
 		json_decref(r->root);
-	memset(r, 0, sizeof(*r));
+	reply_clear(r);
 }
 
 char *fg_llm_request(const char *model, json_t *messages, json_t *tools, json_t *params,
@@ -417,7 +433,7 @@ corrupt:
 void fg_llm_parse(const char *body, size_t len, fg_llm_reply_t *r)
 {
 	json_error_t je;
-	memset(r, 0, sizeof(*r));
+	reply_clear(r);
 	r->root = json_loadb(body, len, 0, &je);
 	if (!r->root) {
 		r->ok = 0;
@@ -592,7 +608,7 @@ int fg_llm_stream_feed(fg_llm_stream_t *s, const char *data, size_t n)
 
 void fg_llm_stream_finish(fg_llm_stream_t *s, fg_llm_reply_t *r)
 {
-	memset(r, 0, sizeof(*r));
+	reply_clear(r);
 	if (!s->failed && !s->done)
 		stream_fail(s, FG_LLM_MALFORMED, "stream ended before data: [DONE] (truncated)", NULL);
 	if (s->failed) {
@@ -657,7 +673,7 @@ out:
 void fg_llm_scripted(const fg_script_step_t *steps, uint32_t nsteps, uint32_t turn,
 		     fg_llm_reply_t *r, char ids[FG_MAX_CALLS][32])
 {
-	memset(r, 0, sizeof(*r));
+	reply_clear(r);
 	const fg_script_step_t *st = &steps[turn < nsteps ? turn : nsteps - 1];
 	r->ok = 1;
 	r->prompt_tokens = 16 + 8 * turn;
