@@ -3,7 +3,8 @@
 # runs a 2-step ReAct session against mock-llm: two model calls) against the
 # same two model calls made straight to mock-llm, in the same run.  Prints
 # "chat_p50_ms chat_p99_ms direct_p50_ms direct_p99_ms" (milliseconds,
-# curl's time_total, one connection per request for both).
+# curl's time_total, one connection per request for both), then the same
+# four over one kept-alive connection (as SDK clients send them).
 # Usage: bench/chat_latency.sh [N] [BIN]     (default 300, build)
 set -eu
 N=${1:-300}
@@ -50,4 +51,26 @@ for k in $(seq "$N"); do
 	b=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$MP/v1/chat/completions" -d "$second")
 	echo "$a $b" | awk '{ print $1 + $2 }' >> "$T/direct"
 done
-echo "$(pct 0.5 < "$T/chat") $(pct 0.99 < "$T/chat") $(pct 0.5 < "$T/direct") $(pct 0.99 < "$T/direct")"
+# The same over one kept-alive connection each, as SDK clients (openai,
+# LangChain) send them: one curl for all N chat completions, one for all
+# N pairs of model calls (a curl config file, "next" between requests).
+printf '%s' "$chat" > "$T/chat.json"
+printf '%s' "$first" > "$T/first.json"
+printf '%s' "$second" > "$T/second.json"
+: > "$T/ka-chat.cfg"; : > "$T/ka-direct.cfg"
+for k in $(seq "$N"); do
+	[ "$k" = 1 ] || echo next | tee -a "$T/ka-direct.cfg" >> "$T/ka-chat.cfg"
+	printf 'url = "http://127.0.0.1:%s/v1/chat/completions"\ndata-binary = "@%s"\noutput = "/dev/null"\nwrite-out = "%%{time_total}\\n"\n' \
+		"$HP" "$T/chat.json" >> "$T/ka-chat.cfg"
+	for b in first second; do
+		[ "$b" = first ] || echo next >> "$T/ka-direct.cfg"
+		printf 'url = "http://127.0.0.1:%s/v1/chat/completions"\ndata-binary = "@%s"\noutput = "/dev/null"\nwrite-out = "%%{time_total}\\n"\n' \
+			"$MP" "$T/$b.json" >> "$T/ka-direct.cfg"
+	done
+done
+curl -s -K "$T/ka-chat.cfg" > "$T/ka-chat"
+curl -s -K "$T/ka-direct.cfg" | awk 'NR % 2 == 1 { a = $1 } NR % 2 == 0 { print a + $1 }' > "$T/ka-direct"
+[ "$(wc -l < "$T/ka-chat")" = "$N" ] && [ "$(wc -l < "$T/ka-direct")" = "$N" ] ||
+	{ echo "chat_latency: the kept-alive runs did not answer $N times" >&2; exit 1; }
+echo "$(pct 0.5 < "$T/chat") $(pct 0.99 < "$T/chat") $(pct 0.5 < "$T/direct") $(pct 0.99 < "$T/direct")" \
+	"$(pct 0.5 < "$T/ka-chat") $(pct 0.99 < "$T/ka-chat") $(pct 0.5 < "$T/ka-direct") $(pct 0.99 < "$T/ka-direct")"

@@ -106,6 +106,10 @@ emit chat.completions.p50_ms "$1" ms
 emit chat.completions.p99_ms "$2" ms
 emit chat.direct_two_calls.p50_ms "$3" ms
 emit chat.direct_two_calls.p99_ms "$4" ms
+emit chat.completions.keepalive.p50_ms "$5" ms
+emit chat.completions.keepalive.p99_ms "$6" ms
+emit chat.direct_two_calls.keepalive.p50_ms "$7" ms
+emit chat.direct_two_calls.keepalive.p99_ms "$8" ms
 
 echo "[9/13] region.durability none / batch / sync on a disk file system (interleaved, median of 3)..." >&2
 set -- $(sh bench/durability.sh 3 100000)
