@@ -463,7 +463,31 @@ static int decide(const char *cmd, const char *id, json_t *in)
 		return 1;
 	}
 	json_t *rec = NULL;
-	int e = fg_approval_decide(&a, NULL, h, o.call, in, by, &rec, err, sizeof(err));
+	/* A session that runs (a tool of the same turn, or it has just asked)
+	 * takes the answer once it waits: woken by its bell when it parks,
+	 * for --timeout seconds (60 unless given). */
+	long limit = o.timeout_s >= 0 ? o.timeout_s : 60;
+	uint64_t give_up = fg_now_ns() + (uint64_t)limit * 1000000000ull;
+	uint32_t idx = FG_HANDLE_IDX(h);
+	int e, told = 0;
+	fg_bell_enter(&R, idx);
+	for (;;) {
+		uint32_t seq = fg_bell_seq(&R, idx);
+		e = fg_approval_decide(&a, NULL, h, o.call, in, by, &rec, err, sizeof(err));
+		uint64_t now = fg_now_ns();
+		if (e != -EBUSY || now >= give_up)
+			break;
+		if (!told++)
+			fprintf(stderr, "forgectl: %s: session %s is running (a tool of its turn, or "
+				"it has just asked): the answer goes in once it waits (for %ld s at "
+				"most: --timeout)\n", cmd, id, limit);
+		fg_bell_wait(&R, idx, seq, give_up - now < 1000000000ull ?
+			     (int)((give_up - now) / 1000000u) + 1 : 1000);
+	}
+	fg_bell_leave(&R, idx);
+	if (e == -EBUSY)
+		snprintf(err, sizeof(err), "it is still running, not waiting, after %ld s: try "
+			 "again (or give --timeout S)", limit);
 	int fe = e == 0 ? fg_durable_wait(&R, a.slot) : 0;
 	fg_client_detach(&a);
 	json_decref(in);

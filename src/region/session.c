@@ -1026,6 +1026,7 @@ int fg_session_park(fg_actor_t *a, uint32_t idx, uint32_t entry,
 		return -EIO;
 	}
 	FG_CRASHPOINT("session.park.after_cas");
+	ring_bell(a->r, idx);   /* (an answer that waited for it to wait) */
 	/* A child that ended before our CAS may have seen us RUNNING and not
 	 * woken us: look once more (the other half of the Dekker pair).  The
 	 * fence makes it hold in C11 whatever order ended() loads with (an

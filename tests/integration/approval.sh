@@ -402,16 +402,27 @@ for k in 1 2 3 4 5 6; do
 	sleep 0.2
 done
 p=$(stalled "$T/w.stall")
+# forgectl approve of each, at once: the held session runs (it has asked,
+# not parked), and its approve waits for it to wait, past the worker's death
+bgs=""
+for id in $(cat "$T/w.ids"); do
+	ctl approve "$id" > "$T/bg.$id" 2>&1 &
+	bgs="$bgs $!"
+done
 until_true 15 grep -q "(pid $p): heartbeat stale" "$T/forged.log" ||
 	fail "6b: the stopped worker was not killed"
+for b in $bgs; do wait "$b" || fail "6b: an approve failed: $(cat "$T"/bg.*)"; done
+held=0
 for id in $(cat "$T/w.ids"); do
-	until_true 20 is_state "$id" waiting || fail "6b: $id not waiting after the worker's death: $(state "$id")"
-	ctl approve "$id" > /dev/null || fail "6b: approve after the worker's death"
+	grep -q "^$id [^ ]* approve: queued to go on$" "$T/bg.$id" || fail "6b: approve of $id: $(cat "$T/bg.$id")"
+	grep -q "^forgectl: approve: session $id is running (a tool of its turn, or it has just asked): the answer goes in once it waits (for 60 s at most: --timeout)$" "$T/bg.$id" &&
+		held=$((held + 1))
 	until_true 20 is_state "$id" done || fail "6b: $id not done"
 done
+[ "$held" = 1 ] || fail "6b: $held approves waited for a running session, not 1"
 [ "$(runs_of $n)" = "$(wc -l < "$T/w.ids")" ] || fail "6b: ran $(runs_of $n) times for $(wc -l < "$T/w.ids") sessions"
 stop_forged
-echo "6b: an answer stalled before and after its CAS, a worker stalled after asking: each answer once"
+echo "6b: an answer stalled before and after its CAS, a worker stalled after asking (forgectl approve waits for it): each answer once"
 
 # 7 -----------------------------------------------------------------
 # 100 sessions ask to record {"k":K} (approved when K is even, rejected
