@@ -71,6 +71,14 @@ int fg_http_post(fg_http_t *h, fg_req_t *q, const char *url, char *body, size_t 
 /* Starts GET url (no redirects, http and https only). */
 int fg_http_get(fg_http_t *h, fg_req_t *q, const char *url, long total_ms);
 
+/*
+ * DELETE url with the given headers (NULL-terminated), waited for at most
+ * total_ms: outside the event loop (a worker giving up an MCP session as
+ * it stops).  Returns the HTTP status, or -1 with errbuf saying why.
+ */
+long fg_http_delete_sync(const char *url, const char *const *headers, long total_ms,
+			 char *errbuf, size_t errlen);
+
 /* Aborts a request; its done callback is not called. */
 void fg_http_cancel(fg_http_t *h, fg_req_t *q);
 

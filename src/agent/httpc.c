@@ -320,6 +320,54 @@ int fg_http_get(fg_http_t *h, fg_req_t *q, const char *url, long total_ms)
 	return add_handle(h, q, e);
 }
 
+static size_t discard_cb(char *p, size_t sz, size_t nm, void *ud)
+{
+	(void)p;
+	(void)ud;
+	return sz * nm;
+}
+
+long fg_http_delete_sync(const char *url, const char *const *headers, long total_ms,
+			 char *errbuf, size_t errlen)
+{
+	char eb[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hl = NULL;
+	long status = -1;
+	CURL *e = curl_easy_init();
+	if (!e) {
+		snprintf(errbuf, errlen, "curl_easy_init failed");
+		return -1;
+	}
+	for (size_t i = 0; headers && headers[i]; i++) {
+		struct curl_slist *l = curl_slist_append(hl, headers[i]);
+		if (!l) {
+			snprintf(errbuf, errlen, "out of memory for the request headers");
+			goto out;
+		}
+		hl = l;
+	}
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, eb);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "forge/0.1");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, total_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total_ms);
+	CURLcode rc = curl_easy_perform(e);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	else
+		snprintf(errbuf, errlen, "%s", eb[0] ? eb : curl_easy_strerror(rc));
+out:
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(e);
+	return status;
+}
+
 static void release(fg_http_t *h, fg_req_t *q)
 {
 	if (!q->easy)

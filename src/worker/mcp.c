@@ -1084,6 +1084,35 @@ int wk_mcp_init(worker_t *w)
 	return 0;
 }
 
+/*
+ * A Streamable HTTP server's session ends with this worker: it is told so
+ * (DELETE with Mcp-Session-Id, as the specification asks of a client that
+ * no longer needs one), so that a server does not keep the session of
+ * every worker that ever stopped.  Waited for 500 ms at most (timeout_ms
+ * if less): the worker has handed its sessions back already.
+ */
+static void end_http_session(worker_t *w, srv_t *v)
+{
+	char sid[300], proto[80], eb[256];
+	const char *h[3] = { sid, NULL, NULL };
+	snprintf(sid, sizeof(sid), "Mcp-Session-Id: %s", v->session);
+	if (v->proto[0]) {
+		snprintf(proto, sizeof(proto), "MCP-Protocol-Version: %s", v->proto);
+		h[1] = proto;
+	}
+	long t = v->cfg->timeout_ms < 500 ? (long)v->cfg->timeout_ms : 500;
+	long st = fg_http_delete_sync(v->cfg->url, h, t, eb, sizeof(eb));
+	if (st < 0)
+		log_info("worker %u: MCP server %s: ending its session: %s", w->slot, v->cfg->name, eb);
+	else if (st >= 300 && st != 404 && st != 405)   /* (405: the server keeps sessions) */
+		log_info("worker %u: MCP server %s: ending its session: HTTP %ld", w->slot,
+			 v->cfg->name, st);
+	else
+		log_debug("worker %u: MCP server %s: session ended (HTTP %ld)", w->slot,
+			  v->cfg->name, st);
+	v->session[0] = '\0';
+}
+
 void wk_mcp_free(worker_t *w)
 {
 	if (!w->mcp)
@@ -1097,6 +1126,8 @@ void wk_mcp_free(worker_t *w)
 				c->s->nmcp--;
 			free_call(w, c);
 		}
+		if (is_http(v) && v->session[0])
+			end_http_session(w, v);
 		if (v->pid) {
 			kill(-v->pid, SIGKILL);
 			kill(v->pid, SIGKILL);

@@ -230,6 +230,11 @@ expect fake2__echo '{"text":"after a reload"}' "echo: after a reload"
 
 [ "$(ctl_stat .workers.restarts)" = 0 ] || fail "a worker died: $(ctl stats)"
 stop_forged
+# the stopped worker ended its session with the HTTP server (DELETE)
+if [ $real = 1 ]; then
+	until_true 5 grep -q "^Received session termination request for session" "$T/web.log" ||
+		fail "the stopped worker left its MCP session over HTTP open: $(tail -5 "$T/web.log")"
+fi
 
 # two workers from here: each has its own connection to each server
 sed -i 's/^  workers: .*/  workers: 2/' "$T/forge.yaml"
