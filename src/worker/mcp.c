@@ -441,8 +441,9 @@ static int spawn(worker_t *w, srv_t *v, char *why, size_t whylen)
 		snprintf(why, whylen, "could not be started: out of memory");
 		return -1;
 	}
-	/* (no rlimits: node wants a large address space; its stderr goes to
-	 * forge's log) */
+	/* (no RLIMIT_AS: node reserves a large address space; RLIMIT_DATA is
+	 * the worker's own, worker.memory_limit_mb, inherited; its stderr goes
+	 * to forge's log) */
 	pid_t p;
 	int pfd, in, out;
 	char err[300];
