@@ -350,6 +350,12 @@ void     fg_bell_leave(fg_region_t *r, uint32_t idx);
  * finished sessions and has nothing left, or a session ended by no worker
  * (a cancel while queued or waiting). */
 void     fg_idle_bell_ring(fg_region_t *r);
+/* Wakes every worker that sleeps on the doorbell: a drain beginning, or
+ * (queued set) hints in the rings while workers sleep, as the
+ * supervisor's sweep finds them: the doorbell wakes one sleeper per
+ * session, and one that stalls between its wake and its intake would
+ * otherwise hold the session up to heartbeat_ms. */
+void     fg_doorbell_wake_all(fg_region_t *r, int queued);
 
 /* The synthetic workflow: folds step number k (1-based) into the checksum. */
 static inline uint64_t fg_synthetic_fold(uint64_t sum, uint32_t k)

@@ -237,6 +237,24 @@ static void ring_bell(fg_region_t *r, uint32_t idx)
 	fg_futex_wake(&h->bell[b].seq);
 }
 
+void fg_doorbell_wake_all(fg_region_t *r, int queued)
+{
+	fg_hdr_t *h = r->hdr;
+	if (atomic_load_explicit(&h->sleepers, memory_order_seq_cst) == 0)
+		return;
+	if (queued) {
+		uint32_t nw = atomic_load_explicit(&h->cfg_workers, memory_order_relaxed), i;
+		if (nw == 0 || nw > h->nrings)
+			nw = 1;
+		for (i = 0; i < nw && fg_ring_depth(fg_ring_ref(r, i)) == 0; i++)
+			;
+		if (i == nw)
+			return;
+	}
+	atomic_fetch_add_explicit(&h->doorbell, 1, memory_order_seq_cst);
+	fg_futex_wake(&h->doorbell);
+}
+
 void fg_idle_bell_ring(fg_region_t *r)
 {
 	fg_hdr_t *h = r->hdr;
@@ -367,8 +385,10 @@ int fg_session_enqueue(fg_actor_t *a, uint32_t idx)
 		rc = fg_ring_enqueue_mp(fg_ring_ref(a->r, (home + k) % nw), idx, a->self);
 	/* One sleeper per session, not all of them: a woken worker takes from
 	 * any ring, and a burst wakes one more with each session.  (A worker
-	 * that was woken and stops hands the wake on; one frozen in its sleep
-	 * can hold one wake, which the others' heartbeat_ms timeout covers.) */
+	 * stopped while asleep leaves the futex queue and takes no wake; one
+	 * that is woken and stops hands the wake on; one that stalls between
+	 * its wake and its intake holds the session until the supervisor's
+	 * sweep wakes every sleeper: fg_doorbell_wake_all.) */
 	if (atomic_load_explicit(&h->sleepers, memory_order_seq_cst) > 0) {
 		atomic_fetch_add_explicit(&h->doorbell, 1, memory_order_seq_cst);
 		fg_futex_wake_one(&h->doorbell);

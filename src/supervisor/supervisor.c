@@ -579,6 +579,7 @@ static void sweep_sessions(sup_t *s, uint64_t now)
 	if (n)
 		log_info("sweep: %llu queued sessions had no hint in the rings; re-enqueued %llu",
 			 (unsigned long long)missing, (unsigned long long)n);
+	fg_doorbell_wake_all(&s->r, 1);   /* (hints while workers sleep) */
 	uint32_t cap = s->r.hdr->capacity;
 	if (s->nmemo != cap) {   /* (first sweep, or the region was resized) */
 		free(s->memo);
@@ -603,6 +604,9 @@ static void reload_advance(sup_t *s)
 		if (i < s->reload_old && k->pidfd >= 0) {
 			k->retiring = 1;
 			fg_pidfd_send_signal(k->pidfd, SIGTERM);
+			/* (its signalfd does not end a futex sleep: it looks at
+			 * once instead of at its heartbeat_ms timeout) */
+			fg_doorbell_wake_all(&s->r, 0);
 			return;   /* reload_retired() goes on when it is gone */
 		}
 		if (i < s->reload_workers && k->pidfd < 0) {
@@ -1129,6 +1133,7 @@ static void begin_stop(sup_t *s, int sig)
 	sd_notify(0, "STOPPING=1");
 	atomic_store(&s->r.hdr->draining, 1);
 	atomic_store(&s->r.hdr->sup_state, FG_SUP_DRAINING);
+	fg_doorbell_wake_all(&s->r, 0);   /* (sleeping workers see the drain now) */
 	for (uint32_t i = 0; i <= GW; i++)
 		if (s->kids[i].pidfd >= 0)
 			fg_pidfd_send_signal(s->kids[i].pidfd, SIGTERM);

@@ -391,8 +391,10 @@ static void idle_wait(worker_t *w)
 	atomic_fetch_add_explicit(&h->sleepers, 1, memory_order_seq_cst);
 	atomic_store_explicit(&w->a.self->sleeping, 1, memory_order_relaxed);
 	uint32_t seq = atomic_load_explicit(&h->doorbell, memory_order_seq_cst);
-	if (!rings_nonempty(w))
+	if (!rings_nonempty(w)) {
 		fg_futex_wait(&h->doorbell, seq, (int)w->cfg->heartbeat_ms);
+		FG_CRASHPOINT("worker.wake.after");   /* (it may hold the one wake) */
+	}
 	atomic_store_explicit(&w->a.self->sleeping, 0, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&h->sleepers, 1, memory_order_seq_cst);
 }

@@ -27,6 +27,9 @@
 #      killed after the watchdog, and the thread goes on
 #  11  a purge stopped after judging a session old does not free the
 #      thread's next run, which ended with the same ctl word
+#  12  a worker stopped between the doorbell's wake (one sleeper per
+#      session) and its intake does not hold the session up until the other
+#      sleepers' heartbeat_ms timeout: the supervisor's sweep wakes them
 . "$(dirname "$0")/../lib.sh"
 PORT=$((20000 + $$ % 10000))
 WATCHDOG_MS=60000   # a stopped worker must not be killed as hung here
@@ -402,5 +405,43 @@ ctl check > "$T/check.out" || fail "11: check (2): $(cat "$T/check.out")"
 echo "11: a purge stopped across a thread's next run put the session back; dying while it held it, the recovery did"
 fi
 
+if on 12; then
 [ -n "$FORGED_PID" ] && stop_forged
-echo "stalls: $(cat "$T/nstalls" 2>/dev/null | wc -l) stall points held, holes 1-11 closed (lost 0, duplicated 0)"
+rm -f "$REGION" "$REGION.lock" "$T"/*.stall
+: > "$T/forged.log"
+write_config
+sed -i 's/^  heartbeat_ms: .*/  heartbeat_ms: 8000/' "$T/forge.yaml"   # (sweep_after_ms: 500)
+export FORGE_STALLPOINT=worker.wake.after:1 FORGE_CRASH_SLOT=0 FORGE_STALL_FILE=$T/wk.stall
+start_forged
+unset FORGE_STALLPOINT FORGE_CRASH_SLOT FORGE_STALL_FILE
+done_now() { [ "$(state_of "$1")" = done ]; }
+asleep() { for w in $(ctl workers --json | jq '.[].pid'); do grep -q futex "/proc/$w/wchan" || return 1; done; }
+held_or_done() { [ -s "$T/wk.stall" ] || [ "$(state_of "$1")" = done ]; }
+held=""
+for k in 1 2 3 4 5 6 7 8; do   # (until worker 0 is the sleeper woken)
+	until_true 10 asleep || fail "12: the workers do not sleep"
+	id=$(ctl submit --workflow synthetic --steps 1)
+	until_true 10 held_or_done "$id" || fail "12: $id neither done nor held"
+	if [ -s "$T/wk.stall" ]; then held=$id; break; fi
+done
+[ -n "$held" ] || fail "12: worker 0 was never the one woken"
+p=$(stalled "$T/wk.stall")
+t0=$(date +%s%N)
+until_true 4 done_now "$held" ||
+	fail "12: a session whose wake a stalled worker holds waited past the sweep: $(state_of "$held")"
+echo "12: a worker stopped after its wake: the session ran in $(( ($(date +%s%N) - t0) / 1000000 )) ms (heartbeat_ms 8000)"
+release "$p"
+ctl wait --timeout 10 > /dev/null || fail "12: not all done"
+# a drain wakes the sleepers too: they stop now, not at their 8 s timeout
+# (past shutdown_timeout_ms 5000: killed)
+until_true 10 asleep || fail "12: the workers do not sleep (2)"
+t0=$(date +%s%N)
+stop_forged
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$ms" -lt 3000 ] && ! grep -q "shutdown timeout" "$T/forged.log" ||
+	fail "12: a drain with sleeping workers took $ms ms: $(grep 'shutdown timeout' "$T/forged.log")"
+echo "12: a drain with both workers asleep: $ms ms"
+fi
+
+[ -n "$FORGED_PID" ] && stop_forged
+echo "stalls: $(cat "$T/nstalls" 2>/dev/null | wc -l) stall points held, holes 1-12 closed (lost 0, duplicated 0)"
