@@ -31,9 +31,14 @@ static void put_parts_state(const fg_region_t *R, const fg_snap_t *sn, json_t *j
 		return;
 	for (uint32_t k = 0; k < v.nparts && k < json_array_size(parts); k++) {
 		fg_snap_t c;
-		if (!v.child[k] || fg_session_snapshot(R, v.child[k], &c, 0) < 0)
-			continue;
 		json_t *part = json_array_get(parts, k);
+		char hex[FG_ID_LEN + 1];
+		snprintf(hex, sizeof(hex), "%016llx%016llx", (unsigned long long)sn->epoch,
+			 (unsigned long long)v.child[k]);
+		const char *pid = json_string_value(json_object_get(part, "id"));
+		if (!v.child[k] || !pid || strcmp(pid, hex) ||   /* (the part it lists) */
+		    fg_session_snapshot(R, v.child[k], &c, 0) < 0)
+			continue;
 		uint32_t state = FG_CTL_STATE(c.ctl);
 		json_object_set_new(part, "state", json_string(fg_state_name(state)));
 		int react = c.workflow == FG_WF_REACT;
@@ -70,8 +75,8 @@ json_t *fg_inspect_session(const fg_region_t *R, fg_handle_t h, int full, const 
 	/* calls that wait for a person (an approval, ask_human) */
 	if (j && FG_CTL_STATE(sn.ctl) == FG_S_WAITING && sn.workflow == FG_WF_REACT)
 		json_object_set_new(j, "waiting_for", fg_approval_pending(&sn));
-	if (j && (sn.workflow == FG_WF_MAP_REDUCE || sn.workflow == FG_WF_PLAN_EXECUTE))
-		put_parts_state(R, &sn, j);
+	if (j && full && (sn.workflow == FG_WF_MAP_REDUCE || sn.workflow == FG_WF_PLAN_EXECUTE))
+		put_parts_state(R, &sn, j);   /* (one session's view, not each of a list) */
 	fg_snap_free(&sn);
 	/* a model turn whose requests fail (an outage, a rate limit): how
 	 * long, how often, until when forge keeps trying */

@@ -200,6 +200,9 @@ kid=$(jq -r '.parts[0].id' "$T/p.json")
 	[ "$(jq -r '.parts[0].state' "$T/p.json")" = waiting ] &&
 	[ "$(jq -r '.waiting_for[0].call_id' "$T/p.json")" = "$(call_of "$kid")" ] ||
 	fail "3: plan_execute parent: $(jq -c '{waiting_for, parts}' "$T/p.json")"
+answer "$pid" '{"decision":"approve"}'   # (to the parent: it points to the step)
+[ "$code" = 409 ] && [ "$(jq -r .error.message "$T/a.json")" = "session $pid: it waits for no person itself (a plan or split session): its parts do, and its waiting_for names each call's session to answer" ] ||
+	fail "3: an answer to the plan_execute parent: $code $(cat "$T/a.json")"
 ctl approve "$kid" > "$T/r.out" || fail "3: approve the step: $(cat "$T/r.out")"
 until_true 10 is_state "$pid" done || fail "3: plan_execute parent not done: $(curl -s "$API/v1/sessions/$pid")"
 curl -s "$API/v1/sessions/$pid" > "$T/p.json"
