@@ -156,14 +156,19 @@ typedef struct fg_hdr {
 	_Atomic uint64_t reopened;
 
 	/*
-	 * Doorbell: a worker with nothing to do increments sleepers (seq_cst),
-	 * reads doorbell, looks at the rings once more, and futex-waits on
-	 * doorbell.  A submitter that enqueued (seq_cst CAS) and then sees
-	 * sleepers > 0 increments doorbell and wakes.  The seq_cst pair makes
-	 * a lost wake-up impossible (Dekker).
+	 * Doorbell: a worker with nothing to do sets doorbell's low bit
+	 * (fetch_or, seq_cst: "armed"), looks at the rings once more, and
+	 * futex-waits on the value it set.  A submitter that enqueued (seq_cst
+	 * CAS) and then sees the bit set moves doorbell on by one (a CAS that
+	 * clears the bit) and wakes every sleeper; one that sees it clear
+	 * does nothing: a wake is already on its way, or nobody sleeps.  The
+	 * seq_cst pair makes a lost wake-up impossible (Dekker), and a burst
+	 * of sessions pays one wake-up syscall per time the workers went to
+	 * sleep, not one per session while they wake (up to half the
+	 * submits had paid it).
 	 */
 	alignas(64) _Atomic uint32_t doorbell;
-	_Atomic uint32_t sleepers;
+	_Atomic uint32_t sleepers;   /* unused since the armed bit (layout kept) */
 	/*
 	 * Idle bell, for whoever waits for every session to end (forgectl
 	 * wait): a worker that finished sessions since it last rang, and now

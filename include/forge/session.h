@@ -350,11 +350,11 @@ void     fg_bell_leave(fg_region_t *r, uint32_t idx);
  * finished sessions and has nothing left, or a session ended by no worker
  * (a cancel while queued or waiting). */
 void     fg_idle_bell_ring(fg_region_t *r);
-/* Wakes every worker that sleeps on the doorbell: a drain beginning, or
- * (queued set) hints in the rings while workers sleep, as the
- * supervisor's sweep finds them: the doorbell wakes one sleeper per
- * session, and one that stalls between its wake and its intake would
- * otherwise hold the session up to heartbeat_ms. */
+/* Wakes every worker that sleeps on the doorbell: a drain beginning (a
+ * sleeper's signalfd does not end its futex sleep), or (queued set) hints
+ * in the rings while workers sleep, as the supervisor's sweep finds them:
+ * whatever kept them from waking, a session waits no longer than a sweep
+ * for a sleeping worker, not heartbeat_ms. */
 void     fg_doorbell_wake_all(fg_region_t *r, int queued);
 
 /* The synthetic workflow: folds step number k (1-based) into the checksum. */

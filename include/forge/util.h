@@ -54,8 +54,6 @@ int fg_proc_alive(pid_t pid, uint64_t starttime);
 int fg_pid_exists(pid_t pid);
 
 int  fg_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int timeout_ms);
-/* Wakes one waiter (a worker for one session: the others sleep on). */
-void fg_futex_wake_one(_Atomic uint32_t *addr);
 void fg_futex_wake(_Atomic uint32_t *addr);
 
 int  fg_pidfd_open(pid_t pid);

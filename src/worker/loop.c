@@ -388,15 +388,15 @@ static void idle_ring(worker_t *w)
 static void idle_wait(worker_t *w)
 {
 	fg_hdr_t *h = w->r->hdr;
-	atomic_fetch_add_explicit(&h->sleepers, 1, memory_order_seq_cst);
 	atomic_store_explicit(&w->a.self->sleeping, 1, memory_order_relaxed);
-	uint32_t seq = atomic_load_explicit(&h->doorbell, memory_order_seq_cst);
+	/* armed: the next submitter rings (region.h) */
+	uint32_t seq = atomic_fetch_or_explicit(&h->doorbell, 1u, memory_order_seq_cst) | 1u;
+	atomic_thread_fence(memory_order_seq_cst);   /* (then the rings: Dekker) */
 	if (!rings_nonempty(w)) {
 		fg_futex_wait(&h->doorbell, seq, (int)w->cfg->heartbeat_ms);
-		FG_CRASHPOINT("worker.wake.after");   /* (it may hold the one wake) */
+		FG_CRASHPOINT("worker.wake.after");   /* (stall case 12) */
 	}
 	atomic_store_explicit(&w->a.self->sleeping, 0, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&h->sleepers, 1, memory_order_seq_cst);
 }
 
 /* Drain, first half: sessions waiting on timers are handed back at once;
@@ -634,13 +634,6 @@ int fg_worker_main(fg_region_t *r, uint32_t slot, const fg_config_t *cfg)
 			 * is room. */
 			wait_events(&w, w.free ? 1 : (int)cfg->heartbeat_ms);
 		}
-	}
-	/* The doorbell wakes one sleeper per session: if this worker was it
-	 * and stops without taking the session, the next one wakes now
-	 * instead of at its heartbeat_ms timeout. */
-	if (rings_nonempty(&w) && atomic_load_explicit(&r->hdr->sleepers, memory_order_seq_cst)) {
-		atomic_fetch_add_explicit(&r->hdr->doorbell, 1, memory_order_seq_cst);
-		fg_futex_wake_one(&r->hdr->doorbell);
 	}
 	uint32_t n = w.inflight;
 	atomic_store(&me->state, FG_SLOT_DRAINING);

@@ -27,9 +27,12 @@
 #      killed after the watchdog, and the thread goes on
 #  11  a purge stopped after judging a session old does not free the
 #      thread's next run, which ended with the same ctl word
-#  12  a worker stopped between the doorbell's wake (one sleeper per
-#      session) and its intake does not hold the session up until the other
-#      sleepers' heartbeat_ms timeout: the supervisor's sweep wakes them
+#  12  a worker stopped between the doorbell's wake and its intake does not
+#      hold the session up until the other sleepers' heartbeat_ms timeout
+#      (the doorbell wakes them all; when it woke one, for a day, it did:
+#      the supervisor's sweep wakes them too); no wake-up is lost to the
+#      armed doorbell (region.h); a drain wakes sleeping workers, which
+#      otherwise slept past shutdown_timeout_ms
 . "$(dirname "$0")/../lib.sh"
 PORT=$((20000 + $$ % 10000))
 WATCHDOG_MS=60000   # a stopped worker must not be killed as hung here
@@ -410,7 +413,7 @@ if on 12; then
 rm -f "$REGION" "$REGION.lock" "$T"/*.stall
 : > "$T/forged.log"
 write_config
-sed -i 's/^  heartbeat_ms: .*/  heartbeat_ms: 8000/' "$T/forge.yaml"   # (sweep_after_ms: 500)
+sed -i 's/^  heartbeat_ms: .*/  heartbeat_ms: 8000/; s/^  sweep_after_ms: .*/  sweep_after_ms: 30000/' "$T/forge.yaml"
 export FORGE_STALLPOINT=worker.wake.after:1 FORGE_CRASH_SLOT=0 FORGE_STALL_FILE=$T/wk.stall
 start_forged
 unset FORGE_STALLPOINT FORGE_CRASH_SLOT FORGE_STALL_FILE
@@ -432,6 +435,14 @@ until_true 4 done_now "$held" ||
 echo "12: a worker stopped after its wake: the session ran in $(( ($(date +%s%N) - t0) / 1000000 )) ms (heartbeat_ms 8000)"
 release "$p"
 ctl wait --timeout 10 > /dev/null || fail "12: not all done"
+# no wake-up lost (the armed doorbell, region.h): 20 sessions, each
+# submitted while both workers sleep, each done at once (a lost one would
+# wait for a heartbeat_ms of 8 s; the sweep is 15 s away)
+for k in $(seq 20); do
+	until_true 10 asleep || fail "12: the workers do not sleep (k=$k)"
+	id=$(ctl submit --workflow synthetic --steps 1)
+	until_true 2 done_now "$id" || fail "12: session $k was not woken for: $(state_of "$id")"
+done
 # a drain wakes the sleepers too: they stop now, not at their 8 s timeout
 # (past shutdown_timeout_ms 5000: killed)
 until_true 10 asleep || fail "12: the workers do not sleep (2)"
