@@ -246,6 +246,29 @@ static void test_request_from_log(void **state)
 }
 
 /* An Idempotency-Key record leads the log: views and requests skip it. */
+/* Text that is not all whole UTF-8 becomes a JSON string with U+FFFD for
+ * each bad byte; an encoded surrogate or an overlong form is bad too (the
+ * replacement once gave "" for them: jansson refused the mended text). */
+static void test_json_text(void **state)
+{
+	(void)state;
+	static const struct { const char *in; size_t n; const char *want; } cases[] = {
+		{ "caf\xc3\xa9", 5, "caf\xc3\xa9" },
+		{ "ab\xc3", 3, "ab\xef\xbf\xbd" },                          /* cut inside é */
+		{ "a\xed\xa0\x80" "b", 5, "a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "b" },
+		{ "\xe0\x80\xaf", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },     /* overlong '/' */
+		{ "\xf4\x90\x80\x80", 4,
+		  "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },                  /* past U+10FFFF */
+		{ "\xf0\x9f\x99\x82!", 5, "\xf0\x9f\x99\x82!" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *s = fg_json_text(cases[i].in, cases[i].n);
+		assert_non_null(s);
+		assert_string_equal(json_string_value(s), cases[i].want);
+		json_decref(s);
+	}
+}
+
 static void test_key_record(void **state)
 {
 	(void)state;
@@ -471,6 +494,7 @@ int main(void)
 		cmocka_unit_test(test_conv_roundtrip),
 		cmocka_unit_test(test_request_from_log),
 		cmocka_unit_test(test_key_record),
+		cmocka_unit_test(test_json_text),
 		cmocka_unit_test(test_context_trim),
 		cmocka_unit_test(test_note_beside_calls),
 		cmocka_unit_test(test_calculator),

@@ -162,6 +162,11 @@ json_t *fg_conv_messages(const uint8_t *log, uint32_t len, char *err, size_t err
  * with "before": the index of the message it came before.  Both new. */
 void fg_conv_split(json_t *all, json_t **visible, json_t **internal);
 
+/* Text as a JSON string: bytes that are not whole UTF-8 sequences (a
+ * model's or a tool's output, a name cut to a length inside a character)
+ * become U+FFFD each, rather than failing the string. */
+json_t *fg_json_text(const void *p, size_t n);
+
 /* The whole conversation as JSON for forgectl and the API (messages + usage). */
 json_t *fg_conv_json(const uint8_t *log, uint32_t len, uint32_t *prompt_tok,
 		     uint32_t *completion_tok);

@@ -221,12 +221,14 @@ int fg_approval_decide(fg_actor_t *a, pthread_mutex_t *lock, fg_handle_t h, cons
 		uint32_t st = FG_CTL_STATE(sn.ctl);
 		if (sn.workflow != FG_WF_REACT ||
 		    fg_react_view(sn.log, sn.len, v, err, errlen) < 0) {
-			if ((!err[0] || sn.workflow != FG_WF_REACT) && sn.workflow == FG_WF_SYNTHETIC)
+			if (sn.workflow == FG_WF_SYNTHETIC)
 				snprintf(err, errlen, "it waits for no person (a synthetic session)");
-			else if (!err[0] || sn.workflow != FG_WF_REACT)
+			else if (sn.workflow != FG_WF_REACT)
 				snprintf(err, errlen, "it waits for no person itself (a plan or split "
 					 "session): its parts do, and its waiting_for names each "
 					 "call's session to answer");
+			else if (!err[0])
+				snprintf(err, errlen, "its conversation cannot be read");
 			fg_snap_free(&sn);
 			e = -ENOMSG;
 			break;

@@ -48,9 +48,9 @@ static int attach(fg_actor_t *a)
 	return e;
 }
 
-/* One id and a newline, written at once (write(2), not stdio: a third of
- * what forgectl submit --count spent per session was stdio formatting
- * and line buffering around the same one write). */
+/* One id and a newline, written at once (write(2), not stdio: stdio's
+ * formatting and line buffering around the same one write were a sixth
+ * of forgectl submit --count's samples). */
 static void put_id(const char *id)
 {
 	char line[FG_ID_LEN + 2];

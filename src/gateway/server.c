@@ -109,47 +109,21 @@ int reply_json(struct MHD_Connection *c, unsigned status, json_t *j)
 }
 
 
-/* Each byte of s that is not part of a whole UTF-8 sequence becomes '?':
- * a request's text cut to a length ("%.40s") may end inside a character,
- * and JSON strings must be UTF-8 (else the error itself could not be
- * sent, and a 400 would have gone out as a 503). */
-static void utf8_mend(char *s)
-{
-	unsigned char *p = (unsigned char *)s;
-	while (*p) {
-		uint32_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 :
-			     (*p & 0xf8) == 0xf0 ? 4 : 0;
-		uint32_t cp = n == 1 ? *p : n == 2 ? *p & 0x1fu : n == 3 ? *p & 0x0fu : *p & 0x07u;
-		uint32_t k = 1;
-		while (n && k < n && (p[k] & 0xc0) == 0x80)
-			cp = cp << 6 | (p[k++] & 0x3fu);
-		int ok = n && k == n && !(n == 2 && cp < 0x80) && !(n == 3 && cp < 0x800) &&
-			 !(n == 4 && (cp < 0x10000 || cp > 0x10ffff)) && !(cp >= 0xd800 && cp <= 0xdfff);
-		if (!ok) {
-			*p++ = '?';
-			continue;
-		}
-		p += n;
-	}
-}
-
 int reply_error(struct MHD_Connection *c, unsigned status, const char *param,
 		       const char *fmt, ...)
 {
-	char msg[512], pm[128];
+	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	utf8_mend(msg);
-	if (param) {
-		snprintf(pm, sizeof(pm), "%s", param);
-		utf8_mend(pm);
-		param = pm;
-	}
-	json_t *j = json_pack("{s:{s:s,s:s,s:s?}}", "error", "message", msg, "type",
+	/* (a request's text cut to a length, "%.40s", may end inside a
+	 * character: mended, else the 400 would go out as a 503) */
+	json_t *j = json_pack("{s:{s:o,s:s,s:o?}}", "error", "message",
+			      fg_json_text(msg, strlen(msg)), "type",
 			      status == 401 ? "authentication_error" : status >= 500 ?
-			      "server_error" : "invalid_request_error", "param", param);
+			      "server_error" : "invalid_request_error", "param",
+			      param ? fg_json_text(param, strlen(param)) : NULL);
 	char *s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	if (status == 503)

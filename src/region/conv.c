@@ -279,9 +279,7 @@ int fg_rec_tool(const fg_rec_t *r, fg_str_t *id, fg_str_t *text)
 	return 0;
 }
 
-/* Invalid UTF-8 from a model or a tool is carried, not fatal: each bad
- * byte becomes U+FFFD (as in the request builder, llm.c). */
-static json_t *jstr(const void *p, size_t n)
+json_t *fg_json_text(const void *p, size_t n)
 {
 	json_t *s = json_stringn((const char *)p, n);
 	if (s)
@@ -292,12 +290,18 @@ static json_t *jstr(const void *p, size_t n)
 	if (!out)
 		return json_string("");
 	while (i < n) {
+		/* a whole sequence as jansson takes it: no overlong form, no
+		 * surrogate, nothing past U+10FFFF */
 		unsigned char c = in[i];
-		size_t len = c < 0x80 ? 1 : c >= 0xf0 && c < 0xf5 ? 4 : c >= 0xe0 ? 3 :
-			     c >= 0xc2 && c < 0xe0 ? 2 : 0;
-		int ok = len > 0 && i + len <= n;
-		for (size_t k = 1; ok && k < len; k++)
-			ok = (in[i + k] & 0xc0) == 0x80;
+		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 :
+			     (c & 0xf8) == 0xf0 ? 4 : 0;
+		uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1fu : len == 3 ? c & 0x0fu : c & 0x07u;
+		size_t k = 1;
+		while (len && k < len && i + k < n && (in[i + k] & 0xc0) == 0x80)
+			cp = cp << 6 | (in[i + k++] & 0x3fu);
+		int ok = len && k == len && !(len == 2 && cp < 0x80) && !(len == 3 && cp < 0x800) &&
+			 !(len == 4 && (cp < 0x10000 || cp > 0x10ffff)) &&
+			 !(cp >= 0xd800 && cp <= 0xdfff);
 		if (ok) {
 			memcpy(out + o, in + i, len);
 			o += len;
@@ -329,7 +333,7 @@ static json_t *build(const uint8_t *log, uint32_t len, char *err, size_t errlen,
 		case FG_REC_SYSTEM:
 		case FG_REC_USER:
 		case FG_REC_ASSISTANT:
-			m = json_pack("{s:s,s:o}", "role", roles[r.type], "content", jstr(r.p, r.n));
+			m = json_pack("{s:s,s:o}", "role", roles[r.type], "content", fg_json_text(r.p, r.n));
 			break;
 		case FG_REC_TOOLCALLS: {
 			fg_call_t c[FG_MAX_CALLS];
@@ -339,11 +343,11 @@ static json_t *build(const uint8_t *log, uint32_t len, char *err, size_t errlen,
 			json_t *tc = json_array();
 			for (int i = 0; i < k; i++)
 				json_array_append_new(tc, json_pack("{s:o,s:s,s:{s:o,s:o}}",
-					"id", jstr(c[i].id.p, c[i].id.n), "type", "function",
-					"function", "name", jstr(c[i].name.p, c[i].name.n),
-					"arguments", jstr(c[i].args.p, c[i].args.n)));
+					"id", fg_json_text(c[i].id.p, c[i].id.n), "type", "function",
+					"function", "name", fg_json_text(c[i].name.p, c[i].name.n),
+					"arguments", fg_json_text(c[i].args.p, c[i].args.n)));
 			m = note.p ? json_pack("{s:s,s:o,s:o}", "role", "assistant", "content",
-					       jstr(note.p, note.n), "tool_calls", tc)
+					       fg_json_text(note.p, note.n), "tool_calls", tc)
 				   : json_pack("{s:s,s:n,s:o}", "role", "assistant", "content", "tool_calls", tc);
 			note.p = NULL;
 			break;
@@ -353,7 +357,7 @@ static json_t *build(const uint8_t *log, uint32_t len, char *err, size_t errlen,
 			if (fg_rec_tool(&r, &id, &text) < 0)
 				goto corrupt;
 			m = json_pack("{s:s,s:o,s:o}", "role", "tool", "tool_call_id",
-				      jstr(id.p, id.n), "content", jstr(text.p, text.n));
+				      fg_json_text(id.p, id.n), "content", fg_json_text(text.p, text.n));
 			break;
 		}
 		case FG_REC_INTENT:
@@ -362,7 +366,7 @@ static json_t *build(const uint8_t *log, uint32_t len, char *err, size_t errlen,
 				if (fg_rec_tool(&r, &id, NULL) < 0)
 					goto corrupt;
 				m = json_pack("{s:s,s:o}", "role", "forge.intent", "tool_call_id",
-					      jstr(id.p, id.n));
+					      fg_json_text(id.p, id.n));
 			}
 			break;
 		case FG_REC_ASK:
@@ -372,7 +376,7 @@ static json_t *build(const uint8_t *log, uint32_t len, char *err, size_t errlen,
 				if (fg_rec_ask(&r, &id, &a) < 0)
 					goto corrupt;
 				m = json_pack("{s:s,s:o,s:s}", "role", "forge.ask", "tool_call_id",
-					      jstr(id.p, id.n), "kind",
+					      fg_json_text(id.p, id.n), "kind",
 					      a.kind == FG_ASK_APPROVE ? "approval" : "question");
 				if (a.deadline_ms) {
 					json_object_set_new(m, "deadline_ms", json_integer((json_int_t)a.deadline_ms));
@@ -391,14 +395,14 @@ static json_t *build(const uint8_t *log, uint32_t len, char *err, size_t errlen,
 					goto corrupt;
 				}
 				m = json_pack("{s:s,s:o}", "role", "forge.decision", "tool_call_id",
-					      jstr(id.p, id.n));
+					      fg_json_text(id.p, id.n));
 				json_object_update_missing(m, d);
 				json_decref(d);
 			}
 			break;
 		case FG_REC_ERROR:
 			if (full)
-				m = json_pack("{s:s,s:o}", "role", "forge.error", "content", jstr(r.p, r.n));
+				m = json_pack("{s:s,s:o}", "role", "forge.error", "content", fg_json_text(r.p, r.n));
 			break;
 		case FG_REC_PARTS:
 			if (full) {
@@ -408,7 +412,7 @@ static json_t *build(const uint8_t *log, uint32_t len, char *err, size_t errlen,
 					goto corrupt;
 				json_t *a = json_array();
 				for (int i = 0; i < k; i++)
-					json_array_append_new(a, jstr(parts[i].p, parts[i].n));
+					json_array_append_new(a, fg_json_text(parts[i].p, parts[i].n));
 				m = json_pack("{s:s,s:o}", "role", "forge.parts", "parts", a);
 			}
 			break;
