@@ -4,16 +4,19 @@
 # (first claim to last finish).  Prints the median of RUNS runs.
 # With INTAKE=1 the sessions are submitted while forged runs instead
 # (submit-to-done, the rate a client that submits as it goes gets).
+# The ids go to /dev/null, which forgectl does not write to; IDS=FILE sends
+# them to FILE (one write(2) per id, as a caller that keeps them pays).
 # Usage: sessions.sh W N RUNS SUBMIT-ARGS...
 #   e.g. sessions.sh 2 1000000 3 --workflow synthetic --steps 2
 #        LLM_PORT=P sessions.sh 2 20000 3 --workflow react --prompt q --provider mock
-#   DURABILITY=batch|sync (region.durability) puts the region under build/
-#   (a disk file system) instead of /tmp.
+#   The region goes where config/forge.yaml puts it, on tmpfs (/dev/shm);
+#   REGION_DIR=DIR puts it elsewhere, and DURABILITY=batch|sync
+#   (region.durability) under build/ (a disk file system).
 set -eu
 W=$1 N=$2 RUNS=$3
 shift 3
 B=$(cd "$(dirname "$0")/.." && pwd)/build
-T=$(mktemp -d "$([ -n "${DURABILITY:-}" ] && echo "$B" || echo /tmp)/forge-bench.XXXXXX")
+T=$(mktemp -d "$([ -n "${DURABILITY:-}" ] && echo "$B" || echo "${REGION_DIR:-/dev/shm}")/forge-bench.XXXXXX")
 trap 'pkill -TERM -f "forged -c $T" 2>/dev/null || true; sleep 0.2; rm -rf "$T"' EXIT
 LOG=0
 case "$*" in *react*) LOG=512 ;; esac
@@ -56,7 +59,7 @@ for r in $(seq "$RUNS"); do
 		ctl wait --timeout 300
 		ctl purge > /dev/null
 		t0=$(date +%s%N)
-		ctl submit --count "$N" "$@" > /dev/null
+		ctl submit --count "$N" "$@" > "${IDS:-/dev/null}"
 		ctl wait --timeout 300
 		t1=$(date +%s%N)
 		ctl check > /dev/null

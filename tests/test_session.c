@@ -98,6 +98,11 @@ static void test_lifecycle(void **state)
 	idb[0] = idb[0] == '0' ? '1' : '0';                        /* another region's */
 	assert_int_equal(fg_id_parse(&R, idb, &back), -ENOENT);
 	assert_true(R.hdr->epoch != 0);
+	char ref[FG_ID_LEN + 1];   /* (formatted by hand: the same as printf's) */
+	snprintf(ref, sizeof(ref), "%016llx%016llx", (unsigned long long)R.hdr->epoch,
+		 (unsigned long long)h);
+	fg_id_format(&R, h, idb);
+	assert_string_equal(idb, ref);
 
 	assert_int_equal(take(&w), idx);
 	uint32_t e;
@@ -125,6 +130,74 @@ static void test_lifecycle(void **state)
 	assert_int_equal(fg_session_finish(&w, idx, e, FG_S_DONE), 0);
 	assert_int_equal(state_of(idx), FG_S_DONE);
 	assert_int_equal(fg_lease_table(&R, 0)[e], 0);
+	fg_client_detach(&c);
+}
+
+/* Session bells: a waiter for states is not woken by a session's steps,
+ * one for steps is; an end wakes both. */
+static void test_bells(void **state)
+{
+	(void)state;
+	fg_actor_t c, w;
+	assert_int_equal(fg_client_attach(&R, &c), 0);
+	worker_actor(&w, 0);
+	fg_submit_t p = { FG_WF_SYNTHETIC, 3, 0, NULL, NULL };
+	fg_handle_t h;
+	assert_int_equal(fg_session_submit(&c, &p, &h), 0);
+	uint32_t idx = FG_HANDLE_IDX(h), e;
+	assert_int_equal(take(&w), idx);
+	assert_int_equal(fg_session_claim(&w, idx, &e), 0);
+	fg_wstate_t st;
+	fg_session_read(&R, idx, &st);
+	fg_bell_enter(&R, idx, FG_BELL_STATES);
+	uint32_t seq = fg_bell_seq(&R, idx);
+	st.step = 1;
+	assert_int_equal(fg_session_commit(&w, idx, &st, "a", 1), 0);
+	assert_int_equal(fg_bell_seq(&R, idx), seq);        /* a step: not rung */
+	fg_live_begin(&R, idx, 1);
+	assert_int_equal(fg_bell_seq(&R, idx), seq);
+	fg_bell_enter(&R, idx, FG_BELL_STEPS);
+	st.step = 2;
+	assert_int_equal(fg_session_commit(&w, idx, &st, "b", 1), 0);
+	assert_int_equal(fg_bell_seq(&R, idx), seq + 1);    /* for the stream */
+	fg_bell_leave(&R, idx, FG_BELL_STEPS);
+	st.step = 3;
+	assert_int_equal(fg_session_commit(&w, idx, &st, "c", 1), 0);
+	assert_int_equal(fg_bell_seq(&R, idx), seq + 1);
+	assert_int_equal(fg_session_finish(&w, idx, e, FG_S_DONE), 0);
+	assert_int_equal(fg_bell_seq(&R, idx), seq + 2);    /* the end */
+	fg_bell_leave(&R, idx, FG_BELL_STATES);
+	assert_int_equal(atomic_load(&R.hdr->bell[idx % FG_BELLS].waiters), 0);
+	fg_client_detach(&c);
+}
+
+/* A submitter with ring_every rings the doorbell (armed by a sleeping
+ * worker) once every ring_every sessions, and at fg_session_ring. */
+static void test_ring_every(void **state)
+{
+	(void)state;
+	fg_actor_t c;
+	assert_int_equal(fg_client_attach(&R, &c), 0);
+	c.ring_every = 4;
+	fg_submit_t p = { FG_WF_SYNTHETIC, 1, 0, NULL, NULL };
+	fg_handle_t h;
+	atomic_store(&R.hdr->doorbell, 7);   /* armed: a worker sleeps */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(fg_session_submit(&c, &p, &h), 0);
+	assert_int_equal(atomic_load(&R.hdr->doorbell), 7);   /* not yet */
+	assert_int_equal(fg_session_submit(&c, &p, &h), 0);
+	assert_int_equal(atomic_load(&R.hdr->doorbell), 8);   /* the 4th rang */
+	atomic_store(&R.hdr->doorbell, 9);
+	assert_int_equal(fg_session_submit(&c, &p, &h), 0);
+	assert_int_equal(atomic_load(&R.hdr->doorbell), 9);
+	fg_session_ring(&c);                                  /* at its end */
+	assert_int_equal(atomic_load(&R.hdr->doorbell), 10);
+	atomic_store(&R.hdr->doorbell, 11);
+	fg_session_ring(&c);                                  /* nothing unrung */
+	assert_int_equal(atomic_load(&R.hdr->doorbell), 11);
+	c.ring_every = 0;                                     /* every one rings */
+	assert_int_equal(fg_session_submit(&c, &p, &h), 0);
+	assert_int_equal(atomic_load(&R.hdr->doorbell), 12);
 	fg_client_detach(&c);
 }
 
@@ -756,6 +829,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bells, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ring_every, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_dead_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_dead_submitter, setup, teardown),

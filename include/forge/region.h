@@ -209,14 +209,20 @@ typedef struct fg_hdr {
 	/*
 	 * Session bells: a process waiting for a session to change (the
 	 * gateway's chat completions and SSE streams) waits on
-	 * bell[idx % FG_BELLS] instead of polling.  A waiter increments waiters
-	 * (seq_cst) while it waits, reads seq (seq_cst), looks at the session,
-	 * and futex-waits on seq.  A commit or an end of a session of that
-	 * class, after its publish, issues a seq_cst fence and, if waiters > 0,
-	 * increments seq and wakes them.  The seq_cst pair makes a lost wake-up
+	 * bell[idx % FG_BELLS] instead of polling.  A waiter adds to waiters
+	 * (seq_cst) while it waits: 0x10000 (the high half) to be woken at
+	 * every step (a commit, live text), 1 (the low half) only at a change
+	 * of state (an end, a park, a requeue).  It then reads seq (seq_cst),
+	 * looks at the session, and futex-waits on seq.  A step of a session of
+	 * that class, after its publish, issues a seq_cst fence and, if waiters'
+	 * high half is not 0, increments seq and wakes them; a change of state
+	 * does the same if waiters is not 0.  (A low half past 65535 carries
+	 * into the high one: steps then ring needlessly, never a lost wake-up;
+	 * the high half holds 65535 step waiters a class, and the gateway's
+	 * connections are at most 60000.)  The seq_cst pair makes a lost wake-up
 	 * impossible (Dekker); with no waiter a commit pays a fence and a read
-	 * of a line nobody writes.  A waiter that dies leaves waiters one too
-	 * high: commits of its class then ring needlessly, which costs time,
+	 * of a line nobody writes.  A waiter that dies leaves its count in
+	 * waiters: commits of its class then ring needlessly, which costs time,
 	 * never a wake-up (the gateway's restart does not reset it; forged's
 	 * start does).
 	 */

@@ -65,6 +65,13 @@ typedef struct fg_actor {
 	uint32_t    *leases;   /* this slot's lease table */
 	uint32_t     slot;
 	uint32_t     gen;
+	/* A submitter of many sessions in a row (forgectl submit --count N)
+	 * sets ring_every: its enqueues then ring the doorbell once every
+	 * ring_every sessions, and it calls fg_session_ring before it stops or
+	 * waits for anything (see fg_session_enqueue).  0 (fg_actor_init's):
+	 * every enqueue rings. */
+	uint32_t     ring_every;
+	uint32_t     unrung;
 } fg_actor_t;
 
 void fg_actor_init(fg_actor_t *a, fg_region_t *r, uint32_t slot);
@@ -159,6 +166,15 @@ void fg_session_unalloc(fg_actor_t *a, uint32_t idx, uint32_t entry);
 #define FG_HOME_BLOCK 64u
 #define FG_HOME_RING(idx, nw) ((uint32_t)((idx) / FG_HOME_BLOCK % (nw)))
 int fg_session_enqueue(fg_actor_t *a, uint32_t idx);
+/*
+ * Rings the doorbell for the sessions an actor with ring_every enqueued
+ * since it last rang (if a worker sleeps).  Deferring the ring costs a
+ * session queued while every worker sleeps at most ring_every - 1
+ * sessions' submit time; a submitter stopped or killed before it rings
+ * leaves them to the workers' heartbeat_ms wait or the supervisor's sweep,
+ * as one stopped between an enqueue and its ring always did.
+ */
+void fg_session_ring(fg_actor_t *a);
 
 /*
  * QUEUED -> RUNNING leased to the actor.  *entry receives the lease-table
@@ -336,16 +352,24 @@ uint64_t fg_session_sweep_waiting(fg_actor_t *a, uint64_t now, uint64_t after_ns
 				  uint64_t deadline_ns, fg_sweep_memo_t *memo, uint32_t nmemo);
 
 /*
- * Waiting for a session to change (a commit, or its end) without polling:
- * fg_bell_enter before the first look, then loop { seq = fg_bell_seq;
- * look; fg_bell_wait(seq) }, and fg_bell_leave when done (see the bells in
- * region.h).  The region must be mapped writable.  fg_bell_wait returns at
- * a ring, after timeout_ms, or on a signal.
+ * Waiting for a session to change without polling: fg_bell_enter before
+ * the first look, then loop { seq = fg_bell_seq; look; fg_bell_wait(seq) },
+ * and fg_bell_leave (with the same what) when done (see the bells in
+ * region.h).  what is FG_BELL_STEPS to be woken at every change (each
+ * commit and each piece of live text: streams, watch) or FG_BELL_STATES
+ * to be woken only when the session's state changes (it ends, parks to
+ * wait, is cancelled, released or requeued: a chat completion that
+ * answers at the end, an approve that waits for it to wait).  The region
+ * must be mapped writable.  fg_bell_wait returns at a ring, after
+ * timeout_ms, or on a signal; a waiter may be woken for another session of
+ * its class, so it looks again.
  */
-void     fg_bell_enter(fg_region_t *r, uint32_t idx);
+#define FG_BELL_STEPS  0x00010000u   /* counted in waiters' high half */
+#define FG_BELL_STATES 0x00000001u   /* counted in waiters' low half  */
+void     fg_bell_enter(fg_region_t *r, uint32_t idx, uint32_t what);
 uint32_t fg_bell_seq(fg_region_t *r, uint32_t idx);
 void     fg_bell_wait(fg_region_t *r, uint32_t idx, uint32_t seq, int timeout_ms);
-void     fg_bell_leave(fg_region_t *r, uint32_t idx);
+void     fg_bell_leave(fg_region_t *r, uint32_t idx, uint32_t what);
 /* Rings the idle bell (region.h) if anyone waits on it: a worker that has
  * finished sessions and has nothing left, or a session ended by no worker
  * (a cancel while queued or waiting). */

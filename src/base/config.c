@@ -272,7 +272,7 @@ static const key_t_ schema[] = {
 	{ "http.enabled", K_BOOL, offsetof(fg_config_t, http_enabled), 0, 0, 1 },
 	U("http.max_body_bytes", http_max_body, 64, 64u << 20),
 	U("http.idle_timeout_s", http_idle_timeout_s, 2, 3600),
-	U("http.max_connections", http_max_conns, 1, 1000000),
+	U("http.max_connections", http_max_conns, 1, 60000),
 	U("http.max_connections_per_ip", http_max_conns_ip, 0, 1000000),
 	U("http.max_header_bytes", http_max_header, 4096, 1u << 20),
 	SEC("workflows"),

@@ -532,7 +532,7 @@ int cmd_watch(const char *id)
 	uint32_t idx = FG_HANDLE_IDX(h);
 	int bells = R.writable, rc;
 	if (bells)
-		fg_bell_enter(&R, idx);
+		fg_bell_enter(&R, idx, FG_BELL_STEPS);
 	for (;;) {
 		uint32_t seq = bells ? fg_bell_seq(&R, idx) : 0;
 		fg_snap_t sn;
@@ -608,7 +608,7 @@ int cmd_watch(const char *id)
 			usleep(20000);
 	}
 	if (bells)
-		fg_bell_leave(&R, idx);
+		fg_bell_leave(&R, idx, FG_BELL_STEPS);
 	return rc;
 }
 

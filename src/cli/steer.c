@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static uint32_t provider_index(const char *name)
@@ -51,8 +52,16 @@ static int attach(fg_actor_t *a)
 /* One id and a newline, written at once (write(2), not stdio: stdio's
  * formatting and line buffering around the same one write were a sixth
  * of forgectl submit --count's samples). */
+#ifndef RING_EVERY
+#define RING_EVERY 256u
+#endif
+
+static int ids_quiet;   /* stdout is /dev/null */
+
 static void put_id(const char *id)
 {
+	if (ids_quiet)
+		return;
 	char line[FG_ID_LEN + 2];
 	size_t n = strlen(id), off = 0;
 	memcpy(line, id, n);
@@ -154,6 +163,18 @@ int cmd_submit(const char *arg)
 	 * killed part-way may leave up to 256 queued sessions whose ids it
 	 * never printed (they run; forgectl sessions lists them). */
 	fflush(stdout);   /* (ids go out with write(2) below, one line each) */
+	/* Many in a row ring the workers' doorbell once every RING_EVERY
+	 * sessions (and before a flush and at the end): each ring wakes every
+	 * sleeping worker, and with fewer cores than processes each wake-up
+	 * preempts this submitter.  A forgectl killed before its last ring
+	 * leaves those sessions queued until the workers' heartbeat_ms wait
+	 * ends (100 ms by default) or the supervisor's sweep. */
+	a.ring_every = o.count > 1 ? RING_EVERY : 0;
+	/* ids sent to /dev/null are not written (as GNU tar skips an archive
+	 * there): one write(2) per id was a quarter of a submit's time */
+	struct stat so, sn;
+	ids_quiet = fstat(1, &so) == 0 && S_ISCHR(so.st_mode) && stat("/dev/null", &sn) == 0 &&
+		    S_ISCHR(sn.st_mode) && so.st_rdev == sn.st_rdev;
 	int rc = 0, durable = atomic_load(&R.hdr->durability) == FG_DUR_SYNC;
 	static char held[256][FG_ID_LEN + 1];
 	uint32_t nheld = 0;
@@ -173,12 +194,15 @@ int cmd_submit(const char *arg)
 			rc = 1;
 			break;
 		}
-		fg_id_format(&R, h, id);
-		if (durable)
+		if (durable) {   /* (held, to flush, even when none is printed) */
+			fg_id_format(&R, h, id);
 			memcpy(held[nheld++], id, sizeof(id));
-		else
+		} else if (!ids_quiet) {
+			fg_id_format(&R, h, id);
 			put_id(id);
+		}
 	}
+	fg_session_ring(&a);
 	if (nheld && print_durable(&a, held, &nheld) != 0)
 		rc = 1;
 	fg_client_detach(&a);
@@ -189,6 +213,7 @@ int cmd_submit(const char *arg)
 /* Flushes the region, then prints the ids it made durable. */
 static int print_durable(fg_actor_t *a, char (*ids)[FG_ID_LEN + 1], uint32_t *n)
 {
+	fg_session_ring(a);   /* (the flush may take milliseconds) */
 	int e = fg_durable_flush(a->r, a->slot);
 	if (e < 0) {
 		fprintf(stderr, "forgectl: submit: flushing the region failed (%s): the last %u "
@@ -489,7 +514,7 @@ static int decide(const char *cmd, const char *id, json_t *in)
 	uint64_t give_up = fg_now_ns() + (uint64_t)limit * 1000000000ull;
 	uint32_t idx = FG_HANDLE_IDX(h);
 	int e, told = 0;
-	fg_bell_enter(&R, idx);
+	fg_bell_enter(&R, idx, FG_BELL_STATES);
 	for (;;) {
 		uint32_t seq = fg_bell_seq(&R, idx);
 		e = fg_approval_decide(&a, NULL, h, o.call, in, by, &rec, err, sizeof(err));
@@ -503,7 +528,7 @@ static int decide(const char *cmd, const char *id, json_t *in)
 		fg_bell_wait(&R, idx, seq, give_up - now < 1000000000ull ?
 			     (int)((give_up - now) / 1000000u) + 1 : 1000);
 	}
-	fg_bell_leave(&R, idx);
+	fg_bell_leave(&R, idx, FG_BELL_STATES);
 	if (e == -EBUSY)
 		snprintf(err, sizeof(err), "it is still running, not waiting, after %ld s: try "
 			 "again (or give --timeout S)", limit);

@@ -101,7 +101,7 @@ static int chat_wait(chat_t *ch, int step_ms, uint64_t until_ns)
 	 * every step_ms it also looks whether the client left. */
 	fg_region_t *r = ch->g->r;
 	int rc;
-	fg_bell_enter(r, ch->idx);
+	fg_bell_enter(r, ch->idx, FG_BELL_STATES);
 	for (;;) {
 		uint64_t c;
 		uint32_t seq = fg_bell_seq(r, ch->idx);
@@ -132,7 +132,7 @@ static int chat_wait(chat_t *ch, int step_ms, uint64_t until_ns)
 			}
 		}
 	}
-	fg_bell_leave(r, ch->idx);
+	fg_bell_leave(r, ch->idx, FG_BELL_STATES);
 	return rc;
 }
 
@@ -443,7 +443,7 @@ static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 	 * turn is committed), then the end.  Woken by the session's bell. */
 	fg_region_t *r = ch->g->r;
 	fg_handle_t h = FG_HANDLE(ch->idx, ch->gen);
-	fg_bell_enter(r, ch->idx);
+	fg_bell_enter(r, ch->idx, FG_BELL_STEPS);
 	for (;;) {
 		uint32_t bseq = fg_bell_seq(r, ch->idx);
 		char text[4096];
@@ -490,7 +490,7 @@ static ssize_t chat_stream(void *cls, uint64_t pos, char *buf, size_t max)
 			ch->live_sent += e;
 			ch->live_att = att;
 			ch->last_write_ns = fg_now_ns();
-			fg_bell_leave(r, ch->idx);
+			fg_bell_leave(r, ch->idx, FG_BELL_STEPS);
 			return n < (int)max ? n : (ssize_t)max;
 		}
 idle:;
@@ -502,7 +502,7 @@ idle:;
 		uint64_t now = fg_now_ns();
 		if (now - ch->last_write_ns >= keepalive_ns(ch->g)) {
 			ch->last_write_ns = now;
-			fg_bell_leave(r, ch->idx);
+			fg_bell_leave(r, ch->idx, FG_BELL_STEPS);
 			return snprintf(buf, max, ": keep-alive\n\n");
 		}
 		fg_bell_wait(r, ch->idx, bseq, 100);
@@ -511,12 +511,12 @@ idle:;
 		if (ci) {
 			struct pollfd p = { ci->connect_fd, POLLRDHUP, 0 };
 			if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-				fg_bell_leave(r, ch->idx);
+				fg_bell_leave(r, ch->idx, FG_BELL_STEPS);
 				return MHD_CONTENT_READER_END_WITH_ERROR;   /* the client left */
 			}
 		}
 	}
-	fg_bell_leave(r, ch->idx);
+	fg_bell_leave(r, ch->idx, FG_BELL_STEPS);
 	const char *err;
 	json_t *res = chat_result(ch, &err);
 	if (ch->ask)

@@ -267,7 +267,7 @@ void sse_free(void *cls)
 static void sse_end(void *cls)
 {
 	sse_t *e = cls;
-	fg_bell_leave(e->g->r, e->idx);
+	fg_bell_leave(e->g->r, e->idx, FG_BELL_STEPS);
 	free(e);
 }
 
@@ -286,7 +286,7 @@ int gw_events(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	fg_handle_t h;
 	fg_id_parse(g->r, id, &h);
 	e->gen = FG_HANDLE_GEN(h);
-	fg_bell_enter(g->r, idx);   /* left in sse_end */
+	fg_bell_enter(g->r, idx, FG_BELL_STEPS);   /* left in sse_end */
 	e->next = 1;
 	e->last_write_ns = fg_now_ns();
 	const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");

@@ -60,8 +60,14 @@ void fg_handle_format(fg_handle_t h, char buf[17])
 
 void fg_id_format(const fg_region_t *r, fg_handle_t h, char buf[FG_ID_LEN + 1])
 {
-	snprintf(buf, FG_ID_LEN + 1, "%016llx%016llx", (unsigned long long)r->hdr->epoch,
-		 (unsigned long long)h);
+	/* (by hand: snprintf's "%016llx%016llx" was a seventh of forgectl
+	 * submit's time) */
+	static const char hex[] = "0123456789abcdef";
+	uint64_t v[2] = { r->hdr->epoch, h };
+	for (int k = 0; k < 2; k++)
+		for (int i = 15; i >= 0; i--, v[k] >>= 4)
+			buf[k * 16 + i] = hex[v[k] & 15];
+	buf[FG_ID_LEN] = '\0';
 }
 
 int fg_id_parse(const fg_region_t *r, const char *s, fg_handle_t *out)
@@ -97,6 +103,8 @@ void fg_actor_init(fg_actor_t *a, fg_region_t *r, uint32_t slot)
 	a->self = fg_slot(r, slot);
 	a->leases = fg_lease_table(r, slot);
 	a->gen = atomic_load_explicit(&a->self->gen, memory_order_acquire);
+	a->ring_every = 0;
+	a->unrung = 0;
 }
 
 /* A record given back before it was ever published (rolled back) is FREE
@@ -225,13 +233,17 @@ static void log_punch(fg_region_t *r, uint32_t idx, uint64_t old_len)
 	fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, (off_t)fg_ovf_stride(r));
 }
 
-/* After a publish (a commit, an end): wakes whoever waits on idx's bell. */
-static void ring_bell(fg_region_t *r, uint32_t idx)
+/* After a publish: wakes whoever waits on idx's bell for it.  A step (a
+ * commit, live text) wakes the waiters counted in waiters' high half; a
+ * change of state (an end, a park, a requeue) wakes every waiter. */
+#define BELL_STEP  0xffff0000u
+#define BELL_STATE 0xffffffffu
+static void ring_bell(fg_region_t *r, uint32_t idx, uint32_t kind)
 {
 	fg_hdr_t *h = r->hdr;
 	uint32_t b = idx % FG_BELLS;
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&h->bell[b].waiters, memory_order_relaxed) == 0)
+	if ((atomic_load_explicit(&h->bell[b].waiters, memory_order_relaxed) & kind) == 0)
 		return;
 	atomic_fetch_add_explicit(&h->bell[b].seq, 1, memory_order_seq_cst);
 	fg_futex_wake(&h->bell[b].seq);
@@ -269,9 +281,9 @@ void fg_idle_bell_ring(fg_region_t *r)
 	fg_futex_wake(&h->idle_seq);
 }
 
-void fg_bell_enter(fg_region_t *r, uint32_t idx)
+void fg_bell_enter(fg_region_t *r, uint32_t idx, uint32_t what)
 {
-	atomic_fetch_add_explicit(&r->hdr->bell[idx % FG_BELLS].waiters, 1, memory_order_seq_cst);
+	atomic_fetch_add_explicit(&r->hdr->bell[idx % FG_BELLS].waiters, what, memory_order_seq_cst);
 }
 
 uint32_t fg_bell_seq(fg_region_t *r, uint32_t idx)
@@ -284,9 +296,9 @@ void fg_bell_wait(fg_region_t *r, uint32_t idx, uint32_t seq, int timeout_ms)
 	fg_futex_wait(&r->hdr->bell[idx % FG_BELLS].seq, seq, timeout_ms);
 }
 
-void fg_bell_leave(fg_region_t *r, uint32_t idx)
+void fg_bell_leave(fg_region_t *r, uint32_t idx, uint32_t what)
 {
-	atomic_fetch_sub_explicit(&r->hdr->bell[idx % FG_BELLS].waiters, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&r->hdr->bell[idx % FG_BELLS].waiters, what, memory_order_relaxed);
 }
 
 int fg_session_valid(const fg_region_t *r, fg_handle_t h, uint64_t *ctl)
@@ -389,12 +401,32 @@ int fg_session_enqueue(fg_actor_t *a, uint32_t idx)
 		rc = fg_ring_enqueue_mp(fg_ring_ref(a->r, (home + k) % nw), idx, a->self);
 	/* Armed (a worker went to sleep since the last ring): disarm and wake
 	 * them all.  (Waking one per session instead cost intake: 445k
-	 * against 646k-739k sessions/s, bench/sessions.sh with INTAKE=1.) */
+	 * against 646k-739k sessions/s, bench/sessions.sh with INTAKE=1.)
+	 * A submitter of many rings once every ring_every: workers that
+	 * outrun it otherwise sleep and are woken every few sessions, and on
+	 * a machine with fewer cores than processes each wake-up preempts it
+	 * (up to 30k wake-ups and context switches for 300k sessions). */
+	if (a->ring_every > 1 && ++a->unrung < a->ring_every)
+		return rc;
+	a->unrung = 0;
 	uint32_t x = atomic_load_explicit(&h->doorbell, memory_order_seq_cst);
 	if ((x & 1u) && atomic_compare_exchange_strong_explicit(&h->doorbell, &x, x + 1u,
 			memory_order_seq_cst, memory_order_relaxed))
 		fg_futex_wake(&h->doorbell);
 	return rc;
+}
+
+void fg_session_ring(fg_actor_t *a)
+{
+	if (!a->unrung)
+		return;
+	a->unrung = 0;
+	fg_hdr_t *h = a->r->hdr;
+	atomic_thread_fence(memory_order_seq_cst);
+	uint32_t x = atomic_load_explicit(&h->doorbell, memory_order_seq_cst);
+	if ((x & 1u) && atomic_compare_exchange_strong_explicit(&h->doorbell, &x, x + 1u,
+			memory_order_seq_cst, memory_order_relaxed))
+		fg_futex_wake(&h->doorbell);
 }
 
 int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint32_t *entry_out)
@@ -667,7 +699,7 @@ void fg_live_begin(fg_region_t *r, uint32_t idx, uint32_t attempt)
 	atomic_store_explicit(live_word(r, idx, base, 2), 0, memory_order_relaxed);
 	atomic_store_explicit(live_word(r, idx, base, 1), attempt, memory_order_relaxed);
 	atomic_store_explicit(live_word(r, idx, base, 0), who, memory_order_release);
-	ring_bell(r, idx);
+	ring_bell(r, idx, BELL_STEP);
 }
 
 void fg_live_outage(fg_region_t *r, uint32_t idx, const fg_outage_t *o)
@@ -690,7 +722,7 @@ void fg_live_outage(fg_region_t *r, uint32_t idx, const fg_outage_t *o)
 	atomic_store_explicit(live_word(r, idx, base, 6), o->give_up_ns, memory_order_relaxed);
 	atomic_store_explicit(live_word(r, idx, base, 7), en, memory_order_relaxed);
 	atomic_store_explicit(live_word(r, idx, base, 0), who, memory_order_release);
-	ring_bell(r, idx);
+	ring_bell(r, idx, BELL_STEP);
 }
 
 int fg_live_outage_read(const fg_region_t *r, fg_handle_t h, fg_outage_t *o)
@@ -743,7 +775,7 @@ void fg_live_append(fg_region_t *r, uint32_t idx, const char *p, size_t k)
 	if (atomic_load_explicit(live_word(r, idx, base, 3), memory_order_relaxed))
 		atomic_store_explicit(live_word(r, idx, base, 3), 0, memory_order_relaxed);   /* it answers */
 	atomic_store_explicit(live_word(r, idx, base, 2), n + k, memory_order_release);
-	ring_bell(r, idx);
+	ring_bell(r, idx, BELL_STEP);
 }
 
 int64_t fg_live_read(const fg_region_t *r, fg_handle_t h, uint64_t *ckpt, uint32_t *attempt,
@@ -844,7 +876,7 @@ int fg_session_commit(fg_actor_t *a, uint32_t idx, const fg_wstate_t *st,
 	atomic_store_explicit(&s->ckpt, FG_CKPT(FG_CKPT_SEQ(w) + 1, ab, len + n + extra),
 			      memory_order_release);
 	FG_CRASHPOINT("ckpt.commit.after_publish");
-	ring_bell(a->r, idx);
+	ring_bell(a->r, idx, BELL_STEP);
 	atomic_fetch_add_explicit(&a->self->steps, 1, memory_order_relaxed);
 	return 0;
 }
@@ -911,7 +943,7 @@ int fg_session_finish(fg_actor_t *a, uint32_t idx, uint32_t entry, uint32_t fina
 		}
 	}
 	FG_CRASHPOINT("session.finish.after_cas");
-	ring_bell(a->r, idx);
+	ring_bell(a->r, idx, BELL_STATE);
 	wake_parent(a, s);
 	FG_CRASHPOINT("session.finish.before_clear");
 	lease_clear(a, entry);
@@ -989,7 +1021,7 @@ static int reopen(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const void *
 		else if (mine(a, mine_w, FG_S_RUNNING) && (mine_w & FG_CTL_CANCEL))
 			atomic_compare_exchange_strong(&s->ctl, &mine_w,
 				FG_CTL_FREE_OF(FG_S_CANCELLED, FG_CTL_SGEN(was)));
-		ring_bell(a->r, idx);
+		ring_bell(a->r, idx, BELL_STATE);
 		fg_idle_bell_ring(a->r);   /* it ended again */
 		lease_clear(a, entry);
 		return rc;
@@ -1009,7 +1041,7 @@ static int reopen(fg_actor_t *a, fg_handle_t h, uint64_t ckpt_seen, const void *
 	} else {
 		fg_idle_bell_ring(a->r);   /* cancelled meanwhile: it ended */
 	}
-	ring_bell(a->r, idx);
+	ring_bell(a->r, idx, BELL_STATE);
 	lease_clear(a, entry);
 	return rc;
 }
@@ -1047,7 +1079,7 @@ int fg_session_park(fg_actor_t *a, uint32_t idx, uint32_t entry,
 		return -EIO;
 	}
 	FG_CRASHPOINT("session.park.after_cas");
-	ring_bell(a->r, idx);   /* (an answer that waited for it to wait) */
+	ring_bell(a->r, idx, BELL_STATE);   /* (an answer that waited for it to wait) */
 	/* A child that ended before our CAS may have seen us RUNNING and not
 	 * woken us: look once more (the other half of the Dekker pair).  The
 	 * fence makes it hold in C11 whatever order ended() loads with (an
@@ -1083,7 +1115,7 @@ int fg_session_cancel(fg_region_t *r, fg_actor_t *a, fg_handle_t h, uint32_t *st
 			if (atomic_compare_exchange_strong(&s->ctl, &c,
 					FG_CTL_FREE_OF(FG_S_CANCELLED, FG_CTL_SGEN(c)))) {
 				*state = FG_S_CANCELLED;
-				ring_bell(r, idx);
+				ring_bell(r, idx, BELL_STATE);
 				fg_idle_bell_ring(r);   /* ended without a worker */
 				if (a)   /* (without an actor, the sweep wakes the parent) */
 					wake_parent(a, s);
@@ -1113,7 +1145,7 @@ int fg_session_release(fg_actor_t *a, uint32_t idx, uint32_t entry)
 			if (!atomic_compare_exchange_strong(&s->ctl, &c,
 					FG_CTL_FREE_OF(FG_S_CANCELLED, FG_CTL_SGEN(c))))
 				continue;
-			ring_bell(a->r, idx);
+			ring_bell(a->r, idx, BELL_STATE);
 			fg_idle_bell_ring(a->r);   /* ended by no worker's finish */
 			wake_parent(a, s);
 			lease_clear(a, entry);
@@ -1156,7 +1188,7 @@ static int recover_one(fg_actor_t *a, uint32_t idx, uint32_t slot, uint32_t gen,
 			atomic_store_explicit(&s->finished_ns, fg_now_ns(), memory_order_relaxed);
 			if (atomic_compare_exchange_strong(&s->ctl, &c,
 					FG_CTL_FREE_OF(FG_S_CANCELLED, sgen))) {
-				ring_bell(a->r, idx);
+				ring_bell(a->r, idx, BELL_STATE);
 				fg_idle_bell_ring(a->r);
 				wake_parent(a, s);
 			}
