@@ -388,6 +388,23 @@ static void test_note_beside_calls(void **state)
 static void test_calculator(void **state)
 {
 	(void)state;
+	/* the text the model sees: %.15g's, integers printed by hand */
+	static const struct { const char *args, *out; } txt[] = {
+		{ "{\"expression\":\"2+2\"}", "4" }, { "{\"expression\":\"-7*3\"}", "-21" },
+		{ "{\"expression\":\"0.1+0.2\"}", "0.3" }, { "{\"expression\":\"-0\"}", "-0" },
+		{ "{\"expression\":\"999999999999999\"}", "999999999999999" },
+		{ "{\"expression\":\"1000000000000000\"}", "1e+15" },
+		{ "{\"expression\":\"12345678901234567\"}", "1.23456789012346e+16" },
+		{ "{\"expression\":\"0.5*4\"}", "2" }, { "{\"expression\":\"1/3\"}", "0.333333333333333" },
+	};
+	const fg_tool_t *calc = fg_tool_find("calculator", 10);
+	assert_non_null(calc);
+	for (size_t i = 0; i < sizeof(txt) / sizeof(txt[0]); i++) {
+		char out[128];
+		assert_int_equal(calc->run(calc, txt[i].args, strlen(txt[i].args), out, sizeof(out)), 0);
+		if (strcmp(out, txt[i].out) != 0)
+			fail_msg("%s: got %s, want %s", txt[i].args, out, txt[i].out);
+	}
 	static const struct { const char *e; double v; } ok[] = {
 		{ "2+2", 4 }, { "2+3*4", 14 }, { "(2+3)*4", 20 }, { "2^3^2", 512 }, { "-2^2", -4 },
 		{ "10 % 4", 2 }, { "1.5e2 / 3", 50 }, { "--3", 3 }, { "((((1))))", 1 },

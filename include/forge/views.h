@@ -25,7 +25,7 @@ typedef struct fg_react_view {
 	int final;                       /* a final answer is committed          */
 	fg_str_t answer;                 /* ... and its text                      */
 	uint32_t ncalls;                 /* calls of the last tool-call turn      */
-	fg_call_t calls[FG_MAX_CALLS];
+	fg_call_t calls[FG_MAX_CALLS];   /* (set below ncalls only)               */
 	uint8_t answered[FG_MAX_CALLS];  /* TOOL results seen for each call       */
 	uint8_t intent[FG_MAX_CALLS];    /* INTENT records seen for each call     */
 	uint32_t pending;                /* calls without a result                */

@@ -116,8 +116,15 @@ int fg_calc(const char *s, size_t n, double *out, char *err, size_t errlen)
 							(buf[k - 1] == 'e' || buf[k - 1] == 'E'))))
 					buf[k++] = s[i++];
 				buf[k] = '\0';
-				char *end;
-				double v = strtod(buf, &end);
+				char *end = buf;
+				double v = 0;
+				/* (digits alone, up to 15 of them, are exact as an
+				 * integer: strtod's general path was a tenth of a
+				 * scripted session's time) */
+				while (*end >= '0' && *end <= '9' && end - buf < 15)
+					v = v * 10 + (*end++ - '0');
+				if (*end || k == 0)
+					v = strtod(buf, &end);
 				if (*end || k == 0) {
 					snprintf(err, errlen, "bad number '%s' at offset %zu", buf, i - k);
 					return -1;
@@ -202,7 +209,12 @@ static int run_calculator(const fg_tool_t *t, const char *args, size_t n, char *
 		if (fg_calc(expr, strlen(expr), &v, err, sizeof(err)) < 0) {
 			snprintf(out, outlen, "error: %s", err);
 		} else {
-			snprintf(out, outlen, "%.15g", v);
+			/* (an integer below 1e15 prints as %.15g would, without
+			 * its general floating-point path) */
+			if (v == (double)(long long)v && fabs(v) < 1e15 && !(v == 0 && signbit(v)))
+				snprintf(out, outlen, "%lld", (long long)v);
+			else
+				snprintf(out, outlen, "%.15g", v);
 			rc = 0;
 		}
 	}

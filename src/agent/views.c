@@ -21,7 +21,10 @@ int fg_react_view(const uint8_t *log, uint32_t len, fg_react_view_t *v, char *er
 	uint32_t off = 0, at;
 	fg_rec_t r;
 	int rc, users = 0;
-	memset(v, 0, offsetof(fg_react_view_t, ask));   /* (ask, decision: see views.h) */
+	/* (calls, ask, decision: read only below ncalls, where they are set;
+	 * clearing calls was 6 KiB at each step, a tenth of a worker's time) */
+	memset(v, 0, offsetof(fg_react_view_t, calls));
+	memset(v->answered, 0, offsetof(fg_react_view_t, ask) - offsetof(fg_react_view_t, answered));
 	for (;;) {
 		at = off;
 		rc = fg_rec_next(log, len, &off, &r);
