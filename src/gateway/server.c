@@ -236,12 +236,20 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		if (!b)
 			return MHD_NO;   /* out of memory: the connection is closed */
 		*ptr = b;
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 		if (post) {
-			const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 			if (cl && strtoull(cl, NULL, 10) > g->cfg->http_max_body)
 				b->too_large = 1;
 			return MHD_YES;
 		}
+		/* Another method answers at the next call, once the request is
+		 * read: a response queued at this one is an "early response",
+		 * after which MHD closes the connection (every GET cost its
+		 * client a new connection).  One that sends a body (no route
+		 * takes one) is answered now, and the connection closed. */
+		if ((!cl || strtoull(cl, NULL, 10) == 0) &&
+		    !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding"))
+			return MHD_YES;
 	}
 	if (post && *upload_n) {
 		if (!b->too_large && b->n + *upload_n <= g->cfg->http_max_body) {

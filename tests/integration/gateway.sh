@@ -61,6 +61,11 @@ expect_status 200 '.data | length == 2' GET /v1/workers
 # the models a chat completion may name: 3 workflows x (default + each provider)
 expect_status 200 '.object == "list" and ([.data[].id] | index("forge/react") != null and index("forge/map_reduce@slow") != null) and (.data | all(.object == "model"))' GET /v1/models
 expect_status 405 '.error.message == "use GET"' POST /v1/models '{}'
+# GETs keep the connection alive, as POSTs do (a GET answered before its
+# request was read closed it: an SDK's polling paid a new connection each)
+reused=$(curl -sv -o /dev/null -o /dev/null -o /dev/null -H "$H" "$API/healthz" "$API/v1/models" \
+	"$API/v1/workers" 2>&1 | grep -c "Re-using existing connection")
+[ "$reused" = 2 ] || fail "GETs on one connection: $reused of 2 reused it"
 
 out=$(curl -s -D "$T/h" -H "$H" -d '{"prompt":"what is 2+2?"}' "$API/v1/sessions")
 id=$(echo "$out" | jq -r .id)
