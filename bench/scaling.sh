@@ -47,7 +47,7 @@ region:
   checkpoint_bytes: $LOG
   session_max_bytes: $LOG
 worker:
-  max_inflight: 1024
+  max_inflight: ${MAX_INFLIGHT:-1024}
 log:
   level: warn
 http:

@@ -315,18 +315,74 @@ static int sigkill_pending(long pid)
 	return 0;
 }
 
+/* forged's children, from /proc/self/task/TID/children (each thread's:
+ * an orphan may be handed to any of them), into *pids (malloc'd); their
+ * number, or -1 where the kernel has no such files (CONFIG_PROC_CHILDREN
+ * unset) or one could not be read. */
+static long own_children(long **pids)
+{
+	DIR *d = opendir("/proc/self/task");
+	long n = 0, cap = 0, *v = NULL;
+	if (!d)
+		return -1;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300];
+		snprintf(path, sizeof(path), "/proc/self/task/%s/children", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f) {   /* (a thread that just ended, or no such files) */
+			closedir(d);
+			free(v);
+			return -1;
+		}
+		long pid;
+		while (fscanf(f, "%ld", &pid) == 1) {
+			if (n == cap) {
+				long *nv = realloc(v, (size_t)(cap = cap ? 2 * cap : 64) * sizeof(*v));
+				if (!nv) {
+					fclose(f);
+					closedir(d);
+					free(v);
+					return -1;
+				}
+				v = nv;
+			}
+			v[n++] = pid;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	*pids = v;
+	return n;
+}
+
+/* Reaps and kills strays (see above).  forged's children are read from
+ * /proc/self/task/TID/children; without those files, from every /proc/PID
+ * (0.5 ms on a quiet machine, each SIGCHLD; more the more processes). */
 static void reap_strays(sup_t *s)
 {
 	pid_t me = getpid();
-	DIR *d = opendir("/proc");
-	if (!d)
+	long *kids = NULL, nkids = own_children(&kids), k = 0;
+	DIR *d = nkids < 0 ? opendir("/proc") : NULL;
+	if (nkids < 0 && !d)
 		return;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		char *end;
-		long pid = strtol(e->d_name, &end, 10);
-		if (*end || pid <= 0 || pid == me)
-			continue;
+	for (;;) {
+		long pid;
+		if (nkids >= 0) {
+			if (k == nkids)
+				break;
+			pid = kids[k++];
+		} else {
+			struct dirent *e = readdir(d);
+			if (!e)
+				break;
+			char *end;
+			pid = strtol(e->d_name, &end, 10);
+			if (*end || pid <= 0 || pid == me)
+				continue;
+		}
 		char buf[512];
 		if (fg_proc_file(pid, "stat", buf, sizeof(buf)) < 0)
 			continue;
@@ -356,7 +412,9 @@ static void reap_strays(sup_t *s)
 				  "killed", pid, (int)(rp - lp - 1), lp + 1);
 		kill((pid_t)pid, SIGKILL);
 	}
-	closedir(d);
+	if (d)
+		closedir(d);
+	free(kids);
 }
 
 static void child_died(sup_t *s, uint32_t slot)
