@@ -39,8 +39,14 @@ json_t *fg_approval_pending(const fg_snap_t *sn);
  * several calls wait and none is named), -EEXIST (decided otherwise
  * already, or the call has its result), -EPERM (cancelled, finished),
  * -EBUSY (it runs: not waiting now), -E2BIG, -ENOMEM; err says why.
+ * A session that runs (a tool of the same turn, or it has just asked and
+ * is about to park) takes the answer once it waits: woken by its bell (a
+ * writable mapping; else it looks every 5 ms), for wait_ms at most (at
+ * least half a second: the window between an ASK's commit and the park);
+ * -EBUSY if it still runs then.
  */
 int fg_approval_decide(fg_actor_t *a, pthread_mutex_t *lock, fg_handle_t h, const char *call_id,
-		       const json_t *in, const char *by, json_t **recorded, char *err, size_t errlen);
+		       const json_t *in, const char *by, long wait_ms, json_t **recorded,
+		       char *err, size_t errlen);
 
 #endif

@@ -196,7 +196,8 @@ static void nap_ms(long ms)
 }
 
 int fg_approval_decide(fg_actor_t *a, pthread_mutex_t *lock, fg_handle_t h, const char *call_id,
-		       const json_t *in, const char *by, json_t **recorded, char *err, size_t errlen)
+		       const json_t *in, const char *by, long wait_ms, json_t **recorded,
+		       char *err, size_t errlen)
 {
 	fg_react_view_t *v = malloc(sizeof(*v));
 	int e = -ESTALE;
@@ -206,12 +207,27 @@ int fg_approval_decide(fg_actor_t *a, pthread_mutex_t *lock, fg_handle_t h, cons
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	/* A session that runs (it has just asked and is about to park, or the
-	 * sweep woke it for its timeout) is looked at again a little later:
-	 * half a second of tries at most. */
-	for (int tries = 0; e == -ESTALE && tries < 100; tries++) {
-		if (tries)
-			nap_ms(5);
+	/* A session that runs (it has just asked and is about to park, runs
+	 * another tool of its turn, or the sweep woke it for its timeout) is
+	 * looked at again when its state changes (its bell), until wait_ms. */
+	uint32_t idx = FG_HANDLE_IDX(h), seq = 0;
+	int bells = a->r->writable;
+	uint64_t give_up = fg_now_ns() + (uint64_t)(wait_ms > 500 ? wait_ms : 500) * 1000000ull;
+	if (bells)
+		fg_bell_enter(a->r, idx, FG_BELL_STATES);
+	for (int tries = 0; e == -ESTALE; tries++) {
+		if (tries) {
+			uint64_t now = fg_now_ns();
+			if (now >= give_up || atomic_load(&a->r->hdr->draining))
+				break;   /* (a drain: the wait would hold the stop up) */
+			if (bells)
+				fg_bell_wait(a->r, idx, seq, give_up - now < 1000000000ull ?
+					     (int)((give_up - now) / 1000000u) + 1 : 1000);
+			else
+				nap_ms(5);
+		}
+		if (bells)
+			seq = fg_bell_seq(a->r, idx);
 		fg_snap_t sn;
 		if (fg_session_snapshot(a->r, h, &sn, 1) < 0) {
 			e = -ENOENT;
@@ -321,6 +337,8 @@ int fg_approval_decide(fg_actor_t *a, pthread_mutex_t *lock, fg_handle_t h, cons
 		fg_snap_free(&sn);
 	}
 	free(v);
+	if (bells)
+		fg_bell_leave(a->r, idx, FG_BELL_STATES);
 	if (e == -ESTALE) {
 		snprintf(err, errlen, "it is running, not waiting: try again");
 		e = -EBUSY;

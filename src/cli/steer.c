@@ -512,23 +512,15 @@ static int decide(const char *cmd, const char *id, json_t *in)
 	 * for --timeout seconds (60 unless given). */
 	long limit = o.timeout_s >= 0 ? o.timeout_s : 60;
 	uint64_t give_up = fg_now_ns() + (uint64_t)limit * 1000000000ull;
-	uint32_t idx = FG_HANDLE_IDX(h);
-	int e, told = 0;
-	fg_bell_enter(&R, idx, FG_BELL_STATES);
-	for (;;) {
-		uint32_t seq = fg_bell_seq(&R, idx);
-		e = fg_approval_decide(&a, NULL, h, o.call, in, by, &rec, err, sizeof(err));
-		uint64_t now = fg_now_ns();
-		if (e != -EBUSY || now >= give_up)
-			break;
-		if (!told++)
-			fprintf(stderr, "forgectl: %s: session %s is running (a tool of its turn, or "
-				"it has just asked): the answer goes in once it waits (for %ld s at "
-				"most: --timeout)\n", cmd, id, limit);
-		fg_bell_wait(&R, idx, seq, give_up - now < 1000000000ull ?
-			     (int)((give_up - now) / 1000000u) + 1 : 1000);
+	int e = fg_approval_decide(&a, NULL, h, o.call, in, by, 0, &rec, err, sizeof(err));
+	uint64_t now = fg_now_ns();
+	if (e == -EBUSY && now < give_up) {
+		fprintf(stderr, "forgectl: %s: session %s is running (a tool of its turn, or it has "
+			"just asked): the answer goes in once it waits (for %ld s at most: "
+			"--timeout)\n", cmd, id, limit);
+		e = fg_approval_decide(&a, NULL, h, o.call, in, by, (long)((give_up - now) / 1000000u),
+				       &rec, err, sizeof(err));
 	}
-	fg_bell_leave(&R, idx, FG_BELL_STATES);
 	if (e == -EBUSY)
 		snprintf(err, sizeof(err), "it is still running, not waiting, after %ld s: try "
 			 "again (or give --timeout S)", limit);

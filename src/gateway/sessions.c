@@ -642,8 +642,10 @@ int gw_approval(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 				   "that waits, as GET /v1/sessions/%.40s lists it in waiting_for)", id);
 	}
 	json_t *rec = NULL;
+	/* (a session still running its turn takes it once it waits: for
+	 * http.idle_timeout_s at most, as long as a quiet connection lives) */
 	int e = fg_approval_decide(&g->a, &g->submit_lock, h, json_string_value(cid), in, "api",
-				   &rec, err, sizeof(err));
+				   (long)g->cfg->http_idle_timeout_s * 1000, &rec, err, sizeof(err));
 	json_decref(in);
 	if (e == -ENOMEM)
 		return reply_oom(c);
@@ -659,8 +661,9 @@ int gw_approval(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	if (e == -E2BIG)
 		return reply_error(c, 413, NULL, "session %.40s is full: %s", id, err);
 	if (e == -EBUSY)   /* (503: with Retry-After) */
-		return reply_error(c, 503, NULL, "session %.40s: it is running (a tool of its turn, "
-				   "or it has just asked): answer again in a moment", id);
+		return reply_error(c, 503, NULL, "session %.40s: it is still running, not waiting, "
+				   "after %u s (http.idle_timeout_s): answer again later", id,
+				   g->cfg->http_idle_timeout_s);
 	if (e < 0)
 		return reply_error(c, 409, NULL, "session %.40s: %s", id, err);
 	int fe = e == 0 ? fg_durable_wait(g->r, g->a.slot) : 0;

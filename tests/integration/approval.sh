@@ -381,15 +381,21 @@ FORGE_STALLPOINT=approval.answer.after_cas:1 FORGE_STALL_FILE=$T/b.stall \
 	ctl approve "$id" > "$T/held.out" 2>&1 &
 hp=$!
 p=$(stalled "$T/b.stall")
-code=$(curl -s -o "$T/a.json" -D "$T/h" -w '%{http_code}' -X POST "$API/v1/sessions/$id/approval" \
-	-d "{\"decision\":\"approve\",\"call_id\":\"$cb\"}")
-[ "$code" = 503 ] && grep -qi "^Retry-After: 1" "$T/h" && [ "$(jq -r .error.message "$T/a.json")" = \
-	"session $id: it is running (a tool of its turn, or it has just asked): answer again in a moment" ] ||
-	fail "6b: an answer while another holds the session: $code $(cat "$T/a.json")"
+# the API's answer meanwhile waits for the session (held by the stalled
+# answer), and once that one goes in, finds the same answer recorded
+curl -s -o "$T/a.json" -D "$T/h" -w '%{http_code}' -X POST "$API/v1/sessions/$id/approval" \
+	-d "{\"decision\":\"approve\",\"call_id\":\"$cb\"}" > "$T/a.code" &
+cp=$!
+sleep 1
+kill -0 $cp 2>/dev/null || fail "6b: the API's answer did not wait: $(cat "$T/a.code") $(cat "$T/a.json")"
 release "$p"
 until_true 10 sh -c "! kill -0 $p 2>/dev/null" || fail "6b: the released approve did not end"
 wait "$hp" 2>/dev/null || true
 grep -q "^$id $cb approve: queued to go on$" "$T/held.out" || fail "6b: the released approve: $(cat "$T/held.out")"
+wait $cp
+[ "$(cat "$T/a.code")" = 200 ] && grep -qi "^Idempotent-Replayed: true" "$T/h" &&
+	[ "$(jq -r '.decision.decision' "$T/a.json")" = approve ] ||
+	fail "6b: the API's answer after the held one: $(cat "$T/a.code") $(cat "$T/a.json")"
 until_true 10 is_state "$id" done || fail "6b: not done (2)"
 [ "$(runs_of $n)" = 1 ] || fail "6b: ran $(runs_of $n) times"
 stop_forged
@@ -425,7 +431,45 @@ done
 [ "$held" = 1 ] || fail "6b: $held approves waited for a running session, not 1"
 [ "$(runs_of $n)" = "$(wc -l < "$T/w.ids")" ] || fail "6b: ran $(runs_of $n) times for $(wc -l < "$T/w.ids") sessions"
 stop_forged
-echo "6b: an answer stalled before and after its CAS, a worker stalled after asking (forgectl approve waits for it): each answer once"
+# the same answered over HTTP: the held session's answer waits for it
+# (past its worker's death) and goes in, 202, not a 503 to retry
+fresh
+export FORGE_STALLPOINT=approval.ask.after_commit:1 FORGE_CRASH_SLOT=0 FORGE_STALL_FILE=$T/w2.stall
+start_forged
+unset FORGE_STALLPOINT FORGE_CRASH_SLOT FORGE_STALL_FILE
+n=$((n + 1))
+: > "$T/w2.ids"
+for k in 1 2 3 4 5 6; do
+	post_call careful "{\"n\":$n}" >> "$T/w2.ids"
+	[ -s "$T/w2.stall" ] && break
+	sleep 0.2
+done
+p=$(stalled "$T/w2.stall")
+bgs=""
+for id in $(cat "$T/w2.ids"); do
+	# (the call's id from the conversation: waiting_for lists it only once
+	# the session waits)
+	until_true 10 sh -c "curl -s '$API/v1/sessions/$id' | jq -e '[.messages[] | select(.tool_calls)] | length > 0' > /dev/null" ||
+		fail "6b: $id never called"
+	c=$(curl -s "$API/v1/sessions/$id" | jq -r '[.messages[] | select(.tool_calls)][-1].tool_calls[0].id')
+	curl -s -o "$T/h2.$id" -w '%{http_code} %{time_total}' -X POST "$API/v1/sessions/$id/approval" \
+		-d "{\"decision\":\"approve\",\"call_id\":\"$c\"}" > "$T/h2c.$id" &
+	bgs="$bgs $!"
+done
+until_true 15 grep -q "(pid $p): heartbeat stale" "$T/forged.log" ||
+	fail "6b: the stopped worker was not killed (2)"
+for b in $bgs; do wait "$b"; done
+slow=0
+for id in $(cat "$T/w2.ids"); do
+	set -- $(cat "$T/h2c.$id")
+	[ "$1" = 202 ] || fail "6b: the API's answer to $id: $1 $(cat "$T/h2.$id")"
+	awk -v t="$2" 'BEGIN { exit !(t > 0.5) }' && slow=$((slow + 1))
+	until_true 20 is_state "$id" done || fail "6b: $id not done (2)"
+done
+[ "$slow" = 1 ] || fail "6b: $slow API answers waited for a running session, not 1"
+[ "$(runs_of $n)" = "$(wc -l < "$T/w2.ids")" ] || fail "6b: ran $(runs_of $n) times for $(wc -l < "$T/w2.ids") sessions (2)"
+stop_forged
+echo "6b: an answer stalled before and after its CAS, a worker stalled after asking (forgectl approve and the API's answer wait for it): each answer once"
 
 # 7 -----------------------------------------------------------------
 # 100 sessions ask to record {"k":K} (approved when K is even, rejected
