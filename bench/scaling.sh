@@ -13,6 +13,7 @@
 # Usage: bench/scaling.sh N RUNS "WORKERS..." SUBMIT-ARGS...
 #   BIN=dir (forged, forgectl), LOADER=path/ld-linux... (a bundled loader
 #   with its libraries beside it in BIN, for a machine without them),
+#   MAX_INFLIGHT=n (worker.max_inflight, 1024 unless given),
 #   REGION_DIR=dir (where the region file goes: /dev/shm, as in
 #   config/forge.yaml; a disk directory shows what region.durability
 #   batch or sync pay)
