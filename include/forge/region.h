@@ -217,9 +217,12 @@ typedef struct fg_hdr {
 	 * that class, after its publish, issues a seq_cst fence and, if waiters'
 	 * high half is not 0, increments seq and wakes them; a change of state
 	 * does the same if waiters is not 0.  (A low half past 65535 carries
-	 * into the high one: steps then ring needlessly, never a lost wake-up;
-	 * the high half holds 65535 step waiters a class, and the gateway's
-	 * connections are at most 60000.)  The seq_cst pair makes a lost wake-up
+	 * into the high one: steps then ring needlessly, never a lost wake-up.
+	 * The high half holds 65535 step waiters a class: the gateway's
+	 * connections are at most 60000, and forgectl watch and the counts
+	 * left by dead waiters add to them; at an exact multiple of 65536 a
+	 * step is not rung, and those waiters see it at their next look, every
+	 * 100 ms (the gateway) or second (forgectl).)  The seq_cst pair makes a lost wake-up
 	 * impossible (Dekker); with no waiter a commit pays a fence and a read
 	 * of a line nobody writes.  A waiter that dies leaves its count in
 	 * waiters: commits of its class then ring needlessly, which costs time,

@@ -211,7 +211,7 @@ static int run_calculator(const fg_tool_t *t, const char *args, size_t n, char *
 		} else {
 			/* (an integer below 1e15 prints as %.15g would, without
 			 * its general floating-point path) */
-			if (v == (double)(long long)v && fabs(v) < 1e15 && !(v == 0 && signbit(v)))
+			if (fabs(v) < 1e15 && v == (double)(long long)v && !(v == 0 && signbit(v)))
 				snprintf(out, outlen, "%lld", (long long)v);
 			else
 				snprintf(out, outlen, "%.15g", v);

@@ -57,10 +57,23 @@ static int attach(fg_actor_t *a)
 #endif
 
 static int ids_quiet;   /* stdout is /dev/null */
+static int ids_gone;    /* stdout was closed (a pipe's reader left) */
+
+/* A submitter stopped by a signal rings first: the sessions it queued
+ * since its last ring would otherwise wait for the workers' heartbeat_ms. */
+static fg_actor_t *submitting;
+
+static void submit_stopped(int sig)
+{
+	if (submitting)
+		fg_session_ring(submitting);   /* (atomics and a futex wake: safe here) */
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
 
 static void put_id(const char *id)
 {
-	if (ids_quiet)
+	if (ids_quiet || ids_gone)
 		return;
 	char line[FG_ID_LEN + 2];
 	size_t n = strlen(id), off = 0;
@@ -70,8 +83,10 @@ static void put_id(const char *id)
 		ssize_t w = write(1, line + off, n - off);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
-			return;   /* (stdout gone: as printf would, say nothing) */
+		if (w <= 0) {
+			ids_gone = 1;   /* (stdout gone: submit stops, as SIGPIPE stopped it) */
+			return;
+		}
 		off += (size_t)w;
 	}
 }
@@ -175,10 +190,17 @@ int cmd_submit(const char *arg)
 	struct stat so, sn;
 	ids_quiet = fstat(1, &so) == 0 && S_ISCHR(so.st_mode) && stat("/dev/null", &sn) == 0 &&
 		    S_ISCHR(sn.st_mode) && so.st_rdev == sn.st_rdev;
+	/* A closed stdout (forgectl submit ... | head -1) or a signal stops it
+	 * after one last ring, not before (see submit_stopped). */
+	submitting = &a;
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, submit_stopped);
+	signal(SIGTERM, submit_stopped);
+	signal(SIGHUP, submit_stopped);
 	int rc = 0, durable = atomic_load(&R.hdr->durability) == FG_DUR_SYNC;
 	static char held[256][FG_ID_LEN + 1];
 	uint32_t nheld = 0;
-	for (long i = 0; i < o.count; i++) {
+	for (long i = 0; i < o.count && !ids_gone; i++) {
 		fg_handle_t h;
 		char id[FG_ID_LEN + 1];
 		if (nheld == 256 && (rc = print_durable(&a, held, &nheld)) != 0)
@@ -205,8 +227,16 @@ int cmd_submit(const char *arg)
 	fg_session_ring(&a);
 	if (nheld && print_durable(&a, held, &nheld) != 0)
 		rc = 1;
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	submitting = NULL;
 	fg_client_detach(&a);
 	free(ab.p);
+	if (ids_gone) {   /* ends as it did before: by SIGPIPE */
+		signal(SIGPIPE, SIG_DFL);
+		raise(SIGPIPE);
+	}
 	return rc;
 }
 

@@ -246,9 +246,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		 * read: a response queued at this one is an "early response",
 		 * after which MHD closes the connection (every GET cost its
 		 * client a new connection).  One that sends a body (no route
-		 * takes one) is answered now, and the connection closed. */
+		 * takes one), or says Expect (MHD would answer 100 Continue and
+		 * then refuse the response at the next call), is answered now,
+		 * and the connection closed. */
 		if ((!cl || strtoull(cl, NULL, 10) == 0) &&
-		    !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding"))
+		    !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") &&
+		    !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect"))
 			return MHD_YES;
 	}
 	if (post && *upload_n) {

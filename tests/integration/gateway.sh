@@ -66,6 +66,11 @@ expect_status 405 '.error.message == "use GET"' POST /v1/models '{}'
 reused=$(curl -sv -o /dev/null -o /dev/null -o /dev/null -H "$H" "$API/healthz" "$API/v1/models" \
 	"$API/v1/workers" 2>&1 | grep -c "Re-using existing connection")
 [ "$reused" = 2 ] || fail "GETs on one connection: $reused of 2 reused it"
+# a GET that says Expect: 100-continue, another pipelined behind it: the
+# first is answered (then the connection closed), not left at 100 Continue
+got=$(bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; printf "GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" >&3; timeout 5 cat <&3' sh "${API##*:}" |
+	tr -d '\r' | grep -c "^HTTP/1.1 200 OK" || true)
+[ "$got" -ge 1 ] || fail "a GET with Expect: 100-continue was not answered"
 
 out=$(curl -s -D "$T/h" -H "$H" -d '{"prompt":"what is 2+2?"}' "$API/v1/sessions")
 id=$(echo "$out" | jq -r .id)

@@ -443,6 +443,29 @@ for k in $(seq 20); do
 	id=$(ctl submit --workflow synthetic --steps 1)
 	until_true 2 done_now "$id" || fail "12: session $k was not woken for: $(state_of "$id")"
 done
+# forgectl submit --count rings once every 256 sessions and at its end:
+# one stopped part-way (its reader gone, or a ^C) rings before it goes,
+# and what it queued runs at once, not at the workers' 8 s timeout
+until_true 10 asleep || fail "12: the workers do not sleep (pipe)"
+set +e
+ctl submit --workflow synthetic --steps 1 --count 300 | head -1 > "$T/first"
+set -e
+all_ran() { [ "$(ctl_stat .sessions.queued)" = 0 ] && [ "$(ctl_stat .sessions.running)" = 0 ]; }
+until_true 2 all_ran || fail "12: a submit whose reader left: $(ctl stats --json | jq -c .sessions)"
+until_true 10 asleep || fail "12: the workers do not sleep (INT)"
+# (held at its 6th session, 5 queued and not rung; the SIGINT is taken as
+# it goes on)
+FORGE_STALLPOINT=session.alloc.before_queue:6 FORGE_STALL_FILE=$T/sub.stall \
+	ctl submit --workflow synthetic --steps 1 --count 300 > /dev/null 2>&1 &
+sp=$!
+p=$(stalled "$T/sub.stall")
+[ "$(ctl_stat .sessions.queued)" = 5 ] || fail "12: the held submit: $(ctl stats --json | jq -c .sessions)"
+kill -INT "$p"
+release "$p"
+set +e; wait $sp; rc=$?; set -e
+[ $rc = 130 ] || fail "12: a submit stopped by SIGINT: exit $rc"
+until_true 2 all_ran || fail "12: a submit stopped by SIGINT left: $(ctl stats --json | jq -c .sessions)"
+echo "12: a submit stopped part-way (a closed pipe, SIGINT): what it queued ran at once"
 # a drain wakes the sleepers too: they stop now, not at their 8 s timeout
 # (past shutdown_timeout_ms 5000: killed)
 until_true 10 asleep || fail "12: the workers do not sleep (2)"
