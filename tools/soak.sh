@@ -88,8 +88,11 @@ while [ "$(date +%s)" -lt "$end" ]; do
 		ctl submit --workflow synthetic --steps 2 --count 300 > /dev/null &
 		cp=$!
 		sleep 0.0$(( $(rnd) % 10 ))
+		# (a submitter that has just ended is a zombie that STOP finds and
+		# the shell may reap during the sleep: CONT then finds nothing)
 		if kill -STOP $cp 2>/dev/null; then
-			sleep 0.$(( 3 + $(rnd) % 7 )); kill -CONT $cp; stalls=$((stalls + 1))
+			sleep 0.$(( 3 + $(rnd) % 7 )); kill -CONT $cp 2>/dev/null || true
+			stalls=$((stalls + 1))
 		fi
 		wait $cp || { echo "soak: a stopped submitter failed" >&2; exit 1; }
 		submitted=$((submitted + 300))
