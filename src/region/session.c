@@ -408,11 +408,8 @@ int fg_session_enqueue(fg_actor_t *a, uint32_t idx)
 	 * (up to 30k wake-ups and context switches for 300k sessions). */
 	if (a->ring_every > 1 && ++a->unrung < a->ring_every)
 		return rc;
-	a->unrung = 0;
-	uint32_t x = atomic_load_explicit(&h->doorbell, memory_order_seq_cst);
-	if ((x & 1u) && atomic_compare_exchange_strong_explicit(&h->doorbell, &x, x + 1u,
-			memory_order_seq_cst, memory_order_relaxed))
-		fg_futex_wake(&h->doorbell);
+	a->unrung = 1;
+	fg_session_ring(a);
 	return rc;
 }
 
