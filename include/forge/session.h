@@ -359,7 +359,7 @@ uint64_t fg_session_sweep_waiting(fg_actor_t *a, uint64_t now, uint64_t after_ns
  * commit and each piece of live text: streams, watch) or FG_BELL_STATES
  * to be woken only when the session's state changes (it ends, parks to
  * wait, is cancelled, released or requeued: a chat completion that
- * answers at the end, an approve that waits for it to wait).  The region
+ * answers at the end).  The region
  * must be mapped writable.  fg_bell_wait returns at a ring, after
  * timeout_ms, or on a signal; a waiter may be woken for another session of
  * its class, so it looks again.

@@ -209,12 +209,13 @@ int fg_approval_decide(fg_actor_t *a, pthread_mutex_t *lock, fg_handle_t h, cons
 	}
 	/* A session that runs (it has just asked and is about to park, runs
 	 * another tool of its turn, or the sweep woke it for its timeout) is
-	 * looked at again when its state changes (its bell), until wait_ms. */
+	 * looked at again at each of its steps and changes of state (its bell:
+	 * a timed-out call's default answer is a commit), until wait_ms. */
 	uint32_t idx = FG_HANDLE_IDX(h), seq = 0;
 	int bells = a->r->writable;
 	uint64_t give_up = fg_now_ns() + (uint64_t)(wait_ms > 500 ? wait_ms : 500) * 1000000ull;
 	if (bells)
-		fg_bell_enter(a->r, idx, FG_BELL_STATES);
+		fg_bell_enter(a->r, idx, FG_BELL_STEPS);
 	for (int tries = 0; e == -ESTALE; tries++) {
 		if (tries) {
 			uint64_t now = fg_now_ns();
@@ -338,7 +339,7 @@ int fg_approval_decide(fg_actor_t *a, pthread_mutex_t *lock, fg_handle_t h, cons
 	}
 	free(v);
 	if (bells)
-		fg_bell_leave(a->r, idx, FG_BELL_STATES);
+		fg_bell_leave(a->r, idx, FG_BELL_STEPS);
 	if (e == -ESTALE) {
 		snprintf(err, errlen, "it is running, not waiting: try again");
 		e = -EBUSY;

@@ -399,18 +399,24 @@ wait $cp
 until_true 10 is_state "$id" done || fail "6b: not done (2)"
 [ "$(runs_of $n)" = 1 ] || fail "6b: ran $(runs_of $n) times"
 stop_forged
-fresh
-export FORGE_STALLPOINT=approval.ask.after_commit:1 FORGE_CRASH_SLOT=0 FORGE_STALL_FILE=$T/w.stall
-start_forged
-unset FORGE_STALLPOINT FORGE_CRASH_SLOT FORGE_STALL_FILE
-n=$((n + 1))
-# (worker 0 may not be the one that takes it: a few, until one is held)
-for k in 1 2 3 4 5 6; do
-	post_call careful "{\"n\":$n}" >> "$T/w.ids"
-	[ -s "$T/w.stall" ] && break
-	sleep 0.2
-done
-p=$(stalled "$T/w.stall")
+# held W: a fresh forged whose worker 0 stops after committing a call's
+# ASK (before it parks); sessions posted into $T/W.ids until one is held
+# (worker 0 may not be the one that takes the first), the stopped pid in $p
+held() {
+	fresh
+	export FORGE_STALLPOINT=approval.ask.after_commit:1 FORGE_CRASH_SLOT=0 FORGE_STALL_FILE=$T/$1.stall
+	start_forged
+	unset FORGE_STALLPOINT FORGE_CRASH_SLOT FORGE_STALL_FILE
+	n=$((n + 1))
+	: > "$T/$1.ids"
+	for k in 1 2 3 4 5 6; do
+		post_call careful "{\"n\":$n}" >> "$T/$1.ids"
+		[ -s "$T/$1.stall" ] && break
+		sleep 0.2
+	done
+	p=$(stalled "$T/$1.stall")
+}
+held w
 # forgectl approve of each, at once: the held session runs (it has asked,
 # not parked), and its approve waits for it to wait, past the worker's death
 bgs=""
@@ -433,18 +439,7 @@ done
 stop_forged
 # the same answered over HTTP: the held session's answer waits for it
 # (past its worker's death) and goes in, 202, not a 503 to retry
-fresh
-export FORGE_STALLPOINT=approval.ask.after_commit:1 FORGE_CRASH_SLOT=0 FORGE_STALL_FILE=$T/w2.stall
-start_forged
-unset FORGE_STALLPOINT FORGE_CRASH_SLOT FORGE_STALL_FILE
-n=$((n + 1))
-: > "$T/w2.ids"
-for k in 1 2 3 4 5 6; do
-	post_call careful "{\"n\":$n}" >> "$T/w2.ids"
-	[ -s "$T/w2.stall" ] && break
-	sleep 0.2
-done
-p=$(stalled "$T/w2.stall")
+held w2
 bgs=""
 for id in $(cat "$T/w2.ids"); do
 	# (the call's id from the conversation: waiting_for lists it only once
