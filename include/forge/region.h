@@ -158,8 +158,9 @@ typedef struct fg_hdr {
 	/*
 	 * Doorbell: a worker with nothing to do sets doorbell's low bit
 	 * (fetch_or, seq_cst: "armed"), looks at the rings once more, and
-	 * futex-waits on the value it set.  A submitter that enqueued (seq_cst
-	 * CAS) and then sees the bit set moves doorbell on by one (a CAS that
+	 * futex-waits on the value it set.  A submitter that enqueued (its
+	 * cell's publish is a release CAS: a seq_cst fence follows it, in
+	 * fg_session_ring) and then sees the bit set moves doorbell on by one (a CAS that
 	 * clears the bit) and wakes every sleeper; one that sees it clear
 	 * does nothing: a wake is already on its way, or nobody sleeps.  The
 	 * seq_cst pair makes a lost wake-up impossible (Dekker), and a burst

@@ -212,6 +212,15 @@ static int add_handle(fg_http_t *h, fg_req_t *q, CURL *e)
 	return 0;
 }
 
+/* What every transfer sets, pooled or not. */
+static void easy_common(CURL *e, char *errbuf)
+{
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "forge/0.1");
+}
+
 /* A pooled easy handle, reset, with what every request sets; NULL (and
  * q->errbuf) if none can be had. */
 static CURL *easy_begin(fg_http_t *h, fg_req_t *q)
@@ -233,10 +242,7 @@ static CURL *easy_begin(fg_http_t *h, fg_req_t *q)
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "forge/0.1");
+	easy_common(e, q->errbuf);
 	return e;
 }
 
@@ -350,10 +356,7 @@ long fg_http_delete_sync(const char *url, const char *const *headers, long total
 	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, eb);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "forge/0.1");
+	easy_common(e, eb);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, total_ms);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total_ms);

@@ -49,11 +49,8 @@ static int attach(fg_actor_t *a)
 	return e;
 }
 
-/* One id and a newline, written at once (write(2), not stdio: stdio's
- * formatting and line buffering around the same one write were a sixth
- * of forgectl submit --count's samples). */
 #ifndef RING_EVERY
-#define RING_EVERY 256u
+#define RING_EVERY 256u   /* forgectl submit --count: doorbell rings (cmd_submit) */
 #endif
 
 static int ids_quiet;   /* stdout is /dev/null */
@@ -71,6 +68,9 @@ static void submit_stopped(int sig)
 	raise(sig);
 }
 
+/* One id and a newline, written at once (write(2), not stdio: stdio's
+ * formatting and line buffering around the same one write were a sixth
+ * of forgectl submit --count's samples). */
 static void put_id(const char *id)
 {
 	if (ids_quiet || ids_gone)

@@ -661,9 +661,9 @@ int gw_approval(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	if (e == -E2BIG)
 		return reply_error(c, 413, NULL, "session %.40s is full: %s", id, err);
 	if (e == -EBUSY)   /* (503: with Retry-After) */
-		return reply_error(c, 503, NULL, "session %.40s: it is still running, not waiting, "
-				   "after %u s (http.idle_timeout_s): answer again later", id,
-				   g->cfg->http_idle_timeout_s);
+		return reply_error(c, 503, NULL, "session %.40s: it is still running, not waiting "
+				   "(an answer waits for it %u s at most: http.idle_timeout_s, or "
+				   "until a drain): answer again later", id, g->cfg->http_idle_timeout_s);
 	if (e < 0)
 		return reply_error(c, 409, NULL, "session %.40s: %s", id, err);
 	int fe = e == 0 ? fg_durable_wait(g->r, g->a.slot) : 0;

@@ -419,6 +419,8 @@ void fg_session_ring(fg_actor_t *a)
 		return;
 	a->unrung = 0;
 	fg_hdr_t *h = a->r->hdr;
+	/* (the enqueues' publishes are release CASes: this orders them before
+	 * the look at doorbell, the submitter's half of the Dekker pair) */
 	atomic_thread_fence(memory_order_seq_cst);
 	uint32_t x = atomic_load_explicit(&h->doorbell, memory_order_seq_cst);
 	if ((x & 1u) && atomic_compare_exchange_strong_explicit(&h->doorbell, &x, x + 1u,
