@@ -47,12 +47,15 @@ emit sessions.scripted.1w.cpu_us_per_session "$2" us
 emit sessions.scripted.8w.cpu_us_per_session "$4" us
 emit sessions.scripted.cpu_8w_vs_1w "$(echo "$2 $4" | awk '{printf "%.2f", $2 / $1}')" ratio
 
-echo "[4b/13] intake: the same 300,000 submitted while the workers run (a used table), against queued before start, interleaved..." >&2
+echo "[4b/13] intake: the same 300,000 submitted while the workers run (a used table; forgectl submit, then POST /v1/sessions/batch), against queued before start..." >&2
 q1=$(sh bench/sessions.sh 2 300000 3 --workflow react --prompt "what is 2+2?" --provider scripted)
 i1=$(INTAKE=1 sh bench/sessions.sh 2 300000 3 --workflow react --prompt "what is 2+2?" --provider scripted)
+h1=$(INTAKE=http sh bench/sessions.sh 2 300000 3 --workflow react --prompt "what is 2+2?" --provider scripted)
 emit sessions.intake.queued_per_s "$q1" sessions/s
 emit sessions.intake.per_s "$i1" sessions/s
 emit sessions.intake.vs_queued "$(echo "$q1 $i1" | awk '{printf "%.2f", $1 / $2}')" ratio
+emit sessions.intake.http_batch.per_s "$h1" sessions/s
+emit sessions.intake.http_batch.vs_queued "$(echo "$q1 $h1" | awk '{printf "%.2f", $1 / $2}')" ratio
 
 echo "[5/13] 2-step ReAct over HTTP to mock-llm on loopback (2 workers, median of 3)..." >&2
 PORT=$((21000 + $$ % 9000))

@@ -1,8 +1,8 @@
 /* libFuzzer target: the gateway's request bodies (POST /v1/sessions,
- * POST /v1/chat/completions, POST /v1/sessions/{id}/messages) on arbitrary
- * bytes: accepted with a submission
- * that holds what the gateway promises, or refused with a 400 and a
- * message; never a crash, a leak or a NUL-truncated prompt. */
+ * /v1/sessions/batch, /v1/chat/completions, /v1/sessions/{id}/messages and
+ * /fork) on arbitrary bytes: accepted with a submission that holds what the
+ * gateway promises, or refused with a 400 and a message; never a crash, a
+ * leak or a NUL-truncated prompt. */
 #include "forge/conv.h"
 #include "forge/gwreq.h"
 
@@ -68,6 +68,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (q.recs.n && (fg_rec_next(q.recs.p, q.recs.n, &off, &r) != 1 ||
 				 r.type != FG_REC_USER || r.n == 0 || off != q.recs.n))
 			abort();
+	} else if ((q.status != 400 && q.status != 503) || !q.error[0]) {
+		abort();
+	}
+	fg_gwreq_free(&q);
+	/* POST /v1/sessions/batch: every item a session as above, or a 400 */
+	size_t n;
+	cfg.http_max_batch = 64;
+	if (fg_gwreq_batch((const char *)data, size, &cfg, &q, &n) == 0) {
+		if (n < 1 || n > cfg.http_max_batch)
+			abort();
+		for (size_t i = 0; i < n; i++) {
+			fg_gwreq_t it;
+			int rc = fg_gwreq_item(&cfg, &q, i, &it);
+			if (rc < 0 && it.status != 503)
+				abort();   /* (checked whole: only out of memory) */
+			check(rc, &it);
+			fg_gwreq_free(&it);
+		}
 	} else if ((q.status != 400 && q.status != 503) || !q.error[0]) {
 		abort();
 	}

@@ -163,6 +163,7 @@ typedef struct fg_config {
 	uint32_t http_max_conns;        /* http.max_connections                  */
 	uint32_t http_max_conns_ip;     /* http.max_connections_per_ip (0: any)  */
 	uint32_t http_max_header;       /* http.max_header_bytes                 */
+	uint32_t http_max_batch;        /* http.max_batch                        */
 
 	uint32_t max_steps;             /* workflows.max_steps (LLM calls)       */
 	uint32_t context_max_bytes;     /* workflows.context_max_bytes (0: all)  */

@@ -40,12 +40,21 @@ typedef struct fg_gwreq {
 	uint32_t at;            /* fork: messages kept (UINT32_MAX: all)   */
 	unsigned status;        /* on failure: 400 or 503                  */
 	const char *param;      /* on failure: the field at fault, or NULL */
-	char param_buf[48];     /* (param, when it is a field of the body)  */
-	char error[300];
+	char param_buf[64];     /* (param, when it is a field of the body)  */
+	char error[400];
 } fg_gwreq_t;
 
 int  fg_gwreq_session(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t *q);
 int  fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t *q);
+/* POST /v1/sessions/batch: {"sessions": [SESSION, ...]}, 1 to cfg->http_max_batch
+ * items, each an object as the body of POST /v1/sessions.  Every item is
+ * checked; on failure q->param names the item and its field
+ * ("sessions[3].prompt").  On success *count is the number of items and
+ * q->root holds them: fg_gwreq_item() makes item i ready to submit, into
+ * its own fg_gwreq_t (free it; q must outlive it). */
+int  fg_gwreq_batch(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t *q,
+		    size_t *count);
+int  fg_gwreq_item(const fg_config_t *cfg, const fg_gwreq_t *batch, size_t i, fg_gwreq_t *q);
 /* POST /v1/sessions/{id}/messages: {"content": STR | text parts,
  * "role"?: "user"}: q->recs holds the USER record. */
 int  fg_gwreq_message(const char *body, size_t n, fg_gwreq_t *q);

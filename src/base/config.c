@@ -275,6 +275,7 @@ static const key_t_ schema[] = {
 	U("http.max_connections", http_max_conns, 1, 60000),
 	U("http.max_connections_per_ip", http_max_conns_ip, 0, 1000000),
 	U("http.max_header_bytes", http_max_header, 4096, 1u << 20),
+	U("http.max_batch", http_max_batch, 1, 100000),
 	SEC("workflows"),
 	U("workflows.max_steps", max_steps, 1, 1000),
 	U("workflows.context_max_bytes", context_max_bytes, 0, 1u << 30),
@@ -332,6 +333,7 @@ void fg_config_defaults(fg_config_t *c)
 	c->http_idle_timeout_s = 30;
 	c->http_max_conns = 10000;
 	c->http_max_conns_ip = 0;
+	c->http_max_batch = 10000;
 	c->http_max_header = 32768;
 	c->file_read_max = 65536;
 	c->shell_timeout_ms = 5000;

@@ -148,10 +148,10 @@ static int agent_recs(fg_gwreq_t *q, const fg_config_t *cfg, const fg_agent_cfg_
 	return 0;
 }
 
-int fg_gwreq_session(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t *q)
+/* One session from the object q->root (POST /v1/sessions, or an item of a
+ * batch). */
+static int session_obj(const fg_config_t *cfg, fg_gwreq_t *q)
 {
-	if (parse(body, n, q) < 0)
-		return -1;
 	json_t *j = q->root, *x;
 	fg_submit_t *p = &q->sub;
 	const char *wf = "react", *model = cfg->llm_default;
@@ -218,6 +218,60 @@ int fg_gwreq_session(const char *body, size_t n, const fg_config_t *cfg, fg_gwre
 			p->steps = steps;
 		}
 	}
+	return 0;
+}
+
+int fg_gwreq_session(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t *q)
+{
+	if (parse(body, n, q) < 0)
+		return -1;
+	return session_obj(cfg, q);
+}
+
+int fg_gwreq_item(const fg_config_t *cfg, const fg_gwreq_t *batch, size_t i, fg_gwreq_t *q)
+{
+	memset(q, 0, sizeof(*q));
+	q->root = json_incref(json_array_get(json_object_get(batch->root, "sessions"), i));
+	if (!json_is_object(q->root))
+		return bad(q, 400, NULL, "not an object");
+	return session_obj(cfg, q);
+}
+
+int fg_gwreq_batch(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t *q,
+		   size_t *count)
+{
+	*count = 0;
+	if (parse(body, n, q) < 0)
+		return -1;
+	static const char *const known[] = { "sessions", NULL };
+	if (only(q, known, "; each session's own fields go in its item") < 0)
+		return -1;
+	json_t *s = json_object_get(q->root, "sessions");
+	size_t k = json_array_size(s);
+	if (!json_is_array(s) || !k)
+		return bad(q, 400, "sessions", "sessions must be a non-empty array of sessions, each "
+			   "an object as the body of POST /v1/sessions");
+	if (k > cfg->http_max_batch)
+		return bad(q, 400, "sessions", "a batch may hold up to %u sessions, this one has %zu "
+			   "(http.max_batch)", cfg->http_max_batch, k);
+	/* every item is checked before any is queued: a bad one refuses the
+	 * whole batch, so that a retry of the mended batch makes each once */
+	for (size_t i = 0; i < k; i++) {
+		fg_gwreq_t it;
+		int e = fg_gwreq_item(cfg, q, i, &it);
+		if (e < 0) {
+			if (it.param)
+				snprintf(q->param_buf, sizeof(q->param_buf), "sessions[%zu].%s", i,
+					 it.param);
+			else
+				snprintf(q->param_buf, sizeof(q->param_buf), "sessions[%zu]", i);
+			bad(q, it.status, q->param_buf, "sessions[%zu]: %s", i, it.error);
+		}
+		fg_gwreq_free(&it);
+		if (e < 0)
+			return -1;
+	}
+	*count = k;
 	return 0;
 }
 

@@ -651,19 +651,12 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	if (old)
 		h = old;
 have:
-	if (e == -ENOSPC || e == -EBUSY) {
-		rc = reply_error(c, 503, NULL, "the session table is full (region.sessions)");
-		goto out;
-	}
-	if (e == -EDQUOT || e == -ENOMEM) {
-		rc = reply_error(c, 503, NULL, "%s", e == -EDQUOT ? "no space left on the region's "
-				 "file system" : "out of memory");
-		goto out;
-	}
 	if (e < 0) {
-		rc = reply_error(c, 400, "messages", "the conversation is longer than a session may "
-				 "hold (%llu bytes: region.session_max_bytes)",
-				 (unsigned long long)fg_log_max(g->r));
+		char msg[300];
+		const char *param;
+		unsigned st = gw_submit_error(g, e, "the conversation is", "messages", &param, msg,
+					      sizeof(msg));
+		rc = reply_error(c, st, param, "%s", msg);
 		goto out;
 	}
 	/* region.durability: sync: the id goes out (a header, the first

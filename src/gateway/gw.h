@@ -35,9 +35,12 @@ typedef struct gw {
 	uint32_t calls_cap, calls_n;
 } gw_t;
 
+/* An Idempotency-Key (128 at most) and a batch item's "#N" after it */
+#define GW_KEY_MAX 140
+
 typedef struct body {
 	char *p;
-	size_t n;
+	size_t n, cap;   /* (p holds cap bytes; one more than n at least) */
 	int too_large;
 } body_t;
 
@@ -56,6 +59,8 @@ int reply2(struct MHD_Connection *c, unsigned status, const char *ctype, char *t
 int reply_error(struct MHD_Connection *c, unsigned status, const char *param,
 		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 int refuse(struct MHD_Connection *c, fg_gwreq_t *q);
+unsigned gw_submit_error(gw_t *g, int e, const char *what, const char *field,
+			 const char **param, char *msg, size_t n);
 uint64_t keepalive_ns(const gw_t *g);
 void sse_free(void *cls);
 
@@ -64,6 +69,7 @@ int still(gw_t *g, uint32_t idx, uint32_t gen);
 uint32_t lookup(gw_t *g, const char *id);
 void idem_rebuild(gw_t *g);
 int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+int gw_post_batch(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 /* Submits p, or finds the live session made with Idempotency-Key key
  * (*old: its handle, nothing submitted); key NULL: none.  0 or -errno of
  * the submit. */

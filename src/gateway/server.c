@@ -196,6 +196,7 @@ static const struct route {
 	{ "GET",    "/v1/models",               gw_models,         1 },
 	{ "GET",    "/v1/sessions",             gw_list_sessions,  1 },
 	{ "POST",   "/v1/sessions",             gw_post_session,   1 },
+	{ "POST",   "/v1/sessions/batch",       gw_post_batch,     1 },
 	{ "GET",    "/v1/sessions/{id}/events", gw_events,         1 },
 	{ "POST",   "/v1/sessions/{id}/messages", gw_post_message, 1 },
 	{ "POST",   "/v1/sessions/{id}/resume", gw_resume,         1 },
@@ -256,10 +257,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	}
 	if (post && *upload_n) {
 		if (!b->too_large && b->n + *upload_n <= g->cfg->http_max_body) {
-			char *np = realloc(b->p, b->n + *upload_n + 1);
-			if (!np)
-				return MHD_NO;   /* out of memory: closed; b freed by MHD's callback */
-			b->p = np;
+			/* doubling: a large body is copied a few times, not once a chunk */
+			if (b->n + *upload_n + 1 > b->cap) {
+				size_t cap = b->cap ? b->cap : 4096;
+				while (cap < b->n + *upload_n + 1)
+					cap *= 2;
+				char *np = realloc(b->p, cap);
+				if (!np)
+					return MHD_NO;   /* out of memory: closed; b freed by MHD's callback */
+				b->p = np;
+				b->cap = cap;
+			}
 			memcpy(b->p + b->n, upload, *upload_n);
 			b->n += *upload_n;
 			b->p[b->n] = '\0';
@@ -290,7 +298,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	if (!authorized(g, c))
 		return reply_error(c, 401, NULL, "a valid bearer token is required");
 	if (b->too_large)
-		return reply_error(c, 413, NULL, "request body larger than %u bytes",
+		return reply_error(c, 413, NULL, "request body larger than %u bytes "
+				   "(http.max_body_bytes)",
 				   g->cfg->http_max_body);
 	if (!rt && path_known)
 		return reply_error(c, 405, NULL, "use %s", allowed);

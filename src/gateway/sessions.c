@@ -199,7 +199,7 @@ void idem_rebuild(gw_t *g)
 			continue;
 		uint32_t off = 0;
 		fg_rec_t r;
-		if (fg_rec_next(sn.log, sn.len, &off, &r) == 1 && r.type == FG_REC_KEY && r.n <= 128)
+		if (fg_rec_next(sn.log, sn.len, &off, &r) == 1 && r.type == FG_REC_KEY && r.n <= GW_KEY_MAX)
 			idem_insert(g, key_hash((const char *)r.p, r.n), h);
 		if (g->calls && sn.workflow == FG_WF_REACT && !sn.parent) {
 			if ((g->calls_n + FG_MAX_CALLS) * 4 > g->calls_cap * 3)
@@ -315,6 +315,34 @@ int gw_same_submit(gw_t *g, fg_handle_t h, const char *key, const fg_submit_t *p
 	return same;
 }
 
+
+/* What a failed fg_session_submit() (e < 0) tells the client: the status,
+ * into msg the reason, naming the setting that raises a limit, and into
+ * *param the field at fault or NULL.  what: the text that was too long, and
+ * field its field ("prompt", "messages"; NULL: none). */
+unsigned gw_submit_error(gw_t *g, int e, const char *what, const char *field,
+			 const char **param, char *msg, size_t n)
+{
+	*param = NULL;
+	if (e == -ENOSPC || e == -EBUSY) {
+		snprintf(msg, n, "the session table is full (%u sessions: region.sessions)",
+			 g->r->hdr->capacity);
+		return 503;
+	}
+	if (e == -E2BIG) {
+		*param = field;
+		snprintf(msg, n, "%s longer than a session may hold (%llu bytes: "
+			 "region.session_max_bytes)", what, (unsigned long long)fg_log_max(g->r));
+		return 400;
+	}
+	if (e == -EDQUOT || e == -ENOMEM) {
+		snprintf(msg, n, "%s", e == -EDQUOT ? "no space left on the region's file system" :
+			 "out of memory");
+		return 503;
+	}
+	snprintf(msg, n, "submit failed: %s", strerror(-e));
+	return 500;
+}
 int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *unused)
 {
 	(void)unused;
@@ -350,18 +378,12 @@ int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *un
 			rc = reply2(c, 200, "application/json", s, "Location", loc,
 				    "Idempotent-Replayed", "true");
 		}
-	} else if (e == -ENOSPC || e == -EBUSY) {
-		rc = reply_error(c, 503, NULL, "the session table is full (%u sessions)",
-				 g->r->hdr->capacity);
-	} else if (e == -E2BIG) {
-		rc = reply_error(c, 400, "prompt", "prompt and system are longer than a session may "
-				 "hold (%llu bytes: region.session_max_bytes)",
-				 (unsigned long long)fg_log_max(g->r));
-	} else if (e == -EDQUOT || e == -ENOMEM) {
-		rc = reply_error(c, 503, NULL, "%s", e == -EDQUOT ? "no space left on the region's "
-				 "file system" : "out of memory");
 	} else if (e < 0) {
-		rc = reply_error(c, 500, NULL, "submit failed: %s", strerror(-e));
+		char msg[300];
+		const char *param;
+		unsigned st = gw_submit_error(g, e, "prompt and system are", "prompt", &param, msg,
+					      sizeof(msg));
+		rc = reply_error(c, st, param, "%s", msg);
 	} else {
 		char id[FG_ID_LEN + 1], loc[80];
 		fg_id_format(g->r, h, id);
@@ -369,6 +391,153 @@ int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *un
 		char *s = json_dumps(json_pack("{s:s}", "id", id), JSON_COMPACT);
 		rc = reply(c, 201, "application/json", s, "Location", loc);
 	}
+	fg_gwreq_free(&q);
+	return rc;
+}
+
+/*
+ * POST /v1/sessions/batch: up to http.max_batch sessions in one request,
+ * each an object as POST /v1/sessions's body; 201 {"data": [{"id"}, ...]}
+ * in their order.  The whole batch is checked before any is queued, and
+ * region.durability: sync flushes once for all of them.  With an
+ * Idempotency-Key K, item i is made with the key "K#i" (not one a client
+ * can send: '#' is refused), so a retry of a batch whose answer was lost,
+ * or that stopped part-way (the table filled, the gateway died), makes
+ * only those not made yet; a batch that differs from the one first sent
+ * with K is 409 before anything is queued.  A batch stopped part-way
+ * answers the error with the ids of those queued ("data": the first ones).
+ */
+static void item_key(char *k, size_t n, const char *key, size_t i)
+{
+	snprintf(k, n, "%s#%zu", key, i);
+}
+
+/* With key: the first item of the batch in q that differs from the batch
+ * first sent with key (n: a longer first batch), or -1 if none does. */
+static long batch_clash(gw_t *g, const fg_gwreq_t *q, size_t n, const char *key)
+{
+	char k[GW_KEY_MAX + 1];
+	item_key(k, sizeof(k), key, n);
+	if (gw_idem_lookup(g, k))
+		return (long)n;
+	for (size_t i = 0; i < n; i++) {
+		item_key(k, sizeof(k), key, i);
+		uint64_t old = gw_idem_lookup(g, k);
+		if (!old)
+			continue;
+		fg_gwreq_t it;
+		int same = fg_gwreq_item(g->cfg, q, i, &it) == 0 && same_request(g, old, k, &it.sub);
+		fg_gwreq_free(&it);
+		if (!same)
+			return (long)i;
+	}
+	return -1;
+}
+
+int gw_post_batch(gw_t *g, struct MHD_Connection *c, body_t *b, const char *unused)
+{
+	(void)unused;
+	fg_gwreq_t q;
+	size_t n, i, made = 0;
+	if (fg_gwreq_batch(b->p, b->n, g->cfg, &q, &n) < 0)
+		return refuse(c, &q);
+	int rc;
+	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+	long clash = -1;
+	if (key && !key_ok(key)) {
+		rc = reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
+				 "letters, digits, '-', '_', '.' or ':'");
+		goto out;
+	}
+	if (key && (clash = batch_clash(g, &q, n, key)) >= 0) {
+		if ((size_t)clash == n)
+			rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used "
+					 "for a longer batch", key);
+		else
+			rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used "
+					 "for a different batch (its sessions[%ld] differs)", key, clash);
+		goto out;
+	}
+	/* the reply is written as it goes: {"data":[{"id":"…"},…]} (ids are
+	 * hex: nothing to escape), the error spliced in before data if any */
+	const size_t item = sizeof("{\"id\":\"\"},") - 1 + FG_ID_LEN;
+	char *out = malloc(sizeof("{\"data\":[]}") + n * item);
+	size_t o = 9;   /* (after {"data":[ ) */
+	unsigned st = 0;
+	const char *param = NULL;
+	char msg[sizeof(q.error)], k[GW_KEY_MAX + 1];
+	if (!out) {
+		rc = reply_oom(c);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		fg_gwreq_t it;
+		int e = fg_gwreq_item(g->cfg, &q, i, &it);
+		fg_handle_t h;
+		uint64_t old = 0;
+		if (e < 0) {   /* (checked already: only out of memory) */
+			st = it.status;
+			snprintf(msg, sizeof(msg), "%s", it.error);
+		} else {
+			if (key)
+				item_key(k, sizeof(k), key, i);
+			fg_submit_t p = it.sub;
+			e = gw_idem_submit(g, &p, key ? k : NULL, &h, &old);
+			if (e < 0) {
+				st = gw_submit_error(g, e, "prompt and system are", "prompt", &param, msg,
+						     sizeof(msg));
+			} else if (old && !same_request(g, old, k, &p)) {
+				st = 409;   /* (another batch with the key, at once) */
+				param = "Idempotency-Key";
+				snprintf(msg, sizeof(msg), "Idempotency-Key %.128s was used for a "
+					 "different batch (its sessions[%zu] differs)", key, i);
+			} else {
+				made += !old;
+				memcpy(out + o, ",{\"id\":\"" + (o == 9), 8 - (o == 9));
+				o += 8 - (o == 9);
+				fg_id_format(g->r, old ? old : h, out + o);
+				o += FG_ID_LEN;
+				memcpy(out + o, "\"}", 2);
+				o += 2;
+			}
+		}
+		fg_gwreq_free(&it);
+		if (st)
+			break;
+	}
+	memcpy(out, "{\"data\":[", 9);
+	memcpy(out + o, "]}", 3);
+	/* region.durability: sync: one flush for the whole batch (a replay
+	 * too: the first request may still be waiting for its flush) */
+	int fe = fg_durable_wait(g->r, g->a.slot);
+	char *s = NULL;
+	if (fe < 0) {
+		rc = reply_error(c, 503, NULL, "the sessions could not be made durable (flushing "
+				 "the region failed: %s)", strerror(-fe));
+	} else if (st) {
+		char full[sizeof(msg) + 200], pb[80];
+		if (param && strcmp(param, "Idempotency-Key"))
+			snprintf(pb, sizeof(pb), "sessions[%zu].%s", i, param);
+		snprintf(full, sizeof(full), "sessions[%zu]: %s; queued before it: %zu (their ids are in "
+			 "data); not queued: it and the %zu after it", i, msg, i, n - i - 1);
+		json_t *j = json_pack("{s:{s:o,s:s,s:s?}}", "error", "message",
+				      fg_json_text(full, strlen(full)), "type", st >= 500 ?
+				      "server_error" : "invalid_request_error", "param",
+				      param && strcmp(param, "Idempotency-Key") ? pb : param);
+		char *e = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+		if (e && (s = malloc(strlen(e) + o + 3)))   /* {"error":{…},"data":[…]} */
+			sprintf(s, "%.*s,%s", (int)strlen(e) - 1, e, out + 1);
+		free(e);
+		rc = reply(c, st, "application/json", s, st == 503 ? "Retry-After" : NULL, "1");
+	} else {
+		s = out;
+		out = NULL;
+		rc = made ? reply(c, 201, "application/json", s, NULL, NULL) :
+			    reply(c, 200, "application/json", s, "Idempotent-Replayed", "true");
+	}
+	free(out);
+out:
 	fg_gwreq_free(&q);
 	return rc;
 }
@@ -571,11 +740,11 @@ int gw_fork(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 		rc = reply_error(c, e == -ERANGE ? 400 : 409, e == -ERANGE ? "at" : NULL,
 				 "session %.40s cannot fork there: %s", id, err);
 	} else if ((e = gw_idem_submit(g, &p, key, &h, &old)) < 0) {
-		rc = reply_error(c, 503, NULL, "%s", e == -ENOSPC || e == -EBUSY ?
-				 "the session table is full (region.sessions)" : e == -EDQUOT ?
-				 "no space left on the region's file system" : e == -E2BIG ?
-				 "the conversation is longer than a session may hold "
-				 "(region.session_max_bytes)" : "out of memory");
+		char msg[300];
+		const char *param;
+		unsigned st = gw_submit_error(g, e, "the conversation is", NULL, &param, msg,
+					      sizeof(msg));
+		rc = reply_error(c, st, param, "%s", msg);
 	} else if (old && !gw_same_submit(g, old, key, &p)) {
 		char oid[FG_ID_LEN + 1];
 		fg_id_format(g->r, old, oid);

@@ -95,6 +95,37 @@ for p in $submit_points; do
 	expect_all_done $((104 + extra))
 	n=$((n + 1))
 done
+# POST /v1/sessions/batch with an Idempotency-Key: the gateway killed at
+# each step of making the batch's 3rd session; the client's retry (its
+# answer lost) makes only those not made yet: 4 sessions, each once
+for p in session.alloc.after_cas session.alloc.before_queue session.alloc.after_queue \
+	 ring.enq.after_publish; do
+	reset_region
+	write_config
+	printf 'llm:\n  default: s\n  providers:\n    s:\n      type: scripted\n' >> "$T/forge.yaml"
+	export FORGE_CRASHPOINT="$p:3" FORGE_CRASH_SLOT=gateway
+	start_forged
+	unset FORGE_CRASHPOINT FORGE_CRASH_SLOT
+	until_true 10 curl -sf "$API/healthz" || fail "batch $p: gateway not up"
+	gw=$(pgrep -P "$FORGED_PID" forge-gateway)
+	B='{"sessions":[{"prompt":"b0"},{"prompt":"b1"},{"prompt":"b2"},{"prompt":"b3"}]}'
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Idempotency-Key: nightly-1' -d "$B" "$API/v1/sessions/batch" || true)
+	[ "$code" = 000 ] || fail "batch $p: the gateway answered $code"
+	until_true 10 sh -c "curl -sf $API/healthz > /dev/null && [ \"\$(pgrep -P $FORGED_PID forge-gateway)\" != $gw ]" ||
+		fail "batch $p: no new gateway"
+	grep -q "crash point reached" "$T/forged.log" || fail "batch $p: never reached"
+	code=$(curl -s -o "$T/b1" -w '%{http_code}' -H 'Idempotency-Key: nightly-1' -d "$B" "$API/v1/sessions/batch")
+	[ "$code" = 201 ] && [ "$(jq -r '.data[].id' "$T/b1" | sort -u | wc -l)" = 4 ] ||
+		fail "batch $p: the retry: $code $(cat "$T/b1")"
+	expect_all_done 4
+	[ "$(for b in $(jq -r '.data[].id' "$T/b1"); do curl -s "$API/v1/sessions/$b" | jq -r '.messages[0].content'; done | tr '\n' ' ')" = "b0 b1 b2 b3 " ] ||
+		fail "batch $p: the ids are not b0..b3 in order"
+	code=$(curl -s -o "$T/b2" -w '%{http_code}' -H 'Idempotency-Key: nightly-1' -d "$B" "$API/v1/sessions/batch")
+	[ "$code" = 200 ] && cmp -s "$T/b1" "$T/b2" || fail "batch $p: a second retry: $code $(cat "$T/b2")"
+	n=$((n + 1))
+done
+write_config
+
 # ReAct sessions (scripted provider): a worker killed in each commit window
 # of a conversation resumes it with no message lost or repeated (check
 # validates every conversation), the last turn's window included.

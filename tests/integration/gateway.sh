@@ -14,6 +14,7 @@ trap 'kill $MOCK2 2>/dev/null; cleanup' EXIT
 cat >> "$T/forge.yaml" <<YAML
   tokens: [s3cret]
   max_body_bytes: 2048
+  max_batch: 4
 llm:
   default: s
   providers:
@@ -89,7 +90,7 @@ expect_status 400 '.error.param == "provider" and .error.message == "unknown fie
 a39=$(printf '%039d' 0 | tr 0 a)
 expect_status 400 ".error.param == \"${a39}\\ufffd\" and .error.message == \"unknown field \\\"${a39}\\ufffd\\\" (prompt, agent, workflow, system, model, max_steps; the provider is named by model)\"" POST /v1/sessions "{\"prompt\":\"x\",\"${a39}é\":1}"
 big=$(head -c 3000 /dev/zero | tr '\0' 'a')
-expect_status 413 '.error.message == "request body larger than 2048 bytes"' POST /v1/sessions "{\"prompt\":\"$big\"}"
+expect_status 413 '.error.message == "request body larger than 2048 bytes (http.max_body_bytes)"' POST /v1/sessions "{\"prompt\":\"$big\"}"
 expect_status 404 '.error.message == "no session 00000000000000ff"' GET /v1/sessions/00000000000000ff
 expect_status 404 '' GET /v2/nothing
 expect_status 405 '' PUT /v1/sessions '{}'
@@ -244,7 +245,50 @@ until_true 2 sh -c "$BIN/forgectl --region $REGION session $sid --json | jq -e '
 	fail "cancelled session still $(ctl session "$sid" --json | jq -r .state)"
 ctl check > /dev/null || fail "check after cancel"
 
-# the table full: 503 with Retry-After
+# POST /v1/sessions/batch: several sessions in one request, in order; the
+# batch is checked whole before any is queued; with an Idempotency-Key a
+# retry gets the same sessions, another batch with the key 409
+batch() { curl -s -D "$T/bh" -o "$T/bb" -w '%{http_code}' -H "$H" ${2:+-H "Idempotency-Key: $2"} \
+	--data-binary "$1" "$API/v1/sessions/batch"; }
+nsess() { ctl sessions --json | jq length; }
+n0=$(nsess)
+[ "$(batch '{"sessions":[{"prompt":"what is 2+2?"},{"prompt":"batch b","workflow":"react"},{"prompt":"batch c","max_steps":3}]}')" = 201 ] ||
+	fail "batch: $(cat "$T/bb")"
+[ "$(jq -r '.data[].id' "$T/bb" | sort -u | wc -l)" = 3 ] || fail "batch: ids: $(cat "$T/bb")"
+ctl wait --timeout 10 > /dev/null
+[ "$(for b in $(jq -r '.data[].id' "$T/bb"); do curl -s -H "$H" "$API/v1/sessions/$b" | jq -r '.messages[0].content + "/" + .state'; done | tr '\n' ' ')" = \
+	"what is 2+2?/done batch b/done batch c/done " ] || fail "batch: sessions out of order or not done"
+expect_status 400 '.error.param == "sessions[1].prompt" and .error.message == "sessions[1]: prompt must be a non-empty string"' \
+	POST /v1/sessions/batch '{"sessions":[{"prompt":"x"},{"prompt":""}]}'
+expect_status 400 '.error.param == "sessions[0].modle"' POST /v1/sessions/batch '{"sessions":[{"prompt":"x","modle":"s"}]}'
+expect_status 400 '.error.message == "a batch may hold up to 4 sessions, this one has 5 (http.max_batch)"' \
+	POST /v1/sessions/batch '{"sessions":[{"prompt":"a"},{"prompt":"b"},{"prompt":"c"},{"prompt":"d"},{"prompt":"e"}]}'
+expect_status 400 '.error.param == "sessions"' POST /v1/sessions/batch '{"sessions":[]}'
+[ "$(nsess)" = $((n0 + 3)) ] || fail "batch: a refused batch queued sessions: $(nsess), want $((n0 + 3))"
+B2='{"sessions":[{"prompt":"keyed a"},{"prompt":"keyed b"}]}'
+[ "$(batch "$B2" nightly-7)" = 201 ] || fail "batch key: first: $(cat "$T/bb")"
+cp "$T/bb" "$T/bb1"
+[ "$(batch "$B2" nightly-7)" = 200 ] && cmp -s "$T/bb" "$T/bb1" && grep -qi '^Idempotent-Replayed: true' "$T/bh" ||
+	fail "batch key: replay: $(cat "$T/bh" "$T/bb")"
+[ "$(batch '{"sessions":[{"prompt":"keyed a"},{"prompt":"keyed X"}]}' nightly-7)" = 409 ] &&
+	jq -e '.error.message == "Idempotency-Key nightly-7 was used for a different batch (its sessions[1] differs)"' "$T/bb" > /dev/null ||
+	fail "batch key: another batch: $(cat "$T/bb")"
+[ "$(batch '{"sessions":[{"prompt":"keyed a"}]}' nightly-7)" = 409 ] &&
+	jq -e '.error.message == "Idempotency-Key nightly-7 was used for a longer batch"' "$T/bb" > /dev/null ||
+	fail "batch key: a shorter batch: $(cat "$T/bb")"
+[ "$(nsess)" = $((n0 + 5)) ] || fail "batch key: $(nsess) sessions, want $((n0 + 5))"
+ctl wait --timeout 10 > /dev/null
+
+# the table full: a batch stopped part-way says which were queued (data);
+# then 503 with Retry-After
+while [ "$(nsess)" -lt 62 ]; do
+	[ "$(req POST /v1/sessions '{"prompt":"what is 2+2?"}' | tail -1)" = 201 ] || fail "fill: $(nsess)"
+done
+[ "$(batch '{"sessions":[{"prompt":"f1"},{"prompt":"f2"},{"prompt":"f3"},{"prompt":"f4"}]}')" = 503 ] &&
+	jq -e '(.data | length) == 2 and .error.message == "sessions[2]: the session table is full (64 sessions: region.sessions); queued before it: 2 (their ids are in data); not queued: it and the 1 after it"' "$T/bb" > /dev/null &&
+	grep -qi '^retry-after: 1' "$T/bh" || fail "batch into a full table: $(cat "$T/bh" "$T/bb")"
+[ "$(for b in $(jq -r '.data[].id' "$T/bb"); do curl -s -H "$H" "$API/v1/sessions/$b" | jq -r '.messages[0].content'; done | tr '\n' ' ')" = "f1 f2 " ] ||
+	fail "batch into a full table: data are not f1 and f2"
 while :; do
 	code=$(req POST /v1/sessions '{"prompt":"what is 2+2?"}' | tail -1)
 	[ "$code" = 201 ] || break
