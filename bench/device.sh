@@ -13,7 +13,8 @@
 # region.durability batch or sync need.  OLD-DIR, when given, holds
 # another build's forged and forgectl (libraries taken from build/devkit),
 # measured at 1 and 16 workers in the same run: a before/after on the
-# same machine.  About 5 minutes on the device (2026-11-28).
+# same machine.  Then intake at 16 workers with 1, 4 and 8 submitters.
+# About 6 minutes on the device (2026-11-28).
 set -eu
 cd "$(dirname "$0")/.."
 K=$PWD/build/devkit
@@ -46,6 +47,11 @@ BIN=$K REGION_DIR=/tmp react "1 16"
 # all workers share.  With 64 in flight it is a sixteenth of that.
 echo "== ReAct 2M, tmpfs, worker.max_inflight 64"
 BIN=$K MAX_INFLIGHT=64 react "1 16"
+# Intake at 16 workers: one forgectl submit queues about 1.4M sessions/s,
+# 16 workers take 4.66M/s (2026-11-27); --jobs J submits with J processes.
+# Submit-to-done against the queued-before-start figure above.
+echo "== ReAct 2M, tmpfs, 16 workers, submitted while they run: forgectl submit --jobs 1, 4, 8"
+for j in 1 4 8; do echo "jobs $j: $(BIN=$K INTAKE=$j react 16)"; done
 if [ -n "${1:-}" ]; then
 	for l in "$K"/*.so*; do [ -e "$1/$(basename "$l")" ] || cp "$l" "$1/"; done
 	O=$(cd "$1" && pwd)

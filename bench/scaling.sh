@@ -14,6 +14,9 @@
 #   BIN=dir (forged, forgectl), LOADER=path/ld-linux... (a bundled loader
 #   with its libraries beside it in BIN, for a machine without them),
 #   MAX_INFLIGHT=n (worker.max_inflight, 1024 unless given),
+#   INTAKE=J (submitted while the workers run, into a table used once,
+#   by forgectl submit --jobs J; the faults and CPU columns then count
+#   both rounds, over N),
 #   REGION_DIR=dir (where the region file goes: /dev/shm, as in
 #   config/forge.yaml; a disk directory shows what region.durability
 #   batch or sync pay)
@@ -65,9 +68,19 @@ YAML
 		bg_forged
 		until run "$B/forgectl" -c "$T/forge.yaml" status --json 2>/dev/null |
 			grep -q "\"workers_alive\": $W,"; do sleep 0.05; done
-		kill -TERM $pid; wait $pid
-		run "$B/forgectl" -c "$T/forge.yaml" submit --count "$N" "$@" > /dev/null
-		bg_forged
+		if [ -n "${INTAKE:-}" ]; then
+			# submitted while the workers run, into a table used once
+			# (a running service's); the rate is still first claim to
+			# last finish, of the second round only (the first purged)
+			run "$B/forgectl" -c "$T/forge.yaml" submit --count "$N" "$@" > /dev/null
+			run "$B/forgectl" -c "$T/forge.yaml" wait --timeout 600
+			run "$B/forgectl" -c "$T/forge.yaml" purge > /dev/null
+			run "$B/forgectl" -c "$T/forge.yaml" submit --count "$N" --jobs "$INTAKE" "$@" > /dev/null
+		else
+			kill -TERM $pid; wait $pid
+			run "$B/forgectl" -c "$T/forge.yaml" submit --count "$N" "$@" > /dev/null
+			bg_forged
+		fi
 		run "$B/forgectl" -c "$T/forge.yaml" wait --timeout 600
 		s=$(run "$B/forgectl" -c "$T/forge.yaml" stats --json)
 		rate=$(echo "$s" | tr -d ' \n' | sed 's/.*"done_per_s":\([0-9.]*\).*/\1/' | cut -d. -f1)

@@ -20,12 +20,17 @@ struct cli_opts {
 	int state;
 	long limit, count, steps, delay_us, timeout_s;
 	int count_set;
+	long jobs;            /* submit --jobs J (1: none)             */
 	const char *workflow, *signal, *prompt, *system, *provider, *child_provider, *agent;
 	long max_steps, max_parts;
 	long older_than_s;
 	long at;              /* fork --at N (-1: all)                  */
 	const char *call, *args, *reason;   /* approve / reject / answer   */
 };
+
+/* submit --jobs: at most (of FG_CLIENT_SLOTS client slots; the gateway
+ * takes one) */
+#define FG_MAX_JOBS 8
 
 extern struct cli_opts o;
 extern fg_region_t R;

@@ -58,6 +58,8 @@ static const char *usage_text =
 "  submit --agent NAME --prompt TEXT [--system TEXT] [--provider NAME]\n"
 "         [--max-steps N] [--count N]\n"
 "                              submit N sessions; prints one ID per line\n"
+"                              (--jobs J: J processes submit N/J each,\n"
+"                              for many workers; at most 8)\n"
 "                              (react: a tool-using agent; NAME from\n"
 "                              llm.providers, default llm.default; an\n"
 "                              agent (agents.NAME) brings its workflow,\n"
@@ -117,7 +119,7 @@ static const char *usage_text =
 "Exit status: 0 success, 1 failure (check violations, wait timeout),\n"
 "2 usage error, 3 region cannot be opened.\n";
 
-struct cli_opts o = { .at = -1, .max_steps = -1, .max_parts = 8, .state = -1, .limit = -1, .count = 1, .steps = -1, .timeout_s = -1 };
+struct cli_opts o = { .at = -1, .max_steps = -1, .max_parts = 8, .state = -1, .limit = -1, .count = 1, .jobs = 1, .steps = -1, .timeout_s = -1 };
 
 fg_region_t R;
 fg_config_t CFG;
@@ -229,7 +231,7 @@ int main(int argc, char **argv)
 {
 	enum { O_JSON = 256, O_STATE, O_LIMIT, O_WORKFLOW, O_STEPS, O_COUNT, O_DELAY,
 	       O_TIMEOUT, O_SIGNAL, O_PROMPT, O_SYSTEM, O_PROVIDER, O_MAXSTEPS, O_CHILDPROV,
-	       O_MAXPARTS, O_OLDER, O_AT, O_AGENT, O_CALL, O_ARGS, O_REASON };
+	       O_MAXPARTS, O_OLDER, O_AT, O_AGENT, O_CALL, O_ARGS, O_REASON, O_JOBS };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "region", required_argument, NULL, 'r' },
@@ -239,6 +241,7 @@ int main(int argc, char **argv)
 		{ "workflow", required_argument, NULL, O_WORKFLOW },
 		{ "steps", required_argument, NULL, O_STEPS },
 		{ "count", required_argument, NULL, O_COUNT },
+		{ "jobs", required_argument, NULL, O_JOBS },
 		{ "delay-us", required_argument, NULL, O_DELAY },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "signal", required_argument, NULL, O_SIGNAL },
@@ -275,6 +278,7 @@ int main(int argc, char **argv)
 		case O_WORKFLOW: o.workflow = optarg; break;
 		case O_STEPS: o.steps = num_arg("--steps", optarg, 0, 1000000); break;
 		case O_COUNT: o.count = num_arg("--count", optarg, 1, 1L << 24); o.count_set = 1; break;
+		case O_JOBS: o.jobs = num_arg("--jobs", optarg, 1, FG_MAX_JOBS); break;
 		case O_DELAY: o.delay_us = num_arg("--delay-us", optarg, 0, 3600000000L); break;
 		case O_TIMEOUT: o.timeout_s = num_arg("--timeout", optarg, 0, 1L << 30); break;
 		case O_SIGNAL: o.signal = optarg; break;

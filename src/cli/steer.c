@@ -23,7 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pwd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static uint32_t provider_index(const char *name)
@@ -59,11 +61,16 @@ static int ids_gone;    /* stdout was closed (a pipe's reader left) */
 /* A submitter stopped by a signal rings first: the sessions it queued
  * since its last ring would otherwise wait for the workers' heartbeat_ms. */
 static fg_actor_t *submitting;
+/* --jobs: the other submitters' pids (in the first one only) */
+static pid_t jobs[FG_MAX_JOBS];
 
 static void submit_stopped(int sig)
 {
 	if (submitting)
 		fg_session_ring(submitting);   /* (atomics and a futex wake: safe here) */
+	for (int k = 1; k < FG_MAX_JOBS; k++)
+		if (jobs[k] > 0)
+			kill(jobs[k], sig);   /* (they ring and stop too) */
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -89,6 +96,29 @@ static void put_id(const char *id)
 		}
 		off += (size_t)w;
 	}
+}
+
+/* Waits for the other jobs (1 to njobs - 1): bit 0 set if one failed
+ * (saying so when a signal killed it), bit 1 if one stopped by SIGPIPE
+ * (its stdout closed). */
+static int wait_jobs(int njobs)
+{
+	int r = 0;
+	for (int k = 1; k < njobs; k++) {
+		int st;
+		while (waitpid(jobs[k], &st, 0) < 0)
+			if (errno != EINTR)
+				return 1;
+		jobs[k] = 0;
+		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGPIPE)
+			r |= 2;
+		else if (WIFSIGNALED(st))
+			fprintf(stderr, "forgectl: submit: job %d of %d was killed by signal %d\n",
+				k + 1, njobs, WTERMSIG(st));
+		if (WIFSIGNALED(st) ? WTERMSIG(st) != SIGPIPE : WEXITSTATUS(st) != 0)
+			r |= 1;
+	}
+	return r;
 }
 
 int cmd_submit(const char *arg)
@@ -165,10 +195,47 @@ int cmd_submit(const char *arg)
 		die_usage("submit: unknown workflow '%s' (synthetic, react, plan_execute or "
 			  "map_reduce)", o.workflow);
 	}
+	/* --jobs J: J processes, each with a client slot of its own, submit a
+	 * share each (count / J, the first count % J one more): one submitter
+	 * cannot queue as fast as many workers take.  Each id is written by
+	 * the process that queued it, one write(2) a line, so lines do not
+	 * mix; the order of the lines across processes is not the shares'. */
+	int job = 0, njobs = 1;
+	long count = o.count;
+	if (o.jobs > 1 && o.count > 1) {
+		pid_t parent = getpid();
+		njobs = (int)(o.jobs < o.count ? o.jobs : o.count);
+		fflush(stdout);
+		fflush(stderr);
+		for (job = 1; job < njobs; job++) {
+			pid_t c = fork();
+			if (c < 0) {
+				fprintf(stderr, "forgectl: submit: fork: %s\n", strerror(errno));
+				for (int k = 1; k < job; k++)
+					kill(jobs[k], SIGTERM);
+				free(ab.p);
+				wait_jobs(job);
+				return 1;
+			}
+			if (c == 0) {   /* a job: it stops when the first forgectl dies */
+				memset(jobs, 0, sizeof(jobs));
+				prctl(PR_SET_PDEATHSIG, SIGTERM);
+				if (getppid() != parent)
+					raise(SIGTERM);
+				break;
+			}
+			jobs[job] = c;
+		}
+		if (job == njobs)
+			job = 0;
+		count = o.count / njobs + (job < o.count % njobs);
+	}
 	fg_actor_t a;
 	fg_crash_arm();
 	if (attach(&a) < 0) {
 		free(ab.p);
+		if (job == 0)
+			wait_jobs(njobs);
 		return 1;
 	}
 	/* One line per id as soon as it is queued, so that a caller killed (or
@@ -184,7 +251,7 @@ int cmd_submit(const char *arg)
 	 * preempts this submitter.  A forgectl killed before its last ring
 	 * leaves those sessions queued until the workers' heartbeat_ms wait
 	 * ends (100 ms by default) or the supervisor's sweep. */
-	a.ring_every = o.count > 1 ? RING_EVERY : 0;
+	a.ring_every = count > 1 ? RING_EVERY : 0;
 	/* ids sent to /dev/null are not written (as GNU tar skips an archive
 	 * there): one write(2) per id was a quarter of a submit's time */
 	struct stat so, sn;
@@ -200,14 +267,17 @@ int cmd_submit(const char *arg)
 	int rc = 0, durable = atomic_load(&R.hdr->durability) == FG_DUR_SYNC;
 	static char held[256][FG_ID_LEN + 1];
 	uint32_t nheld = 0;
-	for (long i = 0; i < o.count && !ids_gone; i++) {
+	for (long i = 0; i < count && !ids_gone; i++) {
 		fg_handle_t h;
 		char id[FG_ID_LEN + 1];
 		if (nheld == 256 && (rc = print_durable(&a, held, &nheld)) != 0)
 			break;
 		int e = fg_session_submit(&a, &p, &h);
 		if (e < 0) {
-			fprintf(stderr, "forgectl: submit %ld of %ld: %s\n", i + 1, o.count,
+			char who[32] = "";
+			if (njobs > 1)
+				snprintf(who, sizeof(who), " (job %d of %d)", job + 1, njobs);
+			fprintf(stderr, "forgectl: submit%s %ld of %ld: %s\n", who, i + 1, count,
 				e == -ENOSPC ? "the session table is full" :
 				e == -E2BIG ? "the prompt is longer than a session may hold "
 					      "(region.session_max_bytes)" :
@@ -233,6 +303,11 @@ int cmd_submit(const char *arg)
 	submitting = NULL;
 	fg_client_detach(&a);
 	free(ab.p);
+	if (job == 0 && njobs > 1) {
+		int jr = wait_jobs(njobs);
+		rc |= jr & 1;
+		ids_gone |= jr >> 1;
+	}
 	if (ids_gone) {   /* ends as it did before: by SIGPIPE */
 		signal(SIGPIPE, SIG_DFL);
 		raise(SIGPIPE);

@@ -91,5 +91,25 @@ for i in 1 2 3; do
 	echo $(( ($(date +%s%N) - t0) / 1000000 ))
 done | sort -n > "$T/waits"
 [ "$(sed -n 2p "$T/waits")" -lt 800 ] || fail "forgectl wait did not wake on the bell: $(tr '\n' ' ' < "$T/waits") ms"
+
+# forgectl submit --jobs: 4 processes, 1001 sessions: each id printed once,
+# whole lines; into a table that fills, every queued id is printed, each
+# job that hit the full table says so, and the exit status is 1
+ctl purge > /dev/null
+ctl submit --workflow synthetic --steps 2 --count 1001 --jobs 4 > "$T/jids" || fail "submit --jobs 4"
+[ "$(wc -l < "$T/jids")" = 1001 ] && [ "$(sort -u "$T/jids" | wc -l)" = 1001 ] &&
+	! grep -qvE '^[0-9a-f]{32}$' "$T/jids" || fail "submit --jobs 4: ids: $(sort "$T/jids" | uniq -c | sort -rn | head -3)"
+expect_all_done 1001
+ctl purge > /dev/null
+cap=$(ctl_stat .sessions.capacity)
+set +e
+ctl submit --workflow synthetic --steps 1 --count $((cap + 10)) --jobs 3 > "$T/jids" 2> "$T/jerr"
+rc=$?
+set -e
+[ $rc = 1 ] && grep -qE '^forgectl: submit \(job [123] of 3\) [0-9]+ of [0-9]+: the session table is full$' "$T/jerr" ||
+	fail "submit --jobs 3 into a full table: exit $rc: $(cat "$T/jerr")"
+[ "$(sort -u "$T/jids" | wc -l)" = "$cap" ] || fail "submit --jobs 3: $(wc -l < "$T/jids") ids printed, $cap queued"
+expect 2 "--jobs: '9' is not a number in [1, 8]" ctl submit --workflow synthetic --steps 1 --count 2 --jobs 9
+expect_all_done "$cap"
 stop_forged
-echo "cli: errors exact, forgectl wait woken by the idle bell ($(tr '\n' ' ' < "$T/waits")ms for 300 ms sessions), supervisor SIGKILL + restart lost nothing, damaged region refused, no id reused by a recreated region"
+echo "cli: errors exact, forgectl wait woken by the idle bell ($(tr '\n' ' ' < "$T/waits")ms for 300 ms sessions), forgectl submit --jobs (every id once, a full table said by each job), supervisor SIGKILL + restart lost nothing, damaged region refused, no id reused by a recreated region"
