@@ -44,9 +44,13 @@ json_t *fg_approval_pending(const fg_snap_t *sn);
  * writable mapping; else it looks every 5 ms), for wait_ms at most (at
  * least half a second: the window between an ASK's commit and the park);
  * -EBUSY if it still runs then.
+ * gone (or NULL), called with gone_arg after each wait (a second at most)
+ * and before the look that follows, ends the wait when it returns
+ * nonzero: the one who answers has left (an HTTP client that closed its
+ * connection); then -ECANCELED, nothing answered.
  */
 int fg_approval_decide(fg_actor_t *a, pthread_mutex_t *lock, fg_handle_t h, const char *call_id,
-		       const json_t *in, const char *by, long wait_ms, json_t **recorded,
-		       char *err, size_t errlen);
+		       const json_t *in, const char *by, long wait_ms, int (*gone)(void *),
+		       void *gone_arg, json_t **recorded, char *err, size_t errlen);
 
 #endif

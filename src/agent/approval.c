@@ -196,8 +196,8 @@ static void nap_ms(long ms)
 }
 
 int fg_approval_decide(fg_actor_t *a, pthread_mutex_t *lock, fg_handle_t h, const char *call_id,
-		       const json_t *in, const char *by, long wait_ms, json_t **recorded,
-		       char *err, size_t errlen)
+		       const json_t *in, const char *by, long wait_ms, int (*gone)(void *),
+		       void *gone_arg, json_t **recorded, char *err, size_t errlen)
 {
 	fg_react_view_t *v = malloc(sizeof(*v));
 	int e = -ESTALE;
@@ -226,6 +226,11 @@ int fg_approval_decide(fg_actor_t *a, pthread_mutex_t *lock, fg_handle_t h, cons
 					     (int)((give_up - now) / 1000000u) + 1 : 1000);
 			else
 				nap_ms(5);
+			if (gone && gone(gone_arg)) {
+				snprintf(err, errlen, "the client left while it waited");
+				e = -ECANCELED;
+				break;
+			}
 		}
 		if (bells)
 			seq = fg_bell_seq(a->r, idx);

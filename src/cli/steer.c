@@ -617,14 +617,14 @@ static int decide(const char *cmd, const char *id, json_t *in)
 	 * for --timeout seconds (60 unless given). */
 	long limit = o.timeout_s >= 0 ? o.timeout_s : 60;
 	uint64_t give_up = fg_now_ns() + (uint64_t)limit * 1000000000ull;
-	int e = fg_approval_decide(&a, NULL, h, o.call, in, by, 0, &rec, err, sizeof(err));
+	int e = fg_approval_decide(&a, NULL, h, o.call, in, by, 0, NULL, NULL, &rec, err, sizeof(err));
 	uint64_t now = fg_now_ns();
 	if (e == -EBUSY && now < give_up) {
 		fprintf(stderr, "forgectl: %s: session %s is running (a tool of its turn, or it has "
 			"just asked): the answer goes in once it waits (for %ld s at most: "
 			"--timeout)\n", cmd, id, limit);
 		e = fg_approval_decide(&a, NULL, h, o.call, in, by, (long)((give_up - now) / 1000000u),
-				       &rec, err, sizeof(err));
+				       NULL, NULL, &rec, err, sizeof(err));
 	}
 	if (e == -EBUSY)
 		snprintf(err, sizeof(err), "it is still running, not waiting, after %ld s: try "

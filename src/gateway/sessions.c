@@ -770,6 +770,16 @@ int gw_fork(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	return rc;
 }
 
+/* Whether the client of connection c has closed it (what MHD itself takes
+ * a read of nothing for): an answer that waits for its session stops. */
+static int client_gone(void *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c,
+		MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct pollfd p = { ci ? ci->connect_fd : -1, POLLRDHUP, 0 };
+	return ci && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 /*
  * POST /v1/sessions/{id}/approval {decision, reason?, arguments?, answer?,
  * call_id?}: a person's answer to a call that waits for one (an agent's
@@ -814,8 +824,13 @@ int gw_approval(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	/* (a session still running its turn takes it once it waits: for
 	 * http.idle_timeout_s at most, as long as a quiet connection lives) */
 	int e = fg_approval_decide(&g->a, &g->submit_lock, h, json_string_value(cid), in, "api",
-				   (long)g->cfg->http_idle_timeout_s * 1000, &rec, err, sizeof(err));
+				   (long)g->cfg->http_idle_timeout_s * 1000, client_gone, c, &rec, err,
+				   sizeof(err));
 	json_decref(in);
+	if (e == -ECANCELED) {   /* (nobody to answer: the connection is closed) */
+		log_info("an answer to session %.40s was not given: %s", id, err);
+		return MHD_NO;
+	}
 	if (e == -ENOMEM)
 		return reply_oom(c);
 	if (e == -ENOENT)

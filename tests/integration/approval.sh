@@ -466,6 +466,30 @@ done
 stop_forged
 echo "6b: an answer stalled before and after its CAS, a worker stalled after asking (forgectl approve and the API's answer wait for it): each answer once"
 
+# an answer over HTTP whose client leaves while it waits for the session
+# (held by the stalled worker) is not given: the gateway notices within a
+# second and says so; the session, back from its worker's death, waits on
+held w3
+hid=""
+for id in $(cat "$T/w3.ids"); do is_state "$id" waiting || hid=$id; done
+[ -n "$hid" ] || fail "6c: no session held by the stopped worker"
+c=$(curl -s "$API/v1/sessions/$hid" | jq -r '[.messages[] | select(.tool_calls)][-1].tool_calls[0].id')
+set +e
+curl -s -o /dev/null --max-time 0.5 -X POST "$API/v1/sessions/$hid/approval" \
+	-d "{\"decision\":\"approve\",\"call_id\":\"$c\"}"
+rc=$?
+set -e
+[ $rc = 28 ] || fail "6c: the answer did not wait (curl exit $rc)"
+until_true 5 grep -q "an answer to session $hid was not given: the client left while it waited" "$T/forged.log" ||
+	fail "6c: the gateway did not notice its client left"
+until_true 15 grep -q "(pid $p): heartbeat stale" "$T/forged.log" ||
+	fail "6c: the stopped worker was not killed"
+until_true 20 is_state "$hid" waiting || fail "6c: $hid: $(state "$hid")"
+[ "$(call_of "$hid")" = "$c" ] || fail "6c: the answer of a client that left was given"
+stop_forged
+echo "6c: an answer whose client left while it waited was not given"
+
+
 # 7 -----------------------------------------------------------------
 # 100 sessions ask to record {"k":K} (approved when K is even, rejected
 # when odd, by forgectl or, when K % 3 == 0, by curl retried until it is
