@@ -141,6 +141,10 @@ int         fg_state_parse(const char *s);
  * is full, -ENOMEM.
  */
 int fg_session_submit(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out);
+/* The bytes the first records of submission p take in a session's log of
+ * region r (0 for a synthetic session): more than fg_log_max(r) is
+ * fg_session_submit's -E2BIG, which a caller may so check beforehand. */
+uint64_t fg_submit_bytes(const fg_region_t *r, const fg_submit_t *p);
 
 /*
  * The two halves of submit, for a parent that must record a child's handle

@@ -621,6 +621,11 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 				 "letters, digits, '-', '_', '.' or ':'");
 		goto out;
 	}
+	if (key && gw_key_batched(g, key)) {
+		rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used for a "
+				 "batch (POST /v1/sessions/batch)", key);
+		goto out;
+	}
 	/* the client's tool results for a run that asked for them: that run
 	 * goes on (its thread); a key that made a session first names it */
 	char cerr[300] = "";

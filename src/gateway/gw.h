@@ -70,6 +70,7 @@ uint32_t lookup(gw_t *g, const char *id);
 void idem_rebuild(gw_t *g);
 int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_post_batch(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
+int gw_key_batched(gw_t *g, const char *key);
 /* Submits p, or finds the live session made with Idempotency-Key key
  * (*old: its handle, nothing submitted); key NULL: none.  0 or -errno of
  * the submit. */

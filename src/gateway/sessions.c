@@ -61,30 +61,16 @@ static int key_ok(const char *k)
 }
 
 /* From a snapshot of session h: whether its first record is a KEY equal
- * to k; and, with p, whether it was made from the same request (workflow
- * and prompt) into *same.  0 if so, -1 if not or if h is gone. */
-static int snap_key(gw_t *g, fg_handle_t h, const char *k, size_t n, const fg_submit_t *p,
-		    int *same)
+ * to k; 0 if so, -1 if not or if h is gone. */
+static int snap_key(gw_t *g, fg_handle_t h, const char *k, size_t n)
 {
 	fg_snap_t sn;
-	if (fg_session_snapshot(g->r, h, &sn, 1) < 0)
+	if (fg_session_snapshot(g->r, h, &sn, 2) < 0)
 		return -1;
 	uint32_t off = 0;
 	fg_rec_t r;
-	int rc = -1;
-	if (fg_rec_next(sn.log, sn.len, &off, &r) == 1 && r.type == FG_REC_KEY)
-		rc = r.n == n && !memcmp(r.p, k, n) ? 0 : -1;
-	if (rc == 0 && p) {
-		*same = 0;
-		if (sn.workflow == p->workflow) {
-			off = 0;
-			while (fg_rec_next(sn.log, sn.len, &off, &r) == 1)
-				if (r.type == FG_REC_USER) {
-					*same = r.n == strlen(p->prompt) && !memcmp(r.p, p->prompt, r.n);
-					break;
-				}
-		}
-	}
+	int rc = fg_rec_next(sn.log, sn.len, &off, &r) == 1 && r.type == FG_REC_KEY &&
+		 r.n == n && !memcmp(r.p, k, n) ? 0 : -1;
 	fg_snap_free(&sn);
 	return rc;
 }
@@ -245,7 +231,7 @@ static uint64_t idem_find(gw_t *g, const char *k, size_t n)
 			return 0;
 		if (e->hash != hash)
 			continue;
-		if (snap_key(g, e->handle, k, n, NULL, NULL) == 0)
+		if (snap_key(g, e->handle, k, n) == 0)
 			return e->handle;   /* (a purged or reused one is skipped) */
 	}
 	return 0;
@@ -258,15 +244,6 @@ static void idem_add(gw_t *g, const char *k, size_t n, uint64_t handle)
 	if ((g->idem_n + 1) * 4 > g->idem_cap * 3)
 		idem_rebuild(g);   /* drops the purged; the table holds 2x capacity */
 	idem_insert(g, key_hash(k, n), handle);
-}
-
-/* Whether session h was made from the same request: workflow and prompt. */
-static int same_request(gw_t *g, fg_handle_t h, const char *key, const fg_submit_t *p)
-{
-	int same = 0;
-	if (snap_key(g, h, key, strlen(key), p, &same) < 0)
-		return 0;
-	return same;
 }
 
 uint64_t gw_idem_lookup(gw_t *g, const char *key)
@@ -298,19 +275,32 @@ int gw_key_ok(const char *k)
 	return key_ok(k);
 }
 
+/* Whether session h was made with key from the same request as p: its
+ * workflow, and the records it began with (its system prompt and prompt;
+ * an agent's records, or a chat's history, in p->recs).  Not its limits
+ * nor its provider: a default of the configuration, reloaded since, would
+ * make a retry another request. */
 int gw_same_submit(gw_t *g, fg_handle_t h, const char *key, const fg_submit_t *p)
 {
-	if (!p->recs)
-		return same_request(g, h, key, p);
-	/* a chat: the records after KEY are the history the request made */
 	fg_snap_t sn;
 	if (fg_session_snapshot(g->r, h, &sn, 1) < 0)
 		return 0;
 	uint32_t off = 0;
 	fg_rec_t r;
-	int same = sn.workflow == p->workflow &&
+	fg_buf_t b = { NULL, 0, 0, 0, 0xffffffffu, 1, 0 };
+	if (!p->recs) {
+		if (p->system && *p->system)
+			fg_buf_rec(&b, FG_REC_SYSTEM, p->system, strlen(p->system));
+		fg_buf_rec(&b, FG_REC_USER, p->prompt ? p->prompt : "",
+			   p->prompt ? strlen(p->prompt) : 0);
+	}
+	const uint8_t *want = p->recs ? p->recs : b.p;
+	uint32_t wn = p->recs ? p->recs_n : b.n;
+	int same = !b.oom && sn.workflow == p->workflow &&
 		   fg_rec_next(sn.log, sn.len, &off, &r) == 1 && r.type == FG_REC_KEY &&
-		   (uint64_t)off + p->recs_n <= sn.len && !memcmp(sn.log + off, p->recs, p->recs_n);
+		   r.n == strlen(key) && !memcmp(r.p, key, r.n) &&
+		   (uint64_t)off + wn <= sn.len && !memcmp(sn.log + off, want, wn);
+	free(b.p);
 	fg_snap_free(&sn);
 	return same;
 }
@@ -358,6 +348,11 @@ int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *un
 		return reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
 				   "letters, digits, '-', '_', '.' or ':'");
 	}
+	if (key && gw_key_batched(g, key)) {
+		fg_gwreq_free(&q);
+		return reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used for a "
+				   "batch (POST /v1/sessions/batch)", key);
+	}
 	uint64_t old = 0;
 	int e = gw_idem_submit(g, &p, key, &h, &old);
 	/* region.durability: sync: acknowledged only once durable (a replay
@@ -369,7 +364,7 @@ int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *un
 	} else if (old) {
 		char id[FG_ID_LEN + 1], loc[80];
 		fg_id_format(g->r, old, id);
-		if (!same_request(g, old, key, &p)) {
+		if (!gw_same_submit(g, old, key, &p)) {
 			rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used "
 					 "for a different request (session %s)", key, id);
 		} else {
@@ -400,38 +395,91 @@ int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *un
  * each an object as POST /v1/sessions's body; 201 {"data": [{"id"}, ...]}
  * in their order.  The whole batch is checked before any is queued, and
  * region.durability: sync flushes once for all of them.  With an
- * Idempotency-Key K, item i is made with the key "K#i" (not one a client
- * can send: '#' is refused), so a retry of a batch whose answer was lost,
- * or that stopped part-way (the table filled, the gateway died), makes
- * only those not made yet; a batch that differs from the one first sent
- * with K is 409 before anything is queued.  A batch stopped part-way
- * answers the error with the ids of those queued ("data": the first ones).
+ * Idempotency-Key K, item i is made with the key "K#i" ("K#i$" the
+ * last; not keys a client can send: '#' is refused), so a retry of a batch
+ * whose answer was lost, or that stopped part-way (the table filled, the
+ * gateway died), makes only those not made yet; a batch that differs from
+ * the one first sent with K is 409 before anything is queued.  A batch
+ * stopped part-way answers the error with the ids of those queued
+ * ("data": the first ones).  Its helpers first, then gw_post_batch.
  */
-static void item_key(char *k, size_t n, const char *key, size_t i)
+
+/* Item i's key of a batch of n sent with key: "KEY#i", the last "KEY#i$"
+ * (so that a batch sent again with the key, longer or shorter than the
+ * first, is told apart from its retry). */
+static void item_key(char *k, size_t kn, const char *key, size_t i, size_t n)
 {
-	snprintf(k, n, "%s#%zu", key, i);
+	snprintf(k, kn, "%s#%zu%s", key, i, i + 1 == n ? "$" : "");
 }
 
-/* With key: the first item of the batch in q that differs from the batch
- * first sent with key (n: a longer first batch), or -1 if none does. */
-static long batch_clash(gw_t *g, const fg_gwreq_t *q, size_t n, const char *key)
+/* Whether key made a batch (then a single request with it is another
+ * request: 409). */
+int gw_key_batched(gw_t *g, const char *key)
 {
 	char k[GW_KEY_MAX + 1];
-	item_key(k, sizeof(k), key, n);
+	item_key(k, sizeof(k), key, 0, 2);
 	if (gw_idem_lookup(g, k))
-		return (long)n;
-	for (size_t i = 0; i < n; i++) {
-		item_key(k, sizeof(k), key, i);
-		uint64_t old = gw_idem_lookup(g, k);
-		if (!old)
-			continue;
-		fg_gwreq_t it;
-		int same = fg_gwreq_item(g->cfg, q, i, &it) == 0 && same_request(g, old, k, &it.sub);
-		fg_gwreq_free(&it);
-		if (!same)
-			return (long)i;
+		return 1;
+	item_key(k, sizeof(k), key, 0, 1);
+	return gw_idem_lookup(g, k) != 0;
+}
+
+/* Before any item of the batch in q is queued: that each fits a session
+ * (region.session_max_bytes), and, with key, that the batch is the one
+ * first sent with it (a retry) or new.  0, or the status to answer with,
+ * msg and param (a field, or "") set. */
+static unsigned batch_check(gw_t *g, const fg_gwreq_t *q, size_t n, const char *key,
+			    char *msg, size_t msgn, char *param, size_t pn)
+{
+	char k[GW_KEY_MAX + 1];
+	snprintf(param, pn, "Idempotency-Key");
+	if (key && gw_idem_lookup(g, key)) {
+		snprintf(msg, msgn, "Idempotency-Key %.128s was used for a single session, "
+			 "not a batch", key);
+		return 409;
 	}
-	return -1;
+	item_key(k, sizeof(k), key ? key : "", n - 1, n + 1);
+	if (key && gw_idem_lookup(g, k)) {   /* (a longer first batch's KEY#n-1) */
+		snprintf(msg, msgn, "Idempotency-Key %.128s was used for a longer batch", key);
+		return 409;
+	}
+	for (size_t i = 0; i < n; i++) {
+		fg_gwreq_t it;
+		unsigned st = 0;
+		uint64_t old = 0;
+		if (fg_gwreq_item(g->cfg, q, i, &it) < 0) {   /* (checked: out of memory) */
+			snprintf(msg, msgn, "%s", it.error);
+			param[0] = '\0';
+			st = it.status;
+		} else {
+			if (key) {
+				item_key(k, sizeof(k), key, i, n);
+				it.sub.key = k;
+				it.sub.keylen = strlen(k);
+			}
+			if (fg_submit_bytes(g->r, &it.sub) > fg_log_max(g->r)) {
+				snprintf(msg, msgn, "sessions[%zu]: prompt and system are longer than a "
+					 "session may hold (%llu bytes: region.session_max_bytes); none "
+					 "was queued", i, (unsigned long long)fg_log_max(g->r));
+				snprintf(param, pn, "sessions[%zu].prompt", i);
+				st = 400;
+			} else if (key && (old = gw_idem_lookup(g, k)) &&
+				   !gw_same_submit(g, old, k, &it.sub)) {
+				snprintf(msg, msgn, "Idempotency-Key %.128s was used for a different "
+					 "batch (its sessions[%zu] differs)", key, i);
+				st = 409;
+			} else if (key && i + 1 < n && (item_key(k, sizeof(k), key, i, i + 1),
+							  gw_idem_lookup(g, k))) {
+				snprintf(msg, msgn, "Idempotency-Key %.128s was used for a shorter batch "
+					 "(of %zu sessions)", key, i + 1);
+				st = 409;
+			}
+		}
+		fg_gwreq_free(&it);
+		if (st)
+			return st;
+	}
+	return 0;
 }
 
 int gw_post_batch(gw_t *g, struct MHD_Connection *c, body_t *b, const char *unused)
@@ -443,19 +491,15 @@ int gw_post_batch(gw_t *g, struct MHD_Connection *c, body_t *b, const char *unus
 		return refuse(c, &q);
 	int rc;
 	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
-	long clash = -1;
 	if (key && !key_ok(key)) {
 		rc = reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
 				 "letters, digits, '-', '_', '.' or ':'");
 		goto out;
 	}
-	if (key && (clash = batch_clash(g, &q, n, key)) >= 0) {
-		if ((size_t)clash == n)
-			rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used "
-					 "for a longer batch", key);
-		else
-			rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used "
-					 "for a different batch (its sessions[%ld] differs)", key, clash);
+	char msg[sizeof(q.error)], pb[48], k[GW_KEY_MAX + 1];
+	unsigned st = batch_check(g, &q, n, key, msg, sizeof(msg), pb, sizeof(pb));
+	if (st) {
+		rc = reply_error(c, st, pb[0] ? pb : NULL, "%s", msg);
 		goto out;
 	}
 	/* the reply is written as it goes: {"data":[{"id":"…"},…]} (ids are
@@ -463,9 +507,7 @@ int gw_post_batch(gw_t *g, struct MHD_Connection *c, body_t *b, const char *unus
 	const size_t item = sizeof("{\"id\":\"\"},") - 1 + FG_ID_LEN;
 	char *out = malloc(sizeof("{\"data\":[]}") + n * item);
 	size_t o = 9;   /* (after {"data":[ ) */
-	unsigned st = 0;
 	const char *param = NULL;
-	char msg[sizeof(q.error)], k[GW_KEY_MAX + 1];
 	if (!out) {
 		rc = reply_oom(c);
 		goto out;
@@ -480,13 +522,13 @@ int gw_post_batch(gw_t *g, struct MHD_Connection *c, body_t *b, const char *unus
 			snprintf(msg, sizeof(msg), "%s", it.error);
 		} else {
 			if (key)
-				item_key(k, sizeof(k), key, i);
+				item_key(k, sizeof(k), key, i, n);
 			fg_submit_t p = it.sub;
 			e = gw_idem_submit(g, &p, key ? k : NULL, &h, &old);
 			if (e < 0) {
 				st = gw_submit_error(g, e, "prompt and system are", "prompt", &param, msg,
 						     sizeof(msg));
-			} else if (old && !same_request(g, old, k, &p)) {
+			} else if (old && !gw_same_submit(g, old, k, &p)) {
 				st = 409;   /* (another batch with the key, at once) */
 				param = "Idempotency-Key";
 				snprintf(msg, sizeof(msg), "Idempotency-Key %.128s was used for a "
@@ -510,20 +552,25 @@ int gw_post_batch(gw_t *g, struct MHD_Connection *c, body_t *b, const char *unus
 	/* region.durability: sync: one flush for the whole batch (a replay
 	 * too: the first request may still be waiting for its flush) */
 	int fe = fg_durable_wait(g->r, g->a.slot);
-	char *s = NULL;
+	char *s = NULL, full[sizeof(msg) + 200];
 	if (fe < 0) {
-		rc = reply_error(c, 503, NULL, "the sessions could not be made durable (flushing "
-				 "the region failed: %s)", strerror(-fe));
+		st = 503;
+		param = NULL;
+		snprintf(full, sizeof(full), "the sessions could not be made durable (flushing the "
+			 "region failed: %s): queued: %zu (their ids are in data), which a power "
+			 "loss may take", strerror(-fe), i);
 	} else if (st) {
-		char full[sizeof(msg) + 200], pb[80];
-		if (param && strcmp(param, "Idempotency-Key"))
+		if (param && strcmp(param, "Idempotency-Key")) {
 			snprintf(pb, sizeof(pb), "sessions[%zu].%s", i, param);
+			param = pb;
+		}
 		snprintf(full, sizeof(full), "sessions[%zu]: %s; queued before it: %zu (their ids are in "
 			 "data); not queued: it and the %zu after it", i, msg, i, n - i - 1);
+	}
+	if (st) {
 		json_t *j = json_pack("{s:{s:o,s:s,s:s?}}", "error", "message",
 				      fg_json_text(full, strlen(full)), "type", st >= 500 ?
-				      "server_error" : "invalid_request_error", "param",
-				      param && strcmp(param, "Idempotency-Key") ? pb : param);
+				      "server_error" : "invalid_request_error", "param", param);
 		char *e = j ? json_dumps(j, JSON_COMPACT) : NULL;
 		json_decref(j);
 		if (e && (s = malloc(strlen(e) + o + 3)))   /* {"error":{…},"data":[…]} */
@@ -732,6 +779,9 @@ int gw_fork(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	} else if (key && !key_ok(key)) {
 		rc = reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
 				 "letters, digits, '-', '_', '.' or ':'");
+	} else if (key && gw_key_batched(g, key)) {
+		rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used for a "
+				 "batch (POST /v1/sessions/batch)", key);
 	} else if (e == -ENOMEM) {
 		rc = reply_oom(c);
 	} else if (e == -E2BIG) {

@@ -428,6 +428,19 @@ void fg_session_ring(fg_actor_t *a)
 		fg_futex_wake(&h->doorbell);
 }
 
+uint64_t fg_submit_bytes(const fg_region_t *r, const fg_submit_t *p)
+{
+	if (p->workflow == FG_WF_SYNTHETIC)
+		return 0;
+	int seal = atomic_load_explicit(&r->hdr->durability, memory_order_relaxed) != FG_DUR_NONE;
+	/* (exactly what fg_session_alloc writes: KEY, then the records given or
+	 * SYSTEM and USER, then COMMIT under batch and sync) */
+	return (p->key && p->keylen ? FG_REC_HDR + (uint64_t)p->keylen : 0) +
+	       (p->recs ? p->recs_n : (p->system && *p->system ? FG_REC_HDR + strlen(p->system) : 0) +
+				      FG_REC_HDR + (p->prompt ? strlen(p->prompt) : 0)) +
+	       (seal ? FG_COMMIT_BYTES : 0);
+}
+
 int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint32_t *entry_out)
 {
 	fg_hdr_t *h = a->r->hdr;
@@ -496,9 +509,7 @@ int fg_session_alloc(fg_actor_t *a, const fg_submit_t *p, fg_handle_t *out, uint
 		/* the first records: straight into the inline log when they fit
 		 * (the common case), else built aside and written across */
 		int seal = atomic_load_explicit(&h->durability, memory_order_relaxed) != FG_DUR_NONE;
-		uint64_t need = 3ull * FG_REC_HDR + (seal ? FG_COMMIT_BYTES : 0) +
-				(p->key ? p->keylen : 0) + (p->recs ? p->recs_n :
-				(p->system ? strlen(p->system) : 0) + (p->prompt ? strlen(p->prompt) : 0));
+		uint64_t need = fg_submit_bytes(a->r, p);
 		uint8_t *aside = need > h->log_bytes && need <= fg_log_max(a->r) ? malloc(need) : NULL;
 		fg_buf_t b = { aside ? aside : fg_sess_log(a->r, idx), 0,
 			       aside ? (uint32_t)need : h->log_bytes, 0 };

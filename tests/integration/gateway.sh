@@ -2,7 +2,7 @@
 # The HTTP API with curl(1): every endpoint, every error status, auth,
 # pagination, a full table, and the gateway killed and restarted with no
 # session lost.
-SESSIONS=64
+SESSIONS=64 CHECKPOINT_BYTES=1024 SESSION_MAX_BYTES=1024   # (a batch item over it: 400)
 . "$(dirname "$0")/../lib.sh"
 write_config
 MPORT=$((20000 + $$ % 10000))   # below the ephemeral range (32768+)
@@ -276,6 +276,23 @@ cp "$T/bb" "$T/bb1"
 [ "$(batch '{"sessions":[{"prompt":"keyed a"}]}' nightly-7)" = 409 ] &&
 	jq -e '.error.message == "Idempotency-Key nightly-7 was used for a longer batch"' "$T/bb" > /dev/null ||
 	fail "batch key: a shorter batch: $(cat "$T/bb")"
+# an item too big for a session (region.session_max_bytes) is refused
+# before any is queued; a batch sent again with its key, longer or
+# shorter, is 409, and so is a single request with a batch's key
+big=$(head -c 1100 /dev/zero | tr '\0' a)
+expect_status 400 '.error.param == "sessions[1].prompt" and (.error.message | startswith("sessions[1]: prompt and system are longer than a session may hold")) and (.data == null)' \
+	POST /v1/sessions/batch "{\"sessions\":[{\"prompt\":\"x\"},{\"prompt\":\"$big\"}]}"
+[ "$(batch '{"sessions":[{"prompt":"keyed a"},{"prompt":"keyed b"},{"prompt":"keyed c"}]}' nightly-7)" = 409 ] &&
+	jq -e '.error.message == "Idempotency-Key nightly-7 was used for a shorter batch (of 2 sessions)"' "$T/bb" > /dev/null ||
+	fail "batch key: a longer batch: $(cat "$T/bb")"
+[ "$(batch '{"sessions":[{"prompt":"keyed a","system":"another"},{"prompt":"keyed b"}]}' nightly-7)" = 409 ] ||
+	fail "batch key: another system prompt: $(cat "$T/bb")"
+[ "$(ikey nightly-7 '{"prompt":"keyed a"}')" = 409 ] &&
+	jq -e '.error.message == "Idempotency-Key nightly-7 was used for a batch (POST /v1/sessions/batch)"' "$T/ib" > /dev/null ||
+	fail "a single request with a batch's key: $(cat "$T/ib")"
+[ "$(batch '{"sessions":[{"prompt":"what is 2+2?"}]}' order-17:a)" = 409 ] &&
+	jq -e '.error.message == "Idempotency-Key order-17:a was used for a single session, not a batch"' "$T/bb" > /dev/null ||
+	fail "a batch with a single request's key: $(cat "$T/bb")"
 [ "$(nsess)" = $((n0 + 5)) ] || fail "batch key: $(nsess) sessions, want $((n0 + 5))"
 ctl wait --timeout 10 > /dev/null
 
