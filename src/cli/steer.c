@@ -71,6 +71,10 @@ static void submit_stopped(int sig)
 	for (int k = 1; k < FG_MAX_JOBS; k++)
 		if (jobs[k] > 0)
 			kill(jobs[k], sig);   /* (they ring and stop too) */
+	for (int k = 1; k < FG_MAX_JOBS; k++)   /* (before our status goes out) */
+		if (jobs[k] > 0)
+			while (waitpid(jobs[k], NULL, 0) < 0 && errno == EINTR)
+				;
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -106,9 +110,16 @@ static int wait_jobs(int njobs)
 	int r = 0;
 	for (int k = 1; k < njobs; k++) {
 		int st;
-		while (waitpid(jobs[k], &st, 0) < 0)
-			if (errno != EINTR)
-				return 1;
+		pid_t w;
+		while ((w = waitpid(jobs[k], &st, 0)) < 0 && errno == EINTR)
+			;
+		if (w < 0) {
+			fprintf(stderr, "forgectl: submit: job %d of %d (pid %d) cannot be waited "
+				"for: %s\n", k + 1, njobs, (int)jobs[k], strerror(errno));
+			jobs[k] = 0;
+			r |= 1;
+			continue;
+		}
 		jobs[k] = 0;
 		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGPIPE)
 			r |= 2;
@@ -207,10 +218,14 @@ int cmd_submit(const char *arg)
 		njobs = (int)(o.jobs < o.count ? o.jobs : o.count);
 		fflush(stdout);
 		fflush(stderr);
+		/* (a caller may leave SIGCHLD ignored: no job could be waited for) */
+		signal(SIGCHLD, SIG_DFL);
 		for (job = 1; job < njobs; job++) {
 			pid_t c = fork();
 			if (c < 0) {
-				fprintf(stderr, "forgectl: submit: fork: %s\n", strerror(errno));
+				fprintf(stderr, "forgectl: submit: fork: %s: the %d jobs started are "
+					"stopped (the ids they printed are queued)\n", strerror(errno),
+					job - 1);
 				for (int k = 1; k < job; k++)
 					kill(jobs[k], SIGTERM);
 				free(ab.p);
@@ -233,6 +248,9 @@ int cmd_submit(const char *arg)
 	fg_actor_t a;
 	fg_crash_arm();
 	if (attach(&a) < 0) {
+		if (njobs > 1)
+			fprintf(stderr, "forgectl: submit (job %d of %d): %ld sessions not submitted\n",
+				job + 1, njobs, count);
 		free(ab.p);
 		if (job == 0)
 			wait_jobs(njobs);

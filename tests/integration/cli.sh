@@ -100,6 +100,13 @@ ctl submit --workflow synthetic --steps 2 --count 1001 --jobs 4 > "$T/jids" || f
 [ "$(wc -l < "$T/jids")" = 1001 ] && [ "$(sort -u "$T/jids" | wc -l)" = 1001 ] &&
 	! grep -qvE '^[0-9a-f]{32}$' "$T/jids" || fail "submit --jobs 4: ids: $(sort "$T/jids" | uniq -c | sort -rn | head -3)"
 expect_all_done 1001
+# the same from a caller that leaves SIGCHLD ignored (each job must still
+# be waited for)
+ctl purge > /dev/null
+bash -c "trap '' CHLD; exec \"$BIN/forgectl\" --region \"$REGION\" submit --workflow synthetic --steps 1 --count 1001 --jobs 4" > "$T/jids" ||
+	fail "submit --jobs 4 with SIGCHLD ignored: exit $?"
+[ "$(sort -u "$T/jids" | wc -l)" = 1001 ] || fail "submit --jobs 4 with SIGCHLD ignored: $(wc -l < "$T/jids") ids"
+expect_all_done 1001
 ctl purge > /dev/null
 cap=$(ctl_stat .sessions.capacity)
 set +e
