@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* POST /v1/sessions/batch: every item a session as above, or a 400 */
 	size_t n;
 	cfg.http_max_batch = 64;
-	if (fg_gwreq_batch((const char *)data, size, &cfg, &q, &n) == 0) {
+	if (fg_gwreq_batch((const char *)data, size, &cfg, &q, &n, NULL, NULL) == 0) {
 		if (n < 1 || n > cfg.http_max_batch)
 			abort();
 		for (size_t i = 0; i < n; i++) {

@@ -51,9 +51,14 @@ int  fg_gwreq_chat(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_
  * checked; on failure q->param names the item and its field
  * ("sessions[3].prompt").  On success *count is the number of items and
  * q->root holds them: fg_gwreq_item() makes item i ready to submit, into
- * its own fg_gwreq_t (free it; q must outlive it). */
+ * its own fg_gwreq_t (free it; q must outlive it).  check (or NULL) is
+ * called with each item that is well formed, in order, before the next is
+ * read: a status it returns (having set q->error and q->param) refuses the
+ * batch. */
+typedef unsigned (*fg_gwreq_check_fn)(void *arg, size_t i, size_t count, fg_gwreq_t *item,
+				      fg_gwreq_t *q);
 int  fg_gwreq_batch(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t *q,
-		    size_t *count);
+		    size_t *count, fg_gwreq_check_fn check, void *arg);
 int  fg_gwreq_item(const fg_config_t *cfg, const fg_gwreq_t *batch, size_t i, fg_gwreq_t *q);
 /* POST /v1/sessions/{id}/messages: {"content": STR | text parts,
  * "role"?: "user"}: q->recs holds the USER record. */

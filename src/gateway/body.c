@@ -238,7 +238,7 @@ int fg_gwreq_item(const fg_config_t *cfg, const fg_gwreq_t *batch, size_t i, fg_
 }
 
 int fg_gwreq_batch(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_t *q,
-		   size_t *count)
+		   size_t *count, fg_gwreq_check_fn check, void *arg)
 {
 	*count = 0;
 	if (parse(body, n, q) < 0)
@@ -259,6 +259,12 @@ int fg_gwreq_batch(const char *body, size_t n, const fg_config_t *cfg, fg_gwreq_
 	for (size_t i = 0; i < k; i++) {
 		fg_gwreq_t it;
 		int e = fg_gwreq_item(cfg, q, i, &it);
+		unsigned st = e == 0 && check ? check(arg, i, k, &it, q) : 0;
+		if (st) {   /* (q->error and q->param filled in) */
+			q->status = st;
+			fg_gwreq_free(&it);
+			return -1;
+		}
 		if (e < 0) {
 			if (it.param)
 				snprintf(q->param_buf, sizeof(q->param_buf), "sessions[%zu].%s", i,

@@ -424,60 +424,61 @@ int gw_key_batched(gw_t *g, const char *key)
 	return gw_idem_lookup(g, k) != 0;
 }
 
-/* Before any item of the batch in q is queued: that each fits a session
- * (region.session_max_bytes), and, with key, that the batch is the one
- * first sent with it (a retry) or new.  0, or the status to answer with,
- * msg and param (a field, or "") set. */
-static unsigned batch_check(gw_t *g, const fg_gwreq_t *q, size_t n, const char *key,
-			    char *msg, size_t msgn, char *param, size_t pn)
+/* What batch_item needs: the gateway and the batch's key (or NULL). */
+struct batch_ctx {
+	gw_t *g;
+	const char *key;
+};
+
+/* Each well-formed item of a batch, before any is queued (fg_gwreq_batch's
+ * check): that it fits a session (region.session_max_bytes), and, with a
+ * key, that the batch is the one first sent with it (a retry) or new. */
+static unsigned batch_item(void *arg, size_t i, size_t n, fg_gwreq_t *it, fg_gwreq_t *q)
 {
+	struct batch_ctx *x = arg;
+	gw_t *g = x->g;
+	const char *key = x->key;
 	char k[GW_KEY_MAX + 1];
-	snprintf(param, pn, "Idempotency-Key");
-	if (key && gw_idem_lookup(g, key)) {
-		snprintf(msg, msgn, "Idempotency-Key %.128s was used for a single session, "
-			 "not a batch", key);
+	uint64_t old = 0;
+	q->param = "Idempotency-Key";
+	if (key && i == 0 && gw_idem_lookup(g, key)) {
+		snprintf(q->error, sizeof(q->error), "Idempotency-Key %.128s was used for a single "
+			 "session, not a batch", key);
 		return 409;
 	}
-	item_key(k, sizeof(k), key ? key : "", n - 1, n + 1);
-	if (key && gw_idem_lookup(g, k)) {   /* (a longer first batch's KEY#n-1) */
-		snprintf(msg, msgn, "Idempotency-Key %.128s was used for a longer batch", key);
-		return 409;
-	}
-	for (size_t i = 0; i < n; i++) {
-		fg_gwreq_t it;
-		unsigned st = 0;
-		uint64_t old = 0;
-		if (fg_gwreq_item(g->cfg, q, i, &it) < 0) {   /* (checked: out of memory) */
-			snprintf(msg, msgn, "%s", it.error);
-			param[0] = '\0';
-			st = it.status;
-		} else {
-			if (key) {
-				item_key(k, sizeof(k), key, i, n);
-				it.sub.key = k;
-				it.sub.keylen = strlen(k);
-			}
-			if (fg_submit_bytes(g->r, &it.sub) > fg_log_max(g->r)) {
-				snprintf(msg, msgn, "sessions[%zu]: prompt and system are longer than a "
-					 "session may hold (%llu bytes: region.session_max_bytes); none "
-					 "was queued", i, (unsigned long long)fg_log_max(g->r));
-				snprintf(param, pn, "sessions[%zu].prompt", i);
-				st = 400;
-			} else if (key && (old = gw_idem_lookup(g, k)) &&
-				   !gw_same_submit(g, old, k, &it.sub)) {
-				snprintf(msg, msgn, "Idempotency-Key %.128s was used for a different "
-					 "batch (its sessions[%zu] differs)", key, i);
-				st = 409;
-			} else if (key && i + 1 < n && (item_key(k, sizeof(k), key, i, i + 1),
-							  gw_idem_lookup(g, k))) {
-				snprintf(msg, msgn, "Idempotency-Key %.128s was used for a shorter batch "
-					 "(of %zu sessions)", key, i + 1);
-				st = 409;
-			}
+	if (key && i == 0) {   /* (a longer first batch made KEY#n-1, not KEY#n-1$) */
+		item_key(k, sizeof(k), key, n - 1, n + 1);
+		if (gw_idem_lookup(g, k)) {
+			snprintf(q->error, sizeof(q->error), "Idempotency-Key %.128s was used for a "
+				 "longer batch", key);
+			return 409;
 		}
-		fg_gwreq_free(&it);
-		if (st)
-			return st;
+	}
+	if (key) {
+		item_key(k, sizeof(k), key, i, n);
+		it->sub.key = k;
+		it->sub.keylen = strlen(k);
+	}
+	if (fg_submit_bytes(g->r, &it->sub) > fg_log_max(g->r)) {
+		snprintf(q->error, sizeof(q->error), "sessions[%zu]: prompt and system are longer "
+			 "than a session may hold (%llu bytes: region.session_max_bytes); none was "
+			 "queued", i, (unsigned long long)fg_log_max(g->r));
+		snprintf(q->param_buf, sizeof(q->param_buf), "sessions[%zu].prompt", i);
+		q->param = q->param_buf;
+		return 400;
+	}
+	if (key && (old = gw_idem_lookup(g, k)) && !gw_same_submit(g, old, k, &it->sub)) {
+		snprintf(q->error, sizeof(q->error), "Idempotency-Key %.128s was used for a "
+			 "different batch (its sessions[%zu] differs)", key, i);
+		return 409;
+	}
+	if (key && i + 1 < n) {   /* (a shorter first batch ended with KEY#i$) */
+		item_key(k, sizeof(k), key, i, i + 1);
+		if (gw_idem_lookup(g, k)) {
+			snprintf(q->error, sizeof(q->error), "Idempotency-Key %.128s was used for a "
+				 "shorter batch (of %zu sessions)", key, i + 1);
+			return 409;
+		}
 	}
 	return 0;
 }
@@ -487,21 +488,20 @@ int gw_post_batch(gw_t *g, struct MHD_Connection *c, body_t *b, const char *unus
 	(void)unused;
 	fg_gwreq_t q;
 	size_t n, i, made = 0;
-	if (fg_gwreq_batch(b->p, b->n, g->cfg, &q, &n) < 0)
-		return refuse(c, &q);
-	int rc;
 	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
-	if (key && !key_ok(key)) {
-		rc = reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
-				 "letters, digits, '-', '_', '.' or ':'");
-		goto out;
+	if (key && !key_ok(key))
+		return reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
+				   "letters, digits, '-', '_', '.' or ':'");
+	struct batch_ctx x = { g, key };
+	if (fg_gwreq_batch(b->p, b->n, g->cfg, &q, &n, batch_item, &x) < 0) {
+		if (q.status != 409)
+			return refuse(c, &q);
+		fg_gwreq_free(&q);
+		return reply_error(c, 409, q.param, "%s", q.error);
 	}
+	int rc;
+	unsigned st = 0;
 	char msg[sizeof(q.error)], pb[48], k[GW_KEY_MAX + 1];
-	unsigned st = batch_check(g, &q, n, key, msg, sizeof(msg), pb, sizeof(pb));
-	if (st) {
-		rc = reply_error(c, st, pb[0] ? pb : NULL, "%s", msg);
-		goto out;
-	}
 	/* the reply is written as it goes: {"data":[{"id":"…"},…]} (ids are
 	 * hex: nothing to escape), the error spliced in before data if any */
 	const size_t item = sizeof("{\"id\":\"\"},") - 1 + FG_ID_LEN;
