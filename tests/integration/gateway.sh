@@ -68,8 +68,10 @@ reused=$(curl -sv -o /dev/null -o /dev/null -o /dev/null -H "$H" "$API/healthz" 
 	"$API/v1/workers" 2>&1 | grep -c "Re-using existing connection")
 [ "$reused" = 2 ] || fail "GETs on one connection: $reused of 2 reused it"
 # a GET that says Expect: 100-continue, another pipelined behind it: the
-# first is answered (then the connection closed), not left at 100 Continue
-got=$(bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; printf "GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" >&3; timeout 5 cat <&3' sh "${API##*:}" |
+# first is answered (then the connection closed), not left at 100 Continue.
+# (The client ignores SIGPIPE: its printf may write the second request
+# after the answer and the close, and died of it before reading the answer.)
+got=$(bash -c 'trap "" PIPE; exec 3<>"/dev/tcp/127.0.0.1/$1"; printf "GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" >&3; timeout 5 cat <&3' sh "${API##*:}" |
 	tr -d '\r' | grep -c "^HTTP/1.1 200 OK" || true)
 [ "$got" -ge 1 ] || fail "a GET with Expect: 100-continue was not answered"
 
