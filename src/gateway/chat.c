@@ -616,16 +616,8 @@ int gw_chat(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	fg_handle_t h;
 	uint64_t old = 0;
 	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
-	if (key && !gw_key_ok(key)) {
-		rc = reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
-				 "letters, digits, '-', '_', '.' or ':'");
+	if (gw_key_refused(g, c, key, 1, &rc))
 		goto out;
-	}
-	if (key && gw_key_batched(g, key)) {
-		rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used for a "
-				 "batch (POST /v1/sessions/batch)", key);
-		goto out;
-	}
 	/* the client's tool results for a run that asked for them: that run
 	 * goes on (its thread); a key that made a session first names it */
 	char cerr[300] = "";

@@ -70,12 +70,14 @@ uint32_t lookup(gw_t *g, const char *id);
 void idem_rebuild(gw_t *g);
 int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
 int gw_post_batch(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id);
-int gw_key_batched(gw_t *g, const char *key);
 /* Submits p, or finds the live session made with Idempotency-Key key
  * (*old: its handle, nothing submitted); key NULL: none.  0 or -errno of
  * the submit. */
 int gw_idem_submit(gw_t *g, fg_submit_t *p, const char *key, fg_handle_t *h, uint64_t *old);
-int gw_key_ok(const char *k);   /* a valid Idempotency-Key */
+/* Whether the request's Idempotency-Key (NULL: none) is refused, *rc the
+ * reply that says why: 400 malformed, or 409 when a single request
+ * (single: POST /v1/sessions, chat, fork) names a batch's key. */
+int gw_key_refused(gw_t *g, struct MHD_Connection *c, const char *key, int single, int *rc);
 /* Whether session h (made with Idempotency-Key key) was made from the same
  * request as p. */
 int gw_same_submit(gw_t *g, fg_handle_t h, const char *key, const fg_submit_t *p);

@@ -270,11 +270,6 @@ int gw_idem_submit(gw_t *g, fg_submit_t *p, const char *key, fg_handle_t *h, uin
 	return e;
 }
 
-int gw_key_ok(const char *k)
-{
-	return key_ok(k);
-}
-
 /* Whether session h was made with key from the same request as p: its
  * workflow, and the records it began with (its system prompt and prompt;
  * an agent's records, or a chat's history, in p->recs).  Not its limits
@@ -343,15 +338,9 @@ int gw_post_session(gw_t *g, struct MHD_Connection *c, body_t *b, const char *un
 	fg_submit_t p = q.sub;
 	fg_handle_t h;
 	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
-	if (key && !key_ok(key)) {
+	if (gw_key_refused(g, c, key, 1, &rc)) {
 		fg_gwreq_free(&q);
-		return reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
-				   "letters, digits, '-', '_', '.' or ':'");
-	}
-	if (key && gw_key_batched(g, key)) {
-		fg_gwreq_free(&q);
-		return reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used for a "
-				   "batch (POST /v1/sessions/batch)", key);
+		return rc;
 	}
 	uint64_t old = 0;
 	int e = gw_idem_submit(g, &p, key, &h, &old);
@@ -412,9 +401,8 @@ static void item_key(char *k, size_t kn, const char *key, size_t i, size_t n)
 	snprintf(k, kn, "%s#%zu%s", key, i, i + 1 == n ? "$" : "");
 }
 
-/* Whether key made a batch (then a single request with it is another
- * request: 409). */
-int gw_key_batched(gw_t *g, const char *key)
+/* Whether key made a batch. */
+static int key_batched(gw_t *g, const char *key)
 {
 	char k[GW_KEY_MAX + 1];
 	item_key(k, sizeof(k), key, 0, 2);
@@ -422,6 +410,19 @@ int gw_key_batched(gw_t *g, const char *key)
 		return 1;
 	item_key(k, sizeof(k), key, 0, 1);
 	return gw_idem_lookup(g, k) != 0;
+}
+
+int gw_key_refused(gw_t *g, struct MHD_Connection *c, const char *key, int single, int *rc)
+{
+	if (key && !key_ok(key))
+		*rc = reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
+				  "letters, digits, '-', '_', '.' or ':'");
+	else if (key && single && key_batched(g, key))
+		*rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used for a "
+				  "batch (POST /v1/sessions/batch)", key);
+	else
+		return 0;
+	return 1;
 }
 
 /* What batch_item needs: the gateway and the batch's key (or NULL). */
@@ -489,9 +490,9 @@ int gw_post_batch(gw_t *g, struct MHD_Connection *c, body_t *b, const char *unus
 	fg_gwreq_t q;
 	size_t n, i, made = 0;
 	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
-	if (key && !key_ok(key))
-		return reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
-				   "letters, digits, '-', '_', '.' or ':'");
+	int rc;
+	if (gw_key_refused(g, c, key, 0, &rc))
+		return rc;
 	struct batch_ctx x = { g, key };
 	if (fg_gwreq_batch(b->p, b->n, g->cfg, &q, &n, batch_item, &x) < 0) {
 		if (q.status != 409)
@@ -499,7 +500,6 @@ int gw_post_batch(gw_t *g, struct MHD_Connection *c, body_t *b, const char *unus
 		fg_gwreq_free(&q);
 		return reply_error(c, 409, q.param, "%s", q.error);
 	}
-	int rc;
 	unsigned st = 0;
 	char msg[sizeof(q.error)], pb[48], k[GW_KEY_MAX + 1];
 	/* the reply is written as it goes: {"data":[{"id":"…"},…]} (ids are
@@ -699,9 +699,9 @@ static int continue_with(gw_t *g, struct MHD_Connection *c, const char *id, cons
 	/* Idempotency-Key: kept in the log beside the message, so a retry
 	 * after a lost 202 finds it there and adds nothing */
 	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
-	if (key && !key_ok(key))
-		return reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
-				   "letters, digits, '-', '_', '.' or ':'");
+	int rc;
+	if (gw_key_refused(g, c, key, 0, &rc))
+		return rc;
 	pthread_mutex_lock(&g->submit_lock);   /* (the actor: one thread at a time) */
 	int e = fg_thread_continue(&g->a, h, rec, n, resume, key, &replayed, err, sizeof(err));
 	pthread_mutex_unlock(&g->submit_lock);
@@ -776,12 +776,8 @@ int gw_fork(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	uint64_t old = 0;
 	if (e == -ENOENT) {
 		rc = reply_error(c, 404, "id", "no session %.40s", id);
-	} else if (key && !key_ok(key)) {
-		rc = reply_error(c, 400, "Idempotency-Key", "Idempotency-Key must be 1 to 128 "
-				 "letters, digits, '-', '_', '.' or ':'");
-	} else if (key && gw_key_batched(g, key)) {
-		rc = reply_error(c, 409, "Idempotency-Key", "Idempotency-Key %.128s was used for a "
-				 "batch (POST /v1/sessions/batch)", key);
+	} else if (gw_key_refused(g, c, key, 1, &rc)) {
+		/* (answered: rc) */
 	} else if (e == -ENOMEM) {
 		rc = reply_oom(c);
 	} else if (e == -E2BIG) {
