@@ -122,14 +122,9 @@ static int chat_wait(chat_t *ch, int step_ms, uint64_t until_ns)
 		uint64_t left = (until_ns < ch->deadline_ns ? until_ns : ch->deadline_ns) - now;
 		int ms = left / 1000000u < (uint64_t)step_ms ? (int)(left / 1000000u) + 1 : step_ms;
 		fg_bell_wait(r, ch->idx, seq, ms);
-		const union MHD_ConnectionInfo *ci =
-			MHD_get_connection_info(ch->c, MHD_CONNECTION_INFO_CONNECTION_FD);
-		if (ci) {
-			struct pollfd p = { ci->connect_fd, POLLRDHUP, 0 };
-			if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-				rc = -1;   /* the client left */
-				break;
-			}
+		if (gw_client_gone(ch->c)) {
+			rc = -1;
+			break;
 		}
 	}
 	fg_bell_leave(r, ch->idx, FG_BELL_STATES);
@@ -506,14 +501,9 @@ idle:;
 			return snprintf(buf, max, ": keep-alive\n\n");
 		}
 		fg_bell_wait(r, ch->idx, bseq, 100);
-		const union MHD_ConnectionInfo *ci =
-			MHD_get_connection_info(ch->c, MHD_CONNECTION_INFO_CONNECTION_FD);
-		if (ci) {
-			struct pollfd p = { ci->connect_fd, POLLRDHUP, 0 };
-			if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-				fg_bell_leave(r, ch->idx, FG_BELL_STEPS);
-				return MHD_CONTENT_READER_END_WITH_ERROR;   /* the client left */
-			}
+		if (gw_client_gone(ch->c)) {
+			fg_bell_leave(r, ch->idx, FG_BELL_STEPS);
+			return MHD_CONTENT_READER_END_WITH_ERROR;
 		}
 	}
 	fg_bell_leave(r, ch->idx, FG_BELL_STEPS);

@@ -62,6 +62,9 @@ int refuse(struct MHD_Connection *c, fg_gwreq_t *q);
 unsigned gw_submit_error(gw_t *g, int e, const char *what, const char *field,
 			 const char **param, char *msg, size_t n);
 uint64_t keepalive_ns(const gw_t *g);
+/* Whether the client of connection c has closed it (what MHD itself takes
+ * a read of nothing for): a wait for a session on its behalf ends. */
+int gw_client_gone(struct MHD_Connection *c);
 void sse_free(void *cls);
 
 /* sessions.c */

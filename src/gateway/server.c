@@ -161,6 +161,14 @@ uint64_t keepalive_ns(const gw_t *g)
 	return half < 15000000000ull ? half : 15000000000ull;
 }
 
+int gw_client_gone(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c,
+		MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct pollfd p = { ci ? ci->connect_fd : -1, POLLRDHUP, 0 };
+	return ci && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 static int healthz(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 {
 	(void)g;

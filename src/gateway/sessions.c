@@ -816,14 +816,10 @@ int gw_fork(gw_t *g, struct MHD_Connection *c, body_t *b, const char *id)
 	return rc;
 }
 
-/* Whether the client of connection c has closed it (what MHD itself takes
- * a read of nothing for): an answer that waits for its session stops. */
+/* (fg_approval_decide's gone) */
 static int client_gone(void *c)
 {
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c,
-		MHD_CONNECTION_INFO_CONNECTION_FD);
-	struct pollfd p = { ci ? ci->connect_fd : -1, POLLRDHUP, 0 };
-	return ci && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+	return gw_client_gone(c);
 }
 
 /*

@@ -42,7 +42,7 @@
  * gets exactly the events after that id.  Each stream has its own thread
  * (libmicrohttpd's thread-per-connection mode), so a thousand subscribers
  * do not hold other requests back; a client that went away is noticed
- * within 20 ms (POLLRDHUP on its socket). */
+ * within 100 ms (POLLRDHUP on its socket: gw_client_gone). */
 typedef struct sse {
 	gw_t *g;
 	struct MHD_Connection *c;
@@ -243,16 +243,11 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			e->last_write_ns = now;
 			return (ssize_t)n;
 		}
-		const union MHD_ConnectionInfo *ci =
-			MHD_get_connection_info(e->c, MHD_CONNECTION_INFO_CONNECTION_FD);
 		/* the session's next commit or its end rings its bell; every
 		 * 100 ms we also look whether the client left */
 		fg_bell_wait(g->r, e->idx, seq, 100);
-		if (ci) {
-			struct pollfd p = { ci->connect_fd, POLLRDHUP | POLLIN, 0 };
-			if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
-				return MHD_CONTENT_READER_END_WITH_ERROR;   /* the client left */
-		}
+		if (gw_client_gone(e->c))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
 	}
 }
 
