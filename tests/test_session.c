@@ -70,15 +70,23 @@ static uint32_t take(fg_actor_t *a)
 	return UINT32_MAX;
 }
 
+/* A client c and worker w (slot wslot) attached; one synthetic session of
+ * steps steps submitted by c: its handle. */
+static fg_handle_t submit_one(fg_actor_t *c, fg_actor_t *w, uint32_t wslot, uint32_t steps)
+{
+	assert_int_equal(fg_client_attach(&R, c), 0);
+	worker_actor(w, wslot);
+	fg_submit_t p = { FG_WF_SYNTHETIC, steps, 0, NULL, NULL };
+	fg_handle_t h;
+	assert_int_equal(fg_session_submit(c, &p, &h), 0);
+	return h;
+}
+
 static void test_lifecycle(void **state)
 {
 	(void)state;
 	fg_actor_t c, w;
-	assert_int_equal(fg_client_attach(&R, &c), 0);
-	worker_actor(&w, 0);
-	fg_submit_t p = { FG_WF_SYNTHETIC, 3, 0, NULL, NULL };
-	fg_handle_t h;
-	assert_int_equal(fg_session_submit(&c, &p, &h), 0);
+	fg_handle_t h = submit_one(&c, &w, 0, 3);
 	uint32_t idx = FG_HANDLE_IDX(h);
 	assert_int_equal(FG_HANDLE_GEN(h), 1);
 	assert_int_equal(state_of(idx), FG_S_QUEUED);
@@ -139,11 +147,7 @@ static void test_bells(void **state)
 {
 	(void)state;
 	fg_actor_t c, w;
-	assert_int_equal(fg_client_attach(&R, &c), 0);
-	worker_actor(&w, 0);
-	fg_submit_t p = { FG_WF_SYNTHETIC, 3, 0, NULL, NULL };
-	fg_handle_t h;
-	assert_int_equal(fg_session_submit(&c, &p, &h), 0);
+	fg_handle_t h = submit_one(&c, &w, 0, 3);
 	uint32_t idx = FG_HANDLE_IDX(h), e;
 	assert_int_equal(take(&w), idx);
 	assert_int_equal(fg_session_claim(&w, idx, &e), 0);
@@ -205,11 +209,7 @@ static void test_log_full(void **state)
 {
 	(void)state;
 	fg_actor_t c, w;
-	assert_int_equal(fg_client_attach(&R, &c), 0);
-	worker_actor(&w, 1);
-	fg_submit_t p = { FG_WF_SYNTHETIC, 1, 0 };
-	fg_handle_t h;
-	assert_int_equal(fg_session_submit(&c, &p, &h), 0);
+	fg_handle_t h = submit_one(&c, &w, 1, 1);
 	uint32_t e, idx = FG_HANDLE_IDX(h);
 	assert_int_equal(fg_session_claim(&w, idx, &e), 0);
 	char big[200] = { 0 };
