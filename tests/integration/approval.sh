@@ -401,7 +401,8 @@ until_true 10 is_state "$id" done || fail "6b: not done (2)"
 stop_forged
 # held W: a fresh forged whose worker 0 stops after committing a call's
 # ASK (before it parks); sessions posted into $T/W.ids until one is held
-# (worker 0 may not be the one that takes the first), the stopped pid in $p
+# (worker 0 may not be the one that takes the first: worker 1, idle, takes
+# from its ring too; up to 50, 0.2 s apart), the stopped pid in $p
 held() {
 	fresh
 	export FORGE_STALLPOINT=approval.ask.after_commit:1 FORGE_CRASH_SLOT=0 FORGE_STALL_FILE=$T/$1.stall
@@ -409,7 +410,7 @@ held() {
 	unset FORGE_STALLPOINT FORGE_CRASH_SLOT FORGE_STALL_FILE
 	n=$((n + 1))
 	: > "$T/$1.ids"
-	for k in 1 2 3 4 5 6; do
+	for k in $(seq 50); do
 		post_call careful "{\"n\":$n}" >> "$T/$1.ids"
 		[ -s "$T/$1.stall" ] && break
 		sleep 0.2
@@ -471,7 +472,9 @@ echo "6b: an answer stalled before and after its CAS, a worker stalled after ask
 # second and says so; the session, back from its worker's death, waits on
 held w3
 hid=""
-for id in $(cat "$T/w3.ids"); do is_state "$id" waiting || hid=$id; done
+for id in $(cat "$T/w3.ids"); do   # (running, its ASK committed: the held one)
+	curl -s "$API/v1/sessions/$id" | jq -e '.state == "running" and ([.internal[]? | select(.role == "forge.ask")] | length) > 0' > /dev/null && hid=$id
+done
 [ -n "$hid" ] || fail "6c: no session held by the stopped worker"
 c=$(curl -s "$API/v1/sessions/$hid" | jq -r '[.messages[] | select(.tool_calls)][-1].tool_calls[0].id')
 set +e
